@@ -1,0 +1,71 @@
+"""Reading events: list, count and breakdowns, with the same filters as ``touchpoints events``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from touchpoints.api.auth import require
+from touchpoints.events import stored_event_json
+from touchpoints.privacy.keys import ApiKey
+from touchpoints.warehouse import EventFilter
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+Reader = Annotated[ApiKey, Depends(require("read"))]
+
+
+def _filter(
+    type: str | None = None,
+    event: str | None = None,
+    channel: str | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+    source: str | None = None,
+    since: Annotated[datetime | None, Query(description="ISO-8601, UTC when no zone")] = None,
+    until: Annotated[datetime | None, Query(description="ISO-8601, UTC when no zone")] = None,
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+) -> EventFilter:
+    return EventFilter(
+        type=type,
+        event=event,
+        channel=channel,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        source=source,
+        since=_naive_utc(since),
+        until=_naive_utc(until),
+        after_seq=after_seq,
+    )
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+Filter = Annotated[EventFilter, Depends(_filter)]
+
+
+@router.get("")
+def list_events(
+    request: Request,
+    _: Reader,
+    flt: Filter,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 20,
+    order: Annotated[str, Query(pattern="^(newest|oldest)$")] = "newest",
+) -> dict[str, Any]:
+    rows = request.app.state.tp.events.list(flt, limit=limit, newest_first=order == "newest")
+    return {"events": [stored_event_json(row) for row in rows]}
+
+
+@router.get("/count")
+def count_events(request: Request, _: Reader, flt: Filter) -> dict[str, int]:
+    return {"count": request.app.state.tp.events.count(flt)}
+
+
+@router.get("/stats")
+def event_stats(request: Request, _: Reader) -> dict[str, Any]:
+    return request.app.state.tp.events.stats()

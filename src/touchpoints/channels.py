@@ -1,0 +1,263 @@
+"""Channel detection: which of our twelve channels an event happened on.
+
+Order (first answer wins), documented in docs/channels.md:
+
+1. an explicit ``context.channel`` or ``properties.channel`` (spelling variants folded:
+   "E-Mail" → email, "app" → mobile_app; an unknown value → other);
+2. the user's ``channel_rules`` from the settings;
+3. the built-in rules below, unless ``builtin_channel_rules`` is off: device type, then the
+   sending library and app, then the campaign (utm medium and source), then the referrer,
+   then web signals (a page call, a page context or a browser user agent);
+4. otherwise ``other``.
+
+Campaign and referrer are read the way web analytics tools group traffic: a page view that
+arrives from a newsletter link is an e-mail touchpoint, from an Instagram post a social one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from touchpoints.config import CHANNELS, ChannelRule
+
+_ALIASES: dict[str, str] = {
+    "e-mail": "email",
+    "mail": "email",
+    "newsletter": "email",
+    "website": "web",
+    "browser": "web",
+    "online": "web",
+    "app": "mobile_app",
+    "mobile": "mobile_app",
+    "mobile-app": "mobile_app",
+    "mobileapp": "mobile_app",
+    "ios": "mobile_app",
+    "android": "mobile_app",
+    "social_media": "social",
+    "social-media": "social",
+    "socialmedia": "social",
+    "text": "sms",
+    "messenger": "chat",
+    "chatbot": "chat",
+    "livechat": "chat",
+    "whatsapp": "chat",
+    "call": "phone",
+    "telephone": "phone",
+    "hotline": "phone",
+    "call_center": "phone",
+    "callcenter": "phone",
+    "shop": "store",
+    "dealer": "store",
+    "pos": "store",
+    "retail": "store",
+    "offline": "store",
+    "connected_car": "iot",
+    "car": "iot",
+    "smart_home": "iot",
+    "voice_assistant": "voice",
+    "smart_speaker": "voice",
+    "alexa": "voice",
+    "wallet": "blockchain",
+    "web3": "blockchain",
+    "letter": "other",
+    "mail_letter": "other",
+}
+
+_MOBILE_LIBRARIES = re.compile(
+    r"analytics-(ios|android|react-native|flutter|kotlin|swift|xamarin)"
+    r"|rudder-(ios|android|react-native|flutter)|@segment/analytics-react-native"
+    r"|posthog-(ios|android|react-native|flutter)",
+    re.IGNORECASE,
+)
+_WEB_LIBRARIES = re.compile(
+    r"^(analytics\.js|analytics-next|@segment/analytics-next|rudderanalytics\.js"
+    r"|rudder-sdk-js|posthog-js|touchpoints\.js)$",
+    re.IGNORECASE,
+)
+
+_DEVICE_TYPES: dict[str, str] = {
+    "ios": "mobile_app",
+    "android": "mobile_app",
+    "car": "iot",
+    "vehicle": "iot",
+    "connected_car": "iot",
+    "iot": "iot",
+    "smart_home": "iot",
+    "thermostat": "iot",
+    "wearable": "iot",
+    "tv": "iot",
+    "smart_tv": "iot",
+    "smart_speaker": "voice",
+    "voice_assistant": "voice",
+    "voice": "voice",
+    "pos": "store",
+    "kiosk": "store",
+    "wallet": "blockchain",
+}
+
+_MEDIUMS: dict[str, str] = {
+    "email": "email",
+    "e-mail": "email",
+    "newsletter": "email",
+    "mail": "email",
+    "sms": "sms",
+    "text": "sms",
+    "mms": "sms",
+    "social": "social",
+    "social-media": "social",
+    "social_media": "social",
+    "paid_social": "social",
+    "paid-social": "social",
+    "organic_social": "social",
+    "sm": "social",
+    "chat": "chat",
+    "chatbot": "chat",
+    "messenger": "chat",
+    "push": "mobile_app",
+    "app": "mobile_app",
+    "qr": "store",
+    "print": "other",
+    "letter": "other",
+}
+
+# Social networks by name (matched against host labels and campaign-source words) and by domain.
+_SOCIAL_NAMES = frozenset(
+    "facebook instagram tiktok linkedin twitter youtube pinterest reddit snapchat xing "
+    "threads mastodon whatsapp telegram".split()
+)
+_SOCIAL_SOURCE_WORDS = _SOCIAL_NAMES | {"fb", "ig", "li", "yt", "x", "social"}
+_SOCIAL_DOMAINS = ("x.com", "t.co", "fb.com", "fb.me", "youtu.be", "lnkd.in", "threads.net")
+_MAIL_DOMAINS = (
+    "mail.google.com",
+    "outlook.live.com",
+    "outlook.office.com",
+    "outlook.office365.com",
+    "mail.yahoo.com",
+    "gmx.net",
+    "gmx.de",
+    "web.de",
+    "t-online.de",
+    "mail.proton.me",
+)
+_BROWSER_AGENT = re.compile(r"Mozilla/|Chrome/|Safari/|Firefox/|Edg/", re.IGNORECASE)
+
+
+def normalize_channel(value: Any) -> str | None:
+    """Fold a sender's channel spelling into the taxonomy; None when it is not a string."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    key = value.strip().lower().replace(" ", "_")
+    if key in CHANNELS:
+        return key
+    return _ALIASES.get(key, "other")
+
+
+def _get(event: Mapping[str, Any], path: str) -> Any:
+    current: Any = event
+    for part in path.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+    return current
+
+
+def _host(url: Any) -> str:
+    if not isinstance(url, str) or not url:
+        return ""
+    try:
+        return (urlsplit(url if "//" in url else "//" + url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _host_in(host: str, domains: tuple[str, ...]) -> bool:
+    return any(host == domain or host.endswith("." + domain) for domain in domains)
+
+
+def _is_social_host(host: str) -> bool:
+    return _host_in(host, _SOCIAL_DOMAINS) or not _SOCIAL_NAMES.isdisjoint(host.split("."))
+
+
+def _rule_matcher(rule: ChannelRule) -> Callable[[Mapping[str, Any]], bool]:
+    if rule.exists is not None:
+        want = rule.exists
+        return lambda event: (_get(event, rule.field) is not None) == want
+    if rule.equals is not None:
+        target = rule.equals.lower()
+        return lambda event: str(_get(event, rule.field) or "").lower() == target
+    if rule.in_ is not None:
+        choices = {choice.lower() for choice in rule.in_}
+        return lambda event: str(_get(event, rule.field) or "").lower() in choices
+    pattern = re.compile(rule.matches or "", re.IGNORECASE)
+    return lambda event: bool(pattern.search(str(_get(event, rule.field) or "")))
+
+
+class ChannelDetector:
+    """Applies the documented order; built once from the settings, then called per event."""
+
+    def __init__(self, rules: list[ChannelRule] | None = None, builtin: bool = True) -> None:
+        self._rules = [(_rule_matcher(rule), rule.channel) for rule in rules or []]
+        self._builtin = builtin
+
+    def detect(self, event: Mapping[str, Any]) -> str:
+        context = event.get("context")
+        context = context if isinstance(context, Mapping) else {}
+        properties = event.get("properties")
+        properties = properties if isinstance(properties, Mapping) else {}
+
+        explicit = normalize_channel(context.get("channel")) or normalize_channel(
+            properties.get("channel")
+        )
+        if explicit:
+            return explicit
+        for matches, channel in self._rules:
+            if matches(event):
+                return channel
+        if self._builtin:
+            return _builtin_channel(event, context) or "other"
+        return "other"
+
+
+def _builtin_channel(event: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:
+    device = context.get("device") if isinstance(context.get("device"), Mapping) else {}
+    device_type = device.get("type")
+    if isinstance(device_type, str) and device_type.lower() in _DEVICE_TYPES:
+        return _DEVICE_TYPES[device_type.lower()]
+
+    library = context.get("library") if isinstance(context.get("library"), Mapping) else {}
+    library_name = library.get("name") if isinstance(library.get("name"), str) else ""
+    if library_name and _MOBILE_LIBRARIES.search(library_name):
+        return "mobile_app"
+    if event.get("type") == "screen" or isinstance(context.get("app"), Mapping):
+        return "mobile_app"
+
+    campaign = context.get("campaign") if isinstance(context.get("campaign"), Mapping) else {}
+    medium = campaign.get("medium")
+    if isinstance(medium, str) and medium.strip().lower() in _MEDIUMS:
+        return _MEDIUMS[medium.strip().lower()]
+    source = campaign.get("source")
+    if isinstance(source, str):
+        words = set(re.split(r"[^a-z0-9]+", source.lower()))
+        if not _SOCIAL_SOURCE_WORDS.isdisjoint(words) or _is_social_host(source.lower()):
+            return "social"
+
+    page = context.get("page") if isinstance(context.get("page"), Mapping) else {}
+    referrer = context.get("referrer") if isinstance(context.get("referrer"), Mapping) else {}
+    referrer_host = _host(page.get("referrer")) or _host(referrer.get("url"))
+    if referrer_host:
+        if _is_social_host(referrer_host):
+            return "social"
+        if _host_in(referrer_host, _MAIL_DOMAINS):
+            return "email"
+
+    if library_name and _WEB_LIBRARIES.search(library_name):
+        return "web"
+    if event.get("type") == "page" or page:
+        return "web"
+    user_agent = context.get("userAgent")
+    if isinstance(user_agent, str) and _BROWSER_AGENT.search(user_agent):
+        return "web"
+    return None

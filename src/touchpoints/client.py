@@ -1,0 +1,211 @@
+"""How the CLI reaches a data directory: directly, or through the server that owns it.
+
+A running server holds the DuckDB file exclusively and announces itself in ``server.json``
+(its pid, address and an in-memory admin token). When that file names a live process the CLI
+talks to the server over HTTP; otherwise it opens the file itself. Both clients offer the same
+methods, so each command is written once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from typing import Any
+
+import httpx
+import orjson
+
+from touchpoints.collect.quarantine import ReplayResult
+from touchpoints.config import Settings
+from touchpoints.core import Touchpoints
+from touchpoints.events import stored_event_json
+from touchpoints.warehouse import EventFilter
+
+
+class ClientError(Exception):
+    """A command could not be carried out; the message is fit for the user."""
+
+
+def running_server(settings: Settings) -> dict[str, Any] | None:
+    """The server.json of a live server on this data directory, or None."""
+    path = settings.server_file
+    try:
+        info = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return None
+    pid = info.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return None
+    return info
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalClient:
+    """Works on the DuckDB file directly (no server running)."""
+
+    remote = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.tp = Touchpoints(settings)
+
+    def close(self) -> None:
+        self.tp.close()
+
+    def count(self, flt: EventFilter) -> int:
+        return self.tp.events.count(flt)
+
+    def list(self, flt: EventFilter, limit: int, newest_first: bool) -> list[dict[str, Any]]:
+        return [stored_event_json(r) for r in self.tp.events.list(flt, limit, newest_first)]
+
+    def stats(self) -> dict[str, Any]:
+        return self.tp.events.stats()
+
+    def create_key(self, role: str, name: str | None) -> dict[str, Any]:
+        key, secret = self.tp.keys.create(role, name)
+        return {**key.as_dict(), "secret": secret}
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return [key.as_dict() for key in self.tp.keys.list()]
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return self.tp.keys.revoke(key_id).as_dict()
+
+    def quarantine_list(self, status: str | None, limit: int) -> tuple[int, list[dict]]:
+        q = self.tp.quarantine
+        return q.count(status), [item.as_dict() for item in q.list(status, limit)]
+
+    def quarantine_get(self, item_id: int) -> dict[str, Any] | None:
+        item = self.tp.quarantine.get(item_id)
+        return item.as_dict() if item else None
+
+    def quarantine_replay(self, ids: list[int] | None) -> dict[str, int]:
+        result: ReplayResult = self.tp.replay_quarantine(ids)
+        return asdict(result)
+
+    def quarantine_delete(self, item_id: int) -> bool:
+        return self.tp.quarantine.delete(item_id)
+
+    def import_chunk(self, messages: list[dict[str, Any]], rows: list[tuple]) -> int | None:
+        return self.tp.write_rows(rows)
+
+
+class RemoteClient:
+    """Talks to the running server's API with its control token."""
+
+    remote = True
+
+    def __init__(self, settings: Settings, info: dict[str, Any]) -> None:
+        self.pid = info["pid"]
+        self._http = httpx.Client(
+            base_url=info["url"],
+            headers={"Authorization": f"Bearer {info['token']}"},
+            timeout=60,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ClientError(
+                f"the server (pid {self.pid}) did not answer at {self._http.base_url}: {exc}"
+            ) from None
+        if response.status_code == 404 and method == "GET":
+            return None
+        if response.status_code >= 400:
+            try:
+                detail = response.json()
+                detail = detail.get("detail") or detail.get("error") or detail
+            except ValueError:
+                detail = response.text
+            raise ClientError(f"the server refused: {detail}")
+        return response.json()
+
+    @staticmethod
+    def _params(flt: EventFilter) -> dict[str, Any]:
+        params = {k: v for k, v in vars(flt).items() if v is not None}
+        for key in ("since", "until"):
+            if key in params:
+                params[key] = params[key].isoformat()
+        return params
+
+    def count(self, flt: EventFilter) -> int:
+        return int(self._call("GET", "/v1/events/count", params=self._params(flt))["count"])
+
+    def list(self, flt: EventFilter, limit: int, newest_first: bool) -> list[dict[str, Any]]:
+        params = {
+            **self._params(flt),
+            "limit": limit,
+            "order": "newest" if newest_first else "oldest",
+        }
+        return self._call("GET", "/v1/events", params=params)["events"]
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/events/stats")
+
+    def create_key(self, role: str, name: str | None) -> dict[str, Any]:
+        return self._call("POST", "/v1/keys", json={"role": role, "name": name})
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/keys")["keys"]
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/v1/keys/{key_id}")
+
+    def quarantine_list(self, status: str | None, limit: int) -> tuple[int, list[dict]]:
+        body = self._call(
+            "GET", "/v1/quarantine", params={"status": status or "all", "limit": limit}
+        )
+        return body["count"], body["items"]
+
+    def quarantine_get(self, item_id: int) -> dict[str, Any] | None:
+        return self._call("GET", f"/v1/quarantine/{item_id}")
+
+    def quarantine_replay(self, ids: list[int] | None) -> dict[str, int]:
+        return self._call("POST", "/v1/quarantine/replay", json={"ids": ids})
+
+    def quarantine_delete(self, item_id: int) -> bool:
+        try:
+            self._call("DELETE", f"/v1/quarantine/{item_id}")
+        except ClientError:
+            return False
+        return True
+
+    def import_chunk(self, messages: list[dict[str, Any]], rows: list[tuple]) -> int | None:
+        body = orjson.dumps({"batch": messages})
+        for _attempt in range(30):
+            try:
+                response = self._http.post(
+                    "/v1/import", content=body, headers={"Content-Type": "application/json"}
+                )
+            except httpx.HTTPError as exc:
+                raise ClientError(f"the server (pid {self.pid}) did not answer: {exc}") from None
+            if response.status_code == 429:
+                time.sleep(float(response.headers.get("Retry-After", "1")))
+                continue
+            if response.status_code >= 400:
+                raise ClientError(f"the server refused a chunk: {response.text[:500]}")
+            return None
+        raise ClientError("the server stayed busy (429) for 30 attempts; try again later")
+
+
+Client = LocalClient | RemoteClient
+
+
+def connect(settings: Settings) -> Client:
+    info = running_server(settings)
+    if info is not None:
+        return RemoteClient(settings, info)
+    return LocalClient(settings)

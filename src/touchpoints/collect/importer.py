@@ -1,0 +1,383 @@
+"""Bulk import: Segment-format JSONL and Parquet, and CSV exports through a column mapping.
+
+Every line becomes a Segment message; a message without a messageId gets one derived from
+its content, so importing the same file twice stores nothing twice. Lines that cannot become
+an event are reported with their line number and reason; the good ones are kept.
+
+The CSV mapping file (TOML) turns each row into one call, for example a CRM export::
+
+    type = "identify"            # or "track" (then: event = "Column" or event_name = "Text")
+    user_id = "Kundennummer"     # column for userId; anonymous_id = "..." also possible
+    timestamp = "Geaendert_am"   # optional column with the event time
+    message_id_prefix = "crm"    # optional
+    [traits]                     # identify: trait = column ([properties] for track)
+    email = "E-Mail"
+    [context]                    # constant values added to every event's context
+    source = "crm_export"
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+Format = Literal["jsonl", "csv", "parquet"]
+
+
+class ImportError_(Exception):
+    """The file or the mapping cannot be read at all; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Line:
+    """One input line: where it was, its text (for the reject file), and the message or why not."""
+
+    number: int
+    raw: str
+    message: dict[str, Any] | None
+    error: str | None = None
+
+
+def detect_format(path: Path) -> Format:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise ImportError_(
+        f"cannot tell the format of {path.name} from its suffix; pass --format jsonl|csv|parquet"
+    )
+
+
+def content_id(prefix: str, text: str) -> str:
+    return f"{prefix}-{hashlib.sha1(text.encode()).hexdigest()[:32]}"
+
+
+def _with_id(message: dict[str, Any], prefix: str, raw: str) -> dict[str, Any]:
+    if "messageId" not in message:
+        message["messageId"] = content_id(prefix, raw)
+    return message
+
+
+def read_jsonl(path: Path) -> Iterator[Line]:
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+        for number, text in enumerate(handle, start=1):
+            raw = text.rstrip("\r\n")
+            if not raw.strip():
+                continue
+            try:
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                yield Line(number, raw, None, f"not valid JSON: {exc}")
+                continue
+            if not isinstance(value, dict):
+                yield Line(number, raw, None, "a line must hold one JSON object (an event)")
+                continue
+            yield Line(number, raw, _with_id(value, "import", raw))
+
+
+# -- CSV -------------------------------------------------------------------------------------
+@dataclass
+class CsvMapping:
+    type: Literal["identify", "track"] = "identify"
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    timestamp: str | None = None
+    event: str | None = None
+    event_name: str | None = None
+    message_id_prefix: str = "csv"
+    traits: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    context: dict[str, str] = field(default_factory=dict)
+    delimiter: str | None = None
+
+    def columns(self) -> dict[str, str]:
+        """Every column the mapping reads, by the setting that names it."""
+        named = {
+            name: getattr(self, name)
+            for name in ("user_id", "anonymous_id", "timestamp", "event")
+            if getattr(self, name)
+        }
+        named.update({f"traits.{k}": v for k, v in self.traits.items()})
+        named.update({f"properties.{k}": v for k, v in self.properties.items()})
+        return named
+
+
+def load_mapping(path: Path) -> CsvMapping:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ImportError_(f"mapping file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ImportError_(f"mapping file {path} is not valid TOML: {exc}") from None
+    known = set(CsvMapping.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ImportError_(
+            f"mapping file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    for table in ("traits", "properties", "context"):
+        value = data.get(table, {})
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ImportError_(f"mapping file {path}: [{table}] must map names to column names")
+    for name in ("type", "user_id", "anonymous_id", "timestamp", "event", "event_name"):
+        if name in data and not isinstance(data[name], str):
+            raise ImportError_(f"mapping file {path}: {name} must be a string")
+    mapping = CsvMapping(**data)
+    if mapping.type not in ("identify", "track"):
+        raise ImportError_(f"mapping file {path}: type must be identify or track")
+    if not mapping.user_id and not mapping.anonymous_id:
+        raise ImportError_(f"mapping file {path}: set user_id or anonymous_id (a column name)")
+    if mapping.type == "track" and not (mapping.event or mapping.event_name):
+        raise ImportError_(
+            f"mapping file {path}: a track mapping needs event (a column) or event_name (text)"
+        )
+    return mapping
+
+
+def _csv_time(value: str) -> str:
+    """CSV exports write dates many ways; accept ISO-8601 and German DD.MM.YYYY."""
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    try:
+        return datetime.strptime(text, "%d.%m.%Y").date().isoformat() + "T00:00:00"
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date-time (ISO-8601 or DD.MM.YYYY)") from None
+
+
+def read_csv(path: Path, mapping: CsvMapping) -> Iterator[Line]:
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
+        sample = handle.read(65536)
+        handle.seek(0)
+        delimiter = mapping.delimiter
+        if delimiter is None:
+            try:
+                delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+            except csv.Error:
+                delimiter = ","
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        positions = {name.strip(): i for i, name in enumerate(header)}
+        missing = {
+            setting: column
+            for setting, column in mapping.columns().items()
+            if column not in positions
+        }
+        if missing:
+            wrong = ", ".join(f"{s} → {c!r}" for s, c in missing.items())
+            raise ImportError_(
+                f"{path.name}: the mapping names columns the file does not have ({wrong}); "
+                f"its columns are: {', '.join(positions)}"
+            )
+        for values in reader:
+            number = reader.line_num
+            raw = delimiter.join(values)
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                yield Line(
+                    number,
+                    raw,
+                    None,
+                    f"has {len(values)} fields, the header has {len(header)}",
+                )
+                continue
+            row = {name: values[i].strip() for name, i in positions.items()}
+            try:
+                message = _csv_message(row, mapping)
+            except ValueError as exc:
+                yield Line(number, raw, None, str(exc))
+                continue
+            yield Line(number, raw, _with_id(message, mapping.message_id_prefix, raw))
+
+
+def _csv_message(row: dict[str, str], mapping: CsvMapping) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": mapping.type}
+    if mapping.user_id and row[mapping.user_id]:
+        message["userId"] = row[mapping.user_id]
+    if mapping.anonymous_id and row[mapping.anonymous_id]:
+        message["anonymousId"] = row[mapping.anonymous_id]
+    if mapping.timestamp and row[mapping.timestamp]:
+        try:
+            message["timestamp"] = _csv_time(row[mapping.timestamp])
+        except ValueError as exc:
+            raise ValueError(f"column {mapping.timestamp!r}: {exc}") from None
+    if mapping.type == "track":
+        message["event"] = row[mapping.event] if mapping.event else mapping.event_name
+        message["properties"] = {k: row[c] for k, c in mapping.properties.items() if row[c]}
+    else:
+        traits = {k: row[c] for k, c in mapping.traits.items() if row[c]}
+        message["traits"] = traits
+        message["properties"] = {k: row[c] for k, c in mapping.properties.items() if row[c]}
+        if not message["properties"]:
+            del message["properties"]
+    if mapping.context:
+        message["context"] = dict(mapping.context)
+    return message
+
+
+# -- Parquet ---------------------------------------------------------------------------------
+_DOCUMENTS = ("properties", "traits", "context", "integrations")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def read_parquet(path: Path) -> Iterator[Line]:
+    """Segment-format columns (type, userId, event, properties, …); documents may be structs
+    or JSON text. Line numbers are row numbers, counted from 1."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise ImportError_(f"{path.name} is not a readable Parquet file: {exc}") from None
+    number = 0
+    for batch in parquet.iter_batches(batch_size=10_000):
+        for record in batch.to_pylist():
+            number += 1
+            message = {k: _plain(v) for k, v in record.items() if v is not None}
+            problem = None
+            for name in _DOCUMENTS:
+                if isinstance(message.get(name), str):
+                    try:
+                        message[name] = orjson.loads(message[name])
+                    except orjson.JSONDecodeError:
+                        problem = f"column {name} holds text that is not JSON"
+            raw = orjson.dumps(message, default=str).decode()
+            if problem:
+                yield Line(number, raw, None, problem)
+            else:
+                yield Line(number, raw, _with_id(message, "import", raw))
+
+
+def read_lines(path: Path, fmt: Format, mapping: CsvMapping | None) -> Iterator[Line]:
+    if not path.exists():
+        raise ImportError_(f"{path} does not exist")
+    if fmt == "jsonl":
+        return read_jsonl(path)
+    if fmt == "parquet":
+        return read_parquet(path)
+    if mapping is None:
+        raise ImportError_("a CSV import needs a column mapping: pass --mapping FILE.toml")
+    return read_csv(path, mapping)
+
+
+# -- running an import -----------------------------------------------------------------------
+@dataclass
+class ImportSummary:
+    lines: int = 0
+    accepted: int = 0
+    stored: int | None = 0  # None when a server stores them (it writes asynchronously)
+    rejected: int = 0
+    reject_file: Path | None = None
+
+
+_CHUNK_EVENTS = 500
+_CHUNK_BYTES = 400 * 1024  # under the collector's 500 KB so a server accepts each chunk
+
+
+def import_file(
+    lines: Iterator[Line],
+    normalizer: Any,
+    sink: Any,
+    reject_path: Path,
+    *,
+    on_progress: Any = None,
+) -> ImportSummary:
+    """Validate ``lines`` in chunks, hand the good ones to ``sink`` and write rejects.
+
+    ``sink(messages, rows)`` stores one chunk (the CLI gives a local or a server sink) and
+    returns how many events were new, or None when it cannot know. Rejected lines go to
+    ``reject_path`` as JSON lines with ``line``, ``errors`` and ``raw``.
+    """
+    from touchpoints.collect.ingest import normalize_events
+    from touchpoints.events import now_micros
+
+    summary = ImportSummary()
+    reject_handle = None
+    chunk: list[Line] = []
+    chunk_bytes = 0
+
+    def reject(line: Line, errors: list[dict[str, Any]]) -> None:
+        nonlocal reject_handle
+        if reject_handle is None:
+            reject_handle = reject_path.open("wb")
+            summary.reject_file = reject_path
+        reject_handle.write(
+            orjson.dumps({"line": line.number, "errors": errors, "raw": line.raw}) + b"\n"
+        )
+        summary.rejected += 1
+
+    def flush() -> None:
+        nonlocal chunk, chunk_bytes
+        if not chunk:
+            return
+        rows, rejected = normalize_events(
+            [line.message for line in chunk],
+            normalizer,
+            route_type=None,
+            envelope={},
+            received_at=now_micros(),
+            source="import",
+            historical=True,
+        )
+        bad = {item.index for item in rejected}
+        for item in rejected:
+            assert item.index is not None
+            reject(chunk[item.index], [p.as_dict() for p in item.problems])
+        good = [line.message for i, line in enumerate(chunk) if i not in bad]
+        if good:
+            stored = sink(good, rows)
+            summary.accepted += len(good)
+            if stored is None or summary.stored is None:
+                summary.stored = None
+            else:
+                summary.stored += stored
+        if on_progress is not None:
+            on_progress(chunk[-1].number)
+        chunk, chunk_bytes = [], 0
+
+    try:
+        for line in lines:
+            summary.lines += 1
+            if line.message is None:
+                reject(line, [{"field": "", "message": line.error or "unreadable"}])
+                continue
+            size = len(line.raw) + 64
+            if chunk and (len(chunk) >= _CHUNK_EVENTS or chunk_bytes + size > _CHUNK_BYTES):
+                flush()
+            chunk.append(line)
+            chunk_bytes += size
+        flush()
+    finally:
+        if reject_handle is not None:
+            reject_handle.close()
+    return summary

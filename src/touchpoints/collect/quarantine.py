@@ -1,0 +1,237 @@
+"""Quarantine: every refused event is kept with its reasons, listable and replayable.
+
+Like Snowplow's bad rows: a sender's mistake must never silently lose data. An item is either
+one ``event`` (with the batch ``envelope`` it came in: context, integrations, sentAt and the
+original receipt time) or a whole ``body`` that could not be split into events (bad JSON, a
+batch that is not an array). Once the cause is fixed (a setting raised, a channel rule added,
+the sender's bug understood), ``replay`` runs the items through today's rules: what passes is
+stored (exactly once, thanks to messageIds) and marked replayed; the rest stays held with its
+new reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from touchpoints.collect.ingest import BATCH_ROUTES, Rejected, normalize_events, split_request
+from touchpoints.events import EventNormalizer, Problem, micros
+from touchpoints.warehouse import Warehouse, utc_now
+
+
+@dataclass(frozen=True)
+class QuarantineItem:
+    id: int
+    received_at: datetime
+    source: str
+    route: str
+    kind: str
+    reasons: list[dict[str, Any]]
+    raw: str
+    envelope: dict[str, Any] | None
+    status: str
+    replayed_at: datetime | None
+
+    def as_dict(self, with_raw: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "received_at": self.received_at.isoformat() + "Z",
+            "source": self.source,
+            "route": self.route,
+            "kind": self.kind,
+            "reasons": self.reasons,
+            "status": self.status,
+            "replayed_at": self.replayed_at.isoformat() + "Z" if self.replayed_at else None,
+        }
+        if with_raw:
+            out["raw"] = self.raw
+            out["envelope"] = self.envelope
+        return out
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    replayed: int
+    still_held: int
+    events_stored: int
+
+
+_COLUMNS = "id, received_at, source, route, kind, reasons, raw, envelope, status, replayed_at"
+
+
+def _item(row: Sequence[Any]) -> QuarantineItem:
+    (item_id, received, source, route, kind, reasons, raw, envelope, status, replayed) = row
+    return QuarantineItem(
+        item_id,
+        received,
+        source,
+        route,
+        kind,
+        orjson.loads(reasons),
+        raw,
+        orjson.loads(envelope) if envelope else None,
+        status,
+        replayed,
+    )
+
+
+class Quarantine:
+    def __init__(self, warehouse: Warehouse) -> None:
+        self._warehouse = warehouse
+
+    def hold_events(
+        self,
+        rejected: Sequence[Rejected],
+        *,
+        source: str,
+        route: str,
+        envelope: dict[str, Any],
+        received_at: datetime,
+    ) -> list[int]:
+        rows = [
+            (
+                received_at,
+                source,
+                route,
+                "event",
+                orjson.dumps([p.as_dict() for p in item.problems]).decode(),
+                orjson.dumps(item.event).decode(),
+                orjson.dumps(envelope).decode(),
+            )
+            for item in rejected
+        ]
+        return self._insert(rows)
+
+    def hold_body(
+        self,
+        body: bytes,
+        problems: Sequence[Problem],
+        *,
+        source: str,
+        route: str,
+        received_at: datetime,
+    ) -> int:
+        row = (
+            received_at,
+            source,
+            route,
+            "body",
+            orjson.dumps([p.as_dict() for p in problems]).decode(),
+            body.decode("utf-8", errors="replace"),
+            None,
+        )
+        return self._insert([row])[0]
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> list[int]:
+        if not rows:
+            return []
+        ids = []
+        for row in rows:
+            ids.append(
+                self._warehouse.scalar(
+                    "INSERT INTO quarantine (received_at, source, route, kind, reasons, raw, "
+                    "envelope) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    list(row),
+                )
+            )
+        return [int(i) for i in ids]
+
+    def count(self, status: str | None = "held") -> int:
+        if status is None:
+            return int(self._warehouse.scalar("SELECT count(*) FROM quarantine"))
+        return int(
+            self._warehouse.scalar("SELECT count(*) FROM quarantine WHERE status = ?", [status])
+        )
+
+    def list(self, status: str | None = "held", limit: int = 50) -> list[QuarantineItem]:
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = self._warehouse.fetchall(
+            f"SELECT {_COLUMNS} FROM quarantine {where} ORDER BY id LIMIT {int(limit)}", params
+        )
+        return [_item(row) for row in rows]
+
+    def get(self, item_id: int) -> QuarantineItem | None:
+        rows = self._warehouse.fetchall(
+            f"SELECT {_COLUMNS} FROM quarantine WHERE id = ?", [item_id]
+        )
+        return _item(rows[0]) if rows else None
+
+    def delete(self, item_id: int) -> bool:
+        found = self.get(item_id)
+        if found is None:
+            return False
+        self._warehouse.run("DELETE FROM quarantine WHERE id = ?", [item_id])
+        return True
+
+    def replay(
+        self,
+        normalizer: EventNormalizer,
+        store: Callable[[list[tuple[Any, ...]]], int],
+        ids: Sequence[int] | None = None,
+    ) -> ReplayResult:
+        """Run held items (all, or ``ids``) through today's rules; ``store`` writes rows."""
+        if ids:
+            items = [item for item in (self.get(i) for i in ids) if item is not None]
+            items = [item for item in items if item.status == "held"]
+        else:
+            items = self.list("held", limit=1_000_000)
+        replayed = still = stored = 0
+        for item in items:
+            rows, problems = self._judge(item, normalizer)
+            if problems:
+                still += 1
+                self._warehouse.run(
+                    "UPDATE quarantine SET reasons = ? WHERE id = ?",
+                    [orjson.dumps(problems).decode(), item.id],
+                )
+                continue
+            stored += store(rows)
+            replayed += 1
+            self._warehouse.run(
+                "UPDATE quarantine SET status = 'replayed', replayed_at = ? WHERE id = ?",
+                [utc_now(), item.id],
+            )
+        return ReplayResult(replayed=replayed, still_held=still, events_stored=stored)
+
+    @staticmethod
+    def _judge(
+        item: QuarantineItem, normalizer: EventNormalizer
+    ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
+        """Rows if the whole item now passes, else today's problems (nothing stored)."""
+        received_at = micros(item.received_at)
+        prefix = f"quarantine-{item.id}"
+        try:
+            payload = orjson.loads(item.raw)
+        except orjson.JSONDecodeError as exc:
+            return [], [{"field": "", "message": f"body is not valid JSON: {exc}"}]
+        if item.kind == "body":
+            outcome = split_request(
+                payload,
+                item.route,
+                normalizer,
+                received_at=received_at,
+                source=item.source,
+                max_batch_events=None,
+                default_id_prefix=prefix,
+            )
+            problems = [p.as_dict() for p in outcome.body_problems] + [
+                error for rejected in outcome.rejected for error in rejected.as_dict()["errors"]
+            ]
+            return outcome.rows, problems
+        route_type = None if item.route in BATCH_ROUTES else item.route
+        rows, rejected = normalize_events(
+            [payload],
+            normalizer,
+            route_type=route_type,
+            envelope=item.envelope or {},
+            received_at=received_at,
+            source=item.source,
+            default_id_prefix=prefix,
+            indexed=False,
+            historical=item.route == "import",
+        )
+        return rows, [error for r in rejected for error in r.as_dict()["errors"]]

@@ -1,0 +1,245 @@
+"""Settings: one typed place, read from options → environment (TOUCHPOINTS_*) → touchpoints.toml.
+
+The data directory decides where the config file lives, so it is resolved first (override, then
+TOUCHPOINTS_DATA_DIR, then ``./touchpoints-data``) and the rest is read with it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = "touchpoints-data"
+CONFIG_FILE_NAME = "touchpoints.toml"
+
+CHANNELS: tuple[str, ...] = (
+    "web",
+    "mobile_app",
+    "email",
+    "social",
+    "sms",
+    "chat",
+    "phone",
+    "store",
+    "iot",
+    "voice",
+    "blockchain",
+    "other",
+)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the setting and what to do."""
+
+
+class ChannelRule(BaseModel):
+    """A user rule for channel detection, checked before the built-in rules.
+
+    ``field`` is a dotted path into the event (``context.library.name``, ``properties.source``,
+    ``event``, ``type``); exactly one of ``equals``, ``in``, ``matches`` (regular expression,
+    case-insensitive) or ``exists`` says when it applies.
+    """
+
+    field: str = Field(min_length=1)
+    channel: str
+    equals: str | None = None
+    in_: list[str] | None = Field(default=None, alias="in")
+    matches: str | None = None
+    exists: bool | None = None
+
+    model_config = {"populate_by_name": True, "extra": "forbid"}
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str) -> str:
+        if value not in CHANNELS:
+            raise ValueError(f"unknown channel {value!r}; use one of {', '.join(CHANNELS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> ChannelRule:
+        given = [
+            name
+            for name, value in (
+                ("equals", self.equals),
+                ("in", self.in_),
+                ("matches", self.matches),
+                ("exists", self.exists),
+            )
+            if value is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "a channel rule needs exactly one of equals, in, matches, exists "
+                f"(got {', '.join(given) or 'none'})"
+            )
+        if self.matches is not None:
+            import re
+
+            try:
+                re.compile(self.matches)
+            except re.error as exc:
+                raise ValueError(f"matches is not a valid regular expression: {exc}") from exc
+        return self
+
+
+class Settings(BaseSettings):
+    """Every setting of touchpoints, with its default and why it exists."""
+
+    model_config = SettingsConfigDict(env_prefix="TOUCHPOINTS_", extra="forbid")
+
+    data_dir: Path = Field(
+        default=Path(DEFAULT_DATA_DIR),
+        description="Directory holding the DuckDB file, the write-ahead log and demo files.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port the server listens on.")
+
+    max_event_bytes: int = Field(
+        default=32 * 1024, ge=1024, description="Largest accepted single event (Segment: 32 KB)."
+    )
+    max_batch_bytes: int = Field(
+        default=500 * 1024, ge=1024, description="Largest accepted request body (Segment: 500 KB)."
+    )
+    max_batch_events: int = Field(
+        default=2500, ge=1, description="Most events in one batch (Segment: 2,500)."
+    )
+    max_message_id_length: int = Field(
+        default=100, ge=8, description="Longest accepted messageId (Segment: 100)."
+    )
+
+    flush_interval_ms: int = Field(
+        default=250, ge=1, description="How often buffered events are written to the warehouse."
+    )
+    flush_max_events: int = Field(
+        default=50_000, ge=1, description="Write a batch as soon as this many events are buffered."
+    )
+    max_pending_events: int = Field(
+        default=500_000,
+        ge=1,
+        description="Buffered, not yet written events above which collectors answer 429.",
+    )
+    wal_fsync: bool = Field(
+        default=False,
+        description=(
+            "fsync the write-ahead log before acknowledging (grouped per batch of requests). "
+            "Off, an acknowledged event survives a killed server; on, it also survives power loss."
+        ),
+    )
+    wal_fsync_interval_ms: float = Field(
+        default=2.0, ge=0, description="Longest wait to group requests into one fsync."
+    )
+
+    channel_rules: list[ChannelRule] = Field(
+        default_factory=list, description="Rules checked before the built-in channel rules."
+    )
+    builtin_channel_rules: bool = Field(
+        default=True, description="Use the built-in channel rules after the user rules."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file is bound per call in load_settings (model_config["toml_file"]).
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _sizes_consistent(self) -> Settings:
+        if self.max_event_bytes > self.max_batch_bytes:
+            raise ValueError("max_event_bytes must not exceed max_batch_bytes")
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "touchpoints.duckdb"
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.data_dir / "wal"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_FILE_NAME
+
+    @property
+    def server_file(self) -> Path:
+        """Written by a running server so the CLI can find it and talk to it."""
+        return self.data_dir / "server.json"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def resolve_data_dir(data_dir: Path | str | None = None) -> Path:
+    if data_dir is not None:
+        return Path(data_dir)
+    env = os.environ.get("TOUCHPOINTS_DATA_DIR")
+    return Path(env) if env else Path(DEFAULT_DATA_DIR)
+
+
+def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the settings for ``data_dir``; raise ConfigError naming every bad setting."""
+    resolved = resolve_data_dir(data_dir)
+    config_file = resolved / CONFIG_FILE_NAME
+    toml_file: Path | None = None
+    if config_file.exists():
+        try:
+            with config_file.open("rb") as handle:
+                file_values = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_file}: not valid TOML: {exc}") from exc
+        if "data_dir" in file_values:
+            raise ConfigError(f"{config_file}: data_dir cannot be set inside the data directory")
+        toml_file = config_file
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    clean["data_dir"] = resolved
+
+    class _BoundSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=toml_file)
+
+    try:
+        return _BoundSettings(**clean)
+    except ValidationError as exc:
+        origin = f" (from environment, {config_file} or options)"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings{origin}: {problems}") from exc
+
+
+DEFAULT_CONFIG_TOML = """\
+# touchpoints settings. Environment variables TOUCHPOINTS_<NAME> override these.
+# host = "127.0.0.1"
+# port = 8080
+# max_event_bytes = 32768       # Segment's limit per event
+# max_batch_bytes = 512000      # Segment's limit per request
+# max_batch_events = 2500
+# flush_interval_ms = 250
+# max_pending_events = 500000   # above this, collectors answer 429 with Retry-After
+# wal_fsync = false             # true: acknowledged events also survive power loss
+#
+# Channel rules are checked before the built-in ones (see docs/channels.md):
+# [[channel_rules]]
+# field = "context.library.name"
+# equals = "twilio"
+# channel = "sms"
+"""

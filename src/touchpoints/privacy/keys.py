@@ -1,0 +1,154 @@
+"""API keys and roles.
+
+Three roles: ``write`` sends events (the Segment write key), ``read`` reads events and profiles,
+``admin`` does everything, sending included. Only a SHA-256 of each key is stored; the key
+itself is shown once, when it is made. Verification is a dictionary lookup on the hash, held
+in memory because it runs on every collected request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from touchpoints.warehouse import Warehouse, utc_now
+
+Role = Literal["write", "read", "admin"]
+ROLES: tuple[Role, ...] = ("write", "read", "admin")
+# What each role may do; a route names the permission it needs.
+PERMISSIONS: dict[Role, frozenset[str]] = {
+    "write": frozenset({"collect"}),
+    "read": frozenset({"read"}),
+    "admin": frozenset({"collect", "read", "admin"}),
+}
+
+
+class KeyRefused(Exception):
+    """A key operation was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    role: Role
+    name: str | None
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    def allows(self, permission: str) -> bool:
+        return self.revoked_at is None and permission in PERMISSIONS[self.role]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "role": self.role,
+            "name": self.name,
+            "prefix": self.prefix,
+            "created_at": self.created_at.isoformat() + "Z",
+            "revoked_at": self.revoked_at.isoformat() + "Z" if self.revoked_at else None,
+        }
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_from_header(header: str | None) -> str | None:
+    """The key in ``Authorization: Bearer <key>`` or ``Basic base64(<key>:)`` (Segment's way)."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return value.strip() or None
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[0] or None
+    return None
+
+
+def new_secret(role: Role) -> str:
+    return f"tp_{role}_{secrets.token_hex(16)}"
+
+
+class KeyStore:
+    def __init__(self, warehouse: Warehouse) -> None:
+        self._warehouse = warehouse
+        self._lock = threading.Lock()
+        self._by_hash: dict[str, ApiKey] = {}
+        self._ephemeral: dict[str, ApiKey] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        rows = self._warehouse.fetchall(
+            "SELECT id, role, name, prefix, key_hash, created_at, revoked_at FROM api_keys"
+        )
+        with self._lock:
+            self._by_hash = {
+                key_hash: ApiKey(key_id, role, name, prefix, created, revoked)
+                for key_id, role, name, prefix, key_hash, created, revoked in rows
+            }
+
+    def create(self, role: str, name: str | None = None) -> tuple[ApiKey, str]:
+        """Make a key; return it and its secret (the only time the secret is known)."""
+        if role not in ROLES:
+            raise KeyRefused(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        secret = new_secret(role)  # type: ignore[arg-type]
+        key = ApiKey(
+            id=f"key_{secrets.token_hex(6)}",
+            role=role,  # type: ignore[arg-type]
+            name=name,
+            prefix=secret[: len(role) + 8],
+            created_at=utc_now(),
+        )
+        self._warehouse.run(
+            "INSERT INTO api_keys (id, role, name, prefix, key_hash, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [key.id, key.role, key.name, key.prefix, _hash(secret), key.created_at],
+        )
+        with self._lock:
+            self._by_hash[_hash(secret)] = key
+        return key, secret
+
+    def add_ephemeral(self, role: Role, key_id: str) -> str:
+        """A key that lives only in this process's memory (the server's control token, the
+        demo loader); ``key_id`` becomes the ``source`` of the events it sends."""
+        secret = new_secret(role)
+        key = ApiKey(key_id, role, f"in-memory key {key_id}", secret[:12], utc_now())
+        with self._lock:
+            self._ephemeral[_hash(secret)] = key
+        return secret
+
+    def revoke(self, key_id: str) -> ApiKey:
+        with self._lock:
+            found = next((k for k in self._by_hash.values() if k.id == key_id), None)
+        if found is None:
+            raise KeyRefused(f"no key with id {key_id!r}")
+        if found.revoked_at is not None:
+            return found
+        revoked_at = utc_now()
+        self._warehouse.run("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [revoked_at, key_id])
+        self.reload()
+        return ApiKey(found.id, found.role, found.name, found.prefix, found.created_at, revoked_at)
+
+    def list(self) -> list[ApiKey]:
+        with self._lock:
+            return sorted(self._by_hash.values(), key=lambda k: (k.created_at, k.id))
+
+    def verify(self, secret: str) -> ApiKey | None:
+        """The live key for a secret, or None (unknown or revoked)."""
+        digest = _hash(secret)
+        key = self._by_hash.get(digest) or self._ephemeral.get(digest)
+        if key is None or key.revoked_at is not None:
+            return None
+        return key
