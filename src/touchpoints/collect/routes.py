@@ -35,6 +35,13 @@ log = logging.getLogger("touchpoints.collect")
 _OK = b'{"success":true}'
 _JSON = "application/json"
 _ACCEPTED_TYPES = ("application/json", "text/plain", "application/x-json")
+# Browsers (analytics.js) post from other origins; the write key, not the origin, authorises.
+_PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
+    "Access-Control-Max-Age": "86400",
+}
 
 
 def _error(status: int, message: str, **extra: Any) -> Response:
@@ -79,16 +86,22 @@ class Collector:
         self._auth_cache: dict[str, str] = {}
 
     def routes(self) -> list[Route]:
-        routes = [
-            Route(f"/v1/{name}", self._endpoint(name), methods=["POST"]) for name in SINGLE_ROUTES
+        """The Segment routes, plus analytics.js's short forms (/v1/t, /v1/p, … /v1/b)."""
+        paths = {f"/v1/{name}": name for name in SINGLE_ROUTES}
+        paths.update({f"/v1/{name[0]}": name for name in SINGLE_ROUTES})
+        paths.update({"/v1/batch": "batch", "/v1/b": "batch", "/v1/import": "import"})
+        return [
+            Route(path, self._endpoint(route), methods=["POST", "OPTIONS"])
+            for path, route in paths.items()
         ]
-        routes.append(Route("/v1/batch", self._endpoint("batch"), methods=["POST"]))
-        routes.append(Route("/v1/import", self._endpoint("import"), methods=["POST"]))
-        return routes
 
     def _endpoint(self, route: str) -> Any:
         async def endpoint(request: Request) -> Response:
-            return await self.handle(request, route)
+            if request.method == "OPTIONS":  # CORS preflight from browsers
+                return Response(status_code=204, headers=_PREFLIGHT)
+            response = await self.handle(request, route)
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            return response
 
         endpoint.__name__ = f"collect_{route}"
         return endpoint

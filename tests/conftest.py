@@ -1,0 +1,126 @@
+"""Fixtures that build the real thing: a DuckDB file under tmp_path, a real server process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from touchpoints.config import Settings, load_settings
+from touchpoints.core import Touchpoints
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def tp(settings: Settings) -> Iterator[Touchpoints]:
+    """The core object on a fresh DuckDB file, in local mode (no writer thread)."""
+    core = Touchpoints(settings)
+    yield core
+    core.close()
+
+
+def run_cli(*args: str, data_dir: Path, env: dict[str, str] | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``touchpoints`` command as a user would."""
+    full_env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "touchpoints", *args],
+        capture_output=True, text=True, env=full_env, input=input, timeout=120, check=False,
+    )
+
+
+@dataclass
+class Server:
+    """A ``touchpoints serve`` process on a loopback port."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+    write_key: str
+    read_key: str
+    log_path: Path
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30,
+                            headers={"Authorization": f"Bearer {key or self.read_key}"})
+
+    def count(self) -> int:
+        with self.client() as client:
+            return int(client.get("/v1/events/count").json()["count"])
+
+    def wait_for_count(self, expected: int, timeout: float = 15) -> int:
+        deadline = time.monotonic() + timeout
+        count = -1
+        while time.monotonic() < deadline:
+            count = self.count()
+            if count >= expected:
+                return count
+            time.sleep(0.1)
+        return count
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
+    """Initialise ``data_dir`` if needed, make keys, start a server and wait until it answers."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    write_key = run_cli("keys", "create", "write", data_dir=data_dir).stdout.strip()
+    read_key = run_cli("keys", "create", "read", data_dir=data_dir).stdout.strip()
+    assert write_key.startswith("tp_write_"), write_key
+    port = free_port()
+    log_path = data_dir.parent / f"server-{port}.log"
+    env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), **(extra_env or {})}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "touchpoints", "serve", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+    return Server(process, url, data_dir, write_key, read_key, log_path)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(tmp_path / "data")
+    yield srv
+    srv.stop()
