@@ -153,6 +153,7 @@ def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | Non
         access_log=False,
         lifespan="on",
         server_header=False,
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     if holder is not None:

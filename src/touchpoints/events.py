@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -45,7 +46,6 @@ COLUMN_INDEX = {name: position for position, name in enumerate(COLUMNS)}
 
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 _ID_FIELDS = (("userId", "user_id"), ("anonymousId", "anonymous_id"))
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +73,8 @@ def micros(moment: datetime) -> int:
     """Microseconds since the epoch, UTC: the form times take in rows and in the log."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    # Whole seconds from the float are exact for these years; microseconds added as integers.
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
 def now_micros() -> int:
@@ -88,6 +88,11 @@ def parse_time(value: Any) -> int:
     """
     if not isinstance(value, str):
         raise ValueError(f"must be an ISO-8601 date-time string, got {type(value).__name__}")
+    return _parse_text_time(value)
+
+
+@lru_cache(maxsize=8192)  # a batch's sentAt, and SDK timestamps, repeat
+def _parse_text_time(value: str) -> int:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -273,10 +278,7 @@ class EventNormalizer:
         else:
             timestamp = received_at
 
-        full = {**message, "type": kind} if route_type else message
-        channel = self._detector.detect(
-            full if context is objects["context"] else {**full, "context": context}
-        )
+        channel = self._detector.detect_parts(kind, context, message)
         row = (
             message_id,
             kind,

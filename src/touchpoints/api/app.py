@@ -1,4 +1,9 @@
-"""The ASGI app: the lean collector routes plus the FastAPI read and admin API.
+"""The ASGI app: the lean collector routes in front, the FastAPI read and admin API behind.
+
+A Starlette ``Router`` dispatches the collector's paths straight to their handlers and mounts
+FastAPI for everything else: measured here, passing collector requests through FastAPI's
+middleware stack (exception handling, exit stacks, telemetry checks) more than halved their
+throughput.
 
 The lifespan starts the buffered writer (after replaying the write-ahead log), writes
 ``server.json`` so the CLI can find this server, and on shutdown (SIGTERM, Ctrl-C) writes
@@ -15,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 from fastapi import FastAPI
+from starlette.routing import Mount, Router
 
 from touchpoints.api import events as events_api
 from touchpoints.api import keys as keys_api
@@ -27,9 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("touchpoints.server")
 
 
-def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) -> FastAPI:
+def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) -> Router:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Router) -> AsyncIterator[None]:
         replayed = tp.start_writer()
         if replayed:
             log.info("replayed %d events from the write-ahead log", replayed)
@@ -51,13 +57,10 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
         title="touchpoints",
         summary="Customer data platform: Segment-compatible collection and the read API.",
         version="0.1.0",
-        lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
     )
     app.state.tp = tp
-    for route in Collector(tp).routes():
-        app.router.routes.append(route)
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, object]:
@@ -71,7 +74,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(events_api.router)
     app.include_router(keys_api.router)
     app.include_router(quarantine_api.router)
-    return app
+    return Router(routes=[*Collector(tp).routes(), Mount("", app=app)], lifespan=lifespan)
 
 
 def _write_server_file(tp: Touchpoints, token: str) -> None:

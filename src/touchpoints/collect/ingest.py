@@ -94,7 +94,7 @@ def split_request(
             key: payload[key] for key in ("context", "integrations", "sentAt") if key in payload
         }
         for key in ("context", "integrations"):
-            if key in envelope and not isinstance(envelope[key], Mapping):
+            if key in envelope and not isinstance(envelope[key], dict):
                 outcome.body_problems.append(Problem(key, "must be an object"))
         if outcome.body_problems:
             return outcome

@@ -44,6 +44,10 @@ _PREFLIGHT = {
 }
 
 
+def _ok_response() -> Response:
+    return Response(_OK, media_type=_JSON)
+
+
 def _error(status: int, message: str, **extra: Any) -> Response:
     body = {"success": False, "error": message, **extra}
     return Response(orjson.dumps(body), status_code=status, media_type=_JSON)
@@ -176,9 +180,12 @@ class Collector:
             problem = Problem("", "request body is empty")
             return _error(400, problem.message, errors=[problem.as_dict()])
 
+        if isinstance(payload, dict) and "writeKey" in payload:
+            # A secret: never stored with the event, nor in the quarantine.
+            payload = {name: value for name, value in payload.items() if name != "writeKey"}
         outcome = self.tp.judge(payload, route, source=key.id, received_at=received_at)
         if outcome.body_problems:
-            await self._hold_body(body, outcome.body_problems, key, route)
+            await self._hold_body(orjson.dumps(payload), outcome.body_problems, key, route)
             errors = [p.as_dict() for p in outcome.body_problems]
             return _error(400, _summary(errors), errors=errors, quarantined=1)
 
@@ -191,9 +198,10 @@ class Collector:
                 response = _error(429, f"the server is busy writing; retry in {exc.retry_after} s")
                 response.headers["Retry-After"] = str(exc.retry_after)
                 return response
-            await writer.durable(position)
+            if writer.fsync:
+                await writer.durable(position)
         if not outcome.rejected:
-            return Response(_OK, media_type=_JSON)
+            return _ok_response()
 
         received = utc_now()
         await run_in_threadpool(

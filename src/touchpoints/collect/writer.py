@@ -158,7 +158,7 @@ class BufferedWriter:
     # -- the hot path ------------------------------------------------------------------------
     def submit(self, rows: Sequence[tuple[Any, ...]]) -> int:
         """Log and buffer rows; return the log position to wait for when fsync is on."""
-        payload = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+        payload = b"\n".join(map(orjson.dumps, rows)) + b"\n"
         with self._lock:
             backlog = len(self._pending) + self._in_flight
             if backlog + len(rows) > self._max_pending:
@@ -172,6 +172,10 @@ class BufferedWriter:
             if len(self._pending) >= self._flush_max:
                 self._wake.set()
         return position
+
+    @property
+    def fsync(self) -> bool:
+        return self._fsync
 
     async def durable(self, position: int) -> None:
         """Return once the log is fsynced up to ``position`` (immediately when fsync is off)."""

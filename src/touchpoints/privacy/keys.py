@@ -87,6 +87,7 @@ class KeyStore:
         self._lock = threading.Lock()
         self._by_hash: dict[str, ApiKey] = {}
         self._ephemeral: dict[str, ApiKey] = {}
+        self._digests: dict[str, str] = {}  # secret → hash, so each request skips SHA-256
         self.reload()
 
     def reload(self) -> None:
@@ -147,7 +148,12 @@ class KeyStore:
 
     def verify(self, secret: str) -> ApiKey | None:
         """The live key for a secret, or None (unknown or revoked)."""
-        digest = _hash(secret)
+        digest = self._digests.get(secret)
+        if digest is None:
+            digest = _hash(secret)
+            if len(self._digests) > 10_000:
+                self._digests.clear()
+            self._digests[secret] = digest
         key = self._by_hash.get(digest) or self._ephemeral.get(digest)
         if key is None or key.revoked_at is not None:
             return None

@@ -81,8 +81,8 @@ class EventStore:
                 "seq": list(range(self._next_seq, self._next_seq + len(fresh))),
                 "id_hash": [hashes[i] for i in keep],
             }
-            for position, name in enumerate(COLUMNS):
-                columns[name] = [row[position] for row in fresh]
+            for name, values in zip(COLUMNS, zip(*fresh, strict=True), strict=True):
+                columns[name] = list(values)
             self._warehouse.insert_arrow(
                 "events", _INSERT_COLUMNS, pa.table(columns, schema=_ARROW_SCHEMA)
             )
