@@ -38,14 +38,20 @@ def tp(settings: Settings) -> Iterator[Touchpoints]:
     core.close()
 
 
-def run_cli(*args: str, data_dir: Path, env: dict[str, str] | None = None,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``touchpoints`` command as a user would."""
     full_env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), "COLUMNS": "200"}
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "touchpoints", *args],
-        capture_output=True, text=True, env=full_env, input=input, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input,
+        timeout=120,
+        check=False,
     )
 
 
@@ -61,8 +67,11 @@ class Server:
     log_path: Path
 
     def client(self, key: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30,
-                            headers={"Authorization": f"Bearer {key or self.read_key}"})
+        return httpx.Client(
+            base_url=self.url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {key or self.read_key}"},
+        )
 
     def count(self) -> int:
         with self.client() as client:
@@ -78,6 +87,15 @@ class Server:
             time.sleep(0.1)
         return count
 
+    def wait_idle(self, timeout: float = 15) -> None:
+        """Wait until the writer has written everything acknowledged so far."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if httpx.get(f"{self.url}/health", timeout=5).json()["pending_events"] == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the writer did not catch up")
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -91,7 +109,8 @@ class Server:
 
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
     """Initialise ``data_dir`` if needed, make keys, start a server and wait until it answers."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "touchpoints.duckdb").exists():
+        assert run_cli("init", data_dir=data_dir).returncode == 0
     write_key = run_cli("keys", "create", "write", data_dir=data_dir).stdout.strip()
     read_key = run_cli("keys", "create", "read", data_dir=data_dir).stdout.strip()
     assert write_key.startswith("tp_write_"), write_key
@@ -101,7 +120,9 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Ser
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "touchpoints", "serve", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

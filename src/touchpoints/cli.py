@@ -7,6 +7,7 @@ directory, commands go through its API; otherwise they open the DuckDB file dire
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import threading
@@ -158,9 +159,20 @@ def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | Non
     server = uvicorn.Server(config)
     if holder is not None:
         holder["server"] = server
-    server.run()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the
+    # handlers it found. Finding these no-ops, the command ends normally (exit 0, no traceback).
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not server.started:
         raise fail(f"the server could not start on {settings.host}:{settings.port}")
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A signal handler that does nothing (see _serve)."""
 
 
 def _open_for_server(settings: Settings) -> Touchpoints:

@@ -278,6 +278,11 @@ class EventNormalizer:
         else:
             timestamp = received_at
 
+        traits = objects["traits"]
+        if traits is None and kind == "identify" and context is not None:
+            # RudderStack's SDKs send identify traits in context.traits only.
+            context_traits = context.get("traits")
+            traits = context_traits if isinstance(context_traits, dict) else None
         channel = self._detector.detect_parts(kind, context, message)
         row = (
             message_id,
@@ -289,7 +294,7 @@ class EventNormalizer:
             previous_id,
             group_id,
             _dump(objects["properties"]),
-            _dump(objects["traits"]),
+            _dump(traits),
             _dump(context),
             _dump(integrations),
             timestamp,
