@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, start_server
 
+from conftest import Server, start_server
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 
