@@ -1,0 +1,284 @@
+"""Collector throughput: touchpoints against a minimal Starlette+orjson baseline, in one run.
+
+Starts, on loopback ports:
+- the baseline: one uvicorn worker serving a Starlette route that parses the JSON body with
+  orjson and answers ``{"success": true}`` (the ceiling of a Python ASGI collector here);
+- ``touchpoints serve`` on a fresh data directory (the real server, WAL and DuckDB writer).
+
+Then drives each with ``wrk`` (Debian package ``wrk``) for single-event ``/v1/track`` requests
+and for ``/v1/batch`` requests of 100 events, every event with a unique messageId. Prints
+requests/s, events/s, latency p50/p99, the server's peak memory (VmHWM), and checks that the
+warehouse holds exactly the events that were acknowledged with a 2xx.
+
+    .venv/bin/python benchmarks/ingest.py [--seconds 15] [--connections 32] [--fsync]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+BASELINE_APP = textwrap.dedent(
+    """
+    import orjson
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def track(request):
+        body = orjson.loads(await request.body())
+        if not isinstance(body, dict):
+            return Response(b'{"success":false}', status_code=400)
+        return Response(b'{"success":true}', media_type="application/json")
+
+    app = Starlette(routes=[Route("/v1/track", track, methods=["POST"]),
+                            Route("/v1/batch", track, methods=["POST"])])
+    """
+)
+
+# Every request carries fresh messageIds: wrk's lua counter per thread plus the thread id
+# (a global: setup() sets it in each thread's own Lua state).
+LUA_SINGLE = textwrap.dedent(
+    """
+    local counter = 0
+    local threads = 0
+    setup = function(thread) threads = threads + 1; thread:set("tid", threads) end
+    request = function()
+      counter = counter + 1
+      local body = '{"type":"track","event":"Configurator Opened","userId":"u' .. (counter % 5000)
+        .. '","messageId":"single-' .. tid .. '-' .. counter .. '",'
+        .. '"properties":{"model":"EV3","step":2},'
+        .. '"context":{"library":{"name":"analytics.js","version":"4.1.0"},'
+        .. '"page":{"url":"https://example.com/configure"}}}'
+      return wrk.format("POST", "/v1/track", nil, body)
+    end
+    """
+)
+
+LUA_BATCH = textwrap.dedent(
+    """
+    local counter = 0
+    local threads = 0
+    setup = function(thread) threads = threads + 1; thread:set("tid", threads) end
+    request = function()
+      local parts = {}
+      for i = 1, 100 do
+        counter = counter + 1
+        parts[i] = '{"type":"track","event":"Configurator Opened","anonymousId":"a'
+          .. (counter % 20000) .. '","messageId":"batch-' .. tid .. '-' .. counter .. '",'
+          .. '"properties":{"model":"EV3","step":' .. (i % 7) .. '},'
+          .. '"context":{"library":{"name":"analytics-python","version":"2.3.4"}}}'
+      end
+      local body = '{"batch":[' .. table.concat(parts, ",") .. ']}'
+      return wrk.format("POST", "/v1/batch", nil, body)
+    end
+    """
+)
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    non_2xx: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen, path: str = "/health") -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"server exited early with code {process.returncode}")
+        try:
+            httpx.get(url + path, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    sys.exit(f"server at {url} did not start")
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def run_wrk(
+    url: str, lua: str, seconds: int, connections: int, headers: list[str], work: Path
+) -> WrkResult:
+    script = work / "script.lua"
+    script.write_text(lua)
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
+    for header in headers:
+        cmd += ["-H", header]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    total = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if not total:
+        sys.exit(f"could not read wrk output:\n{out}")
+    secs = float(total.group(2)) * (1 if total.group(3) == "s" else 0.001)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return WrkResult(
+        requests=int(total.group(1)),
+        seconds=secs,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        errors=sum(int(g) for g in errors.groups()) if errors else 0,
+        p50_ms=_ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),
+        p99_ms=_ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),
+    )
+
+
+def vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def touchpoints_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "touchpoints", *args]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--fsync", action="store_true", help="fsync the write-ahead log before acknowledging"
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("this benchmark needs wrk: apt-get install wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="tp-bench-"))
+    data_dir = work / "data"
+    env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), "TOUCHPOINTS_LOG_LEVEL": "warning"}
+    if args.fsync:
+        env["TOUCHPOINTS_WAL_FSYNC"] = "true"
+    subprocess.run(touchpoints_cmd("init"), env=env, check=True, capture_output=True)
+    write_key = subprocess.run(
+        touchpoints_cmd("keys", "create", "write"),
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    read_key = subprocess.run(
+        touchpoints_cmd("keys", "create", "read"),
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    auth = (
+        f"Authorization: Basic {__import__('base64').b64encode(f'{write_key}:'.encode()).decode()}"
+    )
+    headers = ["Content-Type: application/json", auth]
+
+    results: dict[str, WrkResult] = {}
+
+    # Baseline.
+    (work / "baseline_app.py").write_text(BASELINE_APP)
+    port = free_port()
+    baseline = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "baseline_app:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=work,
+    )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_up(base_url, baseline, "/")
+        results["baseline single"] = run_wrk(
+            base_url, LUA_SINGLE, args.seconds, args.connections, headers, work
+        )
+        results["baseline batch"] = run_wrk(
+            base_url, LUA_BATCH, args.seconds, args.connections, headers, work
+        )
+    finally:
+        baseline.terminate()
+        baseline.wait()
+
+    # touchpoints.
+    port = free_port()
+    server = subprocess.Popen(touchpoints_cmd("serve", "--port", str(port)), env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, server)
+        results["touchpoints single"] = run_wrk(
+            url, LUA_SINGLE, args.seconds, args.connections, headers, work
+        )
+        results["touchpoints batch"] = run_wrk(
+            url, LUA_BATCH, args.seconds, args.connections, headers, work
+        )
+        deadline = time.monotonic() + 120
+        while httpx.get(url + "/health").json()["pending_events"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stored = int(
+            httpx.get(
+                url + "/v1/events/count", headers={"Authorization": f"Bearer {read_key}"}
+            ).json()["count"]
+        )
+        peak_mb = vm_hwm_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait()
+
+    print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, WAL fsync: {args.fsync}")
+    print(f"{'run':<22}{'req/s':>10}{'events/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for name, res in results.items():
+        per_request = 100 if "batch" in name else 1
+        print(
+            f"{name:<22}{res.rps:>10,.0f}{res.rps * per_request:>12,.0f}"
+            f"{res.p50_ms:>9.1f}{res.p99_ms:>9.1f}{res.non_2xx:>9}"
+        )
+    for kind in ("single", "batch"):
+        ours, base = results[f"touchpoints {kind}"], results[f"baseline {kind}"]
+        print(f"touchpoints/baseline {kind}: {ours.rps / base.rps:.2f}")
+    single, batch = results["touchpoints single"], results["touchpoints batch"]
+    acknowledged = (single.requests - single.non_2xx) + 100 * (batch.requests - batch.non_2xx)
+    print(f"server peak memory (VmHWM): {peak_mb:,.0f} MB")
+    print(f"acknowledged events: {acknowledged:,}  stored events: {stored:,}")
+    # wrk counts requests whose responses it read; a request cut off at the end of the run may
+    # have been acknowledged by the server after wrk stopped listening, so stored may exceed it.
+    if stored < acknowledged:
+        sys.exit(f"LOST EVENTS: {acknowledged - stored:,} acknowledged events are not stored")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
