@@ -324,6 +324,7 @@ def import_file(
     summary = ImportSummary()
     reject_handle = None
     chunk: list[Line] = []
+    unreadable: list[Line] = []  # held until the chunk is judged, so rejects stay in line order
     chunk_bytes = 0
 
     def reject(line: Line, errors: list[dict[str, Any]]) -> None:
@@ -337,8 +338,11 @@ def import_file(
         summary.rejected += 1
 
     def flush() -> None:
-        nonlocal chunk, chunk_bytes
+        nonlocal chunk, chunk_bytes, unreadable
         if not chunk:
+            for line in unreadable:
+                reject(line, [{"field": "", "message": line.error or "unreadable"}])
+            unreadable = []
             return
         rows, rejected = normalize_events(
             [line.message for line in chunk],
@@ -350,9 +354,15 @@ def import_file(
             historical=True,
         )
         bad = {item.index for item in rejected}
+        rejects = [
+            (line, [{"field": "", "message": line.error or "unreadable"}]) for line in unreadable
+        ]
         for item in rejected:
             assert item.index is not None
-            reject(chunk[item.index], [p.as_dict() for p in item.problems])
+            rejects.append((chunk[item.index], [p.as_dict() for p in item.problems]))
+        for line, errors in sorted(rejects, key=lambda pair: pair[0].number):
+            reject(line, errors)
+        unreadable = []
         good = [line.message for i, line in enumerate(chunk) if i not in bad]
         if good:
             stored = sink(good, rows)
@@ -369,7 +379,7 @@ def import_file(
         for line in lines:
             summary.lines += 1
             if line.message is None:
-                reject(line, [{"field": "", "message": line.error or "unreadable"}])
+                unreadable.append(line)
                 continue
             size = len(line.raw) + 64
             if chunk and (len(chunk) >= _CHUNK_EVENTS or chunk_bytes + size > _CHUNK_BYTES):

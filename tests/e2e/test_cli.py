@@ -1,0 +1,221 @@
+"""The ``touchpoints`` command as a user runs it: scriptable output, clear errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import run_cli, start_server
+
+pytestmark = pytest.mark.e2e
+
+CRM_CSV = (
+    "Kundennummer;Vorname;Nachname;E-Mail;Telefon;Geburtsdatum;PLZ;Ort;Geaendert_am\n"
+    "K-1000234;Anna;Berg;anna.berg@example.com;0171 2345678;14.03.1986;20095;Hamburg;"
+    "2026-05-02T10:00:00\n"
+    "K-1000235;Jörg;Müller;;040 123456;01.12.1958;80331;München;2026-05-03T11:30:00\n"
+)
+
+CRM_MAPPING = """
+type = "identify"
+user_id = "Kundennummer"
+timestamp = "Geaendert_am"
+message_id_prefix = "crm"
+
+[traits]
+customer_number = "Kundennummer"
+first_name = "Vorname"
+last_name = "Nachname"
+email = "E-Mail"
+phone = "Telefon"
+birthday = "Geburtsdatum"
+postal_code = "PLZ"
+city = "Ort"
+"""
+
+
+def assert_no_traceback(result) -> None:
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    result = run_cli("init", data_dir=path)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_init_creates_the_data_directory_config_and_a_write_key(tmp_path: Path) -> None:
+    path = tmp_path / "fresh"
+    result = run_cli("init", data_dir=path)
+    assert result.returncode == 0, result.stderr
+    assert (path / "touchpoints.duckdb").is_file()
+    assert (path / "touchpoints.toml").is_file()
+    assert "tp_write_" in result.stdout
+    listed = run_cli("keys", "list", data_dir=path)
+    assert listed.returncode == 0
+    assert "write" in listed.stdout
+    # A second init keeps everything and says so; it does not make another key.
+    again = run_cli("init", data_dir=path)
+    assert again.returncode == 0
+    assert "tp_write_" not in again.stdout
+
+
+def test_keys_create_prints_only_the_key_and_revoke_refuses_it(data_dir: Path) -> None:
+    keys = {}
+    for role in ("write", "read", "admin"):
+        result = run_cli("keys", "create", role, data_dir=data_dir)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert len(lines) == 1, result.stdout
+        assert lines[0].startswith(f"tp_{role}_")
+        keys[role] = lines[0]
+    assert len(set(keys.values())) == 3
+
+    bad = run_cli("keys", "create", "superuser", data_dir=data_dir)
+    assert bad.returncode != 0
+    assert "role must be one of write, read, admin" in bad.stderr
+    assert_no_traceback(bad)
+
+    missing = run_cli("keys", "revoke", "no-such-key", data_dir=data_dir)
+    assert missing.returncode != 0
+    assert_no_traceback(missing)
+
+
+def test_events_count_prints_only_a_number_with_and_without_a_server(data_dir: Path) -> None:
+    result = run_cli("events", "count", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "0\n"
+
+    server = start_server(data_dir)
+    try:
+        auth = (server.write_key, "")
+        response = httpx.post(
+            f"{server.url}/v1/batch",
+            auth=auth,
+            json={
+                "batch": [
+                    {"type": "track", "event": "Test Drive Requested", "userId": f"u{i}"}
+                    for i in range(7)
+                ]
+            },
+        )
+        assert response.status_code == 200
+        server.wait_idle()
+        # The server holds the DuckDB file: the CLI goes through its API.
+        through_server = run_cli("events", "count", data_dir=data_dir)
+        assert through_server.returncode == 0, through_server.stderr
+        assert through_server.stdout == "7\n"
+        by_event = run_cli("events", "count", "--event", "Test Drive Requested", data_dir=data_dir)
+        assert by_event.stdout == "7\n"
+        queried = run_cli("events", "query", "--json", "--limit", "3", data_dir=data_dir)
+        assert queried.returncode == 0, queried.stderr
+        rows = [json.loads(line) for line in queried.stdout.splitlines()]
+        assert len(rows) == 3
+        assert {row["event"] for row in rows} == {"Test Drive Requested"}
+    finally:
+        assert server.stop() == 0
+
+    after = run_cli("events", "count", data_dir=data_dir)
+    assert after.stdout == "7\n"
+
+
+def test_jsonl_import_keeps_good_lines_rejects_bad_ones_and_is_idempotent(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "export.jsonl"
+    lines = [
+        {"type": "track", "event": "Brochure Downloaded", "userId": "u1"},
+        {"type": "track", "userId": "u2"},  # no event name
+        {"type": "identify", "anonymousId": "a1", "traits": {"email": "a@example.com"}},
+        {"type": "page", "name": "Home"},  # no userId or anonymousId
+        {"type": "track", "event": "Order Completed", "userId": "u3"},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines) + "\n{not json\n"
+    source.write_text(text)
+
+    result = run_cli("import", str(source), data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    assert "6 lines, 3 accepted (3 stored, 0 already present), 3 rejected" in result.stdout
+
+    rejects = source.with_name("export.jsonl.rejects.jsonl")
+    rejected = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [item["line"] for item in rejected] == [2, 4, 6]
+    assert "event" in json.dumps(rejected[0]["errors"])
+    assert "userId" in json.dumps(rejected[1]["errors"])
+    assert run_cli("events", "count", data_dir=data_dir).stdout == "3\n"
+
+    again = run_cli("import", str(source), data_dir=data_dir)
+    assert again.returncode == 0, again.stderr
+    assert "3 accepted (0 stored, 3 already present)" in again.stdout
+    assert run_cli("events", "count", data_dir=data_dir).stdout == "3\n"
+
+
+def test_csv_import_with_a_mapping_and_a_missing_column(data_dir: Path, tmp_path: Path) -> None:
+    csv_path = tmp_path / "crm.csv"
+    csv_path.write_text(CRM_CSV, encoding="utf-8")
+    mapping = tmp_path / "crm.toml"
+    mapping.write_text(CRM_MAPPING)
+
+    result = run_cli("import", str(csv_path), "--mapping", str(mapping), data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "2 accepted" in result.stdout
+    queried = run_cli("events", "query", "--json", "--oldest-first", data_dir=data_dir)
+    events = [json.loads(line) for line in queried.stdout.splitlines()]
+    assert [event["user_id"] for event in events] == ["K-1000234", "K-1000235"]
+    assert events[0]["traits"]["email"] == "anna.berg@example.com"
+    assert events[1]["traits"]["city"] == "München"
+    assert "email" not in events[1]["traits"]  # empty cells are left out
+    assert events[0]["timestamp"].startswith("2026-05-02T10:00:00")
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text(CRM_MAPPING.replace('city = "Ort"', 'city = "Stadt"'))
+    failed = run_cli("import", str(csv_path), "--mapping", str(broken), data_dir=data_dir)
+    assert failed.returncode != 0
+    assert_no_traceback(failed)
+    assert "Stadt" in failed.stderr
+    assert "Ort" in failed.stderr  # lists the file's columns
+    assert run_cli("events", "count", data_dir=data_dir).stdout == "2\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["import", "missing.jsonl"], "missing.jsonl"),
+        (["import", "x.jsonl", "--format", "xml"], "--format"),
+        (["events", "query", "--since", "yesterday"], "--since"),
+        (["events", "count", "--channel", "carrier-pigeon"], "channel"),
+        (["quarantine", "show", "999"], "999"),
+        (["serve", "--port", "99999"], "port"),
+    ],
+)
+def test_bad_input_gets_a_clear_message_and_no_traceback(
+    data_dir: Path, args: list[str], message: str
+) -> None:
+    result = run_cli(*args, data_dir=data_dir)
+    assert result.returncode != 0
+    assert_no_traceback(result)
+    assert message in result.stdout + result.stderr
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = run_cli("--help", data_dir=tmp_path / "unused")
+    assert result.returncode == 0
+    for command in ("init", "serve", "demo", "import", "events", "keys", "quarantine"):
+        assert command in result.stdout
+
+
+def test_demo_without_serving_loads_and_reports(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    result = run_cli("demo", "--people", "40", "--seed", "7", "--no-serve", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert_no_traceback(result)
+    count = int(run_cli("events", "count", data_dir=data_dir).stdout)
+    assert count > 40
+    assert f"{count:,}" in result.stdout
+    assert (data_dir / "demo").is_dir()
