@@ -228,14 +228,20 @@ def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Setti
 
 DEFAULT_CONFIG_TOML = """\
 # touchpoints settings. Environment variables TOUCHPOINTS_<NAME> override these.
+# Every setting is described in docs/configuration.md.
 # host = "127.0.0.1"
 # port = 8080
 # max_event_bytes = 32768       # Segment's limit per event
 # max_batch_bytes = 512000      # Segment's limit per request
-# max_batch_events = 2500
-# flush_interval_ms = 250
+# max_batch_events = 2500       # Segment's limit per batch
+# max_message_id_length = 100   # Segment's limit
+# flush_interval_ms = 250       # how often buffered events are written to DuckDB
+# flush_max_events = 50000      # write at once when this many are buffered
 # max_pending_events = 500000   # above this, collectors answer 429 with Retry-After
 # wal_fsync = false             # true: acknowledged events also survive power loss
+# wal_fsync_interval_ms = 2.0   # longest wait to group requests into one fsync
+# builtin_channel_rules = true  # false: only your channel_rules decide the channel
+# log_level = "info"            # debug, info, warning or error
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]

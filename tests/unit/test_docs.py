@@ -1,0 +1,44 @@
+"""The documentation lists what the code has: every setting, every channel, every CLI command."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from touchpoints.config import CHANNELS, DEFAULT_CONFIG_TOML, Settings
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    text = (DOCS / "configuration.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", text, re.M))
+    assert set(rows) == set(Settings.model_fields)
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, Path | str | int | float):
+            shown = str(default)
+        else:
+            continue
+        assert shown.lstrip("./") in rows[name], (name, shown, rows[name])
+
+
+def test_the_commented_default_config_names_every_setting_with_its_default() -> None:
+    # Uncommenting the "# name = value" lines must give exactly the defaults.
+    lines = re.findall(r"^# (\w+ = .*)$", DEFAULT_CONFIG_TOML, re.M)
+    shown = tomllib.loads("\n".join(lines))
+    shown = {key: value for key, value in shown.items() if key in Settings.model_fields}
+    expected = set(Settings.model_fields) - {"data_dir", "channel_rules"}
+    assert set(shown) == expected
+    defaults = Settings.model_construct()
+    for name, value in shown.items():
+        assert getattr(defaults, name) == value, name
+
+
+def test_every_channel_is_documented() -> None:
+    text = (DOCS / "channels.md").read_text()
+    for channel in CHANNELS:
+        assert f"`{channel}`" in text, channel
