@@ -92,6 +92,8 @@ def _phone_style(phone: str, rng: random.Random) -> str:
 
 def crm_rows(sim: Simulator) -> list[dict[str, str]]:
     """Purchasers and some prospects as a CRM keeps them: typos, gaps and duplicates."""
+    if sim.crm is not None:  # made once: prospects' customer numbers join the truth
+        return sim.crm
     rng = random.Random(f"{sim.config.seed}-crm")
     rows: list[dict[str, str]] = []
     for person in sim.people():
@@ -106,6 +108,7 @@ def crm_rows(sim: Simulator) -> list[dict[str, str]]:
             duplicate = f"K-{3_000_000 + int(person.person_id[1:])}"
             sim.truth.add("customer_number", duplicate, person.person_id)
             rows.append(_crm_row(person, duplicate, rng, force_typo=True))
+    sim.crm = rows
     return rows
 
 

@@ -181,6 +181,7 @@ class Device:
     advertising_id: str | None = None
     os: str | None = None
     identified: bool = False
+    identified_at: str | None = None  # when this device first signed in (ISO time)
 
 
 @dataclass
@@ -208,6 +209,8 @@ class Person:
     social_handle: str | None = None
     social_ids: list[str] = field(default_factory=list)
     customer_number: str | None = None
+    identified_at: str | None = None  # when the person first signed up or logged in
+    contact_ids: list[str] = field(default_factory=list)  # ids of contacts before sign-up
 
 
 @dataclass
@@ -218,6 +221,20 @@ class GroundTruth:
     def add(self, id_type: str, value: str | None, person_id: str) -> None:
         if value:
             self.identifiers.append((id_type, value, person_id))
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February in a year that has none
+        return day.replace(year=day.year - years, day=28)
+
+
+def _birth_date(today: date, age: int, rng: random.Random) -> date:
+    """A birth date at which someone is exactly ``age`` years old on ``today``."""
+    latest = _years_before(today, age)
+    earliest = _years_before(today, age + 1) + timedelta(days=1)
+    return earliest + timedelta(days=rng.randint(0, (latest - earliest).days))
 
 
 def _hex(*parts: object, length: int = 32) -> str:
@@ -258,9 +275,17 @@ class _Journey:
         out: dict[str, str] = {}
         if device is not None:
             out["anonymousId"] = device.anonymous_id
-        if known or (device is not None and device.identified):
+        if known or self.signed_in(device):
             out["userId"] = self.p.user_id
         return out
+
+    def signed_in(self, device: Device | None) -> bool:
+        """Whether ``device`` had signed in by now (journeys add newsletters afterwards)."""
+        return (
+            device is not None
+            and device.identified_at is not None
+            and device.identified_at <= _iso(self.now)
+        )
 
     def web_context(
         self, device: Device, path: str, campaign: dict | None, referrer: str
@@ -310,7 +335,7 @@ class _Journey:
         referrer: str = "",
     ) -> None:
         """A visit on one device: page (or screen) views with track calls in between."""
-        known = device.identified
+        known = self.signed_in(device)
         if device.kind == "phone_app":
             for name in pages:
                 self.emit(
@@ -378,18 +403,28 @@ class _Journey:
             "social": "touchpoints-social-listening",
             "blockchain": "touchpoints-web3",
         }[channel]
-        self.emit(
-            {
-                "type": "track",
-                "event": event,
-                "userId": self.p.user_id,
-                "properties": props,
-                "context": {
-                    "channel": explicit or channel,
-                    "library": {"name": library, "version": "1.0"},
-                },
-            }
-        )
+        context: dict[str, Any] = {
+            "channel": explicit or channel,
+            "library": {"name": library, "version": "1.0"},
+        }
+        p = self.p
+        if p.identified_at is not None and p.identified_at <= _iso(self.now):
+            who = {"userId": p.user_id}
+        elif channel in ("chat", "email"):
+            # The website's chat widget and newsletter form know the visitor's cookie.
+            who = {"anonymousId": p.devices[0].anonymous_id}
+        else:
+            # A call centre, SMS gateway or dealer knows a phone number or a name, no user id.
+            contact = f"{channel}-{_hex(p.person_id, channel, length=12)}"
+            if contact not in p.contact_ids:
+                p.contact_ids.append(contact)
+            who = {"anonymousId": contact}
+            context["traits"] = (
+                {"phone": p.phone}
+                if channel in ("phone", "sms")
+                else {"first_name": p.first_name, "last_name": p.last_name, "email": p.email}
+            )
+        self.emit({"type": "track", "event": event, **who, "properties": props, "context": context})
 
     def device(self, *kinds: str) -> Device:
         for kind in kinds:
@@ -402,6 +437,8 @@ class _Journey:
         p = self.p
         device.identified = True
         p.identified = True
+        device.identified_at = device.identified_at or _iso(self.now)
+        p.identified_at = p.identified_at or _iso(self.now)
         traits = {
             "email": p.email,
             "first_name": p.first_name,
@@ -436,11 +473,15 @@ class Simulator:
         self.config = config or DemoConfig()
         self.truth = GroundTruth()
         self._people: list[Person] = []
+        self._emails: set[str] = set()
+        self.crm: list[dict[str, str]] | None = None
 
     def events(self) -> Iterator[dict[str, Any]]:
         """Every person's events, person by person, each person's in time order."""
         self.truth = GroundTruth()
         self._people = []
+        self._emails: set[str] = set()
+        self.crm: list[dict[str, str]] | None = None  # the CRM export, made once (files.py)
         for index in range(self.config.people):
             rng = random.Random(f"{self.config.seed}-{index}")
             person = self._person(index, rng)
@@ -454,7 +495,7 @@ class Simulator:
         seed = self.config.seed
         group, low, high = rng.choices(AGE_GROUPS, weights=(11, 19, 18, 18, 18, 16))[0]
         age = rng.randint(low, high)
-        born = self.config.start.date() - timedelta(days=age * 365 + rng.randint(0, 364))
+        born = _birth_date(self.config.start.date(), age, rng)
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         domain = rng.choice(MAIL_DOMAINS)
         style = rng.random()
@@ -466,8 +507,9 @@ class Simulator:
             else f"{first}{rng.randint(1, 99)}"
         )
         email = _ascii(f"{local}@{domain}".lower())
-        if rng.random() < 0.15:  # some people share a name: make their addresses differ
-            email = email.replace("@", f".{index % 97}@")
+        if rng.random() < 0.15 or email in self._emails:  # namesakes: addresses must differ
+            email = email.replace("@", f".{index}@")
+        self._emails.add(email)
         phone = f"+49 1{rng.choice('567')}{rng.randint(0, 9)} {rng.randint(1000000, 9999999)}"
         city, postcode = rng.choice(CITIES)
         affinity = {ch: rng.random() < pr for ch, pr in CHANNEL_AFFINITY[group].items()}
@@ -867,6 +909,8 @@ class Simulator:
             t.add("advertising_id", d.advertising_id, p.person_id)
         for social_id in p.social_ids:
             t.add("anonymous_id", social_id, p.person_id)
+        for contact in p.contact_ids:
+            t.add("anonymous_id", contact, p.person_id)
         t.add("user_id", p.user_id, p.person_id)
         t.add("email", p.email, p.person_id)
         t.add("phone", p.phone, p.person_id)
