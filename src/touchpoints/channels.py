@@ -77,7 +77,7 @@ _MOBILE_LIBRARIES = re.compile(
 )
 _WEB_LIBRARIES = re.compile(
     r"^(analytics\.js|analytics-next|@segment/analytics-next|rudderanalytics\.js"
-    r"|rudder-sdk-js|posthog-js|touchpoints\.js)$",
+    r"|rudder-sdk-js|RudderLabs JavaScript SDK|posthog-js|touchpoints\.js)$",
     re.IGNORECASE,
 )
 
@@ -189,18 +189,27 @@ def _is_social_host(host: str) -> bool:
     return _host_in(host, _SOCIAL_DOMAINS) or not _SOCIAL_NAMES.isdisjoint(host.split("."))
 
 
+def _as_text(value: Any) -> str:
+    """A field's value as rule text: JSON false/true/0 stay themselves, missing is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _rule_matcher(rule: ChannelRule) -> Callable[[Mapping[str, Any]], bool]:
     if rule.exists is not None:
         want = rule.exists
         return lambda event: (_get(event, rule.field) is not None) == want
     if rule.equals is not None:
         target = rule.equals.lower()
-        return lambda event: str(_get(event, rule.field) or "").lower() == target
+        return lambda event: _as_text(_get(event, rule.field)).lower() == target
     if rule.in_ is not None:
         choices = {choice.lower() for choice in rule.in_}
-        return lambda event: str(_get(event, rule.field) or "").lower() in choices
+        return lambda event: _as_text(_get(event, rule.field)).lower() in choices
     pattern = re.compile(rule.matches or "", re.IGNORECASE)
-    return lambda event: bool(pattern.search(str(_get(event, rule.field) or "")))
+    return lambda event: bool(pattern.search(_as_text(_get(event, rule.field))))
 
 
 class ChannelDetector:
@@ -301,7 +310,9 @@ def _builtin_channel(kind: Any, context: Mapping[str, Any]) -> str | None:
     library = _library_kind(library_name) if library_name else None
     if library == "mobile_app":
         return "mobile_app"
-    if kind == "screen" or isinstance(context.get("app"), dict):
+    # Browser SDKs such as RudderStack's send a context.app object too (the site's name):
+    # a known web library outweighs it.
+    if kind == "screen" or (library != "web" and isinstance(context.get("app"), dict)):
         return "mobile_app"
 
     campaign = _mapping(context, "campaign")

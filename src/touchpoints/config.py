@@ -18,6 +18,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError
 
 DEFAULT_DATA_DIR = "touchpoints-data"
 CONFIG_FILE_NAME = "touchpoints.toml"
@@ -164,6 +165,9 @@ class Settings(BaseSettings):
     def _sizes_consistent(self) -> Settings:
         if self.max_event_bytes > self.max_batch_bytes:
             raise ValueError("max_event_bytes must not exceed max_batch_bytes")
+        if self.max_batch_events > self.max_pending_events:
+            # A full batch could never be accepted: it would get 429 for ever.
+            raise ValueError("max_batch_events must not exceed max_pending_events")
         return self
 
     @property
@@ -224,6 +228,9 @@ def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Setti
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings{origin}: {problems}") from exc
+    except SettingsError as exc:  # e.g. TOUCHPOINTS_CHANNEL_RULES that is not JSON
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(f"invalid settings (from environment): {exc}{cause}") from exc
 
 
 DEFAULT_CONFIG_TOML = """\

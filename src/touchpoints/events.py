@@ -69,12 +69,16 @@ class Limits:
     max_message_id_length: int = 100
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def micros(moment: datetime) -> int:
     """Microseconds since the epoch, UTC: the form times take in rows and in the log."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    # Whole seconds from the float are exact for these years; microseconds added as integers.
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+    # Integer arithmetic throughout: exact, also before 1970 (no float rounding toward zero).
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def now_micros() -> int:
@@ -259,11 +263,11 @@ class EventNormalizer:
                 )
             )
 
-        original = message.get("originalTimestamp")
+        original, original_field = message.get("originalTimestamp"), "originalTimestamp"
         if original is None or (historical and message.get("timestamp") is not None):
-            original = message.get("timestamp")
+            original, original_field = message.get("timestamp"), "timestamp"
         sent_at_value = message.get("sentAt", batch_sent_at)
-        original_us = self._time(original, "timestamp", problems, index)
+        original_us = self._time(original, original_field, problems, index)
         sent_at_us = self._time(sent_at_value, "sentAt", problems, index)
 
         if problems:
