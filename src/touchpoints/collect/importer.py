@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ def _with_id(message: dict[str, Any], prefix: str, raw: str) -> dict[str, Any]:
 
 
 def read_jsonl(path: Path) -> Iterator[Line]:
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
         for number, text in enumerate(handle, start=1):
             raw = text.rstrip("\r\n")
             if not raw.strip():
@@ -164,12 +165,13 @@ def _csv_time(value: str) -> str:
 
 def read_csv(path: Path, mapping: CsvMapping) -> Iterator[Line]:
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
-        sample = handle.read(65536)
-        handle.seek(0)
         delimiter = mapping.delimiter
         if delimiter is None:
+            # Guess from the header alone: one short data row must not change the guess.
+            header_line = handle.readline()
+            handle.seek(0)
             try:
-                delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+                delimiter = csv.Sniffer().sniff(header_line, delimiters=",;\t|").delimiter
             except csv.Error:
                 delimiter = ","
         reader = csv.reader(handle, delimiter=delimiter)
@@ -191,7 +193,7 @@ def read_csv(path: Path, mapping: CsvMapping) -> Iterator[Line]:
             )
         for values in reader:
             number = reader.line_num
-            raw = delimiter.join(values)
+            raw = _csv_line(values, delimiter)  # quoted as needed: distinct rows, distinct ids
             if not any(v.strip() for v in values):
                 continue
             if len(values) != len(header):
@@ -209,6 +211,12 @@ def read_csv(path: Path, mapping: CsvMapping) -> Iterator[Line]:
                 yield Line(number, raw, None, str(exc))
                 continue
             yield Line(number, raw, _with_id(message, mapping.message_id_prefix, raw))
+
+
+def _csv_line(values: list[str], delimiter: str) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="").writerow(values)
+    return buffer.getvalue()
 
 
 def _csv_message(row: dict[str, str], mapping: CsvMapping) -> dict[str, Any]:
@@ -359,7 +367,8 @@ def import_file(
         ]
         for item in rejected:
             assert item.index is not None
-            rejects.append((chunk[item.index], [p.as_dict() for p in item.problems]))
+            errors = [{k: v for k, v in p.as_dict().items() if k != "index"} for p in item.problems]
+            rejects.append((chunk[item.index], errors))
         for line, errors in sorted(rejects, key=lambda pair: pair[0].number):
             reject(line, errors)
         unreadable = []

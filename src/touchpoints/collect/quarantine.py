@@ -174,7 +174,7 @@ class Quarantine:
         ids: Sequence[int] | None = None,
     ) -> ReplayResult:
         """Run held items (all, or ``ids``) through today's rules; ``store`` writes rows."""
-        if ids:
+        if ids is not None:  # an empty list replays nothing, not everything
             items = [item for item in (self.get(i) for i in ids) if item is not None]
             items = [item for item in items if item.status == "held"]
         else:

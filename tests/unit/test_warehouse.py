@@ -1,0 +1,349 @@
+"""The warehouse: migrations, deduplicating appends, the read queries and the file lock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from touchpoints.config import Settings
+from touchpoints.core import Touchpoints
+from touchpoints.events import micros
+from touchpoints.warehouse import (
+    EventFilter,
+    EventReader,
+    EventStore,
+    Warehouse,
+    WarehouseError,
+    WarehouseLocked,
+    connection,
+    dedup,
+    events,
+)
+from touchpoints.warehouse.schema import Migration
+
+RECEIVED = micros(datetime(2026, 2, 1, 12, 0))
+
+
+def make_row(tp: Touchpoints, message: dict[str, Any], source: str = "test") -> tuple[Any, ...]:
+    row, problems = tp.normalizer.normalize(message, received_at=RECEIVED, source=source)
+    assert problems == []
+    assert row is not None
+    return row
+
+
+def track(tp: Touchpoints, message_id: str, event: str = "Clicked", **extra: Any) -> tuple:
+    return make_row(
+        tp, {"type": "track", "messageId": message_id, "userId": "u1", "event": event, **extra}
+    )
+
+
+def stored(tp: Touchpoints) -> list[tuple[int, str, str]]:
+    return tp.warehouse.fetchall("SELECT seq, message_id, event FROM events ORDER BY seq")
+
+
+# -- migrations ----------------------------------------------------------------------------
+def test_a_new_file_gets_every_table_and_version_1(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    try:
+        tables = {
+            name
+            for (name,) in warehouse.fetchall(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            )
+        }
+        assert tables == {"events", "quarantine", "api_keys", "schema_migrations"}
+        assert warehouse.schema_version() == 1
+        assert warehouse.fetchall("SELECT version, name FROM schema_migrations") == [
+            (1, "events, quarantine, api keys")
+        ]
+    finally:
+        warehouse.close()
+
+
+def test_opening_again_does_not_rerun_migrations(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    first = Warehouse(path)
+    applied_at = first.scalar("SELECT applied_at FROM schema_migrations WHERE version = 1")
+    first.run(
+        "INSERT INTO quarantine (received_at, source, route, kind, reasons, raw) "
+        "VALUES (now(), 's', 'batch', 'body', '[]', 'x')"
+    )
+    first.close()
+
+    second = Warehouse(path)
+    try:
+        assert second.migrate() == []
+        assert second.schema_version() == 1
+        assert second.fetchall("SELECT version, applied_at FROM schema_migrations") == [
+            (1, applied_at)
+        ]
+        assert second.scalar("SELECT count(*) FROM quarantine") == 1
+    finally:
+        second.close()
+
+
+def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    warehouse = Warehouse(path)
+    warehouse.run("INSERT INTO schema_migrations VALUES (2, 'from the future', now())")
+    warehouse.close()
+    with pytest.raises(WarehouseError) as caught:
+        Warehouse(path)
+    assert str(caught.value) == (
+        f"{path} has schema version 2, newer than this touchpoints (1); upgrade touchpoints"
+    )
+
+
+def test_a_failing_migration_is_rolled_back_as_a_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).close()
+    broken = Migration(
+        2, "half done", ("CREATE TABLE added (x INTEGER)", "INSERT INTO missing VALUES (1)")
+    )
+    monkeypatch.setattr(connection, "MIGRATIONS", (*connection.MIGRATIONS, broken))
+    monkeypatch.setattr(connection, "LATEST_VERSION", 2)
+    with pytest.raises(WarehouseError, match="INSERT INTO missing VALUES"):
+        Warehouse(path)
+    monkeypatch.undo()
+
+    warehouse = Warehouse(path)
+    try:
+        assert warehouse.schema_version() == 1
+        assert (
+            warehouse.scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'added'"
+            )
+            == 0
+        )
+    finally:
+        warehouse.close()
+
+
+# -- EventStore.append ---------------------------------------------------------------------
+def test_append_dedups_within_a_batch_keeping_the_first(tp: Touchpoints) -> None:
+    result = tp.store.append(
+        [track(tp, "a", "First"), track(tp, "a", "Second"), track(tp, "b", "Other")]
+    )
+    assert (result.inserted, result.duplicates) == (2, 1)
+    assert stored(tp) == [(1, "a", "First"), (2, "b", "Other")]
+
+
+def test_append_dedups_across_batches_and_store_instances(tp: Touchpoints) -> None:
+    first = tp.store.append([track(tp, "a"), track(tp, "b")])
+    second = tp.store.append([track(tp, "b", "Again"), track(tp, "c")])
+    assert (first.inserted, first.duplicates) == (2, 0)
+    assert (second.inserted, second.duplicates) == (1, 1)
+
+    # A new store loads the stored ids from the file (what a restarted server does).
+    fresh = EventStore(tp.warehouse)
+    third = fresh.append([track(tp, "a"), track(tp, "c"), track(tp, "d")])
+    assert (third.inserted, third.duplicates) == (1, 2)
+    assert stored(tp) == [
+        (1, "a", "Clicked"),
+        (2, "b", "Clicked"),
+        (3, "c", "Clicked"),
+        (4, "d", "Clicked"),
+    ]
+
+
+def test_append_of_nothing_stores_nothing(tp: Touchpoints) -> None:
+    result = tp.store.append([])
+    assert (result.inserted, result.duplicates) == (0, 0)
+    assert tp.events.count() == 0
+
+
+def test_ids_whose_hashes_collide_are_both_stored(
+    tp: Touchpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def colliding(message_id: str) -> int:
+        return 42
+
+    monkeypatch.setattr(dedup, "id_hash", colliding)
+    # events.py binds the name at import; patch the binding the store calls as well.
+    monkeypatch.setattr(events, "id_hash", colliding)
+
+    assert tp.store.append([track(tp, "alpha")]).inserted == 1
+    second = tp.store.append([track(tp, "beta")])
+    assert (second.inserted, second.duplicates) == (1, 0)
+    # Two new ids sharing the hash in one batch, on top of two stored ones with it.
+    third = tp.store.append([track(tp, "gamma"), track(tp, "delta"), track(tp, "alpha")])
+    assert (third.inserted, third.duplicates) == (2, 1)
+    # And a store that loads the index from the file confirms against the exact ids too.
+    fourth = EventStore(tp.warehouse).append([track(tp, "beta"), track(tp, "epsilon")])
+    assert (fourth.inserted, fourth.duplicates) == (1, 1)
+
+    assert tp.warehouse.fetchall("SELECT message_id, id_hash FROM events ORDER BY seq") == [
+        ("alpha", 42),
+        ("beta", 42),
+        ("gamma", 42),
+        ("delta", 42),
+        ("epsilon", 42),
+    ]
+
+
+def test_id_hash_is_stable_and_stored_with_each_event(tp: Touchpoints) -> None:
+    # Fixed values: the hash must not change between processes or versions, or a restarted
+    # server would store again what it already has.
+    assert dedup.id_hash("a") == 3405396810240292928
+    assert dedup.id_hash("messageId-1") == 1082107018390564558
+    tp.store.append([track(tp, "a")])
+    assert tp.warehouse.scalar("SELECT id_hash FROM events") == 3405396810240292928
+
+
+# -- EventReader ---------------------------------------------------------------------------
+def _event(day: int, channel: str, **fields: Any) -> dict[str, Any]:
+    return {**fields, "timestamp": f"2026-01-0{day}T10:00:00Z", "context": {"channel": channel}}
+
+
+# (messageId, source, message): six events on days 1 to 6 of January 2026, seq 1 to 6.
+DATA_SET = [
+    ("e1", "web-key", _event(1, "web", type="track", userId="u1", event="Order Completed")),
+    ("e2", "web-key", _event(2, "email", type="track", userId="u2", event="Order Completed")),
+    ("e3", "crm", _event(3, "web", type="identify", userId="u1", traits={"city": "Kiel"})),
+    ("e4", "web-key", _event(4, "web", type="page", anonymousId="a1", name="Home")),
+    ("e5", "esp", _event(5, "email", type="track", userId="u2", event="Newsletter Opened")),
+    ("e6", "crm", _event(6, "store", type="track", userId="u3", event="Store Visit")),
+]
+
+
+@pytest.fixture
+def reader(tp: Touchpoints) -> EventReader:
+    rows = [make_row(tp, {**msg, "messageId": mid}, source) for mid, source, msg in DATA_SET]
+    assert tp.store.append(rows).inserted == 6
+    return tp.events
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        (EventFilter(), 6),
+        (EventFilter(type="track"), 4),
+        (EventFilter(type="alias"), 0),
+        (EventFilter(event="Order Completed"), 2),
+        (EventFilter(channel="email"), 2),
+        (EventFilter(channel="web"), 3),
+        (EventFilter(user_id="u2"), 2),
+        (EventFilter(anonymous_id="a1"), 1),
+        (EventFilter(source="crm"), 2),
+        (EventFilter(since=datetime(2026, 1, 3, 10, 0)), 4),
+        (EventFilter(until=datetime(2026, 1, 3, 10, 0)), 2),
+        (EventFilter(since=datetime(2026, 1, 2), until=datetime(2026, 1, 5, 10, 0)), 3),
+        (EventFilter(after_seq=4), 2),
+        (EventFilter(type="track", channel="email"), 2),
+        (EventFilter(type="track", user_id="u1"), 1),
+        (EventFilter(source="crm", type="track", after_seq=5), 1),
+    ],
+)
+def test_count_with_filters(reader: EventReader, flt: EventFilter, expected: int) -> None:
+    assert reader.count(flt) == expected
+
+
+def test_list_orders_by_seq_and_limits(reader: EventReader) -> None:
+    assert [e["message_id"] for e in reader.list(limit=2)] == ["e6", "e5"]
+    assert [e["message_id"] for e in reader.list(limit=3, newest_first=False)] == [
+        "e1",
+        "e2",
+        "e3",
+    ]
+    web = reader.list(EventFilter(channel="web"), newest_first=False)
+    assert [(e["seq"], e["message_id"]) for e in web] == [(1, "e1"), (3, "e3"), (4, "e4")]
+    assert reader.list(EventFilter(user_id="nobody")) == []
+
+
+def test_list_returns_every_column_with_its_value(reader: EventReader) -> None:
+    (event,) = reader.list(EventFilter(type="identify"))
+    assert event["seq"] == 3
+    assert event["message_id"] == "e3"
+    assert event["user_id"] == "u1"
+    assert event["anonymous_id"] is None
+    assert event["traits"] == '{"city":"Kiel"}'
+    assert event["context"] == '{"channel":"web"}'
+    assert event["timestamp"] == datetime(2026, 1, 3, 10, 0)
+    assert event["received_at"] == datetime(2026, 2, 1, 12, 0)
+    assert event["channel"] == "web"
+    assert event["source"] == "crm"
+    assert event["id_hash"] == dedup.id_hash("e3")
+
+
+def test_count_by_and_stats(reader: EventReader) -> None:
+    by_channel = {"web": 3, "email": 2, "store": 1}
+    by_type = {"track": 4, "identify": 1, "page": 1}
+    by_source = {"web-key": 3, "crm": 2, "esp": 1}
+    # Ordered by count, then by value.
+    assert list(reader.count_by("channel").items()) == list(by_channel.items())
+    assert list(reader.count_by("type").items()) == list(by_type.items())
+    assert list(reader.count_by("source").items()) == list(by_source.items())
+    assert list(reader.count_by("event").items()) == [
+        ("Order Completed", 2),
+        (None, 2),
+        ("Newsletter Opened", 1),
+        ("Store Visit", 1),
+    ]
+    assert reader.stats() == {
+        "total": 6,
+        "by_channel": by_channel,
+        "by_type": by_type,
+        "by_source": by_source,
+    }
+
+
+def test_count_by_refuses_other_columns(reader: EventReader) -> None:
+    with pytest.raises(ValueError, match=r"^cannot group events by 'user_id'$"):
+        reader.count_by("user_id")
+
+
+def test_stats_of_an_empty_warehouse(tp: Touchpoints) -> None:
+    assert tp.events.stats() == {"total": 0, "by_channel": {}, "by_type": {}, "by_source": {}}
+
+
+# -- the lock ------------------------------------------------------------------------------
+HOLDER = """
+import sys
+import duckdb
+connection = duckdb.connect(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.read()
+connection.close()
+"""
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_file_held_by_another_process_raises_warehouse_locked(
+    settings: Settings, read_only: bool
+) -> None:
+    path = settings.database_path
+    Warehouse(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(WarehouseLocked) as caught:
+            Warehouse(path, read_only=read_only)
+        assert caught.value.holder_pid == holder.pid
+        assert str(caught.value) == (
+            f"{path} is held by process {holder.pid}. A running touchpoints server owns its "
+            "data directory: stop it, or run this command while it runs so it goes through "
+            "the server's API."
+        )
+        with pytest.raises(WarehouseLocked):
+            Touchpoints(settings)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+    # Once the holder is gone the file opens again.
+    with Touchpoints(settings) as tp:
+        assert tp.warehouse.schema_version() == 1
