@@ -200,6 +200,7 @@ def test_writer_backlog_answers_429_with_retry_after_and_stores_nothing(tmp_path
         tmp_path / "data",
         {
             "TOUCHPOINTS_MAX_PENDING_EVENTS": "10",
+            "TOUCHPOINTS_MAX_BATCH_EVENTS": "10",
             "TOUCHPOINTS_FLUSH_INTERVAL_MS": "60000",
             "TOUCHPOINTS_FLUSH_MAX_EVENTS": "1000000",
         },
