@@ -16,6 +16,7 @@ warehouse holds exactly the events that were acknowledged with a 2xx.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import re
 import shutil
@@ -181,24 +182,16 @@ def main() -> None:
     env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), "TOUCHPOINTS_LOG_LEVEL": "warning"}
     if args.fsync:
         env["TOUCHPOINTS_WAL_FSYNC"] = "true"
-    subprocess.run(touchpoints_cmd("init"), env=env, check=True, capture_output=True)
-    write_key = subprocess.run(
-        touchpoints_cmd("keys", "create", "write"),
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    read_key = subprocess.run(
-        touchpoints_cmd("keys", "create", "read"),
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    auth = (
-        f"Authorization: Basic {__import__('base64').b64encode(f'{write_key}:'.encode()).decode()}"
-    )
+
+    def cli(*command: str) -> str:
+        done = subprocess.run(
+            touchpoints_cmd(*command), env=env, check=True, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    cli("init")
+    write_key, read_key = cli("keys", "create", "write"), cli("keys", "create", "read")
+    auth = f"Authorization: Basic {base64.b64encode(f'{write_key}:'.encode()).decode()}"
     headers = ["Content-Type: application/json", auth]
 
     results: dict[str, WrkResult] = {}
