@@ -1,0 +1,19 @@
+"""Identity resolution: identifiers, the identity graph and its merge rules."""
+
+from touchpoints.identity.identifiers import (
+    DEFAULT_TYPES,
+    BlockList,
+    Identifier,
+    IdentifierExtractor,
+    IdentifierType,
+    normalise,
+)
+
+__all__ = [
+    "DEFAULT_TYPES",
+    "BlockList",
+    "Identifier",
+    "IdentifierExtractor",
+    "IdentifierType",
+    "normalise",
+]
