@@ -19,6 +19,7 @@ from touchpoints.collect.quarantine import Quarantine, ReplayResult
 from touchpoints.collect.writer import BufferedWriter, replay_wal
 from touchpoints.config import Settings
 from touchpoints.events import EventNormalizer, Limits, now_micros
+from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.privacy.keys import KeyStore
 from touchpoints.warehouse import EventReader, EventStore, Warehouse
 
@@ -41,6 +42,7 @@ class Touchpoints:
         self.events = EventReader(self.warehouse)
         self.store = EventStore(self.warehouse)
         self.quarantine = Quarantine(self.warehouse)
+        self.identity = IdentityResolver(self.warehouse)
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
         self.started_at = datetime.now(UTC)
@@ -49,6 +51,7 @@ class Touchpoints:
     def start_writer(self) -> int:
         """Replay what a killed server left in the log, then start the buffered writer."""
         replayed = replay_wal(self.settings.wal_dir, self.store)
+        self.identity.catch_up()
         self.writer = BufferedWriter(
             self.store,
             self.settings.wal_dir,
@@ -57,6 +60,7 @@ class Touchpoints:
             max_pending_events=self.settings.max_pending_events,
             fsync=self.settings.wal_fsync,
             fsync_interval_ms=self.settings.wal_fsync_interval_ms,
+            after_write=self.identity.catch_up,
         )
         self.writer.start()
         return replayed
@@ -100,7 +104,9 @@ class Touchpoints:
         if self.writer is not None:
             self.writer.submit(rows)
             return len(rows)
-        return self.store.append(rows).inserted
+        inserted = self.store.append(rows).inserted
+        self.identity.catch_up()
+        return inserted
 
     def replay_quarantine(self, ids: list[int] | None = None) -> ReplayResult:
         return self.quarantine.replay(self.normalizer, self.write_rows, ids)

@@ -24,7 +24,7 @@ from touchpoints.warehouse import (
     dedup,
     events,
 )
-from touchpoints.warehouse.schema import Migration
+from touchpoints.warehouse.schema import LATEST_VERSION, MIGRATIONS, Migration
 
 RECEIVED = micros(datetime(2026, 2, 1, 12, 0))
 
@@ -47,7 +47,7 @@ def stored(tp: Touchpoints) -> list[tuple[int, str, str]]:
 
 
 # -- migrations ----------------------------------------------------------------------------
-def test_a_new_file_gets_every_table_and_version_1(tmp_path: Path) -> None:
+def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "w.duckdb")
     try:
         tables = {
@@ -56,11 +56,21 @@ def test_a_new_file_gets_every_table_and_version_1(tmp_path: Path) -> None:
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
             )
         }
-        assert tables == {"events", "quarantine", "api_keys", "schema_migrations"}
-        assert warehouse.schema_version() == 1
-        assert warehouse.fetchall("SELECT version, name FROM schema_migrations") == [
-            (1, "events, quarantine, api keys")
-        ]
+        assert tables == {
+            "events",
+            "quarantine",
+            "api_keys",
+            "schema_migrations",
+            "identifiers",
+            "event_identifiers",
+            "identity_merges",
+            "identity_rejections",
+            "identity_state",
+        }
+        assert warehouse.schema_version() == LATEST_VERSION == len(MIGRATIONS)
+        assert warehouse.fetchall(
+            "SELECT version, name FROM schema_migrations ORDER BY version"
+        ) == [(m.version, m.name) for m in MIGRATIONS]
     finally:
         warehouse.close()
 
@@ -68,7 +78,7 @@ def test_a_new_file_gets_every_table_and_version_1(tmp_path: Path) -> None:
 def test_opening_again_does_not_rerun_migrations(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     first = Warehouse(path)
-    applied_at = first.scalar("SELECT applied_at FROM schema_migrations WHERE version = 1")
+    applied = first.fetchall("SELECT version, applied_at FROM schema_migrations ORDER BY 1")
     first.run(
         "INSERT INTO quarantine (received_at, source, route, kind, reasons, raw) "
         "VALUES (now(), 's', 'batch', 'body', '[]', 'x')"
@@ -78,10 +88,11 @@ def test_opening_again_does_not_rerun_migrations(tmp_path: Path) -> None:
     second = Warehouse(path)
     try:
         assert second.migrate() == []
-        assert second.schema_version() == 1
-        assert second.fetchall("SELECT version, applied_at FROM schema_migrations") == [
-            (1, applied_at)
-        ]
+        assert second.schema_version() == LATEST_VERSION
+        assert (
+            second.fetchall("SELECT version, applied_at FROM schema_migrations ORDER BY 1")
+            == applied
+        )
         assert second.scalar("SELECT count(*) FROM quarantine") == 1
     finally:
         second.close()
@@ -90,12 +101,14 @@ def test_opening_again_does_not_rerun_migrations(tmp_path: Path) -> None:
 def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     warehouse = Warehouse(path)
-    warehouse.run("INSERT INTO schema_migrations VALUES (2, 'from the future', now())")
+    future = LATEST_VERSION + 1
+    warehouse.run("INSERT INTO schema_migrations VALUES (?, 'from the future', now())", [future])
     warehouse.close()
     with pytest.raises(WarehouseError) as caught:
         Warehouse(path)
     assert str(caught.value) == (
-        f"{path} has schema version 2, newer than this touchpoints (1); upgrade touchpoints"
+        f"{path} has schema version {future}, newer than this touchpoints ({LATEST_VERSION}); "
+        "upgrade touchpoints"
     )
 
 
@@ -105,17 +118,19 @@ def test_a_failing_migration_is_rolled_back_as_a_whole(
     path = tmp_path / "w.duckdb"
     Warehouse(path).close()
     broken = Migration(
-        2, "half done", ("CREATE TABLE added (x INTEGER)", "INSERT INTO missing VALUES (1)")
+        LATEST_VERSION + 1,
+        "half done",
+        ("CREATE TABLE added (x INTEGER)", "INSERT INTO missing VALUES (1)"),
     )
     monkeypatch.setattr(connection, "MIGRATIONS", (*connection.MIGRATIONS, broken))
-    monkeypatch.setattr(connection, "LATEST_VERSION", 2)
+    monkeypatch.setattr(connection, "LATEST_VERSION", LATEST_VERSION + 1)
     with pytest.raises(WarehouseError, match="INSERT INTO missing VALUES"):
         Warehouse(path)
     monkeypatch.undo()
 
     warehouse = Warehouse(path)
     try:
-        assert warehouse.schema_version() == 1
+        assert warehouse.schema_version() == LATEST_VERSION
         assert (
             warehouse.scalar(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'added'"
@@ -346,4 +361,4 @@ def test_a_file_held_by_another_process_raises_warehouse_locked(
 
     # Once the holder is gone the file opens again.
     with Touchpoints(settings) as tp:
-        assert tp.warehouse.schema_version() == 1
+        assert tp.warehouse.schema_version() == LATEST_VERSION

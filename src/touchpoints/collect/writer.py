@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,10 @@ class BufferedWriter:
         max_pending_events: int = 500_000,
         fsync: bool = False,
         fsync_interval_ms: float = 2.0,
+        after_write: Callable[[], object] | None = None,
     ) -> None:
         self._store = store
+        self._after_write = after_write  # e.g. the identity map catching up, in this thread
         self._wal_dir = wal_dir
         self._interval = flush_interval_ms / 1000
         self._flush_max = flush_max_events
@@ -232,6 +234,11 @@ class BufferedWriter:
         self.duplicates += result.duplicates
         self._in_flight = 0
         old_segment.unlink(missing_ok=True)
+        if self._after_write is not None:
+            try:
+                self._after_write()
+            except Exception:  # noqa: BLE001 - the events are stored; the follower catches up later
+                log.exception("updating after a write failed; it is retried after the next one")
 
     # -- the log -----------------------------------------------------------------------------
     def _current_segment_path(self) -> Path:

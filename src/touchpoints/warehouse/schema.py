@@ -74,6 +74,57 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "identity map: identifiers, event identifiers, merge log, rejected links",
+        (
+            # No primary keys or indexes: DuckDB turns an UPDATE of an indexed table into a
+            # delete and insert that can trip its own constraint; uniqueness is kept by the
+            # one writer (identity/resolver.py).
+            """
+            CREATE TABLE identifiers (
+                sid BIGINT NOT NULL,
+                type VARCHAR NOT NULL,
+                value VARCHAR NOT NULL,
+                first_seq BIGINT NOT NULL,
+                person BIGINT NOT NULL,
+                detached BOOLEAN NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE event_identifiers (
+                seq BIGINT NOT NULL,
+                pos SMALLINT NOT NULL,
+                sid BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE identity_merges (
+                seq BIGINT,
+                message_id VARCHAR,
+                created_at TIMESTAMP NOT NULL,
+                kind VARCHAR NOT NULL,
+                kept BIGINT NOT NULL,
+                absorbed BIGINT,
+                sid BIGINT NOT NULL,
+                note VARCHAR
+            )
+            """,
+            """
+            CREATE TABLE identity_rejections (
+                seq BIGINT NOT NULL,
+                message_id VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                person BIGINT NOT NULL,
+                other BIGINT NOT NULL,
+                sid BIGINT NOT NULL,
+                rule VARCHAR NOT NULL
+            )
+            """,
+            "CREATE TABLE identity_state (processed_seq BIGINT NOT NULL)",
+            "INSERT INTO identity_state VALUES (0)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

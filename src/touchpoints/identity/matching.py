@@ -1,0 +1,437 @@
+"""Probabilistic matching: which person records are one person, and how sure we are.
+
+Deterministic stitching (``identifiers.py``) joins records that share an identifier. It cannot
+join "Ida Lnage, 0156 4707605" to "Ida Lange, +49 156 4707605": no identifier is equal. This
+module scores such pairs with the Fellegi–Sunter model, run by Splink on DuckDB. The model is
+unsupervised: u (how often a level agrees by chance) comes from random pairs, m (how often it
+agrees for a true match) from expectation maximisation, so no labelled pairs are needed.
+
+Pairs at or above ``threshold`` are accepted; pairs in the review band are listed for a person
+to decide; everything else is dropped. Results depend only on the records and the settings:
+u-sampling is seeded and the output is sorted, so two runs give the same pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+import duckdb
+import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
+import splink.comparison_library as cl
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+Column = Literal["first_name", "last_name", "email", "phone", "birth_date", "postcode", "city"]
+Comparison = Literal["name", "birth_date", "email", "phone", "postcode", "city"]
+Rule = tuple[Column, ...]
+
+COLUMNS: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "birth_date",
+    "postcode",
+    "city",
+)
+# The input columns each comparison reads: a training rule that blocks on any of them cannot
+# estimate that comparison's m (every blocked pair agrees on it).
+COMPARISON_COLUMNS: dict[str, tuple[str, ...]] = {
+    "name": ("first_name", "last_name"),
+    "birth_date": ("birth_date",),
+    "email": ("email",),
+    "phone": ("phone",),
+    "postcode": ("postcode",),
+    "city": ("city",),
+}
+PAIR_SCHEMA = pa.schema(
+    [("record_id_l", pa.string()), ("record_id_r", pa.string()), ("match_probability", pa.float64())]
+)
+_SWAPPED_NAMES = "l.first_name = r.last_name and l.last_name = r.first_name"
+
+
+class MatchSettings(BaseModel):
+    """What to compare, which pairs to score, how to train and where to draw the lines.
+
+    The defaults suit person records from a CRM. ``city`` is left out of the default
+    comparisons because it is nearly implied by ``postcode``: Fellegi–Sunter assumes the
+    comparisons are independent, and two correlated ones count the same evidence twice.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    comparisons: tuple[Comparison, ...] = Field(
+        ("name", "birth_date", "email", "phone", "postcode"), min_length=1
+    )
+    blocking_rules: tuple[Rule, ...] = Field(
+        (("first_name", "last_name"), ("birth_date",), ("email",), ("phone",), ("postcode",)),
+        min_length=1,
+        description="Pairs agreeing exactly on all columns of at least one rule are scored.",
+    )
+    block_swapped_names: bool = Field(
+        True, description="Also score pairs whose first and last names are swapped."
+    )
+    threshold: float = Field(0.9, gt=0, lt=1, description="Accept pairs at or above this.")
+    review_band: tuple[float, float] | None = Field(
+        None,
+        description="[low, threshold): pairs a person should look at. Default (0.5, threshold).",
+    )
+    em_rules: tuple[Rule, ...] = Field(
+        (("first_name", "last_name"), ("birth_date",)),
+        min_length=1,
+        description="One EM session per rule; each comparison must be free in at least one.",
+    )
+    em_max_iterations: int = Field(25, ge=1, le=1000)
+    em_convergence: float = Field(1e-4, gt=0, lt=1)
+    u_max_pairs: int = Field(2_000_000, ge=1_000, description="Random pairs sampled for u.")
+    prior: float | None = Field(
+        None, gt=0, lt=1, description="P(two random records match); None: estimate it."
+    )
+    prior_rules: tuple[Rule, ...] = Field(
+        (("email",), ("first_name", "last_name", "birth_date")),
+        description="Near-certain rules whose matches, divided by prior_recall, give the prior.",
+    )
+    prior_recall: float = Field(0.8, gt=0, le=1)
+    phone_region: str = Field("DE", description="Country of phone numbers written without one.")
+    seed: int = Field(42, description="Seeds u-sampling, so runs are reproducible.")
+
+    @field_validator("comparisons")
+    @classmethod
+    def _distinct_comparisons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({c for c in value if value.count(c) > 1})
+        if twice:
+            raise ValueError(f"named more than once: {', '.join(twice)}")
+        return value
+
+    @field_validator("blocking_rules", "em_rules", "prior_rules")
+    @classmethod
+    def _well_formed_rules(cls, value: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        for index, rule in enumerate(value):
+            if not rule:
+                raise ValueError(f"rule {index} is empty; name at least one column")
+            if len(set(rule)) != len(rule):
+                raise ValueError(f"rule {index} names a column twice: {list(rule)}")
+        return value
+
+    @field_validator("review_band")
+    @classmethod
+    def _band_below_threshold(
+        cls, value: tuple[float, float] | None, info: ValidationInfo
+    ) -> tuple[float, float] | None:
+        threshold = info.data.get("threshold")
+        if value is None or threshold is None:
+            return value
+        low, high = value
+        if high != threshold:
+            raise ValueError(
+                f"upper edge {high} must equal threshold {threshold}: pairs at or above the "
+                "threshold are accepted, not reviewed"
+            )
+        if not 0 < low <= high:
+            raise ValueError(f"lower edge {low} must be above 0 and at most threshold {high}")
+        return value
+
+    @field_validator("em_rules")
+    @classmethod
+    def _every_comparison_trained(
+        cls, value: tuple[Rule, ...], info: ValidationInfo
+    ) -> tuple[Rule, ...]:
+        for comparison in info.data.get("comparisons", ()):
+            columns = set(COMPARISON_COLUMNS[comparison])
+            if all(columns & set(rule) for rule in value):
+                raise ValueError(
+                    f"no rule leaves comparison {comparison!r} free, so its m cannot be "
+                    f"estimated; add a rule that uses none of {sorted(columns)}"
+                )
+        return value
+
+    @field_validator("phone_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if phonenumbers.country_code_for_region(value) == 0:
+            raise ValueError(f"{value!r} is not a region phonenumbers knows (e.g. 'DE', 'GB')")
+        return value
+
+    def band(self) -> tuple[float, float]:
+        """The review band, [low, threshold)."""
+        return self.review_band or (min(0.5, self.threshold), self.threshold)
+
+    def columns_used(self) -> set[str]:
+        """Input columns these settings read (besides ``record_id``)."""
+        used = {c for name in self.comparisons for c in COMPARISON_COLUMNS[name]}
+        rules = self.blocking_rules + self.em_rules + (() if self.prior else self.prior_rules)
+        return used | {c for rule in rules for c in rule}
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Scored pairs (``record_id_l < record_id_r``), each table sorted by the two ids."""
+
+    accepted: pa.Table
+    review: pa.Table
+
+    @classmethod
+    def empty(cls) -> Self:
+        return cls(PAIR_SCHEMA.empty_table(), PAIR_SCHEMA.empty_table())
+
+    def clusters(self) -> list[tuple[str, ...]]:
+        """Connected components of the accepted pairs, each sorted; records in no pair left out.
+
+        Union-find in Python: accepted pairs are few (duplicates, not records), and it keeps
+        the result a plain value instead of a handle on Splink's tables.
+        """
+        parent: dict[str, str] = {}
+
+        def root(node: str) -> str:
+            parent.setdefault(node, node)
+            while parent[node] != node:
+                parent[node] = parent[parent[node]]
+                node = parent[node]
+            return node
+
+        left = self.accepted.column("record_id_l").to_pylist()
+        right = self.accepted.column("record_id_r").to_pylist()
+        for a, b in zip(left, right, strict=True):
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        groups: dict[str, list[str]] = {}
+        for node in parent:
+            groups.setdefault(root(node), []).append(node)
+        return sorted(tuple(sorted(members)) for members in groups.values())
+
+
+def match_records(
+    records: pa.Table | Sequence[Mapping[str, Any]],
+    settings: MatchSettings,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> MatchResult:
+    """Find pairs of ``records`` that are the same person (dedupe one table).
+
+    ``records`` has a unique, non-null ``record_id`` and the columns the settings use (any
+    value may be None; ``birth_date`` is ISO ``YYYY-MM-DD``). They are normalised first:
+    names and cities lower-cased with spaces collapsed, e-mail lower-cased, phone numbers to
+    digits with the country code (``phone_region`` for national numbers), postcodes upper-cased
+    without spaces. ``con`` runs the work (for example a warehouse cursor); its tables and
+    settings are left as they were. Splink's log output is silenced while this runs: its
+    messages are no use to our users and sit one step from their data.
+    """
+    table = _as_arrow(records)
+    missing = sorted({"record_id", *settings.columns_used()} - set(table.column_names))
+    if missing:
+        raise ValueError(
+            f"records have no column {', '.join(map(repr, missing))}, which the settings use; "
+            "add it (values may be None) or leave it out of the settings"
+        )
+    own = con is None
+    con = duckdb.connect() if con is None else con
+    suffix = uuid.uuid4().hex[:12]
+    raw, prepared = f"__tp_match_raw_{suffix}", f"__tp_match_input_{suffix}"
+    progress = con.sql("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
+    db_api: DuckDBAPI | None = None
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.register(raw, table)
+        con.execute(_normalise_sql(raw, prepared, table.column_names, settings.phone_region))
+        con.unregister(raw)
+        count = _check_input(con, prepared)
+        if count < 2:
+            return MatchResult.empty()
+        with _SPLINK_LOGS.silenced():
+            db_api = DuckDBAPI(con)
+            return _train_and_predict(db_api, prepared, settings)
+    finally:
+        if db_api is not None:
+            db_api.delete_tables_created_by_splink_from_db()
+        con.execute(f"DROP TABLE IF EXISTS {prepared}")
+        if own:
+            con.close()
+        else:
+            con.execute(f"SET enable_progress_bar = {bool(progress)}")
+
+
+def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -> MatchResult:
+    """Fellegi–Sunter in Splink's order: prior, u by sampling, m by EM, then score."""
+    linker = Linker(db_api.register(table), _splink_settings(settings), log_level=None)
+    if settings.prior is None:
+        rules = [block_on(*rule) for rule in settings.prior_rules]
+        linker.training.estimate_probability_two_random_records_match(
+            rules, recall=settings.prior_recall
+        )
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=settings.u_max_pairs, seed=settings.seed
+    )
+    for rule in settings.em_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            block_on(*rule), estimate_without_term_frequencies=True
+        )
+    low, threshold = settings.band()
+    scored = linker.inference.predict(threshold_match_probability=low, warning_mode="never")
+    pairs = db_api.duckdb_con.sql(
+        f"SELECT record_id_l, record_id_r, match_probability FROM {scored.physical_name} "
+        f"WHERE match_probability >= {low!r} ORDER BY record_id_l, record_id_r"
+    ).to_arrow_table()
+    pairs = pairs.cast(PAIR_SCHEMA)
+    above = pc.greater_equal(pairs.column("match_probability"), threshold)
+    return MatchResult(pairs.filter(above), pairs.filter(pc.invert(above)))
+
+
+def _splink_settings(settings: MatchSettings) -> SettingsCreator:
+    comparisons = {
+        # A reversed-names level catches swapped first and last names; term frequencies on
+        # the full name make "anna müller" weaker evidence than "ida lange".
+        "name": lambda: cl.ForenameSurnameComparison(
+            "first_name", "last_name", forename_surname_concat_col_name="full_name"
+        ),
+        "birth_date": lambda: cl.DateOfBirthComparison("birth_date", input_is_string=False),
+        "email": lambda: cl.EmailComparison("email"),
+        "phone": lambda: cl.DamerauLevenshteinAtThresholds("phone", [1]),
+        "postcode": lambda: cl.DamerauLevenshteinAtThresholds("postcode", [1]).configure(
+            term_frequency_adjustments=True
+        ),
+        "city": lambda: cl.JaroWinklerAtThresholds("city", [0.9]).configure(
+            term_frequency_adjustments=True
+        ),
+    }
+    blocking: list[Any] = [block_on(*rule) for rule in settings.blocking_rules]
+    if settings.block_swapped_names:
+        blocking.append(_SWAPPED_NAMES)
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="record_id",
+        comparisons=[comparisons[name]() for name in settings.comparisons],
+        blocking_rules_to_generate_predictions=blocking,
+        probability_two_random_records_match=settings.prior or 0.0001,
+        em_convergence=settings.em_convergence,
+        max_iterations=settings.em_max_iterations,
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+    )
+
+
+def _as_arrow(records: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
+    """An Arrow table; dict rows become text columns (a date becomes its ISO text)."""
+    if isinstance(records, pa.Table):
+        return records
+    if isinstance(records, str | bytes) or not isinstance(records, Sequence):
+        raise TypeError(f"records must be a pyarrow.Table or a list of dicts, not {type(records)}")
+    for index, row in enumerate(records):
+        if not isinstance(row, Mapping):
+            raise TypeError(f"records[{index}] is a {type(row).__name__}, not a dict")
+    present = [c for c in ("record_id", *COLUMNS) if any(c in row for row in records)]
+    return pa.table(
+        {
+            c: pa.array([None if r.get(c) is None else str(r[c]) for r in records], pa.string())
+            for c in present
+        }
+    )
+
+
+def _normalise_sql(source: str, target: str, present: list[str], region: str) -> str:
+    """One set-based step: every column as text, cleaned; absent columns as NULL."""
+
+    def text(column: str) -> str:
+        return f"CAST({column} AS VARCHAR)" if column in present else "CAST(NULL AS VARCHAR)"
+
+    def words(column: str) -> str:
+        return f"NULLIF(lower(trim(regexp_replace({text(column)}, '\\s+', ' ', 'g'))), '')"
+
+    code = phonenumbers.country_code_for_region(region)
+    return f"""
+        CREATE TEMP TABLE {target} AS
+        WITH cleaned AS (
+            SELECT
+                CAST(record_id AS VARCHAR) AS record_id,
+                {words("first_name")} AS first_name,
+                {words("last_name")} AS last_name,
+                NULLIF(lower(trim({text("email")})), '') AS email,
+                regexp_replace({text("phone")}, '[^0-9]', '', 'g') AS phone_digits,
+                NULLIF(trim({text("birth_date")}), '') AS birth_date_text,
+                NULLIF(upper(regexp_replace({text("postcode")}, '\\s', '', 'g')), '') AS postcode,
+                {words("city")} AS city
+            FROM {source}
+        )
+        SELECT
+            record_id, first_name, last_name,
+            first_name || ' ' || last_name AS full_name,
+            email,
+            CASE
+                WHEN length(phone_digits) < 6 THEN NULL
+                WHEN phone_digits LIKE '00%' THEN substr(phone_digits, 3)
+                WHEN phone_digits LIKE '0%' THEN '{code}' || substr(phone_digits, 2)
+                ELSE phone_digits
+            END AS phone,
+            birth_date_text,
+            CASE WHEN regexp_full_match(birth_date_text, '\\d{{4}}-\\d{{2}}-\\d{{2}}')
+                THEN TRY_CAST(birth_date_text AS DATE) END AS birth_date,
+            postcode, city
+        FROM cleaned
+    """
+
+
+def _check_input(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """The number of records, after refusing ids and dates that cannot be right.
+
+    Errors name record ids, never values: they may end up in a log.
+    """
+    count, null_ids = con.sql(
+        f"SELECT count(*), count(*) - count(record_id) FROM {table}"
+    ).fetchall()[0]
+    if null_ids:
+        raise ValueError(f"{null_ids} record(s) have no record_id; every record needs one")
+    twice = con.sql(
+        f"SELECT record_id FROM {table} GROUP BY record_id HAVING count(*) > 1 "
+        "ORDER BY record_id LIMIT 5"
+    ).fetchall()
+    if twice:
+        ids = ", ".join(repr(row[0]) for row in twice)
+        raise ValueError(f"record_id must be unique; used more than once: {ids}")
+    bad_dates = con.sql(
+        f"SELECT record_id FROM {table} WHERE birth_date_text IS NOT NULL AND birth_date IS NULL "
+        "ORDER BY record_id LIMIT 5"
+    ).fetchall()
+    if bad_dates:
+        ids = ", ".join(repr(row[0]) for row in bad_dates)
+        raise ValueError(f"birth_date is not an ISO date (YYYY-MM-DD) in record_id {ids}")
+    return int(count)
+
+
+class _QuietLogger:
+    """Raises one logger above CRITICAL while any caller is inside ``silenced()``.
+
+    A depth count under a lock, so concurrent calls restore the level only when the last one
+    leaves. (A filter would not do: logger filters do not see records from child loggers.)
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved = logging.NOTSET
+
+    @contextmanager
+    def silenced(self) -> Iterator[None]:
+        logger = logging.getLogger(self._name)
+        with self._lock:
+            if self._depth == 0:
+                self._saved = logger.level
+                logger.setLevel(logging.CRITICAL + 1)
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    logger.setLevel(self._saved)
+
+
+_SPLINK_LOGS = _QuietLogger("splink")
