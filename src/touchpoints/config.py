@@ -7,11 +7,12 @@ TOUCHPOINTS_DATA_DIR, then ``./touchpoints-data``) and the rest is read with it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -85,13 +86,23 @@ class ChannelRule(BaseModel):
                 f"(got {', '.join(given) or 'none'})"
             )
         if self.matches is not None:
-            import re
-
             try:
                 re.compile(self.matches)
             except re.error as exc:
                 raise ValueError(f"matches is not a valid regular expression: {exc}") from exc
         return self
+
+
+class IdentifierTypeSetting(BaseModel):
+    """An identifier type in touchpoints.toml ([[identifier_types]])."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    paths: list[str] = Field(min_length=1)
+    normalise: Literal["exact", "lower", "email", "phone"] = "exact"
+    limit: int | None = Field(default=None, ge=1)
+    priority: int = 50
 
 
 class Settings(BaseSettings):
@@ -148,6 +159,43 @@ class Settings(BaseSettings):
         default=True, description="Use the built-in channel rules after the user rules."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    identifier_types: list[IdentifierTypeSetting] = Field(
+        default_factory=list,
+        description=(
+            "Identifier types added to the built-in ones, or changing one of the same name "
+            "(e.g. its limit)."
+        ),
+    )
+    identity_block_values: list[str] = Field(
+        default_factory=list,
+        description="Values never taken as identifiers (e.g. a shared kiosk's device id).",
+    )
+    identity_block_patterns: list[str] = Field(
+        default_factory=list, description="Regular expressions for such values."
+    )
+    phone_region: str = Field(
+        default="DE",
+        pattern=r"^[A-Z]{2}$",
+        description="Country for phone numbers written without one (ISO 3166 code).",
+    )
+    trait_source_priority: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Per trait, sources whose values win over newer ones from others, best first "
+            '(e.g. postal_code = ["crm_export"]).'
+        ),
+    )
+
+    @field_validator("identity_block_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for i, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {i} ({pattern!r}) is not a valid regex: {exc}") from None
+        return patterns
 
     @classmethod
     def settings_customise_sources(
@@ -249,6 +297,18 @@ DEFAULT_CONFIG_TOML = """\
 # wal_fsync_interval_ms = 2.0   # longest wait to group requests into one fsync
 # builtin_channel_rules = true  # false: only your channel_rules decide the channel
 # log_level = "info"            # debug, info, warning or error
+#
+# Identity resolution (see docs/identity.md):
+# phone_region = "DE"             # country for phone numbers written without one
+# identity_block_values = []      # e.g. ["KIOSK-TABLET-1"]: never an identifier
+# identity_block_patterns = []    # e.g. ["^kiosk-"]
+# trait_source_priority = {}      # e.g. { postal_code = ["crm_export"] }
+# identifier_types = []           # more types, or a built-in one changed, e.g.
+# [[identifier_types]]
+# name = "loyalty_card"
+# paths = ["traits.loyalty_card", "properties.loyalty_card"]
+# normalise = "lower"             # exact, lower, email or phone
+# limit = 1                       # most per person; leave out for no limit
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]

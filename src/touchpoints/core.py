@@ -19,8 +19,10 @@ from touchpoints.collect.quarantine import Quarantine, ReplayResult
 from touchpoints.collect.writer import BufferedWriter, replay_wal
 from touchpoints.config import Settings
 from touchpoints.events import EventNormalizer, Limits, now_micros
+from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.privacy.keys import KeyStore
+from touchpoints.profiles import Profiles
 from touchpoints.warehouse import EventReader, EventStore, Warehouse
 
 log = logging.getLogger("touchpoints")
@@ -34,6 +36,19 @@ def build_normalizer(settings: Settings) -> EventNormalizer:
     )
 
 
+def build_identity_extractor(settings: Settings) -> IdentifierExtractor:
+    """The identifier types, block list and phone region a data directory's settings define."""
+    return build_extractor(
+        (
+            IdentifierType(t.name, tuple(t.paths), t.normalise, t.limit, t.priority)
+            for t in settings.identifier_types
+        ),
+        settings.identity_block_values,
+        settings.identity_block_patterns,
+        settings.phone_region,
+    )
+
+
 class Touchpoints:
     def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
         self.settings = settings
@@ -42,7 +57,8 @@ class Touchpoints:
         self.events = EventReader(self.warehouse)
         self.store = EventStore(self.warehouse)
         self.quarantine = Quarantine(self.warehouse)
-        self.identity = IdentityResolver(self.warehouse)
+        self.identity = IdentityResolver(self.warehouse, build_identity_extractor(settings))
+        self.profiles = Profiles(self.warehouse, self.identity, settings.trait_source_priority)
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
         self.started_at = datetime.now(UTC)

@@ -6,6 +6,7 @@ from touchpoints.identity.identifiers import (
     Identifier,
     IdentifierExtractor,
     IdentifierType,
+    build_extractor,
     normalise,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "Identifier",
     "IdentifierExtractor",
     "IdentifierType",
+    "build_extractor",
     "normalise",
 ]

@@ -225,3 +225,19 @@ def _get(message: Mapping[str, Any], path: list[str]) -> Any:
             return None
         value = value.get(key)
     return value
+
+
+def build_extractor(
+    extra_types: Iterable[IdentifierType] = (),
+    block_values: Iterable[str] = (),
+    block_patterns: Iterable[str] = (),
+    phone_region: str = "DE",
+) -> IdentifierExtractor:
+    """The built-in types with ``extra_types`` added (or replacing one of the same name)."""
+    types = {t.name: t for t in DEFAULT_TYPES}
+    for id_type in extra_types:
+        types[id_type.name] = id_type
+    ordered = tuple(sorted(types.values(), key=lambda t: t.priority))
+    return IdentifierExtractor(
+        ordered, BlockList().extended(block_values, block_patterns), phone_region
+    )

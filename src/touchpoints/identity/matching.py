@@ -26,8 +26,10 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 import splink.comparison_library as cl
+import splink.internals.expectation_maximisation as splink_em
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+from splink.internals.comparison_level import M_U_CLAMP_MIN
 
 Column = Literal["first_name", "last_name", "email", "phone", "birth_date", "postcode", "city"]
 Comparison = Literal["name", "birth_date", "email", "phone", "postcode", "city"]
@@ -53,7 +55,11 @@ COMPARISON_COLUMNS: dict[str, tuple[str, ...]] = {
     "city": ("city",),
 }
 PAIR_SCHEMA = pa.schema(
-    [("record_id_l", pa.string()), ("record_id_r", pa.string()), ("match_probability", pa.float64())]
+    [
+        ("record_id_l", pa.string()),
+        ("record_id_r", pa.string()),
+        ("match_probability", pa.float64()),
+    ]
 )
 _SWAPPED_NAMES = "l.first_name = r.last_name and l.last_name = r.first_name"
 
@@ -245,6 +251,7 @@ def match_records(
         count = _check_input(con, prepared)
         if count < 2:
             return MatchResult.empty()
+        _floor_em_probabilities()
         with _SPLINK_LOGS.silenced():
             db_api = DuckDBAPI(con)
             return _train_and_predict(db_api, prepared, settings)
@@ -435,3 +442,37 @@ class _QuietLogger:
 
 
 _SPLINK_LOGS = _QuietLogger("splink")
+
+
+_em_floor_lock = threading.Lock()
+
+
+def _floor_em_probabilities() -> None:
+    """Make Splink 5.0.0's EM survive a level that no match reaches (installed once, idempotent).
+
+    When every pair at a comparison level is a clear non-match, EM's M-step estimates that
+    level's m as exactly 0.0 and Splink's own setter refuses it ("m_probability value 0.0 is
+    below the minimum allowed value of 1e-300"), aborting training. This happens in ordinary
+    data: in the demo CRM every duplicate has a name typo, so "same last name, other first
+    name" is never a match. Splink already floors m and u at ``M_U_CLAMP_MIN`` when it turns
+    them into match weights, so flooring the M-step's output changes nothing else. Re-check
+    on every Splink upgrade; remove when upstream's EM clamps its own estimates.
+    """
+    with _em_floor_lock:
+        original = splink_em.compute_proportions_for_new_parameters
+        if getattr(original, "_touchpoints_floor", False):
+            return
+
+        def floored(df_params: Any) -> list[dict[str, Any]]:
+            records = original(df_params)
+            for record in records:
+                if record["output_column_name"] == "_probability_two_random_records_match":
+                    continue
+                for key in ("m_probability", "u_probability"):
+                    value = record[key]
+                    if isinstance(value, float) and value < M_U_CLAMP_MIN:
+                        record[key] = M_U_CLAMP_MIN
+            return records
+
+        floored._touchpoints_floor = True  # type: ignore[attr-defined]
+        splink_em.compute_proportions_for_new_parameters = floored

@@ -1,0 +1,311 @@
+"""The 360° profile of one person: identifiers, traits with provenance, computed attributes,
+the cross-channel timeline, and the merges that made the person.
+
+Everything is read from the warehouse when asked (the identity map says which events are the
+person's: those whose most trusted identifier belongs to them), so a profile is current as
+soon as the identity map has caught up with an event, and a merge or an unmerge changes it at
+once. Nothing of a merged person is lost: both sides' events, identifiers and trait histories
+stay and are read together.
+
+Trait rules: of a trait's values, the one with the latest *event* time wins (a late-arriving
+old event does not overwrite a newer value); a configured source priority comes first (e.g.
+the CRM export beats web forms for the postal address). Every value is kept as history.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from touchpoints.identity.identifiers import Identifier
+from touchpoints.identity.resolver import IdentityResolver
+from touchpoints.warehouse import Warehouse
+
+ORDER_EVENTS = ("Order Completed",)
+
+# The person's events: those whose anchor identifier (pos 0) belongs to the person.
+_PERSON_EVENTS = """
+    SELECT e.*
+    FROM identifiers i
+    JOIN event_identifiers ei ON ei.sid = i.sid AND ei.pos = 0
+    JOIN events e ON e.seq = ei.seq
+    WHERE i.person = ?
+"""
+
+
+class ProfileNotFound(LookupError):
+    pass
+
+
+def parse_key(key: str) -> Identifier:
+    """``email:anna@example.com``, ``user_id:u-1`` or ``person:17`` → an Identifier."""
+    id_type, sep, value = key.partition(":")
+    if not sep or not id_type or not value:
+        raise ValueError(
+            f"{key!r} is not an identifier: write TYPE:VALUE, e.g. email:anna@example.com, "
+            "user_id:u-1001 or person:17"
+        )
+    return Identifier(id_type.strip(), value.strip())
+
+
+@dataclass
+class TraitValue:
+    value: Any
+    source: str
+    timestamp: str
+    message_id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "source": self.source,
+            "timestamp": self.timestamp,
+            "message_id": self.message_id,
+        }
+
+
+@dataclass
+class Profile:
+    person: int
+    identifiers: dict[str, list[dict[str, Any]]]
+    traits: dict[str, TraitValue]
+    trait_history: dict[str, list[TraitValue]]
+    computed: dict[str, Any]
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    rejected_links: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self, history: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "person": f"person:{self.person}",
+            "identifiers": self.identifiers,
+            "traits": {name: value.as_dict() for name, value in sorted(self.traits.items())},
+            "computed": self.computed,
+            "merges": self.merges,
+            "rejected_links": self.rejected_links,
+        }
+        if history:
+            out["trait_history"] = {
+                name: [v.as_dict() for v in values]
+                for name, values in sorted(self.trait_history.items())
+            }
+        return out
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    value = orjson.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def _revenue(properties: Mapping[str, Any]) -> float:
+    for key in ("revenue", "total", "value"):
+        value = properties.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return 0.0
+
+
+class Profiles:
+    """Profiles, timelines and trait search over the warehouse and the identity map."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        identity: IdentityResolver,
+        source_priority: Mapping[str, list[str]] | None = None,
+    ) -> None:
+        self.warehouse = warehouse
+        self.identity = identity
+        self.source_priority = dict(source_priority or {})
+
+    def resolve(self, key: str) -> int:
+        """The person behind ``key`` (any identifier, or ``person:N``)."""
+        identifier = parse_key(key)
+        person = self.identity.person_of(identifier)
+        if person is None:
+            raise ProfileNotFound(f"no person has the identifier {identifier}")
+        return int(person)
+
+    # -- the profile -------------------------------------------------------------------------
+    def get(self, person: int, now: datetime | None = None) -> Profile:
+        wh = self.warehouse
+        identifiers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for id_type, value, first_seen in wh.fetchall(
+            "SELECT i.type, i.value, e.timestamp FROM identifiers i "
+            "LEFT JOIN events e ON e.seq = i.first_seq "
+            "WHERE i.person = ? ORDER BY i.type, i.sid",
+            [person],
+        ):
+            identifiers[id_type].append({"value": value, "first_seen": _iso(first_seen)})
+        if not identifiers:
+            raise ProfileNotFound(f"no person:{person}")
+        rows = wh.fetchall(
+            "SELECT seq, message_id, type, event, channel, source, traits, context, properties,"
+            f" timestamp FROM ({_PERSON_EVENTS}) ORDER BY timestamp, seq",
+            [person],
+        )
+        traits, history = self._traits(rows)
+        computed = self._computed(rows, identifiers, now or datetime.now(UTC))
+        return Profile(
+            person=person,
+            identifiers=dict(identifiers),
+            traits=traits,
+            trait_history=history,
+            computed=computed,
+            merges=self.merges(person),
+            rejected_links=self._rejections(person),
+        )
+
+    def _traits(
+        self, rows: list[tuple[Any, ...]]
+    ) -> tuple[dict[str, TraitValue], dict[str, list[TraitValue]]]:
+        history: dict[str, list[tuple[datetime, int, TraitValue]]] = defaultdict(list)
+        for seq, message_id, kind, _event, _channel, source, traits, context, _props, ts in rows:
+            ctx = _json(context)
+            context_traits = ctx.get("traits")
+            found = dict(context_traits) if isinstance(context_traits, dict) else {}
+            if kind == "identify":
+                found.update(_json(traits))
+            origin = ctx.get("source") if isinstance(ctx.get("source"), str) else None
+            if origin is None:
+                library = ctx.get("library")
+                if isinstance(library, dict) and isinstance(library.get("name"), str):
+                    origin = library["name"]
+            origin = origin or source
+            for name, value in found.items():
+                if value is None or value == "":
+                    continue
+                history[name].append((ts, seq, TraitValue(value, origin, _iso(ts), message_id)))
+        current: dict[str, TraitValue] = {}
+        kept: dict[str, list[TraitValue]] = {}
+        for name, values in history.items():
+            ranked = self.source_priority.get(name, [])
+
+            def rank(item: tuple[datetime, int, TraitValue], ranked: list[str] = ranked) -> tuple:
+                ts, seq, value = item
+                source_rank = ranked.index(value.source) if value.source in ranked else len(ranked)
+                return (-source_rank, ts, seq)
+
+            current[name] = max(values, key=rank)[2]
+            kept[name] = [value for _, _, value in sorted(values, key=lambda v: (v[0], v[1]))]
+        return current, kept
+
+    @staticmethod
+    def _computed(
+        rows: list[tuple[Any, ...]],
+        identifiers: Mapping[str, list[dict[str, Any]]],
+        now: datetime,
+    ) -> dict[str, Any]:
+        by_type: Counter[str] = Counter()
+        channels: Counter[str] = Counter()
+        orders, revenue = 0, 0.0
+        last_purchase: datetime | None = None
+        for _seq, _mid, kind, event, channel, _src, _traits, _ctx, props, ts in rows:
+            by_type[kind] += 1
+            channels[channel] += 1
+            if kind == "track" and event in ORDER_EVENTS:
+                orders += 1
+                revenue += _revenue(_json(props))
+                last_purchase = ts if last_purchase is None or ts > last_purchase else last_purchase
+        now_naive = now.astimezone(UTC).replace(tzinfo=None)
+        return {
+            "first_seen": _iso(rows[0][-1]) if rows else None,
+            "last_seen": _iso(rows[-1][-1]) if rows else None,
+            "events": len(rows),
+            "events_by_type": dict(sorted(by_type.items())),
+            "channels": dict(channels.most_common()),
+            "identifiers_by_type": {t: len(v) for t, v in sorted(identifiers.items())},
+            "devices": len(identifiers.get("anonymous_id", []))
+            + len(identifiers.get("device_id", [])),
+            "orders": orders,
+            "revenue": round(revenue, 2),
+            "last_purchase_at": _iso(last_purchase),
+            "days_since_last_purchase": (now_naive - last_purchase).days if last_purchase else None,
+        }
+
+    # -- timeline, merges, search ------------------------------------------------------------
+    def timeline(
+        self, person: int, limit: int = 50, before: tuple[datetime, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """The person's events, newest first, ``limit`` at a time; ``before`` pages on."""
+        sql = f"SELECT * FROM ({_PERSON_EVENTS}) p"
+        params: list[Any] = [person]
+        if before is not None:
+            sql += " WHERE (p.timestamp, p.seq) < (?, ?)"
+            params += [before[0], before[1]]
+        sql += " ORDER BY p.timestamp DESC, p.seq DESC LIMIT ?"
+        params.append(limit)
+        cursor = self.warehouse.run(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def merges(self, person: int) -> list[dict[str, Any]]:
+        rows = self.warehouse.fetchall(
+            "SELECT m.kind, m.created_at, m.seq, m.message_id, m.kept, m.absorbed, m.sid, "
+            "       i.type, i.value, m.note "
+            "FROM identity_merges m LEFT JOIN identifiers i ON i.sid = m.sid "
+            "WHERE m.kept IN (SELECT sid FROM identifiers WHERE person = ?) "
+            "   OR m.absorbed IN (SELECT sid FROM identifiers WHERE person = ?) "
+            "   OR m.sid IN (SELECT sid FROM identifiers WHERE person = ?) "
+            "ORDER BY m.created_at, m.seq",
+            [person, person, person],
+        )
+        return [
+            {
+                "kind": kind,
+                "at": _iso(at),
+                "seq": seq,
+                "message_id": message_id,
+                "kept": f"person:{kept}",
+                "absorbed": f"person:{absorbed}" if absorbed is not None else None,
+                "identifier": f"{id_type}:{value}" if id_type else None,
+                "note": note,
+            }
+            for kind, at, seq, message_id, kept, absorbed, _sid, id_type, value, note in rows
+        ]
+
+    def _rejections(self, person: int) -> list[dict[str, Any]]:
+        rows = self.warehouse.fetchall(
+            "SELECT r.seq, r.message_id, r.rule, i.type, i.value, po.person, pp.person "
+            "FROM identity_rejections r JOIN identifiers i ON i.sid = r.sid "
+            "JOIN identifiers po ON po.sid = r.other JOIN identifiers pp ON pp.sid = r.person "
+            "WHERE pp.person = ? OR po.person = ? ORDER BY r.seq",
+            [person, person],
+        )
+        return [
+            {
+                "seq": seq,
+                "message_id": message_id,
+                "rule": rule,
+                "identifier": f"{id_type}:{value}",
+                "person": f"person:{mine}",
+                "other": f"person:{other}",
+            }
+            for seq, message_id, rule, id_type, value, other, mine in rows
+        ]
+
+    def search(self, trait: str, value: str, limit: int = 50) -> list[int]:
+        """Persons with ``trait`` equal to ``value`` (case-insensitive) in any event."""
+        path = "$." + trait.replace('"', "")
+        rows = self.warehouse.fetchall(
+            "SELECT DISTINCT i.person FROM events e "
+            "JOIN event_identifiers ei ON ei.seq = e.seq AND ei.pos = 0 "
+            "JOIN identifiers i ON i.sid = ei.sid "
+            "WHERE lower(coalesce(json_extract_string(e.traits, ?), "
+            "                     json_extract_string(e.context, ?))) = lower(?) "
+            "ORDER BY i.person LIMIT ?",
+            [path, "$.traits." + trait.replace('"', ""), value, limit],
+        )
+        return [person for (person,) in rows]
