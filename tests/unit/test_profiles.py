@@ -1,0 +1,153 @@
+"""The 360° profile: traits with provenance, computed attributes, timeline, search."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from touchpoints.config import load_settings
+from touchpoints.core import Touchpoints
+from touchpoints.profiles import ProfileNotFound, parse_key
+
+
+def send(tp: Touchpoints, messages: list[dict[str, Any]]) -> None:
+    outcome = tp.judge({"batch": messages}, "batch", source="profile-test")
+    assert not outcome.rejected, outcome.rejected
+    tp.write_rows(outcome.rows)
+
+
+@pytest.fixture
+def tp(tmp_path: Path):
+    settings = load_settings(tmp_path / "data", trait_source_priority={"city": ["crm_export"]})
+    with Touchpoints(settings) as core:
+        yield core
+
+
+def anna(tp: Touchpoints) -> None:
+    send(
+        tp,
+        [
+            {"type": "page", "anonymousId": "laptop", "timestamp": "2026-03-01T09:00:00Z",
+             "context": {"page": {"url": "https://nordwind.de/modelle"}}},
+            {"type": "identify", "userId": "u1", "anonymousId": "laptop",
+             "timestamp": "2026-03-02T09:00:00Z",
+             "traits": {"email": "anna@example.com", "city": "Hamburg", "plan": "basic"}},
+            {"type": "track", "event": "Order Completed", "userId": "u1",
+             "timestamp": "2026-03-10T12:00:00Z", "properties": {"revenue": 48900.5}},
+            {"type": "screen", "name": "Fahrzeug", "anonymousId": "phone-app",
+             "timestamp": "2026-03-12T08:00:00Z",
+             "context": {"traits": {"email": "ANNA@example.com"}}},
+            {"type": "track", "event": "Order Completed", "userId": "u1",
+             "timestamp": "2026-04-01T12:00:00Z", "properties": {"total": 99}},
+        ],
+    )  # fmt: skip
+
+
+def test_a_profile_brings_every_device_and_channel_of_a_person_together(tp) -> None:
+    anna(tp)
+    person = tp.profiles.resolve("email:anna@example.com")
+    assert person == tp.profiles.resolve("anonymous_id:phone-app")  # linked by the e-mail
+    profile = tp.profiles.get(person, now=datetime(2026, 4, 11, 12, tzinfo=UTC)).as_dict()
+    assert profile["person"] == f"person:{person}"
+    assert {t: [i["value"] for i in v] for t, v in profile["identifiers"].items()} == {
+        "anonymous_id": ["laptop", "phone-app"],
+        "email": ["anna@example.com"],
+        "user_id": ["u1"],
+    }
+    computed = profile["computed"]
+    assert computed["events"] == 5
+    assert computed["events_by_type"] == {"identify": 1, "page": 1, "screen": 1, "track": 2}
+    assert computed["channels"] == {"other": 3, "web": 1, "mobile_app": 1}  # identify, track: other
+    assert computed["orders"] == 2
+    assert computed["revenue"] == 48999.5
+    assert computed["first_seen"] == "2026-03-01T09:00:00.000Z"
+    assert computed["last_seen"] == "2026-04-01T12:00:00.000Z"
+    assert computed["last_purchase_at"] == "2026-04-01T12:00:00.000Z"
+    assert computed["days_since_last_purchase"] == 10
+    assert computed["devices"] == 2
+
+
+def test_latest_by_event_time_wins_and_a_late_old_event_does_not_overwrite(tp) -> None:
+    anna(tp)
+    send(tp, [{"type": "identify", "userId": "u1", "timestamp": "2026-05-01T00:00:00Z",
+               "traits": {"plan": "premium"}}])  # fmt: skip
+    # Arrives later, happened earlier: history, not the current value.
+    send(tp, [{"type": "identify", "userId": "u1", "timestamp": "2026-02-01T00:00:00Z",
+               "traits": {"plan": "trial"}}])  # fmt: skip
+    profile = tp.profiles.get(tp.profiles.resolve("user_id:u1"))
+    assert profile.traits["plan"].value == "premium"
+    assert profile.traits["plan"].timestamp == "2026-05-01T00:00:00.000Z"
+    assert [v.value for v in profile.trait_history["plan"]] == ["trial", "basic", "premium"]
+
+
+def test_a_preferred_source_wins_over_newer_values_from_others(tp) -> None:
+    anna(tp)
+    send(tp, [{"type": "identify", "userId": "u1", "timestamp": "2026-03-05T00:00:00Z",
+               "traits": {"city": "Hamburg-Altona"},
+               "context": {"source": "crm_export"}}])  # fmt: skip
+    send(
+        tp,
+        [
+            {
+                "type": "identify",
+                "userId": "u1",
+                "timestamp": "2026-06-01T00:00:00Z",
+                "traits": {"city": "Hmaburg"},
+            }
+        ],
+    )  # fmt: skip  (a typo in a web form)
+    profile = tp.profiles.get(tp.profiles.resolve("user_id:u1"))
+    assert profile.traits["city"].value == "Hamburg-Altona"
+    assert profile.traits["city"].source == "crm_export"
+    assert profile.traits["email"].source == "profile-test"
+
+
+def test_a_merge_keeps_the_traits_and_events_of_both_persons(tp) -> None:
+    send(tp, [
+        {"type": "identify", "anonymousId": "a1", "traits": {"favourite_model": "E5"}},
+        {"type": "identify", "userId": "u9", "traits": {"newsletter": True}},
+    ])  # fmt: skip
+    first = tp.profiles.resolve("anonymous_id:a1")
+    second = tp.profiles.resolve("user_id:u9")
+    assert first != second
+    send(tp, [{"type": "alias", "userId": "u9", "previousId": "a1"}])
+    merged = tp.profiles.get(tp.profiles.resolve("user_id:u9"))
+    assert merged.person == first == tp.profiles.resolve(f"person:{second}")
+    assert merged.traits["favourite_model"].value == "E5"
+    assert merged.traits["newsletter"].value is True
+    assert merged.computed["events"] == 3
+    assert [(m["kind"], m["identifier"]) for m in merged.merges] == [("merge", "anonymous_id:a1")]
+
+
+def test_the_timeline_is_newest_first_and_pages_on(tp) -> None:
+    anna(tp)
+    person = tp.profiles.resolve("user_id:u1")
+    first = tp.profiles.timeline(person, limit=2)
+    assert [e["timestamp"].day for e in first] == [1, 12]
+    last = first[-1]
+    rest = tp.profiles.timeline(person, limit=10, before=(last["timestamp"], last["seq"]))
+    assert [e["event"] or e["name"] or e["type"] for e in rest] == [
+        "Order Completed",
+        "identify",
+        "page",
+    ]
+
+
+def test_search_by_trait_is_case_insensitive(tp) -> None:
+    anna(tp)
+    send(tp, [{"type": "identify", "userId": "u2", "traits": {"city": "München"}}])
+    assert tp.profiles.search("city", "hamburg") == [tp.profiles.resolve("user_id:u1")]
+    assert tp.profiles.search("city", "münchen") == [tp.profiles.resolve("user_id:u2")]
+    assert tp.profiles.search("city", "Berlin") == []
+
+
+def test_unknown_identifiers_and_bad_keys_say_what_is_wrong(tp) -> None:
+    with pytest.raises(ProfileNotFound, match="email:nobody@example.com"):
+        tp.profiles.resolve("email:nobody@example.com")
+    with pytest.raises(ValueError, match="TYPE:VALUE"):
+        parse_key("anna@example.com")
+    with pytest.raises(ProfileNotFound):
+        tp.profiles.resolve("person:not-a-number")
