@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -20,6 +21,7 @@ from touchpoints.collect.quarantine import ReplayResult
 from touchpoints.config import Settings
 from touchpoints.core import Touchpoints
 from touchpoints.events import stored_event_json
+from touchpoints.profiles import ProfileNotFound, parse_key
 from touchpoints.warehouse import EventFilter
 
 
@@ -97,6 +99,44 @@ class LocalClient:
 
     def import_chunk(self, messages: list[dict[str, Any]], rows: list[tuple]) -> int | None:
         return self.tp.write_rows(rows)
+
+    # -- profiles and identity -----------------------------------------------------------------
+    def _person(self, key: str) -> int | None:
+        try:
+            return self.tp.profiles.resolve(key)
+        except ValueError as exc:
+            raise ClientError(str(exc)) from None
+        except ProfileNotFound:
+            return None
+
+    def profile(self, key: str, history: bool = False) -> dict[str, Any] | None:
+        person = self._person(key)
+        return None if person is None else self.tp.profiles.get(person).as_dict(history)
+
+    def timeline(self, key: str, limit: int) -> list[dict[str, Any]] | None:
+        person = self._person(key)
+        if person is None:
+            return None
+        return [stored_event_json(row) for row in self.tp.profiles.timeline(person, limit)]
+
+    def search(self, trait: str, value: str, limit: int) -> list[str]:
+        return [f"person:{p}" for p in self.tp.profiles.search(trait, value, limit)]
+
+    def unmerge(self, identifier: str, note: str) -> dict[str, Any]:
+        try:
+            found = parse_key(identifier)
+        except ValueError as exc:
+            raise ClientError(str(exc)) from None
+        sid = self.tp.identity.sid_of(found) if found.type != "person" else None
+        if sid is None:
+            raise ClientError(f"no identifier {found}")
+        persons = self.tp.identity.detach(sid, note=note)
+        return {"detached": str(found), "persons": [f"person:{p}" for p in persons]}
+
+    def rebuild_identity(self) -> dict[str, Any]:
+        from touchpoints.identity.rebuild import rebuild
+
+        return asdict(rebuild(self.tp.identity))
 
 
 class RemoteClient:
@@ -199,6 +239,30 @@ class RemoteClient:
                 raise ClientError(f"the server refused a chunk: {response.text[:500]}")
             return None
         raise ClientError("the server stayed busy (429) for 30 attempts; try again later")
+
+    # -- profiles and identity -----------------------------------------------------------------
+    def profile(self, key: str, history: bool = False) -> dict[str, Any] | None:
+        return self._call(
+            "GET", f"/v1/profiles/{quote(key, safe=':@+')}", params={"history": history}
+        )
+
+    def timeline(self, key: str, limit: int) -> list[dict[str, Any]] | None:
+        body = self._call(
+            "GET", f"/v1/profiles/{quote(key, safe=':@+')}/timeline", params={"limit": limit}
+        )
+        return None if body is None else body["events"]
+
+    def search(self, trait: str, value: str, limit: int) -> list[str]:
+        params = {"trait": trait, "value": value, "limit": limit}
+        return self._call("GET", "/v1/profiles", params=params)["persons"]
+
+    def unmerge(self, identifier: str, note: str) -> dict[str, Any]:
+        return self._call(
+            "POST", "/v1/identity/unmerge", json={"identifier": identifier, "note": note}
+        )
+
+    def rebuild_identity(self) -> dict[str, Any]:
+        return self._call("POST", "/v1/identity/rebuild", timeout=3600)
 
 
 Client = LocalClient | RemoteClient

@@ -24,6 +24,7 @@ from starlette.routing import Mount, Router
 
 from touchpoints.api import events as events_api
 from touchpoints.api import keys as keys_api
+from touchpoints.api import profiles as profiles_api
 from touchpoints.api import quarantine as quarantine_api
 from touchpoints.collect.routes import Collector
 
@@ -74,6 +75,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(events_api.router)
     app.include_router(keys_api.router)
     app.include_router(quarantine_api.router)
+    app.include_router(profiles_api.router)
     return Router(routes=[*Collector(tp).routes(), Mount("", app=app)], lifespan=lifespan)
 
 

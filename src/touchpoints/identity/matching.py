@@ -97,7 +97,7 @@ class MatchSettings(BaseModel):
     )
     em_max_iterations: int = Field(25, ge=1, le=1000)
     em_convergence: float = Field(1e-4, gt=0, lt=1)
-    u_max_pairs: int = Field(2_000_000, ge=1_000, description="Random pairs sampled for u.")
+    u_max_pairs: int = Field(1_000_000, ge=1_000, description="Random pairs sampled for u.")
     prior: float | None = Field(
         None, gt=0, lt=1, description="P(two random records match); None: estimate it."
     )

@@ -228,6 +228,20 @@ class IdentityResolver:
             cursor.unregister("_repoint")
 
     # -- lookups -----------------------------------------------------------------------------
+    def normalised(self, identifier: Identifier) -> Identifier:
+        """``identifier`` in the normal form its type stores (e-mail lower-cased, E.164, …)."""
+        id_type = self.extractor.by_name.get(identifier.type)
+        if id_type is None:
+            return identifier
+        value = normalise(id_type.normalise, identifier.value, self.extractor.phone_region)
+        return Identifier(identifier.type, value or "")
+
+    def sid_of(self, identifier: Identifier) -> int | None:
+        found = self.normalised(identifier)
+        return self.warehouse.scalar(
+            "SELECT sid FROM identifiers WHERE type = ? AND value = ?", [found.type, found.value]
+        )
+
     def person_of(self, identifier: Identifier) -> int | None:
         """The person an identifier belongs to (``person:N`` resolves merged-away ids too)."""
         if identifier.type == "person":
@@ -236,12 +250,9 @@ class IdentityResolver:
             except ValueError:
                 return None
             return self.warehouse.scalar("SELECT person FROM identifiers WHERE sid = ?", [sid])
-        extractor_type = self.extractor.by_name.get(identifier.type)
-        value = identifier.value
-        if extractor_type is not None:
-            value = normalise(extractor_type.normalise, value, self.extractor.phone_region) or ""
+        found = self.normalised(identifier)
         return self.warehouse.scalar(
-            "SELECT person FROM identifiers WHERE type = ? AND value = ?", [identifier.type, value]
+            "SELECT person FROM identifiers WHERE type = ? AND value = ?", [found.type, found.value]
         )
 
     # -- unmerge -----------------------------------------------------------------------------
