@@ -569,7 +569,7 @@ def test_crm_export_imports_with_its_mapping(demo: Demo) -> None:
     for line, row in zip(lines, demo.crm, strict=True):
         message = line.message
         assert message["type"] == "identify"
-        assert message["userId"] == row["Kundennummer"]
+        assert message["anonymousId"] == row["Kundennummer"]
         assert message["traits"]["customer_number"] == row["Kundennummer"]
         assert message["traits"].get("email", "") == row["E-Mail"]
         assert message["context"] == {"channel": "other", "source": "crm_export"}
@@ -583,7 +583,7 @@ def test_files_agree_with_the_simulator(demo: Demo) -> None:
         assert path.is_file() and path.stat().st_size > 0
         assert path.parent == demo.files.crm_export.parent
     assert demo.files.crm_mapping.read_text(encoding="utf-8") == CRM_MAPPING
-    assert tomllib.loads(CRM_MAPPING)["user_id"] == "Kundennummer"
+    assert tomllib.loads(CRM_MAPPING)["anonymous_id"] == "Kundennummer"
     with demo.files.truth_identifiers.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["id_type", "value", "person_id"]

