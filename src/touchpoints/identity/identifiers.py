@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import phonenumbers
 
@@ -128,6 +128,7 @@ _TEST_EMAIL = re.compile(
     r"^(test|testing|tester|example|foo|bar|asdf|no-?reply|no-?email|none|null|x+)"
     r"@(test|example|email|mail|domain|foo|bar|none|null|x+)\.(com|org|net|de|test)$"
 )
+_MISSING = object()
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 
 
@@ -149,8 +150,9 @@ class BlockList:
         )
 
 
-@dataclass(frozen=True)
-class Identifier:
+class Identifier(NamedTuple):
+    """``(type, value)``; a tuple, because millions are made and hashed."""
+
     type: str
     value: str
 
@@ -200,31 +202,53 @@ class IdentifierExtractor:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"identifier types named twice: {', '.join(duplicates)}")
-        self._paths = [(t, [p.split(".") for p in t.paths]) for t in self.types]
         self.by_name = {t.name: t for t in self.types}
+        # Paths grouped by their parent object ("context.traits" → email, phone, …), so each
+        # parent is looked up once per event: this runs for every stored event.
+        groups: dict[tuple[str, ...], list[tuple[str, IdentifierType, int]]] = {}
+        rank = 0  # types in order, each type's paths in order: the tie-break within a priority
+        for id_type in self.types:
+            for path in id_type.paths:
+                *parent, leaf = path.split(".")
+                groups.setdefault(tuple(parent), []).append((leaf, id_type, rank))
+                rank += 1
+        self._groups = list(groups.items())
+        # The same ids come back event after event: their normal form is remembered.
+        self._cache: dict[tuple[str, Any], Any] = {}
+
+    def _clean(self, kind: Normalisation, value: Any) -> str | None:
+        text = normalise(kind, value, self.phone_region)
+        return None if text is None or self.block_list.blocks(text) else text
 
     def extract(self, message: Mapping[str, Any]) -> list[Identifier]:
         """Identifiers of ``message`` in priority order, each once."""
-        found: dict[Identifier, int] = {}
-        for id_type, paths in self._paths:
-            for path in paths:
-                value = _get(message, path)
-                if value is None:
+        found: dict[Identifier, tuple[int, int, int]] = {}
+        cache = self._cache
+        for parent, leaves in self._groups:
+            node: Any = message
+            for key in parent:
+                node = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                continue
+            for leaf, id_type, rank in leaves:
+                value = node.get(leaf)
+                if value is None or isinstance(value, dict | list | bool | float):
                     continue
-                text = normalise(id_type.normalise, value, self.phone_region)
-                if text is None or self.block_list.blocks(text):
+                key = (id_type.normalise, value)
+                text = cache.get(key, _MISSING)
+                if text is _MISSING:
+                    text = self._clean(id_type.normalise, value)
+                    if len(cache) > 500_000:
+                        cache.clear()
+                    cache[key] = text
+                if text is None:
                     continue
-                found.setdefault(Identifier(id_type.name, text), id_type.priority)
+                identifier = Identifier(id_type.name, text)
+                if identifier not in found:
+                    found[identifier] = (id_type.priority, rank, len(found))
+        if len(found) < 2:
+            return list(found)
         return sorted(found, key=found.__getitem__)
-
-
-def _get(message: Mapping[str, Any], path: list[str]) -> Any:
-    value: Any = message
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
 
 
 def build_extractor(

@@ -74,9 +74,7 @@ class MatchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    comparisons: tuple[Comparison, ...] = Field(
-        ("name", "birth_date", "email", "phone", "postcode"), min_length=1
-    )
+    comparisons: tuple[Comparison, ...] = ("name", "birth_date", "email", "phone", "postcode")
     blocking_rules: tuple[Rule, ...] = Field(
         (
             ("first_name", "last_name"),
@@ -86,7 +84,6 @@ class MatchSettings(BaseModel):
             ("postcode", "first_name"),
             ("postcode", "last_name"),
         ),
-        min_length=1,
         description="Pairs agreeing exactly on all columns of at least one rule are scored.",
     )
     block_swapped_names: bool = Field(
@@ -99,7 +96,6 @@ class MatchSettings(BaseModel):
     )
     em_rules: tuple[Rule, ...] = Field(
         (("first_name", "last_name"), ("birth_date",)),
-        min_length=1,
         description="One EM session per rule; each comparison must be free in at least one.",
     )
     em_max_iterations: int = Field(25, ge=1, le=1000)
@@ -119,14 +115,21 @@ class MatchSettings(BaseModel):
     @field_validator("comparisons")
     @classmethod
     def _distinct_comparisons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("choose at least one comparison")
         twice = sorted({c for c in value if value.count(c) > 1})
         if twice:
             raise ValueError(f"named more than once: {', '.join(twice)}")
         return value
 
+    # Emptiness is checked here, not with min_length: pydantic would also report an empty
+    # tuple after dropping an invalid column name, an error that misleads.
     @field_validator("blocking_rules", "em_rules", "prior_rules")
     @classmethod
-    def _well_formed_rules(cls, value: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    def _well_formed_rules(cls, value: tuple[Rule, ...], info: ValidationInfo) -> tuple[Rule, ...]:
+        if not value and not (info.field_name == "prior_rules" and info.data.get("prior")):
+            hint = ", or set prior" if info.field_name == "prior_rules" else ""
+            raise ValueError(f"give at least one rule{hint}")
         for index, rule in enumerate(value):
             if not rule:
                 raise ValueError(f"rule {index} is empty; name at least one column")
@@ -245,6 +248,8 @@ def match_records(
     messages are no use to our users and sit one step from their data.
     """
     table = _as_arrow(records)
+    if table.num_rows < 2:
+        return MatchResult.empty()
     missing = sorted({"record_id", *settings.columns_used()} - set(table.column_names))
     if missing:
         raise ValueError(
@@ -256,16 +261,13 @@ def match_records(
     suffix = uuid.uuid4().hex[:12]
     raw, prepared = f"__tp_match_raw_{suffix}", f"__tp_match_input_{suffix}"
     progress = con.sql("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
-    before = _catalog(con)
     db_api: DuckDBAPI | None = None
     try:
         con.execute("SET enable_progress_bar = false")
         con.register(raw, table)
         con.execute(_normalise_sql(raw, prepared, table.column_names, settings.phone_region))
         con.unregister(raw)
-        count = _check_input(con, prepared)
-        if count < 2:
-            return MatchResult.empty()
+        _check_input(con, prepared)
         _floor_em_probabilities()
         with _SPLINK_LOGS.silenced():
             db_api = DuckDBAPI(con)
@@ -274,7 +276,6 @@ def match_records(
         if db_api is not None:
             db_api.delete_tables_created_by_splink_from_db()
         con.execute(f"DROP TABLE IF EXISTS {prepared}")
-        _drop_splink_leftovers(con, before)
         if own:
             con.close()
         else:
@@ -283,12 +284,15 @@ def match_records(
 
 def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -> MatchResult:
     """Fellegi–Sunter in Splink's order: prior, u by sampling, m by EM, then score."""
-    linker = Linker(db_api.register(table), _splink_settings(settings), log_level=None)
-    if settings.prior is None:
-        rules = [block_on(*rule) for rule in settings.prior_rules]
-        linker.training.estimate_probability_two_random_records_match(
-            rules, recall=settings.prior_recall
-        )
+    con = db_api.duckdb_con
+    for index, rule in enumerate(settings.em_rules):
+        if not con.sql(_pair_count_sql(table, (rule,))).fetchall()[0][0]:
+            raise ValueError(
+                f"em_rules[{index}] {list(rule)}: no two records agree on it, so EM has no "
+                "pairs to learn from; use rules that pair at least a few hundred records"
+            )
+    prior = settings.prior or _estimate_prior(con, table, settings)
+    linker = Linker(db_api.register(table), _splink_settings(settings, prior), log_level=None)
     linker.training.estimate_u_using_random_sampling(
         max_pairs=settings.u_max_pairs, seed=settings.seed
     )
@@ -307,7 +311,30 @@ def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -
     return MatchResult(pairs.filter(above), pairs.filter(pc.invert(above)))
 
 
-def _splink_settings(settings: MatchSettings) -> SettingsCreator:
+def _estimate_prior(con: duckdb.DuckDBPyConnection, table: str, settings: MatchSettings) -> float:
+    """P(two random records match), estimated directly as Splink recommends: the pairs that
+    near-certain rules find, divided by the rules' recall, over all pairs.
+
+    Computed here rather than by Splink for two cases Splink gets wrong: when the rules find
+    no pair it sets the prior to 0 and training then fails on log2(0), so at least one match is
+    assumed; on a handful of records the estimate can pass 1, so it is capped at 0.5.
+    """
+    count = con.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    found = con.sql(_pair_count_sql(table, settings.prior_rules)).fetchall()[0][0]
+    return min(max(found, 1) / settings.prior_recall / (count * (count - 1) / 2), 0.5)
+
+
+def _pair_count_sql(table: str, rules: tuple[Rule, ...]) -> str:
+    """Distinct pairs agreeing on every column of at least one rule (a union of equi-joins)."""
+    joins = [
+        f"SELECT l.record_id AS id_l, r.record_id AS id_r FROM {table} AS l JOIN {table} AS r "
+        f"ON {' AND '.join(f'l.{c} = r.{c}' for c in rule)} WHERE l.record_id < r.record_id"
+        for rule in rules
+    ]
+    return f"SELECT count(*) FROM ({' UNION '.join(joins)})"
+
+
+def _splink_settings(settings: MatchSettings, prior: float) -> SettingsCreator:
     comparisons = {
         # A reversed-names level catches swapped first and last names; term frequencies on
         # the full name make "anna müller" weaker evidence than "ida lange".
@@ -335,7 +362,7 @@ def _splink_settings(settings: MatchSettings) -> SettingsCreator:
         unique_id_column_name="record_id",
         comparisons=[comparisons[name]() for name in settings.comparisons],
         blocking_rules_to_generate_predictions=blocking,
-        probability_two_random_records_match=settings.prior or 0.0001,
+        probability_two_random_records_match=prior,
         em_convergence=settings.em_convergence,
         max_iterations=settings.em_max_iterations,
         retain_matching_columns=False,
@@ -403,14 +430,10 @@ def _normalise_sql(source: str, target: str, present: list[str], region: str) ->
     """
 
 
-def _check_input(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    """The number of records, after refusing ids and dates that cannot be right.
-
-    Errors name record ids, never values: they may end up in a log.
-    """
-    count, null_ids = con.sql(
-        f"SELECT count(*), count(*) - count(record_id) FROM {table}"
-    ).fetchall()[0]
+def _check_input(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Refuse ids and dates that cannot be right. Errors name record ids, never values: an
+    error message may end up in a log."""
+    null_ids = con.sql(f"SELECT count(*) - count(record_id) FROM {table}").fetchall()[0][0]
     if null_ids:
         raise ValueError(f"{null_ids} record(s) have no record_id; every record needs one")
     twice = con.sql(
@@ -427,22 +450,6 @@ def _check_input(con: duckdb.DuckDBPyConnection, table: str) -> int:
     if bad_dates:
         ids = ", ".join(repr(row[0]) for row in bad_dates)
         raise ValueError(f"birth_date is not an ISO date (YYYY-MM-DD) in record_id {ids}")
-    return int(count)
-
-
-def _catalog(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    rows = con.sql("SELECT table_name, table_type FROM information_schema.tables").fetchall()
-    return {name: kind for name, kind in rows}
-
-
-def _drop_splink_leftovers(con: duckdb.DuckDBPyConnection, before: dict[str, str]) -> None:
-    """Drop what Splink made and did not remove: its ``__splink__`` tables and the view it
-    registers as ``result_df`` while estimating the prior. Nothing that existed before."""
-    for name, kind in _catalog(con).items():
-        if name in before or not (name == "result_df" or name.startswith("__splink__")):
-            continue
-        con.unregister(name)  # a registered Python object; a no-op for anything else
-        con.execute(f'DROP {"VIEW" if kind == "VIEW" else "TABLE"} IF EXISTS "{name}"')
 
 
 class _QuietLogger:

@@ -28,14 +28,12 @@ from touchpoints.warehouse import Warehouse
 
 ORDER_EVENTS = ("Order Completed",)
 
-# The person's events: those whose anchor identifier (pos 0) belongs to the person.
-_PERSON_EVENTS = """
-    SELECT e.*
-    FROM identifiers i
-    JOIN event_identifiers ei ON ei.sid = i.sid AND ei.pos = 0
-    JOIN events e ON e.seq = ei.seq
-    WHERE i.person = ?
-"""
+# A person's events are those whose anchor identifier (pos 0) belongs to the person. They are
+# found in three narrow steps (identifiers → anchored seqs → events) with the keys passed as
+# lists: point lookups that stay fast as the tables grow, where one three-way join would scan.
+_EVENT_COLUMNS = (
+    "seq, message_id, type, event, channel, source, traits, context, properties, timestamp"
+)
 
 
 class ProfileNotFound(LookupError):
@@ -141,21 +139,30 @@ class Profiles:
     # -- the profile -------------------------------------------------------------------------
     def get(self, person: int, now: datetime | None = None) -> Profile:
         wh = self.warehouse
-        identifiers: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for id_type, value, first_seen in wh.fetchall(
-            "SELECT i.type, i.value, e.timestamp FROM identifiers i "
-            "LEFT JOIN events e ON e.seq = i.first_seq "
-            "WHERE i.person = ? ORDER BY i.type, i.sid",
-            [person],
-        ):
-            identifiers[id_type].append({"value": value, "first_seen": _iso(first_seen)})
-        if not identifiers:
-            raise ProfileNotFound(f"no person:{person}")
-        rows = wh.fetchall(
-            "SELECT seq, message_id, type, event, channel, source, traits, context, properties,"
-            f" timestamp FROM ({_PERSON_EVENTS}) ORDER BY timestamp, seq",
+        found = wh.fetchall(
+            "SELECT sid, type, value, first_seq FROM identifiers WHERE person = ? "
+            "ORDER BY type, sid",
             [person],
         )
+        if not found:
+            raise ProfileNotFound(f"no person:{person}")
+        sids = [row[0] for row in found]
+        rows = wh.fetchall(
+            f"SELECT {_EVENT_COLUMNS} FROM events "
+            "WHERE seq IN (SELECT unnest(?::BIGINT[])) ORDER BY timestamp, seq",
+            [self._event_seqs(sids)],
+        )
+        first_seen = dict(
+            wh.fetchall(
+                "SELECT seq, timestamp FROM events WHERE seq IN (SELECT unnest(?::BIGINT[]))",
+                [sorted({row[3] for row in found})],
+            )
+        )
+        identifiers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for _sid, id_type, value, first_seq in found:
+            identifiers[id_type].append(
+                {"value": value, "first_seen": _iso(first_seen.get(first_seq))}
+            )
         traits, history = self._traits(rows)
         computed = self._computed(rows, identifiers, now or datetime.now(UTC))
         return Profile(
@@ -164,8 +171,8 @@ class Profiles:
             traits=traits,
             trait_history=history,
             computed=computed,
-            merges=self.merges(person),
-            rejected_links=self._rejections(person),
+            merges=self.merges(person, sids),
+            rejected_links=self._rejections(person, sids),
         )
 
     def _traits(
@@ -235,15 +242,44 @@ class Profiles:
             "days_since_last_purchase": (now_naive - last_purchase).days if last_purchase else None,
         }
 
+    def _sids(self, person: int) -> list[int]:
+        return [
+            sid
+            for (sid,) in self.warehouse.fetchall(
+                "SELECT sid FROM identifiers WHERE person = ?", [person]
+            )
+        ]
+
+    def _event_seqs(self, sids: list[int]) -> list[int]:
+        return [
+            seq
+            for (seq,) in self.warehouse.fetchall(
+                "SELECT seq FROM event_identifiers "
+                "WHERE pos = 0 AND sid IN (SELECT unnest(?::BIGINT[]))",
+                [sids],
+            )
+        ]
+
+    def _names(self, sids: set[int]) -> dict[int, str]:
+        """``type:value`` of each sid."""
+        return {
+            sid: f"{id_type}:{value}"
+            for sid, id_type, value in self.warehouse.fetchall(
+                "SELECT sid, type, value FROM identifiers "
+                "WHERE sid IN (SELECT unnest(?::BIGINT[]))",
+                [sorted(sids)],
+            )
+        }
+
     # -- timeline, merges, search ------------------------------------------------------------
     def timeline(
         self, person: int, limit: int = 50, before: tuple[datetime, int] | None = None
     ) -> list[dict[str, Any]]:
         """The person's events, newest first, ``limit`` at a time; ``before`` pages on."""
-        sql = f"SELECT * FROM ({_PERSON_EVENTS}) p"
-        params: list[Any] = [person]
+        sql = "SELECT * FROM events p WHERE seq IN (SELECT unnest(?::BIGINT[]))"
+        params: list[Any] = [self._event_seqs(self._sids(person))]
         if before is not None:
-            sql += " WHERE (p.timestamp, p.seq) < (?, ?)"
+            sql += " AND (p.timestamp, p.seq) < (?, ?)"
             params += [before[0], before[1]]
         sql += " ORDER BY p.timestamp DESC, p.seq DESC LIMIT ?"
         params.append(limit)
@@ -251,17 +287,18 @@ class Profiles:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def merges(self, person: int) -> list[dict[str, Any]]:
+    def merges(self, person: int, sids: list[int] | None = None) -> list[dict[str, Any]]:
+        """Merges into this person, and unmerges of its identifiers, oldest first."""
+        sids = self._sids(person) if sids is None else sids
         rows = self.warehouse.fetchall(
-            "SELECT m.kind, m.created_at, m.seq, m.message_id, m.kept, m.absorbed, m.sid, "
-            "       i.type, i.value, m.note "
-            "FROM identity_merges m LEFT JOIN identifiers i ON i.sid = m.sid "
-            "WHERE m.kept IN (SELECT sid FROM identifiers WHERE person = ?) "
-            "   OR m.absorbed IN (SELECT sid FROM identifiers WHERE person = ?) "
-            "   OR m.sid IN (SELECT sid FROM identifiers WHERE person = ?) "
-            "ORDER BY m.created_at, m.seq",
-            [person, person, person],
+            "SELECT kind, created_at, seq, message_id, kept, absorbed, sid, note "
+            "FROM identity_merges "
+            "WHERE list_contains(?::BIGINT[], kept) OR list_contains(?::BIGINT[], absorbed) "
+            "   OR list_contains(?::BIGINT[], sid) "
+            "ORDER BY created_at, seq",
+            [sids, sids, sids],
         )
+        names = self._names({row[6] for row in rows})
         return [
             {
                 "kind": kind,
@@ -270,30 +307,40 @@ class Profiles:
                 "message_id": message_id,
                 "kept": f"person:{kept}",
                 "absorbed": f"person:{absorbed}" if absorbed is not None else None,
-                "identifier": f"{id_type}:{value}" if id_type else None,
+                "identifier": names.get(sid),
                 "note": note,
             }
-            for kind, at, seq, message_id, kept, absorbed, _sid, id_type, value, note in rows
+            for kind, at, seq, message_id, kept, absorbed, sid, note in rows
         ]
 
-    def _rejections(self, person: int) -> list[dict[str, Any]]:
+    def _rejections(self, person: int, sids: list[int]) -> list[dict[str, Any]]:
+        """Links refused under the merge rules that touched this person."""
         rows = self.warehouse.fetchall(
-            "SELECT r.seq, r.message_id, r.rule, i.type, i.value, po.person, pp.person "
-            "FROM identity_rejections r JOIN identifiers i ON i.sid = r.sid "
-            "JOIN identifiers po ON po.sid = r.other JOIN identifiers pp ON pp.sid = r.person "
-            "WHERE pp.person = ? OR po.person = ? ORDER BY r.seq",
-            [person, person],
+            "SELECT seq, message_id, rule, sid, person, other FROM identity_rejections "
+            "WHERE list_contains(?::BIGINT[], person) OR list_contains(?::BIGINT[], other) "
+            "ORDER BY seq",
+            [sids, sids],
+        )
+        if not rows:
+            return []
+        involved = {row[3] for row in rows} | {row[4] for row in rows} | {row[5] for row in rows}
+        names = self._names(involved)
+        persons = dict(
+            self.warehouse.fetchall(
+                "SELECT sid, person FROM identifiers WHERE sid IN (SELECT unnest(?::BIGINT[]))",
+                [sorted(involved)],
+            )
         )
         return [
             {
                 "seq": seq,
                 "message_id": message_id,
                 "rule": rule,
-                "identifier": f"{id_type}:{value}",
-                "person": f"person:{mine}",
-                "other": f"person:{other}",
+                "identifier": names.get(sid),
+                "person": f"person:{persons.get(mine)}",
+                "other": f"person:{persons.get(other)}",
             }
-            for seq, message_id, rule, id_type, value, other, mine in rows
+            for seq, message_id, rule, sid, mine, other in rows
         ]
 
     def search(self, trait: str, value: str, limit: int = 50) -> list[int]:
