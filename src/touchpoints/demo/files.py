@@ -103,10 +103,13 @@ def crm_rows(sim: Simulator) -> list[dict[str, str]]:
         if person.customer_number is None:
             person.customer_number = f"K-{2_000_000 + int(person.person_id[1:])}"
             sim.truth.add("customer_number", person.customer_number, person.person_id)
+        # The import sends the customer number as the anonymousId too (see CRM_MAPPING).
+        sim.truth.add("anonymous_id", person.customer_number, person.person_id)
         rows.append(_crm_row(person, person.customer_number, rng))
         if rng.random() < 0.02:  # the same customer entered twice
             duplicate = f"K-{3_000_000 + int(person.person_id[1:])}"
             sim.truth.add("customer_number", duplicate, person.person_id)
+            sim.truth.add("anonymous_id", duplicate, person.person_id)
             rows.append(_crm_row(person, duplicate, rng, force_typo=True))
     sim.crm = rows
     return rows

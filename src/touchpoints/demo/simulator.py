@@ -916,6 +916,9 @@ class Simulator:
         t.add("phone", p.phone, p.person_id)
         t.add("wallet", p.wallet, p.person_id)
         t.add("vehicle_id", p.vehicle_id, p.person_id)
+        t.add("device_id", p.vehicle_id, p.person_id)  # the connected car reports its VIN
+        if p.social_handle:
+            t.add("social_handle", p.social_handle.lower(), p.person_id)
         t.add("customer_number", p.customer_number, p.person_id)
         reached = [s for s in STAGES if s in p.stage_times]
         t.persons.append(
