@@ -102,6 +102,7 @@ class LocalClient:
 
     # -- profiles and identity -----------------------------------------------------------------
     def _person(self, key: str) -> int | None:
+        self.tp.identity.catch_up()  # events stored before this version, or by an old process
         try:
             return self.tp.profiles.resolve(key)
         except ValueError as exc:
@@ -120,6 +121,7 @@ class LocalClient:
         return [stored_event_json(row) for row in self.tp.profiles.timeline(person, limit)]
 
     def search(self, trait: str, value: str, limit: int) -> list[str]:
+        self.tp.identity.catch_up()
         return [f"person:{p}" for p in self.tp.profiles.search(trait, value, limit)]
 
     def unmerge(self, identifier: str, note: str) -> dict[str, Any]:
