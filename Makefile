@@ -36,7 +36,10 @@ format:
 	$(BIN)/ruff check --fix src tests benchmarks
 
 bench: install
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/identity.py
+	$(BIN)/python benchmarks/identity_matching.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,14 +1,16 @@
 """Probabilistic matching: which person records are one person, and how sure we are.
 
 Deterministic stitching (``identifiers.py``) joins records that share an identifier. It cannot
-join "Ida Lnage, 0156 4707605" to "Ida Lange, +49 156 4707605": no identifier is equal. This
-module scores such pairs with the Fellegi–Sunter model, run by Splink on DuckDB. The model is
-unsupervised: u (how often a level agrees by chance) comes from random pairs, m (how often it
-agrees for a true match) from expectation maximisation, so no labelled pairs are needed.
+join "Ida Lnage, 16.03.1963, 90402" (no e-mail) to "Ida Lange, 16.03.1963, 90402,
+ida.lange@posteo.de": they share none. This module scores such pairs with the Fellegi–Sunter
+model, run by Splink on DuckDB. The model is unsupervised: u (how often a level agrees by
+chance) comes from random pairs, m (how often it agrees for a true match) from expectation
+maximisation, so no labelled pairs are needed.
 
 Pairs at or above ``threshold`` are accepted; pairs in the review band are listed for a person
 to decide; everything else is dropped. Results depend only on the records and the settings:
-u-sampling is seeded and the output is sorted, so two runs give the same pairs.
+u-sampling is seeded (by hashing ids, not by thread order) and the output is sorted, so two
+runs give the same pairs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 import duckdb
 import phonenumbers
@@ -35,41 +37,24 @@ Column = Literal["first_name", "last_name", "email", "phone", "birth_date", "pos
 Comparison = Literal["name", "birth_date", "email", "phone", "postcode", "city"]
 Rule = tuple[Column, ...]
 
-COLUMNS: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "birth_date",
-    "postcode",
-    "city",
-)
-# The input columns each comparison reads: a training rule that blocks on any of them cannot
+COLUMNS: tuple[str, ...] = get_args(Column)
+# The columns each comparison reads: a training rule that blocks on any of them cannot
 # estimate that comparison's m (every blocked pair agrees on it).
 COMPARISON_COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("first_name", "last_name"),
-    "birth_date": ("birth_date",),
-    "email": ("email",),
-    "phone": ("phone",),
-    "postcode": ("postcode",),
-    "city": ("city",),
+    **{name: (name,) for name in ("birth_date", "email", "phone", "postcode", "city")},
 }
-PAIR_SCHEMA = pa.schema(
-    [
-        ("record_id_l", pa.string()),
-        ("record_id_r", pa.string()),
-        ("match_probability", pa.float64()),
-    ]
-)
-_SWAPPED_NAMES = "l.first_name = r.last_name and l.last_name = r.first_name"
+_ID = pa.string()
+PAIR_SCHEMA = pa.schema({"record_id_l": _ID, "record_id_r": _ID, "match_probability": pa.float64()})
 
 
 class MatchSettings(BaseModel):
     """What to compare, which pairs to score, how to train and where to draw the lines.
 
-    The defaults suit person records from a CRM. ``city`` is left out of the default
-    comparisons because it is nearly implied by ``postcode``: Fellegi–Sunter assumes the
-    comparisons are independent, and two correlated ones count the same evidence twice.
+    The defaults suit person records from a CRM of up to about a million records (beyond,
+    the blocking rules make too many pairs). ``city`` is left out of the default comparisons
+    because it is nearly implied by ``postcode``: Fellegi–Sunter assumes the comparisons are
+    independent, and two correlated ones count the same evidence twice.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -86,27 +71,25 @@ class MatchSettings(BaseModel):
         ),
         description="Pairs agreeing exactly on all columns of at least one rule are scored.",
     )
-    block_swapped_names: bool = Field(
-        True, description="Also score pairs whose first and last names are swapped."
-    )
+    block_swapped_names: bool = Field(True, description="Also score swapped first/last names.")
     threshold: float = Field(0.9, gt=0, lt=1, description="Accept pairs at or above this.")
     review_band: tuple[float, float] | None = Field(
-        None,
-        description="[low, threshold): pairs a person should look at. Default (0.5, threshold).",
+        None, description="[low, threshold): pairs for a person to decide. None: [0.5, threshold)"
     )
+    # EM learns what matches look like only if a rule's pairs hold many true matches. Pairs
+    # sharing an e-mail or a birth date do; pairs sharing a full name need not (in the demo
+    # CRM every duplicate has a name typo, so they were namesakes and EM learnt those).
     em_rules: tuple[Rule, ...] = Field(
-        (("first_name", "last_name"), ("birth_date",)),
+        (("email",), ("birth_date",)),
         description="One EM session per rule; each comparison must be free in at least one.",
     )
     em_max_iterations: int = Field(25, ge=1, le=1000)
     em_convergence: float = Field(1e-4, gt=0, lt=1)
     u_max_pairs: int = Field(1_000_000, ge=1_000, description="Random pairs sampled for u.")
-    prior: float | None = Field(
-        None, gt=0, lt=1, description="P(two random records match); None: estimate it."
-    )
+    prior: float | None = Field(None, gt=0, lt=1, description="P(two random records match).")
     prior_rules: tuple[Rule, ...] = Field(
         (("email",), ("first_name", "last_name", "birth_date")),
-        description="Near-certain rules whose matches, divided by prior_recall, give the prior.",
+        description="When prior is None: near-certain rules; their pairs / prior_recall give it.",
     )
     prior_recall: float = Field(0.8, gt=0, le=1)
     phone_region: str = Field("DE", description="Country of phone numbers written without one.")
@@ -115,11 +98,11 @@ class MatchSettings(BaseModel):
     @field_validator("comparisons")
     @classmethod
     def _distinct_comparisons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("choose at least one comparison")
         twice = sorted({c for c in value if value.count(c) > 1})
         if twice:
             raise ValueError(f"named more than once: {', '.join(twice)}")
+        if not value:
+            raise ValueError("choose at least one comparison")
         return value
 
     # Emptiness is checked here, not with min_length: pydantic would also report an empty
@@ -139,9 +122,7 @@ class MatchSettings(BaseModel):
 
     @field_validator("review_band")
     @classmethod
-    def _band_below_threshold(
-        cls, value: tuple[float, float] | None, info: ValidationInfo
-    ) -> tuple[float, float] | None:
+    def _band_below_threshold(cls, value: Any, info: ValidationInfo) -> Any:
         threshold = info.data.get("threshold")
         if value is None or threshold is None:
             return value
@@ -157,22 +138,21 @@ class MatchSettings(BaseModel):
 
     @field_validator("em_rules")
     @classmethod
-    def _every_comparison_trained(
-        cls, value: tuple[Rule, ...], info: ValidationInfo
-    ) -> tuple[Rule, ...]:
+    def _every_comparison_trained(cls, value: tuple[Rule, ...], info: ValidationInfo) -> Any:
         comparisons = info.data.get("comparisons", ())
+        blocked = [{c for c in comparisons if set(COMPARISON_COLUMNS[c]) & set(r)} for r in value]
         for index, rule in enumerate(value):
-            if comparisons and all(set(COMPARISON_COLUMNS[c]) & set(rule) for c in comparisons):
+            if comparisons and blocked[index] == set(comparisons):
                 raise ValueError(
                     f"rule {index} {list(rule)} blocks on every comparison, so it can train "
                     "none (and Splink would fail on it); block on fewer columns"
                 )
         for comparison in comparisons:
-            columns = set(COMPARISON_COLUMNS[comparison])
-            if all(columns & set(rule) for rule in value):
+            if all(comparison in b for b in blocked):
+                columns = list(COMPARISON_COLUMNS[comparison])
                 raise ValueError(
                     f"no rule leaves comparison {comparison!r} free, so its m cannot be "
-                    f"estimated; add a rule that uses none of {sorted(columns)}"
+                    f"estimated; add a rule that uses none of {columns}"
                 )
         return value
 
@@ -189,9 +169,10 @@ class MatchSettings(BaseModel):
 
     def columns_used(self) -> set[str]:
         """Input columns these settings read (besides ``record_id``)."""
-        used = {c for name in self.comparisons for c in COMPARISON_COLUMNS[name]}
         rules = self.blocking_rules + self.em_rules + (() if self.prior else self.prior_rules)
-        return used | {c for rule in rules for c in rule}
+        return {c for name in self.comparisons for c in COMPARISON_COLUMNS[name]} | {
+            c for rule in rules for c in rule
+        }
 
 
 @dataclass(frozen=True)
@@ -208,24 +189,21 @@ class MatchResult:
     def clusters(self) -> list[tuple[str, ...]]:
         """Connected components of the accepted pairs, each sorted; records in no pair left out.
 
-        Union-find in Python: accepted pairs are few (duplicates, not records), and it keeps
-        the result a plain value instead of a handle on Splink's tables.
+        Union-find in Python: accepted pairs are few (duplicates, not records), and the result
+        stays a plain value instead of a handle on Splink's tables.
         """
         parent: dict[str, str] = {}
 
         def root(node: str) -> str:
-            parent.setdefault(node, node)
-            while parent[node] != node:
-                parent[node] = parent[parent[node]]
+            while parent.setdefault(node, node) != node:
+                parent[node] = parent[parent[node]]  # path halving keeps chains short
                 node = parent[node]
             return node
 
-        left = self.accepted.column("record_id_l").to_pylist()
-        right = self.accepted.column("record_id_r").to_pylist()
-        for a, b in zip(left, right, strict=True):
+        left, right = self.accepted["record_id_l"].to_pylist(), self.accepted["record_id_r"]
+        for a, b in zip(left, right.to_pylist(), strict=True):
             ra, rb = root(a), root(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
+            parent[max(ra, rb)] = min(ra, rb)
         groups: dict[str, list[str]] = {}
         for node in parent:
             groups.setdefault(root(node), []).append(node)
@@ -243,9 +221,9 @@ def match_records(
     value may be None; ``birth_date`` is ISO ``YYYY-MM-DD``). They are normalised first:
     names and cities lower-cased with spaces collapsed, e-mail lower-cased, phone numbers to
     digits with the country code (``phone_region`` for national numbers), postcodes upper-cased
-    without spaces. ``con`` runs the work (for example a warehouse cursor); its tables and
-    settings are left as they were. Splink's log output is silenced while this runs: its
-    messages are no use to our users and sit one step from their data.
+    without spaces. ``con`` runs the work (a warehouse cursor, say; this call alone uses it
+    meanwhile); its tables and settings are left as they were. Splink's log output is
+    silenced: its messages are no use to our users and sit one step from their data.
     """
     table = _as_arrow(records)
     if table.num_rows < 2:
@@ -258,8 +236,7 @@ def match_records(
         )
     own = con is None
     con = duckdb.connect() if con is None else con
-    suffix = uuid.uuid4().hex[:12]
-    raw, prepared = f"__tp_match_raw_{suffix}", f"__tp_match_input_{suffix}"
+    raw, prepared = (f"__tp_match_{part}_{uuid.uuid4().hex[:12]}" for part in ("raw", "input"))
     progress = con.sql("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
     db_api: DuckDBAPI | None = None
     try:
@@ -268,8 +245,7 @@ def match_records(
         con.execute(_normalise_sql(raw, prepared, table.column_names, settings.phone_region))
         con.unregister(raw)
         _check_input(con, prepared)
-        _floor_em_probabilities()
-        with _SPLINK_LOGS.silenced():
+        with _splink_quietly():
             db_api = DuckDBAPI(con)
             return _train_and_predict(db_api, prepared, settings)
     finally:
@@ -293,30 +269,28 @@ def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -
             )
     prior = settings.prior or _estimate_prior(con, table, settings)
     linker = Linker(db_api.register(table), _splink_settings(settings, prior), log_level=None)
-    linker.training.estimate_u_using_random_sampling(
-        max_pairs=settings.u_max_pairs, seed=settings.seed
-    )
+    linker.training.estimate_u_using_random_sampling(settings.u_max_pairs, seed=settings.seed)
     for rule in settings.em_rules:
         linker.training.estimate_parameters_using_expectation_maximisation(
             block_on(*rule), estimate_without_term_frequencies=True
         )
     low, threshold = settings.band()
     scored = linker.inference.predict(threshold_match_probability=low, warning_mode="never")
-    pairs = db_api.duckdb_con.sql(
+    pairs = con.sql(
         f"SELECT record_id_l, record_id_r, match_probability FROM {scored.physical_name} "
         f"WHERE match_probability >= {low!r} ORDER BY record_id_l, record_id_r"
     ).to_arrow_table()
+    above = pc.greater_equal(pairs["match_probability"], threshold)
     pairs = pairs.cast(PAIR_SCHEMA)
-    above = pc.greater_equal(pairs.column("match_probability"), threshold)
     return MatchResult(pairs.filter(above), pairs.filter(pc.invert(above)))
 
 
 def _estimate_prior(con: duckdb.DuckDBPyConnection, table: str, settings: MatchSettings) -> float:
-    """P(two random records match), estimated directly as Splink recommends: the pairs that
+    """P(two random records match) estimated directly, as Splink recommends: the pairs that
     near-certain rules find, divided by the rules' recall, over all pairs.
 
-    Computed here rather than by Splink for two cases Splink gets wrong: when the rules find
-    no pair it sets the prior to 0 and training then fails on log2(0), so at least one match is
+    Computed here rather than by Splink for two cases it gets wrong: when the rules find no
+    pair it sets the prior to 0 and training fails on log2(0), so at least one match is
     assumed; on a handful of records the estimate can pass 1, so it is capped at 0.5.
     """
     count = con.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0]
@@ -343,9 +317,8 @@ def _splink_settings(settings: MatchSettings, prior: float) -> SettingsCreator:
         ),
         "birth_date": lambda: cl.DateOfBirthComparison("birth_date", input_is_string=False),
         "email": lambda: cl.EmailComparison("email"),
-        # Phone: Levenshtein, 2.5 times faster than Damerau-Levenshtein on long digit strings
-        # in DuckDB; a swap of two digits is distance 2, hence the second level. Postcodes are
-        # short, so Damerau-Levenshtein is cheap there and counts a swap as one edit.
+        # Levenshtein on phones: 2.5 times faster than Damerau-Levenshtein here; a swap of two
+        # digits is distance 2. Postcodes are short, so Damerau-Levenshtein is cheap there.
         "phone": lambda: cl.LevenshteinAtThresholds("phone", [1, 2]),
         "postcode": lambda: cl.DamerauLevenshteinAtThresholds("postcode", [1]).configure(
             term_frequency_adjustments=True
@@ -356,7 +329,7 @@ def _splink_settings(settings: MatchSettings, prior: float) -> SettingsCreator:
     }
     blocking: list[Any] = [block_on(*rule) for rule in settings.blocking_rules]
     if settings.block_swapped_names:
-        blocking.append(_SWAPPED_NAMES)
+        blocking.append("l.first_name = r.last_name and l.last_name = r.first_name")
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="record_id",
@@ -380,12 +353,8 @@ def _as_arrow(records: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
         if not isinstance(row, Mapping):
             raise TypeError(f"records[{index}] is a {type(row).__name__}, not a dict")
     present = [c for c in ("record_id", *COLUMNS) if any(c in row for row in records)]
-    return pa.table(
-        {
-            c: pa.array([None if r.get(c) is None else str(r[c]) for r in records], pa.string())
-            for c in present
-        }
-    )
+    text = [[None if r.get(c) is None else str(r[c]) for r in records] for c in present]
+    return pa.table([pa.array(values, pa.string()) for values in text], names=present)
 
 
 def _normalise_sql(source: str, target: str, present: list[str], region: str) -> str:
@@ -413,9 +382,7 @@ def _normalise_sql(source: str, target: str, present: list[str], region: str) ->
             FROM {source}
         )
         SELECT
-            record_id, first_name, last_name,
-            first_name || ' ' || last_name AS full_name,
-            email,
+            record_id, first_name, last_name, first_name || ' ' || last_name AS full_name, email,
             CASE
                 WHEN length(phone_digits) < 6 THEN NULL
                 WHEN phone_digits LIKE '00%' THEN substr(phone_digits, 3)
@@ -436,84 +403,58 @@ def _check_input(con: duckdb.DuckDBPyConnection, table: str) -> None:
     null_ids = con.sql(f"SELECT count(*) - count(record_id) FROM {table}").fetchall()[0][0]
     if null_ids:
         raise ValueError(f"{null_ids} record(s) have no record_id; every record needs one")
-    twice = con.sql(
-        f"SELECT record_id FROM {table} GROUP BY record_id HAVING count(*) > 1 "
-        "ORDER BY record_id LIMIT 5"
-    ).fetchall()
-    if twice:
-        ids = ", ".join(repr(row[0]) for row in twice)
-        raise ValueError(f"record_id must be unique; used more than once: {ids}")
-    bad_dates = con.sql(
-        f"SELECT record_id FROM {table} WHERE birth_date_text IS NOT NULL AND birth_date IS NULL "
-        "ORDER BY record_id LIMIT 5"
-    ).fetchall()
-    if bad_dates:
-        ids = ", ".join(repr(row[0]) for row in bad_dates)
-        raise ValueError(f"birth_date is not an ISO date (YYYY-MM-DD) in record_id {ids}")
+    problems = {
+        "record_id must be unique; used more than once:": "GROUP BY record_id HAVING count(*) > 1",
+        "birth_date is not an ISO date (YYYY-MM-DD) in record_id": (
+            "WHERE birth_date_text IS NOT NULL AND birth_date IS NULL"
+        ),
+    }
+    for message, condition in problems.items():
+        ids = con.sql(f"SELECT record_id FROM {table} {condition} ORDER BY 1 LIMIT 5").fetchall()
+        if ids:
+            raise ValueError(f"{message} {', '.join(repr(row[0]) for row in ids)}")
 
 
-class _QuietLogger:
-    """Raises one logger above CRITICAL while any caller is inside ``silenced()``.
+# Splink's logger and the EM floor below are process-wide, so Splink runs one job at a time.
+_SPLINK_LOCK = threading.Lock()
 
-    A depth count under a lock, so concurrent calls restore the level only when the last one
-    leaves. (A filter would not do: logger filters do not see records from child loggers.)
-    """
 
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._saved = logging.NOTSET
-
-    @contextmanager
-    def silenced(self) -> Iterator[None]:
-        logger = logging.getLogger(self._name)
-        with self._lock:
-            if self._depth == 0:
-                self._saved = logger.level
-                logger.setLevel(logging.CRITICAL + 1)
-            self._depth += 1
+@contextmanager
+def _splink_quietly() -> Iterator[None]:
+    """Hold the Splink lock with its logger raised above CRITICAL. (A logger filter would not
+    do: filters do not see records that child loggers pass up.)"""
+    logger = logging.getLogger("splink")
+    with _SPLINK_LOCK:
+        _floor_em_probabilities()
+        saved = logger.level
+        logger.setLevel(logging.CRITICAL + 1)
         try:
             yield
         finally:
-            with self._lock:
-                self._depth -= 1
-                if self._depth == 0:
-                    logger.setLevel(self._saved)
-
-
-_SPLINK_LOGS = _QuietLogger("splink")
-
-
-_em_floor_lock = threading.Lock()
+            logger.setLevel(saved)
 
 
 def _floor_em_probabilities() -> None:
-    """Make Splink 5.0.0's EM survive a level that no match reaches (installed once, idempotent).
+    """Make Splink 5.0.0's EM survive a level that no match reaches (installed once).
 
-    When every pair at a comparison level is a clear non-match, EM's M-step estimates that
-    level's m as exactly 0.0 and Splink's own setter refuses it ("m_probability value 0.0 is
-    below the minimum allowed value of 1e-300"), aborting training. This happens in ordinary
-    data: in the demo CRM every duplicate has a name typo, so "same last name, other first
-    name" is never a match. Splink already floors m and u at ``M_U_CLAMP_MIN`` when it turns
-    them into match weights, so flooring the M-step's output changes nothing else. Re-check
-    on every Splink upgrade; remove when upstream's EM clamps its own estimates.
+    EM then estimates that level's m as 0.0, which Splink's own setter refuses ("below the
+    minimum allowed value of 1e-300"), aborting training. Ordinary data does it: trained on
+    full names, the demo CRM (every duplicate has a name typo) never matches at "same last
+    name, other first name". Splink floors m and u at ``M_U_CLAMP_MIN`` when making match
+    weights anyway. Re-check on each Splink upgrade; remove once upstream clamps here.
     """
-    with _em_floor_lock:
-        original = splink_em.compute_proportions_for_new_parameters
-        if getattr(original, "_touchpoints_floor", False):
-            return
+    original = splink_em.compute_proportions_for_new_parameters
+    if getattr(original, "_touchpoints_floor", False):
+        return
 
-        def floored(df_params: Any) -> list[dict[str, Any]]:
-            records = original(df_params)
-            for record in records:
-                if record["output_column_name"] == "_probability_two_random_records_match":
-                    continue
+    def floored(df_params: Any) -> list[dict[str, Any]]:
+        records = original(df_params)
+        for record in records:
+            if record["output_column_name"] != "_probability_two_random_records_match":
                 for key in ("m_probability", "u_probability"):
-                    value = record[key]
-                    if isinstance(value, float) and value < M_U_CLAMP_MIN:
+                    if isinstance(record[key], float) and record[key] < M_U_CLAMP_MIN:
                         record[key] = M_U_CLAMP_MIN
-            return records
+        return records
 
-        floored._touchpoints_floor = True  # type: ignore[attr-defined]
-        splink_em.compute_proportions_for_new_parameters = floored
+    floored._touchpoints_floor = True  # type: ignore[attr-defined]
+    splink_em.compute_proportions_for_new_parameters = floored
