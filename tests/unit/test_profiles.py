@@ -151,3 +151,30 @@ def test_unknown_identifiers_and_bad_keys_say_what_is_wrong(tp) -> None:
         parse_key("anna@example.com")
     with pytest.raises(ProfileNotFound):
         tp.profiles.resolve("person:not-a-number")
+
+
+def test_a_cached_profile_follows_new_events_merges_and_unmerges(tp) -> None:
+    send(tp, [{"type": "identify", "userId": "u5", "traits": {"plan": "basic"}}])
+    person = tp.profiles.resolve("user_id:u5")
+    assert tp.profiles.get(person).computed["events"] == 1
+    assert tp.profiles.get(person) is not None  # served from the cache now
+    send(tp, [{"type": "identify", "userId": "u5", "traits": {"plan": "premium"}}])
+    updated = tp.profiles.get(person)
+    assert updated.computed["events"] == 2
+    assert updated.traits["plan"].value == "premium"
+
+    send(tp, [{"type": "page", "anonymousId": "tablet"}])
+    tablet = tp.profiles.resolve("anonymous_id:tablet")
+    assert tp.profiles.get(tablet).computed["events"] == 1
+    send(tp, [{"type": "track", "event": "Login", "userId": "u5", "anonymousId": "tablet"}])
+    assert tp.profiles.resolve(f"person:{tablet}") == person  # the absorbed id resolves
+    assert tp.profiles.get(person).computed["events"] == 4
+    assert [m["kind"] for m in tp.profiles.get(person).merges] == ["merge"]
+
+    sid = tp.identity.sid_of(parse_key("anonymous_id:tablet"))
+    tp.identity.detach(sid)
+    assert tp.profiles.resolve("anonymous_id:tablet") == tablet
+    assert tp.profiles.get(tablet).computed["events"] == 1
+    after = tp.profiles.get(person)
+    assert after.computed["events"] == 3
+    assert [m["kind"] for m in after.merges] == ["merge", "unmerge"]

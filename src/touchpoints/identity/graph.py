@@ -71,6 +71,8 @@ class IdentityGraph:
         self.detached: set[int] = set()
         # For each root: the sids of each limited type in its component.
         self._limited: dict[int, dict[str, set[int]]] = {}
+        # For each root: every sid of its person (to publish a person's new members at once).
+        self.members: dict[int, list[int]] = {}
         self.next_sid = next_sid
 
     # -- surrogates --------------------------------------------------------------------------
@@ -82,6 +84,7 @@ class IdentityGraph:
         self.parent[sid] = sid if root is None else root
         self.next_sid = max(self.next_sid, sid + 1)
         top = self.parent[sid]
+        self.members.setdefault(top, []).append(sid)
         if id_type in self.limits:
             self._limited.setdefault(top, {}).setdefault(id_type, set()).add(sid)
 
@@ -95,6 +98,7 @@ class IdentityGraph:
         self.types[sid] = identifier.type
         self.values[sid] = identifier.value
         self.parent[sid] = sid
+        self.members[sid] = [sid]
         if identifier.type in self.limits:
             self._limited[sid] = {identifier.type: {sid}}
         return sid
@@ -120,6 +124,7 @@ class IdentityGraph:
     def _union(self, a: int, b: int) -> tuple[int, int]:
         kept, absorbed = (a, b) if a < b else (b, a)
         self.parent[absorbed] = kept
+        self.members.setdefault(kept, []).extend(self.members.pop(absorbed, [absorbed]))
         moved = self._limited.pop(absorbed, None)
         if moved:
             target = self._limited.setdefault(kept, {})
@@ -175,6 +180,7 @@ class IdentityGraph:
         """Make each of ``sids`` its own person again, before their events are replayed."""
         for sid in sids:
             self.parent[sid] = sid
+            self.members[sid] = [sid]
             self._limited.pop(sid, None)
             id_type = self.types[sid]
             if id_type in self.limits:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -47,8 +47,11 @@ class _Batch:
     merges: list[tuple[int, str, Merge]] = field(default_factory=list)
     rejections: list[tuple[str, Rejection]] = field(default_factory=list)
     absorbed: set[int] = field(default_factory=set)
+    touched: set[int] = field(default_factory=set)  # persons whose profile changed
 
     def add(self, seq: int, message_id: str, obs: Observation, graph: IdentityGraph) -> None:
+        if obs.person is not None:
+            self.touched.add(obs.person)
         for sid in obs.new_sids:
             id_type = graph.types[sid]
             self.identifiers.append((sid, id_type, graph.values[sid], seq))
@@ -57,8 +60,10 @@ class _Batch:
         for merge in obs.merges:
             self.merges.append((seq, message_id, merge))
             self.absorbed.add(merge.absorbed)
+            self.touched.update((merge.kept, merge.absorbed))
         for rejection in obs.rejections:
             self.rejections.append((message_id, rejection))
+            self.touched.update((rejection.person, rejection.other))
 
 
 def insert_rejections(
@@ -92,6 +97,12 @@ class IdentityResolver:
         self.limits = {t.name: t.limit for t in self.extractor.types if t.limit is not None}
         self._graph: IdentityGraph | None = None
         self._lock = threading.RLock()
+        # Published after each commit, read without the lock (single dict reads are atomic):
+        # what lookups see is always what the warehouse holds.
+        self._sid_by_key: dict[tuple[str, str], int] = {}
+        self._person_by_sid: dict[int, int] = {}
+        # Called with the persons whose profile changed (None: all of them).
+        self.listeners: list[Callable[[set[int] | None], None]] = []
 
     # -- the in-memory graph -----------------------------------------------------------------
     def graph(self) -> IdentityGraph:
@@ -105,15 +116,49 @@ class IdentityResolver:
         """Drop the in-memory graph: the next use reloads it from the warehouse."""
         with self._lock:
             self._graph = None
+            self._notify(None)
+
+    def _publish(self, graph: IdentityGraph, touched: set[int], new_sids: list[int]) -> None:
+        """Make committed changes visible to lookups, then tell the listeners."""
+        for sid in new_sids:
+            self._sid_by_key[(graph.types[sid], graph.values[sid])] = sid
+        persons = set(touched)
+        for root in {graph.find(p) for p in touched}:
+            persons.add(root)
+            for sid in graph.members.get(root, ()):
+                self._person_by_sid[sid] = root
+        self._notify(persons)
+
+    def _notify(self, persons: set[int] | None) -> None:
+        for listener in self.listeners:
+            listener(persons)
+
+    def lookup(self, identifier: Identifier) -> int | None:
+        """The person of ``identifier`` (or ``person:N``) from memory, as committed."""
+        if self._graph is None:
+            self.graph()
+        if identifier.type == "person":
+            try:
+                return self._person_by_sid.get(int(identifier.value))
+            except ValueError:
+                return None
+        found = self.normalised(identifier)
+        sid = self._sid_by_key.get((found.type, found.value))
+        return None if sid is None else self._person_by_sid.get(sid)
 
     def _load(self) -> IdentityGraph:
         graph = IdentityGraph(self.limits)
+        sid_by_key: dict[tuple[str, str], int] = {}
+        person_by_sid: dict[int, int] = {}
         for sid, id_type, value, person, detached in self.warehouse.fetchall(
             "SELECT sid, type, value, person, detached FROM identifiers ORDER BY sid"
         ):
             graph.add_identifier(sid, id_type, value, person)
+            sid_by_key[(id_type, value)] = sid
+            person_by_sid[sid] = person
             if detached:
                 graph.detach(sid)
+        self._sid_by_key, self._person_by_sid = sid_by_key, person_by_sid
         return graph
 
     def processed_seq(self) -> int:
@@ -151,6 +196,7 @@ class IdentityResolver:
         except Exception:
             self.forget()  # the graph may be ahead of the warehouse: reload it next time
             raise
+        self._publish(graph, batch.touched, [row[0] for row in batch.identifiers])
         return CatchUp(len(rows), len(batch.identifiers), len(batch.merges), len(batch.rejections))
 
     def _write(self, batch: _Batch, graph: IdentityGraph, processed_seq: int | None) -> None:
@@ -291,6 +337,7 @@ class IdentityResolver:
             except Exception:
                 self.forget()
                 raise
+            self._publish(graph, component, [])
             return sorted({graph.find(s) for s in component if graph.find(s) in component})
 
     def candidate_component(self, start: Iterable[int]) -> set[int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.warehouse import Warehouse
 
 ORDER_EVENTS = ("Order Completed",)
+_CACHE_SIZE = 200_000
 
 # A person's events are those whose anchor identifier (pos 0) belongs to the person. They are
 # found in three narrow steps (identifiers → anchored seqs → events) with the keys passed as
@@ -76,6 +77,15 @@ class Profile:
     computed: dict[str, Any]
     merges: list[dict[str, Any]] = field(default_factory=list)
     rejected_links: list[dict[str, Any]] = field(default_factory=list)
+
+    def at(self, now: datetime) -> Profile:
+        """This profile with the attributes that depend on the time of asking filled in."""
+        last = self.computed.get("last_purchase_at")
+        days = None
+        if last:
+            moment = datetime.fromisoformat(last.replace("Z", "+00:00"))
+            days = (now.astimezone(UTC) - moment).days
+        return replace(self, computed={**self.computed, "days_since_last_purchase": days})
 
     def as_dict(self, history: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -127,17 +137,46 @@ class Profiles:
         self.warehouse = warehouse
         self.identity = identity
         self.source_priority = dict(source_priority or {})
+        # Assembled profiles, dropped when the identity map reports a change to the person.
+        self._cache: dict[int, tuple[tuple[int, int], Profile]] = {}
+        self._versions: dict[int, int] = {}
+        self._generation = 0
+        identity.listeners.append(self._changed)
 
     def resolve(self, key: str) -> int:
         """The person behind ``key`` (any identifier, or ``person:N``)."""
         identifier = parse_key(key)
-        person = self.identity.person_of(identifier)
+        person = self.identity.lookup(identifier)
         if person is None:
             raise ProfileNotFound(f"no person has the identifier {identifier}")
         return int(person)
 
     # -- the profile -------------------------------------------------------------------------
     def get(self, person: int, now: datetime | None = None) -> Profile:
+        """The person's profile: from the cache while nothing of the person changed."""
+        key = (self._generation, self._versions.get(person, 0))
+        hit = self._cache.get(person)
+        if hit is not None and hit[0] == key:
+            profile = hit[1]
+        else:
+            profile = self._assemble(person)
+            if (self._generation, self._versions.get(person, 0)) == key:
+                if len(self._cache) >= _CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[person] = (key, profile)
+        return profile.at(now or datetime.now(UTC))
+
+    def _changed(self, persons: set[int] | None) -> None:
+        """The identity map's listener: profiles of ``persons`` (None: all) are stale."""
+        if persons is None:
+            self._generation += 1
+            self._cache.clear()
+            return
+        for person in persons:
+            self._versions[person] = self._versions.get(person, 0) + 1
+            self._cache.pop(person, None)
+
+    def _assemble(self, person: int) -> Profile:
         wh = self.warehouse
         found = wh.fetchall(
             "SELECT sid, type, value, first_seq FROM identifiers WHERE person = ? "
@@ -164,7 +203,7 @@ class Profiles:
                 {"value": value, "first_seen": _iso(first_seen.get(first_seq))}
             )
         traits, history = self._traits(rows)
-        computed = self._computed(rows, identifiers, now or datetime.now(UTC))
+        computed = self._computed(rows, identifiers)
         return Profile(
             person=person,
             identifiers=dict(identifiers),
@@ -213,7 +252,6 @@ class Profiles:
     def _computed(
         rows: list[tuple[Any, ...]],
         identifiers: Mapping[str, list[dict[str, Any]]],
-        now: datetime,
     ) -> dict[str, Any]:
         by_type: Counter[str] = Counter()
         channels: Counter[str] = Counter()
@@ -226,7 +264,6 @@ class Profiles:
                 orders += 1
                 revenue += _revenue(_json(props))
                 last_purchase = ts if last_purchase is None or ts > last_purchase else last_purchase
-        now_naive = now.astimezone(UTC).replace(tzinfo=None)
         return {
             "first_seen": _iso(rows[0][-1]) if rows else None,
             "last_seen": _iso(rows[-1][-1]) if rows else None,
@@ -239,7 +276,7 @@ class Profiles:
             "orders": orders,
             "revenue": round(revenue, 2),
             "last_purchase_at": _iso(last_purchase),
-            "days_since_last_purchase": (now_naive - last_purchase).days if last_purchase else None,
+            "days_since_last_purchase": None,  # as of the request: Profile.at
         }
 
     def _sids(self, person: int) -> list[int]:
