@@ -23,7 +23,7 @@ import orjson
 import pyarrow as pa
 
 from touchpoints.identity.graph import IdentityGraph, Rejection
-from touchpoints.identity.resolver import IdentityResolver, insert_rejections
+from touchpoints.identity.resolver import IdentityResolver, insert_rejections, replay_rows
 from touchpoints.warehouse import Warehouse
 
 _CHUNK = 100_000
@@ -214,12 +214,7 @@ def _replay_conflicts(
         "ORDER BY ei.seq, ei.pos",
         [members],
     )
-    events: dict[int, tuple[str, list[int]]] = {}
-    for seq, sid, message_id in rows:
-        events.setdefault(seq, (message_id, []))[1].append(sid)
-    rejections: list[tuple[str, Rejection]] = []
-    for seq, (message_id, sids) in events.items():
-        rejections += [(message_id, r) for r in graph.observe_sids(seq, sids).rejections]
+    rejections = replay_rows(graph, rows)
     for sid in members:
         persons[sid] = graph.find(sid)
     return rejections

@@ -66,6 +66,19 @@ class _Batch:
             self.touched.update((rejection.person, rejection.other))
 
 
+def replay_rows(
+    graph: IdentityGraph, rows: Iterable[tuple[int, int, str]]
+) -> list[tuple[str, Rejection]]:
+    """Apply events given as ``(seq, sid, message_id)`` rows in seq, pos order; the refusals."""
+    events: dict[int, tuple[str, list[int]]] = {}
+    for seq, sid, message_id in rows:
+        events.setdefault(seq, (message_id, []))[1].append(sid)
+    rejections: list[tuple[str, Rejection]] = []
+    for seq, (message_id, sids) in events.items():
+        rejections += [(message_id, r) for r in graph.observe_sids(seq, sids).rejections]
+    return rejections
+
+
 def insert_rejections(
     warehouse: Warehouse,
     rejections: list[tuple[str, Rejection]],
@@ -315,11 +328,11 @@ class IdentityResolver:
             graph.detach(sid)
             component = self.candidate_component([sid])
             try:
-                batch = self.replay(graph, component)
+                rejections = self.replay(graph, component)
                 cursor = self.warehouse.cursor()
                 self.warehouse.run("BEGIN TRANSACTION", cursor=cursor)
                 try:
-                    self.write_replay(component, graph, batch, cursor)
+                    self.write_replay(component, graph, rejections, cursor)
                     self.warehouse.run(
                         "UPDATE identifiers SET detached = true WHERE sid = ?", [sid], cursor=cursor
                     )
@@ -356,7 +369,7 @@ class IdentityResolver:
             component |= found
         return component
 
-    def replay(self, graph: IdentityGraph, component: set[int]) -> _Batch:
+    def replay(self, graph: IdentityGraph, component: set[int]) -> list[tuple[str, Rejection]]:
         """Re-apply, in seq order, every event of ``component`` to a reset graph."""
         graph.reset(component)
         rows = self.warehouse.fetchall(
@@ -367,20 +380,14 @@ class IdentityResolver:
             "ORDER BY ei.seq, ei.pos",
             [sorted(component)],
         )
-        events: dict[int, tuple[str, list[int]]] = {}
-        for seq, sid, message_id in rows:
-            events.setdefault(seq, (message_id, []))[1].append(sid)
-        batch = _Batch()
-        for seq, (message_id, sids) in events.items():
-            obs = graph.observe_sids(seq, sids)
-            for merge in obs.merges:
-                batch.absorbed.add(merge.absorbed)
-            for rejection in obs.rejections:
-                batch.rejections.append((message_id, rejection))
-        return batch
+        return replay_rows(graph, rows)
 
     def write_replay(
-        self, component: set[int], graph: IdentityGraph, batch: _Batch, cursor
+        self,
+        component: set[int],
+        graph: IdentityGraph,
+        rejections: list[tuple[str, Rejection]],
+        cursor: duckdb.DuckDBPyConnection,
     ) -> None:
         ordered = sorted(component)
         persons = pa.table(
@@ -403,7 +410,7 @@ class IdentityResolver:
             [ordered],
             cursor=cursor,
         )
-        insert_rejections(self.warehouse, batch.rejections, cursor)
+        insert_rejections(self.warehouse, rejections, cursor)
 
     # -- reading the map ---------------------------------------------------------------------
     def persons_by_sid(self) -> dict[int, int]:
