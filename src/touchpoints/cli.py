@@ -312,6 +312,14 @@ def _print_demo_report(
         highlight=False,
     )
     out.print(f"Ground truth and the CRM export: {settings.data_dir / 'demo'}/", highlight=False)
+    tp.identity.catch_up()
+    persons = tp.warehouse.scalar("SELECT count(DISTINCT person) FROM identifiers")
+    example = tp.warehouse.scalar(
+        "SELECT value FROM identifiers WHERE type = 'email' ORDER BY sid LIMIT 1"
+    )
+    out.print(f"Identity resolution: {persons:,} persons.", highlight=False)
+    if example:
+        out.print(f"  a profile: touchpoints profile email:{example}", highlight=False)
     if not serving:
         return
     out.print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -219,3 +220,10 @@ def test_demo_without_serving_loads_and_reports(tmp_path: Path) -> None:
     assert count > 40
     assert f"{count:,}" in result.stdout
     assert (data_dir / "demo").is_dir()
+    persons = re.search(r"Identity resolution: ([\d,]+) persons", result.stdout)
+    assert persons is not None and 0 < int(persons.group(1).replace(",", "")) < count
+    example = re.search(r"touchpoints profile (email:\S+)", result.stdout)
+    assert example is not None
+    shown = run_cli("profile", example.group(1), "--json", data_dir=data_dir)
+    assert shown.returncode == 0, shown.stderr
+    assert example.group(1).split(":", 1)[1] in shown.stdout
