@@ -1,0 +1,113 @@
+"""What every command shares: the app, consoles, options, errors and the client."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from touchpoints.client import Client, ClientError, connect, running_server
+from touchpoints.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+)
+from touchpoints.privacy.keys import KeyRefused
+from touchpoints.warehouse import WarehouseError
+
+app = typer.Typer(
+    help=(
+        "touchpoints: a self-hosted customer data platform.\n\n"
+        "Start with 'touchpoints demo' (sample data and a running server) or "
+        "'touchpoints init' then 'touchpoints serve'."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+events_app = typer.Typer(help="Count, list and follow stored events.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+quarantine_app = typer.Typer(
+    help="Refused events, kept with their reasons: list, show, replay, delete.",
+    no_args_is_help=True,
+)
+app.add_typer(events_app, name="events")
+app.add_typer(keys_app, name="keys")
+identity_app = typer.Typer(
+    help="The identity map: rebuild it, unmerge a wrongly linked identifier.",
+    no_args_is_help=True,
+)
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(identity_app, name="identity")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        "-d",
+        help="Data directory [env: TOUCHPOINTS_DATA_DIR; default: ./touchpoints-data]",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def settings_for(data_dir: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(data_dir, **overrides)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+@contextmanager
+def client_for(data_dir: Path | None) -> Iterator[Client]:
+    settings = settings_for(data_dir)
+    if not settings.database_path.exists() and running_server(settings) is None:
+        raise fail(
+            f"no touchpoints data in {settings.data_dir}; run 'touchpoints init' "
+            "(or pass --data-dir)"
+        )
+    try:
+        client = connect(settings)
+    except WarehouseError as exc:
+        raise fail(str(exc)) from None
+    try:
+        yield client
+    except (ClientError, WarehouseError, KeyRefused) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        client.close()
+
+
+def print_events(events: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        for item in events:
+            sys.stdout.write(orjson.dumps(item).decode() + "\n")
+        return
+    table = Table(show_lines=False)
+    for column in ("seq", "timestamp", "type", "event / name", "channel", "user / anonymous"):
+        table.add_column(column, overflow="fold")
+    for item in events:
+        table.add_row(
+            str(item["seq"]),
+            item["timestamp"][:19],
+            item["type"],
+            item.get("event") or item.get("name") or "",
+            item["channel"],
+            item.get("user_id") or item.get("anonymous_id") or item.get("previous_id") or "",
+        )
+    out.print(table)

@@ -1,0 +1,349 @@
+"""import, events, keys and quarantine: data in and out of a data directory."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.table import Table
+
+from touchpoints.cli.base import (
+    DataDir,
+    app,
+    client_for,
+    err,
+    events_app,
+    fail,
+    keys_app,
+    out,
+    print_events,
+    quarantine_app,
+    settings_for,
+)
+from touchpoints.collect.importer import (
+    Format,
+    ImportError_,
+    detect_format,
+    import_file,
+    load_mapping,
+    read_lines,
+)
+from touchpoints.config import (
+    CHANNELS,
+)
+from touchpoints.core import build_normalizer
+from touchpoints.privacy.keys import ROLES
+from touchpoints.warehouse import EventFilter
+
+
+# -- import ----------------------------------------------------------------------------------
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="JSONL (Segment format), CSV or Parquet file")],
+    data_dir: DataDir = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl, csv or parquet [default: by suffix]")
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option(help="Column mapping (TOML) for a CSV file")
+    ] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where rejected lines go [default: FILE.rejects.jsonl]")
+    ] = None,
+) -> None:
+    """Import events from a file; bad lines go to a reject file, good ones are kept."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    settings = settings_for(data_dir)
+    try:
+        chosen: Format = detect_format(file) if fmt is None else _format(fmt)
+        csv_mapping = load_mapping(mapping) if mapping is not None else None
+        lines = read_lines(file, chosen, csv_mapping)
+    except ImportError_ as exc:
+        raise fail(str(exc)) from None
+    reject_path = rejects or file.with_name(file.name + ".rejects.jsonl")
+    total_lines = _count_lines(file) if chosen != "parquet" else None
+    with (
+        client_for(data_dir) as client,
+        Progress(
+            TextColumn("importing {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,} / {task.total:,} lines"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task(file.name, total=total_lines)
+        try:
+            summary = import_file(
+                lines,
+                build_normalizer(settings),
+                client.import_chunk,
+                reject_path,
+                on_progress=lambda line: progress.update(task, completed=line),
+            )
+        except ImportError_ as exc:
+            raise fail(str(exc)) from None
+    stored = (
+        "sent to the running server"
+        if summary.stored is None
+        else f"{summary.stored:,} stored, {summary.accepted - summary.stored:,} already present"
+    )
+    out.print(
+        f"{file.name}: {summary.lines:,} lines, {summary.accepted:,} accepted ({stored}), "
+        f"{summary.rejected:,} rejected",
+        highlight=False,
+    )
+    if summary.reject_file:
+        out.print(f"rejected lines with reasons: {summary.reject_file}", highlight=False)
+        raise typer.Exit(2 if summary.accepted == 0 else 0)
+
+
+def _format(value: str) -> Format:
+    if value not in ("jsonl", "csv", "parquet"):
+        raise ImportError_(f"--format must be jsonl, csv or parquet, not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _count_lines(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+# -- events ----------------------------------------------------------------------------------
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option}: {value!r} is not an ISO-8601 date or date-time") from None
+    if moment.tzinfo is not None:
+        from datetime import UTC
+
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _event_filter(
+    type_: str | None,
+    event: str | None,
+    channel: str | None,
+    user_id: str | None,
+    anonymous_id: str | None,
+    since: str | None,
+    until: str | None,
+) -> EventFilter:
+    if channel is not None and channel not in CHANNELS:
+        raise fail(f"--channel must be one of {', '.join(CHANNELS)}")
+    return EventFilter(
+        type=type_,
+        event=event,
+        channel=channel,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        since=_parse_time(since, "--since"),
+        until=_parse_time(until, "--until"),
+    )
+
+
+TypeOpt = Annotated[str | None, typer.Option("--type", help="track, identify, page, …")]
+EventOpt = Annotated[str | None, typer.Option(help="Event name, e.g. 'Order Completed'")]
+ChannelOpt = Annotated[str | None, typer.Option(help=f"One of: {', '.join(CHANNELS)}")]
+UserOpt = Annotated[str | None, typer.Option("--user-id")]
+AnonOpt = Annotated[str | None, typer.Option("--anonymous-id")]
+SinceOpt = Annotated[str | None, typer.Option(help="Event time from (ISO-8601, UTC)")]
+UntilOpt = Annotated[str | None, typer.Option(help="Event time before (ISO-8601, UTC)")]
+
+
+@events_app.command("count")
+def events_count(
+    data_dir: DataDir = None,
+    type_: TypeOpt = None,
+    event: EventOpt = None,
+    channel: ChannelOpt = None,
+    user_id: UserOpt = None,
+    anonymous_id: AnonOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+) -> None:
+    """Print the number of stored events (only the number)."""
+    flt = _event_filter(type_, event, channel, user_id, anonymous_id, since, until)
+    with client_for(data_dir) as client:
+        print(client.count(flt))
+
+
+@events_app.command("query")
+def events_query(
+    data_dir: DataDir = None,
+    type_: TypeOpt = None,
+    event: EventOpt = None,
+    channel: ChannelOpt = None,
+    user_id: UserOpt = None,
+    anonymous_id: AnonOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
+    oldest_first: Annotated[bool, typer.Option("--oldest-first")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line")] = False,
+) -> None:
+    """List stored events matching the filters (newest first)."""
+    flt = _event_filter(type_, event, channel, user_id, anonymous_id, since, until)
+    with client_for(data_dir) as client:
+        print_events(client.list(flt, limit, not oldest_first), as_json)
+
+
+@events_app.command("tail")
+def events_tail(
+    data_dir: DataDir = None,
+    lines: Annotated[int, typer.Option("-n", "--lines", min=1, max=10_000)] = 10,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls")] = 1.0,
+) -> None:
+    """Show the most recently stored events; with --follow, keep showing new ones."""
+    with client_for(data_dir) as client:
+        latest = list(reversed(client.list(EventFilter(), lines, True)))
+        print_events(latest, as_json)
+        last_seq = latest[-1]["seq"] if latest else 0
+        try:
+            while follow:
+                time.sleep(interval)
+                fresh = client.list(EventFilter(after_seq=last_seq), 1000, False)
+                if fresh:
+                    print_events(fresh, as_json)
+                    last_seq = fresh[-1]["seq"]
+        except KeyboardInterrupt:
+            pass
+
+
+@events_app.command("stats")
+def events_stats(data_dir: DataDir = None) -> None:
+    """Events by channel, type and source."""
+    with client_for(data_dir) as client:
+        stats = client.stats()
+    out.print(f"{stats['total']:,} events")
+    for title in ("by_channel", "by_type", "by_source"):
+        table = Table(title=title.replace("_", " "))
+        table.add_column(title.removeprefix("by_"))
+        table.add_column("events", justify="right")
+        for name, n in stats[title].items():
+            table.add_row(str(name), f"{n:,}")
+        out.print(table)
+
+
+# -- keys ------------------------------------------------------------------------------------
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Argument(help="write, read or admin")],
+    data_dir: DataDir = None,
+    name: Annotated[str | None, typer.Option(help="What the key is for")] = None,
+) -> None:
+    """Create a key and print only the key (it is not shown again)."""
+    if role not in ROLES:
+        raise fail(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    with client_for(data_dir) as client:
+        print(client.create_key(role, name)["secret"])
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """List keys (never their secrets)."""
+    with client_for(data_dir) as client:
+        keys = client.list_keys()
+    table = Table()
+    for column in ("id", "role", "name", "prefix", "created", "revoked"):
+        table.add_column(column)
+    for key in keys:
+        table.add_row(
+            key["id"],
+            key["role"],
+            key["name"] or "",
+            key["prefix"] + "…",
+            key["created_at"][:19],
+            (key["revoked_at"] or "")[:19],
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument()], data_dir: DataDir = None) -> None:
+    """Revoke a key by its id; it stops working at once."""
+    with client_for(data_dir) as client:
+        key = client.revoke_key(key_id)
+    out.print(f"revoked {key['id']} ({key['role']}, {key['name'] or 'no name'})")
+
+
+# -- quarantine ------------------------------------------------------------------------------
+@quarantine_app.command("list")
+def quarantine_list(
+    data_dir: DataDir = None,
+    status: Annotated[str, typer.Option(help="held, replayed or all")] = "held",
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """List quarantined items with their reasons."""
+    if status not in ("held", "replayed", "all"):
+        raise fail("--status must be held, replayed or all")
+    with client_for(data_dir) as client:
+        total, items = client.quarantine_list(None if status == "all" else status, limit)
+    table = Table(title=f"{total:,} {status} item(s)")
+    for column in ("id", "received", "route", "kind", "status", "reasons"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        reasons = "; ".join(
+            f"{'event ' + str(r['index']) + ' ' if 'index' in r else ''}"
+            f"{r['field'] + ': ' if r.get('field') else ''}{r['message']}"
+            for r in item["reasons"]
+        )
+        table.add_row(
+            str(item["id"]),
+            item["received_at"][:19],
+            item["route"],
+            item["kind"],
+            item["status"],
+            reasons,
+        )
+    out.print(table)
+
+
+@quarantine_app.command("show")
+def quarantine_show(item_id: int, data_dir: DataDir = None) -> None:
+    """Print one item as JSON, raw payload included."""
+    with client_for(data_dir) as client:
+        item = client.quarantine_get(item_id)
+    if item is None:
+        raise fail(f"no quarantined item {item_id}")
+    sys.stdout.write(orjson.dumps(item, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Item ids [default: all held]")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run held items through today's rules; what passes is stored."""
+    with client_for(data_dir) as client:
+        result = client.quarantine_replay(ids or None)
+    out.print(
+        f"replayed {result['replayed']} item(s) ({result['events_stored']} event(s) stored); "
+        f"{result['still_held']} still held"
+    )
+
+
+@quarantine_app.command("delete")
+def quarantine_delete(item_id: int, data_dir: DataDir = None) -> None:
+    """Delete an item for good (when it should never be stored)."""
+    with client_for(data_dir) as client:
+        if not client.quarantine_delete(item_id):
+            raise fail(f"no quarantined item {item_id}")
+    out.print(f"deleted quarantined item {item_id}")

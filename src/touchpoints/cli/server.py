@@ -1,0 +1,251 @@
+"""init, serve and demo: set up a data directory and run the server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from touchpoints.cli.base import (
+    DataDir,
+    app,
+    err,
+    fail,
+    out,
+    settings_for,
+)
+from touchpoints.client import running_server
+from touchpoints.config import (
+    DEFAULT_CONFIG_TOML,
+    Settings,
+)
+from touchpoints.core import Touchpoints
+from touchpoints.warehouse import WarehouseError
+
+
+# -- init / serve ----------------------------------------------------------------------------
+def _initialise(settings: Settings) -> bool:
+    """Create the data directory, config and database; True if they were new."""
+    fresh = not settings.database_path.exists()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.config_path.exists():
+        settings.config_path.write_text(DEFAULT_CONFIG_TOML)
+    return fresh
+
+
+@app.command()
+def init(data_dir: DataDir = None) -> None:
+    """Create the data directory, its config file and database, and a first write key."""
+    settings = settings_for(data_dir)
+    if running_server(settings):
+        raise fail(f"a server is running on {settings.data_dir}; it is initialised already")
+    try:
+        fresh = _initialise(settings)
+        with Touchpoints(settings) as tp:
+            if not fresh:
+                out.print(
+                    f"{settings.data_dir} is initialised already "
+                    f"({tp.events.count()} events). New keys: touchpoints keys create write"
+                )
+                return
+            _, secret = tp.keys.create("write", "first write key")
+    except WarehouseError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"Created {settings.data_dir}/ with {settings.config_path.name} and the database.")
+    out.print(f"Write key (shown once, keep it): [bold]{secret}[/]", highlight=False)
+    out.print("Next: touchpoints serve   (then send events to http://127.0.0.1:8080/v1/track)")
+
+
+def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | None = None) -> None:
+    import uvicorn
+
+    settings = tp.settings
+    config = uvicorn.Config(
+        tp.app(on_started=on_started),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        proxy_headers=False,
+    )
+    server = uvicorn.Server(config)
+    if holder is not None:
+        holder["server"] = server
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the
+    # handlers it found. Finding these no-ops, the command ends normally (exit 0, no traceback).
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        raise fail(f"the server could not start on {settings.host}:{settings.port}")
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A signal handler that does nothing (see _serve)."""
+
+
+def _open_for_server(settings: Settings) -> Touchpoints:
+    info = running_server(settings)
+    if info:
+        raise fail(
+            f"a server (pid {info['pid']}) already runs on {settings.data_dir}: {info['url']}"
+        )
+    _initialise(settings)
+    try:
+        return Touchpoints(settings)
+    except WarehouseError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Address [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8080]")] = None,
+) -> None:
+    """Run the server: collector (/v1/track, /v1/batch, …) and API on one port."""
+    settings = settings_for(data_dir, host=host, port=port)
+    _configure_logging(settings)
+    tp = _open_for_server(settings)
+    try:
+        _serve(tp)
+    finally:
+        tp.close()
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+# -- demo ------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    people: Annotated[int, typer.Option(min=10, max=1_000_000, help="People to simulate")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 42,
+    host: Annotated[str | None, typer.Option(help="Address [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8080]")] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep serving after loading")
+    ] = True,
+) -> None:
+    """Simulate a car maker's customers on every channel, load them through the HTTP API,
+    and keep the server running."""
+    settings = settings_for(data_dir, host=host, port=port)
+    _configure_logging(settings)
+    logging.getLogger("touchpoints").setLevel(logging.WARNING)
+    tp = _open_for_server(settings)
+    for key in tp.keys.list():
+        if key.name in ("demo write key", "demo read key") and key.revoked_at is None:
+            tp.keys.revoke(key.id)
+    _, write_key = tp.keys.create("write", "demo write key")
+    _, read_key = tp.keys.create("read", "demo read key")
+    loader_key = tp.keys.add_ephemeral("write", "demo")
+    state: dict[str, Any] = {}
+
+    def load() -> None:
+        out.print(f"Simulating {people:,} people (seed {seed}) and sending their events …")
+        command = [
+            sys.executable,
+            "-m",
+            "touchpoints.demo.load",
+            "--url",
+            _local_url(settings),
+            "--people",
+            str(people),
+            "--seed",
+            str(seed),
+            "--out",
+            str(settings.data_dir / "demo"),
+        ]
+        result = subprocess.run(
+            command, input=loader_key + "\n", capture_output=True, text=True, check=False
+        )
+        server = state["server"]
+        if result.returncode != 0:
+            err.print(result.stderr[-3000:])
+            state["failed"] = True
+            server.should_exit = True
+            return
+        report = orjson.loads(result.stdout.strip().splitlines()[-1])
+        while tp.writer is not None and tp.writer.pending:
+            time.sleep(0.1)
+        _print_demo_report(tp, settings, report, write_key, read_key, serve_after)
+        if not serve_after:
+            server.should_exit = True
+
+    try:
+        _serve(
+            tp,
+            on_started=lambda: threading.Thread(target=load, daemon=True).start(),
+            holder=state,
+        )
+    finally:
+        tp.close()
+    if state.get("failed"):
+        raise fail("loading the demo data failed (see above)")
+
+
+def _local_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def _print_demo_report(
+    tp: Touchpoints,
+    settings: Settings,
+    report: dict[str, Any],
+    write_key: str,
+    read_key: str,
+    serving: bool,
+) -> None:
+    stats = tp.events.stats()
+    table = Table(title="Events by channel", show_lines=False)
+    table.add_column("channel")
+    table.add_column("events", justify="right")
+    for channel, n in stats["by_channel"].items():
+        table.add_row(channel, f"{n:,}")
+    out.print(table)
+    url = _local_url(settings)
+    out.print(
+        f"Loaded {report['people']:,} people: {report['events_sent']:,} events and "
+        f"{report['crm_rows_sent']:,} CRM rows sent over HTTP in {report['seconds']} s; "
+        f"{stats['total']:,} events stored in {settings.database_path}.",
+        highlight=False,
+    )
+    out.print(f"Ground truth and the CRM export: {settings.data_dir / 'demo'}/", highlight=False)
+    tp.identity.catch_up()
+    persons = tp.warehouse.scalar("SELECT count(DISTINCT person) FROM identifiers")
+    example = tp.warehouse.scalar(
+        "SELECT value FROM identifiers WHERE type = 'email' ORDER BY sid LIMIT 1"
+    )
+    out.print(f"Identity resolution: {persons:,} persons.", highlight=False)
+    if example:
+        out.print(f"  a profile: touchpoints profile email:{example}", highlight=False)
+    if not serving:
+        return
+    out.print(
+        f"\n[bold]Server running at {url}[/] (Ctrl-C to stop).\n"
+        f"  write key: {write_key}\n  read key:  {read_key}\n"
+        f"  send:  curl -u {write_key}: {url}/v1/track -H 'Content-Type: application/json' "
+        '-d \'{"userId":"u1","event":"Test Drive Requested"}\'\n'
+        f"  count: touchpoints events count   (or: curl -H 'Authorization: Bearer {read_key}' "
+        f"{url}/v1/events/count)\n"
+        f"  API:   {url}/openapi.json",
+        highlight=False,
+    )
