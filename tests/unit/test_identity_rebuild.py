@@ -64,7 +64,7 @@ def test_a_cross_device_journey_becomes_one_person_and_lookups_find_it(tmp_path:
             ],
         )
         send(tp, [{"type": "track", "event": "Login", "userId": "u1", "anonymousId": "phone"}])
-        laptop = tp.identity.person_of(Identifier("anonymous_id", "laptop"))
+        laptop = tp.identity.lookup(Identifier("anonymous_id", "laptop"))
         assert laptop == 1
         for identifier in (
             Identifier("anonymous_id", "phone"),
@@ -73,8 +73,8 @@ def test_a_cross_device_journey_becomes_one_person_and_lookups_find_it(tmp_path:
             Identifier("phone", "+49 171 2345678"),
             Identifier("person", "2"),  # the phone's person before the merge
         ):
-            assert tp.identity.person_of(identifier) == 1, identifier
-        assert tp.identity.person_of(Identifier("email", "nobody@example.com")) is None
+            assert tp.identity.lookup(identifier) == 1, identifier
+        assert tp.identity.lookup(Identifier("email", "nobody@example.com")) is None
         merges = tp.warehouse.fetchall("SELECT kind, kept, absorbed, sid FROM identity_merges")
         assert merges == [("merge", 1, 2, 2)]
         assert tp.identity.identifiers_of(1) == {
@@ -101,9 +101,9 @@ def test_detach_splits_a_person_and_survives_a_rebuild(tmp_path: Path) -> None:
         )
         assert {p for _, p in tp.identity.persons_by_sid().items()} == {1}
         persons = tp.identity.detach(tablet, note="family tablet")
-        kid = tp.identity.person_of(Identifier("email", "kid@x.de"))
-        assert tp.identity.person_of(Identifier("user_id", "mother")) == 1
-        assert tp.identity.person_of(Identifier("anonymous_id", "tablet")) == tablet
+        kid = tp.identity.lookup(Identifier("email", "kid@x.de"))
+        assert tp.identity.lookup(Identifier("user_id", "mother")) == 1
+        assert tp.identity.lookup(Identifier("anonymous_id", "tablet")) == tablet
         assert kid not in (1, tablet)
         assert persons == sorted({1, tablet, kid})
         log = tp.warehouse.fetchall("SELECT kind, kept, sid, note FROM identity_merges")
@@ -126,7 +126,7 @@ def test_catch_up_after_events_stored_without_identity_rows(tmp_path: Path) -> N
     with Touchpoints(settings_) as tp:
         tp.start_writer()
         assert tp.identity.processed_seq() == 1
-        assert tp.identity.person_of(Identifier("anonymous_id", "a")) == 1
+        assert tp.identity.lookup(Identifier("anonymous_id", "a")) == 1
 
 
 # -- incremental == rebuild, for random streams ---------------------------------------------
@@ -185,6 +185,9 @@ def test_incremental_and_rebuilt_identity_maps_are_identical(
         assert {sid: graph.find(sid) for sid, *_ in incremental["identifiers"]} == {
             row[0]: row[4] for row in incremental["identifiers"]
         }
+        # Lookups (what the API answers from memory) agree with the warehouse.
+        for _sid, id_type, value, _first, person, _detached in incremental["identifiers"]:
+            assert tp.identity.lookup(Identifier(id_type, value)) == person
         result = rebuild(tp.identity)
         assert snapshot(tp) == incremental
         assert event_persons(tp) == persons

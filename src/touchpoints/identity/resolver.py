@@ -301,19 +301,6 @@ class IdentityResolver:
             "SELECT sid FROM identifiers WHERE type = ? AND value = ?", [found.type, found.value]
         )
 
-    def person_of(self, identifier: Identifier) -> int | None:
-        """The person an identifier belongs to (``person:N`` resolves merged-away ids too)."""
-        if identifier.type == "person":
-            try:
-                sid = int(identifier.value)
-            except ValueError:
-                return None
-            return self.warehouse.scalar("SELECT person FROM identifiers WHERE sid = ?", [sid])
-        found = self.normalised(identifier)
-        return self.warehouse.scalar(
-            "SELECT person FROM identifiers WHERE type = ? AND value = ?", [found.type, found.value]
-        )
-
     # -- unmerge -----------------------------------------------------------------------------
     def detach(self, sid: int, note: str = "") -> list[int]:
         """Unmerge: ``sid`` is never linked again, and its person is recomputed without it.
