@@ -7,7 +7,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from touchpoints.demo.simulator import STAGES, Person, Simulator
+from touchpoints.demo.catalogue import STAGES
+from touchpoints.demo.model import Person
+from touchpoints.demo.simulator import Simulator
 
 CRM_COLUMNS = (
     "Kundennummer",
