@@ -178,6 +178,7 @@ def write_demo_files(sim: Simulator, out_dir: Path) -> DemoFiles:
             "devices",
             "pain_points",
             "preferred_channels",
+            "household_id",
         ]
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()

@@ -30,6 +30,19 @@ class Device:
 
 
 @dataclass
+class SharedDevice:
+    """A household member's use of a tablet or desktop that belongs to another person.
+
+    In the ground truth the device (its anonymous id) belongs to its owner, the household
+    member who used it first; ``device`` is this member's own sign-in state on it.
+    """
+
+    owner_id: str
+    device: Device
+    owner_signed_in_at: str  # the member uses it only after the owner signed in on it
+
+
+@dataclass
 class Person:
     person_id: str
     age: int
@@ -56,6 +69,8 @@ class Person:
     customer_number: str | None = None
     identified_at: str | None = None  # when the person first signed up or logged in
     contact_ids: list[str] = field(default_factory=list)  # ids of contacts before sign-up
+    household_id: str | None = None  # shared with the person they live with, if any
+    shared: SharedDevice | None = None  # the household device they use (not in ``devices``)
 
 
 @dataclass

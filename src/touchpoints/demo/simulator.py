@@ -7,11 +7,13 @@ use (younger: app, chat, social; older: e-mail, phone, store), one to three devi
 its own anonymous id, and a journey through the six stages (awareness → consideration →
 decision → purchase → retention → advocacy) that can stop at any stage; pain points (errors,
 abandoned configurations, complaints) make stopping likelier. People browse anonymously and
-become identified when they sign up or log in on a device.
+become identified when they sign up or log in on a device. A few live with an earlier person
+and sign in on that person's family tablet or desktop too (households.py).
 
 Everything is derived from the seed (``random.Random`` per person, no clock, no uuid4), so the
 same configuration gives the same events byte for byte. The ground truth records which
-identifiers belong to which person and how far each got, for measuring identity resolution
+identifiers belong to which person (each to exactly one: a shared device to the household
+member who used it first) and how far each got, for measuring identity resolution
 and journey analytics later.
 """
 
@@ -30,6 +32,7 @@ from touchpoints.demo.catalogue import (
     STAGES,
     _ascii,
 )
+from touchpoints.demo.households import household_rng, join_household, shared_device_visits
 from touchpoints.demo.journey import Journey
 from touchpoints.demo.model import (
     DemoConfig,
@@ -73,7 +76,11 @@ class Simulator:
         for index in range(self.config.people):
             rng = random.Random(f"{self.config.seed}-{index}")
             person = self._person(index, rng)
-            journey = self._journey(person, rng)
+            household = household_rng(self.config.seed, index)
+            owner = join_household(person, self._people, household)
+            if owner is not None:  # the owner's truth row was written already
+                self.truth.persons[int(owner.person_id[1:])]["household_id"] = owner.household_id
+            journey = self._journey(person, rng, household)
             self._people.append(person)
             self._record_truth(person)
             yield from journey.events
@@ -131,7 +138,7 @@ class Simulator:
         )
 
     # -- journeys ----------------------------------------------------------------------------
-    def _journey(self, p: Person, rng: random.Random) -> Journey:
+    def _journey(self, p: Person, rng: random.Random, household: random.Random) -> Journey:
         cfg = self.config
         start = cfg.start + timedelta(
             days=rng.uniform(0, cfg.days * 0.55), hours=rng.uniform(7, 22)
@@ -165,12 +172,16 @@ class Simulator:
                 }[stage]
             )
         newsletters(j, end)
-        j.events.sort(key=lambda e: e["timestamp"])  # newsletters interleave with the journey
+        shared_device_visits(j, household, end)
+        j.events.sort(key=lambda e: e["timestamp"])  # later steps interleave with the journey
         j.events = [e for e in j.events if e["timestamp"] < _iso(end)]
         return j
 
     # -- ground truth ------------------------------------------------------------------------
     def _record_truth(self, p: Person) -> None:
+        """Every identifier has exactly one owner (the scoring is pairwise over identifiers):
+        a household's shared tablet or desktop is in its owner's ``devices`` only, the member
+        who used it first; the member's ``shared`` use of it is not recorded for the member."""
         t = self.truth
         for d in p.devices:
             t.add("anonymous_id", d.anonymous_id, p.person_id)
@@ -204,6 +215,7 @@ class Simulator:
                 "devices": len(p.devices),
                 "pain_points": p.pain_points,
                 "preferred_channels": " ".join(ch for ch, on in p.affinity.items() if on),
+                "household_id": p.household_id or "",
             }
         )
 
