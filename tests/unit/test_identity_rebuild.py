@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.rebuild import rebuild
+from touchpoints.identity.resolver import LinkRequest
 
 
 def send(tp: Touchpoints, messages: list[dict[str, Any]]) -> None:
@@ -30,8 +31,8 @@ def snapshot(tp: Touchpoints) -> dict[str, Any]:
             "SELECT seq, pos, sid FROM event_identifiers ORDER BY seq, pos"
         ),
         "rejections": wh.fetchall(
-            "SELECT seq, message_id, person, other, sid, rule FROM identity_rejections "
-            "ORDER BY seq, sid"
+            "SELECT seq, message_id, link_id, person, other, sid, rule FROM identity_rejections "
+            "ORDER BY seq, link_id NULLS FIRST, sid"
         ),
         "processed": tp.identity.processed_seq(),
     }
@@ -167,28 +168,101 @@ def message(draw: st.DrawFn) -> dict[str, Any]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    batches=st.lists(st.lists(message(), min_size=1, max_size=8), min_size=1, max_size=6),
+    steps=st.lists(
+        st.one_of(
+            st.lists(message(), min_size=1, max_size=8),  # a batch of events
+            st.tuples(st.just("link"), st.integers(0, 60), st.integers(0, 60)),
+            st.tuples(st.just("unlink"), st.integers(0, 10), st.just(0)),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
     limits=st.sampled_from([{"user_id": 1, "email": 5, "phone": 5}, {"user_id": 1, "email": 1}]),
 )
 def test_incremental_and_rebuilt_identity_maps_are_identical(
-    tmp_path_factory, batches: list[list[dict[str, Any]]], limits: dict[str, int]
+    tmp_path_factory, steps: list[Any], limits: dict[str, int]
 ) -> None:
+    """Random events, probabilistic links between any two known identifiers (a link may be
+    refused by the limits) and removed links (unmerges), in any order."""
     data = tmp_path_factory.mktemp("prop")
     with Touchpoints(load_settings(data)) as tp:
         tp.identity.limits = limits
-        for batch in batches:
-            unique = list({m["messageId"]: m for m in batch}.values())
-            send(tp, unique)
-        incremental, persons = snapshot(tp), event_persons(tp)
-        # The in-memory graph agrees with what was written.
-        graph = tp.identity.graph()
-        assert {sid: graph.find(sid) for sid, *_ in incremental["identifiers"]} == {
-            row[0]: row[4] for row in incremental["identifiers"]
-        }
-        # Lookups (what the API answers from memory) agree with the warehouse.
-        for _sid, id_type, value, _first, person, _detached in incremental["identifiers"]:
-            assert tp.identity.lookup(Identifier(id_type, value)) == person
-        result = rebuild(tp.identity)
-        assert snapshot(tp) == incremental
-        assert event_persons(tp) == persons
-        assert result.persons == len({row[4] for row in incremental["identifiers"]})
+        apply_steps(tp, steps)
+        check_incremental_equals_rebuild(tp)
+
+
+def apply_steps(tp: Touchpoints, steps: list[Any]) -> None:
+    for step in steps:
+        if isinstance(step, list):
+            send(tp, list({m["messageId"]: m for m in step}.values()))
+            continue
+        kind, i, j = step
+        if kind == "link":
+            known = tp.warehouse.fetchall("SELECT type, value FROM identifiers ORDER BY sid")
+            if len(known) < 2 or i % len(known) == j % len(known):
+                continue
+            a, b = known[i % len(known)], known[j % len(known)]
+            request = LinkRequest(Identifier(*a), Identifier(*b), "match", 0.9)
+            [outcome] = tp.identity.add_links([request])
+            event(f"link: {outcome.refused or ('same' if outcome.already_one else 'merge')}")
+        else:
+            live = tp.warehouse.fetchall(
+                "SELECT link_id FROM identity_links WHERE NOT removed ORDER BY link_id"
+            )
+            if live:
+                tp.identity.remove_link(live[i % len(live)][0])
+                event("unlink")
+
+
+def check_incremental_equals_rebuild(tp: Touchpoints) -> None:
+    incremental, persons = snapshot(tp), event_persons(tp)
+    # The in-memory graph agrees with what was written.
+    graph = tp.identity.graph()
+    assert {sid: graph.find(sid) for sid, *_ in incremental["identifiers"]} == {
+        row[0]: row[4] for row in incremental["identifiers"]
+    }
+    # Lookups (what the API answers from memory) agree with the warehouse.
+    for _sid, id_type, value, _first, person, _detached in incremental["identifiers"]:
+        assert tp.identity.lookup(Identifier(id_type, value)) == person
+    result = rebuild(tp.identity)
+    assert snapshot(tp) == incremental
+    assert event_persons(tp) == persons
+    assert result.persons == len({row[4] for row in incremental["identifiers"]})
+
+
+@st.composite
+def sparse_message(draw: st.DrawFn) -> dict[str, Any]:
+    """An event with one or two identifiers, so that many persons stay apart until linked."""
+    msg: dict[str, Any] = {"type": "identify", "anonymousId": draw(st.sampled_from(SPARSE_ANONS))}
+    if draw(st.integers(0, 3)) == 0:
+        msg["userId"] = draw(st.sampled_from(["u1", "u2", "u3"]))
+    msg["messageId"] = f"s{draw(st.integers(0, 60))}"
+    return msg
+
+
+SPARSE_ANONS = [f"a{n}" for n in range(1, 13)]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("link"), st.integers(0, 60), st.integers(0, 60)),
+            st.lists(sparse_message(), min_size=1, max_size=4),
+            st.tuples(st.just("unlink"), st.integers(0, 10), st.just(0)),
+        ),
+        min_size=2,
+        max_size=12,
+    ),
+)
+def test_links_unlinks_and_sparse_events_agree_with_a_rebuild(
+    tmp_path_factory, steps: list[Any]
+) -> None:
+    data = tmp_path_factory.mktemp("links")
+    with Touchpoints(load_settings(data)) as tp:
+        apply_steps(tp, steps)
+        check_incremental_equals_rebuild(tp)

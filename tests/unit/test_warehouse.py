@@ -66,6 +66,8 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "identity_merges",
             "identity_rejections",
             "identity_state",
+            "identity_links",
+            "identity_match_pairs",
         }
         assert warehouse.schema_version() == LATEST_VERSION == len(MIGRATIONS)
         assert warehouse.fetchall(

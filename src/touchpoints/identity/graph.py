@@ -57,6 +57,7 @@ class Observation:
     new_sids: list[int] = field(default_factory=list)
     merges: list[Merge] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    seq: int = 0
 
 
 class IdentityGraph:
@@ -148,8 +149,8 @@ class IdentityGraph:
     def observe_sids(self, seq: int, sids: list[int], new: Sequence[int] = ()) -> Observation:
         """Apply one event given by surrogates (anchor first); ``new``: first seen here."""
         if not sids:
-            return Observation(None, [])
-        observation = Observation(None, sids, list(new))
+            return Observation(None, [], seq=seq)
+        observation = Observation(None, sids, list(new), seq=seq)
         anchor = sids[0]
         person = self.find(anchor)
         # A union is a merge (logged) when both sides existed before this event; attaching an

@@ -23,7 +23,14 @@ import orjson
 import pyarrow as pa
 
 from touchpoints.identity.graph import IdentityGraph, Rejection
-from touchpoints.identity.resolver import IdentityResolver, insert_rejections, replay_rows
+from touchpoints.identity.resolver import (
+    Evidence,
+    IdentityResolver,
+    component_rows_sql,
+    insert_rejections,
+    link_sids_sql,
+    replay_rows,
+)
 from touchpoints.warehouse import Warehouse
 
 _CHUNK = 100_000
@@ -63,14 +70,17 @@ def event_identifiers_sql() -> str:
 
 
 def links_sql() -> str:
-    """Each event links its anchor (pos 0) with its other identifiers, both directions."""
-    return """
+    """Each event links its anchor (pos 0) with its other identifiers, and each link in force
+    its two identifiers; both directions."""
+    return f"""
         CREATE OR REPLACE TEMP TABLE _rb_links AS
-        SELECT DISTINCT a.sid AS src, b.sid AS dst
-        FROM _rb_ei a JOIN _rb_ei b ON a.seq = b.seq AND a.pos = 0 AND b.pos > 0
-        UNION
-        SELECT DISTINCT b.sid AS src, a.sid AS dst
-        FROM _rb_ei a JOIN _rb_ei b ON a.seq = b.seq AND a.pos = 0 AND b.pos > 0
+        WITH pairs AS (
+            SELECT a.sid AS src, b.sid AS dst
+            FROM _rb_ei a JOIN _rb_ei b ON a.seq = b.seq AND a.pos = 0 AND b.pos > 0
+            UNION
+            SELECT sid_a, sid_b FROM ({link_sids_sql("_rb_ids")})
+        )
+        SELECT src, dst FROM pairs UNION SELECT dst, src FROM pairs
     """
 
 
@@ -192,7 +202,7 @@ def _extract(resolver: IdentityResolver) -> tuple[int, int]:
 
 def _replay_conflicts(
     wh: Warehouse, resolver: IdentityResolver, labels: list[int], persons: dict[int, int]
-) -> list[tuple[str, Rejection]]:
+) -> list[tuple[Evidence, Rejection]]:
     """Replay the components where a rule bites; update ``persons``; the refused links."""
     if not labels:
         return []
@@ -208,13 +218,8 @@ def _replay_conflicts(
         sid = graph.sids.get((id_type, value))
         if sid is not None:
             graph.detach(sid)
-    rows = wh.fetchall(
-        "SELECT ei.seq, ei.sid, e.message_id FROM _rb_ei ei JOIN events e ON e.seq = ei.seq "
-        "WHERE ei.seq IN (SELECT seq FROM _rb_ei WHERE sid IN (SELECT unnest(?::BIGINT[]))) "
-        "ORDER BY ei.seq, ei.pos",
-        [members],
-    )
-    rejections = replay_rows(graph, rows)
+    rows = wh.fetchall(component_rows_sql("_rb_ids", "_rb_ei"), [members, []])
+    rejections = replay_rows(graph, [(seq, link, sid, mid) for seq, link, _pos, sid, mid in rows])
     for sid in members:
         persons[sid] = graph.find(sid)
     return rejections
@@ -224,7 +229,7 @@ def _store(
     wh: Warehouse,
     persons: dict[int, int],
     last_seq: int,
-    rejections: list[tuple[str, Rejection]],
+    rejections: list[tuple[Evidence, Rejection]],
 ) -> None:
     sids = sorted(persons)
     cursor = wh.cursor()

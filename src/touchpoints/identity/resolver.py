@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 import orjson
@@ -30,6 +31,34 @@ log = logging.getLogger("touchpoints.identity")
 _CHUNK = 50_000
 
 
+@dataclass(frozen=True)
+class LinkRequest:
+    """Two identifiers to join (each ``type`` and ``value``), and why."""
+
+    a: Identifier
+    b: Identifier
+    source: str  # "match" (accepted by its score) or "review" (accepted by a person)
+    probability: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LinkOutcome:
+    link_id: int
+    person: int  # the person of the link's first identifier afterwards
+    refused: str | None  # the merge rule that refused the link, if one did
+    already_one: bool  # both identifiers were one person before
+
+
+def _link_note(row: tuple[Any, ...]) -> str:
+    """The merge log's note for a link row (link_id, after_seq, a, a, b, b, source, p, note)."""
+    source, probability = row[6], row[7]
+    text = f"{'probabilistic match' if source == 'match' else source} link {row[0]}"
+    if probability is not None:
+        text += f", p={probability:.3f}"
+    return text + (f": {row[8]}" if row[8] else "")
+
+
 @dataclass
 class CatchUp:
     events: int = 0
@@ -38,61 +67,101 @@ class CatchUp:
     rejections: int = 0
 
 
+# What made a merge or a refusal: an event (its message id) or a link (its id).
+Evidence = tuple[str | None, int | None]
+
+
 @dataclass
 class _Batch:
-    """Rows one catch-up (or replay) writes."""
+    """Rows one catch-up (or replay, or set of links) writes."""
 
     identifiers: list[tuple[int, str, str, int]] = field(default_factory=list)
     event_identifiers: list[tuple[int, int, int]] = field(default_factory=list)
-    merges: list[tuple[int, str, Merge]] = field(default_factory=list)
-    rejections: list[tuple[str, Rejection]] = field(default_factory=list)
+    merges: list[tuple[Evidence, Merge]] = field(default_factory=list)
+    rejections: list[tuple[Evidence, Rejection]] = field(default_factory=list)
     absorbed: set[int] = field(default_factory=set)
     touched: set[int] = field(default_factory=set)  # persons whose profile changed
 
-    def add(self, seq: int, message_id: str, obs: Observation, graph: IdentityGraph) -> None:
+    def add(self, evidence: Evidence, obs: Observation, graph: IdentityGraph) -> None:
         if obs.person is not None:
             self.touched.add(obs.person)
         for sid in obs.new_sids:
             id_type = graph.types[sid]
-            self.identifiers.append((sid, id_type, graph.values[sid], seq))
-        for pos, sid in enumerate(obs.sids):
-            self.event_identifiers.append((seq, pos, sid))
+            self.identifiers.append((sid, id_type, graph.values[sid], obs.seq))
+        if evidence[1] is None:  # an event's identifiers; a link has none of its own
+            for pos, sid in enumerate(obs.sids):
+                self.event_identifiers.append((obs.seq, pos, sid))
         for merge in obs.merges:
-            self.merges.append((seq, message_id, merge))
+            self.merges.append((evidence, merge))
             self.absorbed.add(merge.absorbed)
             self.touched.update((merge.kept, merge.absorbed))
         for rejection in obs.rejections:
-            self.rejections.append((message_id, rejection))
+            self.rejections.append((evidence, rejection))
             self.touched.update((rejection.person, rejection.other))
 
 
 def replay_rows(
-    graph: IdentityGraph, rows: Iterable[tuple[int, int, str]]
-) -> list[tuple[str, Rejection]]:
-    """Apply events given as ``(seq, sid, message_id)`` rows in seq, pos order; the refusals."""
-    events: dict[int, tuple[str, list[int]]] = {}
-    for seq, sid, message_id in rows:
-        events.setdefault(seq, (message_id, []))[1].append(sid)
-    rejections: list[tuple[str, Rejection]] = []
-    for seq, (message_id, sids) in events.items():
-        rejections += [(message_id, r) for r in graph.observe_sids(seq, sids).rejections]
+    graph: IdentityGraph, rows: Iterable[tuple[int, int, int, str | None]]
+) -> list[tuple[Evidence, Rejection]]:
+    """Apply ``(seq, link_id, sid, message_id)`` rows (sorted by seq, link_id, pos; link_id 0
+    for an event's rows) to ``graph``: each event and link in turn; the refusals."""
+    steps: dict[tuple[int, int], tuple[Evidence, list[int]]] = {}
+    for seq, link_id, sid, message_id in rows:
+        evidence = (message_id, link_id or None)
+        steps.setdefault((seq, link_id), (evidence, []))[1].append(sid)
+    rejections: list[tuple[Evidence, Rejection]] = []
+    for (seq, _), (evidence, sids) in steps.items():
+        rejections += [(evidence, r) for r in graph.observe_sids(seq, sids).rejections]
     return rejections
+
+
+def component_rows_sql(ids: str = "identifiers", ei: str = "event_identifiers") -> str:
+    """Rows to replay a component: its events' identifiers and its links' two ends, in order.
+
+    Parameters: the component's sids, then the ids of links to leave out."""
+    return f"""
+        WITH comp AS (SELECT unnest(?::BIGINT[]) AS sid),
+        skip AS (SELECT unnest(?::BIGINT[]) AS link_id),
+        links AS (
+            SELECT * FROM ({link_sids_sql(ids)}) l
+            WHERE (l.sid_a IN (SELECT sid FROM comp) OR l.sid_b IN (SELECT sid FROM comp))
+              AND l.link_id NOT IN (SELECT link_id FROM skip)
+        )
+        SELECT ei.seq, 0 AS link_id, ei.pos, ei.sid, e.message_id
+        FROM {ei} ei JOIN events e ON e.seq = ei.seq
+        WHERE ei.seq IN (SELECT seq FROM {ei} WHERE sid IN (SELECT sid FROM comp))
+        UNION ALL SELECT after_seq, link_id, 0, sid_a, NULL FROM links
+        UNION ALL SELECT after_seq, link_id, 1, sid_b, NULL FROM links
+        ORDER BY 1, 2, 3
+    """
+
+
+def link_sids_sql(ids: str = "identifiers") -> str:
+    """Links in force, with the surrogates of their two identifiers in ``ids``."""
+    return f"""
+        SELECT l.link_id, l.after_seq, a.sid AS sid_a, b.sid AS sid_b
+        FROM identity_links l
+        JOIN {ids} a ON a.type = l.type_a AND a.value = l.value_a
+        JOIN {ids} b ON b.type = l.type_b AND b.value = l.value_b
+        WHERE NOT l.removed
+    """
 
 
 def insert_rejections(
     warehouse: Warehouse,
-    rejections: list[tuple[str, Rejection]],
+    rejections: list[tuple[Evidence, Rejection]],
     cursor: duckdb.DuckDBPyConnection,
 ) -> None:
-    """Record refused links with their evidence (the event that would have made them)."""
+    """Record refused links with their evidence (the event or link that would have made them)."""
     if not rejections:
         return
     now = datetime.now(UTC).replace(tzinfo=None)
-    for message_id, r in rejections:
+    for (message_id, link_id), r in rejections:
         warehouse.run(
             "INSERT INTO identity_rejections "
-            "(seq, message_id, created_at, person, other, sid, rule) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [r.seq, message_id, now, r.person, r.other, r.sid, r.rule],
+            "(seq, message_id, link_id, created_at, person, other, sid, rule) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [r.seq, message_id, link_id, now, r.person, r.other, r.sid, r.rule],
             cursor=cursor,
         )
 
@@ -204,7 +273,7 @@ class IdentityResolver:
         try:
             for seq, message_id, raw in rows:
                 identifiers = self.extractor.extract(orjson.loads(raw))
-                batch.add(seq, message_id, graph.observe(seq, identifiers), graph)
+                batch.add((message_id, None), graph.observe(seq, identifiers), graph)
             self._write(batch, graph, processed_seq=rows[-1][0])
         except Exception:
             self.forget()  # the graph may be ahead of the warehouse: reload it next time
@@ -212,12 +281,27 @@ class IdentityResolver:
         self._publish(graph, batch.touched, [row[0] for row in batch.identifiers])
         return CatchUp(len(rows), len(batch.identifiers), len(batch.merges), len(batch.rejections))
 
-    def _write(self, batch: _Batch, graph: IdentityGraph, processed_seq: int | None) -> None:
+    def _write(
+        self,
+        batch: _Batch,
+        graph: IdentityGraph,
+        processed_seq: int | None,
+        links: Sequence[tuple[Any, ...]] = (),
+    ) -> None:
         wh = self.warehouse
         cursor = wh.cursor()
         now = datetime.now(UTC).replace(tzinfo=None)
+        notes = {row[0]: _link_note(row) for row in links}
         wh.run("BEGIN TRANSACTION", cursor=cursor)
         try:
+            for row in links:
+                wh.run(
+                    "INSERT INTO identity_links (link_id, after_seq, type_a, value_a, type_b, "
+                    "value_b, source, probability, created_at, removed, note) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?)",
+                    [*row[:8], now, row[8]],
+                    cursor=cursor,
+                )
             if batch.identifiers:
                 sids, types, values, seqs = zip(*batch.identifiers, strict=True)
                 wh.insert_arrow(
@@ -249,12 +333,22 @@ class IdentityResolver:
                 )
             if batch.absorbed:
                 self._repoint(sorted(batch.absorbed), graph)
-            for seq, message_id, merge in batch.merges:
+            for (message_id, link_id), merge in batch.merges:
                 wh.run(
                     "INSERT INTO identity_merges "
-                    "(seq, message_id, created_at, kind, kept, absorbed, sid) "
-                    "VALUES (?, ?, ?, 'merge', ?, ?, ?)",
-                    [seq, message_id, now, merge.kept, merge.absorbed, merge.sid],
+                    "(seq, message_id, link_id, created_at, kind, kept, absorbed, sid, note) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        merge.seq,
+                        message_id,
+                        link_id,
+                        now,
+                        "merge" if link_id is None else "link",
+                        merge.kept,
+                        merge.absorbed,
+                        merge.sid,
+                        None if link_id is None else notes.get(link_id),
+                    ],
                     cursor=cursor,
                 )
             insert_rejections(wh, batch.rejections, cursor)
@@ -301,6 +395,94 @@ class IdentityResolver:
             "SELECT sid FROM identifiers WHERE type = ? AND value = ?", [found.type, found.value]
         )
 
+    # -- links -------------------------------------------------------------------------------
+    def add_links(self, requests: Sequence[LinkRequest]) -> list[LinkOutcome]:
+        """Join pairs of known identifiers that share no event (accepted matches).
+
+        Each link acts as an event right after every event stored so far: the merge rules
+        apply to it as to any event (a link that would give a person two user ids is refused
+        and recorded), and the merge log names the link as the evidence."""
+        with self._lock:
+            self.catch_up()
+            graph = self.graph()
+            after_seq = self.processed_seq()
+            next_id = int(
+                self.warehouse.scalar("SELECT coalesce(max(link_id), 0) FROM identity_links")
+            )
+            resolved: list[tuple[int, int]] = []
+            for index, request in enumerate(requests):
+                ends = []
+                for side in (request.a, request.b):
+                    sid = graph.sid(self.normalised(side))
+                    if sid is None:
+                        raise KeyError(f"links[{index}]: no identifier {side.type}:{side.value}")
+                    ends.append(sid)
+                if ends[0] == ends[1]:
+                    raise ValueError(f"links[{index}]: both ends are the same identifier")
+                resolved.append((ends[0], ends[1]))
+            batch = _Batch()
+            rows: list[tuple[Any, ...]] = []
+            outcomes: list[LinkOutcome] = []
+            try:
+                for request, (sid_a, sid_b) in zip(requests, resolved, strict=True):
+                    next_id += 1
+                    before = graph.find(sid_a) == graph.find(sid_b)
+                    obs = graph.observe_sids(after_seq, [sid_a, sid_b])
+                    batch.add((None, next_id), obs, graph)
+                    a, b = graph.types[sid_a], graph.types[sid_b]
+                    rows.append(
+                        (
+                            next_id,
+                            after_seq,
+                            a,
+                            graph.values[sid_a],
+                            b,
+                            graph.values[sid_b],
+                            request.source,
+                            request.probability,
+                            request.note or None,
+                        )
+                    )
+                    refused = obs.rejections[0].rule if obs.rejections else None
+                    outcomes.append(
+                        LinkOutcome(next_id, obs.person or graph.find(sid_a), refused, before)
+                    )
+                self._write(batch, graph, processed_seq=None, links=rows)
+            except Exception:
+                self.forget()
+                raise
+            self._publish(graph, batch.touched, [])
+            return [
+                LinkOutcome(o.link_id, graph.find(o.person), o.refused, o.already_one)
+                for o in outcomes
+            ]
+
+    def remove_link(self, link_id: int, note: str = "") -> list[int]:
+        """Unmerge a link: it no longer applies, and the persons it joined are recomputed.
+
+        Returns the persons the linked identifiers belong to afterwards."""
+        with self._lock:
+            self.catch_up()
+            found = self.warehouse.fetchall(
+                f"SELECT sid_a, sid_b FROM ({link_sids_sql()}) WHERE link_id = ?", [link_id]
+            )
+            if not found:
+                raise KeyError(link_id)
+            sid_a, sid_b = found[0]
+            graph = self.graph()
+            old_person = graph.find(sid_a)
+            component = self.candidate_component([sid_a, sid_b])
+            return self._split(
+                graph,
+                component,
+                skip_links=[link_id],
+                statements=[
+                    ("UPDATE identity_links SET removed = true WHERE link_id = ?", [link_id])
+                ],
+                log=(old_person, sid_a, link_id, note),
+                wanted=[sid_a, sid_b],
+            )
+
     # -- unmerge -----------------------------------------------------------------------------
     def detach(self, sid: int, note: str = "") -> list[int]:
         """Unmerge: ``sid`` is never linked again, and its person is recomputed without it.
@@ -314,41 +496,65 @@ class IdentityResolver:
             old_person = graph.find(sid)
             graph.detach(sid)
             component = self.candidate_component([sid])
+            return self._split(
+                graph,
+                component,
+                skip_links=[],
+                statements=[("UPDATE identifiers SET detached = true WHERE sid = ?", [sid])],
+                log=(old_person, sid, None, note),
+                wanted=None,
+            )
+
+    def _split(
+        self,
+        graph: IdentityGraph,
+        component: set[int],
+        skip_links: list[int],
+        statements: list[tuple[str, list[Any]]],
+        log: tuple[int, int, int | None, str],
+        wanted: list[int] | None,
+    ) -> list[int]:
+        """Replay ``component`` and store the result with the unmerge that caused it."""
+        try:
+            rejections = self.replay(graph, component, skip_links)
+            cursor = self.warehouse.cursor()
+            self.warehouse.run("BEGIN TRANSACTION", cursor=cursor)
             try:
-                rejections = self.replay(graph, component)
-                cursor = self.warehouse.cursor()
-                self.warehouse.run("BEGIN TRANSACTION", cursor=cursor)
-                try:
-                    self.write_replay(component, graph, rejections, cursor)
-                    self.warehouse.run(
-                        "UPDATE identifiers SET detached = true WHERE sid = ?", [sid], cursor=cursor
-                    )
-                    self.warehouse.run(
-                        "INSERT INTO identity_merges (seq, message_id, created_at, kind, "
-                        "kept, absorbed, sid, note) "
-                        "VALUES (NULL, NULL, ?, 'unmerge', ?, NULL, ?, ?)",
-                        [datetime.now(UTC).replace(tzinfo=None), old_person, sid, note],
-                        cursor=cursor,
-                    )
-                    self.warehouse.run("COMMIT", cursor=cursor)
-                except Exception:
-                    self.warehouse.run("ROLLBACK", cursor=cursor)
-                    raise
+                self.write_replay(component, graph, rejections, cursor)
+                for sql, params in statements:
+                    self.warehouse.run(sql, params, cursor=cursor)
+                old_person, sid, link_id, note = log
+                self.warehouse.run(
+                    "INSERT INTO identity_merges (seq, message_id, link_id, created_at, kind, "
+                    "kept, absorbed, sid, note) "
+                    "VALUES (NULL, NULL, ?, ?, 'unmerge', ?, NULL, ?, ?)",
+                    [link_id, datetime.now(UTC).replace(tzinfo=None), old_person, sid, note],
+                    cursor=cursor,
+                )
+                self.warehouse.run("COMMIT", cursor=cursor)
             except Exception:
-                self.forget()
+                self.warehouse.run("ROLLBACK", cursor=cursor)
                 raise
-            self._publish(graph, component, [])
-            return sorted({graph.find(s) for s in component if graph.find(s) in component})
+        except Exception:
+            self.forget()
+            raise
+        self._publish(graph, component, [])
+        if wanted is not None:
+            return sorted({graph.find(s) for s in wanted})
+        return sorted({graph.find(s) for s in component if graph.find(s) in component})
 
     def candidate_component(self, start: Iterable[int]) -> set[int]:
-        """Every identifier connected to ``start`` through events, whether linked or refused."""
+        """Every identifier connected to ``start`` through events or links in force, whether
+        the merge rules let them join or not."""
         component = set(start)
         frontier = set(component)
         while frontier:
             rows = self.warehouse.fetchall(
+                "WITH f AS (SELECT unnest(?::BIGINT[]) AS sid) "
                 "SELECT DISTINCT b.sid FROM event_identifiers a "
-                "JOIN event_identifiers b ON a.seq = b.seq "
-                "WHERE a.sid IN (SELECT unnest(?::BIGINT[]))",
+                "JOIN event_identifiers b ON a.seq = b.seq WHERE a.sid IN (SELECT sid FROM f) "
+                f"UNION SELECT sid_b FROM ({link_sids_sql()}) WHERE sid_a IN (SELECT sid FROM f) "
+                f"UNION SELECT sid_a FROM ({link_sids_sql()}) WHERE sid_b IN (SELECT sid FROM f)",
                 [sorted(frontier)],
             )
             found = {sid for (sid,) in rows}
@@ -356,24 +562,19 @@ class IdentityResolver:
             component |= found
         return component
 
-    def replay(self, graph: IdentityGraph, component: set[int]) -> list[tuple[str, Rejection]]:
-        """Re-apply, in seq order, every event of ``component`` to a reset graph."""
+    def replay(
+        self, graph: IdentityGraph, component: set[int], skip_links: Sequence[int] = ()
+    ) -> list[tuple[Evidence, Rejection]]:
+        """Re-apply, in order, every event and link of ``component`` to a reset graph."""
         graph.reset(component)
-        rows = self.warehouse.fetchall(
-            "SELECT ei.seq, ei.sid, e.message_id FROM event_identifiers ei "
-            "JOIN events e ON e.seq = ei.seq "
-            "WHERE ei.seq IN (SELECT seq FROM event_identifiers "
-            "                 WHERE sid IN (SELECT unnest(?::BIGINT[]))) "
-            "ORDER BY ei.seq, ei.pos",
-            [sorted(component)],
-        )
-        return replay_rows(graph, rows)
+        rows = self.warehouse.fetchall(component_rows_sql(), [sorted(component), list(skip_links)])
+        return replay_rows(graph, [(seq, link, sid, mid) for seq, link, _pos, sid, mid in rows])
 
     def write_replay(
         self,
         component: set[int],
         graph: IdentityGraph,
-        rejections: list[tuple[str, Rejection]],
+        rejections: list[tuple[Evidence, Rejection]],
         cursor: duckdb.DuckDBPyConnection,
     ) -> None:
         ordered = sorted(component)

@@ -125,6 +125,50 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO identity_state VALUES (0)",
         ),
     ),
+    Migration(
+        3,
+        "probabilistic links and the review list of matched pairs",
+        (
+            # A link joins two identifiers that share no event (a probabilistic match accepted
+            # by its score or by a reviewer). It is kept by value, not by surrogate, so a
+            # rebuild (which renumbers surrogates) applies it again; it acts as if it were an
+            # event right after ``after_seq``.
+            """
+            CREATE TABLE identity_links (
+                link_id BIGINT NOT NULL,
+                after_seq BIGINT NOT NULL,
+                type_a VARCHAR NOT NULL,
+                value_a VARCHAR NOT NULL,
+                type_b VARCHAR NOT NULL,
+                value_b VARCHAR NOT NULL,
+                source VARCHAR NOT NULL,
+                probability DOUBLE,
+                created_at TIMESTAMP NOT NULL,
+                removed BOOLEAN NOT NULL,
+                note VARCHAR
+            )
+            """,
+            """
+            CREATE TABLE identity_match_pairs (
+                pair_id BIGINT NOT NULL,
+                run_id BIGINT NOT NULL,
+                type_a VARCHAR NOT NULL,
+                value_a VARCHAR NOT NULL,
+                type_b VARCHAR NOT NULL,
+                value_b VARCHAR NOT NULL,
+                probability DOUBLE NOT NULL,
+                status VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                decided_at TIMESTAMP,
+                link_id BIGINT,
+                note VARCHAR
+            )
+            """,
+            "ALTER TABLE identity_merges ADD COLUMN link_id BIGINT",
+            "ALTER TABLE identity_rejections ADD COLUMN link_id BIGINT",
+            "ALTER TABLE identity_rejections ALTER COLUMN message_id DROP NOT NULL",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
