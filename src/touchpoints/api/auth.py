@@ -1,33 +1,62 @@
-"""Who is calling: a key from ``Authorization: Bearer <key>`` or Basic (key as user name)."""
+"""Who is calling: a key from ``Authorization: Bearer <key>`` or Basic (key as user name).
+
+Checking a key is a dictionary lookup in memory (``KeyStore.verify``: the SHA-256 of each
+secret is remembered, the live keys are held by hash and replaced as soon as one is revoked),
+so the check runs on the event loop: no worker thread, no database.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request
 
-from touchpoints.privacy.keys import ApiKey, secret_from_header
+from touchpoints.privacy.keys import ApiKey, KeyStore, secret_from_header
 
 
-def require(permission: str) -> Callable[[Request], ApiKey]:
-    """A dependency that lets the request through only with a key allowed ``permission``."""
+class Refused(Exception):
+    """The caller may not do this: ``status`` (401 or 403) and a message saying why."""
 
-    def check(request: Request) -> ApiKey:
-        secret = secret_from_header(request.headers.get("authorization"))
-        if secret is None:
-            raise HTTPException(
-                401,
-                f"this endpoint needs a key with the {permission!r} permission: "
-                "send 'Authorization: Bearer <key>'",
-                headers={"WWW-Authenticate": "Bearer"},
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def authorise(keys: KeyStore, header: str | None, permission: str) -> ApiKey:
+    """The live key in ``header`` if it is allowed ``permission``; otherwise raise Refused."""
+    secret = secret_from_header(header)
+    if secret is None:
+        raise Refused(
+            401,
+            f"this endpoint needs a key with the {permission!r} permission: "
+            "send 'Authorization: Bearer <key>'",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    key = keys.verify(secret)
+    if key is None:
+        raise Refused(401, "the key is not valid (unknown or revoked)")
+    if not key.allows(permission):
+        raise Refused(
+            403, f"a {key.role} key may not do this; it needs the {permission!r} permission"
+        )
+    return key
+
+
+def require(permission: str) -> Callable[[Request], Awaitable[ApiKey]]:
+    """A dependency that lets the request through only with a key allowed ``permission``.
+
+    Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, and the
+    check is a dictionary lookup.
+    """
+
+    async def check(request: Request) -> ApiKey:
+        try:
+            return authorise(
+                request.app.state.tp.keys, request.headers.get("authorization"), permission
             )
-        key = request.app.state.tp.keys.verify(secret)
-        if key is None:
-            raise HTTPException(401, "the key is not valid (unknown or revoked)")
-        if not key.allows(permission):
-            raise HTTPException(
-                403, f"a {key.role} key may not do this; it needs the {permission!r} permission"
-            )
-        return key
+        except Refused as exc:
+            raise HTTPException(exc.status, exc.message, headers=exc.headers) from None
 
     return check
