@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
+from touchpoints.identity.rebuild import rebuild
 from touchpoints.profiles import ProfileNotFound, parse_key
 
 
@@ -178,3 +180,64 @@ def test_a_cached_profile_follows_new_events_merges_and_unmerges(tp) -> None:
     after = tp.profiles.get(person)
     assert after.computed["events"] == 3
     assert [m["kind"] for m in after.merges] == ["merge", "unmerge"]
+
+
+def test_the_served_json_follows_new_events_merges_unmerges_and_a_rebuild(tp) -> None:
+    send(tp, [{"type": "identify", "userId": "u6", "traits": {"plan": "basic"}}])
+    person = tp.profiles.resolve("user_id:u6")
+    first = tp.profiles.json(person)
+    assert orjson.loads(first)["traits"]["plan"]["value"] == "basic"
+    assert tp.profiles.cached_json(person) is first  # served from the cache now
+    assert tp.profiles.cached_json(person, history=True) is None  # cached per form
+    assert "trait_history" in orjson.loads(tp.profiles.json(person, history=True))
+
+    send(tp, [{"type": "identify", "userId": "u6", "traits": {"plan": "premium"}}])
+    assert tp.profiles.cached_json(person) is None
+    assert tp.profiles.cached_json(person, history=True) is None
+    assert orjson.loads(tp.profiles.json(person))["traits"]["plan"]["value"] == "premium"
+
+    send(tp, [{"type": "page", "anonymousId": "tablet-6"}])
+    tablet = tp.profiles.resolve("anonymous_id:tablet-6")
+    tp.profiles.json(tablet)
+    send(tp, [{"type": "track", "event": "Login", "userId": "u6", "anonymousId": "tablet-6"}])
+    assert tp.profiles.cached_json(tablet) is None  # the absorbed person's JSON is gone too
+    merged = orjson.loads(tp.profiles.json(person))
+    assert merged["computed"]["events"] == 4
+    assert [m["kind"] for m in merged["merges"]] == ["merge"]
+
+    tp.identity.detach(tp.identity.sid_of(parse_key("anonymous_id:tablet-6")))
+    assert orjson.loads(tp.profiles.json(person))["computed"]["events"] == 3
+    assert orjson.loads(tp.profiles.json(tablet))["computed"]["events"] == 1
+
+    rebuild(tp.identity)
+    assert tp.profiles.cached_json(person) is None
+    assert orjson.loads(tp.profiles.json(person)) == tp.profiles.get(person).as_dict()
+
+
+def test_the_served_json_counts_days_since_the_last_purchase_as_of_each_request(tp) -> None:
+    anna(tp)  # last order 2026-04-01T12:00:00Z
+    person = tp.profiles.resolve("user_id:u1")
+
+    def days(now: datetime) -> int:
+        return orjson.loads(tp.profiles.json(person, now=now))["computed"][
+            "days_since_last_purchase"
+        ]
+
+    assert days(datetime(2026, 4, 11, 11, 59, tzinfo=UTC)) == 9
+    assert tp.profiles.cached_json(person, now=datetime(2026, 4, 11, 11, 59, 59, tzinfo=UTC))
+    # The cached JSON goes out of date at the moment the count of whole days ticks over.
+    assert tp.profiles.cached_json(person, now=datetime(2026, 4, 11, 12, 0, tzinfo=UTC)) is None
+    assert days(datetime(2026, 4, 11, 12, 0, tzinfo=UTC)) == 10
+    assert days(datetime(2026, 5, 1, 12, 0, tzinfo=UTC)) == 30
+    profile = tp.profiles.get(person, now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    assert profile.computed["days_since_last_purchase"] == 30
+
+
+def test_resolving_without_the_database_waits_for_a_dropped_map_to_be_loaded(tp) -> None:
+    send(tp, [{"type": "identify", "userId": "u7"}])
+    person = tp.profiles.resolve("user_id:u7")
+    assert tp.profiles.resolve_cached("user_id:u7") == person
+    tp.identity.forget()  # as a rebuild does: the next lookup reads the warehouse
+    assert tp.profiles.resolve_cached("user_id:u7") is None
+    assert tp.profiles.resolve("user_id:u7") == person  # loads the map
+    assert tp.profiles.resolve_cached("user_id:u7") == person

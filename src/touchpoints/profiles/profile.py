@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -28,6 +28,8 @@ from touchpoints.warehouse import Warehouse
 
 ORDER_EVENTS = ("Order Completed",)
 _CACHE_SIZE = 200_000
+# Serialised profiles (about 2 to 3 kB each on the demo data), for the lookup route.
+_JSON_CACHE_SIZE = 100_000
 
 # A person's events are those whose anchor identifier (pos 0) belongs to the person. They are
 # found in three narrow steps (identifiers → anchored seqs → events) with the keys passed as
@@ -78,14 +80,22 @@ class Profile:
     merges: list[dict[str, Any]] = field(default_factory=list)
     rejected_links: list[dict[str, Any]] = field(default_factory=list)
 
+    def _last_purchase(self) -> datetime | None:
+        last = self.computed.get("last_purchase_at")
+        return datetime.fromisoformat(last.replace("Z", "+00:00")) if last else None
+
     def at(self, now: datetime) -> Profile:
         """This profile with the attributes that depend on the time of asking filled in."""
-        last = self.computed.get("last_purchase_at")
-        days = None
-        if last:
-            moment = datetime.fromisoformat(last.replace("Z", "+00:00"))
-            days = (now.astimezone(UTC) - moment).days
+        last = self._last_purchase()
+        days = (now.astimezone(UTC) - last).days if last is not None else None
         return replace(self, computed={**self.computed, "days_since_last_purchase": days})
+
+    def same_until(self, now: datetime) -> datetime | None:
+        """When ``at(now)`` next differs (days_since_last_purchase ticks); None: never."""
+        last = self._last_purchase()
+        if last is None:
+            return None
+        return last + timedelta(days=(now.astimezone(UTC) - last).days + 1)
 
     def as_dict(self, history: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -139,17 +149,31 @@ class Profiles:
         self.source_priority = dict(source_priority or {})
         # Assembled profiles, dropped when the identity map reports a change to the person.
         self._cache: dict[int, tuple[tuple[int, int], Profile]] = {}
+        # Their JSON as sent, per (person, history), with the moment it goes out of date
+        # (days_since_last_purchase changes) if it has one; dropped with the profile.
+        self._json: dict[tuple[int, bool], tuple[tuple[int, int], datetime | None, bytes]] = {}
         self._versions: dict[int, int] = {}
         self._generation = 0
+        # The generation in which a lookup last ran with the map loaded (see resolve_cached).
+        self._loaded_generation = -1
         identity.listeners.append(self._changed)
 
     def resolve(self, key: str) -> int:
         """The person behind ``key`` (any identifier, or ``person:N``)."""
         identifier = parse_key(key)
-        person = self.identity.lookup(identifier)
+        generation = self._generation
+        person = self.identity.lookup(identifier)  # loads the map if it was dropped
+        self._loaded_generation = generation
         if person is None:
             raise ProfileNotFound(f"no person has the identifier {identifier}")
         return int(person)
+
+    def resolve_cached(self, key: str) -> int | None:
+        """``resolve`` when it needs no database, for callers on an event loop; None when the
+        identity map was dropped (rebuild, failed write) and must be loaded by ``resolve``."""
+        if self._loaded_generation != self._generation:
+            return None
+        return self.resolve(key)
 
     # -- the profile -------------------------------------------------------------------------
     def get(self, person: int, now: datetime | None = None) -> Profile:
@@ -166,15 +190,50 @@ class Profiles:
                 self._cache[person] = (key, profile)
         return profile.at(now or datetime.now(UTC))
 
+    def json(self, person: int, history: bool = False, now: datetime | None = None) -> bytes:
+        """The person's profile as the API sends it (JSON): from the cache while nothing of
+        the person changed and days_since_last_purchase still holds."""
+        now = datetime.now(UTC) if now is None else now.astimezone(UTC)
+        body = self.cached_json(person, history, now)
+        if body is not None:
+            return body
+        key = (self._generation, self._versions.get(person, 0))
+        profile = self.get(person, now)
+        body = orjson.dumps(profile.as_dict(history=history))
+        if (self._generation, self._versions.get(person, 0)) == key:
+            if len(self._json) >= _JSON_CACHE_SIZE:
+                self._json.clear()
+            self._json[(person, history)] = (key, profile.same_until(now), body)
+        return body
+
+    def cached_json(
+        self, person: int, history: bool = False, now: datetime | None = None
+    ) -> bytes | None:
+        """``json`` if it is cached and current, else None: never touches the database."""
+        hit = self._json.get((person, history))
+        if hit is None:
+            return None
+        key, until, body = hit
+        if key != (self._generation, self._versions.get(person, 0)):
+            return None
+        if until is not None:
+            now = datetime.now(UTC) if now is None else now.astimezone(UTC)
+            if now >= until:
+                return None
+        return body
+
     def _changed(self, persons: set[int] | None) -> None:
         """The identity map's listener: profiles of ``persons`` (None: all) are stale."""
         if persons is None:
             self._generation += 1
             self._cache.clear()
+            self._json.clear()
             return
         for person in persons:
             self._versions[person] = self._versions.get(person, 0) + 1
             self._cache.pop(person, None)
+            self._json.pop((person, False), None)
+            self._json.pop((person, True), None)
 
     def _assemble(self, person: int) -> Profile:
         wh = self.warehouse
