@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from conftest import Server, run_cli, start_server
@@ -89,5 +90,57 @@ def test_profile_lookup_timeline_and_unmerge_over_http(tmp_path: Path) -> None:
         assert shown.returncode == 0, shown.stderr
         assert "anna.berg@example.com" in shown.stdout
         assert "Hamburg" in shown.stdout
+    finally:
+        assert server.stop() == 0
+
+
+def test_profile_lookups_answer_alike_on_the_lean_route_and_through_fastapi(
+    tmp_path: Path,
+) -> None:
+    server = start_server(tmp_path / "data")
+    try:
+        assert post(
+            server, "/v1/identify", {"userId": "u-7", "traits": {"email": "b@example.com"}}
+        ).is_success
+        lean = wait_for_person(server, "email:b@example.com")
+        with server.client() as client:
+            # A query string leaves the request to the FastAPI route: same profile, same shape.
+            assert client.get("/v1/profiles/email:b@example.com?history=false").json() == lean
+            full = client.get("/v1/profiles/email:b@example.com", params={"history": "true"})
+            assert full.json()["trait_history"]["email"][0]["value"] == "b@example.com"
+            assert {k: v for k, v in full.json().items() if k != "trait_history"} == lean
+            assert client.get("/v1/profiles/user_id:u-7").headers["content-type"] == (
+                "application/json"
+            )
+            for path in ("/v1/profiles/email:nobody@example.com", "/v1/profiles/no-colon"):
+                fast, slow = client.get(path), client.get(path, params={"history": "false"})
+                assert fast.status_code == slow.status_code
+                assert fast.json() == slow.json()
+                assert set(fast.json()) == {"detail"}
+            # The route is still described in the OpenAPI document.
+            spec = client.get("/openapi.json").json()
+            assert "history" in str(spec["paths"]["/v1/profiles/{key}"]["get"]["parameters"])
+
+        anonymous = httpx.get(f"{server.url}/v1/profiles/user_id:u-7")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        assert "Authorization: Bearer <key>" in anonymous.json()["detail"]
+        with server.client(server.write_key) as client:
+            refused = client.get("/v1/profiles/user_id:u-7")
+            assert refused.status_code == 403
+            assert refused.json() == {
+                "detail": "a write key may not do this; it needs the 'read' permission"
+            }
+
+        # Revoking the read key shuts it out at once, though its lookups were served from memory.
+        admin = orjson.loads((server.data_dir / "server.json").read_bytes())["token"]
+        with server.client(admin) as client:
+            keys = client.get("/v1/keys").json()["keys"]
+            read_id = next(k["id"] for k in keys if server.read_key.startswith(k["prefix"]))
+            assert client.delete(f"/v1/keys/{read_id}").is_success
+        with server.client() as client:
+            revoked = client.get("/v1/profiles/user_id:u-7")
+            assert revoked.status_code == 401
+            assert revoked.json() == {"detail": "the key is not valid (unknown or revoked)"}
     finally:
         assert server.stop() == 0
