@@ -10,6 +10,7 @@ from pathlib import Path
 from touchpoints.demo.catalogue import STAGES
 from touchpoints.demo.model import Person
 from touchpoints.demo.simulator import Simulator
+from touchpoints.demo.slips import _email_typo, _phone_style, _typo
 
 CRM_COLUMNS = (
     "Kundennummer",
@@ -51,45 +52,6 @@ class DemoFiles:
     crm_mapping: Path
     truth_identifiers: Path
     truth_persons: Path
-
-
-def _typo(text: str, rng: random.Random) -> str:
-    """One realistic slip: two letters swapped, one doubled or one dropped."""
-    if len(text) < 4:
-        return text
-    i = rng.randint(1, len(text) - 3)
-    kind = rng.random()
-    if kind < 0.4:
-        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
-    if kind < 0.7:
-        return text[:i] + text[i] + text[i:]
-    return text[:i] + text[i + 1 :]
-
-
-def _email_typo(email: str, rng: random.Random) -> str:
-    local, _, domain = email.partition("@")
-    if rng.random() < 0.5:
-        wrong = {
-            "gmail.com": "gmial.com",
-            "gmx.de": "gmx.com",
-            "web.de": "web.com",
-            "t-online.de": "tonline.de",
-            "outlook.de": "outlok.de",
-        }
-        return f"{local}@{wrong.get(domain, domain.replace('.', '', 1) + '.de')}"
-    return f"{_typo(local, rng)}@{domain}"
-
-
-def _phone_style(phone: str, rng: random.Random) -> str:
-    digits = phone.replace(" ", "").removeprefix("+49")
-    style = rng.random()
-    if style < 0.4:
-        return phone
-    if style < 0.7:
-        return f"0{digits[:3]} {digits[3:]}"
-    if style < 0.85:
-        return f"0{digits[:3]}/{digits[3:]}"
-    return f"0049{digits}"
 
 
 def crm_rows(sim: Simulator) -> list[dict[str, str]]:
