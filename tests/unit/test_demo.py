@@ -273,11 +273,16 @@ def test_every_email_in_the_events_belongs_to_exactly_one_person(demo: Demo) -> 
     assert shared == {}
 
 
+def _contacts(person: Person) -> set[str]:
+    """The anonymous ids that are not devices: contact ids and dealer customer numbers."""
+    return {*person.contact_ids, *(r.number for r in person.dealer_records.values())}
+
+
 def test_devices_and_anonymous_ids_of_each_person(demo: Demo) -> None:
     anonymous: dict[str, set[str]] = defaultdict(set)
     for (kind, value), pids in demo.owners.items():
         pid = next(iter(pids))
-        contacts = demo.people[pid].contact_ids  # call centre, SMS gateway, dealer before sign-up
+        contacts = _contacts(demo.people[pid])  # call centre, SMS gateway, dealers' DMS
         crm = value.startswith("K-")  # CRM rows are imported with the customer number
         if kind == "anonymous_id" and ":" not in value and value not in contacts and not crm:
             anonymous[pid].add(value)  # "network:handle" is a social id
@@ -290,7 +295,7 @@ def test_devices_and_anonymous_ids_of_each_person(demo: Demo) -> None:
         seen = {e["anonymousId"] for e in demo.by_person[pid] if "anonymousId" in e}
         shared = demo.people[pid].shared  # another person's household device
         seen -= {shared.device.anonymous_id} if shared else set()
-        device_ids = {a for a in seen if ":" not in a} - set(demo.people[pid].contact_ids)
+        device_ids = {a for a in seen if ":" not in a} - _contacts(demo.people[pid])
         assert device_ids <= anonymous[pid], pid
         assert demo.people[pid].devices[0].anonymous_id in seen, pid  # the first one browses
         social = {a for a in seen if ":" in a}

@@ -172,13 +172,19 @@ class Journey:
             "library": {"name": library, "version": "1.0"},
         }
         p = self.p
-        if p.identified_at is not None and p.identified_at <= _iso(self.now):
+        if channel == "store":
+            # A dealer's DMS never sees the web shop's user id or cookies: the dealer knows the
+            # customer by its own number and what a salesperson typed in (dealers.py).
+            record = self.sim.dealers.record(p, props.get("dealer") or p.city)
+            who = {"anonymousId": record.number}
+            context["traits"] = dict(record.traits)
+        elif p.identified_at is not None and p.identified_at <= _iso(self.now):
             who = {"userId": p.user_id}
         elif channel in ("chat", "email"):
             # The website's chat widget and newsletter form know the visitor's cookie.
             who = {"anonymousId": p.devices[0].anonymous_id}
         else:
-            # A call centre, SMS gateway or dealer knows a phone number or a name, no user id.
+            # A call centre or SMS gateway knows a phone number, no user id.
             contact = f"{channel}-{_hex(p.person_id, channel, length=12)}"
             if contact not in p.contact_ids:
                 p.contact_ids.append(contact)

@@ -43,6 +43,16 @@ class SharedDevice:
 
 
 @dataclass
+class DealerRecord:
+    """A customer as a dealer's DMS knows them: the dealer's own customer number and the
+    traits a salesperson typed in at the first visit, sent with every event there."""
+
+    dealer: str  # the dealer's city
+    number: str  # DMS-<plate code>-<number>
+    traits: dict[str, str]
+
+
+@dataclass
 class Person:
     person_id: str
     age: int
@@ -69,6 +79,7 @@ class Person:
     customer_number: str | None = None
     identified_at: str | None = None  # when the person first signed up or logged in
     contact_ids: list[str] = field(default_factory=list)  # ids of contacts before sign-up
+    dealer_records: dict[str, DealerRecord] = field(default_factory=dict)  # by dealer
     household_id: str | None = None  # shared with the person they live with, if any
     shared: SharedDevice | None = None  # the household device they use (not in ``devices``)
 

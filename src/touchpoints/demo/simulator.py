@@ -8,7 +8,9 @@ its own anonymous id, and a journey through the six stages (awareness → consid
 decision → purchase → retention → advocacy) that can stop at any stage; pain points (errors,
 abandoned configurations, complaints) make stopping likelier. People browse anonymously and
 become identified when they sign up or log in on a device. A few live with an earlier person
-and sign in on that person's family tablet or desktop too (households.py).
+and sign in on that person's family tablet or desktop too (households.py). Dealers never see
+the web shop's user id: their DMS knows a customer by the dealer's own customer number and the
+name, birth date and address a salesperson typed in (dealers.py).
 
 Everything is derived from the seed (``random.Random`` per person, no clock, no uuid4), so the
 same configuration gives the same events byte for byte. The ground truth records which
@@ -32,6 +34,7 @@ from touchpoints.demo.catalogue import (
     STAGES,
     _ascii,
 )
+from touchpoints.demo.dealers import DealerBook, dealer_identifiers
 from touchpoints.demo.households import household_rng, join_household, shared_device_visits
 from touchpoints.demo.journey import Journey
 from touchpoints.demo.model import (
@@ -66,6 +69,7 @@ class Simulator:
         self._people: list[Person] = []
         self._emails: set[str] = set()
         self.crm: list[dict[str, str]] | None = None
+        self.dealers = DealerBook(self.config.seed)
 
     def events(self) -> Iterator[dict[str, Any]]:
         """Every person's events, person by person, each person's in time order."""
@@ -73,6 +77,7 @@ class Simulator:
         self._people = []
         self._emails: set[str] = set()
         self.crm: list[dict[str, str]] | None = None  # the CRM export, made once (files.py)
+        self.dealers = DealerBook(self.config.seed)  # the dealers' DMS records (dealers.py)
         for index in range(self.config.people):
             rng = random.Random(f"{self.config.seed}-{index}")
             person = self._person(index, rng)
@@ -191,6 +196,8 @@ class Simulator:
             t.add("anonymous_id", social_id, p.person_id)
         for contact in p.contact_ids:
             t.add("anonymous_id", contact, p.person_id)
+        for id_type, value in dealer_identifiers(p):
+            t.add(id_type, value, p.person_id)
         t.add("user_id", p.user_id, p.person_id)
         t.add("email", p.email, p.person_id)
         t.add("phone", p.phone, p.person_id)
