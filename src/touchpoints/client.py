@@ -21,6 +21,7 @@ from touchpoints.collect.quarantine import ReplayResult
 from touchpoints.config import Settings
 from touchpoints.core import Touchpoints
 from touchpoints.events import stored_event_json
+from touchpoints.identity.linking import MatchingError
 from touchpoints.profiles import ProfileNotFound, parse_key
 from touchpoints.warehouse import EventFilter
 
@@ -134,6 +135,35 @@ class LocalClient:
             raise ClientError(f"no identifier {found}")
         persons = self.tp.identity.detach(sid, note=note)
         return {"detached": str(found), "persons": [f"person:{p}" for p in persons]}
+
+    def match_identities(self) -> dict[str, Any]:
+        try:
+            return self.tp.linker.run().as_dict()
+        except MatchingError as exc:
+            raise ClientError(str(exc)) from None
+
+    def match_pairs(self, status: str, limit: int, offset: int = 0) -> tuple[int, list[dict]]:
+        self.tp.identity.catch_up()
+        return self.tp.linker.pairs(status, limit, offset)
+
+    def decide_pair(self, pair_id: int, accept: bool, note: str) -> dict[str, Any]:
+        try:
+            return self.tp.linker.decide(pair_id, accept, note)
+        except KeyError:
+            raise ClientError(f"no matched pair {pair_id}") from None
+        except MatchingError as exc:
+            raise ClientError(str(exc)) from None
+
+    def links(self, limit: int, offset: int, removed: bool) -> tuple[int, list[dict]]:
+        self.tp.identity.catch_up()
+        return self.tp.identity.links(limit, offset, removed)
+
+    def remove_link(self, link_id: int, note: str) -> dict[str, Any]:
+        try:
+            persons = self.tp.identity.remove_link(link_id, note)
+        except KeyError:
+            raise ClientError(f"no link {link_id} in force") from None
+        return {"removed": link_id, "persons": [f"person:{p}" for p in persons]}
 
     def rebuild_identity(self) -> dict[str, Any]:
         from touchpoints.identity.rebuild import rebuild
@@ -262,6 +292,26 @@ class RemoteClient:
         return self._call(
             "POST", "/v1/identity/unmerge", json={"identifier": identifier, "note": note}
         )
+
+    def match_identities(self) -> dict[str, Any]:
+        return self._call("POST", "/v1/identity/match", timeout=3600)
+
+    def match_pairs(self, status: str, limit: int, offset: int = 0) -> tuple[int, list[dict]]:
+        params = {"status": status, "limit": limit, "offset": offset}
+        body = self._call("GET", "/v1/identity/reviews", params=params)
+        return body["count"], body["pairs"]
+
+    def decide_pair(self, pair_id: int, accept: bool, note: str) -> dict[str, Any]:
+        decision = {"decision": "accept" if accept else "reject", "note": note}
+        return self._call("POST", f"/v1/identity/reviews/{pair_id}", json=decision)
+
+    def links(self, limit: int, offset: int, removed: bool) -> tuple[int, list[dict]]:
+        params = {"limit": limit, "offset": offset, "removed": removed}
+        body = self._call("GET", "/v1/identity/links", params=params)
+        return body["count"], body["links"]
+
+    def remove_link(self, link_id: int, note: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/identity/links/{link_id}/remove", json={"note": note})
 
     def rebuild_identity(self) -> dict[str, Any]:
         return self._call("POST", "/v1/identity/rebuild", timeout=3600)

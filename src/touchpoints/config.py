@@ -187,6 +187,34 @@ class Settings(BaseSettings):
         ),
     )
 
+    match_comparisons: list[
+        Literal["name", "birth_date", "email", "phone", "postcode", "city"]
+    ] = Field(
+        default_factory=lambda: ["name", "birth_date", "email", "phone", "postcode"],
+        min_length=1,
+        description="What probabilistic matching compares between two persons' traits.",
+    )
+    match_threshold: float = Field(
+        default=0.95,
+        gt=0,
+        lt=1,
+        description="Match probability at or above which two persons are linked.",
+    )
+    match_review_from: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Pairs from this probability up to the threshold go to the review list.",
+    )
+
+    @field_validator("match_comparisons")
+    @classmethod
+    def _comparisons_distinct(cls, names: list[str]) -> list[str]:
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"named more than once: {', '.join(twice)}")
+        return names
+
     @field_validator("identity_block_patterns")
     @classmethod
     def _patterns_compile(cls, patterns: list[str]) -> list[str]:
@@ -208,6 +236,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file is bound per call in load_settings (model_config["toml_file"]).
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _review_below_threshold(self) -> Settings:
+        if self.match_review_from > self.match_threshold:
+            raise ValueError(
+                f"match_review_from ({self.match_review_from}) must not exceed match_threshold "
+                f"({self.match_threshold}): pairs at or above the threshold are linked, the "
+                "review list holds those just below it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sizes_consistent(self) -> Settings:
@@ -303,6 +341,9 @@ DEFAULT_CONFIG_TOML = """\
 # identity_block_values = []      # e.g. ["KIOSK-TABLET-1"]: never an identifier
 # identity_block_patterns = []    # e.g. ["^kiosk-"]
 # trait_source_priority = {}      # e.g. { postal_code = ["crm_export"] }
+# match_comparisons = ["name", "birth_date", "email", "phone", "postcode"]  # or city
+# match_threshold = 0.95          # linked at or above this match probability
+# match_review_from = 0.5         # from here up to the threshold: the review list
 # identifier_types = []           # more types, or a built-in one changed, e.g.
 # [[identifier_types]]
 # name = "loyalty_card"

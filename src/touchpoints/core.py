@@ -20,6 +20,7 @@ from touchpoints.collect.writer import BufferedWriter, replay_wal
 from touchpoints.config import Settings
 from touchpoints.events import EventNormalizer, Limits, now_micros
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
+from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.privacy.keys import KeyStore
 from touchpoints.profiles import Profiles
@@ -59,6 +60,13 @@ class Touchpoints:
         self.quarantine = Quarantine(self.warehouse)
         self.identity = IdentityResolver(self.warehouse, build_identity_extractor(settings))
         self.profiles = Profiles(self.warehouse, self.identity, settings.trait_source_priority)
+        self.linker = Linker(
+            self.identity,
+            tuple(settings.match_comparisons),
+            settings.match_threshold,
+            settings.match_review_from,
+            settings.phone_region,
+        )
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
         self.started_at = datetime.now(UTC)

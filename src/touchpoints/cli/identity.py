@@ -147,3 +147,147 @@ def identity_unmerge(
         + ", ".join(result["persons"]),
         highlight=False,
     )
+
+
+@identity_app.command("match")
+def identity_match(data_dir: DataDir = None) -> None:
+    """Probabilistic matching: link persons who share no identifier but match by their traits
+    (name, birth date, e-mail, phone, postcode); borderline pairs go to the review list."""
+    with client_for(data_dir) as client:
+        try:
+            run = client.match_identities()
+        except ClientError as exc:
+            raise fail(str(exc)) from None
+    out.print(
+        f"run {run['run_id']}: {run['records']:,} persons compared, {run['scored_pairs']:,} "
+        f"pairs scored above the review line; {run['linked']:,} linked, {run['refused']:,} "
+        f"refused by the merge rules, {run['review']:,} to review, {run['skipped']:,} skipped "
+        f"(already one person or decided before) in {run['seconds']:.1f} s",
+        highlight=False,
+    )
+    if run["review"]:
+        out.print("review them: touchpoints identity reviews", highlight=False)
+
+
+def _record_text(side: dict[str, Any]) -> str:
+    record = side.get("record") or {}
+    fields = ("first_name", "last_name", "birth_date", "email", "phone", "postcode", "city")
+    shown = " ".join(str(record[f]) for f in fields if record.get(f))
+    identifier = side["identifier"]
+    return f"{identifier['type']}:{identifier['value']} ({side['person'] or '-'})\n{shown}"
+
+
+@identity_app.command("reviews")
+def identity_reviews(
+    data_dir: DataDir = None,
+    status: Annotated[
+        str,
+        typer.Option(help="review, linked, refused, accepted, rejected or all"),
+    ] = "review",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON")] = False,
+) -> None:
+    """Matched pairs, most probable first, with both persons' records side by side."""
+    allowed = ("review", "linked", "refused", "accepted", "rejected", "all")
+    if status not in allowed:
+        raise fail(f"--status must be one of {', '.join(allowed)}, not {status!r}")
+    with client_for(data_dir) as client:
+        try:
+            total, pairs = client.match_pairs(status, limit, offset)
+        except ClientError as exc:
+            raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(orjson.dumps({"count": total, "pairs": pairs}).decode() + "\n")
+        return
+    table = Table(title=f"{total:,} pairs ({status})")
+    for column in ("pair", "p", "status", "a", "b"):
+        table.add_column(column, overflow="fold")
+    for pair in pairs:
+        table.add_row(
+            str(pair["pair_id"]),
+            f"{pair['probability']:.3f}",
+            pair["status"],
+            _record_text(pair["a"]),
+            _record_text(pair["b"]),
+        )
+    out.print(table)
+    if status == "review" and pairs:
+        out.print(
+            "decide: touchpoints identity review PAIR --accept (or --reject)", highlight=False
+        )
+
+
+@identity_app.command("review")
+def identity_review(
+    pair_id: Annotated[int, typer.Argument(help="The pair's number (identity reviews)")],
+    accept: Annotated[
+        bool | None, typer.Option("--accept/--reject", help="Link the two persons, or not")
+    ] = None,
+    data_dir: DataDir = None,
+    note: Annotated[str, typer.Option(help="Why (kept with the decision)")] = "",
+) -> None:
+    """Decide a pair of the review list: --accept links the two persons, --reject never
+    proposes them again."""
+    if accept is None:
+        raise fail("say --accept or --reject")
+    with client_for(data_dir) as client:
+        try:
+            pair = client.decide_pair(pair_id, accept, note)
+        except ClientError as exc:
+            raise fail(str(exc)) from None
+    text = {
+        "accepted": f"linked as link {pair['link_id']}: now {pair['a']['person']}",
+        "refused": f"not linked, the merge rules refuse it ({pair['note']})",
+        "rejected": "rejected: this pair will not be proposed again",
+    }[pair["status"]]
+    out.print(f"pair {pair_id} {text}", highlight=False)
+
+
+@identity_app.command("links")
+def identity_links(
+    data_dir: DataDir = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    removed: Annotated[bool, typer.Option(help="Also links that were removed")] = False,
+) -> None:
+    """Links between identifiers that share no event (accepted matches), newest first."""
+    with client_for(data_dir) as client:
+        try:
+            total, links = client.links(limit, offset, removed)
+        except ClientError as exc:
+            raise fail(str(exc)) from None
+    table = Table(title=f"{total:,} links")
+    for column in ("link", "a", "b", "person", "source", "p", "created", "removed"):
+        table.add_column(column, overflow="fold")
+    for link in links:
+        p = link["probability"]
+        table.add_row(
+            str(link["link_id"]),
+            link["a"],
+            link["b"],
+            link["person"] or "",
+            link["source"],
+            "" if p is None else f"{p:.3f}",
+            link["created_at"][:19],
+            "yes" if link["removed"] else "",
+        )
+    out.print(table)
+
+
+@identity_app.command("unlink")
+def identity_unlink(
+    link_id: Annotated[int, typer.Argument(help="The link's number (identity links)")],
+    data_dir: DataDir = None,
+    note: Annotated[str, typer.Option(help="Why (kept in the merge log)")] = "",
+) -> None:
+    """Unmerge a link: it no longer applies, and the persons it joined split again."""
+    with client_for(data_dir) as client:
+        try:
+            result = client.remove_link(link_id, note)
+        except ClientError as exc:
+            raise fail(str(exc)) from None
+    out.print(
+        f"removed link {result['removed']}; now " + ", ".join(result["persons"]),
+        highlight=False,
+    )

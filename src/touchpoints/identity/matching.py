@@ -16,6 +16,7 @@ runs give the same pairs.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -442,19 +443,30 @@ def _floor_em_probabilities() -> None:
     full names, the demo CRM (every duplicate has a name typo) never matches at "same last
     name, other first name". Splink floors m and u at ``M_U_CLAMP_MIN`` when making match
     weights anyway. Re-check on each Splink upgrade; remove once upstream clamps here.
+
+    Also, when no likely match in a session has a value for a comparison at all (persons
+    compared: dealer records have no phone, so pairs blocked on birth date never compare
+    phones among matches), m is 0/0 = NaN for each of its levels and the scoring SQL breaks
+    on ``cast(nan as float8)``. Those levels are left out of that session, as Splink does for
+    a level it does not observe, so another session (or the default) sets them.
     """
     original = splink_em.compute_proportions_for_new_parameters
     if getattr(original, "_touchpoints_floor", False):
         return
 
     def floored(df_params: Any) -> list[dict[str, Any]]:
-        records = original(df_params)
-        for record in records:
+        kept = []
+        for record in original(df_params):
             if record["output_column_name"] != "_probability_two_random_records_match":
+                if isinstance(record["m_probability"], float) and math.isnan(
+                    record["m_probability"]
+                ):
+                    continue  # 0/0: no match in this session reached the comparison
                 for key in ("m_probability", "u_probability"):
                     if isinstance(record[key], float) and record[key] < M_U_CLAMP_MIN:
                         record[key] = M_U_CLAMP_MIN
-        return records
+            kept.append(record)
+        return kept
 
     floored._touchpoints_floor = True  # type: ignore[attr-defined]
     splink_em.compute_proportions_for_new_parameters = floored

@@ -611,3 +611,38 @@ class IdentityResolver:
         ):
             out[id_type].append(value)
         return dict(out)
+
+    def links(
+        self, limit: int = 50, offset: int = 0, removed: bool = False
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Links (in force, or with ``removed`` also the removed ones), newest first."""
+        where = "" if removed else "WHERE NOT removed"
+        total = int(self.warehouse.scalar(f"SELECT count(*) FROM identity_links {where}"))
+        rows = self.warehouse.fetchall(
+            "SELECT link_id, after_seq, type_a, value_a, type_b, value_b, source, probability, "
+            f"created_at, removed, note FROM identity_links {where} "
+            "ORDER BY link_id DESC LIMIT ? OFFSET ?",
+            [limit, offset],
+        )
+        out = []
+        for row in rows:
+            a, b = Identifier(row[2], row[3]), Identifier(row[4], row[5])
+            out.append(
+                {
+                    "link_id": row[0],
+                    "after_seq": row[1],
+                    "a": f"{a.type}:{a.value}",
+                    "b": f"{b.type}:{b.value}",
+                    "person": _person_key(self.lookup(a)),
+                    "source": row[6],
+                    "probability": row[7],
+                    "created_at": row[8].isoformat() + "Z",
+                    "removed": row[9],
+                    "note": row[10],
+                }
+            )
+        return total, out
+
+
+def _person_key(person: int | None) -> str | None:
+    return None if person is None else f"person:{person}"

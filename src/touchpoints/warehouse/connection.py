@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from touchpoints.warehouse.schema import LATEST_VERSION, MIGRATIONS
 
@@ -108,6 +109,20 @@ class Warehouse:
             self.run(f"INSERT INTO {table} ({columns}) SELECT * FROM _arrow_batch", cursor=cursor)
         finally:
             cursor.unregister("_arrow_batch")
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """A query's rows as one Arrow table (materialised: DuckDB 2's lazy readers would keep
+        the cursor busy), through the same logging and errors as ``run``."""
+        cursor = self.cursor()
+        started = time.perf_counter()
+        try:
+            table = cursor.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            log.warning("query failed after %.1f ms: %s", _ms(started), _short(sql))
+            raise WarehouseError(f"{type(exc).__name__}: {exc}", sql) from exc
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("query %.1f ms: %s", _ms(started), _short(sql))
+        return table
 
     def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list:
         return self.run(sql, params).fetchall()
