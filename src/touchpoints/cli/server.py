@@ -28,6 +28,7 @@ from touchpoints.config import (
     Settings,
 )
 from touchpoints.core import Touchpoints
+from touchpoints.identity.linking import MatchingError
 from touchpoints.warehouse import WarehouseError
 
 
@@ -235,6 +236,17 @@ def _print_demo_report(
         "SELECT value FROM identifiers WHERE type = 'email' ORDER BY sid LIMIT 1"
     )
     out.print(f"Identity resolution: {persons:,} persons.", highlight=False)
+    try:
+        run = tp.linker.run()
+    except MatchingError as exc:
+        out.print(f"  probabilistic matching did not run: {exc}", highlight=False)
+    else:
+        persons = tp.warehouse.scalar("SELECT count(DISTINCT person) FROM identifiers")
+        out.print(
+            f"  probabilistic matching linked {run.linked:,} pairs in {run.seconds:.1f} s: "
+            f"{persons:,} persons\n  {run.review:,} pairs to review: touchpoints identity reviews",
+            highlight=False,
+        )
     if example:
         out.print(f"  a profile: touchpoints profile email:{example}", highlight=False)
     if not serving:
