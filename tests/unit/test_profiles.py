@@ -229,6 +229,7 @@ def test_the_served_json_counts_days_since_the_last_purchase_as_of_each_request(
     assert tp.profiles.cached_json(person, now=datetime(2026, 4, 11, 12, 0, tzinfo=UTC)) is None
     assert days(datetime(2026, 4, 11, 12, 0, tzinfo=UTC)) == 10
     assert days(datetime(2026, 5, 1, 12, 0, tzinfo=UTC)) == 30
+    assert days(datetime(2026, 4, 5, 13, 0, tzinfo=UTC)) == 4  # a clock set back
     profile = tp.profiles.get(person, now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
     assert profile.computed["days_since_last_purchase"] == 30
 

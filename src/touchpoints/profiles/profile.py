@@ -90,12 +90,14 @@ class Profile:
         days = (now.astimezone(UTC) - last).days if last is not None else None
         return replace(self, computed={**self.computed, "days_since_last_purchase": days})
 
-    def same_until(self, now: datetime) -> datetime | None:
-        """When ``at(now)`` next differs (days_since_last_purchase ticks); None: never."""
+    def same_between(self, now: datetime) -> tuple[datetime, datetime] | None:
+        """The moments between which ``at`` gives what ``at(now)`` gives (the whole days
+        since the last purchase stay the same); None: always."""
         last = self._last_purchase()
         if last is None:
             return None
-        return last + timedelta(days=(now.astimezone(UTC) - last).days + 1)
+        start = last + timedelta(days=(now.astimezone(UTC) - last).days)
+        return start, start + timedelta(days=1)
 
     def as_dict(self, history: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -149,9 +151,11 @@ class Profiles:
         self.source_priority = dict(source_priority or {})
         # Assembled profiles, dropped when the identity map reports a change to the person.
         self._cache: dict[int, tuple[tuple[int, int], Profile]] = {}
-        # Their JSON as sent, per (person, history), with the moment it goes out of date
-        # (days_since_last_purchase changes) if it has one; dropped with the profile.
-        self._json: dict[tuple[int, bool], tuple[tuple[int, int], datetime | None, bytes]] = {}
+        # Their JSON as sent, per (person, history), with the time span it holds for (the
+        # same days_since_last_purchase) if it has one; dropped with the profile.
+        self._json: dict[
+            tuple[int, bool], tuple[tuple[int, int], tuple[datetime, datetime] | None, bytes]
+        ] = {}
         self._versions: dict[int, int] = {}
         self._generation = 0
         # The generation in which a lookup last ran with the map loaded (see resolve_cached).
@@ -203,7 +207,7 @@ class Profiles:
         if (self._generation, self._versions.get(person, 0)) == key:
             if len(self._json) >= _JSON_CACHE_SIZE:
                 self._json.clear()
-            self._json[(person, history)] = (key, profile.same_until(now), body)
+            self._json[(person, history)] = (key, profile.same_between(now), body)
         return body
 
     def cached_json(
@@ -213,12 +217,12 @@ class Profiles:
         hit = self._json.get((person, history))
         if hit is None:
             return None
-        key, until, body = hit
+        key, span, body = hit
         if key != (self._generation, self._versions.get(person, 0)):
             return None
-        if until is not None:
+        if span is not None:
             now = datetime.now(UTC) if now is None else now.astimezone(UTC)
-            if now >= until:
+            if not span[0] <= now < span[1]:
                 return None
         return body
 
