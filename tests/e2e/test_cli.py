@@ -222,13 +222,11 @@ def test_demo_without_serving_loads_and_reports(tmp_path: Path) -> None:
     assert (data_dir / "demo").is_dir()
     persons = re.search(r"Identity resolution: ([\d,]+) persons", result.stdout)
     assert persons is not None and 0 < int(persons.group(1).replace(",", "")) < count
-    matched = re.search(
-        r"probabilistic matching linked ([\d,]+) pairs .*: ([\d,]+) persons", result.stdout
-    )
+    matched = re.search(r"matching linked ([\d,]+) pairs .*: ([\d,]+) persons", result.stdout)
     assert matched is not None, result.stdout
-    assert int(matched.group(2).replace(",", "")) == int(persons.group(1).replace(",", "")) - int(
-        matched.group(1).replace(",", "")
-    )
+    linked, after = (int(g.replace(",", "")) for g in matched.groups())
+    before = int(persons.group(1).replace(",", ""))
+    assert before - linked <= after <= before  # a link joins two persons (or closes a loop)
     example = re.search(r"touchpoints profile (email:\S+)", result.stdout)
     assert example is not None
     shown = run_cli("profile", example.group(1), "--json", data_dir=data_dir)
