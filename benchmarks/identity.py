@@ -39,6 +39,7 @@ from touchpoints.demo.simulator import DemoConfig, Simulator
 from touchpoints.identity.evaluate import pairwise_scores
 from touchpoints.identity.identifiers import normalise
 from touchpoints.identity.rebuild import rebuild
+from touchpoints.identity.resolver import link_sids_sql
 
 _NORMAL_FORM = {"email": "email", "phone": "phone", "wallet": "lower"}
 
@@ -75,7 +76,7 @@ def load(tp: Touchpoints, people: int, seed: int, out_dir: Path) -> tuple[int, f
     return stored, busy, sim
 
 
-def accuracy(tp: Touchpoints, sim: Simulator) -> None:
+def accuracy(tp: Touchpoints, sim: Simulator, label: str) -> None:
     truth: dict[tuple[str, str], str] = {}
     for id_type, value, person in sim.truth.identifiers:
         kind = _NORMAL_FORM.get(id_type)
@@ -91,14 +92,14 @@ def accuracy(tp: Touchpoints, sim: Simulator) -> None:
     scores = pairwise_scores(predicted, truth)
     unknown = len(predicted.keys() - truth.keys())
     print(
-        f"accuracy: {scores.items:,} identifiers scored ({unknown:,} not in the truth), "
+        f"accuracy ({label}): {scores.items:,} identifiers scored ({unknown:,} not in the truth), "
         f"precision {scores.precision:.4f}, recall {scores.recall:.4f}, F1 {scores.f1:.4f} "
         f"(pairs: {scores.predicted_pairs:,} predicted, {scores.true_pairs:,} true, "
         f"{scores.correct_pairs:,} correct)"
     )
     # Two identifiers of one person that no event ever shows together (a second device that
-    # never signs in) cannot be linked deterministically. Recall against what the events do
-    # show: true pairs that are also connected through events, merge rules aside.
+    # never signs in) cannot be linked deterministically. Recall against what the events and
+    # accepted links do show: true pairs also connected through them, merge rules aside.
     linked = _evidence_components(tp)
     sid_of = {
         (t, v): sid
@@ -109,8 +110,33 @@ def accuracy(tp: Touchpoints, sim: Simulator) -> None:
     }
     shown = pairwise_scores(predicted, observable)
     print(
-        f"recall of pairs the events show: {shown.recall:.4f} "
-        f"({shown.correct_pairs:,} of {shown.true_pairs:,}); precision {shown.precision:.4f}"
+        f"  recall of pairs the events and links show: {shown.recall:.4f} "
+        f"({shown.correct_pairs:,} of {shown.true_pairs:,})"
+    )
+    # What any resolver could reach on this data: pairs the events show, plus pairs whose two
+    # sides both carry a name, e-mail or phone somewhere (traits to match on). A device that
+    # never signs in and never gives a name can be linked by nothing in the data.
+    with_traits = {
+        sid
+        for (sid,) in tp.warehouse.fetchall(
+            "SELECT i.sid FROM identifiers i WHERE i.person IN (SELECT unnest(?::BIGINT[]))",
+            [tp.linker.records()["person"].to_pylist()],
+        )
+    }
+    component_has_traits = {linked[sid] for sid in with_traits if sid in linked}
+    reachable = {
+        key: (
+            person,
+            linked[sid_of[key]] if linked[sid_of[key]] not in component_has_traits else "traits",
+        )
+        for key, person in truth.items()
+        if key in sid_of
+    }
+    reach = pairwise_scores(predicted, reachable)
+    print(
+        f"  recall of pairs the data can support (shown, or both sides carry traits): "
+        f"{reach.recall:.4f} ({reach.correct_pairs:,} of {reach.true_pairs:,}); these are "
+        f"{reach.true_pairs / scores.true_pairs:.1%} of all true pairs"
     )
     persons_true = len({truth[k] for k in predicted.keys() & truth.keys()})
     persons_pred = len({predicted[k] for k in predicted.keys() & truth.keys()})
@@ -138,6 +164,10 @@ def _evidence_components(tp: Touchpoints) -> dict[int, int]:
             a, b = find(anchors[seq]), find(sid)
             if a != b:
                 parent[max(a, b)] = min(a, b)
+    for sid_a, sid_b in tp.warehouse.fetchall(f"SELECT sid_a, sid_b FROM ({link_sids_sql()})"):
+        a, b = find(sid_a), find(sid_b)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
     return {sid: find(sid) for sid in list(parent)}
 
 
@@ -281,7 +311,14 @@ def main() -> None:
             f"{seconds:.1f} s of storing ({stored / seconds:,.0f} events/s: validated, written to "
             "DuckDB, identity map kept in step; simulation time not counted)"
         )
-        accuracy(tp, sim)
+        accuracy(tp, sim, "deterministic")
+        run = tp.linker.run()
+        print(
+            f"probabilistic matching: {run.records:,} persons with traits compared, "
+            f"{run.scored_pairs:,} pairs scored, {run.linked:,} linked, {run.refused:,} refused "
+            f"by the merge rules, {run.review:,} to review, in {run.seconds:.1f} s"
+        )
+        accuracy(tp, sim, "with probabilistic links")
         incremental = snapshot(tp)
         result = rebuild(tp.identity)
         same = snapshot(tp) == incremental
