@@ -159,3 +159,25 @@ def test_matching_too_few_persons_says_why(tmp_path: Path) -> None:
         with pytest.raises(MatchingError, match="1 person\\(s\\) have a name, e-mail or phone"):
             tp.linker.run()
         assert tp.warehouse.scalar("SELECT count(*) FROM identity_match_pairs") == 0
+
+
+def test_matching_with_nothing_to_learn_from_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        people = [
+            {
+                "type": "identify",
+                "userId": f"u{i}",
+                "traits": {
+                    "first_name": "Ida",
+                    "last_name": f"L{i}",
+                    "birthday": f"1970-01-{i:02d}",
+                },
+            }
+            for i in range(1, 6)
+        ]
+        send(tp, people)
+        before = snapshot(tp)
+        with pytest.raises(MatchingError, match="no two of the 5 persons with traits share"):
+            tp.linker.run()
+        assert snapshot(tp) == before
+        assert tp.warehouse.scalar("SELECT count(*) FROM identity_match_pairs") == 0

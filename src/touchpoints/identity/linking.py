@@ -19,6 +19,7 @@ share no identifier; this job finds them:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -132,6 +133,8 @@ class Linker:
         self.threshold = threshold
         self.review_from = review_from
         self.phone_region = phone_region
+        # One run or decision at a time: run ids, pair ids and "decided already" stay true.
+        self._lock = threading.Lock()
 
     def _priorities(self) -> dict[str, int]:
         return {t.name: t.priority for t in self.resolver.extractor.types}
@@ -165,6 +168,10 @@ class Linker:
 
     def run(self) -> MatchRun:
         """Score every pair of persons the blocking rules pair; link, list or skip each."""
+        with self._lock:
+            return self._run()
+
+    def _run(self) -> MatchRun:
         from splink.internals.exceptions import SplinkException
 
         from touchpoints.identity.matching import match_records
@@ -181,8 +188,15 @@ class Linker:
         try:
             # On its own in-memory database: Splink's work tables stay out of the warehouse.
             result = match_records(records.drop_columns(["person"]), settings)
-        except ValueError as exc:  # e.g. no pairs to train on: too little data
-            raise MatchingError(f"matching could not train on these persons: {exc}") from None
+        except ValueError as exc:
+            if str(exc).startswith("em_rules["):  # no pairs to learn from
+                rule = " and ".join(str(exc).split("[", 2)[2].split("]")[0].split(", "))
+                raise MatchingError(
+                    f"no two of the {records.num_rows:,} persons with traits share {rule}: "
+                    "matching learns what a match looks like from such pairs, so it needs more "
+                    "persons (a few hundred or more); nothing was changed"
+                ) from None
+            raise MatchingError(f"matching could not run on these persons: {exc}") from None
         except SplinkException as exc:  # its message holds SQL, never values
             log.warning("matching failed in Splink: %s", str(exc).splitlines()[0][:300])
             raise MatchingError(
@@ -328,6 +342,10 @@ class Linker:
 
     def decide(self, pair_id: int, accept: bool, note: str = "") -> dict[str, Any]:
         """A reviewer's decision on a pair of the review list."""
+        with self._lock:
+            return self._decide(pair_id, accept, note)
+
+    def _decide(self, pair_id: int, accept: bool, note: str) -> dict[str, Any]:
         found = self.pair(pair_id)
         if found is None:
             raise KeyError(pair_id)
