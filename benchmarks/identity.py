@@ -2,14 +2,18 @@
 ingest-to-profile latency and profile lookup latency under load.
 
     .venv/bin/python benchmarks/identity.py [--people 10000] [--seconds 10] [--skip-server]
+                                            [--febrl]
 
 1. Simulates ``--people`` customers, stores their events and the CRM export in a fresh data
    directory (local mode: the identity map is kept in step after every batch, as the server's
    writer does), and times it.
 2. Scores the identity map against the simulator's ground truth: pairwise precision and
    recall of same-person decisions over every identifier that both know (targets: precision
-   ≥ 0.99, recall ≥ 0.97).
-3. Rebuilds the map with set-based SQL, times it, and checks that it equals the incremental one.
+   ≥ 0.99, recall ≥ 0.97); then runs probabilistic matching (``identity match``) and scores
+   again. Recall is also given against the pairs the data can support: pairs the events or
+   links show, or whose two sides both carry a name, e-mail or phone.
+3. Rebuilds the map with set-based SQL (links included), times it, and checks that it equals
+   the incremental one.
 4. Starts ``touchpoints serve`` on the directory and measures (a) ingest-to-profile latency:
    an identify call with a new e-mail, then polling the profile API until the e-mail resolves,
    200 times; (b) profile lookups by e-mail with wrk, 32 connections (target p99 < 10 ms).
@@ -299,6 +303,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument(
+        "--febrl",
+        action="store_true",
+        help="also score match_records on FEBRL 1-4 and the demo's CRM export "
+        "(benchmarks/identity_matching.py; needs the bench extra)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tp-identity-"))
@@ -339,6 +349,10 @@ def main() -> None:
     if not args.skip_server:
         server_latency(data_dir, args.seconds, emails)
     shutil.rmtree(work, ignore_errors=True)
+    if args.febrl:
+        import identity_matching
+
+        identity_matching.main(["--people", str(args.people)])
 
 
 if __name__ == "__main__":
