@@ -335,7 +335,8 @@ def main() -> None:
         print(
             f"rebuild: {result.identifiers:,} identifiers, {result.links:,} links, "
             f"{result.persons:,} persons, {result.iterations} propagation steps, "
-            f"{result.replayed_components:,} components replayed, {result.seconds:.1f} s; "
+            f"{result.replayed_components:,} components replayed, {result.seconds:.1f} s "
+            f"({', '.join(f'{k} {v:.1f} s' for k, v in result.phases.items())}); "
             f"identical to the incremental map: {same}"
         )
         emails = [

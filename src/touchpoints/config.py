@@ -187,12 +187,12 @@ class Settings(BaseSettings):
         ),
     )
 
-    match_comparisons: list[
-        Literal["name", "birth_date", "email", "phone", "postcode", "city"]
-    ] = Field(
-        default_factory=lambda: ["name", "birth_date", "email", "phone", "postcode"],
-        min_length=1,
-        description="What probabilistic matching compares between two persons' traits.",
+    match_comparisons: list[Literal["name", "birth_date", "email", "phone", "postcode", "city"]] = (
+        Field(
+            default_factory=lambda: ["name", "birth_date", "email", "phone", "postcode"],
+            min_length=1,
+            description="What probabilistic matching compares between two persons' traits.",
+        )
     )
     match_threshold: float = Field(
         default=0.95,

@@ -141,3 +141,45 @@ def test_a_link_to_an_unknown_identifier_is_refused_and_changes_nothing(tmp_path
             tp.identity.add_links([LinkRequest(WEB, WEB, "match", 0.95)])
         assert snapshot(tp) == before
         assert tp.warehouse.scalar("SELECT count(*) FROM identity_links") == 0
+
+
+def test_a_failed_identity_write_leaves_nothing_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Identifiers, event identifiers, merges and the processed mark commit together: a
+    failure after some were written rolls all back, and the next catch-up does it once."""
+    import touchpoints.identity.resolver as resolver_module
+
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        send(tp, [{"type": "identify", "anonymousId": "laptop", "messageId": "m1"}])
+        before = snapshot(tp)
+
+        def broken(*args: object) -> None:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(resolver_module, "insert_rejections", broken)
+        outcome = tp.judge(
+            {
+                "batch": [
+                    {"type": "identify", "userId": "u1", "anonymousId": "phone", "messageId": "m2"},
+                    {"type": "track", "event": "x", "userId": "u1", "anonymousId": "laptop"},
+                ]
+            },
+            "batch",
+            source="identity-test",
+        )
+        with pytest.raises(RuntimeError, match="disk full"):
+            tp.write_rows(outcome.rows)
+        assert snapshot(tp) == before  # the events are stored; their identity rows are not
+        assert tp.warehouse.scalar("SELECT count(*) FROM identity_merges") == 0
+        monkeypatch.undo()
+        tp.identity.catch_up()
+        after = snapshot(tp)
+        assert len(after["event_identifiers"]) == 1 + 2 + 2  # each event's rows once
+        assert tp.identity.lookup(Identifier("anonymous_id", "laptop")) == tp.identity.lookup(
+            Identifier("user_id", "u1")
+        )
+        assert tp.warehouse.scalar("SELECT count(*) FROM identity_merges") == 1
+        rebuilt = snapshot(tp)
+        rebuild(tp.identity)
+        assert snapshot(tp) == rebuilt

@@ -123,7 +123,9 @@ def identity_rebuild(data_dir: DataDir = None) -> None:
         f"{result['events']:,} events, {result['identifiers']:,} identifiers, "
         f"{result['links']:,} links → {result['persons']:,} persons "
         f"({result['iterations']} propagation steps, {result['replayed_components']:,} "
-        f"components replayed under the merge rules) in {result['seconds']:.1f} s",
+        f"components replayed under the merge rules) in {result['seconds']:.1f} s ("
+        + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.get("phases", {}).items())
+        + ")",
         highlight=False,
     )
 

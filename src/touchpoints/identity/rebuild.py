@@ -17,7 +17,7 @@ The merge log is history and is kept; refused links are recomputed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 import pyarrow as pa
@@ -46,6 +46,9 @@ class RebuildResult:
     iterations: int
     replayed_components: int
     seconds: float
+    # Where the time went: extracting identifiers from the events, numbering and the
+    # connected components in SQL, replaying the components a rule bites, storing.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def first_seen_sql() -> str:
@@ -121,7 +124,17 @@ def rebuild(resolver: IdentityResolver) -> RebuildResult:
     wh: Warehouse = resolver.warehouse
     with resolver._lock:  # noqa: SLF001 - the resolver's own lock, held for the whole rebuild
         resolver.catch_up()  # writes nothing new after this; the map is rebuilt in full
+        phases: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            phases[name] = round(now - mark, 3)
+            mark = now
+
         events, last_seq = _extract(resolver)
+        lap("extract")
         wh.run(
             "CREATE OR REPLACE TEMP TABLE _rb_detached AS "
             "SELECT type, value FROM identifiers WHERE detached"
@@ -142,8 +155,11 @@ def rebuild(resolver: IdentityResolver) -> RebuildResult:
                 break
         conflicts = [label for (label,) in wh.fetchall(conflicts_sql(resolver.limits))]
         persons = dict(wh.fetchall("SELECT sid, label FROM _rb_cc"))
+        lap("components")
         rejections = _replay_conflicts(wh, resolver, conflicts, persons)
+        lap("replay")
         _store(wh, persons, last_seq, rejections)
+        lap("store")
         resolver.forget()
         result = RebuildResult(
             events=events,
@@ -153,6 +169,7 @@ def rebuild(resolver: IdentityResolver) -> RebuildResult:
             iterations=iterations,
             replayed_components=len(conflicts),
             seconds=time.perf_counter() - started,
+            phases=phases,
         )
         for table in ("_rb_raw", "_rb_ids", "_rb_ei", "_rb_links", "_rb_cc", "_rb_next"):
             wh.run(f"DROP TABLE IF EXISTS {table}")

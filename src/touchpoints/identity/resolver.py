@@ -294,13 +294,22 @@ class IdentityResolver:
         notes = {row[0]: _link_note(row) for row in links}
         wh.run("BEGIN TRANSACTION", cursor=cursor)
         try:
-            for row in links:
-                wh.run(
-                    "INSERT INTO identity_links (link_id, after_seq, type_a, value_a, type_b, "
-                    "value_b, source, probability, created_at, removed, note) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?)",
-                    [*row[:8], now, row[8]],
-                    cursor=cursor,
+            if links:
+                columns = list(zip(*links, strict=True))
+                types = [pa.int64(), pa.int64(), *[pa.string()] * 5, pa.float64(), pa.string()]
+                names = "link_id after_seq type_a value_a type_b value_b source probability note"
+                table = pa.table(
+                    {
+                        n: pa.array(c, t)
+                        for n, c, t in zip(names.split(), columns, types, strict=True)
+                    }
+                )
+                table = table.append_column(
+                    "created_at", pa.array([now] * len(links), pa.timestamp("us"))
+                )
+                table = table.append_column("removed", pa.array([False] * len(links), pa.bool_()))
+                wh.insert_arrow(
+                    "identity_links", ", ".join(table.column_names), table, cursor=cursor
                 )
             if batch.identifiers:
                 sids, types, values, seqs = zip(*batch.identifiers, strict=True)
@@ -317,6 +326,7 @@ class IdentityResolver:
                             "detached": pa.array([False] * len(sids), pa.bool_()),
                         }
                     ),
+                    cursor=cursor,
                 )
             if batch.event_identifiers:
                 seqs, positions, sids = zip(*batch.event_identifiers, strict=True)
@@ -330,25 +340,31 @@ class IdentityResolver:
                             "sid": pa.array(sids, pa.int64()),
                         }
                     ),
+                    cursor=cursor,
                 )
             if batch.absorbed:
-                self._repoint(sorted(batch.absorbed), graph)
-            for (message_id, link_id), merge in batch.merges:
-                wh.run(
-                    "INSERT INTO identity_merges "
-                    "(seq, message_id, link_id, created_at, kind, kept, absorbed, sid, note) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        merge.seq,
-                        message_id,
-                        link_id,
-                        now,
-                        "merge" if link_id is None else "link",
-                        merge.kept,
-                        merge.absorbed,
-                        merge.sid,
-                        None if link_id is None else notes.get(link_id),
-                    ],
+                self._repoint(sorted(batch.absorbed), graph, cursor)
+            if batch.merges:
+                merges = batch.merges
+                wh.insert_arrow(
+                    "identity_merges",
+                    "seq, message_id, link_id, created_at, kind, kept, absorbed, sid, note",
+                    pa.table(
+                        {
+                            "seq": pa.array([m.seq for _, m in merges], pa.int64()),
+                            "message_id": pa.array([e[0] for e, _ in merges], pa.string()),
+                            "link_id": pa.array([e[1] for e, _ in merges], pa.int64()),
+                            "created_at": pa.array([now] * len(merges), pa.timestamp("us")),
+                            "kind": pa.array(
+                                ["merge" if e[1] is None else "link" for e, _ in merges],
+                                pa.string(),
+                            ),
+                            "kept": pa.array([m.kept for _, m in merges], pa.int64()),
+                            "absorbed": pa.array([m.absorbed for _, m in merges], pa.int64()),
+                            "sid": pa.array([m.sid for _, m in merges], pa.int64()),
+                            "note": pa.array([notes.get(e[1]) for e, _ in merges], pa.string()),
+                        }
+                    ),
                     cursor=cursor,
                 )
             insert_rejections(wh, batch.rejections, cursor)
@@ -361,7 +377,9 @@ class IdentityResolver:
             wh.run("ROLLBACK", cursor=cursor)
             raise
 
-    def _repoint(self, old_persons: list[int], graph: IdentityGraph) -> None:
+    def _repoint(
+        self, old_persons: list[int], graph: IdentityGraph, cursor: duckdb.DuckDBPyConnection
+    ) -> None:
         """Every identifier of an absorbed person now belongs to the surviving one."""
         mapping = pa.table(
             {
@@ -369,7 +387,6 @@ class IdentityResolver:
                 "new": pa.array([graph.find(p) for p in old_persons], pa.int64()),
             }
         )
-        cursor = self.warehouse.cursor()
         cursor.register("_repoint", mapping)
         try:
             self.warehouse.run(
