@@ -10,7 +10,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,15 +92,8 @@ class Warehouse:
     ) -> duckdb.DuckDBPyConnection:
         """Execute one statement and return the cursor for fetching."""
         target = cursor or self.cursor()
-        started = time.perf_counter()
-        try:
-            result = target.execute(sql, params) if params is not None else target.execute(sql)
-        except duckdb.Error as exc:
-            log.warning("query failed after %.1f ms: %s", _ms(started), _short(sql))
-            raise WarehouseError(f"{type(exc).__name__}: {exc}", sql) from exc
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("query %.1f ms: %s", _ms(started), _short(sql))
-        return result
+        with _logged(sql):
+            return target.execute(sql, params) if params is not None else target.execute(sql)
 
     def insert_arrow(
         self,
@@ -122,16 +116,8 @@ class Warehouse:
     def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """A query's rows as one Arrow table (materialised: DuckDB 2's lazy readers would keep
         the cursor busy), through the same logging and errors as ``run``."""
-        cursor = self.cursor()
-        started = time.perf_counter()
-        try:
-            table = cursor.sql(sql, params=params).to_arrow_table()
-        except duckdb.Error as exc:
-            log.warning("query failed after %.1f ms: %s", _ms(started), _short(sql))
-            raise WarehouseError(f"{type(exc).__name__}: {exc}", sql) from exc
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("query %.1f ms: %s", _ms(started), _short(sql))
-        return table
+        with _logged(sql):
+            return self.cursor().sql(sql, params=params).to_arrow_table()
 
     def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list:
         return self.run(sql, params).fetchall()
@@ -187,6 +173,20 @@ class Warehouse:
 def utc_now() -> datetime:
     """Naive UTC, the form every TIMESTAMP column holds."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+@contextmanager
+def _logged(sql: str) -> Iterator[None]:
+    """Time a query and log it (its text, never its parameters); a failure is re-raised as a
+    WarehouseError carrying the query."""
+    started = time.perf_counter()
+    try:
+        yield
+    except duckdb.Error as exc:
+        log.warning("query failed after %.1f ms: %s", _ms(started), _short(sql))
+        raise WarehouseError(f"{type(exc).__name__}: {exc}", sql) from exc
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("query %.1f ms: %s", _ms(started), _short(sql))
 
 
 def _ms(started: float) -> float:
