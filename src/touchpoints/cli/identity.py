@@ -18,7 +18,6 @@ from touchpoints.cli.base import (
     out,
     print_events,
 )
-from touchpoints.client import ClientError
 
 
 # -- profiles and identity -------------------------------------------------------------------
@@ -35,11 +34,8 @@ def profile(
 ) -> None:
     """The 360° profile of one person: identifiers, traits, channels, orders, timeline."""
     with client_for(data_dir) as client:
-        try:
-            found = client.profile(key, history)
-            timeline = client.timeline(key, events) if events and found else []
-        except ClientError as exc:
-            raise fail(str(exc)) from None
+        found = client.profile(key, history)
+        timeline = client.timeline(key, events) if events and found else []
     if found is None:
         raise fail(f"no person has the identifier {key}")
     if as_json:
@@ -103,10 +99,7 @@ def search(
 ) -> None:
     """Persons whose trait has a value, one person id a line."""
     with client_for(data_dir) as client:
-        try:
-            persons = client.search(trait, value, limit)
-        except ClientError as exc:
-            raise fail(str(exc)) from None
+        persons = client.search(trait, value, limit)
     for person in persons:
         out.print(person, highlight=False)
 
@@ -115,10 +108,7 @@ def search(
 def identity_rebuild(data_dir: DataDir = None) -> None:
     """Recompute the whole identity map from the events (set-based; agrees with live updates)."""
     with client_for(data_dir) as client:
-        try:
-            result = client.rebuild_identity()
-        except ClientError as exc:
-            raise fail(str(exc)) from None
+        result = client.rebuild_identity()
     out.print(
         f"{result['events']:,} events, {result['identifiers']:,} identifiers, "
         f"{result['links']:,} links → {result['persons']:,} persons "
@@ -140,10 +130,7 @@ def identity_unmerge(
 ) -> None:
     """Detach an identifier: it is never linked again, and the person it joined splits."""
     with client_for(data_dir) as client:
-        try:
-            result = client.unmerge(identifier, note)
-        except ClientError as exc:
-            raise fail(str(exc)) from None
+        result = client.unmerge(identifier, note)
     out.print(
         f"detached {result['detached']}; now {len(result['persons'])} persons: "
         + ", ".join(result["persons"]),
@@ -156,10 +143,7 @@ def identity_match(data_dir: DataDir = None) -> None:
     """Probabilistic matching: link persons who share no identifier but match by their traits
     (name, birth date, e-mail, phone, postcode); borderline pairs go to the review list."""
     with client_for(data_dir) as client:
-        try:
-            run = client.match_identities()
-        except ClientError as exc:
-            raise fail(str(exc)) from None
+        run = client.match_identities()
     out.print(
         f"run {run['run_id']}: {run['records']:,} persons compared, {run['scored_pairs']:,} "
         f"pairs scored above the review line; {run['linked']:,} linked, {run['refused']:,} "
@@ -195,10 +179,7 @@ def identity_reviews(
     if status not in allowed:
         raise fail(f"--status must be one of {', '.join(allowed)}, not {status!r}")
     with client_for(data_dir) as client:
-        try:
-            total, pairs = client.match_pairs(status, limit, offset)
-        except ClientError as exc:
-            raise fail(str(exc)) from None
+        total, pairs = client.match_pairs(status, limit, offset)
     if as_json:
         sys.stdout.write(orjson.dumps({"count": total, "pairs": pairs}).decode() + "\n")
         return
@@ -234,10 +215,7 @@ def identity_review(
     if accept is None:
         raise fail("say --accept or --reject")
     with client_for(data_dir) as client:
-        try:
-            pair = client.decide_pair(pair_id, accept, note)
-        except ClientError as exc:
-            raise fail(str(exc)) from None
+        pair = client.decide_pair(pair_id, accept, note)
     text = {
         "accepted": f"linked as link {pair['link_id']}: now {pair['a']['person']}",
         "refused": f"not linked, the merge rules refuse it ({pair['note']})",
@@ -255,10 +233,7 @@ def identity_links(
 ) -> None:
     """Links between identifiers that share no event (accepted matches), newest first."""
     with client_for(data_dir) as client:
-        try:
-            total, links = client.links(limit, offset, removed)
-        except ClientError as exc:
-            raise fail(str(exc)) from None
+        total, links = client.links(limit, offset, removed)
     table = Table(title=f"{total:,} links")
     for column in ("link", "a", "b", "person", "source", "p", "created", "removed"):
         table.add_column(column, overflow="fold")
@@ -285,10 +260,7 @@ def identity_unlink(
 ) -> None:
     """Unmerge a link: it no longer applies, and the persons it joined split again."""
     with client_for(data_dir) as client:
-        try:
-            result = client.remove_link(link_id, note)
-        except ClientError as exc:
-            raise fail(str(exc)) from None
+        result = client.remove_link(link_id, note)
     out.print(
         f"removed link {result['removed']}; now " + ", ".join(result["persons"]),
         highlight=False,
