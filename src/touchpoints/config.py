@@ -187,12 +187,12 @@ class Settings(BaseSettings):
         ),
     )
 
-    match_comparisons: list[Literal["name", "birth_date", "email", "phone", "postcode", "city"]] = (
-        Field(
-            default_factory=lambda: ["name", "birth_date", "email", "phone", "postcode"],
-            min_length=1,
-            description="What probabilistic matching compares between two persons' traits.",
-        )
+    match_comparisons: list[
+        Literal["name", "birth_date", "email", "phone", "street", "postcode", "city"]
+    ] = Field(
+        default_factory=lambda: ["name", "birth_date", "email", "phone", "postcode"],
+        min_length=1,
+        description="What probabilistic matching compares between two persons' traits.",
     )
     match_threshold: float = Field(
         default=0.95,
@@ -341,7 +341,7 @@ DEFAULT_CONFIG_TOML = """\
 # identity_block_values = []      # e.g. ["KIOSK-TABLET-1"]: never an identifier
 # identity_block_patterns = []    # e.g. ["^kiosk-"]
 # trait_source_priority = {}      # e.g. { postal_code = ["crm_export"] }
-# match_comparisons = ["name", "birth_date", "email", "phone", "postcode"]  # or city
+# match_comparisons = ["name", "birth_date", "email", "phone", "postcode"]  # street, city
 # match_threshold = 0.95          # linked at or above this match probability
 # match_review_from = 0.5         # from here up to the threshold: the review list
 # identifier_types = []           # more types, or a built-in one changed, e.g.

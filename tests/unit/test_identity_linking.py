@@ -48,7 +48,10 @@ def test_records_take_each_trait_from_its_latest_event_in_any_spelling(tmp_path:
                 {  # older by event time, though it arrives later: loses for city
                     "type": "identify",
                     "userId": "u1",
-                    "traits": {"last_name": "Lange", "address": {"city": "Bonn"}},
+                    "traits": {
+                        "last_name": "Lange",
+                        "address": {"city": "Bonn", "street": "Hauptstraße 5"},
+                    },
                     "timestamp": "2026-05-01T00:00:00Z",
                 },
             ],
@@ -58,6 +61,7 @@ def test_records_take_each_trait_from_its_latest_event_in_any_spelling(tmp_path:
         assert (record["first_name"], record["last_name"]) == ("Ida", "Lange")
         assert record["birth_date"] == "1963-03-16"
         assert record["city"] == "Köln"
+        assert record["street"] == "Hauptstraße 5"  # the Segment spec's address.street
 
 
 def test_dealer_records_are_linked_to_their_web_customers_with_the_probability(

@@ -37,6 +37,7 @@ TRAIT_PATHS: dict[str, tuple[str, ...]] = {
     "email": ("email",),
     "phone": ("phone",),
     "birth_date": ("birthday", "birth_date", "birthDate"),
+    "street": ("street", "address.street", "address_line1", "address.line1"),
     "postcode": (
         "postal_code",
         "postalCode",

@@ -34,8 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.internals.comparison_level import M_U_CLAMP_MIN
 
-Column = Literal["first_name", "last_name", "email", "phone", "birth_date", "postcode", "city"]
-Comparison = Literal["name", "birth_date", "email", "phone", "postcode", "city"]
+Column = Literal[
+    "first_name", "last_name", "email", "phone", "birth_date", "street", "postcode", "city"
+]
+Comparison = Literal["name", "birth_date", "email", "phone", "street", "postcode", "city"]
 Rule = tuple[Column, ...]
 
 COLUMNS: tuple[str, ...] = get_args(Column)
@@ -43,7 +45,7 @@ COLUMNS: tuple[str, ...] = get_args(Column)
 # estimate that comparison's m (every blocked pair agrees on it).
 COMPARISON_COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("first_name", "last_name"),
-    **{name: (name,) for name in ("birth_date", "email", "phone", "postcode", "city")},
+    **{name: (name,) for name in ("birth_date", "email", "phone", "street", "postcode", "city")},
 }
 _ID = pa.string()
 PAIR_SCHEMA = pa.schema({"record_id_l": _ID, "record_id_r": _ID, "match_probability": pa.float64()})
@@ -321,6 +323,10 @@ def _splink_settings(settings: MatchSettings, prior: float) -> SettingsCreator:
         # Levenshtein on phones: 2.5 times faster than Damerau-Levenshtein here; a swap of two
         # digits is distance 2. Postcodes are short, so Damerau-Levenshtein is cheap there.
         "phone": lambda: cl.LevenshteinAtThresholds("phone", [1, 2]),
+        # A street line ("12 lange straße"), typed by hand. Jaro-Winkler: on FEBRL4 as
+        # accurate as Damerau-Levenshtein at [1, 3] (F1 0.9977 against 0.9975) and 5 times
+        # faster.
+        "street": lambda: cl.JaroWinklerAtThresholds("street", [0.95, 0.88]),
         "postcode": lambda: cl.DamerauLevenshteinAtThresholds("postcode", [1]).configure(
             term_frequency_adjustments=True
         ),
@@ -379,6 +385,7 @@ def _normalise_sql(source: str, target: str, present: list[str], region: str) ->
                 regexp_replace({text("phone")}, '[^0-9]', '', 'g') AS phone_digits,
                 NULLIF(trim({text("birth_date")}), '') AS birth_date_text,
                 NULLIF(upper(regexp_replace({text("postcode")}, '\\s', '', 'g')), '') AS postcode,
+                {words("street")} AS street,
                 {words("city")} AS city
             FROM {source}
         )
@@ -393,7 +400,7 @@ def _normalise_sql(source: str, target: str, present: list[str], region: str) ->
             birth_date_text,
             CASE WHEN regexp_full_match(birth_date_text, '\\d{{4}}-\\d{{2}}-\\d{{2}}')
                 THEN TRY_CAST(birth_date_text AS DATE) END AS birth_date,
-            postcode, city
+            street, postcode, city
         FROM cleaned
     """
 
