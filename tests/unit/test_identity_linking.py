@@ -185,3 +185,22 @@ def test_matching_with_nothing_to_learn_from_says_so_and_changes_nothing(tmp_pat
             tp.linker.run()
         assert snapshot(tp) == before
         assert tp.warehouse.scalar("SELECT count(*) FROM identity_match_pairs") == 0
+
+
+def test_a_link_an_operator_removed_is_not_made_again_by_the_next_run(tmp_path: Path) -> None:
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        visited = load(tp)
+        first = tp.linker.run()
+        assert first.linked > 0
+        _, linked = tp.linker.pairs("linked", limit=1)
+        link_id = linked[0]["link_id"]
+        a = Identifier(**linked[0]["a"]["identifier"])
+        b = Identifier(**linked[0]["b"]["identifier"])
+        tp.identity.remove_link(link_id, note="namesakes")
+        assert tp.identity.lookup(a) != tp.identity.lookup(b)
+        assert tp.linker.pair(linked[0]["pair_id"])["status"] == "unlinked"
+        assert tp.linker.pairs("unlinked")[0] == 1
+        again = tp.linker.run()
+        assert again.linked == 0
+        assert tp.identity.lookup(a) != tp.identity.lookup(b)  # the operator's decision holds
+        assert len(visited) == first.linked  # (every dealer record had been linked)

@@ -18,7 +18,7 @@ from touchpoints.privacy.keys import ApiKey
 router = APIRouter(tags=["identity"])
 Reader = Annotated[ApiKey, Depends(require("read"))]
 Admin = Annotated[ApiKey, Depends(require("admin"))]
-Status = Literal["review", "linked", "refused", "accepted", "rejected", "all"]
+Status = Literal["review", "linked", "refused", "accepted", "rejected", "unlinked", "all"]
 
 
 @router.post("/v1/identity/match")

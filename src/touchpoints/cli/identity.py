@@ -168,14 +168,14 @@ def identity_reviews(
     data_dir: DataDir = None,
     status: Annotated[
         str,
-        typer.Option(help="review, linked, refused, accepted, rejected or all"),
+        typer.Option(help="review, linked, refused, accepted, rejected, unlinked or all"),
     ] = "review",
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     offset: Annotated[int, typer.Option(min=0)] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="As JSON")] = False,
 ) -> None:
     """Matched pairs, most probable first, with both persons' records side by side."""
-    allowed = ("review", "linked", "refused", "accepted", "rejected", "all")
+    allowed = ("review", "linked", "refused", "accepted", "rejected", "unlinked", "all")
     if status not in allowed:
         raise fail(f"--status must be one of {', '.join(allowed)}, not {status!r}")
     with client_for(data_dir) as client:
@@ -235,20 +235,21 @@ def identity_links(
     with client_for(data_dir) as client:
         total, links = client.links(limit, offset, removed)
     table = Table(title=f"{total:,} links")
-    for column in ("link", "a", "b", "person", "source", "p", "created", "removed"):
+    columns = ["link", "a", "b", "person", "source", "p", "created"]
+    for column in columns + (["removed"] if removed else []):
         table.add_column(column, overflow="fold")
     for link in links:
         p = link["probability"]
-        table.add_row(
+        row = [
             str(link["link_id"]),
             link["a"],
             link["b"],
             link["person"] or "",
             link["source"],
             "" if p is None else f"{p:.3f}",
-            link["created_at"][:19],
-            "yes" if link["removed"] else "",
-        )
+            link["created_at"][:10],
+        ]
+        table.add_row(*row, *(["yes" if link["removed"] else ""] if removed else []))
     out.print(table)
 
 

@@ -49,6 +49,13 @@ TRAIT_PATHS: dict[str, tuple[str, ...]] = {
 }
 FIELDS = tuple(TRAIT_PATHS)
 log = logging.getLogger("touchpoints.identity")
+# A pair's status as it stands: a pair whose link was removed (unmerged) is "unlinked".
+_PAIRS_SQL = """
+    SELECT p.pair_id, p.run_id, p.type_a, p.value_a, p.type_b, p.value_b, p.probability,
+           CASE WHEN l.removed THEN 'unlinked' ELSE p.status END AS status,
+           p.created_at, p.decided_at, p.link_id, p.note
+    FROM identity_match_pairs p LEFT JOIN identity_links l USING (link_id)
+"""
 _DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%Y%m%d")
 
 
@@ -247,12 +254,12 @@ class Linker:
         return pa_ is not None and pa_ == pb
 
     def _decided_pairs(self) -> set[tuple[str, str]]:
-        """Pairs not to propose again: rejected by a reviewer or waiting for one."""
+        """Pairs on record, never proposed again: waiting for review, decided by a reviewer,
+        refused by the merge rules, or linked (a link an operator removed stays removed)."""
         return {
             (f"{ta}:{va}", f"{tb}:{vb}")
             for ta, va, tb, vb in self.warehouse.fetchall(
-                "SELECT type_a, value_a, type_b, value_b FROM identity_match_pairs "
-                "WHERE status IN ('rejected', 'review')"
+                "SELECT type_a, value_a, type_b, value_b FROM identity_match_pairs"
             )
         }
 
@@ -292,27 +299,20 @@ class Linker:
     def pairs(
         self, status: str = "review", limit: int = 50, offset: int = 0
     ) -> tuple[int, list[dict[str, Any]]]:
-        """Matched pairs with a status (review, linked, refused, accepted, rejected), most
-        probable first, each with both persons' current records to compare."""
+        """Matched pairs with a status (review, linked, refused, accepted, rejected, unlinked),
+        most probable first, each with both persons' current records to compare."""
         where = "" if status == "all" else "WHERE status = ?"
         params: list[Any] = [] if status == "all" else [status]
-        total = int(
-            self.warehouse.scalar(f"SELECT count(*) FROM identity_match_pairs {where}", params)
-        )
+        total = int(self.warehouse.scalar(f"SELECT count(*) FROM ({_PAIRS_SQL}) {where}", params))
         rows = self.warehouse.fetchall(
-            "SELECT pair_id, run_id, type_a, value_a, type_b, value_b, probability, status, "
-            f"created_at, decided_at, link_id, note FROM identity_match_pairs {where} "
+            f"SELECT * FROM ({_PAIRS_SQL}) {where} "
             "ORDER BY probability DESC, pair_id LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
         return total, self._describe(rows)
 
     def pair(self, pair_id: int) -> dict[str, Any] | None:
-        rows = self.warehouse.fetchall(
-            "SELECT pair_id, run_id, type_a, value_a, type_b, value_b, probability, status, "
-            "created_at, decided_at, link_id, note FROM identity_match_pairs WHERE pair_id = ?",
-            [pair_id],
-        )
+        rows = self.warehouse.fetchall(f"SELECT * FROM ({_PAIRS_SQL}) WHERE pair_id = ?", [pair_id])
         return self._describe(rows)[0] if rows else None
 
     def _describe(self, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
