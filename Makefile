@@ -26,6 +26,10 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[test]"
+	@# The journey analytics tests also run on a local Spark session, which needs Java 17+.
+	@command -v java >/dev/null 2>&1 || { \
+		echo "installing Java for the Spark tests (openjdk-17-jre-headless)"; \
+		apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
 	touch $@
 
 lint:

@@ -145,3 +145,58 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv = start_server(tmp_path / "data")
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local Spark session for the run (about 5 s to start): journey analytics must give
+    the same answers on Spark as on DuckDB."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("touchpoints-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def spark_source(spark: object, tp: Touchpoints) -> object:
+    """The warehouse's journey tables copied into Spark views of the same names."""
+    from ibis import pyspark as ibis_pyspark
+
+    from touchpoints.journeys.source import TABLES, refresh
+
+    refresh(tp.warehouse)
+    for name in TABLES:
+        table = tp.warehouse.fetch_arrow(f"SELECT * FROM {name}")
+        frame = spark.createDataFrame(table.to_pandas(), schema=_spark_schema(table))  # type: ignore[attr-defined]
+        frame.createOrReplaceTempView(name)
+    from touchpoints.journeys.source import Source
+
+    return Source(ibis_pyspark.connect(spark))
+
+
+def _spark_schema(table: object) -> object:
+    from pyspark.sql import types as T
+
+    kinds = {
+        "int64": T.LongType(),
+        "int16": T.ShortType(),
+        "string": T.StringType(),
+        "large_string": T.StringType(),
+        "double": T.DoubleType(),
+        "bool": T.BooleanType(),
+        "timestamp[us]": T.TimestampType(),
+    }
+    return T.StructType(
+        [T.StructField(f.name, kinds[str(f.type)], True) for f in table.schema]  # type: ignore[attr-defined]
+    )

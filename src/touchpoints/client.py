@@ -165,6 +165,21 @@ class LocalClient:
             raise ClientError(f"no link {link_id} in force") from None
         return {"removed": link_id, "persons": [f"person:{p}" for p in persons]}
 
+    def journey_stages(self) -> list[dict[str, Any]]:
+        self.tp.identity.catch_up()
+        return self.tp.journeys.stages()
+
+    def stage_history(self, key: str) -> dict[str, Any] | None:
+        person = self._person(key)
+        if person is None:
+            return None
+        history = self.tp.journeys.stage_history(person)
+        return {
+            "person": f"person:{person}",
+            "current": history[-1]["stage"] if history else None,
+            "stages": history,
+        }
+
     def rebuild_identity(self) -> dict[str, Any]:
         from touchpoints.identity.rebuild import rebuild
 
@@ -312,6 +327,12 @@ class RemoteClient:
 
     def remove_link(self, link_id: int, note: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/identity/links/{link_id}/remove", json={"note": note})
+
+    def journey_stages(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/journeys/stages", timeout=600)["stages"]
+
+    def stage_history(self, key: str) -> dict[str, Any] | None:
+        return self._call("GET", f"/v1/journeys/stages/{quote(key, safe=':@+')}", timeout=600)
 
     def rebuild_identity(self) -> dict[str, Any]:
         return self._call("POST", "/v1/identity/rebuild", timeout=3600)

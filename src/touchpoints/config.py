@@ -207,6 +207,14 @@ class Settings(BaseSettings):
         description="Pairs from this probability up to the threshold go to the review list.",
     )
 
+    stage_model: Path | None = Field(
+        default=None,
+        description=(
+            "A YAML file with the journey stage model (relative paths: inside the data "
+            "directory); unset: the built-in model."
+        ),
+    )
+
     @field_validator("match_comparisons")
     @classmethod
     def _comparisons_distinct(cls, names: list[str]) -> list[str]:
@@ -238,6 +246,17 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     @model_validator(mode="after")
+    def _stage_model_valid(self) -> Settings:
+        if self.stage_model is not None:
+            from touchpoints.journeys.model import StageModelError, load_model
+
+            try:
+                load_model(self.stage_model_path)
+            except StageModelError as exc:
+                raise ValueError(f"stage_model: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _review_below_threshold(self) -> Settings:
         if self.match_review_from > self.match_threshold:
             raise ValueError(
@@ -259,6 +278,14 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "touchpoints.duckdb"
+
+    @property
+    def stage_model_path(self) -> Path | None:
+        if self.stage_model is None:
+            return None
+        return (
+            self.stage_model if self.stage_model.is_absolute() else self.data_dir / self.stage_model
+        )
 
     @property
     def wal_dir(self) -> Path:
@@ -310,7 +337,8 @@ def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Setti
     except ValidationError as exc:
         origin = f" (from environment, {config_file} or options)"
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings{origin}: {problems}") from exc
@@ -344,6 +372,9 @@ DEFAULT_CONFIG_TOML = """\
 # match_comparisons = ["name", "birth_date", "email", "phone", "postcode"]  # street, city
 # match_threshold = 0.95          # linked at or above this match probability
 # match_review_from = 0.5         # from here up to the threshold: the review list
+#
+# Journeys (see docs/journeys.md):
+# stage_model: unset (the built-in model); yours, in the data directory: stage_model = "stages.yaml"
 # identifier_types = []           # more types, or a built-in one changed, e.g.
 # [[identifier_types]]
 # name = "loyalty_card"

@@ -22,6 +22,8 @@ from touchpoints.events import EventNormalizer, Limits, now_micros
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
+from touchpoints.journeys.model import load_model
+from touchpoints.journeys.service import Journeys
 from touchpoints.privacy.keys import KeyStore
 from touchpoints.profiles import Profiles
 from touchpoints.warehouse import EventReader, EventStore, Warehouse
@@ -67,6 +69,7 @@ class Touchpoints:
             settings.match_review_from,
             settings.phone_region,
         )
+        self.journeys = Journeys(self.warehouse, load_model(settings.stage_model_path))
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
         self.started_at = datetime.now(UTC)

@@ -207,7 +207,17 @@ def test_bad_input_gets_a_clear_message_and_no_traceback(
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = run_cli("--help", data_dir=tmp_path / "unused")
     assert result.returncode == 0
-    for command in ("init", "serve", "demo", "import", "events", "keys", "quarantine"):
+    for command in (
+        "init",
+        "serve",
+        "demo",
+        "import",
+        "events",
+        "keys",
+        "quarantine",
+        "identity",
+        "journeys",
+    ):
         assert command in result.stdout
 
 

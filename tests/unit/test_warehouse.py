@@ -68,6 +68,8 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "identity_state",
             "identity_links",
             "identity_match_pairs",
+            "journey_events",
+            "journey_properties",
         }
         assert warehouse.schema_version() == LATEST_VERSION == len(MIGRATIONS)
         assert warehouse.fetchall(

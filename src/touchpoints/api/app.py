@@ -24,6 +24,7 @@ from starlette.routing import Mount, Router
 
 from touchpoints.api import events as events_api
 from touchpoints.api import identity as identity_api
+from touchpoints.api import journeys as journeys_api
 from touchpoints.api import keys as keys_api
 from touchpoints.api import profiles as profiles_api
 from touchpoints.api import quarantine as quarantine_api
@@ -78,6 +79,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(quarantine_api.router)
     app.include_router(profiles_api.router)
     app.include_router(identity_api.router)
+    app.include_router(journeys_api.router)
     return Router(
         routes=[*Collector(tp).routes(), profiles_api.lookup_route(tp), Mount("", app=app)],
         lifespan=lifespan,

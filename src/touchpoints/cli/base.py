@@ -44,8 +44,13 @@ identity_app = typer.Typer(
     help="The identity map: rebuild it, unmerge a wrongly linked identifier.",
     no_args_is_help=True,
 )
+journeys_app = typer.Typer(
+    help="Journey analytics per resolved person: stages and the stage model.",
+    no_args_is_help=True,
+)
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(identity_app, name="identity")
+app.add_typer(journeys_app, name="journeys")
 
 out = Console()
 err = Console(stderr=True)

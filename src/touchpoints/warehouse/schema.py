@@ -169,6 +169,38 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE identity_rejections ALTER COLUMN message_id DROP NOT NULL",
         ),
     ),
+    Migration(
+        4,
+        "journey events: the narrow, typed copy of events that journey analytics read",
+        (
+            # One row per event: the fields analyses group and filter by, in types both DuckDB
+            # and Spark have. The person is not stored: it comes from the identity map at query
+            # time (event_identifiers, identifiers), so merges and rebuilds need no rewrite.
+            """
+            CREATE TABLE journey_events (
+                seq BIGINT NOT NULL,
+                ts TIMESTAMP NOT NULL,
+                type VARCHAR NOT NULL,
+                event VARCHAR NOT NULL,
+                channel VARCHAR NOT NULL,
+                source VARCHAR NOT NULL,
+                path VARCHAR,
+                campaign VARCHAR,
+                medium VARCHAR
+            )
+            """,
+            # Each event's top-level scalar properties, one row each: property filters as
+            # semi-joins, which every engine runs (Ibis has no portable JSON access).
+            """
+            CREATE TABLE journey_properties (
+                seq BIGINT NOT NULL,
+                key VARCHAR NOT NULL,
+                text_value VARCHAR,
+                number_value DOUBLE
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
