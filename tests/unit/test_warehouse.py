@@ -70,6 +70,7 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "identity_match_pairs",
             "journey_events",
             "journey_properties",
+            "journey_traits",
         }
         assert warehouse.schema_version() == LATEST_VERSION == len(MIGRATIONS)
         assert warehouse.fetchall(

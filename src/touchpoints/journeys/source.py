@@ -7,6 +7,8 @@ compare). A source needs four tables, the same on every engine:
 - ``journey_events`` (seq, ts, type, event, channel, source, path, campaign, medium): a narrow,
   typed copy of the events, kept by :func:`refresh` on DuckDB;
 - ``journey_properties`` (seq, key, text_value, number_value): top-level scalar properties;
+- ``journey_traits`` (seq, key, text_value, number_value): top-level scalar traits an event
+  carries (identify ``traits``, and ``context.traits`` of other calls);
 - ``event_identifiers`` and ``identifiers``: the identity map, which gives each event its
   person at query time (merges and rebuilds need no rewrite of the journey tables).
 
@@ -25,7 +27,13 @@ import ibis.expr.types as ir
 
 from touchpoints.warehouse import Warehouse
 
-TABLES = ("journey_events", "journey_properties", "event_identifiers", "identifiers")
+TABLES = (
+    "journey_events",
+    "journey_properties",
+    "journey_traits",
+    "event_identifiers",
+    "identifiers",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,23 @@ class Source:
 
     def properties(self) -> ir.Table:
         return self.backend.table("journey_properties")
+
+    def person_traits(self) -> ir.Table:
+        """(person, key, text_value, number_value, ts, seq): every trait value any event of a
+        person carried; the latest by event time is ``latest_traits``."""
+        traits = self.backend.table("journey_traits")
+        events = self.events().select("seq", "ts", "person")
+        return traits.join(events, "seq")
+
+    def latest_traits(self) -> ir.Table:
+        """(person, key, text_value, number_value): each trait's latest value per person."""
+        traits = self.person_traits()
+        window = ibis.window(
+            group_by=[traits.person, traits.key],
+            order_by=[ibis.desc(traits.ts), ibis.desc(traits.seq)],
+        )
+        ranked = traits.mutate(n=ibis.row_number().over(window))
+        return ranked.filter(ranked.n == 0).select("person", "key", "text_value", "number_value")
 
 
 def duckdb_source(warehouse: Warehouse) -> Source:
@@ -68,7 +93,10 @@ def refresh(warehouse: Warehouse) -> int:
         warehouse.run("BEGIN TRANSACTION", cursor=cursor)
         try:
             warehouse.run(_events_sql(), [done, upto], cursor=cursor)
-            warehouse.run(_properties_sql(), [done, upto], cursor=cursor)
+            warehouse.run(
+                _scalars_sql("journey_properties", "properties"), [done, upto], cursor=cursor
+            )
+            warehouse.run(_scalars_sql("journey_traits", _TRAITS), [done, upto], cursor=cursor)
             warehouse.run("COMMIT", cursor=cursor)
         except Exception:
             warehouse.run("ROLLBACK", cursor=cursor)
@@ -95,21 +123,26 @@ def _events_sql() -> str:
     """
 
 
-def _properties_sql() -> str:
-    return """
-        INSERT INTO journey_properties (seq, key, text_value, number_value)
-        SELECT seq, key, json_extract_string(properties, path),
-               CASE WHEN json_type(properties, path) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-                    THEN TRY_CAST(json_extract_string(properties, path) AS DOUBLE) END
+# The traits an event carries: identify traits, else the context's (track calls from a CRM
+# or a dealer system send them there).
+_TRAITS = "coalesce(traits, json_extract(context, '$.traits'))"
+
+
+def _scalars_sql(table: str, document: str) -> str:
+    """Each top-level scalar of ``document`` (a JSON object per event), one row each."""
+    return f"""
+        INSERT INTO {table} (seq, key, text_value, number_value)
+        SELECT seq, key, json_extract_string(doc, path),
+               CASE WHEN json_type(doc, path) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+                    THEN TRY_CAST(json_extract_string(doc, path) AS DOUBLE) END
         FROM (
-            SELECT seq, properties, key, '$."' || key || '"' AS path
+            SELECT seq, doc, key, '$."' || key || '"' AS path
             FROM (
-                SELECT seq, properties, unnest(json_keys(properties)) AS key
-                FROM events
-                WHERE seq > ? AND seq <= ? AND properties IS NOT NULL
-                  AND json_type(properties) = 'OBJECT'
+                SELECT seq, doc, unnest(json_keys(doc)) AS key
+                FROM (SELECT seq, {document} AS doc FROM events WHERE seq > ? AND seq <= ?)
+                WHERE doc IS NOT NULL AND json_type(doc) = 'OBJECT'
             )
             WHERE NOT contains(key, '"') AND NOT contains(key, '\\')
         )
-        WHERE json_type(properties, path) IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN')
+        WHERE json_type(doc, path) IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN')
     """

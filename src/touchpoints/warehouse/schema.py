@@ -199,6 +199,16 @@ MIGRATIONS: tuple[Migration, ...] = (
                 number_value DOUBLE
             )
             """,
+            # Traits an event carries (identify traits, context.traits), the same way: what
+            # analyses by person need (a birth date for age groups, a city, a segment).
+            """
+            CREATE TABLE journey_traits (
+                seq BIGINT NOT NULL,
+                key VARCHAR NOT NULL,
+                text_value VARCHAR,
+                number_value DOUBLE
+            )
+            """,
         ),
     ),
 )
