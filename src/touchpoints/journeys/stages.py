@@ -132,16 +132,21 @@ class StageCount:
 
 
 def stage_distribution(source: Source, model: StageModel) -> list[StageCount]:
-    """For each stage: how many persons are in it now, and how many ever entered it."""
+    """For each stage: how many persons are in it now, and how many ever entered it (one
+    query: a person's current stage is their entry with the highest stage index)."""
     entries = stage_entries(source, model)
-    by_stage = entries.group_by("stage").agg(n=entries.person.nunique())
-    reached = {row["stage"]: row["n"] for row in by_stage.to_pyarrow().to_pylist()}
-    now = current_stages(source, model)
-    current = {
-        row["stage"]: row["n"]
-        for row in now.group_by("stage").agg(n=now.person.count()).to_pyarrow().to_pylist()
-    }
-    return [StageCount(name, current.get(name, 0), reached.get(name, 0)) for name in model.names]
+    furthest = entries.stage_index.max().over(ibis.window(group_by=entries.person))
+    marked = entries.mutate(now=(entries.stage_index == furthest).cast("int64"))
+    counts = marked.group_by("stage").agg(reached=marked.count(), current=marked.now.sum())
+    found = {row["stage"]: row for row in counts.to_pyarrow().to_pylist()}
+    return [
+        StageCount(
+            name,
+            int(found.get(name, {}).get("current") or 0),
+            int(found.get(name, {}).get("reached") or 0),
+        )
+        for name in model.names
+    ]
 
 
 def stage_history(source: Source, model: StageModel, person: int) -> list[dict[str, Any]]:

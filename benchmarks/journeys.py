@@ -1,0 +1,79 @@
+"""Journey analytics on demo data: the time of each analysis on DuckDB (target: each < 2 s).
+
+    .venv/bin/python benchmarks/journeys.py [--people 100000] [--data-dir DIR] [--repeat 3]
+
+Simulates ``--people`` customers (about 31 events each; 320,000 people make about 10 million
+events) and stores them with the identity map kept in step, as benchmarks/identity.py does;
+or, with ``--data-dir``, reuses a data directory loaded before (it is loaded there if empty).
+Then it brings the journey tables up to date (timed once) and runs each analysis ``--repeat``
+times through the same service the API uses, printing the best and the median time. The first
+run of each analysis is counted (DuckDB's caches are warm after the journey refresh only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from identity import load  # noqa: E402  (the same loader as the identity benchmark)
+
+from touchpoints.config import load_settings  # noqa: E402
+from touchpoints.core import Touchpoints  # noqa: E402
+from touchpoints.journeys.source import refresh  # noqa: E402
+
+
+def analyses(tp: Touchpoints) -> dict[str, Callable[[], Any]]:
+    """Each analysis as the API calls it, on a person picked from the data."""
+    person = int(tp.warehouse.scalar("SELECT min(person) FROM identifiers"))
+    journeys = tp.journeys
+    return {
+        "stages (persons per stage)": journeys.stages,
+        "stage history of one person": lambda: journeys.stage_history(person),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="tp-journeys-")) / "data"
+    with Touchpoints(load_settings(data_dir)) as tp:
+        events = int(tp.warehouse.scalar("SELECT count(*) FROM events"))
+        if events == 0:
+            stored, seconds, _sim = load(tp, args.people, args.seed, data_dir.parent / "demo")
+            events = stored
+            print(f"loaded {args.people:,} people: {stored:,} events in {seconds:.1f} s")
+        started = time.perf_counter()
+        copied = refresh(tp.warehouse)
+        print(
+            f"journey tables brought up to date: {copied:,} events in "
+            f"{time.perf_counter() - started:.1f} s ({events:,} events in the warehouse)"
+        )
+        print("| analysis | best s | median s | runs |")
+        print("| --- | ---: | ---: | ---: |")
+        for name, run in analyses(tp).items():
+            times = []
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - started)
+            print(
+                f"| {name} | {min(times):.2f} | {statistics.median(times):.2f} | {len(times)} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
