@@ -237,6 +237,10 @@ def test_demo_without_serving_loads_and_reports(tmp_path: Path) -> None:
     linked, after = (int(g.replace(",", "")) for g in matched.groups())
     before = int(persons.group(1).replace(",", ""))
     assert before - linked <= after <= before  # a link joins two persons (or closes a loop)
+    stages = re.search(
+        r"Journey stages \(persons ever entered\): awareness ([\d,]+)", result.stdout
+    )
+    assert stages is not None and int(stages.group(1).replace(",", "")) > 0
     example = re.search(r"touchpoints profile (email:\S+)", result.stdout)
     assert example is not None
     shown = run_cli("profile", example.group(1), "--json", data_dir=data_dir)

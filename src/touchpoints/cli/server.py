@@ -249,6 +249,13 @@ def _print_demo_report(
         )
     if example:
         out.print(f"  a profile: touchpoints profile email:{example}", highlight=False)
+    stages = tp.journeys.stages()
+    out.print(
+        "Journey stages (persons ever entered): "
+        + ", ".join(f"{row['stage']} {row['reached']:,}" for row in stages)
+        + "\n  more: touchpoints journeys stages",
+        highlight=False,
+    )
     if not serving:
         return
     out.print(
