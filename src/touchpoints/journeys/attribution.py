@@ -1,0 +1,330 @@
+"""Attribution: which channels (or campaigns) earn the credit for conversions.
+
+A *conversion* is an event named ``conversion`` (default ``Order Completed``), worth the
+number in its ``value_property`` (default ``revenue``; 0 when it has none). Its *touchpoints*
+are the person's track, page and screen events that carry a key (a channel, or a campaign
+when ``by="campaign"``) and happened before it (by event time, then arrival), after the
+person's previous conversion and at most ``lookback_days`` before it. Conversion events are
+never touchpoints; identify, group and alias calls are not touches either.
+
+Touchpoints after a person's last conversion (or of a person who never converted) make a
+*null path*: a journey that did not convert, limited to the ``lookback_days`` before its last
+touch. Null paths carry no credit but are what the Markov model learns "not converting" from.
+
+Six models share out each conversion (and its value) over its touchpoints:
+
+- ``first_touch`` and ``last_touch``: all to the first or the last touch;
+- ``linear``: equal parts to every touch;
+- ``time_decay``: parts proportional to ``2 ** (-age / half_life)``, ``age`` being the time
+  from the touch to the conversion (default half-life: 7 days);
+- ``position_based``: 40 % each to the first and last touch, 20 % shared by those between
+  (one touch: all of it; two: half each);
+- ``markov``: the data-driven model. Paths become a first-order Markov chain over the keys
+  (start → keys → conversion or null) after consecutive repeats of a key are collapsed into
+  one step (email → email → web is email → web: a channel does not "lead to itself"). The
+  *removal effect* of a key is the share of the chain's conversion probability lost when the
+  key is removed (its incoming transitions go to null); conversions and value are shared in
+  proportion to the removal effects. The probabilities are solved exactly (absorbing Markov
+  chain, a linear system per key), not simulated.
+
+Conversions without any touchpoint are counted as unattributed and take no part in the
+models. Everything up to the per-key sums and the transition counts is one set of Ibis
+expressions (DuckDB and Spark agree); the chain itself (a few keys) is solved with numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+
+from touchpoints.journeys.source import Source
+
+MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based", "markov")
+KEYS = ("channel", "campaign")
+TOUCH_TYPES = ("track", "page", "screen")
+START, CONVERSION, NULL = "(start)", "(conversion)", "(null)"
+
+
+class AttributionError(ValueError):
+    """A parameter of an attribution that cannot work, with what to give instead."""
+
+
+@dataclass(frozen=True)
+class Credit:
+    """What one key earned: conversions and value per model, and its removal effect."""
+
+    key: str
+    touchpoints: int  # touches on converting paths
+    conversions: dict[str, float]  # model -> credited conversions
+    value: dict[str, float]  # model -> credited value
+    removal_effect: float  # Markov: share of conversion probability lost without the key
+
+
+@dataclass(frozen=True)
+class Attribution:
+    by: str
+    conversion: str
+    lookback_days: float
+    conversions: int  # every conversion event
+    value: float
+    unattributed_conversions: int  # conversions without a touchpoint in the window
+    unattributed_value: float
+    converting_paths: int
+    null_paths: int
+    credits: list[Credit] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check(by: str, lookback_days: float, half_life_days: float) -> None:
+    if by not in KEYS:
+        raise AttributionError(f"by: {by!r} is not a key to attribute to; give one of {KEYS}")
+    if not lookback_days > 0:
+        raise AttributionError(f"lookback_days: {lookback_days} must be more than 0")
+    if not half_life_days > 0:
+        raise AttributionError(f"half_life_days: {half_life_days} must be more than 0")
+
+
+def _conversions_and_touches(
+    source: Source, conversion: str, by: str, value_property: str | None
+) -> tuple[ir.Table, ir.Table]:
+    """(conversions, touches): conversions (person, path, conv_seq, conv_ts, value) and
+    touches (person, path, seq, ts, key), where ``path`` numbers a person's conversions
+    (0 = the first) and a touch's path is the conversion it leads to."""
+    events = source.events()
+    events = events.filter(events.type.isin(list(TOUCH_TYPES)))
+    rows = events.select(
+        "person",
+        "seq",
+        "ts",
+        key=events[by],
+        is_conv=(events.event == conversion).cast("int64"),
+    )
+    rows = rows.filter((rows.is_conv == 1) | rows.key.notnull())
+    upto = ibis.window(group_by=rows.person, order_by=[rows.ts, rows.seq], rows=(None, 0))
+    rows = rows.mutate(path=rows.is_conv.sum().over(upto) - rows.is_conv)
+    conversions = rows.filter(rows.is_conv == 1).select(
+        "person", "path", conv_seq=rows.seq, conv_ts=rows.ts
+    )
+    if value_property is None:
+        conversions = conversions.mutate(value=ibis.literal(0.0))
+    else:
+        props = source.properties()
+        props = props.filter(props.key == value_property).select(
+            conv_seq=props.seq, prop_value=props.number_value
+        )
+        conversions = conversions.left_join(props, "conv_seq").select(
+            "person", "path", "conv_seq", "conv_ts", value=ibis.coalesce(ibis._.prop_value, 0.0)
+        )
+    touches = rows.filter(rows.is_conv == 0).select("person", "path", "seq", "ts", "key")
+    return conversions, touches
+
+
+def attribution_paths(
+    source: Source,
+    *,
+    conversion: str = "Order Completed",
+    by: str = "channel",
+    lookback_days: float = 30,
+    value_property: str | None = "revenue",
+) -> ir.Table:
+    """Every touch of every path: (person, path, pos, n, seq, ts, key, converted, end_ts,
+    value). ``converted`` is 1 for a touch on a converting path (``end_ts``: the conversion's
+    time, ``value`` its value), 0 on a null path (``end_ts``: its last touch). ``pos`` orders
+    the path's touches from 0, ``n`` counts them."""
+    _check(by, lookback_days, 1)
+    conversions, touches = _conversions_and_touches(source, conversion, by, value_property)
+    window = lookback_days * 86400
+    converting = touches.join(conversions, ["person", "path"])
+    converting = converting.filter(
+        converting.conv_ts.epoch_seconds() - converting.ts.epoch_seconds() <= window
+    ).select(
+        "person",
+        "path",
+        "seq",
+        "ts",
+        "key",
+        converted=ibis.literal(1, type="int64"),
+        end_ts=converting.conv_ts,
+        value=converting.value,
+    )
+    open_ = touches.anti_join(conversions, ["person", "path"])
+    last = ibis.window(group_by=[open_.person, open_.path])
+    open_ = open_.mutate(end_ts=open_.ts.max().over(last))
+    open_ = open_.filter(open_.end_ts.epoch_seconds() - open_.ts.epoch_seconds() <= window)
+    open_ = open_.select(
+        "person",
+        "path",
+        "seq",
+        "ts",
+        "key",
+        converted=ibis.literal(0, type="int64"),
+        end_ts=open_.end_ts,
+        value=ibis.literal(0.0),
+    )
+    paths = converting.union(open_)
+    ordered = ibis.window(group_by=[paths.person, paths.path], order_by=[paths.ts, paths.seq])
+    whole = ibis.window(group_by=[paths.person, paths.path])
+    return paths.mutate(pos=ibis.row_number().over(ordered), n=paths.seq.count().over(whole))
+
+
+def _heuristic_credits(paths: ir.Table, half_life_days: float) -> ir.Table:
+    """Per key: touches and credited conversions and value under the five rule-based models."""
+    touches = paths.filter(paths.converted == 1)
+    n = touches.n.cast("float64")
+    first = touches.pos == 0
+    last = touches.pos == touches.n - 1
+    age = (touches.end_ts.epoch_seconds() - touches.ts.epoch_seconds()).cast("float64")
+    decay = (age * (-math.log(2) / (half_life_days * 86400))).exp()
+    touches = touches.mutate(
+        first_touch=first.cast("float64"),
+        last_touch=last.cast("float64"),
+        linear=1.0 / n,
+        decay=decay,
+        position_based=ibis.cases(
+            (touches.n == 1, 1.0),
+            (touches.n == 2, 0.5),
+            (first | last, 0.4),
+            else_=0.2 / (n - 2.0),
+        ),
+    )
+    per_path = ibis.window(group_by=[touches.person, touches.path])
+    touches = touches.mutate(time_decay=touches.decay / touches.decay.sum().over(per_path))
+    models = [m for m in MODELS if m != "markov"]
+    sums: dict[str, Any] = {"touchpoints": touches.seq.count()}
+    for model in models:
+        sums[f"c_{model}"] = touches[model].sum()
+        sums[f"v_{model}"] = (touches[model] * touches.value).sum()
+    return touches.group_by("key").agg(**sums)
+
+
+def markov_transitions(paths: ir.Table) -> ir.Table:
+    """(from_state, to_state, count): the first-order chain of the paths, consecutive repeats
+    of a key collapsed, from ``(start)`` to ``(conversion)`` or ``(null)``."""
+    ordered = ibis.window(group_by=[paths.person, paths.path], order_by=[paths.pos])
+    steps = paths.mutate(previous=paths.key.lag().over(ordered))
+    steps = steps.filter(steps.previous.isnull() | (steps.previous != steps.key))
+    ordered = ibis.window(group_by=[steps.person, steps.path], order_by=[steps.pos])
+    steps = steps.mutate(
+        following=steps.key.lead().over(ordered),
+        before=steps.key.lag().over(ordered),
+    )
+    end = ibis.cases((steps.converted == 1, CONVERSION), else_=NULL)
+    moves = steps.select(
+        from_state=ibis.coalesce(steps.before, ibis.literal(START)),
+        to_state=steps.key,
+    ).union(
+        steps.filter(steps.following.isnull()).select(from_state=steps.key, to_state=end),
+        distinct=False,
+    )
+    return moves.group_by(["from_state", "to_state"]).agg(count=moves.from_state.count())
+
+
+def removal_effects(transitions: list[dict[str, Any]]) -> tuple[float, dict[str, float]]:
+    """The chain's conversion probability from ``(start)`` and each key's removal effect,
+    solved exactly: with Q the key-to-key and r the key-to-conversion probabilities, the
+    conversion probability from each key is x = (I - Q)⁻¹ r; removing a key sends its
+    incoming transitions to null (its row and column leave the system)."""
+    keys = sorted(
+        {t["from_state"] for t in transitions if t["from_state"] != START}
+        | {t["to_state"] for t in transitions if t["to_state"] not in (CONVERSION, NULL)}
+    )
+    if not keys:
+        return 0.0, {}
+    index = {k: i for i, k in enumerate(keys)}
+    counts = np.zeros((len(keys) + 1, len(keys) + 2))  # rows: keys, start; cols: keys, conv, null
+    for t in transitions:
+        row = len(keys) if t["from_state"] == START else index[t["from_state"]]
+        to = t["to_state"]
+        col = len(keys) if to == CONVERSION else len(keys) + 1 if to == NULL else index[to]
+        counts[row, col] += t["count"]
+    totals = counts.sum(axis=1, keepdims=True)
+    probs = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    q, r, start = probs[:-1, : len(keys)], probs[:-1, len(keys)], probs[-1, : len(keys)]
+
+    def converts(kept: np.ndarray) -> float:
+        sub = q[np.ix_(kept, kept)]
+        x = np.linalg.solve(np.eye(len(kept)) - sub, r[kept])
+        return float(start[kept] @ x)
+
+    everything = np.arange(len(keys))
+    base = converts(everything)
+    if base <= 0:
+        return 0.0, {k: 0.0 for k in keys}
+    effects = {
+        k: max(0.0, 1.0 - converts(everything[everything != i]) / base) for k, i in index.items()
+    }
+    return base, effects
+
+
+def attribute(
+    source: Source,
+    *,
+    conversion: str = "Order Completed",
+    by: str = "channel",
+    lookback_days: float = 30,
+    value_property: str | None = "revenue",
+    half_life_days: float = 7,
+) -> Attribution:
+    """Conversions and their value credited to channels (or campaigns) under the six models;
+    credits are sorted by the Markov model's conversions, then by key."""
+    _check(by, lookback_days, half_life_days)
+    paths = attribution_paths(
+        source,
+        conversion=conversion,
+        by=by,
+        lookback_days=lookback_days,
+        value_property=value_property,
+    )
+    conversions, _unused = _conversions_and_touches(source, conversion, by, value_property)
+    total = conversions.agg(n=conversions.conv_seq.count(), value=conversions.value.sum())
+    totals = total.to_pyarrow().to_pylist()[0]
+    ends = paths.filter(paths.pos == 0)
+    ends = ends.group_by("converted").agg(n=ends.seq.count(), value=ends.value.sum())
+    by_end = {row["converted"]: row for row in ends.to_pyarrow().to_pylist()}
+    attributed = by_end.get(1, {"n": 0, "value": 0.0})
+    attributed_value = float(attributed["value"] or 0.0)
+    heuristics = {
+        row["key"]: row
+        for row in _heuristic_credits(paths, half_life_days).to_pyarrow().to_pylist()
+    }
+    transitions = markov_transitions(paths).to_pyarrow().to_pylist()
+    _base, effects = removal_effects(transitions)
+    effect_sum = sum(effects.values())
+    credits = []
+    for key in sorted(set(heuristics) | set(effects)):
+        row = heuristics.get(key, {})
+        share = effects.get(key, 0.0) / effect_sum if effect_sum > 0 else 0.0
+        conv = {m: float(row.get(f"c_{m}") or 0.0) for m in MODELS if m != "markov"}
+        value = {m: float(row.get(f"v_{m}") or 0.0) for m in MODELS if m != "markov"}
+        conv["markov"] = share * attributed["n"]
+        value["markov"] = share * attributed_value
+        credits.append(
+            Credit(
+                key=key,
+                touchpoints=int(row.get("touchpoints") or 0),
+                conversions=conv,
+                value=value,
+                removal_effect=effects.get(key, 0.0),
+            )
+        )
+    credits.sort(key=lambda c: (-c.conversions["markov"], c.key))
+    value_total = float(totals["value"] or 0.0)
+    return Attribution(
+        by=by,
+        conversion=conversion,
+        lookback_days=lookback_days,
+        conversions=int(totals["n"]),
+        value=value_total,
+        unattributed_conversions=int(totals["n"]) - int(attributed["n"]),
+        unattributed_value=value_total - attributed_value,
+        converting_paths=int(attributed["n"]),
+        null_paths=int(by_end.get(0, {"n": 0})["n"]),
+        credits=credits,
+    )
