@@ -1,0 +1,562 @@
+"""Funnels: how many people (or devices) go through ordered steps within a window, built with
+Ibis expressions only, so the same code runs on DuckDB and Spark.
+
+Semantics (as in Amplitude and PostHog, made precise):
+
+- **Order of events** is event time, then arrival (``seq``): a late event that happened earlier
+  counts from when it happened; of two events at the same moment, the one that arrived first
+  is earlier.
+- **Entry**: a unit (a resolved person, or with ``unit="device"`` the event's anchor
+  identifier, as a tool without stitching sees it) enters at its *first* step-1 event (within
+  ``since``/``until`` when given). One attempt per unit.
+- **Window**: a step counts when its event happens no later than entry time + ``window``
+  (an event exactly at the window's end counts; one millisecond later does not).
+- **Relaxed order** (default): step k is the earliest step-k event strictly after the event of
+  step k-1 (later in time, or at the same moment and arrived later). Other events, funnel or
+  not, may happen in between. Skipping a step ends the unit's progress there; an event can
+  fill one step only.
+- **Strict order**: after the entry, the unit's next funnel events (events matching any step)
+  must be steps 2, 3, … in turn; a funnel event of another step in between, or a repeat of an
+  earlier step, ends the progress. Events matching no step (page views, identifies, a step's
+  event whose property filter fails) do not break the order.
+- **Time to convert**: for units that reached the last step, from the step-1 event to the
+  last step's, in seconds; the median (of an even count: the mean of the middle two) and a
+  histogram.
+- **Breakdown** (decided at entry): ``channel`` of the entering event; ``device_type``, the
+  type of the entering event's anchor identifier (``anonymous_id`` a browser cookie,
+  ``device_id`` an app install, ``user_id`` a signed-in account, …); ``age_group`` from the
+  ``birthday`` trait (ISO date, latest value) and the age on the entry day, in bands;
+  ``trait:<key>``, the latest value of any trait. Units without a value are grouped under
+  ``None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from touchpoints.journeys.model import Rule
+from touchpoints.journeys.source import Source
+from touchpoints.journeys.stages import _rule_filter
+
+MAX_STEPS = 20
+BREAKDOWNS = ("channel", "device_type", "age_group")
+DEFAULT_AGE_BANDS = (18, 25, 35, 45, 55, 65)
+
+# Histogram of time to convert: (label, lower bound in seconds); the upper bound is the next
+# lower bound. Buckets that start beyond the window are left out.
+BUCKETS: tuple[tuple[str, int], ...] = (
+    ("< 1 min", 0),
+    ("1-10 min", 60),
+    ("10-60 min", 600),
+    ("1-6 h", 3_600),
+    ("6-24 h", 21_600),
+    ("1-3 d", 86_400),
+    ("3-7 d", 259_200),
+    ("7-14 d", 604_800),
+    ("14-30 d", 1_209_600),
+    ("30+ d", 2_592_000),
+)
+
+
+class AnalysisError(ValueError):
+    """An analysis was asked for with bad inputs; the message names the place and the reason."""
+
+
+class FunnelStep(BaseModel):
+    """An event name, and optionally property filters in the stage model's form: a value to
+    equal, or number tests ``{gte, lte, gt, lt}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event: str | None = Field(default=None, validate_default=True)
+    properties: dict[str, Any] | None = None
+
+    @field_validator("event")
+    @classmethod
+    def _named(cls, value: str | None) -> str:
+        if value is None or not value.strip():
+            raise ValueError("give an event name")
+        return value
+
+    @field_validator("properties")
+    @classmethod
+    def _property_tests(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            return Rule.model_validate({"event": "x", "properties": value}).properties
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+    def rule(self) -> Rule:
+        # Already validated: construct, or the NumberTests would be checked again as dicts.
+        return Rule.model_construct(event=(self.event,), properties=self.properties)
+
+
+class FunnelSpec(BaseModel):
+    """What to count. ``window``: a duration (seconds, or ISO 8601 such as ``P14D``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: tuple[FunnelStep, ...]
+    window: timedelta = timedelta(days=14)
+    order: Literal["relaxed", "strict"] = "relaxed"
+    unit: Literal["person", "device"] = "person"
+    breakdown: str | None = None
+    age_bands: tuple[int, ...] = DEFAULT_AGE_BANDS
+    since: datetime | None = None  # entries at or after (UTC)
+    until: datetime | None = None  # entries before (UTC)
+
+    @field_validator("steps")
+    @classmethod
+    def _enough(cls, value: tuple[FunnelStep, ...]) -> tuple[FunnelStep, ...]:
+        if len(value) < 2:
+            raise ValueError("give at least two steps")
+        if len(value) > MAX_STEPS:
+            raise ValueError(f"give at most {MAX_STEPS} steps")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("give a positive window, e.g. 'P14D' or 86400 (seconds)")
+        return value
+
+    @field_validator("breakdown")
+    @classmethod
+    def _known_breakdown(cls, value: str | None) -> str | None:
+        if value is None or value in BREAKDOWNS:
+            return value
+        if value.startswith("trait:") and value.removeprefix("trait:").strip():
+            return value
+        raise ValueError(
+            f"{value!r} is not a breakdown; use channel, device_type, age_group or trait:<key>"
+        )
+
+    @field_validator("age_bands")
+    @classmethod
+    def _bands(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(b < 0 for b in value) or list(value) != sorted(set(value)):
+            raise ValueError("give ages in increasing order, e.g. [18, 25, 35, 45, 55, 65]")
+        return value
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> FunnelSpec:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("until: give a moment after since")
+        return self
+
+
+def funnel_spec(data: dict[str, Any] | FunnelSpec) -> FunnelSpec:
+    """A validated spec, or :class:`AnalysisError` naming each problem's place."""
+    if isinstance(data, FunnelSpec):
+        return data
+    try:
+        return FunnelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise AnalysisError(explain(exc)) from None
+
+
+def explain(exc: ValidationError) -> str:
+    """``steps[1].event: give an event name; window: …`` from pydantic's errors."""
+    problems = []
+    for err in exc.errors():
+        place = ""
+        for part in err["loc"]:
+            place += f"[{part}]" if isinstance(part, int) else (f".{part}" if place else part)
+        problems.append(f"{place or '(top)'}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
+
+
+# -- results --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StepCount:
+    step: int  # 1-based
+    event: str
+    units: int  # units that reached this step
+    conversion: float | None  # share of step 1 (0..1, four decimals)
+    from_previous: float | None  # share of the previous step
+    dropped: int  # reached the previous step but not this one (0 for step 1)
+    median_seconds: float | None  # median time from step 1 to this step
+
+
+@dataclass(frozen=True)
+class Bucket:
+    label: str
+    lower_seconds: int
+    upper_seconds: int | None  # None: no upper bound
+    units: int
+
+
+@dataclass(frozen=True)
+class TimeToConvert:
+    """From step 1 to the last step, for the units that reached it."""
+
+    median_seconds: float | None
+    histogram: list[Bucket]
+
+
+@dataclass(frozen=True)
+class FunnelGroup:
+    value: str | None  # the breakdown value; None: units without one
+    steps: list[StepCount]
+    time_to_convert: TimeToConvert
+
+
+@dataclass(frozen=True)
+class FunnelResult:
+    unit: str
+    order: str
+    window_seconds: float
+    steps: list[StepCount]
+    time_to_convert: TimeToConvert
+    breakdown: str | None = None
+    groups: list[FunnelGroup] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DropOffPage:
+    step: int  # units that reached this step and not the next
+    total: int
+    units: list[dict[str, Any]]  # person (and device, identifier), entered_at, reached_at
+
+
+# -- the queries ----------------------------------------------------------------------------
+def unit_events(source: Source, unit: str) -> ir.Table:
+    """Every event with ``unit``: its person, or its anchor identifier (``device``)."""
+    events = source.events()
+    return events.mutate(unit=events[unit])
+
+
+def _matches(source: Source, events: ir.Table, step: FunnelStep) -> ir.Table:
+    """(unit, seq, ts) of the events that fill ``step``."""
+    return _rule_filter(step.rule(), events, source, {}).select("unit", "seq", "ts")
+
+
+def _first(table: ir.Table) -> ir.Table:
+    """Each unit's earliest row by (ts, seq)."""
+    window = ibis.window(group_by=table.unit, order_by=[table.ts, table.seq])
+    ranked = table.mutate(_n=ibis.row_number().over(window))
+    return ranked.filter(ranked._n == 0).drop("_n")
+
+
+def entries(source: Source, spec: FunnelSpec) -> ir.Table:
+    """(unit, person, device, seq, ts, channel, deadline): each unit's first step-1 event."""
+    events = unit_events(source, spec.unit)
+    matched = _rule_filter(spec.steps[0].rule(), events, source, {})
+    if spec.since is not None:
+        matched = matched.filter(matched.ts >= spec.since)
+    if spec.until is not None:
+        matched = matched.filter(matched.ts < spec.until)
+    first = _first(matched.select("unit", "person", "device", "seq", "ts", "channel"))
+    window_ms = int(spec.window / timedelta(milliseconds=1))
+    return first.mutate(deadline=first.ts + ibis.interval(milliseconds=window_ms))
+
+
+def _after(ts: ir.Value, seq: ir.Value, than_ts: ir.Value, than_seq: ir.Value) -> ir.Value:
+    """Strictly later in event order: later in time, or the same moment and arrived later."""
+    return (ts > than_ts) | ((ts == than_ts) & (seq > than_seq))
+
+
+def step_times(source: Source, spec: FunnelSpec) -> ir.Table:
+    """(unit, step, ts, seq): the event that filled each step a unit reached (step 1: entry)."""
+    entry = entries(source, spec)
+    if spec.order == "strict":
+        return _strict_steps(source, spec, entry)
+    events = unit_events(source, spec.unit)
+    reached = [entry.select("unit", step=ibis.literal(1, type="int64"), ts="ts", seq="seq")]
+    previous = entry.select("unit", "deadline", prev_ts="ts", prev_seq="seq")
+    for index, step in enumerate(spec.steps[1:], start=2):
+        candidates = previous.join(_matches(source, events, step), "unit")
+        candidates = candidates.filter(
+            _after(candidates.ts, candidates.seq, candidates.prev_ts, candidates.prev_seq),
+            candidates.ts <= candidates.deadline,
+        )
+        chosen = _first(candidates.select("unit", "deadline", "ts", "seq"))
+        reached.append(
+            chosen.select("unit", step=ibis.literal(index, type="int64"), ts="ts", seq="seq")
+        )
+        previous = chosen.select("unit", "deadline", prev_ts="ts", prev_seq="seq")
+    return reduce(lambda a, b: a.union(b), reached)
+
+
+def _strict_steps(source: Source, spec: FunnelSpec, entry: ir.Table) -> ir.Table:
+    events = unit_events(source, spec.unit)
+    n = len(spec.steps)
+    tagged = reduce(
+        lambda a, b: a.union(b),
+        [
+            _matches(source, events, step).mutate(step=ibis.literal(i, type="int64"))
+            for i, step in enumerate(spec.steps, start=1)
+        ],
+    )
+    funnel_events = tagged.group_by("unit", "seq", "ts").agg(
+        **{f"s{i}": (tagged.step == i).any() for i in range(2, n + 1)}
+    )
+    start = entry.select("unit", "deadline", entry_ts="ts", entry_seq="seq")
+    later = funnel_events.join(start, "unit")
+    later = later.filter(
+        _after(later.ts, later.seq, later.entry_ts, later.entry_seq), later.ts <= later.deadline
+    )
+    window = ibis.window(group_by=later.unit, order_by=[later.ts, later.seq])
+    ranked = later.mutate(rank=ibis.row_number().over(window) + 1)  # 1: next funnel event
+    ranked = ranked.filter(ranked.rank < n)
+    ranked = ranked.mutate(
+        ok=ibis.cases(*[(ranked.rank == r, ranked[f"s{r + 1}"]) for r in range(1, n)], else_=False)
+    )
+    fails = ranked.group_by("unit").agg(first_fail=ranked.rank.min(where=~ranked.ok))
+    kept = ranked.join(fails, "unit")  # every ranked unit has a row; first_fail may be NULL
+    kept = kept.filter(kept.first_fail.isnull() | (kept.rank < kept.first_fail))
+    steps = kept.select("unit", step=(kept.rank + 1).cast("int64"), ts="ts", seq="seq")
+    first = entry.select("unit", step=ibis.literal(1, type="int64"), ts="ts", seq="seq")
+    return first.union(steps)
+
+
+def _anchor_types(source: Source) -> ir.Table:
+    """(device, device_type): each identifier's type. The identity map is one of the journey
+    tables, the same on every engine."""
+    identifiers = source.backend.table("identifiers")
+    return identifiers.select(device=identifiers.sid, device_type=identifiers.type)
+
+
+def breakdown_values(source: Source, spec: FunnelSpec, entry: ir.Table) -> ir.Table:
+    """(unit, value): the breakdown value of each unit, decided at its entry."""
+    name = spec.breakdown
+    if name == "channel":
+        return entry.select("unit", value=entry.channel)
+    if name == "device_type":
+        typed = entry.left_join(_anchor_types(source), "device")
+        return typed.select("unit", value=typed.device_type)
+    key = "birthday" if name == "age_group" else str(name).removeprefix("trait:")
+    traits = source.latest_traits()
+    traits = traits.filter(traits.key == key).select("person", "text_value")
+    valued = entry.left_join(traits, "person").select("unit", "ts", "text_value")
+    if name != "age_group":
+        return valued.select("unit", value=valued.text_value)
+    born = valued.text_value.substr(0, 10).try_cast("date")
+    day = valued.ts.date()
+    birthday_not_yet = (day.month() < born.month()) | (
+        (day.month() == born.month()) & (day.day() < born.day())
+    )
+    age = day.year() - born.year() - ibis.ifelse(birthday_not_yet, 1, 0)
+    return valued.select("unit", value=_age_band(age, spec.age_bands))
+
+
+def _age_band(age: ir.IntegerValue, bands: tuple[int, ...]) -> ir.StringValue:
+    """``18-24``, …, ``65+``; under the first band ``under 18``; no birthday: NULL."""
+    cases = [(age.isnull(), ibis.null().cast("string"))]
+    cases.append((age < bands[0], ibis.literal(f"under {bands[0]}")))
+    for low, high in zip(bands, bands[1:], strict=False):
+        cases.append((age < high, ibis.literal(f"{low}-{high - 1}")))
+    return ibis.cases(*cases, else_=ibis.literal(f"{bands[-1]}+")).cast("string")
+
+
+def _medians(table: ir.Table, keys: list[str], value: str) -> ir.Table:
+    """(keys…, median) of ``value``: the middle row, or the mean of the middle two. Exact and
+    the same on every engine (engines' own medians differ: interpolated or approximate)."""
+    window = ibis.window(group_by=[table[k] for k in keys], order_by=table[value])
+    counted = table.mutate(
+        _n=ibis.row_number().over(window),
+        _c=table[value].count().over(ibis.window(group_by=[table[k] for k in keys])),
+    )
+    middle = counted.filter(
+        (counted._n * 2 == counted._c - 1)
+        | (counted._n * 2 == counted._c - 2)
+        | (counted._n * 2 == counted._c)
+    )
+    return middle.group_by(keys).agg(median=middle[value].mean())
+
+
+def _bucket_index(ms: ir.IntegerValue) -> ir.IntegerValue:
+    cases = [(ms < lower * 1000, i - 1) for i, (_, lower) in enumerate(BUCKETS) if i > 0]
+    return ibis.cases(*cases, else_=len(BUCKETS) - 1)
+
+
+def funnel(source: Source, spec: FunnelSpec | dict[str, Any]) -> FunnelResult:
+    """Units per step, conversion, time to convert; per breakdown value when one is asked."""
+    spec = funnel_spec(spec)
+    entry = entries(source, spec)
+    times = step_times(source, spec)
+    if spec.breakdown is not None:
+        values = breakdown_values(source, spec, entry)
+    else:
+        values = entry.select("unit", value=ibis.null().cast("string"))
+    start = entry.select("unit", entry_ts="ts").join(values, "unit")
+    timed = times.join(start, "unit")
+    timed = timed.mutate(ms=timed.ts.delta(timed.entry_ts, unit="millisecond"))
+
+    counts = _rows(timed.group_by("value", "step").agg(units=timed.unit.nunique()))
+    medians = _rows(_medians(timed, ["value", "step"], "ms"))
+    last = timed.filter(timed.step == len(spec.steps))
+    overall_median = _rows(_medians(last.mutate(all=ibis.literal(1)), ["all"], "ms"))
+    group_median = _rows(_medians(last, ["value"], "ms"))
+    bucketed = last.mutate(bucket=_bucket_index(last.ms))
+    buckets = _rows(bucketed.group_by("value", "bucket").agg(units=bucketed.unit.nunique()))
+
+    window_seconds = spec.window.total_seconds()
+    by_value: dict[Any, dict[int, int]] = {}
+    for row in counts:
+        by_value.setdefault(row["value"], {})[row["step"]] = row["units"]
+    median_of = {(r["value"], r["step"]): r["median"] for r in medians}
+    buckets_of: dict[Any, dict[int, int]] = {}
+    for row in buckets:
+        buckets_of.setdefault(row["value"], {})[row["bucket"]] = row["units"]
+
+    def steps_for(reached: dict[int, int], median: dict[int, float | None]) -> list[StepCount]:
+        return _step_counts(spec, reached, median)
+
+    total_reached = {
+        k: sum(v.get(k, 0) for v in by_value.values()) for k in range(1, len(spec.steps) + 1)
+    }
+    total_median = {r["step"]: r["median"] for r in _rows(_medians(timed, ["step"], "ms"))}
+    total_buckets: dict[int, int] = {}
+    for per in buckets_of.values():
+        for index, units in per.items():
+            total_buckets[index] = total_buckets.get(index, 0) + units
+    result_steps = steps_for(total_reached, total_median)
+    ttc = TimeToConvert(
+        _seconds(overall_median[0]["median"]) if overall_median else None,
+        _histogram(total_buckets, window_seconds),
+    )
+    groups = []
+    if spec.breakdown is not None:
+        for value in sorted(by_value, key=lambda v: (v is None, str(v))):
+            group_median_value = next(
+                (r["median"] for r in group_median if r["value"] == value), None
+            )
+            groups.append(
+                FunnelGroup(
+                    value,
+                    steps_for(
+                        by_value[value],
+                        {k: median_of.get((value, k)) for k in range(1, len(spec.steps) + 1)},
+                    ),
+                    TimeToConvert(
+                        _seconds(group_median_value),
+                        _histogram(buckets_of.get(value, {}), window_seconds),
+                    ),
+                )
+            )
+    return FunnelResult(
+        spec.unit, spec.order, window_seconds, result_steps, ttc, spec.breakdown, groups
+    )
+
+
+def funnel_by_unit(source: Source, spec: FunnelSpec | dict[str, Any]) -> dict[str, FunnelResult]:
+    """The same funnel per resolved person and per device, side by side: how much
+    cross-device stitching changes the numbers."""
+    spec = funnel_spec(spec)
+    return {
+        unit: funnel(source, spec.model_copy(update={"unit": unit}))
+        for unit in ("person", "device")
+    }
+
+
+def drop_offs(
+    source: Source,
+    spec: FunnelSpec | dict[str, Any],
+    step: int,
+    limit: int = 50,
+    offset: int = 0,
+) -> DropOffPage:
+    """The units that reached ``step`` (1-based) and not the next, by entry time, one page."""
+    spec = funnel_spec(spec)
+    if not 1 <= step < len(spec.steps):
+        raise AnalysisError(
+            f"step: give a step from 1 to {len(spec.steps) - 1} (the last step has no drop-off)"
+        )
+    if limit < 1 or offset < 0:
+        raise AnalysisError("limit: give at least 1; offset: give 0 or more")
+    entry = entries(source, spec)
+    times = step_times(source, spec)
+    furthest = times.group_by("unit").agg(reached=times.step.max())
+    stuck = furthest.filter(furthest.reached == step)
+    at = times.filter(times.step == step).select("unit", reached_at="ts")
+    rows = (
+        entry.join(stuck, "unit")
+        .join(at, "unit")
+        .select("unit", "person", "device", entered_at="ts", reached_at="reached_at")
+    )
+    if spec.unit == "device":
+        identifiers = source.backend.table("identifiers")
+        named = identifiers.select(
+            device=identifiers.sid,
+            identifier=identifiers.type.concat(":", identifiers.value),
+        )
+        rows = rows.join(named, "device")
+    total = int(rows.count().to_pyarrow().as_py())
+    page = (
+        rows.order_by(["entered_at", "unit"]).limit(limit, offset=offset).to_pyarrow().to_pylist()
+    )
+    units = []
+    for row in page:
+        out: dict[str, Any] = {"person": row["person"]}
+        if spec.unit == "device":
+            out |= {"device": row["device"], "identifier": row["identifier"]}
+        out |= {"entered_at": _iso(row["entered_at"]), "reached_at": _iso(row["reached_at"])}
+        units.append(out)
+    return DropOffPage(step, total, units)
+
+
+# -- assembling -----------------------------------------------------------------------------
+def _rows(table: ir.Table) -> list[dict[str, Any]]:
+    return table.to_pyarrow().to_pylist()
+
+
+def _step_counts(
+    spec: FunnelSpec, reached: dict[int, int], medians: dict[int, float | None]
+) -> list[StepCount]:
+    out = []
+    first = reached.get(1, 0)
+    for index, step in enumerate(spec.steps, start=1):
+        units = reached.get(index, 0)
+        previous = reached.get(index - 1, 0) if index > 1 else units
+        out.append(
+            StepCount(
+                step=index,
+                event=str(step.event),
+                units=units,
+                conversion=_share(units, first),
+                from_previous=_share(units, previous),
+                dropped=previous - units if index > 1 else 0,
+                median_seconds=_seconds(medians.get(index)),
+            )
+        )
+    return out
+
+
+def _histogram(units: dict[int, int], window_seconds: float) -> list[Bucket]:
+    out = []
+    for index, (label, lower) in enumerate(BUCKETS):
+        if lower > window_seconds:
+            break
+        upper = BUCKETS[index + 1][1] if index + 1 < len(BUCKETS) else None
+        out.append(Bucket(label, lower, upper, units.get(index, 0)))
+    return out
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else round(ms / 1000, 3)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds") + "Z"
