@@ -1,0 +1,372 @@
+"""The journey map: how persons move through the stages, where they stop, which channels and
+touchpoints they use on the way, which negative signals go with stopping, and the transitions
+a Sankey diagram draws. Ibis expressions only, so DuckDB and Spark give the same map.
+
+Definitions (a person's *journey* is their stage entries ordered by entry time, then arrival,
+then model order; one event may enter two stages, as a first visit that is also a product
+view enters awareness and consideration):
+
+- **reached** (stage k): persons who entered k.
+- **went on**: persons who, after entering k, entered a later stage of the model (any later
+  one: people skip stages). "After" is in the journey's order, so a stage entered before k
+  (sharing content, which enters advocacy, before buying) is not moving on from k.
+- **next stage**: persons who, after entering k, entered stage k+1 itself.
+- **dropped**: reached − went on: nothing further after k. This is "current stage" of
+  :func:`~touchpoints.journeys.stages.stage_distribution` except for persons who entered a
+  later stage before k. The last stage has no next, so its went on, next stage, dropped,
+  conversion and times are ``None``.
+- **conversion**: went on / reached.
+- **time to move on**: from entering k to entering the first later stage after it, in whole
+  seconds (event times are truncated to the second, as Spark's ``unix_timestamp`` does);
+  median and 90th percentile, interpolated linearly (DuckDB ``percentile_cont``, Spark
+  ``percentile``: both exact).
+- **while in a stage**: from entering k (that event included) until the person's next stage
+  entry in the journey (excluded), or for ever after the last one. Top channels and top
+  touchpoints (event or page/screen names) count the events of that span: persons, then
+  events, then the name decides the rank.
+- **pain points**: a signal happened in the stage the person was in at that moment. For each
+  stage before the last, persons with the signal there are compared with the other persons
+  who reached that stage: the drop-out rate of each and their ratio (relative risk). The
+  overall figure pools the stages with the Mantel-Haenszel relative risk. Comparing within a
+  stage matters: most people drop out early, and a signal that comes late (a complaint after
+  buying) would otherwise look protective only because late stages lose fewer people.
+- **stage transitions**: consecutive entries in each journey (awareness → consideration);
+  **channel transitions**: the directly-follows relation of each person's events ordered by
+  time, then arrival (the same relation process-mining tools call the DFG). With
+  ``collapse_repeats`` a run of events on one channel counts as one visit (no self-loops,
+  which a Sankey cannot draw); without it the counts equal pm4py's ``discover_dfg``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import reduce
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+
+from touchpoints.journeys.model import StageModel
+from touchpoints.journeys.source import Source
+from touchpoints.journeys.stages import matching_events, ordered_events, stage_entries
+
+
+@dataclass(frozen=True)
+class StageStep:
+    stage: str
+    reached: int
+    went_on: int | None  # entered any later stage after this one
+    next_stage: int | None  # entered the very next stage of the model after this one
+    dropped: int | None  # reached - went_on
+    conversion: float | None  # went_on / reached
+    median_seconds: float | None  # time to move on, over the persons who went on
+    p90_seconds: float | None
+    top_channels: list[dict[str, Any]] = field(default_factory=list)  # channel, persons, events
+    top_touchpoints: list[dict[str, Any]] = field(default_factory=list)  # event, persons, events
+
+
+@dataclass(frozen=True)
+class PainPointStat:
+    name: str
+    persons: int  # persons with the signal, anywhere in their journey
+    relative_risk: float | None  # of dropping out, pooled over stages (Mantel-Haenszel)
+    by_stage: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JourneyMap:
+    stages: list[StageStep]
+    pain_points: list[PainPointStat]
+    stage_transitions: list[dict[str, Any]]  # source, target, persons
+    channel_transitions: list[dict[str, Any]]  # source, target, count
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def journey_map(
+    source: Source, model: StageModel, *, top: int = 5, collapse_repeats: bool = True
+) -> JourneyMap:
+    """The whole map; ``top`` channels and touchpoints per stage; ``collapse_repeats`` for
+    the channel transitions (see the module's docstring)."""
+    if top < 1:
+        raise ValueError(f"top must be at least 1, not {top}")
+    entries = stage_entries(source, model)
+    progress = _progress(entries)
+    spans = stage_spans(entries)
+    events = ordered_events(source, model)
+    last = len(model.stages) - 1
+
+    counts = {
+        row["stage_index"]: row
+        for row in _rows(
+            progress.group_by("stage_index").agg(
+                reached=progress.count(),
+                went_on=progress.went_on.sum(),
+                next_stage=progress.to_next.sum(),
+            )
+        )
+    }
+    moved = progress.filter(progress.seconds.notnull())
+    times = {
+        row["stage_index"]: row
+        for row in _rows(
+            moved.group_by("stage_index").agg(
+                median=moved.seconds.quantile(0.5), p90=moved.seconds.quantile(0.9)
+            )
+        )
+    }
+    in_stage = _events_in_stage(events, spans)
+    channels = _top(in_stage, "channel", top)
+    touchpoints = _top(in_stage, "event", top)
+
+    steps = []
+    for index, name in enumerate(model.names):
+        row = counts.get(index, {})
+        reached = int(row.get("reached") or 0)
+        went_on = int(row.get("went_on") or 0)
+        timing = times.get(index, {})
+        final = index == last
+        steps.append(
+            StageStep(
+                stage=name,
+                reached=reached,
+                went_on=None if final else went_on,
+                next_stage=None if final else int(row.get("next_stage") or 0),
+                dropped=None if final else reached - went_on,
+                conversion=None if final or not reached else round(went_on / reached, 4),
+                median_seconds=None if final else _seconds(timing.get("median")),
+                p90_seconds=None if final else _seconds(timing.get("p90")),
+                top_channels=channels.get(index, []),
+                top_touchpoints=touchpoints.get(index, []),
+            )
+        )
+    return JourneyMap(
+        stages=steps,
+        pain_points=_pain_points(source, model, events, entries, progress, spans, steps),
+        stage_transitions=stage_transitions(entries),
+        channel_transitions=[
+            {"source": a, "target": b, "count": n}
+            for (a, b), n in sorted(
+                directly_follows(source, "channel", collapse_repeats=collapse_repeats).items()
+            )
+        ],
+    )
+
+
+def stage_spans(entries: ir.Table) -> ir.Table:
+    """(person, stage_index, stage, entered_at, entered_seq, until_at, until_seq, next_index):
+    each stage entry with the next entry of the person's journey (null after the last)."""
+    window = ibis.window(
+        group_by=entries.person,
+        order_by=[entries.entered_at, entries.entered_seq, entries.stage_index],
+    )
+    return entries.select(
+        "person",
+        "stage_index",
+        "stage",
+        "entered_at",
+        "entered_seq",
+        until_at=entries.entered_at.lead().over(window),
+        until_seq=entries.entered_seq.lead().over(window),
+        next_index=entries.stage_index.lead().over(window),
+    )
+
+
+def stage_transitions(entries: ir.Table) -> list[dict[str, Any]]:
+    """Consecutive stage entries of each journey: (source, target, persons), by count."""
+    spans = stage_spans(entries)
+    pairs = spans.filter(spans.next_index.notnull())
+    counted = pairs.group_by("stage_index", "next_index").agg(persons=pairs.count())
+    names = entries.select("stage_index", "stage").distinct()
+    rows = _rows(counted)
+    name_of = {row["stage_index"]: row["stage"] for row in _rows(names)}
+    out = [
+        {
+            "source": name_of[row["stage_index"]],
+            "target": name_of[row["next_index"]],
+            "persons": int(row["persons"]),
+        }
+        for row in rows
+    ]
+    order = {name: i for i, name in sorted(name_of.items())}
+    return sorted(out, key=lambda t: (order[t["source"]], order[t["target"]]))
+
+
+def directly_follows(
+    source: Source,
+    by: Literal["channel", "event"] = "channel",
+    *,
+    collapse_repeats: bool = False,
+) -> dict[tuple[str, str], int]:
+    """How often ``by`` value b directly follows a in a person's events, ordered by time then
+    arrival. Without ``collapse_repeats`` this is the directly-follows graph of process
+    mining (pm4py's ``discover_dfg`` with case = person, activity = ``by``); with it, a run of
+    equal values counts once, so there are no self-loops."""
+    if by not in ("channel", "event"):
+        raise ValueError(f"by must be 'channel' or 'event', not {by!r}")
+    events = source.events()
+    window = ibis.window(group_by=events.person, order_by=[events.ts, events.seq])
+    steps = events.select(a=events[by], b=events[by].lead().over(window))
+    steps = steps.filter(steps.b.notnull())
+    if collapse_repeats:
+        steps = steps.filter(steps.a != steps.b)
+    counted = steps.group_by("a", "b").agg(n=steps.count())
+    return {(row["a"], row["b"]): int(row["n"]) for row in _rows(counted)}
+
+
+# -- pieces ---------------------------------------------------------------------------------
+def _progress(entries: ir.Table) -> ir.Table:
+    """(person, stage_index, went_on, to_next, seconds): per stage entry, whether a later
+    stage was entered after it (1/0), whether stage k+1 was, and the seconds to the first."""
+    later = entries.select(
+        "person", later_index="stage_index", later_at="entered_at", later_seq="entered_seq"
+    )
+    after = entries.join(
+        later,
+        [
+            entries.person == later.person,
+            later.later_index > entries.stage_index,
+            (later.later_at > entries.entered_at)
+            | ((later.later_at == entries.entered_at) & (later.later_seq >= entries.entered_seq)),
+        ],
+    )
+    found = after.group_by("person", "stage_index").agg(
+        next_at=after.later_at.min(),
+        to_next=(after.later_index == after.stage_index + 1).cast("int64").max(),
+    )
+    joined = entries.left_join(found, ["person", "stage_index"])
+    return joined.select(
+        person=joined.person,
+        stage_index=joined.stage_index,
+        went_on=joined.next_at.notnull().cast("int64"),
+        to_next=joined.to_next.fill_null(0),
+        seconds=_epoch(joined.next_at) - _epoch(joined.entered_at),
+    )
+
+
+def _epoch(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """Whole seconds since 1970: the same on DuckDB (epoch) and Spark (unix_timestamp)."""
+    return ts.epoch_seconds().floor().cast("int64")
+
+
+def _in_span(ts: ir.Value, seq: ir.Value, spans: ir.Table) -> ir.BooleanValue:
+    """The event (ts, seq) falls from the entry (included) to the next entry (excluded)."""
+    from_entry = (ts > spans.entered_at) | ((ts == spans.entered_at) & (seq >= spans.entered_seq))
+    before_next = (
+        spans.until_at.isnull()
+        | (ts < spans.until_at)
+        | ((ts == spans.until_at) & (seq < spans.until_seq))
+    )
+    return from_entry & before_next
+
+
+def _events_in_stage(events: ir.Table, spans: ir.Table) -> ir.Table:
+    """(person, stage_index, seq, channel, event): each event with the stage its person was in."""
+    own = events.select("person", "seq", "ts", "channel", "event")
+    joined = own.join(spans, [own.person == spans.person, _in_span(own.ts, own.seq, spans)])
+    return joined.select("person", "stage_index", "seq", "channel", "event")
+
+
+def _top(in_stage: ir.Table, column: str, top: int) -> dict[int, list[dict[str, Any]]]:
+    counted = in_stage.group_by("stage_index", column).agg(
+        persons=in_stage.person.nunique(), events=in_stage.count()
+    )
+    window = ibis.window(
+        group_by=counted.stage_index,
+        order_by=[ibis.desc(counted.persons), ibis.desc(counted.events), counted[column]],
+    )
+    ranked = counted.mutate(rank=ibis.row_number().over(window))
+    best = ranked.filter(ranked.rank < top)
+    out: dict[int, list[dict[str, Any]]] = {}
+    for row in sorted(_rows(best), key=lambda r: (r["stage_index"], r["rank"])):
+        out.setdefault(row["stage_index"], []).append(
+            {column: row[column], "persons": int(row["persons"]), "events": int(row["events"])}
+        )
+    return out
+
+
+def _pain_points(
+    source: Source,
+    model: StageModel,
+    events: ir.Table,
+    entries: ir.Table,
+    progress: ir.Table,
+    spans: ir.Table,
+    steps: list[StageStep],
+) -> list[PainPointStat]:
+    if not model.pain_points:
+        return []
+    by_name = {name: entries.filter(entries.stage == name) for name in model.names}
+    signals = reduce(
+        lambda a, b: a.union(b),
+        [
+            matching_events(pain.rules, events, source, by_name).select(
+                "person", "seq", "ts", pain=ibis.literal(pain.name)
+            )
+            for pain in model.pain_points
+        ],
+    )
+    totals = {row["pain"]: int(row["n"]) for row in _rows(
+        signals.group_by("pain").agg(n=signals.person.nunique())
+    )}  # fmt: skip
+    placed = signals.join(
+        spans, [signals.person == spans.person, _in_span(signals.ts, signals.seq, spans)]
+    )
+    where = placed.select("pain", "person", "stage_index").distinct()
+    outcome = where.join(
+        progress.select("person", "stage_index", "went_on"), ["person", "stage_index"]
+    )
+    per_stage = outcome.group_by("pain", "stage_index").agg(
+        persons=outcome.count(), dropped=(1 - outcome.went_on).sum()
+    )
+    cells: dict[str, dict[int, tuple[int, int]]] = {}
+    for row in _rows(per_stage):
+        cells.setdefault(row["pain"], {})[row["stage_index"]] = (
+            int(row["persons"]),
+            int(row["dropped"]),
+        )
+    out = []
+    for pain in model.pain_points:
+        rows = []
+        pooled_with = pooled_without = 0.0
+        for index, step in enumerate(steps[:-1]):
+            if index not in cells.get(pain.name, {}):
+                continue
+            persons, dropped = cells[pain.name][index]
+            others = step.reached - persons
+            others_dropped = (step.dropped or 0) - dropped
+            rate = dropped / persons
+            other_rate = others_dropped / others if others else None
+            rows.append(
+                {
+                    "stage": step.stage,
+                    "persons": persons,
+                    "dropped": dropped,
+                    "drop_rate": round(rate, 4),
+                    "others": others,
+                    "others_dropped": others_dropped,
+                    "others_drop_rate": None if other_rate is None else round(other_rate, 4),
+                    "relative_risk": round(rate / other_rate, 4) if other_rate else None,
+                }
+            )
+            # Mantel-Haenszel: sum(a * n0 / N) / sum(c * n1 / N) over the stages.
+            pooled_with += dropped * others / step.reached
+            pooled_without += others_dropped * persons / step.reached
+        out.append(
+            PainPointStat(
+                name=pain.name,
+                persons=totals.get(pain.name, 0),
+                relative_risk=round(pooled_with / pooled_without, 4) if pooled_without else None,
+                by_stage=rows,
+            )
+        )
+    return out
+
+
+def _rows(table: ir.Table) -> list[dict[str, Any]]:
+    return table.to_pyarrow().to_pylist()
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)

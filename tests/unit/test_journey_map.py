@@ -1,0 +1,329 @@
+"""The journey map: per-stage reach, conversion, time to move on, drop-off, channels and
+touchpoints while in a stage, pain points weighed against dropping out, and transitions,
+computed by hand on a small case (skipped stages, same timestamps, a late event); the
+directly-follows counts equal pm4py's on the demo data; DuckDB and Spark give the same map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_identity_rebuild import send
+
+from conftest import spark_source
+from touchpoints.config import load_settings
+from touchpoints.core import Touchpoints
+from touchpoints.journeys.journey_map import StageStep, directly_follows, journey_map
+from touchpoints.journeys.model import StageModel, load_model
+from touchpoints.journeys.source import duckdb_source, refresh
+
+MODEL = StageModel.model_validate(
+    {
+        "stages": [
+            {"name": "awareness", "rules": [{"first": True}]},
+            {"name": "consideration", "rules": [{"event": "Product Viewed"}]},
+            {"name": "decision", "rules": [{"event": "Quote Requested"}]},
+            {"name": "purchase", "rules": [{"event": "Order Completed"}]},
+        ],
+        "pain_points": [
+            {"name": "configurator error", "rules": [{"event": "Configurator Error"}]},
+            {"name": "complaint", "rules": [{"event": "Complaint Filed", "channel": "phone"}]},
+            {"name": "low rating", "rules": [{"properties": {"rating": {"lte": 2}}}]},
+        ],
+    }
+)
+
+
+def ev(anon: str, ts: str, message_id: str, channel: str, event: str, **extra: Any) -> dict:
+    """A track call, or a page call when ``event`` is a page name (Home)."""
+    message: dict[str, Any] = {
+        "anonymousId": anon,
+        "timestamp": f"2026-03-{ts}Z",
+        "messageId": message_id,
+        "context": {"channel": channel},
+    }
+    if event == "Home":
+        message |= {"type": "page", "name": "Home"}
+    else:
+        message |= {"type": "track", "event": event}
+    return message | extra
+
+
+def journeys(tp: Touchpoints) -> None:
+    send(
+        tp,
+        [
+            # Anna, laptop and phone: a visit and a product view at the same second (arrival
+            # decides: the visit is first), a configurator error, a quote on the phone, then
+            # she signs in on both devices and buys in the store.
+            ev("a-laptop", "01T10:00:00", "a1", "web", "Home"),
+            ev("a-laptop", "01T10:00:00", "a2", "web", "Product Viewed"),
+            ev("a-laptop", "02T10:00:00", "a3", "web", "Configurator Error"),
+            ev("a-phone", "03T12:00:00", "a4", "app", "Quote Requested"),
+            {
+                "type": "identify",
+                "anonymousId": "a-phone",
+                "userId": "anna",
+                "timestamp": "2026-03-03T12:00:01Z",
+                "messageId": "a5",
+                "context": {"channel": "app"},
+            },
+            {
+                "type": "identify",
+                "anonymousId": "a-laptop",
+                "userId": "anna",
+                "timestamp": "2026-03-03T12:00:02Z",
+                "messageId": "a6",
+                "context": {"channel": "web"},
+            },
+            ev("a-laptop", "05T12:00:00", "a7", "store", "Order Completed"),
+            # Ben: a product view is his first event (awareness and consideration at once),
+            # an error and a complaint by phone, then nothing.
+            ev("ben", "01T09:00:00", "b1", "web", "Product Viewed"),
+            ev("ben", "02T09:00:00", "b2", "web", "Configurator Error"),
+            ev("ben", "02T09:30:00", "b3", "phone", "Complaint Filed"),
+            # Cem: skips consideration and decision; complains after buying (the last stage:
+            # no dropping out to weigh there).
+            ev("cem", "04T14:00:00", "c1", "web", "Home"),
+            ev("cem", "04T15:00:00", "c2", "store", "Order Completed"),
+            ev("cem", "06T15:00:00", "c3", "phone", "Complaint Filed"),
+            # Dana: a visit, a newsletter, a quote; her product view arrives late (below).
+            ev("dana", "02T08:00:00", "d1", "web", "Home"),
+            ev("dana", "02T08:05:00", "d2", "email", "Email Opened"),
+            ev("dana", "07T10:00:00", "d3", "web", "Quote Requested"),
+            # Eve: a visit and an error at the same second, then nothing.
+            ev("eve", "03T09:00:00", "e1", "web", "Home"),
+            ev("eve", "03T09:00:00", "e2", "web", "Configurator Error"),
+            # Finn: looks on the app and leaves, no pain on the way.
+            ev("finn", "05T08:00:00", "f1", "app", "Product Viewed"),
+            ev("finn", "05T09:00:00", "f2", "app", "Brochure Downloaded"),
+        ],
+    )
+    # Dana's product view happened first but arrives last: it enters awareness and
+    # consideration at its event time.
+    send(tp, [ev("dana", "01T20:00:00", "d0", "web", "Product Viewed")])
+
+
+def test_the_journey_map_of_a_small_case_matches_the_hand_count(tmp_path: Path) -> None:
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        journeys(tp)
+        refresh(tp.warehouse)
+        found = journey_map(duckdb_source(tp.warehouse), MODEL, top=2)
+
+    awareness, consideration, decision, purchase = found.stages
+    # Awareness: 6 persons; all but Eve went on (Cem straight to purchase), four to
+    # consideration. Times: Anna, Ben, Dana, Finn 0 s (same second or same event), Cem
+    # 3,600 s: median 0, p90 0 + 0.6 × 3,600.
+    assert awareness == StageStep(
+        stage="awareness",
+        reached=6,
+        went_on=5,
+        next_stage=4,
+        dropped=1,
+        conversion=0.8333,
+        median_seconds=0.0,
+        p90_seconds=2160.0,
+        top_channels=[{"channel": "web", "persons": 3, "events": 4}],
+        top_touchpoints=[
+            {"event": "Home", "persons": 3, "events": 3},
+            {"event": "Configurator Error", "persons": 1, "events": 1},
+        ],
+    )
+    # Consideration: Anna, Ben, Dana, Finn; Anna (50 h) and Dana (5 days 14 h, from her late
+    # product view) went on to decision.
+    assert consideration == StageStep(
+        stage="consideration",
+        reached=4,
+        went_on=2,
+        next_stage=2,
+        dropped=2,
+        conversion=0.5,
+        median_seconds=(180_000 + 482_400) / 2,
+        p90_seconds=180_000 + 0.9 * (482_400 - 180_000),
+        top_channels=[
+            {"channel": "web", "persons": 3, "events": 6},
+            {"channel": "mobile_app", "persons": 1, "events": 2},
+        ],
+        top_touchpoints=[
+            {"event": "Product Viewed", "persons": 4, "events": 4},
+            {"event": "Configurator Error", "persons": 2, "events": 2},
+        ],
+    )
+    # Decision: Anna's quote and both sign-ins (the laptop's on the web) until her order.
+    assert decision == StageStep(
+        stage="decision",
+        reached=2,
+        went_on=1,
+        next_stage=1,
+        dropped=1,
+        conversion=0.5,
+        median_seconds=172_800.0,
+        p90_seconds=172_800.0,
+        top_channels=[
+            {"channel": "web", "persons": 2, "events": 2},
+            {"channel": "mobile_app", "persons": 1, "events": 2},
+        ],
+        top_touchpoints=[
+            {"event": "Quote Requested", "persons": 2, "events": 2},
+            {"event": "identify", "persons": 1, "events": 2},
+        ],
+    )
+    assert (purchase.reached, purchase.went_on, purchase.dropped, purchase.conversion) == (
+        2,
+        None,
+        None,
+        None,
+    )
+    assert purchase.top_channels == [
+        {"channel": "store", "persons": 2, "events": 2},
+        {"channel": "phone", "persons": 1, "events": 1},
+    ]
+
+    pains = {p.name: p for p in found.pain_points}
+    # Configurator errors: Eve in awareness (dropped; none of the 5 others did), Anna and
+    # Ben in consideration (1 of 2 dropped; of Dana and Finn, 1 of 2). Mantel-Haenszel:
+    # (1·5/6 + 1·2/4) / (0·1/6 + 1·2/4) = 2.6667.
+    error = pains["configurator error"]
+    assert (error.persons, error.relative_risk) == (3, 2.6667)
+    assert error.by_stage == [
+        {
+            "stage": "awareness",
+            "persons": 1,
+            "dropped": 1,
+            "drop_rate": 1.0,
+            "others": 5,
+            "others_dropped": 0,
+            "others_drop_rate": 0.0,
+            "relative_risk": None,
+        },
+        {
+            "stage": "consideration",
+            "persons": 2,
+            "dropped": 1,
+            "drop_rate": 0.5,
+            "others": 2,
+            "others_dropped": 1,
+            "others_drop_rate": 0.5,
+            "relative_risk": 1.0,
+        },
+    ]
+    # Complaints by phone: Ben in consideration (dropped; 1 of 3 others did: RR 3); Cem's
+    # after buying counts among persons but not against dropping out.
+    complaint = pains["complaint"]
+    assert (complaint.persons, complaint.relative_risk) == (2, 3.0)
+    assert [(s["stage"], s["persons"], s["dropped"]) for s in complaint.by_stage] == [
+        ("consideration", 1, 1)
+    ]
+    assert (pains["low rating"].persons, pains["low rating"].by_stage) == (0, [])
+
+    assert found.stage_transitions == [
+        {"source": "awareness", "target": "consideration", "persons": 4},
+        {"source": "awareness", "target": "purchase", "persons": 1},
+        {"source": "consideration", "target": "decision", "persons": 2},
+        {"source": "decision", "target": "purchase", "persons": 1},
+    ]
+    # Collapsed: no web → web; Anna's two app events count as one visit.
+    assert found.channel_transitions == [
+        {"source": "email", "target": "web", "count": 1},
+        {"source": "mobile_app", "target": "web", "count": 1},
+        {"source": "store", "target": "phone", "count": 1},
+        {"source": "web", "target": "email", "count": 1},
+        {"source": "web", "target": "mobile_app", "count": 1},
+        {"source": "web", "target": "phone", "count": 1},
+        {"source": "web", "target": "store", "count": 2},
+    ]
+
+
+def test_directly_follows_orders_by_event_time_then_arrival(tmp_path: Path) -> None:
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        journeys(tp)
+        refresh(tp.warehouse)
+        source = duckdb_source(tp.warehouse)
+        channels = directly_follows(source, "channel")
+        events = directly_follows(source, "event")
+    assert channels == {
+        ("web", "web"): 5,  # Anna 2, Ben 1, Dana 1, Eve 1
+        ("mobile_app", "mobile_app"): 2,  # Anna's quote and sign-in; Finn
+        ("web", "mobile_app"): 1,
+        ("mobile_app", "web"): 1,
+        ("web", "store"): 2,
+        ("web", "phone"): 1,
+        ("store", "phone"): 1,
+        ("web", "email"): 1,
+        ("email", "web"): 1,
+    }
+    # Same second: arrival decides (Eve's visit, then her error; Anna's visit, then her
+    # product view); Dana's late product view comes first, by its event time.
+    assert events[("Home", "Configurator Error")] == 1
+    assert ("Configurator Error", "Home") not in events
+    assert events[("Home", "Product Viewed")] == 1
+    assert events[("Product Viewed", "Home")] == 1
+    assert sum(events.values()) == 21 - 6  # 21 events, less each of 6 persons' first
+
+
+# -- a reference no one here wrote ----------------------------------------------------------
+def load_demo(tp: Touchpoints, people: int, out_dir: Path) -> None:
+    """The simulated company's events and CRM export, as benchmarks/identity.py loads them."""
+    from touchpoints.collect.importer import load_mapping, read_csv
+    from touchpoints.demo.files import write_demo_files
+    from touchpoints.demo.simulator import DemoConfig, Simulator
+
+    sim = Simulator(DemoConfig(people=people))
+    messages = list(sim.events())
+    files = write_demo_files(sim, out_dir)
+    mapping = load_mapping(files.crm_mapping)
+    messages += [line.message for line in read_csv(files.crm_export, mapping) if line.message]
+    for start in range(0, len(messages), 2000):
+        outcome = tp.judge({"batch": messages[start : start + 2000]}, "import", source="test")
+        assert not outcome.rejected and not outcome.body_problems
+        tp.write_rows(outcome.rows)
+
+
+def test_directly_follows_equals_pm4py_discover_dfg_on_the_demo(tmp_path: Path) -> None:
+    pm4py = pytest.importorskip("pm4py")
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        load_demo(tp, 300, tmp_path / "demo")
+        refresh(tp.warehouse)
+        source = duckdb_source(tp.warehouse)
+        events = source.events()
+        # pm4py sorts each case by timestamp with a stable sort, so events of the same
+        # moment keep the order they are given in: give them in arrival order (seq).
+        frame = (
+            events.select(case="person", ts="ts", seq="seq", channel="channel", event="event")
+            .order_by(["case", "ts", "seq"])
+            .to_pandas()
+        )
+        ours = {by: directly_follows(source, by) for by in ("channel", "event")}
+        sankey = journey_map(source, load_model()).channel_transitions
+
+    frame["case:concept:name"] = frame["case"].astype(str)
+    frame["time:timestamp"] = frame["ts"]
+    ties = frame.duplicated(["case", "ts"]).sum()
+    assert ties > 100  # same-moment events within a person: the order above matters
+    for by in ("channel", "event"):
+        log = frame.assign(**{"concept:name": frame[by]})
+        dfg, _starts, _ends = pm4py.discover_dfg(log)
+        assert {pair: int(n) for pair, n in dfg.items()} == ours[by]
+        assert sum(ours[by].values()) == len(frame) - frame["case"].nunique()
+    # The Sankey's channel transitions are the same counts without self-loops.
+    assert {(t["source"], t["target"]): t["count"] for t in sankey} == {
+        (a, b): n for (a, b), n in ours["channel"].items() if a != b
+    }
+    assert len(sankey) > 20
+    # The same log with same-moment events the other way round gives another event DFG.
+    reversed_ties = frame.sort_values(["case", "ts", "seq"], ascending=[True, True, False])
+    other, _s, _e = pm4py.discover_dfg(reversed_ties.assign(**{"concept:name": frame["event"]}))
+    assert dict(other) != ours["event"]
+
+
+@pytest.mark.spark
+def test_duckdb_and_spark_give_the_same_journey_map(tmp_path: Path, spark: object) -> None:
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        journeys(tp)
+        refresh(tp.warehouse)
+        on_duckdb = journey_map(duckdb_source(tp.warehouse), MODEL, top=2).to_dict()
+        on_spark = journey_map(spark_source(spark, tp), MODEL, top=2).to_dict()  # type: ignore[arg-type]
+    assert on_spark == on_duckdb
+    assert on_duckdb["stages"][1]["p90_seconds"] == 452_160.0
+    assert on_duckdb["pain_points"][0]["relative_risk"] == 2.6667
