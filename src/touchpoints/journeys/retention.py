@@ -1,0 +1,183 @@
+"""Retention: cohort tables by the week or month units started, and how many came back in
+each later period. Ibis expressions only, so the same code runs on DuckDB and Spark.
+
+Semantics:
+
+- **Start**: a unit (a resolved person, or with ``unit="device"`` the event's anchor
+  identifier) starts with its first event, or its first ``start_event`` when one is named
+  (earliest by event time, then by arrival: a late event that happened earlier counts from
+  when it happened). ``since``/``until`` choose cohorts by that start; a unit whose first
+  start is outside them is in no cohort, even if it did the event again inside.
+- **Cohort**: the start truncated to its ISO week (weeks begin on Monday, UTC) or its month.
+- **Return**: an event (or a ``return_event``) strictly after the start (later, or at the
+  same moment and arrived later); the start event itself is never a return. Its period
+  offset is its period minus the cohort's period: offset 0 is a return later in the same
+  week or month.
+- **Table**: per cohort, its size and per offset 0..``periods`` the units that returned in
+  that period and their share of the cohort. An offset whose period begins after ``as_of``
+  (by default the latest event) cannot be known yet: ``None``, not 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from touchpoints.journeys.funnels import AnalysisError, explain, unit_events
+from touchpoints.journeys.source import Source
+
+
+class RetentionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: Literal["week", "month"] = "week"
+    periods: int = Field(8, ge=1, le=104)  # offsets 0..periods
+    start_event: str | None = None  # None: any event
+    return_event: str | None = None  # None: any event
+    unit: Literal["person", "device"] = "person"
+    since: datetime | None = None  # starts at or after (UTC)
+    until: datetime | None = None  # starts before (UTC)
+    as_of: datetime | None = None  # None: the latest event
+
+    @field_validator("start_event", "return_event")
+    @classmethod
+    def _named(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("give an event name, or leave it out for any event")
+        return value
+
+    @field_validator("since", "until", "as_of")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> RetentionSpec:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("until: give a moment after since")
+        return self
+
+
+def retention_spec(data: dict[str, Any] | RetentionSpec) -> RetentionSpec:
+    """A validated spec, or :class:`AnalysisError` naming each problem's place."""
+    if isinstance(data, RetentionSpec):
+        return data
+    try:
+        return RetentionSpec.model_validate(data)
+    except ValidationError as exc:
+        raise AnalysisError(explain(exc)) from None
+
+
+@dataclass(frozen=True)
+class Cohort:
+    cohort: str  # the first day of the week or month, ISO (2026-03-02)
+    size: int
+    returned: list[int | None]  # per offset 0..periods; None: not known yet
+    share: list[float | None]  # returned / size, four decimals
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    period: str
+    periods: int
+    unit: str
+    start_event: str | None
+    return_event: str | None
+    as_of: str | None  # ISO; None when there are no events
+    cohorts: list[Cohort]
+
+
+def _truncate(ts: ir.TimestampValue, period: str) -> ir.TimestampValue:
+    return ts.truncate("W" if period == "week" else "M")
+
+
+def _offset(later: ir.TimestampValue, cohort: ir.TimestampValue, period: str) -> ir.IntegerValue:
+    """Whole periods from the cohort's period start to ``later``'s (both truncated)."""
+    if period == "month":
+        return (later.year() * 12 + later.month()) - (cohort.year() * 12 + cohort.month())
+    return (later.delta(cohort, unit="day") / 7).round().cast("int64")
+
+
+def starts(source: Source, spec: RetentionSpec) -> ir.Table:
+    """(unit, ts, seq, cohort): each unit's first start event and its period."""
+    events = unit_events(source, spec.unit)
+    if spec.start_event is not None:
+        events = events.filter(events.event == spec.start_event)
+    window = ibis.window(group_by=events.unit, order_by=[events.ts, events.seq])
+    ranked = events.mutate(_n=ibis.row_number().over(window))
+    first = ranked.filter(ranked._n == 0).select("unit", "ts", "seq")
+    if spec.since is not None:
+        first = first.filter(first.ts >= spec.since)
+    if spec.until is not None:
+        first = first.filter(first.ts < spec.until)
+    return first.mutate(cohort=_truncate(first.ts, spec.period))
+
+
+def returns(source: Source, spec: RetentionSpec, start: ir.Table) -> ir.Table:
+    """(unit, cohort, offset): each period after the start in which a unit came back."""
+    events = unit_events(source, spec.unit)
+    if spec.return_event is not None:
+        events = events.filter(events.event == spec.return_event)
+    begun = start.select("unit", "cohort", start_ts="ts", start_seq="seq")
+    later = events.select("unit", "ts", "seq").join(begun, "unit")
+    later = later.filter(
+        (later.ts > later.start_ts) | ((later.ts == later.start_ts) & (later.seq > later.start_seq))
+    )
+    later = later.mutate(
+        offset=_offset(_truncate(later.ts, spec.period), later.cohort, spec.period)
+    )
+    later = later.filter(later.offset <= spec.periods)
+    return later.select("unit", "cohort", "offset").distinct()
+
+
+def retention(source: Source, spec: RetentionSpec | dict[str, Any]) -> RetentionResult:
+    """The cohort table: per cohort, its size and who came back in each period after."""
+    spec = retention_spec(spec)
+    start = starts(source, spec)
+    sizes = start.group_by("cohort").agg(size=start.unit.count()).to_pyarrow().to_pylist()
+    came = returns(source, spec, start)
+    counts = came.group_by("cohort", "offset").agg(units=came.unit.count())
+    returned = {(r["cohort"], r["offset"]): r["units"] for r in counts.to_pyarrow().to_pylist()}
+    as_of = spec.as_of
+    if as_of is None:
+        latest = unit_events(source, spec.unit).ts.max().to_pyarrow().as_py()
+        as_of = latest.replace(tzinfo=None) if latest is not None else None
+    cohorts = []
+    for row in sorted(sizes, key=lambda r: r["cohort"]):
+        cohort, size = row["cohort"].replace(tzinfo=None), row["size"]
+        counted: list[int | None] = []
+        for offset in range(spec.periods + 1):
+            begins = _period_start(cohort.date(), offset, spec.period)
+            known = as_of is not None and datetime.combine(begins, datetime.min.time()) <= as_of
+            counted.append(returned.get((row["cohort"], offset), 0) if known else None)
+        cohorts.append(
+            Cohort(
+                cohort.date().isoformat(),
+                size,
+                counted,
+                [None if n is None else round(n / size, 4) for n in counted],
+            )
+        )
+    return RetentionResult(
+        spec.period,
+        spec.periods,
+        spec.unit,
+        spec.start_event,
+        spec.return_event,
+        None if as_of is None else as_of.isoformat(timespec="milliseconds") + "Z",
+        cohorts,
+    )
+
+
+def _period_start(cohort: date, offset: int, period: str) -> date:
+    if period == "week":
+        return date.fromordinal(cohort.toordinal() + 7 * offset)
+    months = cohort.year * 12 + cohort.month - 1 + offset
+    return date(months // 12, months % 12 + 1, 1)
