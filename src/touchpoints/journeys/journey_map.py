@@ -97,6 +97,7 @@ def journey_map(
     events = ordered_events(source, model)
     last = len(model.stages) - 1
 
+    # One query for the counts and the times (quantiles skip those who did not move on).
     counts = {
         row["stage_index"]: row
         for row in _rows(
@@ -104,28 +105,18 @@ def journey_map(
                 reached=progress.count(),
                 went_on=progress.went_on.sum(),
                 next_stage=progress.to_next.sum(),
+                median=progress.seconds.quantile(0.5),
+                p90=progress.seconds.quantile(0.9),
             )
         )
     }
-    moved = progress.filter(progress.seconds.notnull())
-    times = {
-        row["stage_index"]: row
-        for row in _rows(
-            moved.group_by("stage_index").agg(
-                median=moved.seconds.quantile(0.5), p90=moved.seconds.quantile(0.9)
-            )
-        )
-    }
-    in_stage = _events_in_stage(events, spans)
-    channels = _top(in_stage, "channel", top)
-    touchpoints = _top(in_stage, "event", top)
+    ranked = _top(_events_in_stage(events, spans), top)
 
     steps = []
     for index, name in enumerate(model.names):
         row = counts.get(index, {})
         reached = int(row.get("reached") or 0)
         went_on = int(row.get("went_on") or 0)
-        timing = times.get(index, {})
         final = index == last
         steps.append(
             StageStep(
@@ -135,16 +126,16 @@ def journey_map(
                 next_stage=None if final else int(row.get("next_stage") or 0),
                 dropped=None if final else reached - went_on,
                 conversion=None if final or not reached else round(went_on / reached, 4),
-                median_seconds=None if final else _seconds(timing.get("median")),
-                p90_seconds=None if final else _seconds(timing.get("p90")),
-                top_channels=channels.get(index, []),
-                top_touchpoints=touchpoints.get(index, []),
+                median_seconds=None if final else _seconds(row.get("median")),
+                p90_seconds=None if final else _seconds(row.get("p90")),
+                top_channels=ranked.get(("channel", index), []),
+                top_touchpoints=ranked.get(("event", index), []),
             )
         )
     return JourneyMap(
         stages=steps,
         pain_points=_pain_points(source, model, events, entries, progress, spans, steps),
-        stage_transitions=stage_transitions(entries),
+        stage_transitions=stage_transitions(entries, model),
         channel_transitions=[
             {"source": a, "target": b, "count": n}
             for (a, b), n in sorted(
@@ -173,24 +164,20 @@ def stage_spans(entries: ir.Table) -> ir.Table:
     )
 
 
-def stage_transitions(entries: ir.Table) -> list[dict[str, Any]]:
-    """Consecutive stage entries of each journey: (source, target, persons), by count."""
+def stage_transitions(entries: ir.Table, model: StageModel) -> list[dict[str, Any]]:
+    """Consecutive stage entries of each journey: (source, target, persons), in model order."""
     spans = stage_spans(entries)
     pairs = spans.filter(spans.next_index.notnull())
     counted = pairs.group_by("stage_index", "next_index").agg(persons=pairs.count())
-    names = entries.select("stage_index", "stage").distinct()
-    rows = _rows(counted)
-    name_of = {row["stage_index"]: row["stage"] for row in _rows(names)}
-    out = [
+    names = model.names
+    return [
         {
-            "source": name_of[row["stage_index"]],
-            "target": name_of[row["next_index"]],
+            "source": names[row["stage_index"]],
+            "target": names[row["next_index"]],
             "persons": int(row["persons"]),
         }
-        for row in rows
+        for row in sorted(_rows(counted), key=lambda r: (r["stage_index"], r["next_index"]))
     ]
-    order = {name: i for i, name in sorted(name_of.items())}
-    return sorted(out, key=lambda t: (order[t["source"]], order[t["target"]]))
 
 
 def directly_follows(
@@ -268,20 +255,26 @@ def _events_in_stage(events: ir.Table, spans: ir.Table) -> ir.Table:
     return joined.select("person", "stage_index", "seq", "channel", "event")
 
 
-def _top(in_stage: ir.Table, column: str, top: int) -> dict[int, list[dict[str, Any]]]:
-    counted = in_stage.group_by("stage_index", column).agg(
-        persons=in_stage.person.nunique(), events=in_stage.count()
-    )
+def _top(in_stage: ir.Table, top: int) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The ``top`` channels and events of each stage, in one query: {(column, stage_index):
+    [{column: name, persons, events}]}."""
+    parts = []
+    for column in ("channel", "event"):
+        counted = in_stage.group_by("stage_index", name=in_stage[column]).agg(
+            persons=in_stage.person.nunique(), events=in_stage.count()
+        )
+        parts.append(counted.mutate(kind=ibis.literal(column)))
+    counted = parts[0].union(parts[1])
     window = ibis.window(
-        group_by=counted.stage_index,
-        order_by=[ibis.desc(counted.persons), ibis.desc(counted.events), counted[column]],
+        group_by=[counted.kind, counted.stage_index],
+        order_by=[ibis.desc(counted.persons), ibis.desc(counted.events), counted.name],
     )
     ranked = counted.mutate(rank=ibis.row_number().over(window))
     best = ranked.filter(ranked.rank < top)
-    out: dict[int, list[dict[str, Any]]] = {}
-    for row in sorted(_rows(best), key=lambda r: (r["stage_index"], r["rank"])):
-        out.setdefault(row["stage_index"], []).append(
-            {column: row[column], "persons": int(row["persons"]), "events": int(row["events"])}
+    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in sorted(_rows(best), key=lambda r: (r["kind"], r["stage_index"], r["rank"])):
+        out.setdefault((row["kind"], row["stage_index"]), []).append(
+            {row["kind"]: row["name"], "persons": int(row["persons"]), "events": int(row["events"])}
         )
     return out
 
@@ -307,9 +300,6 @@ def _pain_points(
             for pain in model.pain_points
         ],
     )
-    totals = {row["pain"]: int(row["n"]) for row in _rows(
-        signals.group_by("pain").agg(n=signals.person.nunique())
-    )}  # fmt: skip
     placed = signals.join(
         spans, [signals.person == spans.person, _in_span(signals.ts, signals.seq, spans)]
     )
@@ -320,8 +310,14 @@ def _pain_points(
     per_stage = outcome.group_by("pain", "stage_index").agg(
         persons=outcome.count(), dropped=(1 - outcome.went_on).sum()
     )
+    # With, in the same query, the persons with each signal anywhere (stage_index -1).
+    anywhere = signals.group_by("pain").agg(
+        stage_index=ibis.literal(-1, type="int64"),
+        persons=signals.person.nunique(),
+        dropped=ibis.literal(0, type="int64"),
+    )
     cells: dict[str, dict[int, tuple[int, int]]] = {}
-    for row in _rows(per_stage):
+    for row in _rows(per_stage.union(anywhere)):
         cells.setdefault(row["pain"], {})[row["stage_index"]] = (
             int(row["persons"]),
             int(row["dropped"]),
@@ -356,7 +352,7 @@ def _pain_points(
         out.append(
             PainPointStat(
                 name=pain.name,
-                persons=totals.get(pain.name, 0),
+                persons=cells.get(pain.name, {}).get(-1, (0, 0))[0],
                 relative_risk=round(pooled_with / pooled_without, 4) if pooled_without else None,
                 by_stage=rows,
             )
