@@ -1,0 +1,203 @@
+"""Channel mix by age group: which channels each age group uses, ready for a heat map.
+
+A person's age is taken, as of ``as_of`` (default: today), from their latest ``birthday``
+trait (an ISO date, ``YYYY-MM-DD``, possibly followed by a time) or, when they have none that
+reads as a date, from their latest ``age`` trait (a number, or text holding one; whole years,
+as it was told). Ages fall into bands (default 18-24, 25-34, 35-44, 45-54, 55-64, 65+; give
+your own as ``"lo-hi"`` and a last ``"lo+"``); people without an age, or with one outside
+every band (under 18 with the default bands), are in ``unknown``.
+
+Contacts are a person's track, page and screen events (identify, group and alias calls are
+not contacts), on the event's channel. Only people with at least one contact count. For each
+band and channel:
+
+- ``people_share``: the share of the band's people with at least one contact on the channel
+  (a person using three channels counts for each, so a band's shares can add up past 1);
+- ``contact_share``: the channel's share of the band's contacts (a band's shares add up to 1).
+
+The per-person age and band, and the counts per band and channel, are Ibis expressions
+(DuckDB and Spark agree); only the small table of counts is shaped in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from touchpoints.journeys.source import Source
+
+DEFAULT_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+UNKNOWN = "unknown"
+CONTACT_TYPES = ("track", "page", "screen")
+_BAND = re.compile(r"^\s*(\d{1,3})\s*(?:-\s*(\d{1,3})|(\+))\s*$")
+
+
+class ChannelMixError(ValueError):
+    """Age bands that cannot work, with what to give instead."""
+
+
+@dataclass(frozen=True)
+class Band:
+    label: str
+    low: int
+    high: int | None  # inclusive; None: no upper end
+
+
+@dataclass(frozen=True)
+class Cell:
+    band: str
+    channel: str
+    people: int  # people of the band with a contact on the channel
+    people_share: float
+    contacts: int
+    contact_share: float
+
+
+@dataclass(frozen=True)
+class ChannelMix:
+    as_of: str  # ISO date the ages are computed for
+    bands: list[str]  # row order: the bands, then "unknown"
+    channels: list[str]  # column order: by people reached, then name
+    people: dict[str, int]  # band -> people with a contact
+    contacts: dict[str, int]  # band -> contacts
+    cells: list[Cell] = field(default_factory=list)  # every band × channel, zeros included
+
+    def matrix(self, measure: str = "people_share") -> list[list[float]]:
+        """One row per band, one column per channel: the values a heat map draws."""
+        if measure not in ("people", "people_share", "contacts", "contact_share"):
+            raise ChannelMixError(
+                f"measure: {measure!r} is not one of people, people_share, contacts, contact_share"
+            )
+        values = {(c.band, c.channel): getattr(c, measure) for c in self.cells}
+        return [[values[(b, ch)] for ch in self.channels] for b in self.bands]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {
+            "people_share": self.matrix("people_share"),
+            "contact_share": self.matrix("contact_share"),
+        }
+
+
+def parse_bands(bands: Sequence[str]) -> list[Band]:
+    """``"18-24"``-style bands in ascending order, without overlaps; only the last may be
+    open (``"65+"``)."""
+    if not bands:
+        raise ChannelMixError("bands: give at least one band, e.g. '18-24' or '65+'")
+    parsed: list[Band] = []
+    for i, text in enumerate(bands):
+        match = _BAND.match(text)
+        if match is None:
+            raise ChannelMixError(
+                f"bands[{i}]: {text!r} is not a band; write 'lo-hi' (e.g. '18-24') or 'lo+'"
+            )
+        low = int(match.group(1))
+        high = None if match.group(3) else int(match.group(2))
+        if high is not None and high < low:
+            raise ChannelMixError(f"bands[{i}]: {text!r} ends before it starts")
+        if high is None and i != len(bands) - 1:
+            raise ChannelMixError(f"bands[{i}]: {text!r} has no upper end; only the last may")
+        if parsed:
+            before = parsed[-1]
+            assert before.high is not None
+            if low <= before.high:
+                raise ChannelMixError(
+                    f"bands[{i}]: {text!r} overlaps or comes before {before.label!r}; "
+                    "give bands in ascending order without overlaps"
+                )
+        parsed.append(Band(text.strip(), low, high))
+    return parsed
+
+
+def person_ages(source: Source, as_of: date) -> ir.Table:
+    """(person, age): whole years as of ``as_of`` from the latest birthday trait, else the
+    latest age trait; persons with neither are absent."""
+    traits = source.latest_traits()
+    births = traits.filter(
+        (traits.key == "birthday") & traits.text_value.re_search(r"^\d{4}-\d{2}-\d{2}")
+    )
+    year = births.text_value.substr(0, 4).try_cast("int64")
+    month = births.text_value.substr(5, 2).try_cast("int64")
+    day = births.text_value.substr(8, 2).try_cast("int64")
+    not_yet = ibis.cases((month * 100 + day > as_of.month * 100 + as_of.day, 1), else_=0)
+    births = births.select("person", birth_age=as_of.year - year - not_yet)
+    births = births.filter(births.birth_age.notnull())
+    told = traits.filter(traits.key == "age")
+    # The text form holds numbers too ("70" and 70 alike); read it rather than number_value,
+    # which a null-unaware copy into Spark (pandas) can turn into NaN.
+    told = told.select("person", told_age=told.text_value.try_cast("float64").floor().cast("int64"))
+    told = told.filter(told.told_age.notnull())
+    both = births.outer_join(told, "person")
+    return both.select(
+        person=ibis.coalesce(both.person, both.person_right),
+        age=ibis.coalesce(both.birth_age, both.told_age),
+    )
+
+
+def _band_of(age: ir.IntegerValue, bands: list[Band]) -> ir.StringValue:
+    cases = [
+        ((age >= b.low) & (age <= b.high) if b.high is not None else age >= b.low, b.label)
+        for b in bands
+    ]
+    return ibis.cases(*cases, else_=UNKNOWN)
+
+
+def channel_mix(
+    source: Source, *, bands: Sequence[str] = DEFAULT_BANDS, as_of: date | None = None
+) -> ChannelMix:
+    """For each age band (and ``unknown``): the share of its people using each channel and
+    each channel's share of its contacts."""
+    parsed = parse_bands(bands)
+    when = as_of or date.today()
+    events = source.events()
+    contacts = events.filter(events.type.isin(list(CONTACT_TYPES)))
+    contacts = contacts.filter(contacts.channel.notnull())
+    per_person = contacts.group_by(["person", "channel"]).agg(contacts=contacts.seq.count())
+    ages = person_ages(source, when)
+    banded = per_person.left_join(ages, "person")
+    banded = banded.select(
+        "channel", "contacts", person=banded.person, band=_band_of(banded.age, parsed)
+    )
+    cells = banded.group_by(["band", "channel"]).agg(
+        people=banded.person.nunique(), contacts=banded.contacts.sum()
+    )
+    totals = banded.group_by("band").agg(
+        people=banded.person.nunique(), contacts=banded.contacts.sum()
+    )
+    found = {(r["band"], r["channel"]): r for r in cells.to_pyarrow().to_pylist()}
+    sums = {r["band"]: r for r in totals.to_pyarrow().to_pylist()}
+    labels = [b.label for b in parsed] + [UNKNOWN]
+    reach: dict[str, int] = {}
+    for (_band, channel), row in found.items():
+        reach[channel] = reach.get(channel, 0) + int(row["people"])
+    channels = sorted(reach, key=lambda ch: (-reach[ch], ch))
+    people = {b: int(sums[b]["people"]) if b in sums else 0 for b in labels}
+    volume = {b: int(sums[b]["contacts"]) if b in sums else 0 for b in labels}
+    out = []
+    for band in labels:
+        for channel in channels:
+            row = found.get((band, channel), {"people": 0, "contacts": 0})
+            n, k = int(row["people"]), int(row["contacts"])
+            out.append(
+                Cell(
+                    band=band,
+                    channel=channel,
+                    people=n,
+                    people_share=n / people[band] if people[band] else 0.0,
+                    contacts=k,
+                    contact_share=k / volume[band] if volume[band] else 0.0,
+                )
+            )
+    return ChannelMix(
+        as_of=when.isoformat(),
+        bands=labels,
+        channels=channels,
+        people=people,
+        contacts=volume,
+        cells=out,
+    )
