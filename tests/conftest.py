@@ -178,7 +178,9 @@ def spark_source(spark: object, tp: Touchpoints) -> object:
     refresh(tp.warehouse)
     for name in TABLES:
         table = tp.warehouse.fetch_arrow(f"SELECT * FROM {name}")
-        frame = spark.createDataFrame(table.to_pandas(), schema=_spark_schema(table))  # type: ignore[attr-defined]
+        # Rows, not pandas: pandas would turn a missing number into NaN, which Spark keeps.
+        rows = [tuple(row.values()) for row in table.to_pylist()]
+        frame = spark.createDataFrame(rows, schema=_spark_schema(table))  # type: ignore[attr-defined]
         frame.createOrReplaceTempView(name)
     from touchpoints.journeys.source import Source
 

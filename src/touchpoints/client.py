@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +23,7 @@ from touchpoints.config import Settings
 from touchpoints.core import Touchpoints
 from touchpoints.events import stored_event_json
 from touchpoints.identity.linking import MatchingError
+from touchpoints.journeys.service import JourneyQueryError
 from touchpoints.profiles import ProfileNotFound, parse_key
 from touchpoints.warehouse import EventFilter
 
@@ -180,6 +182,31 @@ class LocalClient:
             "stages": history,
         }
 
+    def journey_query(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One journey analysis (map, funnel, drop_offs, retention, paths, variants,
+        channel_mix, attribution) with its parameters, as the API takes them."""
+        self.tp.identity.catch_up()
+        journeys = self.tp.journeys
+        params = dict(params)
+        calls = {
+            "map": lambda: journeys.journey_map(params["top"], params["collapse"]),
+            "funnel": lambda: journeys.funnel(
+                params["spec"], compare_units=params.get("compare_units", False)
+            ),
+            "drop_offs": lambda: journeys.drop_offs(
+                params["spec"], params["step"], params["limit"], params.get("offset", 0)
+            ),
+            "retention": lambda: journeys.retention(params["spec"]),
+            "paths": lambda: journeys.paths(**params),
+            "variants": lambda: journeys.variants(params["limit"]),
+            "channel_mix": lambda: journeys.channel_mix(params["bands"], params["as_of"]),
+            "attribution": lambda: journeys.attribution(**params),
+        }
+        try:
+            return calls[kind]()
+        except JourneyQueryError as exc:
+            raise ClientError(str(exc)) from None
+
     def rebuild_identity(self) -> dict[str, Any]:
         from touchpoints.identity.rebuild import rebuild
 
@@ -333,6 +360,35 @@ class RemoteClient:
 
     def stage_history(self, key: str) -> dict[str, Any] | None:
         return self._call("GET", f"/v1/journeys/stages/{quote(key, safe=':@+')}", timeout=600)
+
+    def journey_query(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        long = {"timeout": 3600}
+        if kind == "map":
+            return self._call("GET", "/v1/journeys/map", params=params, **long)
+        if kind == "funnel":
+            body = {**params["spec"], "compare_units": params.get("compare_units", False)}
+            return self._call("POST", "/v1/journeys/funnels", json=body, **long)
+        if kind == "drop_offs":
+            query = {k: params[k] for k in ("step", "limit", "offset") if k in params}
+            return self._call(
+                "POST", "/v1/journeys/funnels/drop-offs", json=params["spec"], params=query, **long
+            )
+        if kind == "retention":
+            return self._call("POST", "/v1/journeys/retention", json=params["spec"], **long)
+        path = {
+            "paths": "/v1/journeys/paths",
+            "variants": "/v1/journeys/variants",
+            "channel_mix": "/v1/journeys/channel-mix",
+            "attribution": "/v1/journeys/attribution",
+        }[kind]
+        query = {
+            k: v.isoformat() if isinstance(v, date) else v
+            for k, v in params.items()
+            if v is not None
+        }
+        if kind == "paths" and "collapse_repeats" in query:
+            query["collapse"] = query.pop("collapse_repeats")
+        return self._call("GET", path, params=query, **long)
 
     def rebuild_identity(self) -> dict[str, Any]:
         return self._call("POST", "/v1/identity/rebuild", timeout=3600)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -68,3 +70,320 @@ def journeys_model(
         f"{check}: valid; stages {', '.join(model.names)}; {len(model.pain_points)} pain points",
         highlight=False,
     )
+
+
+# -- analyses ---------------------------------------------------------------------------------
+Json = Annotated[bool, typer.Option("--json", help="The whole answer as JSON")]
+
+
+def _ask(data_dir: Path | None, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    with client_for(data_dir) as client:
+        return client.journey_query(kind, params)
+
+
+def _dump(result: Any) -> None:
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+def _pct(share: float | None) -> str:
+    return "" if share is None else f"{share:.1%}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
+
+
+def _window(text: str) -> float | str:
+    """'14d', '12h', '30m', '90' (seconds) or ISO 8601 ('P14D') as the API takes it."""
+    found = _WINDOW.match(text)
+    if found is None:
+        return text  # ISO 8601, checked by the funnel's own validation
+    size = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}[found.group(2) or "s"]
+    return float(found.group(1)) * size
+
+
+@journeys_app.command("map")
+def journeys_map(
+    data_dir: DataDir = None,
+    top: Annotated[int, typer.Option(min=1, max=50, help="Channels and touchpoints per stage")] = 5,
+    as_json: Json = False,
+) -> None:
+    """The journey map: per stage, reach, conversion, time to move on, drop-off and top
+    channels; pain points and how strongly each goes with dropping out."""
+    result = _ask(data_dir, "map", {"top": top, "collapse": True})
+    if as_json:
+        return _dump(result)
+    table = Table(title="journey map (persons)")
+    for column in ("stage", "reached", "went on", "conversion", "median", "p90", "top channels"):
+        table.add_column(column, justify="left" if column in ("stage", "top channels") else "right")
+    for row in result["stages"]:
+        channels = ", ".join(f"{c['channel']} {c['persons']:,}" for c in row["top_channels"][:3])
+        table.add_row(
+            row["stage"],
+            f"{row['reached']:,}",
+            "" if row["went_on"] is None else f"{row['went_on']:,}",
+            _pct(row["conversion"]),
+            _duration(row["median_seconds"]),
+            _duration(row["p90_seconds"]),
+            channels,
+        )
+    out.print(table)
+    pains = Table(title="pain points")
+    for column in ("signal", "persons", "relative risk of dropping out"):
+        pains.add_column(column, justify="left" if column == "signal" else "right")
+    for row in result["pain_points"]:
+        risk = row["relative_risk"]
+        pains.add_row(row["name"], f"{row['persons']:,}", "" if risk is None else f"{risk:.2f}")
+    out.print(pains)
+
+
+@journeys_app.command("funnel")
+def journeys_funnel(
+    steps: Annotated[list[str], typer.Argument(help="Event names, in order (two or more)")],
+    data_dir: DataDir = None,
+    window: Annotated[str, typer.Option(help="14d, 12h, 30m, seconds, or ISO 8601")] = "14d",
+    order: Annotated[str, typer.Option(help="relaxed or strict")] = "relaxed",
+    unit: Annotated[str, typer.Option(help="person (resolved) or device")] = "person",
+    by: Annotated[
+        str | None, typer.Option(help="channel, device_type, age_group or trait:KEY")
+    ] = None,
+    compare: Annotated[bool, typer.Option(help="Per person and per device side by side")] = False,
+    drop_offs: Annotated[
+        int | None, typer.Option(help="List who reached this step and not the next")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Drop-offs to list")] = 20,
+    as_json: Json = False,
+) -> None:
+    """A funnel of events: conversion per step, drop-off and time to convert."""
+    spec: dict[str, Any] = {
+        "steps": [{"event": name} for name in steps],
+        "window": _window(window),
+        "order": order,
+        "unit": unit,
+        "breakdown": by,
+    }
+    if drop_offs is not None:
+        result = _ask(data_dir, "drop_offs", {"spec": spec, "step": drop_offs, "limit": limit})
+        if as_json:
+            return _dump(result)
+        out.print(
+            f"{result['total']:,} reached step {result['step']} and no further", highlight=False
+        )
+        table = Table()
+        for column in ("person", "device", "entered", "reached step"):
+            table.add_column(column, overflow="fold")
+        for row in result["units"]:
+            table.add_row(
+                f"person:{row['person']}",
+                row.get("identifier") or "",
+                row["entered_at"][:19],
+                (row.get("reached_at") or "")[:19],
+            )
+        out.print(table)
+        return
+    result = _ask(data_dir, "funnel", {"spec": spec, "compare_units": compare})
+    if as_json:
+        return _dump(result)
+    results = result if compare else {unit: result}
+    for name, one in results.items():
+        table = Table(title=f"funnel per {name} ({one['order']} order)")
+        for column in (
+            "step",
+            "event",
+            name + "s",
+            "of step 1",
+            "of previous",
+            "dropped",
+            "median",
+        ):
+            table.add_column(column, justify="left" if column == "event" else "right")
+        for row in one["steps"]:
+            table.add_row(
+                str(row["step"]),
+                row["event"],
+                f"{row['units']:,}",
+                _pct(row["conversion"]),
+                _pct(row["from_previous"]),
+                f"{row['dropped']:,}",
+                _duration(row["median_seconds"]),
+            )
+        out.print(table)
+        for group in one["groups"]:
+            last = group["steps"][-1]
+            out.print(
+                f"  {one['breakdown']} = {group['value']}: {group['steps'][0]['units']:,} entered, "
+                f"{_pct(last['conversion'])} converted",
+                highlight=False,
+            )
+
+
+@journeys_app.command("retention")
+def journeys_retention(
+    data_dir: DataDir = None,
+    period: Annotated[str, typer.Option(help="week or month")] = "week",
+    periods: Annotated[int, typer.Option(min=1, max=104)] = 8,
+    start_event: Annotated[str | None, typer.Option(help="Cohort by this event (any)")] = None,
+    return_event: Annotated[str | None, typer.Option(help="Counts as a return (any)")] = None,
+    unit: Annotated[str, typer.Option(help="person or device")] = "person",
+    as_json: Json = False,
+) -> None:
+    """Cohorts by first event week or month, and the share who came back each period."""
+    spec = {
+        "period": period,
+        "periods": periods,
+        "start_event": start_event,
+        "return_event": return_event,
+        "unit": unit,
+    }
+    result = _ask(data_dir, "retention", {"spec": spec})
+    if as_json:
+        return _dump(result)
+    table = Table(title=f"retention by {period} ({unit}s)")
+    table.add_column("cohort")
+    table.add_column("size", justify="right")
+    for offset in range(result["periods"] + 1):
+        table.add_column(str(offset), justify="right")
+    for cohort in result["cohorts"]:
+        table.add_row(cohort["cohort"], f"{cohort['size']:,}", *[_pct(s) for s in cohort["share"]])
+    out.print(table)
+
+
+@journeys_app.command("paths")
+def journeys_paths(
+    data_dir: DataDir = None,
+    after: Annotated[str | None, typer.Option(help="Paths after this event")] = None,
+    before: Annotated[str | None, typer.Option(help="Paths before this event")] = None,
+    depth: Annotated[int, typer.Option(min=1, max=20)] = 5,
+    step: Annotated[str, typer.Option(help="event or channel")] = "event",
+    min_share: Annotated[float, typer.Option(min=0, max=1, help="Rarer steps: (other)")] = 0.05,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    as_json: Json = False,
+) -> None:
+    """The most frequent paths after (or before) an event."""
+    params = {
+        "start": after,
+        "end": before,
+        "depth": depth,
+        "step": step,
+        "min_share": min_share,
+        "collapse_repeats": True,
+        "limit": limit,
+    }
+    result = _ask(data_dir, "paths", params)
+    if as_json:
+        return _dump(result)
+    out.print(
+        f"{result['people']:,} people, {result['distinct_paths']:,} distinct paths",
+        highlight=False,
+    )
+    table = Table()
+    for column in ("people", "share", "path"):
+        table.add_column(column, justify="left" if column == "path" else "right", overflow="fold")
+    for row in result["paths"]:
+        table.add_row(
+            f"{row['people']:,}",
+            _pct(row["share"]),
+            " → ".join(row["steps"]) or "(no further step)",
+        )
+    out.print(table)
+
+
+@journeys_app.command("variants")
+def journeys_variants(
+    data_dir: DataDir = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    as_json: Json = False,
+) -> None:
+    """Journey variants: the distinct stage sequences and how many people follow each."""
+    result = _ask(data_dir, "variants", {"limit": limit})
+    if as_json:
+        return _dump(result)
+    table = Table(title=f"{result['distinct_variants']:,} variants, {result['people']:,} people")
+    for column in ("people", "share", "stages"):
+        table.add_column(column, justify="left" if column == "stages" else "right")
+    for row in result["variants"]:
+        table.add_row(
+            f"{row['people']:,}",
+            _pct(row["share"]),
+            " → ".join(row["steps"]) or "(no further step)",
+        )
+    out.print(table)
+
+
+@journeys_app.command("channel-mix")
+def journeys_channel_mix(
+    data_dir: DataDir = None,
+    band: Annotated[
+        list[str] | None, typer.Option(help="An age band, e.g. 18-24 or 65+ (repeat)")
+    ] = None,
+    as_of: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Ages on this day")
+    ] = None,
+    measure: Annotated[str, typer.Option(help="people_share or contact_share")] = "people_share",
+    as_json: Json = False,
+) -> None:
+    """Which channel reaches which age group: per band, the share of people using each
+    channel (or of contacts on each channel)."""
+    if measure not in ("people_share", "contact_share"):
+        raise fail(f"--measure: give people_share or contact_share, not {measure!r}")
+    day = as_of.date() if as_of else None
+    result = _ask(data_dir, "channel_mix", {"bands": band, "as_of": day})
+    if as_json:
+        return _dump(result)
+    # Channels down, bands across: twelve channels do not fit across a terminal.
+    table = Table(title=f"{measure.replace('_', ' ')} by age band (ages on {result['as_of']})")
+    table.add_column("channel")
+    for name in result["bands"]:
+        table.add_column(name, justify="right")
+    table.add_row("people", *[f"{result['people'][name]:,}" for name in result["bands"]])
+    for column, channel in enumerate(result["channels"]):
+        table.add_row(channel, *[_pct(row[column]) for row in result[measure]])
+    out.print(table)
+
+
+@journeys_app.command("attribution")
+def journeys_attribution(
+    data_dir: DataDir = None,
+    conversion: Annotated[str, typer.Option(help="The conversion event")] = "Order Completed",
+    by: Annotated[str, typer.Option(help="channel or campaign")] = "channel",
+    lookback_days: Annotated[float, typer.Option(min=0.001, max=3650)] = 30,
+    value_property: Annotated[str, typer.Option(help="Property with the value")] = "revenue",
+    as_json: Json = False,
+) -> None:
+    """Conversions credited to channels or campaigns: first, last, linear, time decay,
+    position based, and the data-driven Markov model."""
+    params = {
+        "conversion": conversion,
+        "by": by,
+        "lookback_days": lookback_days,
+        "value_property": value_property,
+    }
+    result = _ask(data_dir, "attribution", params)
+    if as_json:
+        return _dump(result)
+    out.print(
+        f"{result['conversions']:,} conversions ({result['unattributed_conversions']:,} without "
+        f"a touchpoint in {result['lookback_days']:g} days), value {result['value']:,.2f}",
+        highlight=False,
+    )
+    models = list(result["credits"][0]["conversions"]) if result["credits"] else []
+    table = Table(title=f"conversions credited per {by}")
+    table.add_column(by)
+    for model in models:
+        table.add_column(model.replace("_", " "), justify="right")
+    table.add_column("removal effect", justify="right")
+    for credit in result["credits"]:
+        table.add_row(
+            credit["key"],
+            *[f"{credit['conversions'][m]:,.1f}" for m in models],
+            _pct(credit["removal_effect"]),
+        )
+    out.print(table)

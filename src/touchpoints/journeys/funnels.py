@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from touchpoints.journeys.model import Rule
 from touchpoints.journeys.source import Source
-from touchpoints.journeys.stages import _rule_filter
+from touchpoints.journeys.stages import rule_filter
 
 MAX_STEPS = 20
 BREAKDOWNS = ("channel", "device_type", "age_group")
@@ -245,7 +245,7 @@ def unit_events(source: Source, unit: str) -> ir.Table:
 
 def _matches(source: Source, events: ir.Table, step: FunnelStep) -> ir.Table:
     """(unit, seq, ts) of the events that fill ``step``."""
-    return _rule_filter(step.rule(), events, source, {}).select("unit", "seq", "ts")
+    return rule_filter(step.rule(), events, source, {}).select("unit", "seq", "ts")
 
 
 def _first(table: ir.Table) -> ir.Table:
@@ -258,7 +258,7 @@ def _first(table: ir.Table) -> ir.Table:
 def entries(source: Source, spec: FunnelSpec) -> ir.Table:
     """(unit, person, device, seq, ts, channel, deadline): each unit's first step-1 event."""
     events = unit_events(source, spec.unit)
-    matched = _rule_filter(spec.steps[0].rule(), events, source, {})
+    matched = rule_filter(spec.steps[0].rule(), events, source, {})
     if spec.since is not None:
         matched = matched.filter(matched.ts >= spec.since)
     if spec.until is not None:
@@ -330,7 +330,7 @@ def _strict_steps(source: Source, spec: FunnelSpec, entry: ir.Table) -> ir.Table
 def _anchor_types(source: Source) -> ir.Table:
     """(device, device_type): each identifier's type. The identity map is one of the journey
     tables, the same on every engine."""
-    identifiers = source.backend.table("identifiers")
+    identifiers = source.identifiers()
     return identifiers.select(device=identifiers.sid, device_type=identifiers.type)
 
 
@@ -493,7 +493,7 @@ def drop_offs(
         .select("unit", "person", "device", entered_at="ts", reached_at="reached_at")
     )
     if spec.unit == "device":
-        identifiers = source.backend.table("identifiers")
+        identifiers = source.identifiers()
         named = identifiers.select(
             device=identifiers.sid,
             identifier=identifiers.type.concat(":", identifiers.value),

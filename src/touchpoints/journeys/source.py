@@ -55,6 +55,10 @@ class Source:
     def properties(self) -> ir.Table:
         return self.backend.table("journey_properties")
 
+    def identifiers(self) -> ir.Table:
+        """(sid, type, value, person, …): the identity map's identifiers."""
+        return self.backend.table("identifiers")
+
     def person_traits(self) -> ir.Table:
         """(person, key, text_value, number_value, ts, seq): every trait value any event of a
         person carried; the latest by event time is ``latest_traits``."""

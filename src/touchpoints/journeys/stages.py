@@ -21,7 +21,7 @@ from touchpoints.journeys.model import NumberTest, Rule, StageModel
 from touchpoints.journeys.source import Source
 
 
-def _rule_filter(
+def rule_filter(
     rule: Rule, events: ir.Table, source: Source, entries: dict[str, ir.Table]
 ) -> ir.Table:
     """The events (with person) that ``rule`` matches."""
@@ -84,9 +84,7 @@ def matching_events(
 ) -> ir.Table:
     """Events matching any of ``rules``: (person, seq, ts, channel, event), each once."""
     parts = [
-        _rule_filter(rule, events, source, entries).select(
-            "person", "seq", "ts", "channel", "event"
-        )
+        rule_filter(rule, events, source, entries).select("person", "seq", "ts", "channel", "event")
         for rule in rules
     ]
     return reduce(lambda a, b: a.union(b, distinct=True), parts)
