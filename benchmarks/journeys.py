@@ -34,9 +34,27 @@ def analyses(tp: Touchpoints) -> dict[str, Callable[[], Any]]:
     """Each analysis as the API calls it, on a person picked from the data."""
     person = int(tp.warehouse.scalar("SELECT min(person) FROM identifiers"))
     journeys = tp.journeys
+    funnel = {
+        "steps": [
+            {"event": "Product Viewed"},
+            {"event": "Configuration Saved"},
+            {"event": "Test Drive Requested"},
+            {"event": "Order Completed"},
+        ],
+        "window": "P60D",
+    }
     return {
         "stages (persons per stage)": journeys.stages,
         "stage history of one person": lambda: journeys.stage_history(person),
+        "journey map": journeys.journey_map,
+        "funnel, 4 steps, per person": lambda: journeys.funnel(funnel),
+        "funnel per person and per device": lambda: journeys.funnel(funnel, compare_units=True),
+        "funnel by age group": lambda: journeys.funnel({**funnel, "breakdown": "age_group"}),
+        "retention by week": lambda: journeys.retention({"period": "week"}),
+        "paths after Configurator Started": lambda: journeys.paths(start="Configurator Started"),
+        "journey variants": journeys.variants,
+        "channel mix by age band": journeys.channel_mix,
+        "attribution (six models)": journeys.attribution,
     }
 
 
