@@ -48,7 +48,8 @@ STAGE_MARKERS = {
         e.get("event") == "Order Completed" and e["properties"]["products"][0]["name"] in MODELS
     ),
     "retention": lambda e: e.get("event") == "Vehicle Connected",
-    "advocacy": lambda e: e.get("event") == "Review Submitted",
+    # A good review is advocacy; a bad one (after a complaint) is a pain point.
+    "advocacy": lambda e: e.get("event") == "Review Submitted" and e["properties"]["rating"] >= 4,
 }
 
 
@@ -645,3 +646,16 @@ def test_post_gives_up_on_a_server_error() -> None:
     with httpx.Client(transport=transport, base_url="http://demo") as client:
         with pytest.raises(RuntimeError, match="503"):
             _send_all(client, "/v1/batch", iter([{"type": "track", "event": "E", "userId": "u"}]))
+
+
+def test_some_who_complained_leave_a_bad_review(demo: Demo) -> None:
+    bad = [
+        e
+        for e in demo.events
+        if e.get("event") == "Review Submitted" and e["properties"]["rating"] <= 2
+    ]
+    assert bad
+    for review in bad:
+        person = next(pid for pid, evs in demo.by_person.items() if review in evs)
+        complaints = [e for e in demo.by_person[person] if e.get("event") == "Complaint Filed"]
+        assert complaints and complaints[0]["timestamp"] < review["timestamp"]

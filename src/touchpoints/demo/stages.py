@@ -4,6 +4,7 @@ person met a pain point in it (which makes stopping likelier), else 0."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -12,6 +13,7 @@ from touchpoints.demo.catalogue import (
     BROWSE_PAGES,
     MODELS,
     PRICES,
+    SITE,
     SOCIAL_NETWORKS,
     _ascii,
     _slug,
@@ -321,7 +323,31 @@ def retention(j: Journey, model: str) -> int:
         pain = 1
         if p.identified and p.affinity["email"] and rng.random() < 0.5:
             j.service("email", "Unsubscribed", {"list": "news"})
+        _low_review(j, model)
     return pain
+
+
+def _low_review(j: Journey, model: str) -> None:
+    """Some who complained also leave a bad review (one or two stars) on the website. Drawn
+    from a generator of its own, so everyone else's journey stays as it was."""
+    p = j.p
+    own = random.Random(f"{j.sim.config.seed}-review-{p.person_id}")
+    if own.random() >= 0.4:
+        return
+    j.now += timedelta(hours=own.uniform(2, 48))
+    j.emit(
+        {
+            "type": "track",
+            "event": "Review Submitted",
+            "userId": p.user_id,
+            "properties": {"rating": own.choice((1, 2)), "model": model},
+            "context": {
+                "library": {"name": "analytics.js", "version": "next-1.74.0"},
+                "page": {"path": "/bewertung", "url": SITE + "/bewertung"},
+                "locale": "de-DE",
+            },
+        }
+    )
 
 
 def advocacy(j: Journey, model: str) -> int:
