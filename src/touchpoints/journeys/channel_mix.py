@@ -21,7 +21,6 @@ The per-person age and band, and the counts per band and channel, are Ibis expre
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -30,23 +29,15 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from touchpoints.journeys.ages import DEFAULT_BANDS, UNKNOWN, Band, BandError, band_of
+from touchpoints.journeys.ages import parse_bands as _parse_bands
 from touchpoints.journeys.source import Source
 
-DEFAULT_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-UNKNOWN = "unknown"
 CONTACT_TYPES = ("track", "page", "screen")
-_BAND = re.compile(r"^\s*(\d{1,3})\s*(?:-\s*(\d{1,3})|(\+))\s*$")
 
 
 class ChannelMixError(ValueError):
     """Age bands that cannot work, with what to give instead."""
-
-
-@dataclass(frozen=True)
-class Band:
-    label: str
-    low: int
-    high: int | None  # inclusive; None: no upper end
 
 
 @dataclass(frozen=True)
@@ -85,33 +76,11 @@ class ChannelMix:
 
 
 def parse_bands(bands: Sequence[str]) -> list[Band]:
-    """``"18-24"``-style bands in ascending order, without overlaps; only the last may be
-    open (``"65+"``)."""
-    if not bands:
-        raise ChannelMixError("bands: give at least one band, e.g. '18-24' or '65+'")
-    parsed: list[Band] = []
-    for i, text in enumerate(bands):
-        match = _BAND.match(text)
-        if match is None:
-            raise ChannelMixError(
-                f"bands[{i}]: {text!r} is not a band; write 'lo-hi' (e.g. '18-24') or 'lo+'"
-            )
-        low = int(match.group(1))
-        high = None if match.group(3) else int(match.group(2))
-        if high is not None and high < low:
-            raise ChannelMixError(f"bands[{i}]: {text!r} ends before it starts")
-        if high is None and i != len(bands) - 1:
-            raise ChannelMixError(f"bands[{i}]: {text!r} has no upper end; only the last may")
-        if parsed:
-            before = parsed[-1]
-            assert before.high is not None
-            if low <= before.high:
-                raise ChannelMixError(
-                    f"bands[{i}]: {text!r} overlaps or comes before {before.label!r}; "
-                    "give bands in ascending order without overlaps"
-                )
-        parsed.append(Band(text.strip(), low, high))
-    return parsed
+    """The bands (see :func:`touchpoints.journeys.ages.parse_bands`)."""
+    try:
+        return _parse_bands(bands)
+    except BandError as exc:
+        raise ChannelMixError(str(exc)) from None
 
 
 def person_ages(source: Source, as_of: date) -> ir.Table:
@@ -139,14 +108,6 @@ def person_ages(source: Source, as_of: date) -> ir.Table:
     )
 
 
-def _band_of(age: ir.IntegerValue, bands: list[Band]) -> ir.StringValue:
-    cases = [
-        ((age >= b.low) & (age <= b.high) if b.high is not None else age >= b.low, b.label)
-        for b in bands
-    ]
-    return ibis.cases(*cases, else_=UNKNOWN)
-
-
 def channel_mix(
     source: Source, *, bands: Sequence[str] = DEFAULT_BANDS, as_of: date | None = None
 ) -> ChannelMix:
@@ -161,7 +122,7 @@ def channel_mix(
     ages = person_ages(source, when)
     banded = per_person.left_join(ages, "person")
     banded = banded.select(
-        "channel", "contacts", person=banded.person, band=_band_of(banded.age, parsed)
+        "channel", "contacts", person=banded.person, band=band_of(banded.age, parsed)
     )
     cells = banded.group_by(["band", "channel"]).agg(
         people=banded.person.nunique(), contacts=banded.contacts.sum()

@@ -25,7 +25,8 @@ Semantics (as in Amplitude and PostHog, made precise):
 - **Breakdown** (decided at entry): ``channel`` of the entering event; ``device_type``, the
   type of the entering event's anchor identifier (``anonymous_id`` a browser cookie,
   ``device_id`` an app install, ``user_id`` a signed-in account, …); ``age_group`` from the
-  ``birthday`` trait (ISO date, latest value) and the age on the entry day, in bands;
+  ``birthday`` trait (ISO date, latest value) and the age on the entry day, in the same bands
+  as the channel mix (``unknown``: no birthday, or outside every band);
   ``trait:<key>``, the latest value of any trait. Units without a value are grouped under
   ``None``.
 """
@@ -41,13 +42,13 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from touchpoints.journeys.ages import DEFAULT_BANDS, BandError, band_of, parse_bands
 from touchpoints.journeys.model import Rule
 from touchpoints.journeys.source import Source
 from touchpoints.journeys.stages import rule_filter
 
 MAX_STEPS = 20
 BREAKDOWNS = ("channel", "device_type", "age_group")
-DEFAULT_AGE_BANDS = (18, 25, 35, 45, 55, 65)
 
 # Histogram of time to convert: (label, lower bound in seconds); the upper bound is the next
 # lower bound. Buckets that start beyond the window are left out.
@@ -110,7 +111,7 @@ class FunnelSpec(BaseModel):
     order: Literal["relaxed", "strict"] = "relaxed"
     unit: Literal["person", "device"] = "person"
     breakdown: str | None = None
-    age_bands: tuple[int, ...] = DEFAULT_AGE_BANDS
+    age_bands: tuple[str, ...] = DEFAULT_BANDS  # as in the channel mix: "18-24", …, "65+"
     since: datetime | None = None  # entries at or after (UTC)
     until: datetime | None = None  # entries before (UTC)
 
@@ -143,9 +144,11 @@ class FunnelSpec(BaseModel):
 
     @field_validator("age_bands")
     @classmethod
-    def _bands(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(b < 0 for b in value) or list(value) != sorted(set(value)):
-            raise ValueError("give ages in increasing order, e.g. [18, 25, 35, 45, 55, 65]")
+    def _bands(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            parse_bands(value)
+        except BandError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("since", "until")
@@ -354,16 +357,7 @@ def breakdown_values(source: Source, spec: FunnelSpec, entry: ir.Table) -> ir.Ta
         (day.month() == born.month()) & (day.day() < born.day())
     )
     age = day.year() - born.year() - ibis.ifelse(birthday_not_yet, 1, 0)
-    return valued.select("unit", value=_age_band(age, spec.age_bands))
-
-
-def _age_band(age: ir.IntegerValue, bands: tuple[int, ...]) -> ir.StringValue:
-    """``18-24``, …, ``65+``; under the first band ``under 18``; no birthday: NULL."""
-    cases = [(age.isnull(), ibis.null().cast("string"))]
-    cases.append((age < bands[0], ibis.literal(f"under {bands[0]}")))
-    for low, high in zip(bands, bands[1:], strict=False):
-        cases.append((age < high, ibis.literal(f"{low}-{high - 1}")))
-    return ibis.cases(*cases, else_=ibis.literal(f"{bands[-1]}+")).cast("string")
+    return valued.select("unit", value=band_of(age, parse_bands(spec.age_bands)))
 
 
 def _medians(table: ir.Table, keys: list[str], value: str) -> ir.Table:
