@@ -327,3 +327,40 @@ def test_duckdb_and_spark_give_the_same_journey_map(tmp_path: Path, spark: objec
     assert on_spark == on_duckdb
     assert on_duckdb["stages"][1]["p90_seconds"] == 452_160.0
     assert on_duckdb["pain_points"][0]["relative_risk"] == 2.6667
+
+
+def test_repeated_contacts_count_only_when_often_enough_within_the_days(tmp_path: Path) -> None:
+    """Two calls within 14 days are a signal; two calls 20 days apart are not; of three
+    calls, the second and third within 14 days are."""
+    model = StageModel.model_validate(
+        {
+            "stages": [{"name": "awareness", "rules": [{"first": True}]}],
+            "pain_points": [
+                {
+                    "name": "repeated calls",
+                    "rules": [{"channel": "phone"}],
+                    "min_count": 2,
+                    "within_days": 14,
+                },
+                {"name": "third call ever", "rules": [{"channel": "phone"}], "min_count": 3},
+            ],
+        }
+    )
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        send(
+            tp,
+            [
+                ev("ann", "01T10:00:00", "a1", "phone", "Call"),
+                ev("ann", "10T10:00:00", "a2", "phone", "Call"),  # 9 days later
+                ev("ben", "01T10:00:00", "b1", "phone", "Call"),
+                ev("ben", "21T10:00:00", "b2", "phone", "Call"),  # 20 days later
+                ev("cem", "01T10:00:00", "c1", "phone", "Call"),
+                ev("cem", "20T10:00:00", "c2", "phone", "Call"),
+                ev("cem", "29T10:00:00", "c3", "phone", "Call"),  # 9 days after c2
+                ev("cem", "29T11:00:00", "c4", "web", "Home"),
+            ],
+        )
+        refresh(tp.warehouse)
+        result = journey_map(duckdb_source(tp.warehouse), model)
+        persons = {p.name: p.persons for p in result.pain_points}
+        assert persons == {"repeated calls": 2, "third call ever": 1}

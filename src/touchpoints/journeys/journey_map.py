@@ -279,6 +279,31 @@ def _top(in_stage: ir.Table, top: int) -> dict[tuple[str, int], list[dict[str, A
     return out
 
 
+def _repeated(matched: ir.Table, min_count: int, within_days: float | None) -> ir.Table:
+    """The events that make a person's ``min_count``-th matching event, counting only those
+    since ``within_days`` before it (a self-join on the person: a range window over time is
+    not portable); with ``min_count`` 1, every matching event."""
+    if min_count <= 1:
+        return matched
+    if within_days is None:
+        window = ibis.window(group_by=matched.person, order_by=[matched.ts, matched.seq])
+        ranked = matched.mutate(n=ibis.row_number().over(window))
+        return ranked.filter(ranked.n == min_count - 1).drop("n")
+    earlier = matched.select(person="person", e_ts="ts", e_seq="seq")
+    span = ibis.interval(seconds=int(within_days * 86_400))
+    pairs = matched.join(
+        earlier,
+        [
+            matched.person == earlier.person,
+            earlier.e_ts >= matched.ts - span,
+            (earlier.e_ts < matched.ts)
+            | ((earlier.e_ts == matched.ts) & (earlier.e_seq <= matched.seq)),
+        ],
+    )
+    counted = pairs.group_by([pairs.person, pairs.seq, pairs.ts]).agg(n=pairs.count())
+    return counted.filter(counted.n >= min_count).drop("n")
+
+
 def _pain_points(
     source: Source,
     model: StageModel,
@@ -294,9 +319,11 @@ def _pain_points(
     signals = reduce(
         lambda a, b: a.union(b),
         [
-            matching_events(pain.rules, events, source, by_name).select(
-                "person", "seq", "ts", pain=ibis.literal(pain.name)
-            )
+            _repeated(
+                matching_events(pain.rules, events, source, by_name),
+                pain.min_count,
+                pain.within_days,
+            ).select("person", "seq", "ts", pain=ibis.literal(pain.name))
             for pain in model.pain_points
         ],
     )

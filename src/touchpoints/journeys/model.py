@@ -121,10 +121,16 @@ class Stage(BaseModel):
 
 
 class PainPoint(BaseModel):
+    """A negative signal: an event matching one of the rules; with ``min_count``, only the
+    event that makes it the person's ``min_count``-th such event (within ``within_days`` of
+    the first of them, when given), e.g. repeated support contacts."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=60)
     rules: tuple[Rule, ...]
+    min_count: int = Field(1, ge=1, le=100)
+    within_days: float | None = Field(None, gt=0, le=3650)
 
     # Emptiness checked here, not with min_length: pydantic would also report an empty tuple
     # after dropping a rule that failed, an error that misleads.
