@@ -15,8 +15,9 @@ from test_identity_rebuild import send
 from conftest import spark_source
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
-from touchpoints.journeys.funnels import AnalysisError, drop_offs, funnel, funnel_by_unit
+from touchpoints.journeys.funnels import drop_offs, funnel, funnel_by_unit
 from touchpoints.journeys.source import duckdb_source, refresh
+from touchpoints.journeys.spec import AnalysisError
 
 VIEW, QUOTE, ORDER = "Product Viewed", "Quote Requested", "Order Completed"
 SPEC: dict[str, Any] = {

@@ -280,20 +280,8 @@ def journeys_paths(
     result = _ask(data_dir, "paths", params)
     if as_json:
         return _dump(result)
-    out.print(
-        f"{result['people']:,} people, {result['distinct_paths']:,} distinct paths",
-        highlight=False,
-    )
-    table = Table()
-    for column in ("people", "share", "path"):
-        table.add_column(column, justify="left" if column == "path" else "right", overflow="fold")
-    for row in result["paths"]:
-        table.add_row(
-            f"{row['people']:,}",
-            _pct(row["share"]),
-            " → ".join(row["steps"]) or "(no further step)",
-        )
-    out.print(table)
+    title = f"{result['people']:,} people, {result['distinct_paths']:,} distinct paths"
+    _print_sequences(title, "path", result["paths"])
 
 
 @journeys_app.command("variants")
@@ -306,15 +294,18 @@ def journeys_variants(
     result = _ask(data_dir, "variants", {"limit": limit})
     if as_json:
         return _dump(result)
-    table = Table(title=f"{result['distinct_variants']:,} variants, {result['people']:,} people")
-    for column in ("people", "share", "stages"):
-        table.add_column(column, justify="left" if column == "stages" else "right")
-    for row in result["variants"]:
-        table.add_row(
-            f"{row['people']:,}",
-            _pct(row["share"]),
-            " → ".join(row["steps"]) or "(no further step)",
-        )
+    title = f"{result['distinct_variants']:,} variants, {result['people']:,} people"
+    _print_sequences(title, "stages", result["variants"])
+
+
+def _print_sequences(title: str, name: str, rows: list[dict[str, Any]]) -> None:
+    """Paths or variants: people, share and the steps joined by arrows."""
+    table = Table(title=title)
+    for column in ("people", "share", name):
+        table.add_column(column, justify="left" if column == name else "right", overflow="fold")
+    for row in rows:
+        steps = " → ".join(row["steps"]) or "(no further step)"
+        table.add_row(f"{row['people']:,}", _pct(row["share"]), steps)
     out.print(table)
 
 

@@ -34,17 +34,18 @@ Semantics (as in Amplitude and PostHog, made precise):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import reduce
 from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from touchpoints.journeys.ages import DEFAULT_BANDS, BandError, band_of, parse_bands
 from touchpoints.journeys.model import Rule
 from touchpoints.journeys.source import Source
+from touchpoints.journeys.spec import AnalysisError, DateRange, validated
 from touchpoints.journeys.stages import rule_filter
 
 MAX_STEPS = 20
@@ -64,10 +65,6 @@ BUCKETS: tuple[tuple[str, int], ...] = (
     ("14-30 d", 1_209_600),
     ("30+ d", 2_592_000),
 )
-
-
-class AnalysisError(ValueError):
-    """An analysis was asked for with bad inputs; the message names the place and the reason."""
 
 
 class FunnelStep(BaseModel):
@@ -101,10 +98,9 @@ class FunnelStep(BaseModel):
         return Rule.model_construct(event=(self.event,), properties=self.properties)
 
 
-class FunnelSpec(BaseModel):
-    """What to count. ``window``: a duration (seconds, or ISO 8601 such as ``P14D``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class FunnelSpec(DateRange):
+    """What to count. ``window``: a duration (seconds, or ISO 8601 such as ``P14D``);
+    ``since``/``until``: entries in that range."""
 
     steps: tuple[FunnelStep, ...]
     window: timedelta = timedelta(days=14)
@@ -112,8 +108,6 @@ class FunnelSpec(BaseModel):
     unit: Literal["person", "device"] = "person"
     breakdown: str | None = None
     age_bands: tuple[str, ...] = DEFAULT_BANDS  # as in the channel mix: "18-24", …, "65+"
-    since: datetime | None = None  # entries at or after (UTC)
-    until: datetime | None = None  # entries before (UTC)
 
     @field_validator("steps")
     @classmethod
@@ -151,39 +145,10 @@ class FunnelSpec(BaseModel):
             raise ValueError(str(exc)) from None
         return value
 
-    @field_validator("since", "until")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is not None:
-            return value.astimezone(UTC).replace(tzinfo=None)
-        return value
-
-    @model_validator(mode="after")
-    def _range(self) -> FunnelSpec:
-        if self.since is not None and self.until is not None and self.since >= self.until:
-            raise ValueError("until: give a moment after since")
-        return self
-
 
 def funnel_spec(data: dict[str, Any] | FunnelSpec) -> FunnelSpec:
     """A validated spec, or :class:`AnalysisError` naming each problem's place."""
-    if isinstance(data, FunnelSpec):
-        return data
-    try:
-        return FunnelSpec.model_validate(data)
-    except ValidationError as exc:
-        raise AnalysisError(explain(exc)) from None
-
-
-def explain(exc: ValidationError) -> str:
-    """``steps[1].event: give an event name; window: …`` from pydantic's errors."""
-    problems = []
-    for err in exc.errors():
-        place = ""
-        for part in err["loc"]:
-            place += f"[{part}]" if isinstance(part, int) else (f".{part}" if place else part)
-        problems.append(f"{place or '(top)'}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(problems)
+    return validated(FunnelSpec, data)
 
 
 # -- results --------------------------------------------------------------------------------

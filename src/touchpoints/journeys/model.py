@@ -104,10 +104,11 @@ class Rule(BaseModel):
         return self
 
 
-class Stage(BaseModel):
+class _Ruled(BaseModel):
+    """Something that events match by rules (a stage, a pain point)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=60, pattern=r"^[a-z][a-z0-9_ ]*$")
     rules: tuple[Rule, ...]
 
     # Emptiness checked here, not with min_length: pydantic would also report an empty tuple
@@ -120,26 +121,18 @@ class Stage(BaseModel):
         return value
 
 
-class PainPoint(BaseModel):
+class Stage(_Ruled):
+    name: str = Field(min_length=1, max_length=60, pattern=r"^[a-z][a-z0-9_ ]*$")
+
+
+class PainPoint(_Ruled):
     """A negative signal: an event matching one of the rules; with ``min_count``, only the
     event that makes it the person's ``min_count``-th such event (within ``within_days`` of
     the first of them, when given), e.g. repeated support contacts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     name: str = Field(min_length=1, max_length=60)
-    rules: tuple[Rule, ...]
     min_count: int = Field(1, ge=1, le=100)
     within_days: float | None = Field(None, gt=0, le=3650)
-
-    # Emptiness checked here, not with min_length: pydantic would also report an empty tuple
-    # after dropping a rule that failed, an error that misleads.
-    @field_validator("rules")
-    @classmethod
-    def _some_rules(cls, value: tuple[Rule, ...]) -> tuple[Rule, ...]:
-        if not value:
-            raise ValueError("give at least one rule")
-        return value
 
 
 class StageModel(BaseModel):

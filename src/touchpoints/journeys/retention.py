@@ -21,27 +21,26 @@ Semantics:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from touchpoints.journeys.funnels import AnalysisError, explain, unit_events
+from touchpoints.journeys.funnels import unit_events
 from touchpoints.journeys.source import Source
+from touchpoints.journeys.spec import DateRange, utc, validated
 
 
-class RetentionSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class RetentionSpec(DateRange):
+    """``since``/``until``: cohorts by their first start in that range."""
 
     period: Literal["week", "month"] = "week"
     periods: int = Field(8, ge=1, le=104)  # offsets 0..periods
     start_event: str | None = None  # None: any event
     return_event: str | None = None  # None: any event
     unit: Literal["person", "device"] = "person"
-    since: datetime | None = None  # starts at or after (UTC)
-    until: datetime | None = None  # starts before (UTC)
     as_of: datetime | None = None  # None: the latest event
 
     @field_validator("start_event", "return_event")
@@ -51,28 +50,15 @@ class RetentionSpec(BaseModel):
             raise ValueError("give an event name, or leave it out for any event")
         return value
 
-    @field_validator("since", "until", "as_of")
+    @field_validator("as_of")
     @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is not None:
-            return value.astimezone(UTC).replace(tzinfo=None)
-        return value
-
-    @model_validator(mode="after")
-    def _range(self) -> RetentionSpec:
-        if self.since is not None and self.until is not None and self.since >= self.until:
-            raise ValueError("until: give a moment after since")
-        return self
+    def _as_of_utc(cls, value: datetime | None) -> datetime | None:
+        return utc(value)
 
 
 def retention_spec(data: dict[str, Any] | RetentionSpec) -> RetentionSpec:
     """A validated spec, or :class:`AnalysisError` naming each problem's place."""
-    if isinstance(data, RetentionSpec):
-        return data
-    try:
-        return RetentionSpec.model_validate(data)
-    except ValidationError as exc:
-        raise AnalysisError(explain(exc)) from None
+    return validated(RetentionSpec, data)
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ def _asked(call: Any, *args: Any, **kwargs: Any) -> Any:
     """Run an analysis; its own validation errors become JourneyQueryError."""
     from touchpoints.journeys.attribution import AttributionError
     from touchpoints.journeys.channel_mix import ChannelMixError
-    from touchpoints.journeys.funnels import AnalysisError
     from touchpoints.journeys.paths import PathsError
+    from touchpoints.journeys.spec import AnalysisError
 
     try:
         return call(*args, **kwargs)

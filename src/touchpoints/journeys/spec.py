@@ -1,0 +1,63 @@
+"""What analyses share in their questions: validation errors that name the place, and a
+date range (``since`` inclusive, ``until`` exclusive, in UTC)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+Spec = TypeVar("Spec", bound=BaseModel)
+
+
+class AnalysisError(ValueError):
+    """An analysis was asked for with bad inputs; the message names the place and the reason."""
+
+
+def explain(exc: ValidationError) -> str:
+    """``steps[1].event: give an event name; window: …`` from pydantic's errors."""
+    problems = []
+    for err in exc.errors():
+        place = ""
+        for part in err["loc"]:
+            place += f"[{part}]" if isinstance(part, int) else (f".{part}" if place else part)
+        problems.append(f"{place or '(top)'}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
+
+
+def validated(kind: type[Spec], data: dict[str, Any] | Spec) -> Spec:
+    """``data`` as a validated ``kind``, or :class:`AnalysisError` naming each problem."""
+    if isinstance(data, kind):
+        return data
+    try:
+        return kind.model_validate(data)
+    except ValidationError as exc:
+        raise AnalysisError(explain(exc)) from None
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A moment as naive UTC (how the warehouse stores times)."""
+    if value is not None and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+class DateRange(BaseModel):
+    """``since`` (inclusive) and ``until`` (exclusive), naive UTC."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return utc(value)
+
+    @model_validator(mode="after")
+    def _range(self) -> DateRange:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("until: give a moment after since")
+        return self
