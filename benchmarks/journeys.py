@@ -5,8 +5,10 @@
 Simulates ``--people`` customers (about 31 events each; 320,000 people make about 10 million
 events) and stores them with the identity map kept in step, as benchmarks/identity.py does;
 or, with ``--data-dir``, reuses a data directory loaded before (it is loaded there if empty).
-Then it brings the journey tables up to date (timed once) and runs each analysis ``--repeat``
-times through the same service the API uses, printing the best and the median time. The first
+Then it brings the journey tables up to date (timed once: the first time derives the facts
+of every person), times a refresh with nothing new and one after 1,000 and 10,000 persons
+changed, and runs each analysis ``--repeat`` times through the same service the API uses
+(which refreshes first, as the API does), printing the best and the median time. The first
 run of each analysis is counted (DuckDB's caches are warm after the journey refresh only).
 """
 
@@ -27,7 +29,7 @@ from identity import load  # noqa: E402  (the same loader as the identity benchm
 
 from touchpoints.config import load_settings  # noqa: E402
 from touchpoints.core import Touchpoints  # noqa: E402
-from touchpoints.journeys.source import refresh  # noqa: E402
+from touchpoints.journeys.store import refresh  # noqa: E402
 
 
 def analyses(tp: Touchpoints) -> dict[str, Callable[[], Any]]:
@@ -73,12 +75,26 @@ def main() -> None:
             stored, seconds, _sim = load(tp, args.people, args.seed, data_dir.parent / "demo")
             events = stored
             print(f"loaded {args.people:,} people: {stored:,} events in {seconds:.1f} s")
-        started = time.perf_counter()
-        copied = refresh(tp.warehouse)
+        model = tp.journeys.model
+        done = refresh(tp.warehouse, model)
         print(
-            f"journey tables brought up to date: {copied:,} events in "
-            f"{time.perf_counter() - started:.1f} s ({events:,} events in the warehouse)"
+            f"journey tables brought up to date: {done.events:,} events copied, facts of "
+            f"{done.persons:,} persons derived {'in full ' if done.full else ''}in "
+            f"{done.seconds:.1f} s ({events:,} events in the warehouse)"
         )
+        print(f"refresh with nothing new: {refresh(tp.warehouse, model).seconds:.3f} s")
+        for count in (1_000, 10_000):
+            # As if the identity map had moved identifiers of ``count`` persons: their facts
+            # are derived again on the next refresh, as after merges or new events.
+            tp.warehouse.run(
+                "UPDATE journey_persons SET person = -person WHERE person IN "
+                f"(SELECT DISTINCT person FROM identifiers ORDER BY person LIMIT {count})"
+            )
+            again = refresh(tp.warehouse, model)
+            print(
+                f"refresh after {count:,} persons changed: {again.persons:,} persons derived "
+                f"again in {again.seconds:.2f} s"
+            )
         print("| analysis | best s | median s | runs |")
         print("| --- | ---: | ---: | ---: |")
         for name, run in analyses(tp).items():

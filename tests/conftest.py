@@ -173,7 +173,8 @@ def spark_source(spark: object, tp: Touchpoints) -> object:
     """The warehouse's journey tables copied into Spark views of the same names."""
     from ibis import pyspark as ibis_pyspark
 
-    from touchpoints.journeys.source import TABLES, refresh
+    from touchpoints.journeys.source import TABLES
+    from touchpoints.journeys.store import refresh
 
     refresh(tp.warehouse)
     for name in TABLES:

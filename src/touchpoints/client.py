@@ -189,7 +189,9 @@ class LocalClient:
         journeys = self.tp.journeys
         params = dict(params)
         calls = {
-            "map": lambda: journeys.journey_map(params["top"], params["collapse"]),
+            "map": lambda: journeys.journey_map(
+                params["top"], params["collapse"], params.get("since"), params.get("until")
+            ),
             "funnel": lambda: journeys.funnel(
                 params["spec"], compare_units=params.get("compare_units", False)
             ),
@@ -364,7 +366,8 @@ class RemoteClient:
     def journey_query(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         long = {"timeout": 3600}
         if kind == "map":
-            return self._call("GET", "/v1/journeys/map", params=params, **long)
+            query = {k: v for k, v in params.items() if v is not None}
+            return self._call("GET", "/v1/journeys/map", params=query, **long)
         if kind == "funnel":
             body = {**params["spec"], "compare_units": params.get("compare_units", False)}
             return self._call("POST", "/v1/journeys/funnels", json=body, **long)

@@ -95,6 +95,13 @@ def test_every_analysis_answers_over_http_and_the_cli_and_bad_questions_get_422(
                 "stage": "awareness",
                 "reached": 2,
             }
+            # From 3 March: only the tablet's first visit enters awareness in that range.
+            later = reader.get("/v1/journeys/map", params={"since": "2026-03-03T00:00:00Z"})
+            assert later.json()["stages"][0]["reached"] == 1, later.text
+            backwards = reader.get(
+                "/v1/journeys/map", params={"since": "2026-03-05", "until": "2026-03-01"}
+            )
+            assert backwards.status_code == 422 and "until" in backwards.text
             funnel = reader.post(
                 "/v1/journeys/funnels", json={**steps, "compare_units": True}
             ).json()
@@ -131,6 +138,7 @@ def test_every_analysis_answers_over_http_and_the_cli_and_bad_questions_get_422(
 
         for args, expected in [
             (["map"], "journey map"),
+            (["map", "--since", "2026-03-03", "--until", "2026-04-01"], "journey map"),
             (["funnel", "Product Viewed", "Order Completed", "--compare"], "funnel per device"),
             (["funnel", "Product Viewed", "Order Completed", "--drop-offs", "1"], "no further"),
             (["retention"], "retention by week"),
@@ -144,5 +152,7 @@ def test_every_analysis_answers_over_http_and_the_cli_and_bad_questions_get_422(
             assert expected in done.stdout, (args, done.stdout)
         bad = run_cli("journeys", "funnel", "Only One", data_dir=server.data_dir)
         assert bad.returncode == 1 and "give at least two steps" in bad.stderr
+        bad = run_cli("journeys", "map", "--since", "March", data_dir=server.data_dir)
+        assert bad.returncode == 1 and "since" in bad.stderr, bad.stderr
     finally:
         assert server.stop() == 0

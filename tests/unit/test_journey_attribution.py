@@ -25,7 +25,11 @@ from touchpoints.journeys.attribution import (
     attribution_paths,
     markov_transitions,
 )
-from touchpoints.journeys.source import duckdb_source, refresh
+from touchpoints.journeys.model import load_model
+from touchpoints.journeys.source import duckdb_source
+from touchpoints.journeys.store import refresh
+
+DEFAULT = load_model()  # the facts kept for the default model are what the API reads
 
 
 def ev(kind: str, anon: str, when: str, message_id: str, **extra: Any) -> dict[str, Any]:
@@ -111,8 +115,8 @@ def test_every_model_shares_out_conversions_and_value_as_computed_by_hand(
 ) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
-        result = attribute(duckdb_source(tp.warehouse), half_life_days=1)
+        refresh(tp.warehouse, DEFAULT)
+        result = attribute(duckdb_source(tp.warehouse, DEFAULT), half_life_days=1)
     assert (result.conversions, result.value) == (5, 380.0)
     assert (result.unattributed_conversions, result.unattributed_value) == (1, 30.0)
     assert (result.converting_paths, result.null_paths) == (4, 2)
@@ -149,8 +153,8 @@ def test_the_lookback_window_and_the_previous_conversion_bound_the_touchpoints(
 ) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
-        source = duckdb_source(tp.warehouse)
+        refresh(tp.warehouse, DEFAULT)
+        source = duckdb_source(tp.warehouse, DEFAULT)
         rows = attribution_paths(source).to_pyarrow().to_pylist()
         short = attribute(source, lookback_days=1.5)
     p5 = sorted((r["key"], r["converted"]) for r in rows if r["value"] == 200)
@@ -170,8 +174,8 @@ def test_the_lookback_window_and_the_previous_conversion_bound_the_touchpoints(
 def test_campaign_attribution_counts_only_campaign_touches(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
-        result = attribute(duckdb_source(tp.warehouse), by="campaign")
+        refresh(tp.warehouse, DEFAULT)
+        result = attribute(duckdb_source(tp.warehouse, DEFAULT), by="campaign")
     assert (result.converting_paths, result.unattributed_conversions) == (1, 4)
     assert result.null_paths == 1
     assert credits(result) == {
@@ -191,7 +195,7 @@ def test_campaign_attribution_counts_only_campaign_touches(tmp_path: Path) -> No
 def test_impossible_parameters_are_refused(tmp_path: Path, kwargs: Any, message: str) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         with pytest.raises(AttributionError, match=message):
-            attribute(duckdb_source(tp.warehouse), **kwargs)
+            attribute(duckdb_source(tp.warehouse, DEFAULT), **kwargs)
 
 
 # -- the Markov model against ChannelAttribution --------------------------------------------
@@ -200,7 +204,7 @@ def demo(tp: Touchpoints, tmp_path: Path, people: int = 300) -> None:
     from identity import load
 
     load(tp, people, 7, tmp_path / "files")
-    refresh(tp.warehouse)
+    refresh(tp.warehouse, DEFAULT)
 
 
 def path_patterns(source: Any, by: str) -> pd.DataFrame:
@@ -222,7 +226,7 @@ def test_the_exact_removal_effect_agrees_with_channel_attribution(tmp_path: Path
 
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         demo(tp, tmp_path)
-        source = duckdb_source(tp.warehouse)
+        source = duckdb_source(tp.warehouse, DEFAULT)
         ours = attribute(source)
         transitions = markov_transitions(attribution_paths(source)).to_pandas()
         patterns = path_patterns(source, "channel")
@@ -273,8 +277,8 @@ def test_the_exact_removal_effect_agrees_with_channel_attribution(tmp_path: Path
 def test_duckdb_and_spark_give_the_same_attribution(tmp_path: Path, spark: object) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
-        on_duckdb = attribute(duckdb_source(tp.warehouse), half_life_days=1)
+        refresh(tp.warehouse, DEFAULT)
+        on_duckdb = attribute(duckdb_source(tp.warehouse, DEFAULT), half_life_days=1)
         on_spark = attribute(spark_source(spark, tp), half_life_days=1)  # type: ignore[arg-type]
         by_campaign = attribute(spark_source(spark, tp), by="campaign")  # type: ignore[arg-type]
     assert credits(on_spark) == credits(on_duckdb)

@@ -15,7 +15,11 @@ from conftest import spark_source
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.journeys.channel_mix import ChannelMixError, channel_mix, parse_bands
-from touchpoints.journeys.source import duckdb_source, refresh
+from touchpoints.journeys.model import load_model
+from touchpoints.journeys.source import duckdb_source
+from touchpoints.journeys.store import refresh
+
+DEFAULT = load_model()  # the facts kept for the default model are what the API reads
 
 AS_OF = date(2026, 6, 15)
 
@@ -60,13 +64,13 @@ def people(tp: Touchpoints) -> None:
             who("p7", 1, {"birthday": "soon"}),
         ],
     )
-    refresh(tp.warehouse)
+    refresh(tp.warehouse, DEFAULT)
 
 
 def test_people_and_contacts_per_channel_by_age_band(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         people(tp)
-        mix = channel_mix(duckdb_source(tp.warehouse), as_of=AS_OF)
+        mix = channel_mix(duckdb_source(tp.warehouse, DEFAULT), as_of=AS_OF)
     assert mix.as_of == "2026-06-15"
     assert mix.bands == ["18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown"]
     assert mix.channels == ["email", "web", "mobile_app", "phone"]  # by people reached
@@ -98,7 +102,7 @@ def test_people_and_contacts_per_channel_by_age_band(tmp_path: Path) -> None:
 def test_bands_are_configurable_and_the_reference_date_moves_ages(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         people(tp)
-        source = duckdb_source(tp.warehouse)
+        source = duckdb_source(tp.warehouse, DEFAULT)
         mix = channel_mix(source, bands=["0-17", "18-24", "25-64", "65+"], as_of=AS_OF)
         later = channel_mix(source, bands=["0-17", "18-24", "25-64", "65+"],
                             as_of=date(2026, 6, 16))  # fmt: skip
@@ -128,7 +132,7 @@ def test_bad_bands_are_refused_with_the_place_and_the_reason(
 def test_duckdb_and_spark_give_the_same_channel_mix(tmp_path: Path, spark: object) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         people(tp)
-        on_duckdb = channel_mix(duckdb_source(tp.warehouse), as_of=AS_OF).as_dict()
+        on_duckdb = channel_mix(duckdb_source(tp.warehouse, DEFAULT), as_of=AS_OF).as_dict()
         on_spark = channel_mix(spark_source(spark, tp), as_of=AS_OF).as_dict()  # type: ignore[arg-type]
     assert on_spark == on_duckdb
     assert on_duckdb["people"]["unknown"] == 2

@@ -16,8 +16,12 @@ from conftest import spark_source
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.journeys.funnels import drop_offs, funnel, funnel_by_unit
-from touchpoints.journeys.source import duckdb_source, refresh
+from touchpoints.journeys.model import load_model
+from touchpoints.journeys.source import duckdb_source
 from touchpoints.journeys.spec import AnalysisError
+from touchpoints.journeys.store import refresh
+
+DEFAULT = load_model()  # the facts kept for the default model are what the API reads
 
 VIEW, QUOTE, ORDER = "Product Viewed", "Quote Requested", "Order Completed"
 SPEC: dict[str, Any] = {
@@ -95,12 +99,12 @@ def units(result: Any) -> list[int]:
 def tp_journeys(tmp_path: Path) -> Any:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
+        refresh(tp.warehouse, DEFAULT)
         yield tp
 
 
 def test_relaxed_funnel_counts_window_edges_ties_late_events_and_skips(tp_journeys: Any) -> None:
-    result = funnel(duckdb_source(tp_journeys.warehouse), SPEC)
+    result = funnel(duckdb_source(tp_journeys.warehouse, DEFAULT), SPEC)
     # Entered: all seven. Quote: Anna, Cem, Eve (late), Gus; not Ben (1 ms late), not Dan
     # (quote before view), not Fay (skipped). Order: Anna (at the window's end), Eve, Gus.
     assert units(result) == [7, 4, 3]
@@ -126,21 +130,21 @@ def test_relaxed_funnel_counts_window_edges_ties_late_events_and_skips(tp_journe
 def test_strict_order_ends_at_a_repeat_but_not_at_events_outside_the_funnel(
     tp_journeys: Any,
 ) -> None:
-    result = funnel(duckdb_source(tp_journeys.warehouse), SPEC | {"order": "strict"})
+    result = funnel(duckdb_source(tp_journeys.warehouse, DEFAULT), SPEC | {"order": "strict"})
     # Anna: her phone's view repeats step 1 before the quote. Gus: a second view. Eve: the
     # 'Home' page between view and quote is no step, so she goes through.
     assert units(result) == [7, 2, 1]
 
 
 def test_per_device_the_stitched_journey_splits_in_two(tp_journeys: Any) -> None:
-    both = funnel_by_unit(duckdb_source(tp_journeys.warehouse), SPEC)
+    both = funnel_by_unit(duckdb_source(tp_journeys.warehouse, DEFAULT), SPEC)
     assert units(both["person"]) == [7, 4, 3]
     # Anna's laptop only views; her phone enters on its own view and converts in 25 h.
     assert units(both["device"]) == [8, 4, 3]
     assert both["device"].steps[2].conversion == 0.375
     assert both["device"].steps[2].median_seconds == 7200.0  # phone 25 h, Eve 2 h, Gus 2 h
     strict = funnel(
-        duckdb_source(tp_journeys.warehouse), SPEC | {"order": "strict", "unit": "device"}
+        duckdb_source(tp_journeys.warehouse, DEFAULT), SPEC | {"order": "strict", "unit": "device"}
     )
     assert units(strict) == [8, 3, 2]  # the phone, Cem, Eve; the phone and Eve
 
@@ -151,7 +155,7 @@ def test_a_property_filter_narrows_a_step(tp_journeys: Any) -> None:
         {"event": QUOTE},
         {"event": ORDER, "properties": {"value": {"gte": 1000}}},
     ]
-    result = funnel(duckdb_source(tp_journeys.warehouse), SPEC | {"steps": steps})
+    result = funnel(duckdb_source(tp_journeys.warehouse, DEFAULT), SPEC | {"steps": steps})
     assert units(result) == [7, 4, 2]  # Eve's order of 500 is left out
 
 
@@ -160,7 +164,7 @@ def groups(result: Any) -> dict[Any, list[int]]:
 
 
 def test_breakdowns_by_channel_device_type_and_age_at_entry(tp_journeys: Any) -> None:
-    source = duckdb_source(tp_journeys.warehouse)
+    source = duckdb_source(tp_journeys.warehouse, DEFAULT)
     by_channel = funnel(source, SPEC | {"breakdown": "channel"})
     assert groups(by_channel) == {
         "mobile_app": [2, 2, 2],  # Eve, Gus
@@ -184,7 +188,7 @@ def test_breakdowns_by_channel_device_type_and_age_at_entry(tp_journeys: Any) ->
 
 def test_drop_offs_list_who_stopped_after_a_step_by_entry_time(tp_journeys: Any) -> None:
     tp = tp_journeys
-    source = duckdb_source(tp.warehouse)
+    source = duckdb_source(tp.warehouse, DEFAULT)
     person = {
         name: tp.profiles.resolve(f"anonymous_id:{name}")
         for name in ("store-1", "dan", "fay", "cem")
@@ -240,17 +244,17 @@ def test_a_bad_funnel_is_refused_with_the_place_and_the_reason(
     tp_journeys: Any, spec: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(AnalysisError) as caught:
-        funnel(duckdb_source(tp_journeys.warehouse), spec)
+        funnel(duckdb_source(tp_journeys.warehouse, DEFAULT), spec)
     assert message in str(caught.value)
 
 
 def test_a_drop_off_after_the_last_step_is_refused(tp_journeys: Any) -> None:
     with pytest.raises(AnalysisError, match="step: give a step from 1 to 2"):
-        drop_offs(duckdb_source(tp_journeys.warehouse), SPEC, step=3)
+        drop_offs(duckdb_source(tp_journeys.warehouse, DEFAULT), SPEC, step=3)
 
 
 def test_since_and_until_choose_entries(tp_journeys: Any) -> None:
-    source = duckdb_source(tp_journeys.warehouse)
+    source = duckdb_source(tp_journeys.warehouse, DEFAULT)
     # From 2 March: Anna enters with her phone's view (her laptop's is earlier), then
     # converts in 25 h; Ben's entry is before.
     result = funnel(
@@ -271,7 +275,7 @@ def everything(source: Any) -> dict[str, Any]:
 
 @pytest.mark.spark
 def test_duckdb_and_spark_give_the_same_funnels(tp_journeys: Any, spark: object) -> None:
-    on_duckdb = everything(duckdb_source(tp_journeys.warehouse))
+    on_duckdb = everything(duckdb_source(tp_journeys.warehouse, DEFAULT))
     on_spark = everything(spark_source(spark, tp_journeys))
     assert on_spark == on_duckdb
     assert [s["units"] for s in on_duckdb["by_age"]["steps"]] == [7, 4, 3]

@@ -5,6 +5,7 @@ directly-follows counts equal pm4py's on the demo data; DuckDB and Spark give th
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.journeys.journey_map import StageStep, directly_follows, journey_map
 from touchpoints.journeys.model import StageModel, load_model
-from touchpoints.journeys.source import duckdb_source, refresh
+from touchpoints.journeys.source import duckdb_source
+from touchpoints.journeys.spec import AnalysisError
+from touchpoints.journeys.store import refresh
 
 MODEL = StageModel.model_validate(
     {
@@ -108,8 +111,8 @@ def journeys(tp: Touchpoints) -> None:
 def test_the_journey_map_of_a_small_case_matches_the_hand_count(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
-        found = journey_map(duckdb_source(tp.warehouse), MODEL, top=2)
+        refresh(tp.warehouse, MODEL)
+        found = journey_map(duckdb_source(tp.warehouse, MODEL), MODEL, top=2)
 
     awareness, consideration, decision, purchase = found.stages
     # Awareness: 6 persons; all but Eve went on (Cem straight to purchase), four to
@@ -238,8 +241,8 @@ def test_the_journey_map_of_a_small_case_matches_the_hand_count(tmp_path: Path) 
 def test_directly_follows_orders_by_event_time_then_arrival(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
-        source = duckdb_source(tp.warehouse)
+        refresh(tp.warehouse, MODEL)
+        source = duckdb_source(tp.warehouse, MODEL)
         channels = directly_follows(source, "channel")
         events = directly_follows(source, "event")
     assert channels == {
@@ -284,8 +287,9 @@ def test_directly_follows_equals_pm4py_discover_dfg_on_the_demo(tmp_path: Path) 
     pm4py = pytest.importorskip("pm4py")
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         load_demo(tp, 300, tmp_path / "demo")
-        refresh(tp.warehouse)
-        source = duckdb_source(tp.warehouse)
+        refresh(tp.warehouse, load_model())
+        source = duckdb_source(tp.warehouse, load_model())
+        assert source.derived(load_model())
         events = source.events()
         # pm4py sorts each case by timestamp with a stable sort, so events of the same
         # moment keep the order they are given in: give them in arrival order (seq).
@@ -321,8 +325,8 @@ def test_directly_follows_equals_pm4py_discover_dfg_on_the_demo(tmp_path: Path) 
 def test_duckdb_and_spark_give_the_same_journey_map(tmp_path: Path, spark: object) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
-        on_duckdb = journey_map(duckdb_source(tp.warehouse), MODEL, top=2).to_dict()
+        refresh(tp.warehouse, MODEL)
+        on_duckdb = journey_map(duckdb_source(tp.warehouse, MODEL), MODEL, top=2).to_dict()
         on_spark = journey_map(spark_source(spark, tp), MODEL, top=2).to_dict()  # type: ignore[arg-type]
     assert on_spark == on_duckdb
     assert on_duckdb["stages"][1]["p90_seconds"] == 452_160.0
@@ -360,7 +364,53 @@ def test_repeated_contacts_count_only_when_often_enough_within_the_days(tmp_path
                 ev("cem", "29T11:00:00", "c4", "web", "Home"),
             ],
         )
-        refresh(tp.warehouse)
-        result = journey_map(duckdb_source(tp.warehouse), model)
+        refresh(tp.warehouse, model)
+        result = journey_map(duckdb_source(tp.warehouse, model), model)
         persons = {p.name: p.persons for p in result.pain_points}
         assert persons == {"repeated calls": 2, "third call ever": 1}
+
+
+def test_a_date_range_keeps_the_entries_and_events_made_in_it(tmp_path: Path) -> None:
+    """From 3 March (inclusive) to 7 March (exclusive): Anna's quote and order, Cem's whole
+    journey, Eve, Finn; not Dana's quote on the 7th nor anything of the 1st and 2nd."""
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        journeys(tp)
+        refresh(tp.warehouse, MODEL)
+        found = journey_map(
+            duckdb_source(tp.warehouse, MODEL),
+            MODEL,
+            since=datetime(2026, 3, 3),
+            until=datetime(2026, 3, 7),
+        )
+        with pytest.raises(AnalysisError, match="until: give a moment after since"):
+            journey_map(
+                duckdb_source(tp.warehouse, MODEL),
+                MODEL,
+                since=datetime(2026, 3, 7),
+                until=datetime(2026, 3, 3),
+            )
+    steps = {s.stage: s for s in found.stages}
+    # Awareness: Cem, Eve, Finn (Anna, Ben and Dana entered it before); Cem went on to
+    # purchase, Finn to consideration.
+    assert (steps["awareness"].reached, steps["awareness"].went_on) == (3, 2)
+    assert (steps["consideration"].reached, steps["consideration"].went_on) == (1, 0)
+    assert (steps["decision"].reached, steps["decision"].went_on) == (1, 1)  # Anna
+    assert steps["purchase"].reached == 2  # Anna, Cem
+    # In awareness in the range: Cem's visit, Eve's visit and error (Finn's product view
+    # enters consideration at once).
+    assert steps["awareness"].top_channels == [{"channel": "web", "persons": 2, "events": 3}]
+    errors = next(p for p in found.pain_points if p.name == "configurator error")
+    assert errors.persons == 1  # Eve's; Anna's and Ben's were on the 2nd
+    assert [(r["stage"], r["persons"], r["dropped"]) for r in errors.by_stage] == [
+        ("awareness", 1, 1)
+    ]
+    assert {(t["source"], t["target"]): t["count"] for t in found.channel_transitions} == {
+        ("mobile_app", "web"): 1,  # Anna's quote, then her sign-in on the laptop
+        ("web", "store"): 2,  # Anna, Cem
+        ("store", "phone"): 1,  # Cem's complaint
+    }
+    assert [(t["source"], t["target"], t["persons"]) for t in found.stage_transitions] == [
+        ("awareness", "consideration", 1),
+        ("awareness", "purchase", 1),
+        ("decision", "purchase", 1),
+    ]

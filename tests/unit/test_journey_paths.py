@@ -14,8 +14,12 @@ from test_journey_stages import journeys as stage_journeys
 from conftest import spark_source
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
+from touchpoints.journeys.model import load_model
 from touchpoints.journeys.paths import PathsError, journey_variants, top_paths
-from touchpoints.journeys.source import duckdb_source, refresh
+from touchpoints.journeys.source import duckdb_source
+from touchpoints.journeys.store import refresh
+
+DEFAULT = load_model()  # the facts kept for the default model are what the API reads
 
 
 def page(anon: str, when: str, message_id: str, name: str) -> dict[str, Any]:
@@ -58,7 +62,7 @@ def sessions(tp: Touchpoints) -> None:
             page("d", "03T10:00:00", "d1", "Home"),
         ],
     )
-    refresh(tp.warehouse)
+    refresh(tp.warehouse, DEFAULT)
 
 
 def shown(report: Any) -> list[tuple[list[str], int]]:
@@ -69,7 +73,7 @@ def shown(report: Any) -> list[tuple[list[str], int]]:
 def test_paths_after_a_start_event_follow_each_persons_first_occurrence(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         sessions(tp)
-        source = duckdb_source(tp.warehouse)
+        source = duckdb_source(tp.warehouse, DEFAULT)
         report = top_paths(source, start="Signed Up", depth=3, min_share=0)
         assert (report.people, report.distinct_paths, report.other_people) == (3, 3, 0)
         assert shown(report) == [
@@ -89,7 +93,7 @@ def test_paths_after_a_start_event_follow_each_persons_first_occurrence(tmp_path
 def test_rare_steps_are_grouped_and_paths_before_an_end_read_forwards(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         sessions(tp)
-        source = duckdb_source(tp.warehouse)
+        source = duckdb_source(tp.warehouse, DEFAULT)
         # Steps seen by fewer than half of the 3 people (Rare, the second Signed Up) group.
         grouped = top_paths(source, start="Signed Up", depth=4, min_share=0.5)
         assert shown(grouped) == [
@@ -118,14 +122,14 @@ def test_rare_steps_are_grouped_and_paths_before_an_end_read_forwards(tmp_path: 
 def test_impossible_path_questions_are_refused(tmp_path: Path, kwargs: Any, message: str) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         with pytest.raises(PathsError, match=message):
-            top_paths(duckdb_source(tp.warehouse), **kwargs)
+            top_paths(duckdb_source(tp.warehouse, DEFAULT), **kwargs)
 
 
 def test_journey_variants_count_people_per_stage_sequence(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         stage_journeys(tp)
-        refresh(tp.warehouse)
-        report = journey_variants(duckdb_source(tp.warehouse), MODEL)
+        refresh(tp.warehouse, DEFAULT)
+        report = journey_variants(duckdb_source(tp.warehouse, DEFAULT), MODEL)
     assert (report.people, report.distinct_variants, report.other_people) == (3, 3, 0)
     # Anna entered awareness and consideration with one event: the model's order breaks ties.
     assert shown(report) == [
@@ -141,9 +145,9 @@ def test_duckdb_and_spark_give_the_same_paths(tmp_path: Path, spark: object) -> 
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         sessions(tp)
         stage_journeys(tp)
-        refresh(tp.warehouse)
+        refresh(tp.warehouse, DEFAULT)
         results = []
-        for source in (duckdb_source(tp.warehouse), spark_source(spark, tp)):
+        for source in (duckdb_source(tp.warehouse, DEFAULT), spark_source(spark, tp)):
             results.append(
                 (
                     top_paths(source, start="Signed Up", depth=4, min_share=0.5).as_dict(),  # type: ignore[arg-type]

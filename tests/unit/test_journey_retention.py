@@ -16,8 +16,12 @@ from conftest import spark_source
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.journeys.funnels import AnalysisError
+from touchpoints.journeys.model import load_model
 from touchpoints.journeys.retention import retention
-from touchpoints.journeys.source import duckdb_source, refresh
+from touchpoints.journeys.source import duckdb_source
+from touchpoints.journeys.store import refresh
+
+DEFAULT = load_model()  # the facts kept for the default model are what the API reads
 
 
 def ev(anon: str, ts: str, message_id: str, event: str = "Page Viewed", **extra: Any) -> dict:
@@ -76,7 +80,7 @@ def journeys(tp: Touchpoints) -> None:
 def tp_journeys(tmp_path: Path) -> Any:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
+        refresh(tp.warehouse, DEFAULT)
         yield tp
 
 
@@ -85,7 +89,9 @@ def table(result: Any) -> dict[str, tuple[int, list[int | None]]]:
 
 
 def test_weekly_cohorts_per_person(tp_journeys: Any) -> None:
-    result = retention(duckdb_source(tp_journeys.warehouse), {"period": "week", "periods": 4})
+    result = retention(
+        duckdb_source(tp_journeys.warehouse, DEFAULT), {"period": "week", "periods": 4}
+    )
     # W0: Anna, Ben, Cem, Dan. Week 0: Anna (her laptop), Cem (the later arrival); week 1:
     # Anna (the order), Ben (Monday 00:00), Dan (the late event moved him to W0).
     # W1: Eve, back in week 2 and 3; week 4 (6 April) is after the latest event.
@@ -100,7 +106,8 @@ def test_weekly_cohorts_per_person(tp_journeys: Any) -> None:
 
 def test_per_device_anna_is_three_starts(tp_journeys: Any) -> None:
     result = retention(
-        duckdb_source(tp_journeys.warehouse), {"period": "week", "periods": 4, "unit": "device"}
+        duckdb_source(tp_journeys.warehouse, DEFAULT),
+        {"period": "week", "periods": 4, "unit": "device"},
     )
     # W0: Anna's user id (identifies), her laptop, Ben, Cem, Dan; W1: her phone, Eve.
     assert table(result) == {
@@ -110,14 +117,16 @@ def test_per_device_anna_is_three_starts(tp_journeys: Any) -> None:
 
 
 def test_monthly_cohorts(tp_journeys: Any) -> None:
-    result = retention(duckdb_source(tp_journeys.warehouse), {"period": "month", "periods": 2})
+    result = retention(
+        duckdb_source(tp_journeys.warehouse, DEFAULT), {"period": "month", "periods": 2}
+    )
     # Everybody came back in March after starting; Eve in April; May is not known yet.
     assert table(result) == {"2026-03-01": (5, [5, 1, None])}
     assert result.cohorts[0].share == [1.0, 0.2, None]
 
 
 def test_named_start_and_return_events(tp_journeys: Any) -> None:
-    source = duckdb_source(tp_journeys.warehouse)
+    source = duckdb_source(tp_journeys.warehouse, DEFAULT)
     orders = retention(source, {"periods": 2, "return_event": "Order Completed"})
     assert table(orders) == {"2026-03-02": (4, [0, 1, 0]), "2026-03-09": (1, [0, 0, 0])}
     # Anna's view (Sunday of W0) starts her; the order on Tuesday is a week-1 return.
@@ -130,7 +139,8 @@ def test_named_start_and_return_events(tp_journeys: Any) -> None:
 
 def test_since_chooses_cohorts_by_the_first_start(tp_journeys: Any) -> None:
     result = retention(
-        duckdb_source(tp_journeys.warehouse), {"periods": 1, "since": "2026-03-09T00:00:00Z"}
+        duckdb_source(tp_journeys.warehouse, DEFAULT),
+        {"periods": 1, "since": "2026-03-09T00:00:00Z"},
     )
     # Ben and Dan were active in W1 but started in W0: only Eve.
     assert table(result) == {"2026-03-09": (1, [0, 0])}
@@ -149,7 +159,7 @@ def test_a_bad_retention_request_is_refused_with_the_place_and_the_reason(
     tp_journeys: Any, spec: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(AnalysisError) as caught:
-        retention(duckdb_source(tp_journeys.warehouse), spec)
+        retention(duckdb_source(tp_journeys.warehouse, DEFAULT), spec)
     assert message in str(caught.value)
 
 
@@ -162,7 +172,7 @@ def everything(source: Any) -> dict[str, Any]:
 
 @pytest.mark.spark
 def test_duckdb_and_spark_give_the_same_retention(tp_journeys: Any, spark: object) -> None:
-    on_duckdb = everything(duckdb_source(tp_journeys.warehouse))
+    on_duckdb = everything(duckdb_source(tp_journeys.warehouse, DEFAULT))
     on_spark = everything(spark_source(spark, tp_journeys))
     assert on_spark == on_duckdb
     assert on_duckdb["weekly_devices"]["cohorts"][0]["returned"] == [3, 2, 0, 0, 0]

@@ -14,8 +14,9 @@ from conftest import spark_source
 from touchpoints.config import ConfigError, load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.journeys.model import StageModel, StageModelError, load_model
-from touchpoints.journeys.source import duckdb_source, refresh
+from touchpoints.journeys.source import duckdb_source
 from touchpoints.journeys.stages import stage_distribution, stage_entries, stage_history
+from touchpoints.journeys.store import refresh
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -197,8 +198,8 @@ def test_stage_entries_per_person_follow_event_time_and_skip_what_was_skipped(
 ) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
-        source = duckdb_source(tp.warehouse)
+        refresh(tp.warehouse, MODEL)
+        source = duckdb_source(tp.warehouse, MODEL)
         anna = tp.profiles.resolve("user_id:anna")
         ben = tp.profiles.resolve("anonymous_id:store-1")
         cem = tp.profiles.resolve("anonymous_id:cem")
@@ -261,8 +262,8 @@ def test_the_service_catches_up_with_new_events_and_merges(tmp_path: Path) -> No
 def test_duckdb_and_spark_give_the_same_stage_entries(tmp_path: Path, spark: object) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
-        refresh(tp.warehouse)
-        on_duckdb = entries(duckdb_source(tp.warehouse))
+        refresh(tp.warehouse, MODEL)
+        on_duckdb = entries(duckdb_source(tp.warehouse, MODEL))
         on_spark = entries(spark_source(spark, tp))
         assert on_spark == on_duckdb
         assert len(on_duckdb) == 10

@@ -71,6 +71,12 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "journey_events",
             "journey_properties",
             "journey_traits",
+            "journey_facts",
+            "journey_stage_entries",
+            "journey_persons",
+            "journey_scratch",
+            "journey_changed",
+            "journey_state",
         }
         assert warehouse.schema_version() == LATEST_VERSION == len(MIGRATIONS)
         assert warehouse.fetchall(

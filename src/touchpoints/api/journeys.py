@@ -57,11 +57,15 @@ async def journey_map(
     _: Reader,
     top: Annotated[int, Query(ge=1, le=50)] = 5,
     collapse: bool = True,
+    since: str | None = None,
+    until: str | None = None,
 ) -> dict[str, Any]:
     """Per stage: reach, conversion to later stages, median and p90 time to move on,
     drop-off, top channels and touchpoints; pain points with their relative risk of dropping
-    out; stage-to-stage and channel-to-channel transitions (for a Sankey diagram)."""
-    return await _answer(request.app.state.tp.journeys.journey_map, top, collapse)
+    out; stage-to-stage and channel-to-channel transitions (for a Sankey diagram).
+    ``since`` (inclusive) and ``until`` (exclusive), ISO 8601 in UTC: of what happened in
+    that range only."""
+    return await _answer(request.app.state.tp.journeys.journey_map, top, collapse, since, until)
 
 
 @router.post("/v1/journeys/funnels")

@@ -114,11 +114,18 @@ def _window(text: str) -> float | str:
 def journeys_map(
     data_dir: DataDir = None,
     top: Annotated[int, typer.Option(min=1, max=50, help="Channels and touchpoints per stage")] = 5,
+    since: Annotated[
+        str | None, typer.Option(help="Of what happened from (ISO 8601, UTC; inclusive)")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Of what happened before (ISO 8601, UTC; exclusive)")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """The journey map: per stage, reach, conversion, time to move on, drop-off and top
     channels; pain points and how strongly each goes with dropping out."""
-    result = _ask(data_dir, "map", {"top": top, "collapse": True})
+    params = {"top": top, "collapse": True, "since": since, "until": until}
+    result = _ask(data_dir, "map", params)
     if as_json:
         return _dump(result)
     table = Table(title="journey map (persons)")

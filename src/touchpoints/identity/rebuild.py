@@ -273,7 +273,11 @@ def _store(
         wh.run("INSERT INTO event_identifiers SELECT seq, pos, sid FROM _rb_ei", cursor=cursor)
         wh.run("DELETE FROM identity_rejections", cursor=cursor)
         insert_rejections(wh, rejections, cursor)
-        wh.run("UPDATE identity_state SET processed_seq = ?", [last_seq], cursor=cursor)
+        wh.run(
+            "UPDATE identity_state SET processed_seq = ?, generation = generation + 1",
+            [last_seq],
+            cursor=cursor,
+        )
         wh.run("COMMIT", cursor=cursor)
     except Exception:
         wh.run("ROLLBACK", cursor=cursor)

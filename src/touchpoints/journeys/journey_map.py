@@ -35,11 +35,17 @@ view enters awareness and consideration):
   time, then arrival (the same relation process-mining tools call the DFG). With
   ``collapse_repeats`` a run of events on one channel counts as one visit (no self-loops,
   which a Sankey cannot draw); without it the counts equal pm4py's ``discover_dfg``.
+- **a date range** (``since`` inclusive, ``until`` exclusive) keeps what happened in it: the
+  stage entries made in it (reach, moving on to a stage entered in it, the times), the events
+  in it (top channels and touchpoints, pain signals, channel transitions). A stage is still
+  entered once per person ever: someone who entered awareness before the range and
+  consideration in it counts in consideration only.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from functools import reduce
 from typing import Any, Literal
 
@@ -48,7 +54,14 @@ import ibis.expr.types as ir
 
 from touchpoints.journeys.model import StageModel
 from touchpoints.journeys.source import Source
-from touchpoints.journeys.stages import matching_events, ordered_events, stage_entries
+from touchpoints.journeys.spec import DateRange, validated
+from touchpoints.journeys.stages import (
+    facts,
+    matching_events,
+    ordered_events,
+    stage_entries,
+    stage_spans,
+)
 
 
 @dataclass(frozen=True)
@@ -85,16 +98,23 @@ class JourneyMap:
 
 
 def journey_map(
-    source: Source, model: StageModel, *, top: int = 5, collapse_repeats: bool = True
+    source: Source,
+    model: StageModel,
+    *,
+    top: int = 5,
+    collapse_repeats: bool = True,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> JourneyMap:
     """The whole map; ``top`` channels and touchpoints per stage; ``collapse_repeats`` for
-    the channel transitions (see the module's docstring)."""
+    the channel transitions; ``since`` (inclusive) and ``until`` (exclusive): what happened
+    in that range only (see the module's docstring)."""
     if top < 1:
         raise ValueError(f"top must be at least 1, not {top}")
-    entries = stage_entries(source, model)
+    period = validated(DateRange, {"since": since, "until": until})
+    entries = _within(stage_entries(source, model), "entered_at", period)
     progress = _progress(entries)
-    spans = stage_spans(entries)
-    events = ordered_events(source, model)
+    events = _within(ordered_events(source, model), "ts", period)
     last = len(model.stages) - 1
 
     # One query for the counts and the times (quantiles skip those who did not move on).
@@ -110,7 +130,8 @@ def journey_map(
             )
         )
     }
-    ranked = _top(_events_in_stage(events, spans), top)
+    placed = _within(facts(source, model), "ts", period)
+    ranked = _top(placed.filter(placed.stage_index.notnull()), top)
 
     steps = []
     for index, name in enumerate(model.names):
@@ -134,33 +155,16 @@ def journey_map(
         )
     return JourneyMap(
         stages=steps,
-        pain_points=_pain_points(source, model, events, entries, progress, spans, steps),
+        pain_points=_pain_points(source, model, events, entries, progress, placed, steps),
         stage_transitions=stage_transitions(entries, model),
         channel_transitions=[
             {"source": a, "target": b, "count": n}
             for (a, b), n in sorted(
-                directly_follows(source, "channel", collapse_repeats=collapse_repeats).items()
+                directly_follows(
+                    source, "channel", collapse_repeats=collapse_repeats, period=period
+                ).items()
             )
         ],
-    )
-
-
-def stage_spans(entries: ir.Table) -> ir.Table:
-    """(person, stage_index, stage, entered_at, entered_seq, until_at, until_seq, next_index):
-    each stage entry with the next entry of the person's journey (null after the last)."""
-    window = ibis.window(
-        group_by=entries.person,
-        order_by=[entries.entered_at, entries.entered_seq, entries.stage_index],
-    )
-    return entries.select(
-        "person",
-        "stage_index",
-        "stage",
-        "entered_at",
-        "entered_seq",
-        until_at=entries.entered_at.lead().over(window),
-        until_seq=entries.entered_seq.lead().over(window),
-        next_index=entries.stage_index.lead().over(window),
     )
 
 
@@ -185,14 +189,16 @@ def directly_follows(
     by: Literal["channel", "event"] = "channel",
     *,
     collapse_repeats: bool = False,
+    period: DateRange | None = None,
 ) -> dict[tuple[str, str], int]:
     """How often ``by`` value b directly follows a in a person's events, ordered by time then
     arrival. Without ``collapse_repeats`` this is the directly-follows graph of process
     mining (pm4py's ``discover_dfg`` with case = person, activity = ``by``); with it, a run of
-    equal values counts once, so there are no self-loops."""
+    equal values counts once, so there are no self-loops. With ``period``, the events in it
+    only (a step from an event before it does not count)."""
     if by not in ("channel", "event"):
         raise ValueError(f"by must be 'channel' or 'event', not {by!r}")
-    events = source.events()
+    events = _within(source.events(), "ts", period)
     window = ibis.window(group_by=events.person, order_by=[events.ts, events.seq])
     steps = events.select(a=events[by], b=events[by].lead().over(window))
     steps = steps.filter(steps.b.notnull())
@@ -203,6 +209,17 @@ def directly_follows(
 
 
 # -- pieces ---------------------------------------------------------------------------------
+def _within(table: ir.Table, column: str, period: DateRange | None) -> ir.Table:
+    """The rows of ``table`` whose ``column`` falls in ``period`` (all without one)."""
+    if period is None:
+        return table
+    if period.since is not None:
+        table = table.filter(table[column] >= period.since)
+    if period.until is not None:
+        table = table.filter(table[column] < period.until)
+    return table
+
+
 def _progress(entries: ir.Table) -> ir.Table:
     """(person, stage_index, went_on, to_next, seconds): per stage entry, whether a later
     stage was entered after it (1/0), whether stage k+1 was, and the seconds to the first."""
@@ -235,24 +252,6 @@ def _progress(entries: ir.Table) -> ir.Table:
 def _epoch(ts: ir.TimestampValue) -> ir.IntegerValue:
     """Whole seconds since 1970: the same on DuckDB (epoch) and Spark (unix_timestamp)."""
     return ts.epoch_seconds().floor().cast("int64")
-
-
-def _in_span(ts: ir.Value, seq: ir.Value, spans: ir.Table) -> ir.BooleanValue:
-    """The event (ts, seq) falls from the entry (included) to the next entry (excluded)."""
-    from_entry = (ts > spans.entered_at) | ((ts == spans.entered_at) & (seq >= spans.entered_seq))
-    before_next = (
-        spans.until_at.isnull()
-        | (ts < spans.until_at)
-        | ((ts == spans.until_at) & (seq < spans.until_seq))
-    )
-    return from_entry & before_next
-
-
-def _events_in_stage(events: ir.Table, spans: ir.Table) -> ir.Table:
-    """(person, stage_index, seq, channel, event): each event with the stage its person was in."""
-    own = events.select("person", "seq", "ts", "channel", "event")
-    joined = own.join(spans, [own.person == spans.person, _in_span(own.ts, own.seq, spans)])
-    return joined.select("person", "stage_index", "seq", "channel", "event")
 
 
 def _top(in_stage: ir.Table, top: int) -> dict[tuple[str, int], list[dict[str, Any]]]:
@@ -310,7 +309,7 @@ def _pain_points(
     events: ir.Table,
     entries: ir.Table,
     progress: ir.Table,
-    spans: ir.Table,
+    placed: ir.Table,
     steps: list[StageStep],
 ) -> list[PainPointStat]:
     if not model.pain_points:
@@ -327,10 +326,8 @@ def _pain_points(
             for pain in model.pain_points
         ],
     )
-    placed = signals.join(
-        spans, [signals.person == spans.person, _in_span(signals.ts, signals.seq, spans)]
-    )
-    where = placed.select("pain", "person", "stage_index").distinct()
+    stages = placed.filter(placed.stage_index.notnull()).select("seq", "stage_index")
+    where = signals.join(stages, "seq").select("pain", "person", "stage_index").distinct()
     outcome = where.join(
         progress.select("person", "stage_index", "went_on"), ["person", "stage_index"]
     )

@@ -9,6 +9,8 @@ start without loading the query engine.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -178,6 +180,12 @@ class StageModel(BaseModel):
     @property
     def names(self) -> list[str]:
         return [stage.name for stage in self.stages]
+
+    def fingerprint(self) -> str:
+        """Names the stage rules: the journey facts derived with other rules are stale.
+        (Pain points are weighed at query time and do not count.)"""
+        stages = json.dumps([s.model_dump(mode="json") for s in self.stages], sort_keys=True)
+        return hashlib.sha256(stages.encode()).hexdigest()[:16]
 
 
 class StageModelError(ValueError):

@@ -10,7 +10,7 @@ cannot be answered as asked.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from touchpoints.journeys.model import StageModel
@@ -44,10 +44,11 @@ class Journeys:
 
     def source(self) -> Source:
         """The journey tables, caught up with the events the identity map has applied."""
-        from touchpoints.journeys.source import duckdb_source, refresh
+        from touchpoints.journeys.source import duckdb_source
+        from touchpoints.journeys.store import refresh
 
-        refresh(self.warehouse)
-        return duckdb_source(self.warehouse)
+        refresh(self.warehouse, self.model)
+        return duckdb_source(self.warehouse, self.model)
 
     # -- stages ----------------------------------------------------------------------------
     def stages(self) -> list[dict[str, Any]]:
@@ -63,14 +64,30 @@ class Journeys:
         return stage_history(self.source(), self.model, person)
 
     # -- analyses --------------------------------------------------------------------------
-    def journey_map(self, top: int = 5, collapse_repeats: bool = True) -> dict[str, Any]:
+    def journey_map(
+        self,
+        top: int = 5,
+        collapse_repeats: bool = True,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> dict[str, Any]:
         """Per stage: reach, conversion, time to move on, drop-off, top channels and
-        touchpoints; pain points; stage and channel transitions (docs/journeys.md)."""
+        touchpoints; pain points; stage and channel transitions (docs/journeys.md); with
+        ``since``/``until``, of what happened in that range."""
         from touchpoints.journeys.journey_map import journey_map
+        from touchpoints.journeys.spec import DateRange, validated
 
         if not 1 <= top <= 50:
             raise JourneyQueryError(f"top: give 1 to 50, not {top}")
-        result = journey_map(self.source(), self.model, top=top, collapse_repeats=collapse_repeats)
+        period = _asked(validated, DateRange, {"since": since, "until": until})
+        result = journey_map(
+            self.source(),
+            self.model,
+            top=top,
+            collapse_repeats=collapse_repeats,
+            since=period.since,
+            until=period.until,
+        )
         return result.to_dict()
 
     def funnel(self, spec: dict[str, Any], compare_units: bool = False) -> dict[str, Any]:

@@ -2,15 +2,21 @@
 
 Every analysis is a function of a :class:`Source` and builds Ibis expressions only, so the
 same code runs on the embedded DuckDB warehouse and on a Spark cluster (tests run both and
-compare). A source needs four tables, the same on every engine:
+compare). A source computes everything from these tables, the same on every engine:
 
 - ``journey_events`` (seq, ts, type, event, channel, source, path, campaign, medium): a narrow,
-  typed copy of the events, kept by :func:`refresh` on DuckDB;
+  typed copy of the events;
 - ``journey_properties`` (seq, key, text_value, number_value): top-level scalar properties;
 - ``journey_traits`` (seq, key, text_value, number_value): top-level scalar traits an event
   carries (identify ``traits``, and ``context.traits`` of other calls);
 - ``event_identifiers`` and ``identifiers``: the identity map, which gives each event its
-  person at query time (merges and rebuilds need no rewrite of the journey tables).
+  person.
+
+On DuckDB the warehouse also keeps what every analysis would otherwise compute first, per
+person and in step with the identity map (:mod:`touchpoints.journeys.store`): each event with
+its person, device, order and stage (``journey_facts``) and the stage entries
+(``journey_stage_entries``). A source made with ``derived_for`` reads those; the answers are
+the same (the tests compare both, and Spark, which computes).
 
 On Spark these are tables or views of the same names (exported from DuckDB, or produced by
 the data team's pipeline).
@@ -18,14 +24,16 @@ the data team's pipeline).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
 
 from touchpoints.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from touchpoints.journeys.model import StageModel
 
 TABLES = (
     "journey_events",
@@ -38,13 +46,29 @@ TABLES = (
 
 @dataclass(frozen=True)
 class Source:
-    """The journey tables of one engine."""
+    """The journey tables of one engine.
+
+    ``events_table`` names a table of events that already carry ``person`` and ``device``
+    (the store derives facts from one); ``derived_for`` is the fingerprint of the stage model
+    whose facts and stage entries the warehouse keeps (``journey_facts``,
+    ``journey_stage_entries``)."""
 
     backend: Any  # an Ibis backend: ibis.duckdb or ibis.pyspark
+    events_table: str | None = None
+    derived_for: str | None = None
+
+    def derived(self, model: StageModel) -> bool:
+        """Whether the kept facts and stage entries were derived with ``model``."""
+        return self.derived_for is not None and self.derived_for == model.fingerprint()
 
     def events(self) -> ir.Table:
         """Every event with its resolved ``person`` and its unresolved ``device`` (the event's
-        anchor identifier: a cookie, device or account, as a tool without stitching sees it)."""
+        anchor identifier: a cookie, device or account, as a tool without stitching sees it).
+        From the kept facts, with their ``order_in_person`` and ``stage_index`` as well."""
+        if self.derived_for is not None:
+            return self.backend.table("journey_facts")
+        if self.events_table is not None:
+            return self.backend.table(self.events_table)
         events = self.backend.table("journey_events")
         anchors = self.backend.table("event_identifiers")
         identifiers = self.backend.table("identifiers")
@@ -77,76 +101,14 @@ class Source:
         return ranked.filter(ranked.n == 0).select("person", "key", "text_value", "number_value")
 
 
-def duckdb_source(warehouse: Warehouse) -> Source:
-    """The warehouse's journey tables through Ibis, on this thread's cursor."""
-    return Source(ibis.duckdb.from_connection(warehouse.cursor()))
-
-
-_REFRESH_LOCK = threading.Lock()
-
-
-def refresh(warehouse: Warehouse) -> int:
-    """Copy events the identity map has caught up with into the journey tables; the number
-    copied. Set-based: one INSERT … SELECT a table, whatever the number of events."""
-    with _REFRESH_LOCK:
-        done = int(warehouse.scalar("SELECT coalesce(max(seq), 0) FROM journey_events"))
-        upto = int(warehouse.scalar("SELECT processed_seq FROM identity_state") or 0)
-        if upto <= done:
-            return 0
-        cursor = warehouse.cursor()
-        warehouse.run("BEGIN TRANSACTION", cursor=cursor)
-        try:
-            warehouse.run(_events_sql(), [done, upto], cursor=cursor)
-            warehouse.run(
-                _scalars_sql("journey_properties", "properties"), [done, upto], cursor=cursor
-            )
-            warehouse.run(_scalars_sql("journey_traits", _TRAITS), [done, upto], cursor=cursor)
-            warehouse.run("COMMIT", cursor=cursor)
-        except Exception:
-            warehouse.run("ROLLBACK", cursor=cursor)
-            raise
-        return int(
-            warehouse.scalar(
-                "SELECT count(*) FROM journey_events WHERE seq > ? AND seq <= ?", [done, upto]
-            )
-        )
-
-
-def _events_sql() -> str:
-    return """
-        INSERT INTO journey_events
-            (seq, ts, type, event, channel, source, path, campaign, medium)
-        SELECT e.seq, e.timestamp, e.type, coalesce(e.event, e.name, e.type), e.channel,
-               e.source,
-               coalesce(json_extract_string(e.context, '$.page.path'),
-                        CASE WHEN e.type = 'screen' AND starts_with(e.name, '/') THEN e.name END),
-               json_extract_string(e.context, '$.campaign.name'),
-               json_extract_string(e.context, '$.campaign.medium')
-        FROM events e
-        WHERE e.seq > ? AND e.seq <= ?
-    """
-
-
-# The traits an event carries: identify traits, else the context's (track calls from a CRM
-# or a dealer system send them there).
-_TRAITS = "coalesce(traits, json_extract(context, '$.traits'))"
-
-
-def _scalars_sql(table: str, document: str) -> str:
-    """Each top-level scalar of ``document`` (a JSON object per event), one row each."""
-    return f"""
-        INSERT INTO {table} (seq, key, text_value, number_value)
-        SELECT seq, key, json_extract_string(doc, path),
-               CASE WHEN json_type(doc, path) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-                    THEN TRY_CAST(json_extract_string(doc, path) AS DOUBLE) END
-        FROM (
-            SELECT seq, doc, key, '$."' || key || '"' AS path
-            FROM (
-                SELECT seq, doc, unnest(json_keys(doc)) AS key
-                FROM (SELECT seq, {document} AS doc FROM events WHERE seq > ? AND seq <= ?)
-                WHERE doc IS NOT NULL AND json_type(doc) = 'OBJECT'
-            )
-            WHERE NOT contains(key, '"') AND NOT contains(key, '\\')
-        )
-        WHERE json_type(doc, path) IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN')
-    """
+def duckdb_source(warehouse: Warehouse, model: StageModel | None = None) -> Source:
+    """The warehouse's journey tables through Ibis, on this thread's cursor; with ``model``,
+    reading the facts kept for it when they are (``store.refresh`` with the same model)."""
+    backend = ibis.duckdb.from_connection(warehouse.cursor())
+    if model is None:
+        return Source(backend)
+    kept = warehouse.fetchall("SELECT model FROM journey_state")
+    fingerprint = model.fingerprint()
+    if kept and kept[0][0] == fingerprint:
+        return Source(backend, derived_for=fingerprint)
+    return Source(backend)

@@ -67,13 +67,10 @@ def rule_filter(
 
 
 def ordered_events(source: Source, model: StageModel) -> ir.Table:
-    """Events with person; with ``order_in_person`` (0 = the person's first event) when a
-    rule of the model asks for the first event."""
+    """Events with person and ``order_in_person`` (0 = the person's first event, by event
+    time then arrival)."""
     events = source.events()
-    rules = [r for s in model.stages for r in s.rules] + [
-        r for p in model.pain_points for r in p.rules
-    ]
-    if not any(rule.first is not None for rule in rules):
+    if source.derived(model) or "order_in_person" in events.columns:
         return events
     window = ibis.window(group_by=events.person, order_by=[events.ts, events.seq])
     return events.mutate(order_in_person=ibis.row_number().over(window))
@@ -84,15 +81,35 @@ def matching_events(
 ) -> ir.Table:
     """Events matching any of ``rules``: (person, seq, ts, channel, event), each once."""
     parts = [
-        rule_filter(rule, events, source, entries).select("person", "seq", "ts", "channel", "event")
+        nullable(
+            rule_filter(rule, events, source, entries).select(
+                "person", "seq", "ts", "channel", "event"
+            )
+        )
         for rule in rules
     ]
     return reduce(lambda a, b: a.union(b, distinct=True), parts)
 
 
+def nullable(table: ir.Table) -> ir.Table:
+    """``table`` with every column typed as nullable: a union needs equal schemas, and a
+    column from a NOT NULL table and the same column out of an outer join differ in that."""
+    schema = table.schema()
+    if all(dtype.nullable for dtype in schema.values()):
+        return table
+    return table.cast({name: dtype.copy(nullable=True) for name, dtype in schema.items()})
+
+
 def stage_entries(source: Source, model: StageModel) -> ir.Table:
     """(person, stage, stage_index, entered_at, entered_seq, channel, event): one row for each
     stage each person entered, with the event that entered it."""
+    if source.derived(model):
+        return source.backend.table("journey_stage_entries")
+    return computed_stage_entries(source, model)
+
+
+def computed_stage_entries(source: Source, model: StageModel) -> ir.Table:
+    """The stage entries computed from the events (what ``journey_stage_entries`` keeps)."""
     events = ordered_events(source, model)
     entries: dict[str, ir.Table] = {}
     tables = []
@@ -109,9 +126,88 @@ def stage_entries(source: Source, model: StageModel) -> ir.Table:
             channel=first.channel,
             event=first.event,
         )
+        entry = nullable(entry)
         entries[stage.name] = entry
         tables.append(entry)
     return reduce(lambda a, b: a.union(b), tables)
+
+
+def stage_spans(entries: ir.Table) -> ir.Table:
+    """(person, stage_index, stage, entered_at, entered_seq, until_at, until_seq, next_index):
+    each stage entry with the next entry of the person's journey (null after the last). A
+    person's *journey* is their stage entries ordered by entry time, then arrival, then model
+    order."""
+    window = ibis.window(
+        group_by=entries.person,
+        order_by=[entries.entered_at, entries.entered_seq, entries.stage_index],
+    )
+    return entries.select(
+        "person",
+        "stage_index",
+        "stage",
+        "entered_at",
+        "entered_seq",
+        until_at=entries.entered_at.lead().over(window),
+        until_seq=entries.entered_seq.lead().over(window),
+        next_index=entries.stage_index.lead().over(window),
+    )
+
+
+def in_span(ts: ir.Value, seq: ir.Value, spans: ir.Table) -> ir.BooleanValue:
+    """The event (ts, seq) falls from the entry (included) to the next entry (excluded)."""
+    from_entry = (ts > spans.entered_at) | ((ts == spans.entered_at) & (seq >= spans.entered_seq))
+    before_next = (
+        spans.until_at.isnull()
+        | (ts < spans.until_at)
+        | ((ts == spans.until_at) & (seq < spans.until_seq))
+    )
+    return from_entry & before_next
+
+
+FACT_COLUMNS = (
+    "seq",
+    "ts",
+    "type",
+    "event",
+    "channel",
+    "source",
+    "path",
+    "campaign",
+    "medium",
+    "device",
+    "person",
+    "order_in_person",
+    "stage_index",
+)
+
+
+def facts(source: Source, model: StageModel) -> ir.Table:
+    """Every event with person, device, ``order_in_person`` and ``stage_index``: the stage
+    its person was in at that event (from the entry, included, to the next entry of the
+    journey; null before the first). One event can enter two stages at once (a first visit
+    that is a product view): it is in the later one of the journey."""
+    if source.derived(model):
+        return source.backend.table("journey_facts")
+    return computed_facts(source, model)
+
+
+def computed_facts(source: Source, model: StageModel, entries: ir.Table | None = None) -> ir.Table:
+    """The facts computed from the events (what ``journey_facts`` keeps); ``entries`` the
+    stage entries of the same persons when they are at hand."""
+    events = ordered_events(source, model)
+    spans = stage_spans(entries if entries is not None else computed_stage_entries(source, model))
+    placed = spans.select(
+        "person", "stage_index", "entered_at", "entered_seq", "until_at", "until_seq"
+    )
+    joined = events.left_join(
+        placed,
+        [events.person == placed.person, in_span(events.ts, events.seq, placed)],
+    )
+    return joined.select(
+        *[joined[c] for c in FACT_COLUMNS[:-2]],
+        order_in_person=joined.order_in_person.cast("int64"),
+        stage_index=joined.stage_index,
+    )
 
 
 def current_stages(source: Source, model: StageModel) -> ir.Table:

@@ -211,6 +211,78 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        5,
+        "journey facts: events with their person and stage, and stage entries, kept in step",
+        (
+            # Columns are nullable (unlike journey_events): Ibis unions need equal schemas, and
+            # what an outer join yields is nullable.
+            # What every analysis starts from, kept instead of recomputed per query: each
+            # event with its person (from the identity map), its anchor identifier (device),
+            # its place in the person's events and the stage the person was in. Derived per
+            # person: when the identity map moves identifiers between persons, or a person
+            # gets new events, that person's rows are computed again (journeys/store.py).
+            """
+            CREATE TABLE journey_facts (
+                seq BIGINT,
+                ts TIMESTAMP,
+                type VARCHAR,
+                event VARCHAR,
+                channel VARCHAR,
+                source VARCHAR,
+                path VARCHAR,
+                campaign VARCHAR,
+                medium VARCHAR,
+                device BIGINT,
+                person BIGINT,
+                order_in_person BIGINT,
+                stage_index BIGINT
+            )
+            """,
+            """
+            CREATE TABLE journey_stage_entries (
+                person BIGINT,
+                stage VARCHAR,
+                stage_index BIGINT,
+                entered_at TIMESTAMP,
+                entered_seq BIGINT,
+                channel VARCHAR,
+                event VARCHAR
+            )
+            """,
+            # The identity map as the facts last saw it: the difference names the persons
+            # whose rows must be derived again.
+            "CREATE TABLE journey_persons (sid BIGINT NOT NULL, person BIGINT NOT NULL)",
+            # The events of the persons being derived again, while they are.
+            """
+            CREATE TABLE journey_scratch (
+                seq BIGINT,
+                ts TIMESTAMP,
+                type VARCHAR,
+                event VARCHAR,
+                channel VARCHAR,
+                source VARCHAR,
+                path VARCHAR,
+                campaign VARCHAR,
+                medium VARCHAR,
+                device BIGINT,
+                person BIGINT
+            )
+            """,
+            "CREATE TABLE journey_changed (person BIGINT NOT NULL)",
+            # Which stage model and which identity map generation the facts were derived with,
+            # and up to which journey event.
+            """
+            CREATE TABLE journey_state (
+                model VARCHAR NOT NULL,
+                generation BIGINT NOT NULL,
+                facts_seq BIGINT NOT NULL
+            )
+            """,
+            # A rebuild of the identity map renumbers what it likes: it starts a new generation.
+            "ALTER TABLE identity_state ADD COLUMN generation BIGINT DEFAULT 0",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

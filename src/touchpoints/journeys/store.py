@@ -1,0 +1,239 @@
+"""Keeps the journey tables of the DuckDB warehouse in step with the events and the identity map.
+
+Two layers, both brought up to date by :func:`refresh` before each analysis:
+
+1. ``journey_events``, ``journey_properties``, ``journey_traits``: a narrow, typed copy of each
+   event the identity map has applied (set-based ``INSERT … SELECT``, whatever the number).
+2. With a stage model, what every analysis would otherwise compute first, kept per person:
+   ``journey_facts`` (each event with its person, device, order in the person's events and
+   the stage the person was in) and ``journey_stage_entries``. A person's rows are derived
+   again when the person gets new events or the identity map moves identifiers to or from
+   them (a merge, a link, an unmerge): ``journey_persons`` is the map as the facts last saw
+   it, and the difference names those persons. The derivation is the same Ibis code an
+   engine without kept facts runs (:func:`~touchpoints.journeys.stages.computed_facts`), on
+   the events of those persons only. A new stage model, or a rebuilt identity map (a new
+   generation), derives everything again.
+
+The tables hold personal data (trait values, event properties): erasure must cover them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import ibis
+
+from touchpoints.journeys.model import StageModel
+from touchpoints.journeys.source import Source
+from touchpoints.warehouse import Warehouse
+
+_LOCK = threading.Lock()
+
+_EVENT_COLUMNS = "seq, ts, type, event, channel, source, path, campaign, medium"
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    events: int  # events copied into the journey tables
+    persons: int  # persons whose facts were derived again (all of them when ``full``)
+    full: bool  # everything derived again (first time, new stage model, rebuilt identity map)
+    seconds: float
+
+
+def refresh(warehouse: Warehouse, model: StageModel | None = None) -> Refreshed:
+    """Bring the journey tables up to date with the events the identity map has applied and,
+    with ``model``, the facts and stage entries kept for it. One transaction: analyses see
+    the tables before or after, never half way."""
+    started = time.perf_counter()
+    with _LOCK:
+        cursor = warehouse.cursor()
+        warehouse.run("BEGIN TRANSACTION", cursor=cursor)
+        try:
+            copied = _copy_events(warehouse)
+            persons, full = _derive(warehouse, model) if model is not None else (0, False)
+            warehouse.run("COMMIT", cursor=cursor)
+        except Exception:
+            warehouse.run("ROLLBACK", cursor=cursor)
+            raise
+    return Refreshed(copied, persons, full, round(time.perf_counter() - started, 3))
+
+
+# -- layer 1: the narrow copy --------------------------------------------------------------
+def _copy_events(warehouse: Warehouse) -> int:
+    done = int(warehouse.scalar("SELECT coalesce(max(seq), 0) FROM journey_events"))
+    upto = int(warehouse.scalar("SELECT processed_seq FROM identity_state") or 0)
+    if upto <= done:
+        return 0
+    warehouse.run(_EVENTS_SQL, [done, upto])
+    warehouse.run(_scalars_sql("journey_properties", "properties"), [done, upto])
+    warehouse.run(_scalars_sql("journey_traits", _TRAITS), [done, upto])
+    return int(
+        warehouse.scalar(
+            "SELECT count(*) FROM journey_events WHERE seq > ? AND seq <= ?", [done, upto]
+        )
+    )
+
+
+_EVENTS_SQL = f"""
+    INSERT INTO journey_events ({_EVENT_COLUMNS})
+    SELECT e.seq, e.timestamp, e.type, coalesce(e.event, e.name, e.type), e.channel,
+           e.source,
+           coalesce(json_extract_string(e.context, '$.page.path'),
+                    CASE WHEN e.type = 'screen' AND starts_with(e.name, '/') THEN e.name END),
+           json_extract_string(e.context, '$.campaign.name'),
+           json_extract_string(e.context, '$.campaign.medium')
+    FROM events e
+    WHERE e.seq > ? AND e.seq <= ?
+"""
+
+# The traits an event carries: identify traits, else the context's (track calls from a CRM
+# or a dealer system send them there).
+_TRAITS = "coalesce(traits, json_extract(context, '$.traits'))"
+
+
+def _scalars_sql(table: str, document: str) -> str:
+    """Each top-level scalar of ``document`` (a JSON object per event), one row each."""
+    return f"""
+        INSERT INTO {table} (seq, key, text_value, number_value)
+        SELECT seq, key, json_extract_string(doc, path),
+               CASE WHEN json_type(doc, path) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+                    THEN TRY_CAST(json_extract_string(doc, path) AS DOUBLE) END
+        FROM (
+            SELECT seq, doc, key, '$."' || key || '"' AS path
+            FROM (
+                SELECT seq, doc, unnest(json_keys(doc)) AS key
+                FROM (SELECT seq, {document} AS doc FROM events WHERE seq > ? AND seq <= ?)
+                WHERE doc IS NOT NULL AND json_type(doc) = 'OBJECT'
+            )
+            WHERE NOT contains(key, '"') AND NOT contains(key, '\\')
+        )
+        WHERE json_type(doc, path) IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN')
+    """
+
+
+# -- layer 2: facts and stage entries, per person ------------------------------------------
+def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
+    """Derive the facts of the persons that changed; (persons, whether all of them)."""
+    fingerprint = model.fingerprint()
+    generation = int(warehouse.scalar("SELECT generation FROM identity_state") or 0)
+    upto = int(warehouse.scalar("SELECT coalesce(max(seq), 0) FROM journey_events"))
+    state = warehouse.fetchall("SELECT model, generation, facts_seq FROM journey_state")
+    full = not state or state[0][0] != fingerprint or state[0][1] != generation
+    facts_seq = 0 if full else int(state[0][2])
+
+    if full:
+        for table in ("journey_facts", "journey_stage_entries", "journey_persons"):
+            warehouse.run(f"DELETE FROM {table}")
+        warehouse.run(_NEW_EVENTS_SQL.format(persons=""), [0, upto])
+        warehouse.run("INSERT INTO journey_persons SELECT sid, person FROM identifiers")
+    else:
+        warehouse.run("DELETE FROM journey_changed")
+        warehouse.run(_CHANGED_SQL, [facts_seq, upto])
+        if not warehouse.scalar("SELECT count(*) FROM journey_changed"):
+            _set_state(warehouse, fingerprint, generation, upto)
+            return 0, False
+        changed = "AND i.person IN (SELECT person FROM journey_changed)"
+        warehouse.run(_KEPT_EVENTS_SQL.format(persons=changed))
+        warehouse.run(_NEW_EVENTS_SQL.format(persons=changed), [facts_seq, upto])
+        for table in ("journey_facts", "journey_stage_entries"):
+            warehouse.run(
+                f"DELETE FROM {table} WHERE person IN (SELECT person FROM journey_changed)"
+            )
+        warehouse.run(
+            "UPDATE journey_persons AS s SET person = i.person FROM identifiers i "
+            "WHERE i.sid = s.sid AND i.person <> s.person"
+        )
+        warehouse.run(
+            "INSERT INTO journey_persons SELECT i.sid, i.person FROM identifiers i "
+            "ANTI JOIN journey_persons s ON s.sid = i.sid"
+        )
+
+    persons = int(warehouse.scalar("SELECT count(DISTINCT person) FROM journey_scratch"))
+    _insert_derived(warehouse, model)
+    warehouse.run("DELETE FROM journey_scratch")
+    _set_state(warehouse, fingerprint, generation, upto)
+    return persons, full
+
+
+def _insert_derived(warehouse: Warehouse, model: StageModel) -> None:
+    """Stage entries, then facts, of the persons in ``journey_scratch``: the Ibis expressions
+    every engine computes, inserted with the SQL they compile to."""
+    entries_sql, facts_sql = _derive_sql(warehouse, model)
+    warehouse.run(entries_sql)
+    warehouse.run(facts_sql)
+
+
+_COMPILED: dict[str, tuple[str, str]] = {}
+
+
+def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, str]:
+    """The two INSERTs for ``model``, compiled once (compiling takes Ibis about half a
+    second; the text depends on the model only)."""
+    from touchpoints.journeys.stages import FACT_COLUMNS, computed_facts, computed_stage_entries
+
+    fingerprint = model.fingerprint()
+    if fingerprint in _COMPILED:
+        return _COMPILED[fingerprint]
+    backend = ibis.duckdb.from_connection(warehouse.cursor())
+    scratch = Source(backend, events_table="journey_scratch")
+    entry_columns = "person, stage, stage_index, entered_at, entered_seq, channel, event"
+    entries = computed_stage_entries(scratch, model)
+    kept = backend.table("journey_stage_entries")
+    own = kept.filter(kept.person.isin(backend.table("journey_scratch").person))
+    columns = ", ".join(FACT_COLUMNS)
+    compiled = (
+        f"INSERT INTO journey_stage_entries ({entry_columns}) "
+        f"SELECT {entry_columns} FROM ({backend.compile(entries)})",
+        f"INSERT INTO journey_facts ({columns}) "
+        f"SELECT {columns} FROM ({backend.compile(computed_facts(scratch, model, own))})",
+    )
+    _COMPILED[fingerprint] = compiled
+    return compiled
+
+
+def _set_state(warehouse: Warehouse, model: str, generation: int, facts_seq: int) -> None:
+    warehouse.run("DELETE FROM journey_state")
+    warehouse.run("INSERT INTO journey_state VALUES (?, ?, ?)", [model, generation, facts_seq])
+
+
+# Persons whose facts are stale: those the identity map moved identifiers from or to since
+# the facts were derived, and those with events the facts have not seen.
+_CHANGED_SQL = """
+    INSERT INTO journey_changed
+    WITH moved AS (
+        SELECT s.person AS before, i.person AS now
+        FROM journey_persons s JOIN identifiers i ON i.sid = s.sid
+        WHERE i.person <> s.person
+    )
+    SELECT before FROM moved
+    UNION
+    SELECT now FROM moved
+    UNION
+    SELECT i.person
+    FROM journey_events e
+    JOIN event_identifiers a ON a.seq = e.seq AND a.pos = 0
+    JOIN identifiers i ON i.sid = a.sid
+    WHERE e.seq > ? AND e.seq <= ?
+"""
+
+# The events of the changed persons the facts hold (their device does not change; their
+# person may have), and the events the facts have not seen yet.
+_KEPT_EVENTS_SQL = f"""
+    INSERT INTO journey_scratch ({_EVENT_COLUMNS}, device, person)
+    SELECT f.seq, f.ts, f.type, f.event, f.channel, f.source, f.path, f.campaign, f.medium,
+           f.device, i.person
+    FROM journey_facts f JOIN identifiers i ON i.sid = f.device
+    WHERE true {{persons}}
+"""
+
+_NEW_EVENTS_SQL = f"""
+    INSERT INTO journey_scratch ({_EVENT_COLUMNS}, device, person)
+    SELECT e.seq, e.ts, e.type, e.event, e.channel, e.source, e.path, e.campaign, e.medium,
+           a.sid, i.person
+    FROM journey_events e
+    JOIN event_identifiers a ON a.seq = e.seq AND a.pos = 0
+    JOIN identifiers i ON i.sid = a.sid
+    WHERE e.seq > ? AND e.seq <= ? {{persons}}
+"""
