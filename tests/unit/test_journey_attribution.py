@@ -210,7 +210,7 @@ def demo(tp: Touchpoints, tmp_path: Path, people: int = 300) -> None:
 def path_patterns(source: Any, by: str) -> pd.DataFrame:
     """(path, conversions, nulls): the collapsed paths as ChannelAttribution reads them."""
     frame = attribution_paths(source, by=by).to_pandas()
-    frame = frame.sort_values(["person", "path", "pos"])
+    frame = frame.sort_values(["person", "path", "ts", "seq"])
     counts: dict[str, list[int]] = {}
     for _key, path in frame.groupby(["person", "path"]):
         keys = [k for i, k in enumerate(path.key) if i == 0 or k != path.key.iloc[i - 1]]

@@ -91,39 +91,27 @@ def _check(by: str, lookback_days: float, half_life_days: float) -> None:
         raise AttributionError(f"half_life_days: {half_life_days} must be more than 0")
 
 
-def _conversions_and_touches(
-    source: Source, conversion: str, by: str, value_property: str | None
-) -> tuple[ir.Table, ir.Table]:
-    """(conversions, touches): conversions (person, path, conv_seq, conv_ts, value) and
-    touches (person, path, seq, ts, key), where ``path`` numbers a person's conversions
-    (0 = the first) and a touch's path is the conversion it leads to."""
+def _order(table: ir.Table) -> list[ir.Value]:
+    """A person's events in order: by the kept place in their events when there is one (the
+    same order, cheaper to sort), else by time then arrival."""
+    if "order_in_person" in table.columns:
+        return [table.order_in_person]
+    return [table.ts, table.seq]
+
+
+def _conversions(source: Source, conversion: str, value_property: str | None) -> ir.Table:
+    """(conv_seq, value): every conversion event and its value."""
     events = source.events()
-    events = events.filter(events.type.isin(list(TOUCH_TYPES)))
-    rows = events.select(
-        "person",
-        "seq",
-        "ts",
-        key=events[by],
-        is_conv=(events.event == conversion).cast("int64"),
-    )
-    rows = rows.filter((rows.is_conv == 1) | rows.key.notnull())
-    upto = ibis.window(group_by=rows.person, order_by=[rows.ts, rows.seq], rows=(None, 0))
-    rows = rows.mutate(path=rows.is_conv.sum().over(upto) - rows.is_conv)
-    conversions = rows.filter(rows.is_conv == 1).select(
-        "person", "path", conv_seq=rows.seq, conv_ts=rows.ts
-    )
+    events = events.filter(events.type.isin(list(TOUCH_TYPES)), events.event == conversion)
+    conversions = events.select(conv_seq=events.seq)
     if value_property is None:
-        conversions = conversions.mutate(value=ibis.literal(0.0))
-    else:
-        props = source.properties()
-        props = props.filter(props.key == value_property).select(
-            conv_seq=props.seq, prop_value=props.number_value
-        )
-        conversions = conversions.left_join(props, "conv_seq").select(
-            "person", "path", "conv_seq", "conv_ts", value=ibis.coalesce(ibis._.prop_value, 0.0)
-        )
-    touches = rows.filter(rows.is_conv == 0).select("person", "path", "seq", "ts", "key")
-    return conversions, touches
+        return conversions.mutate(value=ibis.literal(0.0))
+    props = source.properties()
+    props = props.filter(props.key == value_property).select(
+        conv_seq=props.seq, prop_value=props.number_value
+    )
+    joined = conversions.left_join(props, "conv_seq")
+    return joined.select("conv_seq", value=ibis.coalesce(joined.prop_value, 0.0))
 
 
 def attribution_paths(
@@ -134,59 +122,100 @@ def attribution_paths(
     lookback_days: float = 30,
     value_property: str | None = "revenue",
 ) -> ir.Table:
-    """Every touch of every path: (person, path, pos, n, seq, ts, key, converted, end_ts,
-    value). ``converted`` is 1 for a touch on a converting path (``end_ts``: the conversion's
-    time, ``value`` its value), 0 on a null path (``end_ts``: its last touch). ``pos`` orders
-    the path's touches from 0, ``n`` counts them."""
+    """Every touch of every path: (person, path, seq, ts, key, converted, end_ts, value,
+    first, last, from_state). ``path`` numbers a person's conversions (0 = the first) and a
+    touch's path is the conversion it leads to; ``converted`` is 1 on a converting path
+    (``end_ts``: the conversion's time, ``value`` its value), 0 on a null path (``end_ts``:
+    its last touch). ``first`` and ``last`` mark the path's first and last touch;
+    ``from_state`` is the key of the touch before on the path, or ``(start)``.
+
+    One pass over the person's events in order (a cumulative count of conversions, and the
+    previous and next event) gives all of it: a touch's neighbour is on the same path unless
+    it is a conversion, and it is on the path as kept unless it falls out of the lookback."""
     _check(by, lookback_days, 1)
-    conversions, touches = _conversions_and_touches(source, conversion, by, value_property)
-    window = lookback_days * 86400
-    converting = touches.join(conversions, ["person", "path"])
-    converting = converting.filter(
-        converting.conv_ts.epoch_seconds() - converting.ts.epoch_seconds() <= window
-    ).select(
+    events = source.events()
+    events = events.filter(events.type.isin(list(TOUCH_TYPES)))
+    rows = events.select(
         "person",
-        "path",
         "seq",
         "ts",
-        "key",
+        *(["order_in_person"] if "order_in_person" in events.columns else []),
+        key=events[by],
+        is_conv=(events.event == conversion).cast("int64"),
+    )
+    rows = rows.filter((rows.is_conv == 1) | rows.key.notnull())
+    # Only what can be on a path goes through the window below: every event of a person who
+    # converted, and of the others the touches within the lookback of their last one.
+    window = lookback_days * 86400
+    spans = rows.group_by("person").agg(converts=rows.is_conv.max(), last_at=rows.ts.max())
+    rows = rows.join(spans, "person")
+    rows = rows.filter(
+        (rows.converts == 1) | (rows.last_at.epoch_seconds() - rows.ts.epoch_seconds() <= window)
+    ).drop("converts", "last_at")
+    person = ibis.window(group_by=rows.person, order_by=_order(rows))
+    upto = ibis.window(group_by=rows.person, order_by=_order(rows), rows=(None, 0))
+    whole = ibis.window(group_by=rows.person)
+    rows = rows.mutate(
+        path=rows.is_conv.sum().over(upto) - rows.is_conv,
+        paths=rows.is_conv.sum().over(whole),
+        last_ts=rows.ts.max().over(whole),
+        prev_key=rows.key.lag().over(person),
+        prev_ts=rows.ts.lag().over(person),
+        prev_conv=rows.is_conv.lag().over(person),
+        next_conv=rows.is_conv.lead().over(person),
+    )
+    values = _conversions(source, conversion, value_property)
+    ends = rows.filter(rows.is_conv == 1).select("person", "path", conv_seq="seq", conv_ts="ts")
+    ends = ends.join(values, "conv_seq")
+    touches = rows.filter(rows.is_conv == 0).drop("is_conv")
+
+    def kept(ts: ir.Value, end: ir.Value) -> ir.BooleanValue:
+        return end.epoch_seconds() - ts.epoch_seconds() <= window
+
+    # Touches before a person's last conversion lead to one; those after it make the null
+    # path, which ends with the person's last event (a touch: conversions come before it).
+    converting = touches.filter(touches.path < touches.paths).join(ends, ["person", "path"])
+    converting = converting.filter(kept(converting.ts, converting.conv_ts))
+    converting = converting.mutate(
         converted=ibis.literal(1, type="int64"),
         end_ts=converting.conv_ts,
-        value=converting.value,
+        last=converting.next_conv == 1,
     )
-    open_ = touches.anti_join(conversions, ["person", "path"])
-    last = ibis.window(group_by=[open_.person, open_.path])
-    open_ = open_.mutate(end_ts=open_.ts.max().over(last))
-    open_ = open_.filter(open_.end_ts.epoch_seconds() - open_.ts.epoch_seconds() <= window)
-    open_ = open_.select(
-        "person",
-        "path",
-        "seq",
-        "ts",
-        "key",
+    open_ = touches.filter(touches.path == touches.paths)
+    open_ = open_.filter(kept(open_.ts, open_.last_ts)).mutate(
         converted=ibis.literal(0, type="int64"),
-        end_ts=open_.end_ts,
+        end_ts=open_.last_ts,
         value=ibis.literal(0.0),
+        last=open_.next_conv.isnull(),
     )
-    paths = converting.union(open_)
-    ordered = ibis.window(group_by=[paths.person, paths.path], order_by=[paths.ts, paths.seq])
-    whole = ibis.window(group_by=[paths.person, paths.path])
-    return paths.mutate(pos=ibis.row_number().over(ordered), n=paths.seq.count().over(whole))
+    columns = ["person", "path", "seq", "ts", "key", "converted", "end_ts", "value", "last"]
+    paths = converting.select(*columns, "prev_key", "prev_ts", "prev_conv").union(
+        open_.select(*columns, "prev_key", "prev_ts", "prev_conv")
+    )
+    first = paths.prev_conv.isnull() | (paths.prev_conv == 1) | ~kept(paths.prev_ts, paths.end_ts)
+    return paths.select(
+        *columns,
+        first=first,
+        from_state=ibis.ifelse(first, ibis.literal(START), paths.prev_key),
+    )
 
 
 def _heuristic_credits(paths: ir.Table, half_life_days: float) -> ir.Table:
     """Per key: touches and credited conversions and value under the five rule-based models."""
     touches = paths.filter(paths.converted == 1)
-    n = touches.n.cast("float64")
-    first = touches.pos == 0
-    last = touches.pos == touches.n - 1
     age = (touches.end_ts.epoch_seconds() - touches.ts.epoch_seconds()).cast("float64")
-    decay = (age * (-math.log(2) / (half_life_days * 86400))).exp()
+    touches = touches.mutate(decay=(age * (-math.log(2) / (half_life_days * 86400))).exp())
+    per_path = touches.group_by("person", "path").agg(
+        n=touches.seq.count(), total=touches.decay.sum()
+    )
+    touches = touches.join(per_path, ["person", "path"])
+    n = touches.n.cast("float64")
+    first, last = touches.first, touches["last"]
     touches = touches.mutate(
         first_touch=first.cast("float64"),
         last_touch=last.cast("float64"),
         linear=1.0 / n,
-        decay=decay,
+        time_decay=touches.decay / touches.total,
         position_based=ibis.cases(
             (touches.n == 1, 1.0),
             (touches.n == 2, 0.5),
@@ -194,8 +223,6 @@ def _heuristic_credits(paths: ir.Table, half_life_days: float) -> ir.Table:
             else_=0.2 / (n - 2.0),
         ),
     )
-    per_path = ibis.window(group_by=[touches.person, touches.path])
-    touches = touches.mutate(time_decay=touches.decay / touches.decay.sum().over(per_path))
     models = [m for m in MODELS if m != "markov"]
     sums: dict[str, Any] = {"touchpoints": touches.seq.count()}
     for model in models:
@@ -206,23 +233,12 @@ def _heuristic_credits(paths: ir.Table, half_life_days: float) -> ir.Table:
 
 def markov_transitions(paths: ir.Table) -> ir.Table:
     """(from_state, to_state, count): the first-order chain of the paths, consecutive repeats
-    of a key collapsed, from ``(start)`` to ``(conversion)`` or ``(null)``."""
-    ordered = ibis.window(group_by=[paths.person, paths.path], order_by=[paths.pos])
-    steps = paths.mutate(previous=paths.key.lag().over(ordered))
-    steps = steps.filter(steps.previous.isnull() | (steps.previous != steps.key))
-    ordered = ibis.window(group_by=[steps.person, steps.path], order_by=[steps.pos])
-    steps = steps.mutate(
-        following=steps.key.lead().over(ordered),
-        before=steps.key.lag().over(ordered),
-    )
-    end = ibis.cases((steps.converted == 1, CONVERSION), else_=NULL)
-    moves = steps.select(
-        from_state=ibis.coalesce(steps.before, ibis.literal(START)),
-        to_state=steps.key,
-    ).union(
-        steps.filter(steps.following.isnull()).select(from_state=steps.key, to_state=end),
-        distinct=False,
-    )
+    of a key collapsed, from ``(start)`` to ``(conversion)`` or ``(null)``. Collapsing runs
+    keeps exactly the steps between different keys, so those are the steps counted."""
+    steps = paths.filter(paths.from_state != paths.key).select("from_state", to_state="key")
+    end = ibis.cases((paths.converted == 1, CONVERSION), else_=NULL)
+    ends = paths.filter(paths["last"]).select(from_state=paths.key, to_state=end)
+    moves = steps.union(ends, distinct=False)
     return moves.group_by(["from_state", "to_state"]).agg(count=moves.from_state.count())
 
 
@@ -275,6 +291,9 @@ def attribute(
     """Conversions and their value credited to channels (or campaigns) under the six models;
     credits are sorted by the Markov model's conversions, then by key."""
     _check(by, lookback_days, half_life_days)
+    conversions = _conversions(source, conversion, value_property)
+    total = conversions.agg(n=conversions.conv_seq.count(), value=conversions.value.sum())
+    totals = total.to_pyarrow().to_pylist()[0]
     paths = attribution_paths(
         source,
         conversion=conversion,
@@ -282,19 +301,18 @@ def attribute(
         lookback_days=lookback_days,
         value_property=value_property,
     )
-    conversions, _unused = _conversions_and_touches(source, conversion, by, value_property)
-    total = conversions.agg(n=conversions.conv_seq.count(), value=conversions.value.sum())
-    totals = total.to_pyarrow().to_pylist()[0]
-    ends = paths.filter(paths.pos == 0)
-    ends = ends.group_by("converted").agg(n=ends.seq.count(), value=ends.value.sum())
-    by_end = {row["converted"]: row for row in ends.to_pyarrow().to_pylist()}
+    # The paths are computed once and read three times.
+    with paths.cache() as paths:
+        ends = paths.filter(paths.first)
+        ends = ends.group_by("converted").agg(n=ends.seq.count(), value=ends.value.sum())
+        by_end = {row["converted"]: row for row in ends.to_pyarrow().to_pylist()}
+        heuristics = {
+            row["key"]: row
+            for row in _heuristic_credits(paths, half_life_days).to_pyarrow().to_pylist()
+        }
+        transitions = markov_transitions(paths).to_pyarrow().to_pylist()
     attributed = by_end.get(1, {"n": 0, "value": 0.0})
     attributed_value = float(attributed["value"] or 0.0)
-    heuristics = {
-        row["key"]: row
-        for row in _heuristic_credits(paths, half_life_days).to_pyarrow().to_pylist()
-    }
-    transitions = markov_transitions(paths).to_pyarrow().to_pylist()
     _base, effects = removal_effects(transitions)
     effect_sum = sum(effects.values())
     credits = []

@@ -359,13 +359,17 @@ def funnel(source: Source, spec: FunnelSpec | dict[str, Any]) -> FunnelResult:
     timed = times.join(start, "unit")
     timed = timed.mutate(ms=timed.ts.delta(timed.entry_ts, unit="millisecond"))
 
-    counts = _rows(timed.group_by("value", "step").agg(units=timed.unit.nunique()))
-    medians = _rows(_medians(timed, ["value", "step"], "ms"))
-    last = timed.filter(timed.step == len(spec.steps))
-    overall_median = _rows(_medians(last.mutate(all=ibis.literal(1)), ["all"], "ms"))
-    group_median = _rows(_medians(last, ["value"], "ms"))
-    bucketed = last.mutate(bucket=_bucket_index(last.ms))
-    buckets = _rows(bucketed.group_by("value", "bucket").agg(units=bucketed.unit.nunique()))
+    # The steps each unit reached, computed once (a few rows per unit that entered) and
+    # kept for the figures below: each would compute it again from the events otherwise.
+    with timed.cache() as timed:
+        counts = _rows(timed.group_by("value", "step").agg(units=timed.unit.nunique()))
+        medians = _rows(_medians(timed, ["value", "step"], "ms"))
+        last = timed.filter(timed.step == len(spec.steps))
+        overall_median = _rows(_medians(last.mutate(all=ibis.literal(1)), ["all"], "ms"))
+        group_median = _rows(_medians(last, ["value"], "ms"))
+        bucketed = last.mutate(bucket=_bucket_index(last.ms))
+        buckets = _rows(bucketed.group_by("value", "bucket").agg(units=bucketed.unit.nunique()))
+        total_median = {r["step"]: r["median"] for r in _rows(_medians(timed, ["step"], "ms"))}
 
     window_seconds = spec.window.total_seconds()
     by_value: dict[Any, dict[int, int]] = {}
@@ -382,7 +386,6 @@ def funnel(source: Source, spec: FunnelSpec | dict[str, Any]) -> FunnelResult:
     total_reached = {
         k: sum(v.get(k, 0) for v in by_value.values()) for k in range(1, len(spec.steps) + 1)
     }
-    total_median = {r["step"]: r["median"] for r in _rows(_medians(timed, ["step"], "ms"))}
     total_buckets: dict[int, int] = {}
     for per in buckets_of.values():
         for index, units in per.items():

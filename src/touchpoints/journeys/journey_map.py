@@ -52,13 +52,14 @@ from typing import Any, Literal
 import ibis
 import ibis.expr.types as ir
 
-from touchpoints.journeys.model import StageModel
+from touchpoints.journeys.model import Rule, StageModel
 from touchpoints.journeys.source import Source
 from touchpoints.journeys.spec import DateRange, validated
 from touchpoints.journeys.stages import (
     facts,
-    matching_events,
+    nullable,
     ordered_events,
+    rule_filter,
     stage_entries,
     stage_spans,
 )
@@ -131,7 +132,8 @@ def journey_map(
         )
     }
     placed = _within(facts(source, model), "ts", period)
-    ranked = _top(placed.filter(placed.stage_index.notnull()), top)
+    whole = period.since is None and period.until is None
+    ranked = _top(placed.filter(placed.stage_index.notnull()), top, kept_firsts=whole)
 
     steps = []
     for index, name in enumerate(model.names):
@@ -199,6 +201,15 @@ def directly_follows(
     if by not in ("channel", "event"):
         raise ValueError(f"by must be 'channel' or 'event', not {by!r}")
     events = _within(source.events(), "ts", period)
+    whole = period is None or (period.since is None and period.until is None)
+    if by == "channel" and whole and "previous_channel" in events.columns:
+        # Kept with the facts: the channel of each event's predecessor, no window needed.
+        steps = events.select(a=events.previous_channel, b=events.channel)
+        steps = steps.filter(steps.a.notnull())
+        if collapse_repeats:
+            steps = steps.filter(steps.a != steps.b)
+        counted = steps.group_by("a", "b").agg(n=steps.count())
+        return {(row["a"], row["b"]): int(row["n"]) for row in _rows(counted)}
     window = ibis.window(group_by=events.person, order_by=[events.ts, events.seq])
     steps = events.select(a=events[by], b=events[by].lead().over(window))
     steps = steps.filter(steps.b.notnull())
@@ -254,13 +265,22 @@ def _epoch(ts: ir.TimestampValue) -> ir.IntegerValue:
     return ts.epoch_seconds().floor().cast("int64")
 
 
-def _top(in_stage: ir.Table, top: int) -> dict[tuple[str, int], list[dict[str, Any]]]:
+def _top(
+    in_stage: ir.Table, top: int, kept_firsts: bool = False
+) -> dict[tuple[str, int], list[dict[str, Any]]]:
     """The ``top`` channels and events of each stage, in one query: {(column, stage_index):
-    [{column: name, persons, events}]}."""
+    [{column: name, persons, events}]}. With ``kept_firsts`` (the whole of each journey),
+    the facts' marks of each person's first event per stage and channel (or event) count
+    the persons: a sum instead of a distinct count."""
     parts = []
     for column in ("channel", "event"):
+        first = f"first_{column}_in_stage"
+        if kept_firsts and first in in_stage.columns:
+            persons = in_stage[first].cast("int64").sum()
+        else:
+            persons = in_stage.person.nunique()
         counted = in_stage.group_by("stage_index", name=in_stage[column]).agg(
-            persons=in_stage.person.nunique(), events=in_stage.count()
+            persons=persons, events=in_stage.count()
         )
         parts.append(counted.mutate(kind=ibis.literal(column)))
     counted = parts[0].union(parts[1])
@@ -299,8 +319,21 @@ def _repeated(matched: ir.Table, min_count: int, within_days: float | None) -> i
             | ((earlier.e_ts == matched.ts) & (earlier.e_seq <= matched.seq)),
         ],
     )
-    counted = pairs.group_by([pairs.person, pairs.seq, pairs.ts]).agg(n=pairs.count())
+    keys = [c for c in ("person", "seq", "ts", "stage_index") if c in matched.columns]
+    counted = pairs.group_by(keys).agg(n=pairs.count())
     return counted.filter(counted.n >= min_count).drop("n")
+
+
+def _signals(
+    rules: tuple[Rule, ...],
+    events: ir.Table,
+    source: Source,
+    entries: dict[str, ir.Table],
+    keep: list[str],
+) -> ir.Table:
+    """The events matching any of a pain point's ``rules``, each once, with ``keep``."""
+    parts = [nullable(rule_filter(r, events, source, entries).select(*keep)) for r in rules]
+    return reduce(lambda a, b: a.union(b, distinct=True), parts)
 
 
 def _pain_points(
@@ -315,19 +348,26 @@ def _pain_points(
     if not model.pain_points:
         return []
     by_name = {name: entries.filter(entries.stage == name) for name in model.names}
+    # Kept facts carry the stage of each event: a signal needs no join to find its stage.
+    staged = "stage_index" in events.columns
+    keep = ["person", "seq", "ts", *(["stage_index"] if staged else [])]
     signals = reduce(
         lambda a, b: a.union(b),
         [
             _repeated(
-                matching_events(pain.rules, events, source, by_name),
+                _signals(pain.rules, events, source, by_name, keep),
                 pain.min_count,
                 pain.within_days,
-            ).select("person", "seq", "ts", pain=ibis.literal(pain.name))
+            ).select(*keep, pain=ibis.literal(pain.name))
             for pain in model.pain_points
         ],
     )
-    stages = placed.filter(placed.stage_index.notnull()).select("seq", "stage_index")
-    where = signals.join(stages, "seq").select("pain", "person", "stage_index").distinct()
+    if staged:
+        where = signals.filter(signals.stage_index.notnull())
+    else:
+        stages = placed.filter(placed.stage_index.notnull()).select("seq", "stage_index")
+        where = signals.join(stages, "seq")
+    where = where.select("pain", "person", "stage_index").distinct()
     outcome = where.join(
         progress.select("person", "stage_index", "went_on"), ["person", "stage_index"]
     )

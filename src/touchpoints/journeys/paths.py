@@ -137,6 +137,23 @@ def top_paths(
     anchors = anchors.filter(anchors.n == 0).select(
         "person", anchor_ts=anchors.ts, anchor_seq=anchors.seq
     )
+    with anchors.cache() as anchors:
+        return _top_paths(
+            events, anchors, anchor_event, after, depth, step, min_share, collapse_repeats, limit
+        )
+
+
+def _top_paths(
+    events: ir.Table,
+    anchors: ir.Table,
+    anchor_event: str,
+    after: bool,
+    depth: int,
+    step: str,
+    min_share: float,
+    collapse_repeats: bool,
+    limit: int,
+) -> PathReport:
     steps = events.join(anchors, "person")
     if after:
         steps = steps.filter(
@@ -148,29 +165,33 @@ def top_paths(
             (steps.ts < steps.anchor_ts)
             | ((steps.ts == steps.anchor_ts) & (steps.seq < steps.anchor_seq))
         )
-    steps = steps.select("person", "seq", "ts", "key")
+    kept_order = "order_in_person" in steps.columns
+    steps = steps.select("person", "seq", "ts", "key", *(["order_in_person"] if kept_order else []))
 
     def away(t: ir.Table) -> Any:
         """Each person's steps ordered away from the anchor: forwards after a start,
-        backwards before an end."""
-        order = [t.ts, t.seq] if after else [ibis.desc(t.ts), ibis.desc(t.seq)]
+        backwards before an end (by the kept place in their events when there is one: the
+        same order, cheaper to sort)."""
+        keys = [t.order_in_person] if kept_order else [t.ts, t.seq]
+        order = keys if after else [ibis.desc(k) for k in keys]
         return ibis.window(group_by=t.person, order_by=order)
 
     if collapse_repeats:
         steps = steps.mutate(previous=steps.key.lag().over(away(steps)))
         steps = steps.filter(steps.previous.isnull() | (steps.previous != steps.key))
     steps = steps.mutate(pos=ibis.row_number().over(away(steps)))
-    steps = steps.filter(steps.pos < depth)
+    steps = steps.filter(steps.pos < depth).select("person", "key", "pos")
     people = int(anchors.count().to_pyarrow().as_py())
-    if min_share > 0:
-        seen = steps.group_by("key").agg(users=steps.person.nunique())
-        rare = seen.filter(seen.users < min_share * people).select(rare_key=seen.key)
-        steps = steps.left_join(rare, steps.key == rare.rare_key)
-        steps = steps.mutate(
-            key=ibis.cases((steps.rare_key.notnull(), ibis.literal(OTHER)), else_=steps.key)
-        ).drop("rare_key")
-    counted = _pivot(steps, anchors.select("person"), depth, "key")
-    rows = counted.to_pyarrow().to_pylist()
+    with steps.cache() as steps:  # at most ``depth`` rows a person, read twice
+        if min_share > 0:
+            seen = steps.group_by("key").agg(users=steps.person.nunique())
+            rare = seen.filter(seen.users < min_share * people).select(rare_key=seen.key)
+            steps = steps.left_join(rare, steps.key == rare.rare_key)
+            steps = steps.mutate(
+                key=ibis.cases((steps.rare_key.notnull(), ibis.literal(OTHER)), else_=steps.key)
+            ).drop("rare_key")
+        counted = _pivot(steps, anchors.select("person"), depth, "key")
+        rows = counted.to_pyarrow().to_pylist()
     paths, rest = _ranked(rows, depth, people, limit, reverse=not after)
     return PathReport(
         anchor="start" if after else "end",

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-import ibis
 import ibis.expr.types as ir
 from pydantic import Field, field_validator
 
@@ -96,9 +95,14 @@ def starts(source: Source, spec: RetentionSpec) -> ir.Table:
     events = unit_events(source, spec.unit)
     if spec.start_event is not None:
         events = events.filter(events.event == spec.start_event)
-    window = ibis.window(group_by=events.unit, order_by=[events.ts, events.seq])
-    ranked = events.mutate(_n=ibis.row_number().over(window))
-    first = ranked.filter(ranked._n == 0).select("unit", "ts", "seq")
+    if spec.start_event is None and spec.unit == "person" and "order_in_person" in events.columns:
+        first = events.filter(events.order_in_person == 0).select("unit", "ts", "seq")
+    else:
+        # The earliest by (ts, seq) with two grouped minimums: hash aggregation, not a sort
+        # of every event by unit and time as a window would.
+        earliest = events.group_by("unit").agg(first_ts=events.ts.min())
+        tied = events.join(earliest, [events.unit == earliest.unit, events.ts == earliest.first_ts])
+        first = tied.group_by([tied.unit, tied.ts]).agg(seq=tied.seq.min())
     if spec.since is not None:
         first = first.filter(first.ts >= spec.since)
     if spec.until is not None:
@@ -126,11 +130,11 @@ def returns(source: Source, spec: RetentionSpec, start: ir.Table) -> ir.Table:
 def retention(source: Source, spec: RetentionSpec | dict[str, Any]) -> RetentionResult:
     """The cohort table: per cohort, its size and who came back in each period after."""
     spec = retention_spec(spec)
-    start = starts(source, spec)
-    sizes = start.group_by("cohort").agg(size=start.unit.count()).to_pyarrow().to_pylist()
-    came = returns(source, spec, start)
-    counts = came.group_by("cohort", "offset").agg(units=came.unit.count())
-    returned = {(r["cohort"], r["offset"]): r["units"] for r in counts.to_pyarrow().to_pylist()}
+    with starts(source, spec).cache() as start:  # read twice: computed once
+        sizes = start.group_by("cohort").agg(size=start.unit.count()).to_pyarrow().to_pylist()
+        came = returns(source, spec, start)
+        counts = came.group_by("cohort", "offset").agg(units=came.unit.count())
+        returned = {(r["cohort"], r["offset"]): r["units"] for r in counts.to_pyarrow().to_pylist()}
     as_of = spec.as_of
     if as_of is None:
         latest = unit_events(source, spec.unit).ts.max().to_pyarrow().as_py()

@@ -178,14 +178,20 @@ FACT_COLUMNS = (
     "person",
     "order_in_person",
     "stage_index",
+    "previous_channel",
+    "first_channel_in_stage",
+    "first_event_in_stage",
 )
 
 
 def facts(source: Source, model: StageModel) -> ir.Table:
-    """Every event with person, device, ``order_in_person`` and ``stage_index``: the stage
+    """Every event with person, device, ``order_in_person``, ``stage_index``: the stage
     its person was in at that event (from the entry, included, to the next entry of the
-    journey; null before the first). One event can enter two stages at once (a first visit
-    that is a product view): it is in the later one of the journey."""
+    journey; null before the first; one event can enter two stages at once, a first visit
+    that is a product view: it is in the later one of the journey),
+    ``previous_channel``: the channel of the person's event before (null for the first),
+    and ``first_channel_in_stage`` / ``first_event_in_stage``: whether this is the first
+    event of the person with its channel (event name) in its stage."""
     if source.derived(model):
         return source.backend.table("journey_facts")
     return computed_facts(source, model)
@@ -195,6 +201,8 @@ def computed_facts(source: Source, model: StageModel, entries: ir.Table | None =
     """The facts computed from the events (what ``journey_facts`` keeps); ``entries`` the
     stage entries of the same persons when they are at hand."""
     events = ordered_events(source, model)
+    window = ibis.window(group_by=events.person, order_by=[events.ts, events.seq])
+    events = events.mutate(previous_channel=events.channel.lag().over(window))
     spans = stage_spans(entries if entries is not None else computed_stage_entries(source, model))
     placed = spans.select(
         "person", "stage_index", "entered_at", "entered_seq", "until_at", "until_seq"
@@ -203,10 +211,21 @@ def computed_facts(source: Source, model: StageModel, entries: ir.Table | None =
         placed,
         [events.person == placed.person, in_span(events.ts, events.seq, placed)],
     )
-    return joined.select(
-        *[joined[c] for c in FACT_COLUMNS[:-2]],
+    placed_events = joined.select(
+        *[joined[c] for c in FACT_COLUMNS[:-5]],
         order_in_person=joined.order_in_person.cast("int64"),
         stage_index=joined.stage_index,
+        previous_channel=joined.previous_channel,
+    )
+
+    def first_in_stage(column: str) -> ir.BooleanValue:
+        t = placed_events
+        window = ibis.window(group_by=[t.person, t.stage_index, t[column]], order_by=[t.ts, t.seq])
+        return ibis.row_number().over(window) == 0
+
+    return placed_events.mutate(
+        first_channel_in_stage=first_in_stage("channel"),
+        first_event_in_stage=first_in_stage("event"),
     )
 
 

@@ -215,13 +215,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         5,
         "journey facts: events with their person and stage, and stage entries, kept in step",
         (
-            # Columns are nullable (unlike journey_events): Ibis unions need equal schemas, and
-            # what an outer join yields is nullable.
             # What every analysis starts from, kept instead of recomputed per query: each
             # event with its person (from the identity map), its anchor identifier (device),
-            # its place in the person's events and the stage the person was in. Derived per
+            # its place in the person's events, the stage the person was in, the channel of
+            # their event before, and whether it is their first event with its channel (or
+            # name) in that stage (the journey map counts persons with these). Derived per
             # person: when the identity map moves identifiers between persons, or a person
             # gets new events, that person's rows are computed again (journeys/store.py).
+            # Columns are nullable (unlike journey_events): Ibis unions need equal schemas,
+            # and outer joins give nulls.
             """
             CREATE TABLE journey_facts (
                 seq BIGINT,
@@ -236,7 +238,10 @@ MIGRATIONS: tuple[Migration, ...] = (
                 device BIGINT,
                 person BIGINT,
                 order_in_person BIGINT,
-                stage_index BIGINT
+                stage_index BIGINT,
+                previous_channel VARCHAR,
+                first_channel_in_stage BOOLEAN,
+                first_event_in_stage BOOLEAN
             )
             """,
             """
