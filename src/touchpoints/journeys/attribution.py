@@ -43,6 +43,7 @@ import ibis.expr.types as ir
 import numpy as np
 
 from touchpoints.journeys.source import Source
+from touchpoints.journeys.stages import order_columns, order_keys
 
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based", "markov")
 KEYS = ("channel", "campaign")
@@ -91,14 +92,6 @@ def _check(by: str, lookback_days: float, half_life_days: float) -> None:
         raise AttributionError(f"half_life_days: {half_life_days} must be more than 0")
 
 
-def _order(table: ir.Table) -> list[ir.Value]:
-    """A person's events in order: by the kept place in their events when there is one (the
-    same order, cheaper to sort), else by time then arrival."""
-    if "order_in_person" in table.columns:
-        return [table.order_in_person]
-    return [table.ts, table.seq]
-
-
 def _conversions(source: Source, conversion: str, value_property: str | None) -> ir.Table:
     """(conv_seq, value): every conversion event and its value."""
     events = source.events()
@@ -139,7 +132,7 @@ def attribution_paths(
         "person",
         "seq",
         "ts",
-        *(["order_in_person"] if "order_in_person" in events.columns else []),
+        *[c for c in order_columns(events) if c not in ("ts", "seq")],
         key=events[by],
         is_conv=(events.event == conversion).cast("int64"),
     )
@@ -152,8 +145,8 @@ def attribution_paths(
     rows = rows.filter(
         (rows.converts == 1) | (rows.last_at.epoch_seconds() - rows.ts.epoch_seconds() <= window)
     ).drop("converts", "last_at")
-    person = ibis.window(group_by=rows.person, order_by=_order(rows))
-    upto = ibis.window(group_by=rows.person, order_by=_order(rows), rows=(None, 0))
+    person = ibis.window(group_by=rows.person, order_by=order_keys(rows))
+    upto = ibis.window(group_by=rows.person, order_by=order_keys(rows), rows=(None, 0))
     whole = ibis.window(group_by=rows.person)
     rows = rows.mutate(
         path=rows.is_conv.sum().over(upto) - rows.is_conv,

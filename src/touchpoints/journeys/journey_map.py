@@ -115,7 +115,7 @@ def journey_map(
     period = validated(DateRange, {"since": since, "until": until})
     entries = _within(stage_entries(source, model), "entered_at", period)
     progress = _progress(entries)
-    events = _within(ordered_events(source, model), "ts", period)
+    events = _within(ordered_events(source), "ts", period)
     last = len(model.stages) - 1
 
     # One query for the counts and the times (quantiles skip those who did not move on).
@@ -132,8 +132,7 @@ def journey_map(
         )
     }
     placed = _within(facts(source, model), "ts", period)
-    whole = period.since is None and period.until is None
-    ranked = _top(placed.filter(placed.stage_index.notnull()), top, kept_firsts=whole)
+    ranked = _top(placed.filter(placed.stage_index.notnull()), top, kept_firsts=_whole(period))
 
     steps = []
     for index, name in enumerate(model.names):
@@ -201,8 +200,7 @@ def directly_follows(
     if by not in ("channel", "event"):
         raise ValueError(f"by must be 'channel' or 'event', not {by!r}")
     events = _within(source.events(), "ts", period)
-    whole = period is None or (period.since is None and period.until is None)
-    if by == "channel" and whole and "previous_channel" in events.columns:
+    if by == "channel" and _whole(period) and "previous_channel" in events.columns:
         # Kept with the facts: the channel of each event's predecessor, no window needed.
         steps = events.select(a=events.previous_channel, b=events.channel)
         steps = steps.filter(steps.a.notnull())
@@ -220,9 +218,14 @@ def directly_follows(
 
 
 # -- pieces ---------------------------------------------------------------------------------
+def _whole(period: DateRange | None) -> bool:
+    """Whether ``period`` leaves the whole of every journey (what the kept facts count)."""
+    return period is None or (period.since is None and period.until is None)
+
+
 def _within(table: ir.Table, column: str, period: DateRange | None) -> ir.Table:
     """The rows of ``table`` whose ``column`` falls in ``period`` (all without one)."""
-    if period is None:
+    if period is None or _whole(period):
         return table
     if period.since is not None:
         table = table.filter(table[column] >= period.since)

@@ -30,7 +30,7 @@ import ibis.expr.types as ir
 
 from touchpoints.journeys.model import StageModel
 from touchpoints.journeys.source import Source
-from touchpoints.journeys.stages import stage_entries
+from touchpoints.journeys.stages import order_columns, order_keys, stage_entries
 
 OTHER = "(other)"
 STEP_KINDS = ("event", "channel")
@@ -165,14 +165,13 @@ def _top_paths(
             (steps.ts < steps.anchor_ts)
             | ((steps.ts == steps.anchor_ts) & (steps.seq < steps.anchor_seq))
         )
-    kept_order = "order_in_person" in steps.columns
-    steps = steps.select("person", "seq", "ts", "key", *(["order_in_person"] if kept_order else []))
+    extra = [c for c in order_columns(steps) if c not in ("ts", "seq")]
+    steps = steps.select("person", "seq", "ts", "key", *extra)
 
     def away(t: ir.Table) -> Any:
         """Each person's steps ordered away from the anchor: forwards after a start,
-        backwards before an end (by the kept place in their events when there is one: the
-        same order, cheaper to sort)."""
-        keys = [t.order_in_person] if kept_order else [t.ts, t.seq]
+        backwards before an end."""
+        keys = order_keys(t)
         order = keys if after else [ibis.desc(k) for k in keys]
         return ibis.window(group_by=t.person, order_by=order)
 

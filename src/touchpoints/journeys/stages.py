@@ -66,11 +66,24 @@ def rule_filter(
     return matched
 
 
-def ordered_events(source: Source, model: StageModel) -> ir.Table:
+def order_keys(table: ir.Table) -> list[ir.Value]:
+    """What orders a person's events: the kept place in their events when the table has it
+    (the same order as time, then arrival, and cheaper to sort), else time, then arrival."""
+    if "order_in_person" in table.columns:
+        return [table.order_in_person]
+    return [table.ts, table.seq]
+
+
+def order_columns(table: ir.Table) -> list[str]:
+    """The columns :func:`order_keys` reads, to keep in a projection."""
+    return ["order_in_person"] if "order_in_person" in table.columns else ["ts", "seq"]
+
+
+def ordered_events(source: Source) -> ir.Table:
     """Events with person and ``order_in_person`` (0 = the person's first event, by event
     time then arrival)."""
     events = source.events()
-    if source.derived(model) or "order_in_person" in events.columns:
+    if "order_in_person" in events.columns:  # the kept facts
         return events
     window = ibis.window(group_by=events.person, order_by=[events.ts, events.seq])
     return events.mutate(order_in_person=ibis.row_number().over(window))
@@ -110,7 +123,7 @@ def stage_entries(source: Source, model: StageModel) -> ir.Table:
 
 def computed_stage_entries(source: Source, model: StageModel) -> ir.Table:
     """The stage entries computed from the events (what ``journey_stage_entries`` keeps)."""
-    events = ordered_events(source, model)
+    events = ordered_events(source)
     entries: dict[str, ir.Table] = {}
     tables = []
     for index, stage in enumerate(model.stages):
@@ -200,7 +213,7 @@ def facts(source: Source, model: StageModel) -> ir.Table:
 def computed_facts(source: Source, model: StageModel, entries: ir.Table | None = None) -> ir.Table:
     """The facts computed from the events (what ``journey_facts`` keeps); ``entries`` the
     stage entries of the same persons when they are at hand."""
-    events = ordered_events(source, model)
+    events = ordered_events(source)
     window = ibis.window(group_by=events.person, order_by=[events.ts, events.seq])
     events = events.mutate(previous_channel=events.channel.lag().over(window))
     spans = stage_spans(entries if entries is not None else computed_stage_entries(source, model))
