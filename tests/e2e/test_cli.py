@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import run_cli, start_server
+from conftest import free_port, run_cli, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -223,7 +223,11 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
 
 def test_demo_without_serving_loads_and_reports(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
-    result = run_cli("demo", "--people", "40", "--seed", "7", "--no-serve", data_dir=data_dir)
+    # A port of its own: a demo the developer runs on 8080 must not fail the suite.
+    port = str(free_port())
+    result = run_cli(
+        "demo", "--people", "40", "--seed", "7", "--no-serve", "--port", port, data_dir=data_dir
+    )
     assert result.returncode == 0, result.stderr
     assert_no_traceback(result)
     count = int(run_cli("events", "count", data_dir=data_dir).stdout)
