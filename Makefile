@@ -30,6 +30,10 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	@command -v java >/dev/null 2>&1 || { \
 		echo "installing Java for the Spark tests (openjdk-17-jre-headless)"; \
 		apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
+	@# The dashboard tests drive Debian's chromium (Playwright's own browser download is not used).
+	@test -x /usr/bin/chromium || { \
+		echo "installing chromium for the dashboard tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	touch $@
 
 lint:

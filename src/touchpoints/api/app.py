@@ -1,4 +1,5 @@
-"""The ASGI app: the lean collector routes in front, the FastAPI read and admin API behind.
+"""The ASGI app: the lean collector routes in front, the dashboard's pages, the FastAPI read
+and admin API behind.
 
 A Starlette ``Router`` dispatches the collector's paths straight to their handlers and mounts
 FastAPI for everything else: measured here, passing collector requests through FastAPI's
@@ -29,6 +30,7 @@ from touchpoints.api import keys as keys_api
 from touchpoints.api import profiles as profiles_api
 from touchpoints.api import quarantine as quarantine_api
 from touchpoints.collect.routes import Collector
+from touchpoints.web.app import Dashboard
 
 if TYPE_CHECKING:
     from touchpoints.core import Touchpoints
@@ -81,7 +83,12 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(identity_api.router)
     app.include_router(journeys_api.router)
     return Router(
-        routes=[*Collector(tp).routes(), profiles_api.lookup_route(tp), Mount("", app=app)],
+        routes=[
+            *Collector(tp).routes(),
+            profiles_api.lookup_route(tp),
+            *Dashboard(tp).routes(),
+            Mount("", app=app),
+        ],
         lifespan=lifespan,
     )
 

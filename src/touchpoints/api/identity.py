@@ -61,6 +61,13 @@ def decide(request: Request, _: Admin, pair_id: int, body: Decision) -> dict[str
         raise HTTPException(409, str(exc)) from None
 
 
+@router.get("/v1/identity/summary")
+def identity_summary(request: Request, _: Reader) -> dict[str, Any]:
+    """Persons, identified (known by a user id, e-mail, phone, …) and anonymous (only
+    cookies and device ids), and identifiers per type."""
+    return request.app.state.tp.identity.summary()
+
+
 @router.get("/v1/identity/links")
 def list_links(
     request: Request,

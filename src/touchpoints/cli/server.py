@@ -261,6 +261,7 @@ def _print_demo_report(
     out.print(
         f"\n[bold]Server running at {url}[/] (Ctrl-C to stop).\n"
         f"  write key: {write_key}\n  read key:  {read_key}\n"
+        f"  dashboard: {url}/ (sign in with the read key)\n"
         f"  send:  curl -u {write_key}: {url}/v1/track -H 'Content-Type: application/json' "
         '-d \'{"userId":"u1","event":"Test Drive Requested"}\'\n'
         f"  count: touchpoints events count   (or: curl -H 'Authorization: Bearer {read_key}' "

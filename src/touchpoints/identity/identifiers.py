@@ -94,6 +94,10 @@ DEFAULT_TYPES: tuple[IdentifierType, ...] = (
     IdentifierType("anonymous_id", ("anonymousId", "previousId"), "exact", priority=10),
 )
 
+# Types that name a browser, an app install or an ad id rather than a person: a person known
+# only by these is anonymous.
+DEVICE_TYPES = frozenset({"anonymous_id", "device_id", "advertising_id"})
+
 # Values broken SDKs and forms send instead of an id (Segment's and PostHog's block lists).
 _JUNK = frozenset(
     {

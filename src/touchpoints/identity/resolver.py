@@ -23,7 +23,12 @@ import orjson
 import pyarrow as pa
 
 from touchpoints.identity.graph import IdentityGraph, Merge, Observation, Rejection
-from touchpoints.identity.identifiers import Identifier, IdentifierExtractor, normalise
+from touchpoints.identity.identifiers import (
+    DEVICE_TYPES,
+    Identifier,
+    IdentifierExtractor,
+    normalise,
+)
 from touchpoints.warehouse import Warehouse
 
 log = logging.getLogger("touchpoints.identity")
@@ -618,6 +623,29 @@ class IdentityResolver:
         insert_rejections(self.warehouse, rejections, cursor)
 
     # -- reading the map ---------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Persons in the map, how many are identified (known by an identifier that names a
+        person: a user id, customer number, e-mail, phone, …) and how many are anonymous
+        (only cookies, device and advertising ids), and identifiers per type."""
+        self.catch_up()
+        device_types = sorted(DEVICE_TYPES)
+        marks = ", ".join("?" for _ in device_types)
+        persons, identified = self.warehouse.fetchall(
+            "SELECT count(*), count(*) FILTER (WHERE known) FROM ("
+            f"  SELECT person, bool_or(type NOT IN ({marks})) AS known"
+            "  FROM identifiers GROUP BY person)",
+            device_types,
+        )[0]
+        types = self.warehouse.fetchall(
+            "SELECT type, count(*) FROM identifiers GROUP BY type ORDER BY 2 DESC, 1"
+        )
+        return {
+            "persons": int(persons),
+            "identified": int(identified or 0),
+            "anonymous": int(persons) - int(identified or 0),
+            "identifiers": {name: int(n) for name, n in types},
+        }
+
     def persons_by_sid(self) -> dict[int, int]:
         return dict(self.warehouse.fetchall("SELECT sid, person FROM identifiers"))
 

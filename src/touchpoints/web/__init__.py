@@ -1,0 +1,1 @@
+"""The dashboard: pages at ``/`` over the same functions as the API (see ``app.py``)."""

@@ -1,0 +1,188 @@
+"""The dashboard in a real browser (Debian's chromium, driven by Playwright) against a real
+server on demo data: no page without a login, an http-only session cookie, and charts and
+tables showing the numbers the API gives.
+
+With ``TOUCHPOINTS_SCREENSHOTS=1`` the pages are also saved under docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import Server, start_server
+from touchpoints.config import load_settings
+from touchpoints.core import Touchpoints
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server on 300 simulated people (their events, CRM rows and identity map)."""
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from identity import load
+
+    base = tmp_path_factory.mktemp("dashboard")
+    data_dir = base / "data"
+    with Touchpoints(load_settings(data_dir)) as tp:
+        load(tp, 300, 11, base / "files")
+    server = start_server(data_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        pytest.fail("the browser tests need Debian's chromium: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        found = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield found
+        found.close()
+
+
+def sign_in(page: Any, server: Server, key: str) -> None:
+    page.goto(f"{server.url}/")
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+
+
+def chart_series(page: Any, figure: str) -> list[list[Any]]:
+    """The data of each series of the chart drawn in ``#figure``, read from ECharts itself."""
+    page.wait_for_selector(f"#{figure} .chart[data-drawn=true]")
+    return page.evaluate(
+        "id => echarts.getInstanceByDom(document.querySelector(`#${id} .chart`))"
+        ".getOption().series.map(s => s.data)",
+        figure,
+    )
+
+
+def screenshot(page: Any, name: str) -> None:
+    if os.environ.get("TOUCHPOINTS_SCREENSHOTS") == "1":
+        for chart in page.locator(".chart").all():  # every chart drawn to the end
+            chart.locator("xpath=self::*[@data-drawn='true']").wait_for()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_no_page_without_a_login_and_the_session_cookie_is_http_only(
+    demo_server: Server, browser: Any
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{demo_server.url}/")
+    assert page.url.endswith("/login?next=/")
+    screenshot(page, "login")
+    # A stranger's key, then a write key: refused, with the reason.
+    sign_in(page, demo_server, "tp_read_00000000000000000000000000000000")
+    assert "not valid" in page.inner_text("p.error")
+    sign_in(page, demo_server, demo_server.write_key)
+    assert "only sends events" in page.inner_text("p.error")
+    assert not context.cookies()
+    # A read key opens the overview; the cookie cannot be read by scripts and stays on site.
+    sign_in(page, demo_server, demo_server.read_key)
+    page.wait_for_selector("h1:text('Overview')")
+    [cookie] = context.cookies()
+    assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"]) == (
+        "tp_session",
+        True,
+        "Strict",
+    )
+    assert demo_server.read_key not in cookie["value"]
+    assert page.evaluate("document.cookie") == ""
+    # Pages, fragments and CSV need the cookie: without it, the login.
+    bare = httpx.get(f"{demo_server.url}/?csv=stages", follow_redirects=False)
+    assert bare.status_code == 303 and bare.headers["location"].startswith("/login")
+    # Signing out ends the session for good: the old cookie opens nothing.
+    page.click("text=Sign out")
+    page.wait_for_url("**/login")
+    again = httpx.get(
+        f"{demo_server.url}/", cookies={"tp_session": cookie["value"]}, follow_redirects=False
+    )
+    assert again.status_code == 303
+    context.close()
+
+
+def test_a_revoked_key_ends_its_sessions(demo_server: Server, browser: Any) -> None:
+    admin = {"Authorization": f"Bearer {_admin_key(demo_server)}"}
+    with httpx.Client(base_url=demo_server.url, headers=admin) as api:
+        made = api.post("/v1/keys", json={"role": "read", "name": "browser test"}).json()
+        context = browser.new_context()
+        page = context.new_page()
+        sign_in(page, demo_server, made["secret"])
+        page.wait_for_selector("h1:text('Overview')")
+        assert api.delete(f"/v1/keys/{made['id']}").status_code == 200
+    page.goto(f"{demo_server.url}/")
+    assert "/login" in page.url
+    context.close()
+
+
+def _admin_key(server: Server) -> str:
+    """The server's in-memory admin token, from the file the CLI finds it by."""
+    import json
+
+    return json.loads((server.data_dir / "server.json").read_text())["token"]
+
+
+def test_the_overview_shows_what_the_api_says(demo_server: Server, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    sign_in(page, demo_server, demo_server.read_key)
+    page.wait_for_selector("h1:text('Overview')")
+    with demo_server.client() as api:
+        summary = api.get("/v1/identity/summary").json()
+        stages = api.get("/v1/journeys/stages").json()["stages"]
+        stats = api.get("/v1/events/stats").json()
+    assert summary["persons"] > 100 and 0 < summary["identified"] < summary["persons"]
+    shown = {name: page.inner_text(f"#{name}") for name in ("persons", "identified", "anonymous")}
+    assert shown == {name: f"{summary[name]:,}" for name in shown}
+    assert page.inner_text("#channels") == str(len(stats["by_channel"]))
+    # The stage chart draws the API's figures: now in each stage, and ever entered.
+    assert chart_series(page, "stages") == [
+        [s["current"] for s in stages],
+        [s["reached"] for s in stages],
+    ]
+    assert chart_series(page, "channels-chart") == [list(stats["by_channel"].values())]
+    # The numbers under the chart, and its CSV download, are the same.
+    page.click("#stages summary")
+    cells = page.locator("#stages table.numbers tbody tr").all_inner_texts()
+    assert cells[0].split("\t") == [stages[0]["stage"], f"{stages[0]['current']:,}",
+                                    f"{stages[0]['reached']:,}"]  # fmt: skip
+    with page.expect_download() as download:
+        page.click("#stages a.csv")
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert rows == [["stage", "now in it", "ever entered"]] + [
+        [s["stage"], str(s["current"]), str(s["reached"])] for s in stages
+    ]
+    screenshot(page, "overview")
+    # The live counter follows events as they arrive.
+    before = int(page.get_attribute("#live-total", "data-total"))
+    sent = httpx.post(
+        f"{demo_server.url}/v1/track",
+        json={"anonymousId": "browser-test", "event": "Brochure Downloaded"},
+        auth=(demo_server.write_key, ""),
+    )
+    assert sent.is_success
+    page.wait_for_function(
+        "n => Number(document.querySelector('#live-total').dataset.total) > n", arg=before
+    )
+    assert int(page.get_attribute("#live-total", "data-total")) == before + 1
+    context.close()
