@@ -186,3 +186,59 @@ def test_the_overview_shows_what_the_api_says(demo_server: Server, browser: Any)
     )
     assert int(page.get_attribute("#live-total", "data-total")) == before + 1
     context.close()
+
+
+def test_the_journey_map_draws_the_api_map_and_takes_a_date_range(
+    demo_server: Server, browser: Any
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, demo_server, demo_server.read_key)
+    page.wait_for_selector("h1:text('Overview')")
+    page.click("nav >> text=Journey map")
+    page.wait_for_selector("h1:text('Journey map')")
+    with demo_server.client() as api:
+        whole = api.get("/v1/journeys/map").json()
+        ranged = api.get("/v1/journeys/map", params={"since": "2026-07-01"}).json()
+    steps = whole["stages"]
+    assert chart_series(page, "stages") == [
+        [s["reached"] for s in steps],
+        [s["went_on"] for s in steps],
+    ]
+    assert chart_series(page, "pain-points") == [[p["relative_risk"] for p in whole["pain_points"]]]
+    order = {s["stage"]: i for i, s in enumerate(steps)}
+
+    def links(figure: str) -> dict[tuple[str, str], int]:
+        page.wait_for_selector(f"#{figure} .chart[data-drawn=true]")
+        found = page.evaluate(
+            "id => echarts.getInstanceByDom(document.querySelector(`#${id} .chart`))"
+            ".getOption().series[0].links",
+            figure,
+        )
+        return {(link["source"], link["target"]): link["value"] for link in found}
+
+    # The stage Sankey draws the moves forward (a Sankey has no cycles); the table has all.
+    assert links("stage-sankey") == {
+        (t["source"], t["target"]): t["persons"]
+        for t in whole["stage_transitions"]
+        if order[t["target"]] > order[t["source"]]
+    }
+    assert len(links("stage-sankey")) >= 5
+    assert links("channel-sankey") == {
+        (f"{t['source']} →", f"→ {t['target']}"): t["count"] for t in whole["channel_transitions"]
+    }
+    page.click("#stage-sankey summary")
+    rows = page.locator("#stage-sankey table.numbers tbody tr").count()
+    assert rows == len(whole["stage_transitions"])
+    screenshot(page, "journey-map")
+    # A date range: the page shows the map of what happened from 1 July.
+    page.fill("input[name=since]", "2026-07-01")
+    page.click("form.filters button")
+    page.wait_for_url("**/journeys/map?since=2026-07-01*")
+    reached = [s["reached"] for s in ranged["stages"]]
+    assert chart_series(page, "stages")[0] == reached
+    assert reached != [s["reached"] for s in steps]
+    # A range the wrong way round: the reason, on the page.
+    page.goto(f"{demo_server.url}/journeys/map?since=2026-07-01&until=2026-06-01")
+    assert page.inner_text("p.error") == "until: give a moment after since"
+    context.close()

@@ -22,7 +22,10 @@ def explain(exc: ValidationError) -> str:
         place = ""
         for part in err["loc"]:
             place += f"[{part}]" if isinstance(part, int) else (f".{part}" if place else part)
-        problems.append(f"{place or '(top)'}: {err['msg'].removeprefix('Value error, ')}")
+        message = err["msg"].removeprefix("Value error, ")
+        # A check of the whole question names its own field ("until: give a moment after
+        # since"); a field's error gets the field's place in front.
+        problems.append(f"{place}: {message}" if place else message)
     return "; ".join(problems)
 
 

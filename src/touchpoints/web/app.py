@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from touchpoints.core import Touchpoints
 
 HERE = Path(__file__).parent
-NAV = (("/", "Overview"),)
+NAV = (("/", "Overview"), ("/journeys/map", "Journey map"))
 
 
 @dataclass
@@ -91,6 +91,7 @@ class Dashboard:
             Route("/logout", self.logout, methods=["POST"]),
             Route("/", self._page(self.overview)),
             Route("/live", self._page(self.live)),
+            Route("/journeys/map", self._page(self.journey_map)),
         ]
 
     # -- access ----------------------------------------------------------------------------
@@ -197,6 +198,26 @@ class Dashboard:
             ),
         }
 
+    async def journey_map(self, request: Request, session: Session) -> Response:
+        """The stages with reach, conversion, time and pain points; stage and channel
+        transitions as Sankey diagrams; for a date range when one is given."""
+        from touchpoints.journeys.service import JourneyQueryError
+
+        since = request.query_params.get("since") or None
+        until = request.query_params.get("until") or None
+        context: dict[str, Any] = {"since": since or "", "until": until or "", "error": None}
+        try:
+            found = await run_in_threadpool(self.tp.journeys.journey_map, 5, True, since, until)
+        except JourneyQueryError as exc:
+            context["error"] = str(exc)
+            return self._render(
+                request, "journey_map.html", session, status_code=422, tables={}, **context
+            )
+        data = _journey_map_view(found)
+        if (wanted := request.query_params.get("csv")) is not None:
+            return _csv(data["tables"], wanted, "journey-map")
+        return self._render(request, "journey_map.html", session, **context, **data)
+
     async def live(self, request: Request, session: Session) -> Response:
         """The live event counter (polled by the overview)."""
         total = await run_in_threadpool(self.tp.events.count)
@@ -218,6 +239,106 @@ class Dashboard:
             status_code=status_code,
             headers={"Cache-Control": "no-store"},
         )
+
+
+def _journey_map_view(found: dict[str, Any]) -> dict[str, Any]:
+    """The journey map's tables and charts."""
+    steps = found["stages"]
+    stages = Table(
+        "stages",
+        "Stages: reach, conversion and time to move on",
+        ["stage", "reached", "went on", "next stage", "dropped", "conversion %",
+         "median days", "p90 days", "top channels"],
+        [
+            [
+                s["stage"], s["reached"], s["went_on"], s["next_stage"], s["dropped"],
+                None if s["conversion"] is None else round(100 * s["conversion"], 1),
+                _days(s["median_seconds"]), _days(s["p90_seconds"]),
+                ", ".join(c["channel"] for c in s["top_channels"][:3]),
+            ]
+            for s in steps
+        ],
+    )  # fmt: skip
+    pains = Table(
+        "pain_points",
+        "Pain points: relative risk of dropping out",
+        ["pain point", "persons", "relative risk", "stages"],
+        [
+            [
+                p["name"],
+                p["persons"],
+                p["relative_risk"],
+                "; ".join(
+                    f"{r['stage']} {r['persons']} ({round(100 * r['drop_rate'])}% dropped)"
+                    for r in p["by_stage"]
+                ),
+            ]
+            for p in found["pain_points"]
+        ],
+    )
+    stage_moves = Table(
+        "stage_transitions",
+        "Stage transitions (persons)",
+        ["from", "to", "persons"],
+        [[t["source"], t["target"], t["persons"]] for t in found["stage_transitions"]],
+    )
+    channel_moves = Table(
+        "channel_transitions",
+        "Channel transitions (visits)",
+        ["from", "to", "count"],
+        [[t["source"], t["target"], t["count"]] for t in found["channel_transitions"]],
+    )
+    order = {s["stage"]: i for i, s in enumerate(steps)}
+    forward = [t for t in found["stage_transitions"] if order[t["target"]] > order[t["source"]]]
+    return {
+        "tables": {t.name: t for t in (stages, pains, stage_moves, channel_moves)},
+        "backward": sum(t["persons"] for t in found["stage_transitions"])
+        - sum(t["persons"] for t in forward),
+        "stage_chart": _bars(
+            [s["stage"] for s in steps],
+            {"reached": [s["reached"] for s in steps], "went on": [s["went_on"] for s in steps]},
+        ),  # fmt: skip
+        "pain_chart": _bars(
+            [p["name"] for p in found["pain_points"]],
+            {"relative risk": [p["relative_risk"] for p in found["pain_points"]]},
+            horizontal=True,
+        ),
+        "stage_sankey": _sankey(
+            [s["stage"] for s in steps],
+            [(t["source"], t["target"], t["persons"]) for t in forward],
+        ),
+        "channel_sankey": _sankey(
+            None,
+            [
+                (f"{t['source']} →", f"→ {t['target']}", t["count"])
+                for t in found["channel_transitions"]
+            ],
+        ),  # fmt: skip
+    }
+
+
+def _days(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 86400, 1)
+
+
+def _sankey(nodes: list[str] | None, links: list[tuple[str, str, int]]) -> dict[str, Any]:
+    """An ECharts Sankey diagram; ``nodes`` in order (else those the links name)."""
+    names = nodes if nodes is not None else sorted({n for a, b, _ in links for n in (a, b)})
+    used = {n for a, b, _ in links for n in (a, b)}
+    return {
+        "tooltip": {"trigger": "item"},
+        "series": [
+            {
+                "type": "sankey",
+                "layoutIterations": 0 if nodes is not None else 32,
+                "emphasis": {"focus": "adjacency"},
+                "nodeAlign": "left",
+                "data": [{"name": n} for n in names if n in used],
+                "links": [{"source": a, "target": b, "value": v} for a, b, v in links],
+                "lineStyle": {"color": "gradient", "curveness": 0.5, "opacity": 0.35},
+            }
+        ],
+    }
 
 
 def _bars(labels: list[str], series: dict[str, list[int]], horizontal: bool = False) -> dict:
