@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -203,3 +205,37 @@ def _spark_schema(table: object) -> object:
     return T.StructType(
         [T.StructField(f.name, kinds[str(f.type)], True) for f in table.schema]  # type: ignore[attr-defined]
     )
+
+
+# -- the dashboard's browser tests (helpers: tests/e2e/e2e_browser.py) ----------------------
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server on 300 simulated people (their events, CRM rows and identity map)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from identity import load
+
+    base = tmp_path_factory.mktemp("dashboard")
+    data_dir = base / "data"
+    with Touchpoints(load_settings(data_dir)) as tp:
+        load(tp, 300, 11, base / "files")
+    server = start_server(data_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        pytest.fail("the browser tests need Debian's chromium: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        found = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield found
+        found.close()

@@ -1,86 +1,21 @@
 """The dashboard in a real browser (Debian's chromium, driven by Playwright) against a real
-server on demo data: no page without a login, an http-only session cookie, and charts and
-tables showing the numbers the API gives.
-
-With ``TOUCHPOINTS_SCREENSHOTS=1`` the pages are also saved under docs/screenshots/.
-"""
+server on demo data: no page without a login, an http-only session cookie, and the overview
+and journey map showing the numbers the API gives. Fixtures: tests/conftest.py."""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from e2e_browser import admin_key, chart_series, screenshot, sign_in
 
-from conftest import Server, start_server
-from touchpoints.config import load_settings
-from touchpoints.core import Touchpoints
+from conftest import Server
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server on 300 simulated people (their events, CRM rows and identity map)."""
-    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-    from identity import load
-
-    base = tmp_path_factory.mktemp("dashboard")
-    data_dir = base / "data"
-    with Touchpoints(load_settings(data_dir)) as tp:
-        load(tp, 300, 11, base / "files")
-    server = start_server(data_dir)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
-        pytest.fail("the browser tests need Debian's chromium: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        found = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield found
-        found.close()
-
-
-def sign_in(page: Any, server: Server, key: str) -> None:
-    page.goto(f"{server.url}/")
-    page.fill("#key", key)
-    page.click("button[type=submit]")
-
-
-def chart_series(page: Any, figure: str) -> list[list[Any]]:
-    """The data of each series of the chart drawn in ``#figure``, read from ECharts itself."""
-    page.wait_for_selector(f"#{figure} .chart[data-drawn=true]")
-    return page.evaluate(
-        "id => echarts.getInstanceByDom(document.querySelector(`#${id} .chart`))"
-        ".getOption().series.map(s => s.data)",
-        figure,
-    )
-
-
-def screenshot(page: Any, name: str) -> None:
-    if os.environ.get("TOUCHPOINTS_SCREENSHOTS") == "1":
-        for chart in page.locator(".chart").all():  # every chart drawn to the end
-            chart.locator("xpath=self::*[@data-drawn='true']").wait_for()
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def test_no_page_without_a_login_and_the_session_cookie_is_http_only(
@@ -122,7 +57,7 @@ def test_no_page_without_a_login_and_the_session_cookie_is_http_only(
 
 
 def test_a_revoked_key_ends_its_sessions(demo_server: Server, browser: Any) -> None:
-    admin = {"Authorization": f"Bearer {_admin_key(demo_server)}"}
+    admin = {"Authorization": f"Bearer {admin_key(demo_server)}"}
     with httpx.Client(base_url=demo_server.url, headers=admin) as api:
         made = api.post("/v1/keys", json={"role": "read", "name": "browser test"}).json()
         context = browser.new_context()
@@ -133,13 +68,6 @@ def test_a_revoked_key_ends_its_sessions(demo_server: Server, browser: Any) -> N
     page.goto(f"{demo_server.url}/")
     assert "/login" in page.url
     context.close()
-
-
-def _admin_key(server: Server) -> str:
-    """The server's in-memory admin token, from the file the CLI finds it by."""
-    import json
-
-    return json.loads((server.data_dir / "server.json").read_text())["token"]
 
 
 def test_the_overview_shows_what_the_api_says(demo_server: Server, browser: Any) -> None:

@@ -1,0 +1,83 @@
+"""Overview: people (identified and anonymous), events today and in 7 days, channels,
+persons per stage, events per channel, and a live count of incoming events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from touchpoints.web.app import Table, csv_response
+from touchpoints.web.charts import bars
+from touchpoints.web.sessions import Session
+
+if TYPE_CHECKING:
+    from touchpoints.web.app import Dashboard
+
+ORDER = 10
+NAV = (("/", "Overview"),)
+
+
+def routes(dashboard: Dashboard) -> list[Route]:
+    async def overview(request: Request, session: Session) -> Response:
+        data = await run_in_threadpool(_data, dashboard)
+        if (wanted := request.query_params.get("csv")) is not None:
+            return csv_response(data["tables"], wanted, "overview")
+        return dashboard.render(request, "overview.html", session, **data)
+
+    async def live(request: Request, session: Session) -> Response:
+        """The live event counter (polled by the overview)."""
+        total = await run_in_threadpool(dashboard.tp.events.count)
+        return HTMLResponse(f'<span id="live-total" data-total="{total}">{total:,}</span>')
+
+    return [Route("/", dashboard.page(overview)), Route("/live", dashboard.page(live))]
+
+
+def _data(dashboard: Dashboard) -> dict[str, Any]:
+    from touchpoints.warehouse import EventFilter
+
+    tp = dashboard.tp
+    identity = tp.identity.summary()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    stats = tp.events.stats()
+    events = {
+        "total": stats["total"],
+        "today": tp.events.count(EventFilter(since=today)),
+        "week": tp.events.count(EventFilter(since=now - timedelta(days=7))),
+    }
+    stages = tp.journeys.stages()
+    stage_table = Table(
+        "stages",
+        "Persons per journey stage",
+        ["stage", "now in it", "ever entered"],
+        [[s["stage"], s["current"], s["reached"]] for s in stages],
+    )
+    channel_table = Table(
+        "channels",
+        "Events per channel",
+        ["channel", "events"],
+        [[name, n] for name, n in stats["by_channel"].items()],
+    )
+    return {
+        "identity": identity,
+        "events": events,
+        "channels": len(stats["by_channel"]),
+        "tables": {t.name: t for t in (stage_table, channel_table)},
+        "stage_chart": bars(
+            [row[0] for row in stage_table.rows],
+            {
+                "now in it": [r[1] for r in stage_table.rows],
+                "ever entered": [r[2] for r in stage_table.rows],
+            },
+        ),  # fmt: skip
+        "channel_chart": bars(
+            [row[0] for row in channel_table.rows],
+            {"events": [row[1] for row in channel_table.rows]},
+            horizontal=True,
+        ),
+    }
