@@ -190,7 +190,12 @@ class LocalClient:
         params = dict(params)
         calls = {
             "map": lambda: journeys.journey_map(
-                params["top"], params["collapse"], params.get("since"), params.get("until")
+                params["top"],
+                params["collapse"],
+                params.get("since"),
+                params.get("until"),
+                params.get("channel"),
+                params.get("age_group"),
             ),
             "funnel": lambda: journeys.funnel(
                 params["spec"], compare_units=params.get("compare_units", False)

@@ -166,6 +166,15 @@ def test_the_journey_map_draws_the_api_map_and_takes_a_date_range(
     reached = [s["reached"] for s in ranged["stages"]]
     assert chart_series(page, "stages")[0] == reached
     assert reached != [s["reached"] for s in steps]
+    # Of the persons who used the store, in the same range: the API's map for them.
+    page.select_option("select[name=channel]", "store")
+    page.click("form.filters button")
+    page.wait_for_url("**channel=store*")
+    with demo_server.client() as api:
+        store = api.get("/v1/journeys/map", params={"since": "2026-07-01", "channel": "store"})
+    expected = [s["reached"] for s in store.json()["stages"]]
+    assert chart_series(page, "stages")[0] == expected
+    assert 0 < expected[0] < reached[0]
     # A range the wrong way round: the reason, on the page.
     page.goto(f"{demo_server.url}/journeys/map?since=2026-07-01&until=2026-06-01")
     assert page.inner_text("p.error") == "until: give a moment after since"

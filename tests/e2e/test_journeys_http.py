@@ -102,6 +102,16 @@ def test_every_analysis_answers_over_http_and_the_cli_and_bad_questions_get_422(
                 "/v1/journeys/map", params={"since": "2026-03-05", "until": "2026-03-01"}
             )
             assert backwards.status_code == 422 and "until" in backwards.text
+            # Of the persons who used the store: Anna only (the tablet's visitor did not).
+            store = reader.get("/v1/journeys/map", params={"channel": "store"}).json()
+            assert store["stages"][0]["reached"] == 1
+            nowhere = reader.get("/v1/journeys/map", params={"channel": "fax"})
+            assert nowhere.status_code == 422 and "'fax' is not a channel" in nowhere.text
+            band = reader.get("/v1/journeys/map", params={"age_group": "35-44"}).json()
+            # Anna, born 1 May 1990: 35-44 from May 2025 to April 2035.
+            assert band["stages"][0]["reached"] == 1
+            odd = reader.get("/v1/journeys/map", params={"age_group": "30-39"})
+            assert odd.status_code == 422 and "age_group" in odd.text
             funnel = reader.post(
                 "/v1/journeys/funnels", json={**steps, "compare_units": True}
             ).json()

@@ -15,7 +15,12 @@ from test_identity_rebuild import send
 from conftest import spark_source
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
-from touchpoints.journeys.journey_map import StageStep, directly_follows, journey_map
+from touchpoints.journeys.journey_map import (
+    StageStep,
+    directly_follows,
+    journey_map,
+    persons_who,
+)
 from touchpoints.journeys.model import StageModel, load_model
 from touchpoints.journeys.source import duckdb_source
 from touchpoints.journeys.spec import AnalysisError
@@ -414,3 +419,35 @@ def test_a_date_range_keeps_the_entries_and_events_made_in_it(tmp_path: Path) ->
         ("awareness", "purchase", 1),
         ("decision", "purchase", 1),
     ]
+
+
+def test_a_channel_or_an_age_group_keeps_those_persons_journeys(tmp_path: Path) -> None:
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        journeys(tp)
+        send(
+            tp,
+            [
+                {"type": "identify", "userId": "anna", "traits": {"birthday": "1990-05-01"},
+                 "timestamp": "2026-03-05T13:00:00Z", "messageId": "a8"},
+            ],
+        )  # fmt: skip
+        refresh(tp.warehouse, MODEL)
+        source = duckdb_source(tp.warehouse, MODEL)
+        store = journey_map(source, MODEL, persons=persons_who(source, channel="store"))
+        anna = journey_map(
+            source,
+            MODEL,
+            persons=persons_who(source, age_group="35-44", as_of=datetime(2026, 3, 31).date()),
+        )
+        unknown = journey_map(source, MODEL, persons=persons_who(source, age_group="unknown"))
+        with pytest.raises(AnalysisError, match="age_group: '30-39' is not one of the bands"):
+            persons_who(source, age_group="30-39")
+    # The store: Anna (her order) and Cem (his order); both reached awareness and went on.
+    assert [(s.stage, s.reached, s.went_on) for s in store.stages[:2]] == [
+        ("awareness", 2, 2),
+        ("consideration", 1, 1),  # Anna only (Cem skipped it); she went on to decision
+    ]
+    assert {(t["source"], t["target"]) for t in store.channel_transitions} >= {("web", "store")}
+    # 35-44 on 31 March 2026: Anna (born 1 May 1990: 35); the others have no birthday.
+    assert [s.reached for s in anna.stages] == [1, 1, 1, 1]
+    assert [s.reached for s in unknown.stages][0] == 5

@@ -120,11 +120,22 @@ def journeys_map(
     until: Annotated[
         str | None, typer.Option(help="Of what happened before (ISO 8601, UTC; exclusive)")
     ] = None,
+    channel: Annotated[str | None, typer.Option(help="Of the persons who used it")] = None,
+    age_group: Annotated[
+        str | None, typer.Option(help="Of the persons in this age band (e.g. 25-34, unknown)")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """The journey map: per stage, reach, conversion, time to move on, drop-off and top
     channels; pain points and how strongly each goes with dropping out."""
-    params = {"top": top, "collapse": True, "since": since, "until": until}
+    params = {
+        "top": top,
+        "collapse": True,
+        "since": since,
+        "until": until,
+        "channel": channel,
+        "age_group": age_group,
+    }
     result = _ask(data_dir, "map", params)
     if as_json:
         return _dump(result)

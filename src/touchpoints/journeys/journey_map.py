@@ -45,7 +45,7 @@ view enters awareness and consideration):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import reduce
 from typing import Any, Literal
 
@@ -54,7 +54,7 @@ import ibis.expr.types as ir
 
 from touchpoints.journeys.model import Rule, StageModel
 from touchpoints.journeys.source import Source
-from touchpoints.journeys.spec import DateRange, validated
+from touchpoints.journeys.spec import AnalysisError, DateRange, validated
 from touchpoints.journeys.stages import (
     facts,
     nullable,
@@ -106,16 +106,22 @@ def journey_map(
     collapse_repeats: bool = True,
     since: datetime | None = None,
     until: datetime | None = None,
+    persons: ir.Table | None = None,
 ) -> JourneyMap:
     """The whole map; ``top`` channels and touchpoints per stage; ``collapse_repeats`` for
     the channel transitions; ``since`` (inclusive) and ``until`` (exclusive): what happened
-    in that range only (see the module's docstring)."""
+    in that range only; ``persons`` (a table with a ``person`` column): their journeys only
+    (see :func:`persons_who` and the module's docstring)."""
     if top < 1:
         raise ValueError(f"top must be at least 1, not {top}")
     period = validated(DateRange, {"since": since, "until": until})
-    entries = _within(stage_entries(source, model), "entered_at", period)
+
+    def chosen(table: ir.Table) -> ir.Table:
+        return table if persons is None else table.semi_join(persons, "person")
+
+    entries = chosen(_within(stage_entries(source, model), "entered_at", period))
     progress = _progress(entries)
-    events = _within(ordered_events(source), "ts", period)
+    events = chosen(_within(ordered_events(source), "ts", period))
     last = len(model.stages) - 1
 
     # One query for the counts and the times (quantiles skip those who did not move on).
@@ -131,7 +137,7 @@ def journey_map(
             )
         )
     }
-    placed = _within(facts(source, model), "ts", period)
+    placed = chosen(_within(facts(source, model), "ts", period))
     ranked = _top(placed.filter(placed.stage_index.notnull()), top, kept_firsts=_whole(period))
 
     steps = []
@@ -162,7 +168,11 @@ def journey_map(
             {"source": a, "target": b, "count": n}
             for (a, b), n in sorted(
                 directly_follows(
-                    source, "channel", collapse_repeats=collapse_repeats, period=period
+                    source,
+                    "channel",
+                    collapse_repeats=collapse_repeats,
+                    period=period,
+                    persons=persons,
                 ).items()
             )
         ],
@@ -191,6 +201,7 @@ def directly_follows(
     *,
     collapse_repeats: bool = False,
     period: DateRange | None = None,
+    persons: ir.Table | None = None,
 ) -> dict[tuple[str, str], int]:
     """How often ``by`` value b directly follows a in a person's events, ordered by time then
     arrival. Without ``collapse_repeats`` this is the directly-follows graph of process
@@ -200,6 +211,8 @@ def directly_follows(
     if by not in ("channel", "event"):
         raise ValueError(f"by must be 'channel' or 'event', not {by!r}")
     events = _within(source.events(), "ts", period)
+    if persons is not None:
+        events = events.semi_join(persons, "person")
     if by == "channel" and _whole(period) and "previous_channel" in events.columns:
         # Kept with the facts: the channel of each event's predecessor, no window needed.
         steps = events.select(a=events.previous_channel, b=events.channel)
@@ -215,6 +228,41 @@ def directly_follows(
         steps = steps.filter(steps.a != steps.b)
     counted = steps.group_by("a", "b").agg(n=steps.count())
     return {(row["a"], row["b"]): int(row["n"]) for row in _rows(counted)}
+
+
+def persons_who(
+    source: Source,
+    *,
+    channel: str | None = None,
+    age_group: str | None = None,
+    bands: list[str] | None = None,
+    as_of: date | None = None,
+    period: DateRange | None = None,
+) -> ir.Table | None:
+    """(person): those who used ``channel`` (in ``period`` when given) and whose age on
+    ``as_of`` (default today) falls in the band labelled ``age_group`` of ``bands`` (the
+    channel mix's bands; ``unknown``: no birthday or age trait); None when neither is asked."""
+    from touchpoints.journeys.ages import DEFAULT_BANDS, UNKNOWN, band_of, parse_bands
+    from touchpoints.journeys.channel_mix import person_ages
+
+    if channel is None and age_group is None:
+        return None
+    events = _within(source.events(), "ts", period)
+    if channel is not None:
+        events = events.filter(events.channel == channel)
+    chosen = events.select("person").distinct()
+    if age_group is not None:
+        parsed = parse_bands(list(bands or DEFAULT_BANDS))
+        labels = [b.label for b in parsed] + [UNKNOWN]
+        if age_group not in labels:
+            raise AnalysisError(
+                f"age_group: {age_group!r} is not one of the bands {', '.join(labels)}"
+            )
+        ages = person_ages(source, as_of or date.today())
+        aged = chosen.left_join(ages, "person")
+        aged = aged.select(person=aged.person, band=band_of(aged.age, parsed))
+        chosen = aged.filter(aged.band == age_group).select("person")
+    return chosen
 
 
 # -- pieces ---------------------------------------------------------------------------------

@@ -70,23 +70,34 @@ class Journeys:
         collapse_repeats: bool = True,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        channel: str | None = None,
+        age_group: str | None = None,
     ) -> dict[str, Any]:
         """Per stage: reach, conversion, time to move on, drop-off, top channels and
         touchpoints; pain points; stage and channel transitions (docs/journeys.md); with
-        ``since``/``until``, of what happened in that range."""
-        from touchpoints.journeys.journey_map import journey_map
+        ``since``/``until``, of what happened in that range; with ``channel`` and
+        ``age_group`` (a band of the channel mix, or ``unknown``), of those persons only."""
+        from touchpoints.config import CHANNELS
+        from touchpoints.journeys.journey_map import journey_map, persons_who
         from touchpoints.journeys.spec import DateRange, validated
 
         if not 1 <= top <= 50:
             raise JourneyQueryError(f"top: give 1 to 50, not {top}")
+        if channel is not None and channel not in CHANNELS:
+            raise JourneyQueryError(
+                f"channel: {channel!r} is not a channel; give one of {', '.join(CHANNELS)}"
+            )
         period = _asked(validated, DateRange, {"since": since, "until": until})
+        source = self.source()
+        persons = _asked(persons_who, source, channel=channel, age_group=age_group, period=period)
         result = journey_map(
-            self.source(),
+            source,
             self.model,
             top=top,
             collapse_repeats=collapse_repeats,
             since=period.since,
             until=period.until,
+            persons=persons,
         )
         return result.to_dict()
 

@@ -1,5 +1,6 @@
 """Journey map: the stages with reach, conversion, time and pain points; stage and channel
-transitions as Sankey diagrams; for whole journeys or a date range."""
+transitions as Sankey diagrams; for whole journeys or a date range, of everyone or of the
+persons who used a channel or are in an age group."""
 
 from __future__ import annotations
 
@@ -19,18 +20,32 @@ if TYPE_CHECKING:
 
 ORDER = 20
 NAV = (("/journeys/map", "Journey map"),)
+FILTERS = ("since", "until", "channel", "age_group")
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def journey_map(request: Request, session: Session) -> Response:
+        from touchpoints.config import CHANNELS
+        from touchpoints.journeys.ages import DEFAULT_BANDS, UNKNOWN
         from touchpoints.journeys.service import JourneyQueryError
 
-        since = request.query_params.get("since") or None
-        until = request.query_params.get("until") or None
-        context: dict[str, Any] = {"since": since or "", "until": until or "", "error": None}
+        asked = {k: request.query_params.get(k) or None for k in FILTERS}
+        context: dict[str, Any] = {
+            **{k: v or "" for k, v in asked.items()},
+            "channels": CHANNELS,
+            "age_groups": [*DEFAULT_BANDS, UNKNOWN],
+            "filtered": any(asked.values()),
+            "error": None,
+        }
         try:
             found = await run_in_threadpool(
-                dashboard.tp.journeys.journey_map, 5, True, since, until
+                dashboard.tp.journeys.journey_map,
+                5,
+                True,
+                asked["since"],
+                asked["until"],
+                asked["channel"],
+                asked["age_group"],
             )
         except JourneyQueryError as exc:
             context["error"] = str(exc)
