@@ -1,0 +1,406 @@
+"""People: search by identifier or trait, and the 360° profile of one person (traits with
+source and time, identifiers by type, the identity graph, merges with an unmerge button,
+the cross-channel timeline, stages and channels).
+
+Everything is read through the functions the API calls: ``tp.profiles.resolve`` /
+``get`` / ``timeline`` / ``merges`` / ``search``, ``tp.identity.links`` and
+``tp.journeys.stage_history``; an unmerge calls ``tp.identity.detach`` or
+``tp.identity.remove_link``, as ``POST /v1/identity/unmerge`` and
+``POST /v1/identity/links/{id}/remove`` do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from touchpoints.web.app import form_fields
+from touchpoints.web.sessions import Session
+
+if TYPE_CHECKING:
+    from touchpoints.web.app import Dashboard
+
+ORDER = 80
+NAV = (("/people", "People"),)
+
+TIMELINE_PAGE = 25
+SEARCH_LIMIT = 50
+# The graph's edges come from the events that joined the identifiers: read up to this many.
+GRAPH_EVENTS = 5000
+_TRAIT = re.compile(r"^[A-Za-z0-9_.\-]+$")  # as GET /v1/profiles?trait= takes it
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()/.\-]{5,}$")
+# One colour per identifier type (the graph's categories, and the badges next to them).
+COLOURS = {
+    "user_id": "#2f6fde",
+    "customer_number": "#7b3fc4",
+    "email": "#d9822b",
+    "phone": "#1f9d74",
+    "wallet": "#8a6d1f",
+    "vehicle_id": "#a33b6b",
+    "social_handle": "#c2417a",
+    "device_id": "#5b6475",
+    "advertising_id": "#8c95a6",
+    "anonymous_id": "#b8bfcc",
+}
+_OTHER_COLOURS = ("#3d8fb3", "#b35a3d", "#6b8f3d", "#6d3db3")
+
+
+class SearchError(ValueError):
+    """The search box's text cannot be read; the message says how to write it."""
+
+
+def routes(dashboard: Dashboard) -> list[Route]:
+    async def people(request: Request, session: Session) -> Response:
+        q = request.query_params.get("q", "").strip()
+        context: dict[str, Any] = {"q": q, "error": None, "results": None, "asked": None}
+        if not q:
+            return dashboard.render(request, "people.html", session, **context)
+        try:
+            context.update(await run_in_threadpool(_search, dashboard, q))
+        except SearchError as exc:
+            context["error"] = str(exc)
+            return dashboard.render(request, "people.html", session, status_code=422, **context)
+        return dashboard.render(request, "people.html", session, **context)
+
+    async def profile(request: Request, session: Session) -> Response:
+        from touchpoints.profiles import ProfileNotFound
+
+        key = request.path_params["key"]
+        before = request.query_params.get("before") or None
+        try:
+            data = await run_in_threadpool(_profile, dashboard, key, before)
+        except (ValueError, ProfileNotFound) as exc:
+            status = 404 if isinstance(exc, ProfileNotFound) else 400
+            return dashboard.render(
+                request, "profile.html", session, status_code=status, key=key, error=str(exc)
+            )
+        data["after"] = _after(request)
+        return dashboard.render(request, "profile.html", session, key=key, error=None, **data)
+
+    async def unmerge(request: Request, session: Session) -> Response:
+        key = request.path_params["key"]
+        fields = await form_fields(request)
+        if not dashboard.csrf_ok(session, fields):
+            return PlainTextResponse("the form is out of date: reload the page", 403)
+        try:
+            done, persons = await run_in_threadpool(_unmerge, dashboard, fields)
+        except LookupError as exc:
+            return PlainTextResponse(str(exc.args[0] if exc.args else exc), 404)
+        except ValueError as exc:
+            return PlainTextResponse(str(exc), 422)
+        query = urlencode({"unmerged": done, "persons": ",".join(str(p) for p in persons)})
+        return RedirectResponse(f"/people/{quote(key, safe=':@+')}?{query}", status_code=303)
+
+    return [
+        Route("/people", dashboard.page(people)),
+        Route(
+            "/people/{key:path}/unmerge",
+            dashboard.page(unmerge, admin=True),
+            methods=["POST"],
+        ),
+        Route("/people/{key:path}", dashboard.page(profile)),
+    ]
+
+
+# -- search ----------------------------------------------------------------------------------
+def _search(dashboard: Dashboard, q: str) -> dict[str, Any]:
+    """``type:value`` (or a bare e-mail or phone number) finds that person through
+    ``profiles.resolve``; ``trait=value`` searches traits through ``profiles.search``."""
+    from touchpoints.profiles import ProfileNotFound
+
+    tp = dashboard.tp
+    trait, eq, value = q.partition("=")
+    if eq and ":" not in trait:
+        trait, value = trait.strip(), value.strip()
+        if not _TRAIT.match(trait):
+            raise SearchError(
+                f"{trait!r} is not a trait name: use letters, digits, '_', '.' or '-' "
+                "(e.g. city=Hamburg)"
+            )
+        if not value:
+            raise SearchError(f"give a value after '{trait}=' (e.g. {trait}=Hamburg)")
+        persons = tp.profiles.search(trait, value, SEARCH_LIMIT)
+        asked = f"with {trait} = {value!r}"
+        missing = f"no person has {trait} = {value!r} (in any event)"
+    else:
+        key = _identifier_key(q)
+        try:
+            persons = [tp.profiles.resolve(key)]
+        except ValueError as exc:
+            raise SearchError(str(exc)) from None
+        except ProfileNotFound as exc:
+            persons, missing = [], str(exc)
+        else:
+            missing = ""
+        asked = f"with {key}"
+    results = []
+    for person in persons:
+        ids = tp.identity.identifiers_of(person)
+        results.append(
+            {
+                "key": f"person:{person}",
+                "identifiers": ids,
+                "known": [f"{t}:{ids[t][0]}" for t in ("user_id", "email", "phone") if ids.get(t)],
+                "count": sum(len(v) for v in ids.values()),
+            }
+        )
+    return {
+        "results": results,
+        "asked": asked,
+        "missing": missing,
+        "limited": len(persons) == SEARCH_LIMIT,
+    }
+
+
+def _identifier_key(q: str) -> str:
+    """``q`` as ``type:value``: a bare e-mail address or phone number gets its type."""
+    if ":" in q:
+        return q
+    if "@" in q:
+        return f"email:{q}"
+    if _PHONE.match(q):
+        return f"phone:{q}"
+    raise SearchError(
+        f"{q!r} is neither an identifier nor a trait search: write TYPE:VALUE "
+        "(email:anna@example.com, user_id:u-1001, phone:+49171…, anonymous_id:…, person:17), "
+        "an e-mail address or phone number, or TRAIT=VALUE (city=Hamburg)"
+    )
+
+
+# -- the profile -----------------------------------------------------------------------------
+def _profile(dashboard: Dashboard, key: str, before: str | None) -> dict[str, Any]:
+    from touchpoints.api.profiles import decode_cursor, encode_cursor
+    from touchpoints.events import stored_event_json
+
+    tp = dashboard.tp
+    person = tp.profiles.resolve(key)
+    profile = tp.profiles.get(person).as_dict()
+    cursor = None
+    if before:
+        try:
+            cursor = decode_cursor(before)
+        except Exception:  # the API's HTTPException: say it as the API does
+            raise ValueError(f"before: {before!r} is not a cursor from a 'next' link") from None
+    rows = tp.profiles.timeline(person, TIMELINE_PAGE, cursor)
+    timeline = [stored_event_json(row) for row in rows]
+    stages = tp.journeys.stage_history(person)
+    mine = {f"{t}:{i['value']}" for t, found in profile["identifiers"].items() for i in found}
+    links = _links_of(dashboard, mine)
+    merges = _merges_with_actions(profile["merges"], links, mine)
+    channels = profile["computed"]["channels"]
+    return {
+        "person": profile["person"],
+        "profile": profile,
+        "full_name": " ".join(
+            str(profile["traits"][t]["value"])
+            for t in ("first_name", "last_name")
+            if t in profile["traits"]
+        ),
+        "timeline": [_event_view(event) for event in timeline],
+        "next": encode_cursor(rows[-1]) if len(rows) == TIMELINE_PAGE else None,
+        "paged": cursor is not None,
+        "stages": stages,
+        "current_stage": stages[-1]["stage"] if stages else None,
+        "channels": channels,
+        "channel_max": max(channels.values(), default=1),
+        "merges": merges,
+        "links": links,
+        "colours": {t: _colour(t) for t in profile["identifiers"]},
+        "graph": _graph(dashboard, person, profile["identifiers"], merges, links),
+    }
+
+
+def _links_of(dashboard: Dashboard, mine: set[str]) -> list[dict[str, Any]]:
+    """Links in force with an end among this person's identifiers (``identity.links``, as
+    ``GET /v1/identity/links`` lists them)."""
+    total, _ = dashboard.tp.identity.links(1, 0)
+    if not total:
+        return []
+    _, links = dashboard.tp.identity.links(total, 0)
+    return [link for link in links if link["a"] in mine or link["b"] in mine]
+
+
+def _merges_with_actions(
+    merges: list[dict[str, Any]], links: list[dict[str, Any]], mine: set[str]
+) -> list[dict[str, Any]]:
+    """The merge log, each entry with what would undo it: removing its link (a link merge
+    whose link is in force) or detaching its identifier (a merge by an event)."""
+    out = []
+    for entry in reversed(merges):  # newest first
+        undo: dict[str, Any] | None = None
+        link = None
+        if entry["kind"] == "link":
+            link = next(
+                (
+                    found
+                    for found in links
+                    if entry["identifier"] in (found["a"], found["b"])
+                    and {found["a"], found["b"]} <= mine
+                ),
+                None,
+            )
+            if link is not None:
+                undo = {"link": link["link_id"], "label": f"Remove link {link['link_id']}"}
+        elif entry["kind"] == "merge" and entry["identifier"] in mine:
+            undo = {"identifier": entry["identifier"], "label": f"Detach {entry['identifier']}"}
+        out.append({**entry, "link": link, "undo": undo})
+    return out
+
+
+def _event_view(event: dict[str, Any]) -> dict[str, Any]:
+    what = event.get("event") or event.get("name") or ""
+    if event["type"] == "identify":
+        what = ", ".join(sorted((event.get("traits") or {}).keys())) or "traits"
+    return {
+        "timestamp": event["timestamp"],
+        "channel": event.get("channel") or "",
+        "type": event["type"],
+        "what": what,
+        "source": event.get("source") or "",
+        "message_id": event["message_id"],
+    }
+
+
+def _colour(id_type: str) -> str:
+    if id_type in COLOURS:
+        return COLOURS[id_type]
+    return _OTHER_COLOURS[sum(map(ord, id_type)) % len(_OTHER_COLOURS)]
+
+
+def _graph(
+    dashboard: Dashboard,
+    person: int,
+    identifiers: dict[str, list[dict[str, Any]]],
+    merges: list[dict[str, Any]],
+    links: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The identity graph as an ECharts ``graph`` option: one node per identifier (coloured
+    by type); an edge where identifiers were seen in one event (from the event's anchor, as
+    the resolver joins them; red where that event merged two persons) and one per link."""
+    extractor = dashboard.tp.identity.extractor
+    types = sorted(identifiers)
+    names = {f"{t}:{i['value']}" for t in types for i in identifiers[t]}
+    merged_by = {m["message_id"]: m for m in merges if m["kind"] == "merge" and m["message_id"]}
+    together: Counter[tuple[str, str]] = Counter()
+    merging: dict[tuple[str, str], str] = {}
+    for row in dashboard.tp.profiles.timeline(person, GRAPH_EVENTS):
+        found = [str(i) for i in extractor.extract(orjson.loads(row["raw"]))]
+        found = [name for name in found if name in names]
+        merge = merged_by.get(row["message_id"])
+        for other in found[1:]:
+            pair = (found[0], other)
+            together[pair] += 1
+            if merge is not None and merge["identifier"] in pair:
+                merging[pair] = f"merged {merge['absorbed']} into {merge['kept']} ({merge['at']})"
+    edges: list[dict[str, Any]] = []
+    for (a, b), n in together.items():
+        merge_text = merging.get((a, b))
+        edges.append(
+            {
+                "source": a,
+                "target": b,
+                "value": n,
+                "tip": f"seen together in {n} event{'s' if n != 1 else ''}"
+                + (f"; {merge_text}" if merge_text else ""),
+                "lineStyle": {"color": "#b3261e", "width": 3} if merge_text else {"width": 1.5},
+            }
+        )
+    for link in links:
+        if link["a"] in names and link["b"] in names:
+            p = link["probability"]
+            edges.append(
+                {
+                    "source": link["a"],
+                    "target": link["b"],
+                    "value": link["link_id"],
+                    "tip": f"{link['source']} link {link['link_id']}"
+                    + (f", p={p:.3f}" if p is not None else ""),
+                    "lineStyle": {"type": "dashed", "color": "#7b3fc4", "width": 2.5},
+                    "label": {"show": True, "formatter": f"link {link['link_id']}"},
+                }
+            )
+    nodes = [
+        {
+            "name": f"{t}:{i['value']}",
+            "category": types.index(t),
+            "value": t,
+            "symbolSize": 22 if t not in ("anonymous_id", "device_id", "advertising_id") else 16,
+            "label": {"formatter": _short(i["value"])},
+        }
+        for t in types
+        for i in identifiers[t]
+    ]
+    return {
+        "tooltip": {"formatter": "{b}"},
+        "legend": {"top": 0, "type": "scroll", "data": types},
+        "color": [_colour(t) for t in types],
+        "series": [
+            {
+                "type": "graph",
+                "layout": "force",
+                "top": 50,
+                "bottom": 30,
+                "left": 40,
+                "right": 40,
+                "roam": True,
+                "draggable": True,
+                "animation": False,
+                "force": {"repulsion": 420, "edgeLength": [90, 170], "gravity": 0.08},
+                "label": {"show": True, "position": "bottom", "fontSize": 11},
+                "edgeLabel": {"fontSize": 10},
+                "categories": [{"name": t} for t in types],
+                "data": nodes,
+                "links": edges,
+            }
+        ],
+    }
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= 18 else value[:8] + "…" + value[-6:]
+
+
+# -- unmerge ---------------------------------------------------------------------------------
+def _unmerge(dashboard: Dashboard, fields: dict[str, str]) -> tuple[str, list[int]]:
+    """Remove a link (``link``) or detach an identifier (``identifier``) with the functions
+    the API's unmerge routes call; what was done and the persons after it."""
+    from touchpoints.profiles import parse_key
+
+    identity = dashboard.tp.identity
+    note = fields.get("note", "")[:500]
+    if fields.get("link"):
+        try:
+            link_id = int(fields["link"])
+        except ValueError:
+            raise ValueError(f"link: {fields['link']!r} is not a link number") from None
+        try:
+            persons = identity.remove_link(link_id, note)
+        except KeyError:
+            raise LookupError(f"no link {link_id} in force") from None
+        return f"link {link_id}", persons
+    identifier = parse_key(fields.get("identifier", ""))
+    if identifier.type == "person":
+        raise ValueError("identifier: name an identifier (e.g. anonymous_id:…), not a person")
+    sid = identity.sid_of(identifier)
+    if sid is None:
+        raise LookupError(f"no identifier {identifier}")
+    return str(identifier), identity.detach(sid, note=note)
+
+
+def _after(request: Request) -> dict[str, Any] | None:
+    """What an unmerge just did (from its redirect), for the notice on the profile."""
+    done = request.query_params.get("unmerged")
+    if not done:
+        return None
+    persons = [
+        f"person:{p}" for p in request.query_params.get("persons", "").split(",") if p.isdigit()
+    ]
+    return {"done": done, "persons": persons}
