@@ -1,0 +1,242 @@
+"""Sources and keys: events per source (each write key's id is the ``source`` of what it
+sends), the API keys, and the snippets that point an SDK at this server. Admin sessions
+create write keys (the secret is shown once, in the answer to the form) and revoke keys."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from touchpoints.privacy.keys import ApiKey, KeyRefused
+from touchpoints.web.app import Table, csv_response, form_fields
+from touchpoints.web.charts import bars
+from touchpoints.web.sessions import Session
+
+if TYPE_CHECKING:
+    from touchpoints.web.app import Dashboard
+
+ORDER = 90
+NAV = (("/sources", "Sources and keys"),)
+
+PLACEHOLDER = "<your write key>"
+NAME_MAX = 200  # as the keys API (api/keys.py: NewKey.name)
+
+
+def routes(dashboard: Dashboard) -> list[Route]:
+    async def sources(request: Request, session: Session) -> Response:
+        data = await run_in_threadpool(_data, dashboard)
+        if (wanted := request.query_params.get("csv")) is not None:
+            return csv_response(data["tables"], wanted, "sources")
+        revoked = request.query_params.get("revoked")
+        return _page(dashboard, request, session, data, revoked=revoked)
+
+    async def create(request: Request, session: Session) -> Response:
+        fields = await form_fields(request)
+        if not dashboard.csrf_ok(session, fields):
+            return _stale_form()
+        name = fields.get("name", "").strip()
+        error = None
+        if not name:
+            error = "give the key a name: the website or app that will send with it"
+        elif len(name) > NAME_MAX:
+            error = f"the name is {len(name)} characters long; keep it to {NAME_MAX}"
+        if error is not None:
+            data = await run_in_threadpool(_data, dashboard)
+            return _page(dashboard, request, session, data, error=error, new_name=name, status=422)
+        key, secret = await run_in_threadpool(dashboard.tp.keys.create, "write", name)
+        data = await run_in_threadpool(_data, dashboard)
+        # The only answer that holds the secret: never stored, never in a URL (no redirect).
+        return _page(dashboard, request, session, data, created=(key, secret), status=201)
+
+    async def revoke(request: Request, session: Session) -> Response:
+        fields = await form_fields(request)
+        if not dashboard.csrf_ok(session, fields):
+            return _stale_form()
+        key_id = request.path_params["key_id"]
+        try:
+            await run_in_threadpool(dashboard.tp.keys.revoke, key_id)
+        except KeyRefused as exc:
+            data = await run_in_threadpool(_data, dashboard)
+            return _page(dashboard, request, session, data, error=str(exc), status=404)
+        return RedirectResponse(f"/sources?revoked={key_id}", status_code=303)
+
+    return [
+        Route("/sources", dashboard.page(sources)),
+        Route("/sources/keys", dashboard.page(create, admin=True), methods=["POST"]),
+        Route(
+            "/sources/keys/{key_id}/revoke",
+            dashboard.page(revoke, admin=True),
+            methods=["POST"],
+        ),
+    ]
+
+
+def _stale_form() -> Response:
+    return PlainTextResponse("the form is out of date: reload the page", 403)
+
+
+def _page(
+    dashboard: Dashboard,
+    request: Request,
+    session: Session,
+    data: dict[str, Any],
+    *,
+    created: tuple[ApiKey, str] | None = None,
+    revoked: str | None = None,
+    error: str | None = None,
+    new_name: str = "",
+    status: int = 200,
+) -> Response:
+    base_url = str(request.base_url).rstrip("/")
+    secret = created[1] if created else None
+    return dashboard.render(
+        request,
+        "sources.html",
+        session,
+        status_code=status,
+        **data,
+        created=created[0] if created else None,
+        secret=secret,
+        revoked=data["keys_by_id"].get(revoked) if revoked else None,
+        error=error,
+        new_name=new_name,
+        base_url=base_url,
+        snippets=snippets(base_url, secret),
+    )
+
+
+def _data(dashboard: Dashboard) -> dict[str, Any]:
+    tp = dashboard.tp
+    by_source = tp.events.count_by("source")  # what GET /v1/events/stats gives as by_source
+    keys = tp.keys.list()  # what GET /v1/keys gives
+    keys_by_id = {key.id: key for key in keys}
+
+    def label(source: str) -> str:
+        key = keys_by_id.get(source)
+        return f"{key.name} ({source})" if key is not None and key.name else source
+
+    source_table = Table(
+        "sources",
+        "Events per source",
+        ["source", "key name", "key role", "events"],
+        [
+            [
+                source,
+                keys_by_id[source].name if source in keys_by_id else "",
+                keys_by_id[source].role if source in keys_by_id else "not a stored key",
+                n,
+            ]
+            for source, n in by_source.items()
+        ],
+    )
+    key_table = Table(
+        "keys",
+        "API keys",
+        ["id", "role", "name", "prefix", "created", "revoked", "events"],
+        [
+            [
+                key.id,
+                key.role,
+                key.name or "",
+                key.prefix,
+                _when(key.created_at),
+                _when(key.revoked_at),
+                by_source.get(key.id, 0),
+            ]
+            for key in keys
+        ],
+    )
+    return {
+        "tables": {t.name: t for t in (source_table, key_table)},
+        "keys": keys,
+        "keys_by_id": keys_by_id,
+        "by_source": by_source,
+        "source_chart": bars(
+            [label(source) for source in by_source],
+            {"events": list(by_source.values())},
+            horizontal=True,
+        ),
+        "chart_height": max(200, 60 + 34 * len(by_source)),
+    }
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def snippets(base_url: str, secret: str | None) -> dict[str, str]:
+    """Ready-to-paste code that sends to ``base_url`` with ``secret`` (or a placeholder).
+
+    The website snippet uses Segment's analytics.js 2.0 (npm ``@segment/analytics-next``),
+    unchanged. What its source says (packages/browser/src/browser/settings.ts and
+    plugins/segmentio/index.ts): events go to ``{protocol}://{apiHost}/{t|i|p|s|g|a}``, with
+    ``apiHost`` (default ``api.segment.io/v1``) and ``protocol`` (``http`` or ``https``)
+    from ``integrations["Segment.io"]`` in the second argument of ``AnalyticsBrowser.load``;
+    the write key travels in the body as ``writeKey`` (taken from the ``apiKey`` of the
+    Segment.io settings). Without ``cdnSettings`` in the first argument it fetches those
+    settings from Segment's CDN by write key, which does not know touchpoints' keys, so the
+    snippet gives them (``apiKey``, and ``metrics.sampleRate: 0`` so that no usage metrics
+    go to api.segment.io). touchpoints answers the short paths, reads ``writeKey`` from
+    the body and answers CORS preflights (docs/collect.md).
+    """
+    key = secret or PLACEHOLDER
+    scheme, _, rest = base_url.partition("://")
+    api_host = f"{rest}/v1"
+    js_key = json.dumps(key)
+    website = f"""// npm install @segment/analytics-next
+import {{ AnalyticsBrowser }} from "@segment/analytics-next";
+
+export const analytics = AnalyticsBrowser.load(
+  {{
+    writeKey: {js_key},
+    // Settings given here, so none are fetched from Segment's CDN.
+    cdnSettings: {{
+      integrations: {{ "Segment.io": {{ apiKey: {js_key} }} }},
+      metrics: {{ sampleRate: 0 }},
+    }},
+  }},
+  {{
+    // Send to touchpoints instead of api.segment.io.
+    integrations: {{
+      "Segment.io": {{ apiHost: {json.dumps(api_host)}, protocol: {json.dumps(scheme)} }},
+    }},
+  }},
+);
+
+analytics.page();
+analytics.track("Signed Up", {{ plan: "trial" }});
+"""
+    segment = f"""# pip install segment-analytics-python
+import segment.analytics as analytics
+
+analytics.write_key = {json.dumps(key)}
+analytics.host = {json.dumps(base_url)}
+
+analytics.identify("user-42", {{"email": "ada@example.com"}})
+analytics.track("user-42", "Signed Up", {{"plan": "trial"}})
+analytics.flush()  # before the program ends: sends what is queued
+"""
+    rudderstack = f"""# pip install rudder-sdk-python
+import rudderstack.analytics as rudder_analytics
+
+rudder_analytics.write_key = {json.dumps(key)}
+rudder_analytics.dataPlaneUrl = {json.dumps(base_url)}
+
+rudder_analytics.identify("user-42", {{"email": "ada@example.com"}})
+rudder_analytics.track("user-42", "Signed Up", {{"plan": "trial"}})
+rudder_analytics.flush()
+"""
+    body = '{"userId": "user-42", "event": "Signed Up", "properties": {"plan": "trial"}}'
+    curl = (
+        f"curl -u {shlex.quote(key + ':')} -H 'Content-Type: application/json' \\\n"
+        f"  -d {shlex.quote(body)} \\\n"
+        f"  {shlex.quote(base_url + '/v1/track')}\n"
+    )
+    return {"website": website, "segment": segment, "rudderstack": rudderstack, "curl": curl}
