@@ -1,0 +1,109 @@
+"""Retention: cohorts by the week or month people started, and the share of each cohort that
+came back in every period after, as a heat map; periods not reached yet stay empty."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from touchpoints.web.app import Table, csv_response
+from touchpoints.web.charts import heatmap
+from touchpoints.web.sessions import Session
+
+if TYPE_CHECKING:
+    from touchpoints.web.app import Dashboard
+
+ORDER = 50
+NAV = (("/journeys/retention", "Retention"),)
+FIELDS = ("period", "periods", "start_event", "return_event", "unit", "since", "until")
+
+
+def routes(dashboard: Dashboard) -> list[Route]:
+    async def retention(request: Request, session: Session) -> Response:
+        from touchpoints.journeys.retention import RetentionSpec
+        from touchpoints.journeys.service import JourneyQueryError
+
+        asked = {name: request.query_params.get(name, "") for name in FIELDS}
+        defaults = {name: RetentionSpec.model_fields[name].default for name in FIELDS}
+        context: dict[str, Any] = {
+            "form": {k: asked[k] or ("" if defaults[k] is None else defaults[k]) for k in FIELDS},
+            "events": await run_in_threadpool(event_names, dashboard),
+            "error": None,
+            **csv_links(request),
+        }
+        spec = {name: value for name, value in asked.items() if value != ""}
+        try:
+            found = await run_in_threadpool(dashboard.tp.journeys.retention, spec)
+        except JourneyQueryError as exc:
+            context["error"] = str(exc)
+            return dashboard.render(
+                request, "retention.html", session, status_code=422, tables={}, **context
+            )
+        data = _view(found)
+        if (wanted := request.query_params.get("csv")) is not None:
+            return csv_response(data["tables"], wanted, "retention")
+        return dashboard.render(request, "retention.html", session, **context, **data)
+
+    return [Route("/journeys/retention", dashboard.page(retention))]
+
+
+def event_names(dashboard: Dashboard) -> list[str]:
+    """The event names there are, most frequent first (for the event fields' suggestions)."""
+    return [name for name in dashboard.tp.events.count_by("event") if name]
+
+
+def csv_links(request: Request) -> dict[str, Markup]:
+    """The chart macro links a table's CSV as ``?csv=<table>``, which drops the question on
+    the page; ``| replace(csv_from, csv_to)`` makes the link keep it (``csv_link``: the
+    same for links of one's own, followed by the table's name)."""
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "csv"])
+    link = (Markup("?") + query + Markup("&amp;csv=")) if query else Markup("?csv=")
+    return {"csv_from": Markup('href="?csv='), "csv_to": Markup('href="') + link, "csv_link": link}
+
+
+def percent(share: float | None) -> float | None:
+    """A share as a percentage (the API's four decimals are kept: two after the point)."""
+    return None if share is None else round(100 * share, 2)
+
+
+def _view(found: dict[str, Any]) -> dict[str, Any]:
+    """The cohort table and its heat map."""
+    period, cohorts = found["period"], found["cohorts"]
+    offsets = [f"{period} {n}" for n in range(found["periods"] + 1)]
+    table = Table(
+        "cohorts",
+        f"Came back per {period} after starting (% of the cohort)",
+        ["cohort", "size", *[c for o in offsets for c in (f"{o} returned", f"{o} %")]],
+        [
+            [
+                c["cohort"],
+                c["size"],
+                *[v for n, s in zip(c["returned"], c["share"], strict=True)
+                  for v in (n, percent(s))],
+            ]
+            for c in cohorts
+        ],
+    )  # fmt: skip
+    chart = heatmap(
+        offsets,
+        [f"{c['cohort']} · {c['size']:,}" for c in cohorts],
+        [[percent(s) for s in c["share"]] for c in cohorts],
+        label="came back %",
+    )
+    series = chart["series"][0]
+    series["label"] |= {"formatter": "{@[2]}", "fontSize": 11}
+    chart["visualMap"] |= {"text": ["% came back", ""], "itemHeight": 160}
+    chart["grid"]["bottom"] = 84  # room for the colour scale under the axis labels
+    return {
+        "tables": {table.name: table},
+        "cohorts": cohorts,
+        "as_of": found["as_of"],
+        "cohort_chart": chart,
+        "height": max(260, 140 + 26 * len(cohorts)),
+    }
