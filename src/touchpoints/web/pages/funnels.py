@@ -1,0 +1,288 @@
+"""Funnels: ordered steps (event names, with autocomplete from the data), a window, strict or
+relaxed order and a breakdown, asked as a GET form so that a funnel is a shareable address.
+Shows persons beside devices per step (``funnel(spec, compare_units=True)``), conversion from
+step 1 and from the previous step, time to convert, the breakdown as grouped bars, and the
+people who dropped off at a step (``drop_offs``), a page at a time."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from touchpoints.web.app import Table, csv_response
+from touchpoints.web.charts import bars
+from touchpoints.web.sessions import Session
+
+if TYPE_CHECKING:
+    from touchpoints.web.app import Dashboard
+
+ORDER = 30
+NAV = (("/journeys/funnels", "Funnels"),)
+
+EXAMPLE = ("Product Viewed", "Configuration Saved", "Order Completed")
+BREAKDOWNS = ("channel", "device_type", "age_group")
+PAGE_SIZE = 25
+MAX_STEPS = 20
+# As the CLI takes a window: '14d', '12h', '30m', '2w', '90' (seconds); else ISO 8601 ('P14D').
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
+_SIZES = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def routes(dashboard: Dashboard) -> list[Route]:
+    async def funnels(request: Request, session: Session) -> Response:
+        from touchpoints.journeys.service import JourneyQueryError
+
+        form = _form(request)
+        names = await run_in_threadpool(_event_names, dashboard)
+        context: dict[str, Any] = {
+            "form": form,
+            "event_names": names,
+            "query": _query(form),
+            "max_steps": MAX_STEPS,
+            "error": None,
+        }
+        try:
+            spec = _spec(form)
+            wanted = _drop_off_request(request)
+            found = await run_in_threadpool(_data, dashboard, spec, wanted)
+        except JourneyQueryError as exc:
+            context["error"] = str(exc)
+            return dashboard.render(
+                request, "funnels.html", session, status_code=422, tables={}, **context
+            )
+        data = _view(found, context["query"])
+        if (csv := request.query_params.get("csv")) is not None:
+            return csv_response(data["tables"], csv, "funnel")
+        return dashboard.render(request, "funnels.html", session, **context, **data)
+
+    return [Route("/journeys/funnels", dashboard.page(funnels))]
+
+
+# -- the question -----------------------------------------------------------------------------
+def _event_names(dashboard: Dashboard) -> list[str]:
+    """Event names in the data, most frequent first (for the steps' autocomplete)."""
+    return [name for name in dashboard.tp.events.count_by("event") if name]
+
+
+def _form(request: Request) -> dict[str, Any]:
+    """The form's fields as given; with no steps at all, the example funnel."""
+    query = request.query_params
+    given = query.getlist("step")
+    steps = [s.strip() for s in given if s.strip()] if given else list(EXAMPLE)
+    return {
+        "steps": steps,
+        "asked_steps": given,
+        "window": query.get("window", "14d").strip(),
+        "order": query.get("order", "relaxed"),
+        "breakdown": query.get("breakdown", "").strip(),
+        "since": query.get("since", "").strip(),
+        "until": query.get("until", "").strip(),
+    }
+
+
+def _query(form: dict[str, Any]) -> str:
+    """The funnel as a query string: the address of this very question."""
+    fields = [("step", step) for step in form["steps"]]
+    fields += [(k, form[k]) for k in ("window", "order", "breakdown", "since", "until") if form[k]]
+    return urlencode(fields)
+
+
+def _window(text: str) -> float | str:
+    """'14d', '12h', '30m', '2w', '90' (seconds) as seconds; anything else as given (ISO 8601
+    such as 'P14D'; the funnel's own validation refuses what is neither)."""
+    found = _WINDOW.match(text)
+    if found is None:
+        return text
+    return float(found.group(1)) * _SIZES[found.group(2) or "s"]
+
+
+def _spec(form: dict[str, Any]) -> dict[str, Any]:
+    """The funnel spec, as the API takes it (``POST /v1/journeys/funnels``)."""
+    spec: dict[str, Any] = {
+        "steps": [{"event": step} for step in form["steps"]],
+        "order": form["order"],
+    }
+    if form["window"]:
+        spec["window"] = _window(form["window"])
+    if form["breakdown"] and form["breakdown"] != "none":
+        spec["breakdown"] = form["breakdown"]
+    for key in ("since", "until"):
+        if form[key]:
+            spec[key] = form[key]
+    return spec
+
+
+def _whole(request: Request, name: str, default: int | None) -> int | None:
+    from touchpoints.journeys.service import JourneyQueryError
+
+    text = request.query_params.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise JourneyQueryError(f"{name}: give a whole number, not {text!r}") from None
+
+
+def _drop_off_request(request: Request) -> tuple[int, int] | None:
+    """(step, offset) when the drop-offs of a step are asked for."""
+    from touchpoints.journeys.service import JourneyQueryError
+
+    step = _whole(request, "dropoffs", None)
+    if step is None:
+        return None
+    offset = _whole(request, "offset", 0) or 0
+    if offset < 0:
+        raise JourneyQueryError(f"offset: give 0 or more, not {offset}")
+    return step, offset
+
+
+def _data(
+    dashboard: Dashboard, spec: dict[str, Any], wanted: tuple[int, int] | None
+) -> dict[str, Any]:
+    journeys = dashboard.tp.journeys
+    both = journeys.funnel(spec, compare_units=True)
+    dropped = None
+    if wanted is not None:
+        step, offset = wanted
+        dropped = journeys.drop_offs(spec, step, PAGE_SIZE, offset)
+        dropped["offset"] = offset
+    return {"person": both["person"], "device": both["device"], "drop_offs": dropped}
+
+
+# -- the view ---------------------------------------------------------------------------------
+def duration(seconds: float | None) -> str:
+    """A time in the unit that reads best: '45 s', '12.5 min', '3.2 h', '14 d'."""
+    if seconds is None:
+        return ""
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _percent(share: float | None) -> float | None:
+    return None if share is None else round(100 * share, 1)
+
+
+def _label(step: dict[str, Any]) -> str:
+    return f"{step['step']} · {step['event']}"
+
+
+def _view(found: dict[str, Any], query: str) -> dict[str, Any]:
+    person, device = found["person"], found["device"]
+    steps = person["steps"]
+    labels = [_label(s) for s in steps]
+    step_table = Table(
+        "steps",
+        "Persons and devices per step",
+        ["step", "event", "persons", "% of step 1", "% of previous", "dropped before",
+         "median time from step 1", "devices", "devices % of step 1"],
+        [
+            [
+                s["step"], s["event"], s["units"], _percent(s["conversion"]),
+                _percent(s["from_previous"]), s["dropped"], duration(s["median_seconds"]),
+                d["units"], _percent(d["conversion"]),
+            ]
+            for s, d in zip(steps, device["steps"], strict=True)
+        ],
+    )  # fmt: skip
+    histogram = person["time_to_convert"]["histogram"]
+    time_table = Table(
+        "time_to_convert",
+        "Time to convert (step 1 to the last step)",
+        ["time", "persons", "devices"],
+        [
+            [b["label"], b["units"], d["units"]]
+            for b, d in zip(histogram, device["time_to_convert"]["histogram"], strict=True)
+        ],
+    )
+    tables = [step_table, time_table]
+    data: dict[str, Any] = {
+        "person": person,
+        "device": device,
+        "duration": duration,
+        "percent": _percent,
+        "funnel_chart": bars(
+            labels,
+            {
+                "per person": [s["units"] for s in steps],
+                "per device": [d["units"] for d in device["steps"]],
+            },
+        ),  # fmt: skip
+        "time_chart": bars(
+            [row[0] for row in time_table.rows],
+            {
+                "per person": [row[1] for row in time_table.rows],
+                "per device": [row[2] for row in time_table.rows],
+            },
+        ),  # fmt: skip
+    }
+    # Ten buckets side by side: slanted labels keep them apart on a narrow chart.
+    data["time_chart"]["xAxis"]["axisLabel"] = {"interval": 0, "rotate": 30}
+    if person["breakdown"] is not None:
+        groups = person["groups"]
+        group_table = Table(
+            "breakdown",
+            f"Persons per step by {person['breakdown']}",
+            ["group", "step", "event", "persons", "% of step 1", "% of previous",
+             "dropped before", "median time from step 1", "median time to convert"],
+            [
+                [
+                    _group_name(g["value"]), s["step"], s["event"], s["units"],
+                    _percent(s["conversion"]), _percent(s["from_previous"]), s["dropped"],
+                    duration(s["median_seconds"]),
+                    duration(g["time_to_convert"]["median_seconds"]),
+                ]
+                for g in groups
+                for s in g["steps"]
+            ],
+        )  # fmt: skip
+        tables.append(group_table)
+        data["breakdown_chart"] = bars(
+            labels,
+            {_group_name(g["value"]): [s["units"] for s in g["steps"]] for g in groups},
+        )
+    if (page := found["drop_offs"]) is not None:
+        data["drop_offs"] = _drop_off_view(page, steps, query)
+        tables.append(data["drop_offs"]["table"])
+    data["tables"] = {t.name: t for t in tables}
+    return data
+
+
+def _group_name(value: str | None) -> str:
+    return "(none)" if value is None else str(value)
+
+
+def _drop_off_view(page: dict[str, Any], steps: list[dict[str, Any]], query: str) -> dict[str, Any]:
+    """One page of the people who reached a step and not the next, with paging links."""
+    step, offset, total = page["step"], page["offset"], page["total"]
+    table = Table(
+        "dropoffs",
+        f"Reached step {step}, not step {step + 1}",
+        ["person", "entered at", f"reached step {step} at"],
+        [[f"person:{u['person']}", u["entered_at"], u["reached_at"]] for u in page["units"]],
+    )
+
+    def at(start: int) -> str:
+        return f"?{query}&{urlencode({'dropoffs': step, 'offset': start})}#drop-offs"
+
+    return {
+        "table": table,
+        "step": step,
+        "from_event": steps[step - 1]["event"],
+        "to_event": steps[step]["event"],
+        "total": total,
+        "size": PAGE_SIZE,
+        "first": offset + 1 if page["units"] else 0,
+        "last": offset + len(page["units"]),
+        "previous": at(max(offset - PAGE_SIZE, 0)) if offset > 0 else None,
+        "next": at(offset + PAGE_SIZE) if offset + PAGE_SIZE < total else None,
+        "csv": f"?{query}&{urlencode({'dropoffs': step, 'offset': offset, 'csv': 'dropoffs'})}",
+    }
