@@ -1,0 +1,208 @@
+"""Paths: the most frequent paths after a start event or before an end event (``paths``), as a
+table with shares and as a Sankey diagram whose nodes carry their position (so a step taken
+twice is two nodes and the diagram has no cycles); and the journey variants, the distinct
+sequences of stages people went through (``variants``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from touchpoints.web.app import Table, csv_response
+from touchpoints.web.charts import bars, sankey
+from touchpoints.web.sessions import Session
+
+if TYPE_CHECKING:
+    from touchpoints.web.app import Dashboard
+
+ORDER = 40
+NAV = (("/journeys/paths", "Paths"),)
+
+EXAMPLE = "Product Viewed"
+# The API's bounds (GET /v1/journeys/paths, /v1/journeys/variants).
+MAX_DEPTH = 20
+MAX_LIMIT = 200
+
+
+def routes(dashboard: Dashboard) -> list[Route]:
+    async def paths(request: Request, session: Session) -> Response:
+        from touchpoints.journeys.service import JourneyQueryError
+
+        names = await run_in_threadpool(_event_names, dashboard)
+        form = _form(request, names)
+        context: dict[str, Any] = {
+            "form": form,
+            "event_names": names,
+            "query": urlencode(form),
+            "max_depth": MAX_DEPTH,
+            "error": None,
+        }
+        try:
+            params = _params(form)
+            found = await run_in_threadpool(_data, dashboard, params)
+        except JourneyQueryError as exc:
+            context["error"] = str(exc)
+            return dashboard.render(
+                request, "paths.html", session, status_code=422, tables={}, **context
+            )
+        data = _view(found["paths"], found["variants"])
+        if (wanted := request.query_params.get("csv")) is not None:
+            return csv_response(data["tables"], wanted, "paths")
+        return dashboard.render(request, "paths.html", session, **context, **data)
+
+    return [Route("/journeys/paths", dashboard.page(paths))]
+
+
+# -- the question -----------------------------------------------------------------------------
+def _event_names(dashboard: Dashboard) -> list[str]:
+    """Event names in the data, most frequent first (for the autocomplete)."""
+    return [name for name in dashboard.tp.events.count_by("event") if name]
+
+
+def _form(request: Request, names: list[str]) -> dict[str, str]:
+    """The form's fields as given (the example when no event is asked about yet)."""
+    query = request.query_params
+    example = EXAMPLE if EXAMPLE in names or not names else names[0]
+    return {
+        "anchor": query.get("anchor", "after"),
+        "event": query.get("event", example).strip(),
+        "depth": query.get("depth", "5").strip(),
+        "step": query.get("step", "event"),
+        "rare": query.get("rare", "5").strip(),
+        "collapse": query.get("collapse", "yes"),
+        "limit": query.get("limit", "20").strip(),
+    }
+
+
+def _number(form: dict[str, str], name: str, kind: type, most: float | None = None) -> Any:
+    """A number field; lower bounds are the analysis's own to check (and name), the upper
+    ones are the API's."""
+    from touchpoints.journeys.service import JourneyQueryError
+
+    text = form[name]
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise JourneyQueryError(f"{name}: give {what}, not {text!r}") from None
+    if most is not None and value > most:
+        raise JourneyQueryError(f"{name}: give at most {most:g}, not {text}")
+    return value
+
+
+def _params(form: dict[str, str]) -> dict[str, Any]:
+    """The question as ``Journeys.paths`` takes it (and ``GET /v1/journeys/paths``)."""
+    from touchpoints.journeys.service import JourneyQueryError
+
+    if form["anchor"] not in ("after", "before"):
+        raise JourneyQueryError(f"anchor: give after or before, not {form['anchor']!r}")
+    if form["collapse"] not in ("yes", "no"):
+        raise JourneyQueryError(f"collapse: give yes or no, not {form['collapse']!r}")
+    event = form["event"] or None
+    rare = _number(form, "rare", float)
+    if not 0 <= rare < 100:
+        raise JourneyQueryError(f"rare: give a percentage from 0 to below 100, not {form['rare']}")
+    return {
+        "start": event if form["anchor"] == "after" else None,
+        "end": event if form["anchor"] == "before" else None,
+        "depth": _number(form, "depth", int, MAX_DEPTH),
+        "step": form["step"],
+        "min_share": rare / 100,
+        "collapse_repeats": form["collapse"] == "yes",
+        "limit": _number(form, "limit", int, MAX_LIMIT),
+    }
+
+
+def _data(dashboard: Dashboard, params: dict[str, Any]) -> dict[str, Any]:
+    journeys = dashboard.tp.journeys
+    return {"paths": journeys.paths(**params), "variants": journeys.variants(params["limit"])}
+
+
+# -- the view ---------------------------------------------------------------------------------
+def _percent(share: float) -> float:
+    return round(100 * share, 1)
+
+
+def path_links(report: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """The Sankey's links: the anchor event and each step named with its position (1, 2, …
+    after a start; …, −2, −1 before an end), people summed over the listed paths. A step
+    taken twice is two nodes, so the diagram has no cycles."""
+    anchor = report["event"]
+    after = report["anchor"] == "start"
+    totals: dict[tuple[str, str], int] = {}
+    for path in report["paths"]:
+        steps = path["steps"]
+        if after:
+            nodes = [anchor] + [f"{k} · {s}" for k, s in enumerate(steps, start=1)]
+        else:
+            count = len(steps)
+            nodes = [f"−{count - k} · {s}" for k, s in enumerate(steps)] + [anchor]
+        for pair in zip(nodes, nodes[1:], strict=False):
+            totals[pair] = totals.get(pair, 0) + path["people"]
+    return sorted(
+        ((a, b, n) for (a, b), n in totals.items()),
+        key=lambda link: (_position(link[0]), -link[2], link[0], link[1]),
+    )
+
+
+def _position(node: str) -> int:
+    """A node's place: 1, 2, … after the start; −3, −2, −1 before the end; 0 the anchor."""
+    place, _sep, _step = node.partition(" · ")
+    return int(place.replace("−", "-")) if _sep else 0
+
+
+def _sankey_height(links: list[tuple[str, str, int]]) -> int:
+    """Room for the busiest position (column) of the diagram."""
+    columns: dict[str, set[str]] = {}
+    for node in {n for a, b, _ in links for n in (a, b)}:
+        columns.setdefault(node.split(" · ")[0] if " · " in node else "", set()).add(node)
+    busiest = max((len(nodes) for nodes in columns.values()), default=1)
+    return max(340, min(800, 46 * busiest + 60))
+
+
+def _view(report: dict[str, Any], variants: dict[str, Any]) -> dict[str, Any]:
+    after = report["anchor"] == "start"
+    path_table = Table(
+        "paths",
+        f"Top paths {'after' if after else 'before'} “{report['event']}”",
+        ["path", "people", "share %"],
+        [
+            [" → ".join(p["steps"]) or "(no step)", p["people"], _percent(p["share"])]
+            for p in report["paths"]
+        ],
+    )
+    links = path_links(report)
+    link_table = Table(
+        "links",
+        "Steps of the top paths (people, by position)",
+        ["from", "to", "people"],
+        [[a, b, n] for a, b, n in links],
+    )
+    variant_table = Table(
+        "variants",
+        "Journey variants: stage sequences",
+        ["variant", "people", "share %"],
+        [[" → ".join(v["steps"]), v["people"], _percent(v["share"])] for v in variants["variants"]],
+    )
+    diagram = sankey(None, links)
+    # Paths before an end all finish at it: line them up on the right.
+    diagram["series"][0]["nodeAlign"] = "left" if after else "right"
+    diagram["series"][0]["label"] = {"fontSize": 11}
+    return {
+        "report": report,
+        "variants": variants,
+        "tables": {t.name: t for t in (path_table, link_table, variant_table)},
+        "sankey_chart": diagram,
+        "sankey_height": _sankey_height(links),
+        "variant_chart": bars(
+            [row[0] for row in variant_table.rows],
+            {"people": [row[1] for row in variant_table.rows]},
+            horizontal=True,
+        ),
+        "variant_height": max(240, 28 * len(variant_table.rows) + 60),
+    }
