@@ -29,6 +29,7 @@ from touchpoints.api.auth import Refused, authorise, require
 from touchpoints.events import stored_event_json
 from touchpoints.privacy.keys import ApiKey
 from touchpoints.profiles import ProfileNotFound, parse_key
+from touchpoints.profiles.profile import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
     from touchpoints.core import Touchpoints
@@ -39,6 +40,13 @@ Reader = Annotated[ApiKey, Depends(require("read"))]
 Admin = Annotated[ApiKey, Depends(require("admin"))]
 
 
+def _cursor(before: str) -> tuple[datetime, int]:
+    try:
+        return decode_cursor(before)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
 def _person(request: Request, key: str) -> int:
     try:
         return request.app.state.tp.profiles.resolve(key)
@@ -46,20 +54,6 @@ def _person(request: Request, key: str) -> int:
         raise HTTPException(400, str(exc)) from None
     except ProfileNotFound as exc:
         raise HTTPException(404, str(exc)) from None
-
-
-def encode_cursor(event: dict[str, Any]) -> str:
-    return f"{event['timestamp'].isoformat()}_{event['seq']}"
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    moment, sep, seq = cursor.rpartition("_")
-    try:
-        return datetime.fromisoformat(moment), int(seq)
-    except ValueError:
-        raise HTTPException(
-            400, f"before: {cursor!r} is not a cursor from a 'next' field"
-        ) from None
 
 
 @router.get("/v1/profiles")
@@ -84,7 +78,7 @@ def profile_timeline(
 ) -> dict[str, Any]:
     person = _person(request, key)
     rows = request.app.state.tp.profiles.timeline(
-        person, limit, decode_cursor(before) if before else None
+        person, limit, _cursor(before) if before else None
     )
     return {
         "person": f"person:{person}",

@@ -39,6 +39,20 @@ _EVENT_COLUMNS = (
 )
 
 
+def encode_cursor(event: Mapping[str, Any]) -> str:
+    """The cursor of a timeline page that ends with ``event``: the next page starts after it."""
+    return f"{event['timestamp'].isoformat()}_{event['seq']}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """(timestamp, seq) of a cursor from :func:`encode_cursor`; ValueError naming it if not."""
+    moment, _sep, seq = cursor.rpartition("_")
+    try:
+        return datetime.fromisoformat(moment), int(seq)
+    except ValueError:
+        raise ValueError(f"before: {cursor!r} is not a cursor from a 'next' field") from None
+
+
 class ProfileNotFound(LookupError):
     pass
 

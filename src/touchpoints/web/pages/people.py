@@ -177,18 +177,15 @@ def _identifier_key(q: str) -> str:
 
 # -- the profile -----------------------------------------------------------------------------
 def _profile(dashboard: Dashboard, key: str, before: str | None) -> dict[str, Any]:
-    from touchpoints.api.profiles import decode_cursor, encode_cursor
     from touchpoints.events import stored_event_json
+    from touchpoints.profiles.profile import decode_cursor, encode_cursor
 
     tp = dashboard.tp
     person = tp.profiles.resolve(key)
     profile = tp.profiles.get(person).as_dict()
     cursor = None
     if before:
-        try:
-            cursor = decode_cursor(before)
-        except Exception:  # the API's HTTPException: say it as the API does
-            raise ValueError(f"before: {before!r} is not a cursor from a 'next' link") from None
+        cursor = decode_cursor(before)  # ValueError naming the cursor, as the API says it
     rows = tp.profiles.timeline(person, TIMELINE_PAGE, cursor)
     timeline = [stored_event_json(row) for row in rows]
     stages = tp.journeys.stage_history(person)

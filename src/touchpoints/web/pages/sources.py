@@ -33,6 +33,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
     async def sources(request: Request, session: Session) -> Response:
         data = await run_in_threadpool(_data, dashboard)
         if (wanted := request.query_params.get("csv")) is not None:
+            if wanted == "keys" and not session.admin:  # as GET /v1/keys: admin keys only
+                return PlainTextResponse("the list of keys needs an admin session", 403)
             return csv_response(data["tables"], wanted, "sources")
         revoked = request.query_params.get("revoked")
         return _page(dashboard, request, session, data, revoked=revoked)
