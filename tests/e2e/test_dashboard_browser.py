@@ -119,7 +119,7 @@ def test_the_overview_shows_what_the_api_says(demo_server: Server, browser: Any)
 def test_the_journey_map_draws_the_api_map_and_takes_a_date_range(
     demo_server: Server, browser: Any
 ) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
     sign_in(page, demo_server, demo_server.read_key)
     page.wait_for_selector("h1:text('Overview')")
@@ -175,6 +175,11 @@ def test_the_journey_map_draws_the_api_map_and_takes_a_date_range(
     expected = [s["reached"] for s in store.json()["stages"]]
     assert chart_series(page, "stages")[0] == expected
     assert 0 < expected[0] < reached[0]
+    # The CSV is of the question on the page, not of whole journeys.
+    with page.expect_download() as download:
+        page.click("#stages a.csv")
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert [int(row[1]) for row in rows[1:]] == expected
     # A range the wrong way round: the reason, on the page.
     page.goto(f"{demo_server.url}/journeys/map?since=2026-07-01&until=2026-06-01")
     assert page.inner_text("p.error") == "until: give a moment after since"

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from markupsafe import Markup
 from starlette.requests import Request
@@ -149,6 +149,11 @@ class Dashboard:
 
         return page
 
+    def event_names(self) -> list[str]:
+        """The event names there are, most frequent first (for the event fields'
+        suggestions; blocking: call it in a worker thread)."""
+        return [name for name in self.tp.events.count_by("event") if name]
+
     def csrf_ok(self, session: Session, fields: dict[str, str]) -> bool:
         """Whether a posted form carries this session's form token."""
         return fields.get("csrf") == session.csrf
@@ -196,10 +201,18 @@ class Dashboard:
         status_code: int = 200,
         **context: Any,
     ) -> Response:
+        kept = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "csv"])
         return self.templates.TemplateResponse(
             request,
             name,
-            {"session": session, "nav": self.nav, "path": request.url.path, **context},
+            {
+                "session": session,
+                "nav": self.nav,
+                "path": request.url.path,
+                # A table's CSV link keeps the page's question: ``{{ csv_link }}<table>``.
+                "csv_link": f"?{kept}&csv=" if kept else "?csv=",
+                **context,
+            },
             status_code=status_code,
             headers={"Cache-Control": "no-store"},
         )

@@ -83,3 +83,8 @@ def heatmap(
 def days(seconds: float | None) -> float | None:
     """Seconds as days with one decimal (None stays None)."""
     return None if seconds is None else round(seconds / 86400, 1)
+
+
+def percent(share: float | None) -> float | None:
+    """A share as a percentage (the API's four decimals are kept: two after the point)."""
+    return None if share is None else round(100 * share, 2)

@@ -15,7 +15,6 @@ from starlette.routing import Route
 
 from touchpoints.web.app import Table, csv_response
 from touchpoints.web.charts import bars
-from touchpoints.web.pages.retention import csv_links, event_names
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -51,9 +50,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
         context: dict[str, Any] = {
             "form": form,
             "models": MODELS,
-            "events": await run_in_threadpool(event_names, dashboard),
+            "events": await run_in_threadpool(dashboard.event_names),
             "error": None,
-            **csv_links(request),
         }
         try:
             question = _question(form)

@@ -13,8 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from touchpoints.web.app import Table, csv_response
-from touchpoints.web.charts import heatmap
-from touchpoints.web.pages.retention import csv_links, percent
+from touchpoints.web.charts import heatmap, percent
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -47,7 +46,6 @@ def routes(dashboard: Dashboard) -> list[Route]:
             },
             "measures": MEASURES,
             "error": None,
-            **csv_links(request),
         }
         try:
             bands, as_of = _question(params.get("bands", ""), params.get("as_of", ""), measure)

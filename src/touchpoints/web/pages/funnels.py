@@ -39,7 +39,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         from touchpoints.journeys.service import JourneyQueryError
 
         form = _form(request)
-        names = await run_in_threadpool(_event_names, dashboard)
+        names = await run_in_threadpool(dashboard.event_names)
         context: dict[str, Any] = {
             "form": form,
             "event_names": names,
@@ -65,11 +65,6 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
 
 # -- the question -----------------------------------------------------------------------------
-def _event_names(dashboard: Dashboard) -> list[str]:
-    """Event names in the data, most frequent first (for the steps' autocomplete)."""
-    return [name for name in dashboard.tp.events.count_by("event") if name]
-
-
 def _form(request: Request) -> dict[str, Any]:
     """The form's fields as given; with no steps at all, the example funnel."""
     query = request.query_params

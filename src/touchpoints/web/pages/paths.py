@@ -33,7 +33,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
     async def paths(request: Request, session: Session) -> Response:
         from touchpoints.journeys.service import JourneyQueryError
 
-        names = await run_in_threadpool(_event_names, dashboard)
+        names = await run_in_threadpool(dashboard.event_names)
         form = _form(request, names)
         context: dict[str, Any] = {
             "form": form,
@@ -59,11 +59,6 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
 
 # -- the question -----------------------------------------------------------------------------
-def _event_names(dashboard: Dashboard) -> list[str]:
-    """Event names in the data, most frequent first (for the autocomplete)."""
-    return [name for name in dashboard.tp.events.count_by("event") if name]
-
-
 def _form(request: Request, names: list[str]) -> dict[str, str]:
     """The form's fields as given (the example when no event is asked about yet)."""
     query = request.query_params

@@ -4,16 +4,14 @@ came back in every period after, as a heat map; periods not reached yet stay emp
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
-from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from touchpoints.web.app import Table, csv_response
-from touchpoints.web.charts import heatmap
+from touchpoints.web.charts import heatmap, percent
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -33,9 +31,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
         defaults = {name: RetentionSpec.model_fields[name].default for name in FIELDS}
         context: dict[str, Any] = {
             "form": {k: asked[k] or ("" if defaults[k] is None else defaults[k]) for k in FIELDS},
-            "events": await run_in_threadpool(event_names, dashboard),
+            "events": await run_in_threadpool(dashboard.event_names),
             "error": None,
-            **csv_links(request),
         }
         spec = {name: value for name, value in asked.items() if value != ""}
         try:
@@ -51,25 +48,6 @@ def routes(dashboard: Dashboard) -> list[Route]:
         return dashboard.render(request, "retention.html", session, **context, **data)
 
     return [Route("/journeys/retention", dashboard.page(retention))]
-
-
-def event_names(dashboard: Dashboard) -> list[str]:
-    """The event names there are, most frequent first (for the event fields' suggestions)."""
-    return [name for name in dashboard.tp.events.count_by("event") if name]
-
-
-def csv_links(request: Request) -> dict[str, Markup]:
-    """The chart macro links a table's CSV as ``?csv=<table>``, which drops the question on
-    the page; ``| replace(csv_from, csv_to)`` makes the link keep it (``csv_link``: the
-    same for links of one's own, followed by the table's name)."""
-    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "csv"])
-    link = (Markup("?") + query + Markup("&amp;csv=")) if query else Markup("?csv=")
-    return {"csv_from": Markup('href="?csv='), "csv_to": Markup('href="') + link, "csv_link": link}
-
-
-def percent(share: float | None) -> float | None:
-    """A share as a percentage (the API's four decimals are kept: two after the point)."""
-    return None if share is None else round(100 * share, 2)
 
 
 def _view(found: dict[str, Any]) -> dict[str, Any]:
