@@ -184,3 +184,24 @@ def test_the_journey_map_draws_the_api_map_and_takes_a_date_range(
     page.goto(f"{demo_server.url}/journeys/map?since=2026-07-01&until=2026-06-01")
     assert page.inner_text("p.error") == "until: give a moment after since"
     context.close()
+
+
+@pytest.mark.parametrize(("width", "name"), [(1280, "laptop"), (800, "tablet")])
+def test_every_page_fits_a_laptop_and_a_tablet(
+    demo_server: Server, browser: Any, width: int, name: str
+) -> None:
+    """Each page in the navigation opens and needs no sideways scrolling of the page (wide
+    tables scroll inside their box)."""
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    page = context.new_page()
+    sign_in(page, demo_server, demo_server.read_key)
+    page.wait_for_selector("h1:text('Overview')")
+    links = page.eval_on_selector_all("nav a", "links => links.map(a => a.getAttribute('href'))")
+    assert len(links) >= 9, links  # overview, journey map, analyses, people, sources
+    for link in links:
+        response = page.goto(f"{demo_server.url}{link}")
+        assert response is not None and response.status == 200, link
+        page.wait_for_selector("h1")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{link} is {overflow}px too wide for a {name} ({width}px)"
+    context.close()

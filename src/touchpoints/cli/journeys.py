@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from touchpoints.cli.base import DataDir, client_for, fail, journeys_app, out
 from touchpoints.journeys.model import StageModelError, default_model_text, load_model
+from touchpoints.journeys.spec import short_span
 
 
 @journeys_app.command("stages")
@@ -98,18 +98,6 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
-_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
-
-
-def _window(text: str) -> float | str:
-    """'14d', '12h', '30m', '90' (seconds) or ISO 8601 ('P14D') as the API takes it."""
-    found = _WINDOW.match(text)
-    if found is None:
-        return text  # ISO 8601, checked by the funnel's own validation
-    size = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}[found.group(2) or "s"]
-    return float(found.group(1)) * size
-
-
 @journeys_app.command("map")
 def journeys_map(
     data_dir: DataDir = None,
@@ -183,7 +171,7 @@ def journeys_funnel(
     """A funnel of events: conversion per step, drop-off and time to convert."""
     spec: dict[str, Any] = {
         "steps": [{"event": name} for name in steps],
-        "window": _window(window),
+        "window": short_span(window),
         "order": order,
         "unit": unit,
         "breakdown": by,

@@ -3,6 +3,7 @@ date range (``since`` inclusive, ``until`` exclusive, in UTC)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -64,3 +65,16 @@ class DateRange(BaseModel):
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise ValueError("until: give a moment after since")
         return self
+
+
+_SHORT_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
+_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+
+
+def short_span(text: str) -> float | str:
+    """'14d', '12h', '30m', '2w', '90' (seconds) as seconds; anything else as given (ISO 8601
+    such as 'P14D', which the analysis's own validation reads or refuses)."""
+    found = _SHORT_SPAN.match(text)
+    if found is None:
+        return text
+    return float(found.group(1)) * _SECONDS[found.group(2) or "s"]

@@ -6,7 +6,6 @@ people who dropped off at a step (``drop_offs``), a page at a time."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -15,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from touchpoints.journeys.spec import short_span
 from touchpoints.web.app import Table, csv_response
 from touchpoints.web.charts import bars
 from touchpoints.web.sessions import Session
@@ -30,8 +30,6 @@ BREAKDOWNS = ("channel", "device_type", "age_group")
 PAGE_SIZE = 25
 MAX_STEPS = 20
 # As the CLI takes a window: '14d', '12h', '30m', '2w', '90' (seconds); else ISO 8601 ('P14D').
-_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
-_SIZES = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
@@ -88,15 +86,6 @@ def _query(form: dict[str, Any]) -> str:
     return urlencode(fields)
 
 
-def _window(text: str) -> float | str:
-    """'14d', '12h', '30m', '2w', '90' (seconds) as seconds; anything else as given (ISO 8601
-    such as 'P14D'; the funnel's own validation refuses what is neither)."""
-    found = _WINDOW.match(text)
-    if found is None:
-        return text
-    return float(found.group(1)) * _SIZES[found.group(2) or "s"]
-
-
 def _spec(form: dict[str, Any]) -> dict[str, Any]:
     """The funnel spec, as the API takes it (``POST /v1/journeys/funnels``)."""
     spec: dict[str, Any] = {
@@ -104,7 +93,7 @@ def _spec(form: dict[str, Any]) -> dict[str, Any]:
         "order": form["order"],
     }
     if form["window"]:
-        spec["window"] = _window(form["window"])
+        spec["window"] = short_span(form["window"])
     if form["breakdown"] and form["breakdown"] != "none":
         spec["breakdown"] = form["breakdown"]
     for key in ("since", "until"):
