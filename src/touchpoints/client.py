@@ -196,6 +196,7 @@ class LocalClient:
                 params.get("until"),
                 params.get("channel"),
                 params.get("age_group"),
+                params.get("segment"),
             ),
             "funnel": lambda: journeys.funnel(
                 params["spec"], compare_units=params.get("compare_units", False)

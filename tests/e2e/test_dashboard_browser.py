@@ -180,6 +180,16 @@ def test_the_journey_map_draws_the_api_map_and_takes_a_date_range(
         page.click("#stages a.csv")
     rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
     assert [int(row[1]) for row in rows[1:]] == expected
+    # A segment: the persons whose latest city is Hamburg (typed as a trait and a value).
+    page.goto(f"{demo_server.url}/journeys/map")
+    page.fill("input[name=segment]", "city=Hamburg")
+    page.click("form.filters button")
+    page.wait_for_url("**segment=city%3DHamburg*")
+    with demo_server.client() as api:
+        found = api.get("/v1/journeys/map", params={"segment": "city=Hamburg"}).json()
+    hamburg = [s["reached"] for s in found["stages"]]
+    assert chart_series(page, "stages")[0] == hamburg
+    assert 0 < hamburg[0] < steps[0]["reached"]
     # A range the wrong way round: the reason, on the page.
     page.goto(f"{demo_server.url}/journeys/map?since=2026-07-01&until=2026-06-01")
     assert page.inner_text("p.error") == "until: give a moment after since"

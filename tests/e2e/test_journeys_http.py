@@ -112,6 +112,8 @@ def test_every_analysis_answers_over_http_and_the_cli_and_bad_questions_get_422(
             assert band["stages"][0]["reached"] == 1
             odd = reader.get("/v1/journeys/map", params={"age_group": "30-39"})
             assert odd.status_code == 422 and "age_group" in odd.text
+            loose = reader.get("/v1/journeys/map", params={"segment": "Hamburg"})
+            assert loose.status_code == 422 and "give key=value" in loose.text
             funnel = reader.post(
                 "/v1/journeys/funnels", json={**steps, "compare_units": True}
             ).json()

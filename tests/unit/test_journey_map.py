@@ -421,14 +421,19 @@ def test_a_date_range_keeps_the_entries_and_events_made_in_it(tmp_path: Path) ->
     ]
 
 
-def test_a_channel_or_an_age_group_keeps_those_persons_journeys(tmp_path: Path) -> None:
+def test_a_channel_an_age_group_or_a_segment_keeps_those_persons_journeys(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
         send(
             tp,
             [
-                {"type": "identify", "userId": "anna", "traits": {"birthday": "1990-05-01"},
-                 "timestamp": "2026-03-05T13:00:00Z", "messageId": "a8"},
+                {"type": "identify", "userId": "anna", "traits": {"birthday": "1990-05-01",
+                 "city": "Hamburg"}, "timestamp": "2026-03-05T13:00:00Z", "messageId": "a8"},
+                # Ben lived in Hamburg, then moved to Köln: his latest city is Köln.
+                {"type": "identify", "anonymousId": "ben", "traits": {"city": "Hamburg"},
+                 "timestamp": "2026-03-01T10:00:00Z", "messageId": "b8"},
+                {"type": "identify", "anonymousId": "ben", "traits": {"city": "Köln"},
+                 "timestamp": "2026-03-04T10:00:00Z", "messageId": "b9"},
             ],
         )  # fmt: skip
         refresh(tp.warehouse, MODEL)
@@ -442,6 +447,13 @@ def test_a_channel_or_an_age_group_keeps_those_persons_journeys(tmp_path: Path) 
         unknown = journey_map(source, MODEL, persons=persons_who(source, age_group="unknown"))
         with pytest.raises(AnalysisError, match="age_group: '30-39' is not one of the bands"):
             persons_who(source, age_group="30-39")
+        hamburg = journey_map(source, MODEL, persons=persons_who(source, segment="city=hamburg"))
+        koeln_web = persons_who(source, segment=" city = KÖLN ", channel="web")
+        assert [p["person"] for p in koeln_web.to_pyarrow().to_pylist()] == [
+            tp.profiles.resolve("anonymous_id:ben")
+        ]
+        with pytest.raises(AnalysisError, match="segment: 'Hamburg' is not a trait and a value"):
+            persons_who(source, segment="Hamburg")
     # The store: Anna (her order) and Cem (his order); both reached awareness and went on.
     assert [(s.stage, s.reached, s.went_on) for s in store.stages[:2]] == [
         ("awareness", 2, 2),
@@ -451,3 +463,5 @@ def test_a_channel_or_an_age_group_keeps_those_persons_journeys(tmp_path: Path) 
     # 35-44 on 31 March 2026: Anna (born 1 May 1990: 35); the others have no birthday.
     assert [s.reached for s in anna.stages] == [1, 1, 1, 1]
     assert [s.reached for s in unknown.stages][0] == 5
+    # Latest city Hamburg (any letter case): Anna only; Ben has moved to Köln.
+    assert [s.reached for s in hamburg.stages] == [1, 1, 1, 1]

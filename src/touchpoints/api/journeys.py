@@ -61,15 +61,19 @@ async def journey_map(
     until: str | None = None,
     channel: str | None = None,
     age_group: str | None = None,
+    segment: str | None = None,
 ) -> dict[str, Any]:
     """Per stage: reach, conversion to later stages, median and p90 time to move on,
     drop-off, top channels and touchpoints; pain points with their relative risk of dropping
     out; stage-to-stage and channel-to-channel transitions (for a Sankey diagram).
     ``since`` (inclusive) and ``until`` (exclusive), ISO 8601 in UTC: of what happened in
     that range only. ``channel``: of the persons who used it; ``age_group``: of the persons
-    in that age band (the channel mix's default bands, or ``unknown``)."""
+    in that age band (the channel mix's default bands, or ``unknown``); ``segment``: of the
+    persons whose latest value of a trait is the one given (``key=value``, e.g. city=Hamburg)."""
     journeys = request.app.state.tp.journeys
-    return await _answer(journeys.journey_map, top, collapse, since, until, channel, age_group)
+    return await _answer(
+        journeys.journey_map, top, collapse, since, until, channel, age_group, segment
+    )
 
 
 @router.post("/v1/journeys/funnels")

@@ -112,6 +112,9 @@ def journeys_map(
     age_group: Annotated[
         str | None, typer.Option(help="Of the persons in this age band (e.g. 25-34, unknown)")
     ] = None,
+    segment: Annotated[
+        str | None, typer.Option(help="Of the persons with this trait value (e.g. city=Hamburg)")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """The journey map: per stage, reach, conversion, time to move on, drop-off and top
@@ -123,6 +126,7 @@ def journeys_map(
         "until": until,
         "channel": channel,
         "age_group": age_group,
+        "segment": segment,
     }
     result = _ask(data_dir, "map", params)
     if as_json:

@@ -238,19 +238,34 @@ def persons_who(
     bands: list[str] | None = None,
     as_of: date | None = None,
     period: DateRange | None = None,
+    segment: str | None = None,
 ) -> ir.Table | None:
-    """(person): those who used ``channel`` (in ``period`` when given) and whose age on
+    """(person): those who used ``channel`` (in ``period`` when given), whose age on
     ``as_of`` (default today) falls in the band labelled ``age_group`` of ``bands`` (the
-    channel mix's bands; ``unknown``: no birthday or age trait); None when neither is asked."""
+    channel mix's bands; ``unknown``: no birthday or age trait), and whose latest value of a
+    trait is the one ``segment`` names (``key=value``, e.g. ``city=Hamburg``; letter case
+    aside); None when none of these is asked."""
     from touchpoints.journeys.ages import DEFAULT_BANDS, UNKNOWN, band_of, parse_bands
     from touchpoints.journeys.channel_mix import person_ages
 
-    if channel is None and age_group is None:
+    if channel is None and age_group is None and segment is None:
         return None
     events = _within(source.events(), "ts", period)
     if channel is not None:
         events = events.filter(events.channel == channel)
     chosen = events.select("person").distinct()
+    if segment is not None:
+        key, sep, value = segment.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise AnalysisError(
+                f"segment: {segment!r} is not a trait and a value; give key=value, "
+                "e.g. city=Hamburg"
+            )
+        traits = source.latest_traits()
+        members = traits.filter(
+            traits.key == key.strip(), traits.text_value.lower() == value.strip().lower()
+        )
+        chosen = chosen.semi_join(members, "person")
     if age_group is not None:
         parsed = parse_bands(list(bands or DEFAULT_BANDS))
         labels = [b.label for b in parsed] + [UNKNOWN]

@@ -72,11 +72,13 @@ class Journeys:
         until: datetime | str | None = None,
         channel: str | None = None,
         age_group: str | None = None,
+        segment: str | None = None,
     ) -> dict[str, Any]:
         """Per stage: reach, conversion, time to move on, drop-off, top channels and
         touchpoints; pain points; stage and channel transitions (docs/journeys.md); with
-        ``since``/``until``, of what happened in that range; with ``channel`` and
-        ``age_group`` (a band of the channel mix, or ``unknown``), of those persons only."""
+        ``since``/``until``, of what happened in that range; with ``channel``, ``age_group``
+        (a band of the channel mix, or ``unknown``) and ``segment`` (a trait's latest value,
+        ``key=value``), of those persons only."""
         from touchpoints.config import CHANNELS
         from touchpoints.journeys.journey_map import journey_map, persons_who
         from touchpoints.journeys.spec import DateRange, validated
@@ -89,7 +91,14 @@ class Journeys:
             )
         period = _asked(validated, DateRange, {"since": since, "until": until})
         source = self.source()
-        persons = _asked(persons_who, source, channel=channel, age_group=age_group, period=period)
+        persons = _asked(
+            persons_who,
+            source,
+            channel=channel,
+            age_group=age_group,
+            segment=segment,
+            period=period,
+        )
         result = journey_map(
             source,
             self.model,

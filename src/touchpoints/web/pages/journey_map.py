@@ -1,6 +1,6 @@
 """Journey map: the stages with reach, conversion, time and pain points; stage and channel
 transitions as Sankey diagrams; for whole journeys or a date range, of everyone or of the
-persons who used a channel or are in an age group."""
+persons who used a channel, are in an age group or a segment (a trait's value)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 ORDER = 20
 NAV = (("/journeys/map", "Journey map"),)
-FILTERS = ("since", "until", "channel", "age_group")
+FILTERS = ("since", "until", "channel", "age_group", "segment")
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
@@ -46,6 +46,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
                 asked["until"],
                 asked["channel"],
                 asked["age_group"],
+                asked["segment"],
             )
         except JourneyQueryError as exc:
             context["error"] = str(exc)
