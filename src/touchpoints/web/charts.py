@@ -85,6 +85,7 @@ def days(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 86400, 1)
 
 
-def percent(share: float | None) -> float | None:
-    """A share as a percentage (the API's four decimals are kept: two after the point)."""
-    return None if share is None else round(100 * share, 2)
+def percent(share: float | None, digits: int = 2) -> float | None:
+    """A share as a percentage, rounded to ``digits`` after the point (2 keeps the API's four
+    decimals of a share); None stays None."""
+    return None if share is None else round(100 * share, digits)

@@ -6,6 +6,7 @@ people who dropped off at a step (``drop_offs``), a page at a time."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -16,7 +17,7 @@ from starlette.routing import Route
 
 from touchpoints.journeys.spec import short_span
 from touchpoints.web.app import Table, csv_response
-from touchpoints.web.charts import bars
+from touchpoints.web.charts import bars, percent
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -151,10 +152,6 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
-def _percent(share: float | None) -> float | None:
-    return None if share is None else round(100 * share, 1)
-
-
 def _label(step: dict[str, Any]) -> str:
     return f"{step['step']} · {step['event']}"
 
@@ -170,9 +167,9 @@ def _view(found: dict[str, Any], query: str) -> dict[str, Any]:
          "median time from step 1", "devices", "devices % of step 1"],
         [
             [
-                s["step"], s["event"], s["units"], _percent(s["conversion"]),
-                _percent(s["from_previous"]), s["dropped"], duration(s["median_seconds"]),
-                d["units"], _percent(d["conversion"]),
+                s["step"], s["event"], s["units"], percent(s["conversion"], 1),
+                percent(s["from_previous"], 1), s["dropped"], duration(s["median_seconds"]),
+                d["units"], percent(d["conversion"], 1),
             ]
             for s, d in zip(steps, device["steps"], strict=True)
         ],
@@ -192,7 +189,7 @@ def _view(found: dict[str, Any], query: str) -> dict[str, Any]:
         "person": person,
         "device": device,
         "duration": duration,
-        "percent": _percent,
+        "percent": partial(percent, digits=1),
         "funnel_chart": bars(
             labels,
             {
@@ -220,7 +217,7 @@ def _view(found: dict[str, Any], query: str) -> dict[str, Any]:
             [
                 [
                     _group_name(g["value"]), s["step"], s["event"], s["units"],
-                    _percent(s["conversion"]), _percent(s["from_previous"]), s["dropped"],
+                    percent(s["conversion"], 1), percent(s["from_previous"], 1), s["dropped"],
                     duration(s["median_seconds"]),
                     duration(g["time_to_convert"]["median_seconds"]),
                 ]

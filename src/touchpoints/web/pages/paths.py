@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from touchpoints.web.app import Table, csv_response
-from touchpoints.web.charts import bars, sankey
+from touchpoints.web.charts import bars, percent, sankey
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -119,10 +119,6 @@ def _data(dashboard: Dashboard, params: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the view ---------------------------------------------------------------------------------
-def _percent(share: float) -> float:
-    return round(100 * share, 1)
-
-
 def path_links(report: dict[str, Any]) -> list[tuple[str, str, int]]:
     """The Sankey's links: the anchor event and each step named with its position (1, 2, …
     after a start; …, −2, −1 before an end), people summed over the listed paths. A step
@@ -167,7 +163,7 @@ def _view(report: dict[str, Any], variants: dict[str, Any]) -> dict[str, Any]:
         f"Top paths {'after' if after else 'before'} “{report['event']}”",
         ["path", "people", "share %"],
         [
-            [" → ".join(p["steps"]) or "(no step)", p["people"], _percent(p["share"])]
+            [" → ".join(p["steps"]) or "(no step)", p["people"], percent(p["share"], 1)]
             for p in report["paths"]
         ],
     )
@@ -182,7 +178,10 @@ def _view(report: dict[str, Any], variants: dict[str, Any]) -> dict[str, Any]:
         "variants",
         "Journey variants: stage sequences",
         ["variant", "people", "share %"],
-        [[" → ".join(v["steps"]), v["people"], _percent(v["share"])] for v in variants["variants"]],
+        [
+            [" → ".join(v["steps"]), v["people"], percent(v["share"], 1)]
+            for v in variants["variants"]
+        ],
     )
     diagram = sankey(None, links)
     # Paths before an end all finish at it: line them up on the right.
