@@ -12,8 +12,9 @@ from test_identity_rebuild import send, snapshot
 from people import customers, dealer_record, web_identify
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
+from touchpoints.errors import NotFound
 from touchpoints.identity.identifiers import Identifier
-from touchpoints.identity.linking import MatchingError
+from touchpoints.identity.linking import MatchingError, PairDecided
 from touchpoints.identity.rebuild import rebuild
 
 
@@ -129,9 +130,9 @@ def test_reviewers_accept_or_reject_borderline_pairs_and_decisions_stick(
         assert source == [("review", first["probability"])]
         rejected = tp.linker.decide(second["pair_id"], accept=False, note="different people")
         assert rejected["status"] == "rejected" and rejected["link_id"] is None
-        with pytest.raises(MatchingError, match="decided already: rejected"):
+        with pytest.raises(PairDecided, match="decided already: rejected"):
             tp.linker.decide(second["pair_id"], accept=True)
-        with pytest.raises(KeyError):
+        with pytest.raises(NotFound, match="no matched pair"):
             tp.linker.decide(10**9, accept=True)
         # A new run does not propose decided or pending pairs again.
         again = tp.linker.run()

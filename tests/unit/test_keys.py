@@ -10,7 +10,7 @@ import pytest
 
 from touchpoints.config import Settings
 from touchpoints.core import Touchpoints
-from touchpoints.privacy.keys import KeyRefused, KeyStore, secret_from_header
+from touchpoints.privacy.keys import KeyNotFound, KeyRefused, KeyStore, secret_from_header
 
 
 def _basic(user: str, password: str = "") -> str:
@@ -110,7 +110,7 @@ def test_a_revoked_key_is_refused_now_and_after_a_reopen(settings: Settings) -> 
 
 
 def test_revoking_an_unknown_id_is_refused(tp: Touchpoints) -> None:
-    with pytest.raises(KeyRefused, match=r"^no key with id 'key_000000000000'$"):
+    with pytest.raises(KeyNotFound, match=r"^no key with id 'key_000000000000'$"):
         tp.keys.revoke("key_000000000000")
 
 

@@ -1,14 +1,21 @@
 """The ASGI app: the lean collector routes in front, the dashboard's pages, the FastAPI read
-and admin API behind.
+and admin API behind. One app for every face: ``touchpoints serve`` hands it to uvicorn, and
+the CLI drives the very same app in process when no server owns the data directory
+(``touchpoints.cli.client``): every command and route share one implementation.
 
 A Starlette ``Router`` dispatches the collector's paths straight to their handlers and mounts
 FastAPI for everything else: measured here, passing collector requests through FastAPI's
 middleware stack (exception handling, exit stacks, telemetry checks) more than halved their
 throughput. Profile lookups by key get a lean route in front for the same reason.
 
-The lifespan starts the buffered writer (after replaying the write-ahead log), writes
-``server.json`` so the CLI can find this server, and on shutdown (SIGTERM, Ctrl-C) writes
-everything buffered before the process exits.
+The lifespan (run by uvicorn only) starts the buffered writer (after replaying the
+write-ahead log), writes ``server.json`` so the CLI can find this server, and on shutdown
+(SIGTERM, Ctrl-C) writes everything buffered before the process exits. Without it (in
+process), the collector writes straight to the warehouse.
+
+Errors are answered in one place (:mod:`touchpoints.api.errors`); :class:`_Guard` around the
+whole app makes sure that a bug in any route (collector, page or API) is a 500 with a plain
+message, never a traceback sent or left to the server's default logging.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from typing import TYPE_CHECKING
 import orjson
 from fastapi import FastAPI
 from starlette.routing import Mount, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from touchpoints.api import errors
 from touchpoints.api import events as events_api
 from touchpoints.api import identity as identity_api
 from touchpoints.api import journeys as journeys_api
@@ -38,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("touchpoints.server")
 
 
-def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) -> Router:
+def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: Router) -> AsyncIterator[None]:
         replayed = tp.start_writer()
@@ -66,6 +75,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
         redoc_url=None,
     )
     app.state.tp = tp
+    errors.install(app)
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, object]:
@@ -82,7 +92,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(profiles_api.router)
     app.include_router(identity_api.router)
     app.include_router(journeys_api.router)
-    return Router(
+    router = Router(
         routes=[
             *Collector(tp).routes(),
             profiles_api.lookup_route(tp),
@@ -91,6 +101,37 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
         ],
         lifespan=lifespan,
     )
+    return _Guard(router)
+
+
+class _Guard:
+    """Answers 500 for an exception no route handled (before any answer was sent), and
+    swallows what FastAPI re-raises after answering it: the error is logged once, without
+    its text (:func:`touchpoints.api.errors.error_response`)."""
+
+    def __init__(self, app: Router) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:  # noqa: BLE001 - the last line: answer, log, go on
+            if started:
+                return  # answered already (FastAPI's handler ran and re-raised)
+            where = f"in {scope.get('method', '')} {scope.get('path', '')}"
+            response = errors.error_response(exc, where)
+            await response(scope, receive, send)
 
 
 def _write_server_file(tp: Touchpoints, token: str) -> None:

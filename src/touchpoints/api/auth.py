@@ -9,38 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 
+from touchpoints.errors import Forbidden, Unauthorized
 from touchpoints.privacy.keys import ApiKey, KeyStore, secret_from_header
 
 
-class Refused(Exception):
-    """The caller may not do this: ``status`` (401 or 403) and a message saying why."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
-
-
 def authorise(keys: KeyStore, header: str | None, permission: str) -> ApiKey:
-    """The live key in ``header`` if it is allowed ``permission``; otherwise raise Refused."""
+    """The live key in ``header`` if it is allowed ``permission``; otherwise raise
+    :class:`~touchpoints.errors.Unauthorized` or :class:`~touchpoints.errors.Forbidden`."""
     secret = secret_from_header(header)
     if secret is None:
-        raise Refused(
-            401,
+        raise Unauthorized(
             f"this endpoint needs a key with the {permission!r} permission: "
             "send 'Authorization: Bearer <key>'",
             {"WWW-Authenticate": "Bearer"},
         )
     key = keys.verify(secret)
     if key is None:
-        raise Refused(401, "the key is not valid (unknown or revoked)")
+        raise Unauthorized("the key is not valid (unknown or revoked)")
     if not key.allows(permission):
-        raise Refused(
-            403, f"a {key.role} key may not do this; it needs the {permission!r} permission"
-        )
+        raise Forbidden(f"a {key.role} key may not do this; it needs the {permission!r} permission")
     return key
 
 
@@ -52,11 +41,7 @@ def require(permission: str) -> Callable[[Request], Awaitable[ApiKey]]:
     """
 
     async def check(request: Request) -> ApiKey:
-        try:
-            return authorise(
-                request.app.state.tp.keys, request.headers.get("authorization"), permission
-            )
-        except Refused as exc:
-            raise HTTPException(exc.status, exc.message, headers=exc.headers) from None
+        keys = request.app.state.tp.keys
+        return authorise(keys, request.headers.get("authorization"), permission)
 
     return check

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from touchpoints.api.auth import require
-from touchpoints.identity.linking import MatchingError
+from touchpoints.errors import NotFound
 from touchpoints.privacy.keys import ApiKey
 
 router = APIRouter(tags=["identity"])
@@ -25,11 +25,7 @@ Status = Literal["review", "linked", "refused", "accepted", "rejected", "unlinke
 async def run_matching(request: Request, _: Admin) -> dict[str, Any]:
     """Score persons who share no identifier by their traits; link the likely pairs and put
     the borderline ones on the review list."""
-    linker = request.app.state.tp.linker
-    try:
-        run = await run_in_threadpool(linker.run)
-    except MatchingError as exc:
-        raise HTTPException(422, str(exc)) from None
+    run = await run_in_threadpool(request.app.state.tp.linker.run)
     return run.as_dict()
 
 
@@ -53,12 +49,7 @@ class Decision(BaseModel):
 
 @router.post("/v1/identity/reviews/{pair_id}")
 def decide(request: Request, _: Admin, pair_id: int, body: Decision) -> dict[str, Any]:
-    try:
-        return request.app.state.tp.linker.decide(pair_id, body.decision == "accept", body.note)
-    except KeyError:
-        raise HTTPException(404, f"no matched pair {pair_id}") from None
-    except MatchingError as exc:
-        raise HTTPException(409, str(exc)) from None
+    return request.app.state.tp.linker.decide(pair_id, body.decision == "accept", body.note)
 
 
 @router.get("/v1/identity/summary")
@@ -91,5 +82,5 @@ def remove_link(request: Request, _: Admin, link_id: int, body: Unlink) -> dict[
     try:
         persons = request.app.state.tp.identity.remove_link(link_id, body.note)
     except KeyError:
-        raise HTTPException(404, f"no link {link_id} in force") from None
+        raise NotFound(f"no link {link_id} in force") from None
     return {"removed": link_id, "persons": [f"person:{p}" for p in persons]}

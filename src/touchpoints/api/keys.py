@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from touchpoints.api.auth import require
-from touchpoints.privacy.keys import ApiKey, KeyRefused
+from touchpoints.privacy.keys import ApiKey
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 Admin = Annotated[ApiKey, Depends(require("admin"))]
@@ -32,7 +32,4 @@ def list_keys(request: Request, _: Admin) -> dict[str, Any]:
 
 @router.delete("/{key_id}")
 def revoke_key(request: Request, _: Admin, key_id: str) -> dict[str, Any]:
-    try:
-        return request.app.state.tp.keys.revoke(key_id).as_dict()
-    except KeyRefused as exc:
-        raise HTTPException(404, str(exc)) from None
+    return request.app.state.tp.keys.revoke(key_id).as_dict()

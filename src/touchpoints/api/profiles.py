@@ -13,11 +13,9 @@ serves the requests the lean route leaves to it (those with a query string, e.g.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as PlainRequest
@@ -25,10 +23,12 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from touchpoints.api.auth import Refused, authorise, require
+from touchpoints.api.auth import authorise, require
+from touchpoints.api.errors import error_response
+from touchpoints.errors import BadRequest, InvalidRequest, NotFound, TouchpointsError
 from touchpoints.events import stored_event_json
 from touchpoints.privacy.keys import ApiKey
-from touchpoints.profiles import ProfileNotFound, parse_key
+from touchpoints.profiles import parse_key
 from touchpoints.profiles.profile import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
@@ -40,20 +40,8 @@ Reader = Annotated[ApiKey, Depends(require("read"))]
 Admin = Annotated[ApiKey, Depends(require("admin"))]
 
 
-def _cursor(before: str) -> tuple[datetime, int]:
-    try:
-        return decode_cursor(before)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
-
-
 def _person(request: Request, key: str) -> int:
-    try:
-        return request.app.state.tp.profiles.resolve(key)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
-    except ProfileNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+    return int(request.app.state.tp.profiles.resolve(key))
 
 
 @router.get("/v1/profiles")
@@ -78,7 +66,7 @@ def profile_timeline(
 ) -> dict[str, Any]:
     person = _person(request, key)
     rows = request.app.state.tp.profiles.timeline(
-        person, limit, _cursor(before) if before else None
+        person, limit, decode_cursor(before) if before else None
     )
     return {
         "person": f"person:{person}",
@@ -105,11 +93,7 @@ def profile_merges(request: Request, _: Reader, key: str) -> dict[str, Any]:
 )
 def get_profile(request: Request, _: Reader, key: str, history: bool = False) -> Response:
     person = _person(request, key)
-    try:
-        body = request.app.state.tp.profiles.json(person, history=history)
-    except ProfileNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    return Response(body, media_type=_JSON)
+    return Response(request.app.state.tp.profiles.json(person, history=history), media_type=_JSON)
 
 
 class _LookupRoute(Route):
@@ -127,32 +111,20 @@ class _LookupRoute(Route):
         return super().matches(scope)
 
 
-def _detail(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """An error as FastAPI words it (``{"detail": …}``), so both routes answer alike."""
-    return Response(
-        orjson.dumps({"detail": message}), status_code=status, headers=headers, media_type=_JSON
-    )
-
-
 def lookup_route(tp: Touchpoints) -> Route:
     """The lean route for ``GET /v1/profiles/{key}`` (see the module's docstring)."""
     profiles = tp.profiles
 
     async def lookup_profile(request: PlainRequest) -> Response:
-        try:
-            authorise(tp.keys, request.headers.get("authorization"), "read")
-        except Refused as exc:
-            return _detail(exc.status, exc.message, exc.headers)
         key = request.path_params["key"]
         try:
+            authorise(tp.keys, request.headers.get("authorization"), "read")
             person = profiles.resolve_cached(key)
             body = None if person is None else profiles.cached_json(person)
             if body is None:
                 body = await run_in_threadpool(_assembled, key)
-        except ValueError as exc:
-            return _detail(400, str(exc))
-        except ProfileNotFound as exc:
-            return _detail(404, str(exc))
+        except TouchpointsError as exc:
+            return error_response(exc)
         return Response(body, media_type=_JSON)
 
     def _assembled(key: str) -> bytes:
@@ -171,15 +143,13 @@ def unmerge(request: Request, _: Admin, body: UnmergeRequest) -> dict[str, Any]:
     tp = request.app.state.tp
     try:
         identifier = parse_key(body.identifier)
-    except ValueError as exc:
-        raise HTTPException(422, f"identifier: {exc}") from None
+    except BadRequest as exc:
+        raise InvalidRequest(f"identifier: {exc}") from None
     if identifier.type == "person":
-        raise HTTPException(
-            422, "identifier: name an identifier (e.g. anonymous_id:…), not a person"
-        )
+        raise InvalidRequest("identifier: name an identifier (e.g. anonymous_id:…), not a person")
     sid = tp.identity.sid_of(identifier)
     if sid is None:
-        raise HTTPException(404, f"no identifier {identifier}")
+        raise NotFound(f"no identifier {identifier}")
     persons = tp.identity.detach(sid, note=body.note)
     return {"detached": str(identifier), "persons": [f"person:{p}" for p in persons]}
 

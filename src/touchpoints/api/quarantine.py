@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from touchpoints.api.auth import require
+from touchpoints.errors import NotFound
 from touchpoints.privacy.keys import ApiKey
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
@@ -38,7 +39,7 @@ def list_items(
 def show_item(request: Request, _: Admin, item_id: int) -> dict[str, Any]:
     item = request.app.state.tp.quarantine.get(item_id)
     if item is None:
-        raise HTTPException(404, f"no quarantined item {item_id}")
+        raise NotFound(f"no quarantined item {item_id}")
     return item.as_dict()
 
 
@@ -50,5 +51,5 @@ def replay(request: Request, _: Admin, body: ReplayRequest) -> dict[str, Any]:
 @router.delete("/{item_id}")
 def delete_item(request: Request, _: Admin, item_id: int) -> dict[str, Any]:
     if not request.app.state.tp.quarantine.delete(item_id):
-        raise HTTPException(404, f"no quarantined item {item_id}")
+        raise NotFound(f"no quarantined item {item_id}")
     return {"deleted": item_id}

@@ -27,6 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from touchpoints.errors import Conflict, InvalidRequest, NotFound
 from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.resolver import IdentityResolver, LinkRequest
 
@@ -59,8 +60,12 @@ _PAIRS_SQL = """
 _DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%Y%m%d")
 
 
-class MatchingError(ValueError):
+class MatchingError(InvalidRequest):
     """Matching cannot run on this data; the message says why and what to do."""
+
+
+class PairDecided(Conflict):
+    """A pair of the review list was decided already."""
 
 
 @dataclass(frozen=True)
@@ -349,9 +354,9 @@ class Linker:
     def _decide(self, pair_id: int, accept: bool, note: str) -> dict[str, Any]:
         found = self.pair(pair_id)
         if found is None:
-            raise KeyError(pair_id)
+            raise NotFound(f"no matched pair {pair_id}")
         if found["status"] != "review":
-            raise MatchingError(f"pair {pair_id} was decided already: {found['status']}")
+            raise PairDecided(f"pair {pair_id} was decided already: {found['status']}")
         a = Identifier(found["a"]["identifier"]["type"], found["a"]["identifier"]["value"])
         b = Identifier(found["b"]["identifier"]["type"], found["b"]["identifier"]["value"])
         link_id, status, reason = None, "rejected", note or None

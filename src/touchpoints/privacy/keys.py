@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from touchpoints.errors import InvalidRequest, NotFound
 from touchpoints.warehouse import Warehouse, utc_now
 
 Role = Literal["write", "read", "admin"]
@@ -29,8 +30,12 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
 }
 
 
-class KeyRefused(Exception):
+class KeyRefused(InvalidRequest):
     """A key operation was refused; the message says why."""
+
+
+class KeyNotFound(NotFound):
+    """No key has that id."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ class KeyStore:
         with self._lock:
             found = next((k for k in self._by_hash.values() if k.id == key_id), None)
         if found is None:
-            raise KeyRefused(f"no key with id {key_id!r}")
+            raise KeyNotFound(f"no key with id {key_id!r}")
         if found.revoked_at is not None:
             return found
         revoked_at = utc_now()

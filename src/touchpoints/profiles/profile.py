@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from touchpoints.errors import BadRequest, NotFound
 from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.warehouse import Warehouse
@@ -50,18 +51,18 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         return datetime.fromisoformat(moment), int(seq)
     except ValueError:
-        raise ValueError(f"before: {cursor!r} is not a cursor from a 'next' field") from None
+        raise BadRequest(f"before: {cursor!r} is not a cursor from a 'next' field") from None
 
 
-class ProfileNotFound(LookupError):
-    pass
+class ProfileNotFound(NotFound):
+    """No person has the identifier (or there is no such person:N)."""
 
 
 def parse_key(key: str) -> Identifier:
     """``email:anna@example.com``, ``user_id:u-1`` or ``person:17`` → an Identifier."""
     id_type, sep, value = key.partition(":")
-    if not sep or not id_type or not value:
-        raise ValueError(
+    if not sep or not id_type.strip() or not value.strip():
+        raise BadRequest(
             f"{key!r} is not an identifier: write TYPE:VALUE, e.g. email:anna@example.com, "
             "user_id:u-1001 or person:17"
         )
