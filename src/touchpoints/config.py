@@ -21,76 +21,14 @@ from pydantic_settings import (
 )
 from pydantic_settings.exceptions import SettingsError
 
+from touchpoints.channels import ChannelRule
+
 DEFAULT_DATA_DIR = "touchpoints-data"
 CONFIG_FILE_NAME = "touchpoints.toml"
-
-CHANNELS: tuple[str, ...] = (
-    "web",
-    "mobile_app",
-    "email",
-    "social",
-    "sms",
-    "chat",
-    "phone",
-    "store",
-    "iot",
-    "voice",
-    "blockchain",
-    "other",
-)
 
 
 class ConfigError(Exception):
     """The configuration is invalid; the message names the setting and what to do."""
-
-
-class ChannelRule(BaseModel):
-    """A user rule for channel detection, checked before the built-in rules.
-
-    ``field`` is a dotted path into the event (``context.library.name``, ``properties.source``,
-    ``event``, ``type``); exactly one of ``equals``, ``in``, ``matches`` (regular expression,
-    case-insensitive) or ``exists`` says when it applies.
-    """
-
-    field: str = Field(min_length=1)
-    channel: str
-    equals: str | None = None
-    in_: list[str] | None = Field(default=None, alias="in")
-    matches: str | None = None
-    exists: bool | None = None
-
-    model_config = {"populate_by_name": True, "extra": "forbid"}
-
-    @field_validator("channel")
-    @classmethod
-    def _known_channel(cls, value: str) -> str:
-        if value not in CHANNELS:
-            raise ValueError(f"unknown channel {value!r}; use one of {', '.join(CHANNELS)}")
-        return value
-
-    @model_validator(mode="after")
-    def _one_condition(self) -> ChannelRule:
-        given = [
-            name
-            for name, value in (
-                ("equals", self.equals),
-                ("in", self.in_),
-                ("matches", self.matches),
-                ("exists", self.exists),
-            )
-            if value is not None
-        ]
-        if len(given) != 1:
-            raise ValueError(
-                "a channel rule needs exactly one of equals, in, matches, exists "
-                f"(got {', '.join(given) or 'none'})"
-            )
-        if self.matches is not None:
-            try:
-                re.compile(self.matches)
-            except re.error as exc:
-                raise ValueError(f"matches is not a valid regular expression: {exc}") from exc
-        return self
 
 
 class IdentifierTypeSetting(BaseModel):
@@ -244,17 +182,6 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file is bound per call in load_settings (model_config["toml_file"]).
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
-
-    @model_validator(mode="after")
-    def _stage_model_valid(self) -> Settings:
-        if self.stage_model is not None:
-            from touchpoints.journeys.model import StageModelError, load_model
-
-            try:
-                load_model(self.stage_model_path)
-            except StageModelError as exc:
-                raise ValueError(f"stage_model: {exc}") from None
-        return self
 
     @model_validator(mode="after")
     def _review_below_threshold(self) -> Settings:

@@ -1,28 +1,28 @@
 """The one core object: ``Touchpoints(settings)`` owns the warehouse and the services.
 
-The CLI builds it and hands ``app()`` to uvicorn; the API and the pages call it. It opens in
-one of two modes: ``server`` (writes go through the write-ahead log and the buffered writer)
-or ``local`` (the CLI working on the file directly while no server runs: writes go straight
-to the warehouse).
+Faces open a data directory with :meth:`Touchpoints.open` (which first recovers what the
+write-ahead log holds, as a database does on open), build the ASGI app with
+``touchpoints.api.app.create_app(tp)`` and call it (the server over a port, the CLI in
+process); the pages call the services. The core never imports a face. Writes go through the
+buffered writer and its write-ahead log while a server runs (``start_writer``), and straight
+to the warehouse otherwise.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
 from touchpoints.collect.writer import BufferedWriter, replay_wal
-from touchpoints.config import Settings
+from touchpoints.config import ConfigError, Settings
 from touchpoints.events import EventNormalizer, Limits, now_micros
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
-from touchpoints.journeys.model import load_model
+from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
 from touchpoints.privacy.keys import KeyStore
 from touchpoints.profiles import Profiles
@@ -55,6 +55,11 @@ def build_identity_extractor(settings: Settings) -> IdentifierExtractor:
 class Touchpoints:
     def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
         self.settings = settings
+        # The stage model is read and validated here, once (settings only name its file).
+        try:
+            model = load_model(settings.stage_model_path)
+        except StageModelError as exc:
+            raise ConfigError(f"stage_model: {exc}") from None
         self.warehouse = Warehouse(settings.database_path, read_only=read_only)
         self.keys = KeyStore(self.warehouse)
         self.events = EventReader(self.warehouse)
@@ -69,16 +74,34 @@ class Touchpoints:
             settings.match_review_from,
             settings.phone_region,
         )
-        self.journeys = Journeys(self.warehouse, load_model(settings.stage_model_path))
+        self.journeys = Journeys(self.warehouse, model, self.profiles.resolve)
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
-        self.started_at = datetime.now(UTC)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start_writer(self) -> int:
-        """Replay what a killed server left in the log, then start the buffered writer."""
+    @classmethod
+    def open(cls, settings: Settings) -> Touchpoints:
+        """Open a data directory as every face does: the core, then :meth:`recover`."""
+        tp = cls(settings)
+        try:
+            recovered = tp.recover()
+        except BaseException:
+            tp.close()
+            raise
+        if recovered:
+            log.info("recovered %d events from the write-ahead log", recovered)
+        return tp
+
+    def recover(self) -> int:
+        """Store what a killed server acknowledged but did not write (the write-ahead log),
+        and bring the identity map up to the stored events; return the events replayed."""
         replayed = replay_wal(self.settings.wal_dir, self.store)
         self.identity.catch_up()
+        return replayed
+
+    def start_writer(self) -> int:
+        """Recover (see :meth:`recover`), then start the buffered writer."""
+        replayed = self.recover()
         self.writer = BufferedWriter(
             self.store,
             self.settings.wal_dir,
@@ -127,7 +150,8 @@ class Touchpoints:
         )
 
     def write_rows(self, rows: list[tuple[Any, ...]]) -> int:
-        """Store rows now (local mode, replay, import); return how many were new."""
+        """Store rows: through the writer while a server runs (return how many were handed
+        over), else now (return how many were new). Replay and imports come this way."""
         if self.writer is not None:
             self.writer.submit(rows)
             return len(rows)
@@ -137,9 +161,3 @@ class Touchpoints:
 
     def replay_quarantine(self, ids: list[int] | None = None) -> ReplayResult:
         return self.quarantine.replay(self.normalizer, self.write_rows, ids)
-
-    # -- faces -------------------------------------------------------------------------------
-    def app(self, on_started: Callable[[], None] | None = None) -> Any:
-        from touchpoints.api.app import create_app
-
-        return create_app(self, on_started=on_started)

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from touchpoints.channels import ChannelDetector, normalize_channel
-from touchpoints.config import CHANNELS, ChannelRule
+from touchpoints.channels import CHANNELS, ChannelDetector, ChannelRule, normalize_channel
 
 BROWSER_AGENT = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from touchpoints.channels import ChannelRule
 from touchpoints.config import (
     CONFIG_FILE_NAME,
     DEFAULT_CONFIG_TOML,
-    ChannelRule,
     ConfigError,
     load_settings,
     resolve_data_dir,

@@ -6,7 +6,8 @@ import re
 import tomllib
 from pathlib import Path
 
-from touchpoints.config import CHANNELS, DEFAULT_CONFIG_TOML, Settings
+from touchpoints.channels import CHANNELS
+from touchpoints.config import DEFAULT_CONFIG_TOML, Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -13,8 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from touchpoints.channels import ChannelDetector
-from touchpoints.config import ChannelRule
+from touchpoints.channels import ChannelDetector, ChannelRule
 from touchpoints.events import (
     COLUMNS,
     EventNormalizer,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from touchpoints.config import CHANNELS
+from touchpoints.channels import CHANNELS
 
 EventType = Literal["track", "page", "screen", "identify", "group", "alias"]
 
