@@ -283,6 +283,6 @@ def test_duckdb_and_spark_give_the_same_attribution(tmp_path: Path, spark: objec
         by_campaign = attribute(spark_source(spark, tp), by="campaign")  # type: ignore[arg-type]
     assert credits(on_spark) == credits(on_duckdb)
     assert credits(on_spark, "value") == credits(on_duckdb, "value")
-    assert on_spark.as_dict() | {"credits": None} == on_duckdb.as_dict() | {"credits": None}
+    assert on_spark.model_dump() | {"credits": None} == on_duckdb.model_dump() | {"credits": None}
     assert on_duckdb.converting_paths == 4
     assert credits(by_campaign)["launch"]["markov"] == 1.0

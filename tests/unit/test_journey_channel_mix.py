@@ -71,7 +71,7 @@ def test_people_and_contacts_per_channel_by_age_band(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         people(tp)
         mix = channel_mix(duckdb_source(tp.warehouse, DEFAULT), as_of=AS_OF)
-    assert mix.as_of == "2026-06-15"
+    assert mix.as_of.isoformat() == "2026-06-15"
     assert mix.bands == ["18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown"]
     assert mix.channels == ["email", "web", "mobile_app", "phone"]  # by people reached
     assert mix.people == {"18-24": 1, "25-34": 1, "35-44": 1, "45-54": 0, "55-64": 0,
@@ -96,7 +96,7 @@ def test_people_and_contacts_per_channel_by_age_band(tmp_path: Path) -> None:
         [0.5, 0.0, 0.0, 0.5],
         [0.75, 0.25, 0.0, 0.0],
     ]
-    assert mix.as_dict()["people_share"][6] == [0.5, 0.5, 0.0, 0.0]
+    assert mix.model_dump()["people_share"][6] == [0.5, 0.5, 0.0, 0.0]
 
 
 def test_bands_are_configurable_and_the_reference_date_moves_ages(tmp_path: Path) -> None:
@@ -132,7 +132,7 @@ def test_bad_bands_are_refused_with_the_place_and_the_reason(
 def test_duckdb_and_spark_give_the_same_channel_mix(tmp_path: Path, spark: object) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         people(tp)
-        on_duckdb = channel_mix(duckdb_source(tp.warehouse, DEFAULT), as_of=AS_OF).as_dict()
-        on_spark = channel_mix(spark_source(spark, tp), as_of=AS_OF).as_dict()  # type: ignore[arg-type]
+        on_duckdb = channel_mix(duckdb_source(tp.warehouse, DEFAULT), as_of=AS_OF).model_dump()
+        on_spark = channel_mix(spark_source(spark, tp), as_of=AS_OF).model_dump()  # type: ignore[arg-type]
     assert on_spark == on_duckdb
     assert on_duckdb["people"]["unknown"] == 2

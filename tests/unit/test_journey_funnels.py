@@ -5,7 +5,6 @@ differ where stitching joined two devices, and DuckDB and Spark give the same an
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from touchpoints.journeys.model import load_model
 from touchpoints.journeys.source import duckdb_source
 from touchpoints.journeys.spec import AnalysisError
 from touchpoints.journeys.store import refresh
+from touchpoints.times import iso
 
 DEFAULT = load_model()  # the facts kept for the default model are what the API reads
 
@@ -138,11 +138,11 @@ def test_strict_order_ends_at_a_repeat_but_not_at_events_outside_the_funnel(
 
 def test_per_device_the_stitched_journey_splits_in_two(tp_journeys: Any) -> None:
     both = funnel_by_unit(duckdb_source(tp_journeys.warehouse, DEFAULT), SPEC)
-    assert units(both["person"]) == [7, 4, 3]
+    assert units(both.person) == [7, 4, 3]
     # Anna's laptop only views; her phone enters on its own view and converts in 25 h.
-    assert units(both["device"]) == [8, 4, 3]
-    assert both["device"].steps[2].conversion == 0.375
-    assert both["device"].steps[2].median_seconds == 7200.0  # phone 25 h, Eve 2 h, Gus 2 h
+    assert units(both.device) == [8, 4, 3]
+    assert both.device.steps[2].conversion == 0.375
+    assert both.device.steps[2].median_seconds == 7200.0  # phone 25 h, Eve 2 h, Gus 2 h
     strict = funnel(
         duckdb_source(tp_journeys.warehouse, DEFAULT), SPEC | {"order": "strict", "unit": "device"}
     )
@@ -195,26 +195,26 @@ def test_drop_offs_list_who_stopped_after_a_step_by_entry_time(tp_journeys: Any)
     }
     first = drop_offs(source, SPEC, step=1)
     assert first.total == 3
-    assert [u["person"] for u in first.units] == [person["store-1"], person["dan"], person["fay"]]
-    assert first.units[0] == {
+    assert [u.person for u in first.units] == [person["store-1"], person["dan"], person["fay"]]
+    assert first.units[0].model_dump(mode="json", exclude_none=True) == {
         "person": person["store-1"],
         "entered_at": "2026-03-01T12:00:00.000Z",
         "reached_at": "2026-03-01T12:00:00.000Z",
     }
     page = drop_offs(source, SPEC, step=1, limit=1, offset=2)
-    assert (page.total, [u["person"] for u in page.units]) == (3, [person["fay"]])
+    assert (page.total, [u.person for u in page.units]) == (3, [person["fay"]])
     second = drop_offs(source, SPEC, step=2)
-    assert [(u["person"], u["reached_at"]) for u in second.units] == [
+    assert [(u.person, iso(u.reached_at)) for u in second.units] == [
         (person["cem"], "2026-03-04T10:00:00.000Z")
     ]
     devices = drop_offs(source, SPEC | {"unit": "device"}, step=1)
-    assert [u["identifier"] for u in devices.units] == [
+    assert [u.identifier for u in devices.units] == [
         "anonymous_id:laptop",
         "anonymous_id:store-1",
         "anonymous_id:dan",
         "anonymous_id:fay",
     ]
-    assert devices.units[0]["person"] == tp.profiles.resolve("user_id:anna")
+    assert devices.units[0].person == tp.profiles.resolve("user_id:anna")
 
 
 @pytest.mark.parametrize(
@@ -265,11 +265,11 @@ def test_since_and_until_choose_entries(tp_journeys: Any) -> None:
 
 def everything(source: Any) -> dict[str, Any]:
     return {
-        "by_age": asdict(funnel(source, SPEC | {"breakdown": "age_group"})),
-        "strict_devices": asdict(
-            funnel(source, SPEC | {"order": "strict", "unit": "device", "breakdown": "device_type"})
-        ),
-        "drop_offs": asdict(drop_offs(source, SPEC | {"unit": "device"}, step=1)),
+        "by_age": funnel(source, SPEC | {"breakdown": "age_group"}).model_dump(),
+        "strict_devices": funnel(
+            source, SPEC | {"order": "strict", "unit": "device", "breakdown": "device_type"}
+        ).model_dump(),
+        "drop_offs": drop_offs(source, SPEC | {"unit": "device"}, step=1).model_dump(),
     }
 
 

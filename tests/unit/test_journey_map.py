@@ -43,6 +43,11 @@ MODEL = StageModel.model_validate(
 )
 
 
+def dumped(answers: list[Any]) -> list[dict[str, Any]]:
+    """Parts of an answer as plain dicts, to compare with a hand-written table."""
+    return [answer.model_dump() for answer in answers]
+
+
 def ev(anon: str, ts: str, message_id: str, channel: str, event: str, **extra: Any) -> dict:
     """A track call, or a page call when ``event`` is a page name (Home)."""
     message: dict[str, Any] = {
@@ -183,7 +188,7 @@ def test_the_journey_map_of_a_small_case_matches_the_hand_count(tmp_path: Path) 
         None,
         None,
     )
-    assert purchase.top_channels == [
+    assert dumped(purchase.top_channels) == [
         {"channel": "store", "persons": 2, "events": 2},
         {"channel": "phone", "persons": 1, "events": 1},
     ]
@@ -194,7 +199,7 @@ def test_the_journey_map_of_a_small_case_matches_the_hand_count(tmp_path: Path) 
     # (1·5/6 + 1·2/4) / (0·1/6 + 1·2/4) = 2.6667.
     error = pains["configurator error"]
     assert (error.persons, error.relative_risk) == (3, 2.6667)
-    assert error.by_stage == [
+    assert dumped(error.by_stage) == [
         {
             "stage": "awareness",
             "persons": 1,
@@ -220,19 +225,19 @@ def test_the_journey_map_of_a_small_case_matches_the_hand_count(tmp_path: Path) 
     # after buying counts among persons but not against dropping out.
     complaint = pains["complaint"]
     assert (complaint.persons, complaint.relative_risk) == (2, 3.0)
-    assert [(s["stage"], s["persons"], s["dropped"]) for s in complaint.by_stage] == [
+    assert [(s.stage, s.persons, s.dropped) for s in complaint.by_stage] == [
         ("consideration", 1, 1)
     ]
     assert (pains["low rating"].persons, pains["low rating"].by_stage) == (0, [])
 
-    assert found.stage_transitions == [
+    assert dumped(found.stage_transitions) == [
         {"source": "awareness", "target": "consideration", "persons": 4},
         {"source": "awareness", "target": "purchase", "persons": 1},
         {"source": "consideration", "target": "decision", "persons": 2},
         {"source": "decision", "target": "purchase", "persons": 1},
     ]
     # Collapsed: no web → web; Anna's two app events count as one visit.
-    assert found.channel_transitions == [
+    assert dumped(found.channel_transitions) == [
         {"source": "email", "target": "web", "count": 1},
         {"source": "mobile_app", "target": "web", "count": 1},
         {"source": "store", "target": "phone", "count": 1},
@@ -316,7 +321,7 @@ def test_directly_follows_equals_pm4py_discover_dfg_on_the_demo(tmp_path: Path) 
         assert {pair: int(n) for pair, n in dfg.items()} == ours[by]
         assert sum(ours[by].values()) == len(frame) - frame["case"].nunique()
     # The Sankey's channel transitions are the same counts without self-loops.
-    assert {(t["source"], t["target"]): t["count"] for t in sankey} == {
+    assert {(t.source, t.target): t.count for t in sankey} == {
         (a, b): n for (a, b), n in ours["channel"].items() if a != b
     }
     assert len(sankey) > 20
@@ -331,8 +336,8 @@ def test_duckdb_and_spark_give_the_same_journey_map(tmp_path: Path, spark: objec
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         journeys(tp)
         refresh(tp.warehouse, MODEL)
-        on_duckdb = journey_map(duckdb_source(tp.warehouse, MODEL), MODEL, top=2).to_dict()
-        on_spark = journey_map(spark_source(spark, tp), MODEL, top=2).to_dict()  # type: ignore[arg-type]
+        on_duckdb = journey_map(duckdb_source(tp.warehouse, MODEL), MODEL, top=2).model_dump()
+        on_spark = journey_map(spark_source(spark, tp), MODEL, top=2).model_dump()  # type: ignore[arg-type]
     assert on_spark == on_duckdb
     assert on_duckdb["stages"][1]["p90_seconds"] == 452_160.0
     assert on_duckdb["pain_points"][0]["relative_risk"] == 2.6667
@@ -403,18 +408,18 @@ def test_a_date_range_keeps_the_entries_and_events_made_in_it(tmp_path: Path) ->
     assert steps["purchase"].reached == 2  # Anna, Cem
     # In awareness in the range: Cem's visit, Eve's visit and error (Finn's product view
     # enters consideration at once).
-    assert steps["awareness"].top_channels == [{"channel": "web", "persons": 2, "events": 3}]
+    assert dumped(steps["awareness"].top_channels) == [
+        {"channel": "web", "persons": 2, "events": 3}
+    ]
     errors = next(p for p in found.pain_points if p.name == "configurator error")
     assert errors.persons == 1  # Eve's; Anna's and Ben's were on the 2nd
-    assert [(r["stage"], r["persons"], r["dropped"]) for r in errors.by_stage] == [
-        ("awareness", 1, 1)
-    ]
-    assert {(t["source"], t["target"]): t["count"] for t in found.channel_transitions} == {
+    assert [(r.stage, r.persons, r.dropped) for r in errors.by_stage] == [("awareness", 1, 1)]
+    assert {(t.source, t.target): t.count for t in found.channel_transitions} == {
         ("mobile_app", "web"): 1,  # Anna's quote, then her sign-in on the laptop
         ("web", "store"): 2,  # Anna, Cem
         ("store", "phone"): 1,  # Cem's complaint
     }
-    assert [(t["source"], t["target"], t["persons"]) for t in found.stage_transitions] == [
+    assert [(t.source, t.target, t.persons) for t in found.stage_transitions] == [
         ("awareness", "consideration", 1),
         ("awareness", "purchase", 1),
         ("decision", "purchase", 1),
@@ -459,7 +464,7 @@ def test_a_channel_an_age_group_or_a_segment_keeps_those_persons_journeys(tmp_pa
         ("awareness", 2, 2),
         ("consideration", 1, 1),  # Anna only (Cem skipped it); she went on to decision
     ]
-    assert {(t["source"], t["target"]) for t in store.channel_transitions} >= {("web", "store")}
+    assert {(t.source, t.target) for t in store.channel_transitions} >= {("web", "store")}
     # 35-44 on 31 March 2026: Anna (born 1 May 1990: 35); the others have no birthday.
     assert [s.reached for s in anna.stages] == [1, 1, 1, 1]
     assert [s.reached for s in unknown.stages][0] == 5

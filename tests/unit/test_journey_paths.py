@@ -150,9 +150,9 @@ def test_duckdb_and_spark_give_the_same_paths(tmp_path: Path, spark: object) -> 
         for source in (duckdb_source(tp.warehouse, DEFAULT), spark_source(spark, tp)):
             results.append(
                 (
-                    top_paths(source, start="Signed Up", depth=4, min_share=0.5).as_dict(),  # type: ignore[arg-type]
-                    top_paths(source, end="Order Completed", depth=3, step="channel").as_dict(),  # type: ignore[arg-type]
-                    journey_variants(source, MODEL).as_dict(),  # type: ignore[arg-type]
+                    top_paths(source, start="Signed Up", depth=4, min_share=0.5).model_dump(),  # type: ignore[arg-type]
+                    top_paths(source, end="Order Completed", depth=3, step="channel").model_dump(),  # type: ignore[arg-type]
+                    journey_variants(source, MODEL).model_dump(),  # type: ignore[arg-type]
                 )
             )
     assert results[1] == results[0]

@@ -5,7 +5,6 @@ are unknown rather than 0, per device differs from per person, and DuckDB and Sp
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from touchpoints.journeys.model import load_model
 from touchpoints.journeys.retention import retention
 from touchpoints.journeys.source import duckdb_source
 from touchpoints.journeys.store import refresh
+from touchpoints.times import iso
 
 DEFAULT = load_model()  # the facts kept for the default model are what the API reads
 
@@ -85,7 +85,7 @@ def tp_journeys(tmp_path: Path) -> Any:
 
 
 def table(result: Any) -> dict[str, tuple[int, list[int | None]]]:
-    return {c.cohort: (c.size, c.returned) for c in result.cohorts}
+    return {c.cohort.isoformat(): (c.size, c.returned) for c in result.cohorts}
 
 
 def test_weekly_cohorts_per_person(tp_journeys: Any) -> None:
@@ -101,7 +101,7 @@ def test_weekly_cohorts_per_person(tp_journeys: Any) -> None:
     }
     assert result.cohorts[0].share == [0.5, 0.75, 0.0, 0.0, 0.0]
     assert result.cohorts[1].share == [0.0, 0.0, 1.0, 1.0, None]
-    assert result.as_of == "2026-04-02T10:00:00.000Z"
+    assert iso(result.as_of) == "2026-04-02T10:00:00.000Z"
 
 
 def test_per_device_anna_is_three_starts(tp_journeys: Any) -> None:
@@ -165,8 +165,8 @@ def test_a_bad_retention_request_is_refused_with_the_place_and_the_reason(
 
 def everything(source: Any) -> dict[str, Any]:
     return {
-        "weekly_devices": asdict(retention(source, {"periods": 4, "unit": "device"})),
-        "monthly": asdict(retention(source, {"period": "month", "periods": 2})),
+        "weekly_devices": retention(source, {"periods": 4, "unit": "device"}).model_dump(),
+        "monthly": retention(source, {"period": "month", "periods": 2}).model_dump(),
     }
 
 

@@ -14,6 +14,7 @@ from conftest import spark_source
 from touchpoints.config import ConfigError, load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.journeys.model import StageModel, StageModelError, load_model
+from touchpoints.journeys.queries import StageHistoryQuery, StagesQuery
 from touchpoints.journeys.source import duckdb_source
 from touchpoints.journeys.stages import stage_distribution, stage_entries, stage_history
 from touchpoints.journeys.store import refresh
@@ -86,8 +87,10 @@ def test_a_bad_model_in_the_settings_stops_the_start(tmp_path: Path) -> None:
     data.mkdir()
     (data / "stages.yaml").write_text("stages:\n  - name: a\n    rules:\n      - channel: fax\n")
     (data / "touchpoints.toml").write_text('stage_model = "stages.yaml"\n')
+    settings = load_settings(data)  # settings name the file; the core reads it, once
     with pytest.raises(ConfigError, match="stage_model.*'fax' is not a channel"):
-        load_settings(data)
+        Touchpoints(settings)
+    assert not (data / "touchpoints.duckdb").exists()  # refused before opening anything
 
 
 # -- computing stages -----------------------------------------------------------------------
@@ -218,14 +221,14 @@ def test_stage_entries_per_person_follow_event_time_and_skip_what_was_skipped(
             ]
         )
         history = stage_history(source, MODEL, anna)
-        assert [h["stage"] for h in history] == [
+        assert [h.stage for h in history] == [
             "awareness",
             "consideration",
             "decision",
             "purchase",
             "retention",
         ]
-        assert history[2] | {} == {
+        assert history[2].model_dump(mode="json") == {
             "stage": "decision",
             "entered_at": "2026-03-04T09:00:00.000Z",
             "channel": "web",
@@ -246,16 +249,17 @@ def test_the_service_catches_up_with_new_events_and_merges(tmp_path: Path) -> No
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         send(tp, [ev("track", "tablet", "01T10:00:00", "t1", event="Order Completed")])
         send(tp, [ev("track", "phone", "02T10:00:00", "p1", event="Product Viewed")])
-        assert [s["reached"] for s in tp.journeys.stages()][:4] == [2, 1, 0, 1]
+        assert [s.reached for s in tp.journeys.run(StagesQuery()).stages][:4] == [2, 1, 0, 1]
         send(tp, [ev("identify", "phone", "03T10:00:00", "p2", userId="u1"),
                   ev("identify", "tablet", "03T10:01:00", "t2", userId="u1")])  # fmt: skip
-        person = tp.profiles.resolve("user_id:u1")
-        assert [h["stage"] for h in tp.journeys.stage_history(person)] == [
+        history = tp.journeys.run(StageHistoryQuery(person="user_id:u1"))
+        assert history.person == f"person:{tp.profiles.resolve('user_id:u1')}"
+        assert [h.stage for h in history.stages] == [
             "awareness",
             "consideration",
             "purchase",
         ]
-        assert [s["reached"] for s in tp.journeys.stages()][:4] == [1, 1, 0, 1]
+        assert [s.reached for s in tp.journeys.run(StagesQuery()).stages][:4] == [1, 1, 0, 1]
 
 
 @pytest.mark.spark

@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import ibis
-import ibis.expr.types as ir
+if TYPE_CHECKING:  # Ibis only where an expression is built: the queries import this module
+    import ibis.expr.types as ir
 
 DEFAULT_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 UNKNOWN = "unknown"
@@ -59,6 +60,8 @@ def parse_bands(bands: Sequence[str]) -> list[Band]:
 
 def band_of(age: ir.IntegerValue, bands: list[Band]) -> ir.StringValue:
     """The label of the band ``age`` falls in, or ``unknown``."""
+    import ibis
+
     cases = [
         ((age >= b.low) & (age <= b.high) if b.high is not None else age >= b.low, b.label)
         for b in bands

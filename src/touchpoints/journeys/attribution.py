@@ -35,52 +35,26 @@ expressions (DuckDB and Spark agree); the chain itself (a few keys) is solved wi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 import numpy as np
 
+from touchpoints.journeys.queries import ATTRIBUTION_KEYS as KEYS
+from touchpoints.journeys.queries import AttributionQuery
+from touchpoints.journeys.results import Attribution, Credit
 from touchpoints.journeys.source import Source
+from touchpoints.journeys.spec import AnalysisError
 from touchpoints.journeys.stages import order_columns, order_keys
 
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based", "markov")
-KEYS = ("channel", "campaign")
 TOUCH_TYPES = ("track", "page", "screen")
 START, CONVERSION, NULL = "(start)", "(conversion)", "(null)"
 
 
-class AttributionError(ValueError):
+class AttributionError(AnalysisError):
     """A parameter of an attribution that cannot work, with what to give instead."""
-
-
-@dataclass(frozen=True)
-class Credit:
-    """What one key earned: conversions and value per model, and its removal effect."""
-
-    key: str
-    touchpoints: int  # touches on converting paths
-    conversions: dict[str, float]  # model -> credited conversions
-    value: dict[str, float]  # model -> credited value
-    removal_effect: float  # Markov: share of conversion probability lost without the key
-
-
-@dataclass(frozen=True)
-class Attribution:
-    by: str
-    conversion: str
-    lookback_days: float
-    conversions: int  # every conversion event
-    value: float
-    unattributed_conversions: int  # conversions without a touchpoint in the window
-    unattributed_value: float
-    converting_paths: int
-    null_paths: int
-    credits: list[Credit] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _check(by: str, lookback_days: float, half_life_days: float) -> None:
@@ -338,4 +312,16 @@ def attribute(
         converting_paths=int(attributed["n"]),
         null_paths=int(by_end.get(0, {"n": 0})["n"]),
         credits=credits,
+    )
+
+
+def attribution_for(source: Source, query: AttributionQuery) -> Attribution:
+    """:func:`attribute` for a validated question."""
+    return attribute(
+        source,
+        conversion=query.conversion,
+        by=query.by,
+        lookback_days=query.lookback_days,
+        value_property=query.value_property,
+        half_life_days=query.half_life_days,
     )

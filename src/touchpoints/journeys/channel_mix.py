@@ -22,57 +22,23 @@ The per-person age and band, and the counts per band and channel, are Ibis expre
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
 from touchpoints.journeys.ages import DEFAULT_BANDS, UNKNOWN, Band, BandError, band_of
 from touchpoints.journeys.ages import parse_bands as _parse_bands
+from touchpoints.journeys.queries import ChannelMixQuery
+from touchpoints.journeys.results import Cell, ChannelMix
 from touchpoints.journeys.source import Source
+from touchpoints.journeys.spec import AnalysisError
 
 CONTACT_TYPES = ("track", "page", "screen")
 
 
-class ChannelMixError(ValueError):
+class ChannelMixError(AnalysisError):
     """Age bands that cannot work, with what to give instead."""
-
-
-@dataclass(frozen=True)
-class Cell:
-    band: str
-    channel: str
-    people: int  # people of the band with a contact on the channel
-    people_share: float
-    contacts: int
-    contact_share: float
-
-
-@dataclass(frozen=True)
-class ChannelMix:
-    as_of: str  # ISO date the ages are computed for
-    bands: list[str]  # row order: the bands, then "unknown"
-    channels: list[str]  # column order: by people reached, then name
-    people: dict[str, int]  # band -> people with a contact
-    contacts: dict[str, int]  # band -> contacts
-    cells: list[Cell] = field(default_factory=list)  # every band × channel, zeros included
-
-    def matrix(self, measure: str = "people_share") -> list[list[float]]:
-        """One row per band, one column per channel: the values a heat map draws."""
-        if measure not in ("people", "people_share", "contacts", "contact_share"):
-            raise ChannelMixError(
-                f"measure: {measure!r} is not one of people, people_share, contacts, contact_share"
-            )
-        values = {(c.band, c.channel): getattr(c, measure) for c in self.cells}
-        return [[values[(b, ch)] for ch in self.channels] for b in self.bands]
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {
-            "people_share": self.matrix("people_share"),
-            "contact_share": self.matrix("contact_share"),
-        }
 
 
 def parse_bands(bands: Sequence[str]) -> list[Band]:
@@ -157,10 +123,15 @@ def channel_mix(
                 )
             )
     return ChannelMix(
-        as_of=when.isoformat(),
+        as_of=when,
         bands=labels,
         channels=channels,
         people=people,
         contacts=volume,
         cells=out,
     )
+
+
+def channel_mix_for(source: Source, query: ChannelMixQuery) -> ChannelMix:
+    """:func:`channel_mix` for a validated question."""
+    return channel_mix(source, bands=query.bands, as_of=query.as_of)

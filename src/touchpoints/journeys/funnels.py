@@ -33,23 +33,36 @@ Semantics (as in Amplitude and PostHog, made precise):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import reduce
-from typing import Any, Literal
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from touchpoints.journeys.ages import DEFAULT_BANDS, BandError, band_of, parse_bands
-from touchpoints.journeys.model import Rule
+from touchpoints.journeys.ages import band_of, parse_bands
+from touchpoints.journeys.queries import (
+    BREAKDOWNS,
+    MAX_STEPS,
+    DropOffsQuery,
+    FunnelSpec,
+    FunnelStep,
+)
+from touchpoints.journeys.results import (
+    Bucket,
+    DropOff,
+    DropOffPage,
+    FunnelComparison,
+    FunnelGroup,
+    FunnelResult,
+    StepCount,
+    TimeToConvert,
+)
 from touchpoints.journeys.source import Source
-from touchpoints.journeys.spec import AnalysisError, DateRange, validated
-from touchpoints.journeys.stages import rule_filter
+from touchpoints.journeys.spec import AnalysisError, validated
 
-MAX_STEPS = 20
-BREAKDOWNS = ("channel", "device_type", "age_group")
+__all__ = ["BREAKDOWNS", "MAX_STEPS", "AnalysisError", "FunnelSpec", "FunnelStep", "funnel"]
+from touchpoints.journeys.stages import rule_filter
 
 # Histogram of time to convert: (label, lower bound in seconds); the upper bound is the next
 # lower bound. Buckets that start beyond the window are left out.
@@ -67,141 +80,9 @@ BUCKETS: tuple[tuple[str, int], ...] = (
 )
 
 
-class FunnelStep(BaseModel):
-    """An event name, and optionally property filters in the stage model's form: a value to
-    equal, or number tests ``{gte, lte, gt, lt}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    event: str | None = Field(default=None, validate_default=True)
-    properties: dict[str, Any] | None = None
-
-    @field_validator("event")
-    @classmethod
-    def _named(cls, value: str | None) -> str:
-        if value is None or not value.strip():
-            raise ValueError("give an event name")
-        return value
-
-    @field_validator("properties")
-    @classmethod
-    def _property_tests(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        try:
-            return Rule.model_validate({"event": "x", "properties": value}).properties
-        except ValidationError as exc:
-            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
-
-    def rule(self) -> Rule:
-        # Already validated: construct, or the NumberTests would be checked again as dicts.
-        return Rule.model_construct(event=(self.event,), properties=self.properties)
-
-
-class FunnelSpec(DateRange):
-    """What to count. ``window``: a duration (seconds, or ISO 8601 such as ``P14D``);
-    ``since``/``until``: entries in that range."""
-
-    steps: tuple[FunnelStep, ...]
-    window: timedelta = timedelta(days=14)
-    order: Literal["relaxed", "strict"] = "relaxed"
-    unit: Literal["person", "device"] = "person"
-    breakdown: str | None = None
-    age_bands: tuple[str, ...] = DEFAULT_BANDS  # as in the channel mix: "18-24", …, "65+"
-
-    @field_validator("steps")
-    @classmethod
-    def _enough(cls, value: tuple[FunnelStep, ...]) -> tuple[FunnelStep, ...]:
-        if len(value) < 2:
-            raise ValueError("give at least two steps")
-        if len(value) > MAX_STEPS:
-            raise ValueError(f"give at most {MAX_STEPS} steps")
-        return value
-
-    @field_validator("window")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("give a positive window, e.g. 'P14D' or 86400 (seconds)")
-        return value
-
-    @field_validator("breakdown")
-    @classmethod
-    def _known_breakdown(cls, value: str | None) -> str | None:
-        if value is None or value in BREAKDOWNS:
-            return value
-        if value.startswith("trait:") and value.removeprefix("trait:").strip():
-            return value
-        raise ValueError(
-            f"{value!r} is not a breakdown; use channel, device_type, age_group or trait:<key>"
-        )
-
-    @field_validator("age_bands")
-    @classmethod
-    def _bands(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        try:
-            parse_bands(value)
-        except BandError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
-
 def funnel_spec(data: dict[str, Any] | FunnelSpec) -> FunnelSpec:
     """A validated spec, or :class:`AnalysisError` naming each problem's place."""
     return validated(FunnelSpec, data)
-
-
-# -- results --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StepCount:
-    step: int  # 1-based
-    event: str
-    units: int  # units that reached this step
-    conversion: float | None  # share of step 1 (0..1, four decimals)
-    from_previous: float | None  # share of the previous step
-    dropped: int  # reached the previous step but not this one (0 for step 1)
-    median_seconds: float | None  # median time from step 1 to this step
-
-
-@dataclass(frozen=True)
-class Bucket:
-    label: str
-    lower_seconds: int
-    upper_seconds: int | None  # None: no upper bound
-    units: int
-
-
-@dataclass(frozen=True)
-class TimeToConvert:
-    """From step 1 to the last step, for the units that reached it."""
-
-    median_seconds: float | None
-    histogram: list[Bucket]
-
-
-@dataclass(frozen=True)
-class FunnelGroup:
-    value: str | None  # the breakdown value; None: units without one
-    steps: list[StepCount]
-    time_to_convert: TimeToConvert
-
-
-@dataclass(frozen=True)
-class FunnelResult:
-    unit: str
-    order: str
-    window_seconds: float
-    steps: list[StepCount]
-    time_to_convert: TimeToConvert
-    breakdown: str | None = None
-    groups: list[FunnelGroup] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class DropOffPage:
-    step: int  # units that reached this step and not the next
-    total: int
-    units: list[dict[str, Any]]  # person (and device, identifier), entered_at, reached_at
 
 
 # -- the queries ----------------------------------------------------------------------------
@@ -392,8 +273,8 @@ def funnel(source: Source, spec: FunnelSpec | dict[str, Any]) -> FunnelResult:
             total_buckets[index] = total_buckets.get(index, 0) + units
     result_steps = steps_for(total_reached, total_median)
     ttc = TimeToConvert(
-        _seconds(overall_median[0]["median"]) if overall_median else None,
-        _histogram(total_buckets, window_seconds),
+        median_seconds=_seconds(overall_median[0]["median"]) if overall_median else None,
+        histogram=_histogram(total_buckets, window_seconds),
     )
     groups = []
     if spec.breakdown is not None:
@@ -403,30 +284,36 @@ def funnel(source: Source, spec: FunnelSpec | dict[str, Any]) -> FunnelResult:
             )
             groups.append(
                 FunnelGroup(
-                    value,
-                    steps_for(
+                    value=value,
+                    steps=steps_for(
                         by_value[value],
                         {k: median_of.get((value, k)) for k in range(1, len(spec.steps) + 1)},
                     ),
-                    TimeToConvert(
-                        _seconds(group_median_value),
-                        _histogram(buckets_of.get(value, {}), window_seconds),
+                    time_to_convert=TimeToConvert(
+                        median_seconds=_seconds(group_median_value),
+                        histogram=_histogram(buckets_of.get(value, {}), window_seconds),
                     ),
                 )
             )
     return FunnelResult(
-        spec.unit, spec.order, window_seconds, result_steps, ttc, spec.breakdown, groups
+        unit=spec.unit,
+        order=spec.order,
+        window_seconds=window_seconds,
+        steps=result_steps,
+        time_to_convert=ttc,
+        breakdown=spec.breakdown,
+        groups=groups,
     )
 
 
-def funnel_by_unit(source: Source, spec: FunnelSpec | dict[str, Any]) -> dict[str, FunnelResult]:
+def funnel_by_unit(source: Source, spec: FunnelSpec | dict[str, Any]) -> FunnelComparison:
     """The same funnel per resolved person and per device, side by side: how much
     cross-device stitching changes the numbers."""
     spec = funnel_spec(spec)
-    return {
-        unit: funnel(source, spec.model_copy(update={"unit": unit}))
-        for unit in ("person", "device")
-    }
+    return FunnelComparison(
+        person=funnel(source, spec.model_copy(update={"unit": "person"})),
+        device=funnel(source, spec.model_copy(update={"unit": "device"})),
+    )
 
 
 def drop_offs(
@@ -465,14 +352,23 @@ def drop_offs(
     page = (
         rows.order_by(["entered_at", "unit"]).limit(limit, offset=offset).to_pyarrow().to_pylist()
     )
-    units = []
-    for row in page:
-        out: dict[str, Any] = {"person": row["person"]}
-        if spec.unit == "device":
-            out |= {"device": row["device"], "identifier": row["identifier"]}
-        out |= {"entered_at": _iso(row["entered_at"]), "reached_at": _iso(row["reached_at"])}
-        units.append(out)
-    return DropOffPage(step, total, units)
+    device = spec.unit == "device"
+    units = [
+        DropOff(
+            person=row["person"],
+            device=row["device"] if device else None,
+            identifier=row["identifier"] if device else None,
+            entered_at=row["entered_at"],
+            reached_at=row["reached_at"],
+        )
+        for row in page
+    ]
+    return DropOffPage(step=step, total=total, units=units)
+
+
+def drop_off_page(source: Source, query: DropOffsQuery) -> DropOffPage:
+    """:func:`drop_offs` for a validated question."""
+    return drop_offs(source, query.funnel, query.step, query.limit, query.offset)
 
 
 # -- assembling -----------------------------------------------------------------------------
@@ -508,7 +404,9 @@ def _histogram(units: dict[int, int], window_seconds: float) -> list[Bucket]:
         if lower > window_seconds:
             break
         upper = BUCKETS[index + 1][1] if index + 1 < len(BUCKETS) else None
-        out.append(Bucket(label, lower, upper, units.get(index, 0)))
+        out.append(
+            Bucket(label=label, lower_seconds=lower, upper_seconds=upper, units=units.get(index, 0))
+        )
     return out
 
 
@@ -518,7 +416,3 @@ def _share(part: int, whole: int) -> float | None:
 
 def _seconds(ms: float | None) -> float | None:
     return None if ms is None else round(ms / 1000, 3)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds") + "Z"

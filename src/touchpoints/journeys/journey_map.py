@@ -44,7 +44,6 @@ view enters awareness and consideration):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from functools import reduce
 from typing import Any, Literal
@@ -53,6 +52,16 @@ import ibis
 import ibis.expr.types as ir
 
 from touchpoints.journeys.model import Rule, StageModel
+from touchpoints.journeys.results import (
+    ChannelReach,
+    ChannelTransition,
+    JourneyMap,
+    PainPointInStage,
+    PainPointStat,
+    StageStep,
+    StageTransition,
+    TouchpointReach,
+)
 from touchpoints.journeys.source import Source
 from touchpoints.journeys.spec import AnalysisError, DateRange, validated
 from touchpoints.journeys.stages import (
@@ -63,39 +72,6 @@ from touchpoints.journeys.stages import (
     stage_entries,
     stage_spans,
 )
-
-
-@dataclass(frozen=True)
-class StageStep:
-    stage: str
-    reached: int
-    went_on: int | None  # entered any later stage after this one
-    next_stage: int | None  # entered the very next stage of the model after this one
-    dropped: int | None  # reached - went_on
-    conversion: float | None  # went_on / reached
-    median_seconds: float | None  # time to move on, over the persons who went on
-    p90_seconds: float | None
-    top_channels: list[dict[str, Any]] = field(default_factory=list)  # channel, persons, events
-    top_touchpoints: list[dict[str, Any]] = field(default_factory=list)  # event, persons, events
-
-
-@dataclass(frozen=True)
-class PainPointStat:
-    name: str
-    persons: int  # persons with the signal, anywhere in their journey
-    relative_risk: float | None  # of dropping out, pooled over stages (Mantel-Haenszel)
-    by_stage: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class JourneyMap:
-    stages: list[StageStep]
-    pain_points: list[PainPointStat]
-    stage_transitions: list[dict[str, Any]]  # source, target, persons
-    channel_transitions: list[dict[str, Any]]  # source, target, count
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def journey_map(
@@ -165,7 +141,7 @@ def journey_map(
         pain_points=_pain_points(source, model, events, entries, progress, placed, steps),
         stage_transitions=stage_transitions(entries, model),
         channel_transitions=[
-            {"source": a, "target": b, "count": n}
+            ChannelTransition(source=a, target=b, count=n)
             for (a, b), n in sorted(
                 directly_follows(
                     source,
@@ -179,18 +155,18 @@ def journey_map(
     )
 
 
-def stage_transitions(entries: ir.Table, model: StageModel) -> list[dict[str, Any]]:
+def stage_transitions(entries: ir.Table, model: StageModel) -> list[StageTransition]:
     """Consecutive stage entries of each journey: (source, target, persons), in model order."""
     spans = stage_spans(entries)
     pairs = spans.filter(spans.next_index.notnull())
     counted = pairs.group_by("stage_index", "next_index").agg(persons=pairs.count())
     names = model.names
     return [
-        {
-            "source": names[row["stage_index"]],
-            "target": names[row["next_index"]],
-            "persons": int(row["persons"]),
-        }
+        StageTransition(
+            source=names[row["stage_index"]],
+            target=names[row["next_index"]],
+            persons=int(row["persons"]),
+        )
         for row in sorted(_rows(counted), key=lambda r: (r["stage_index"], r["next_index"]))
     ]
 
@@ -333,9 +309,9 @@ def _epoch(ts: ir.TimestampValue) -> ir.IntegerValue:
 
 def _top(
     in_stage: ir.Table, top: int, kept_firsts: bool = False
-) -> dict[tuple[str, int], list[dict[str, Any]]]:
+) -> dict[tuple[str, int], list[Any]]:
     """The ``top`` channels and events of each stage, in one query: {(column, stage_index):
-    [{column: name, persons, events}]}. With ``kept_firsts`` (the whole of each journey),
+    [ChannelReach or TouchpointReach]}. With ``kept_firsts`` (the whole of each journey),
     the facts' marks of each person's first event per stage and channel (or event) count
     the persons: a sum instead of a distinct count."""
     parts = []
@@ -356,11 +332,15 @@ def _top(
     )
     ranked = counted.mutate(rank=ibis.row_number().over(window))
     best = ranked.filter(ranked.rank < top)
-    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    out: dict[tuple[str, int], list[Any]] = {}
     for row in sorted(_rows(best), key=lambda r: (r["kind"], r["stage_index"], r["rank"])):
-        out.setdefault((row["kind"], row["stage_index"]), []).append(
-            {row["kind"]: row["name"], "persons": int(row["persons"]), "events": int(row["events"])}
+        persons, events = int(row["persons"]), int(row["events"])
+        reach = (
+            ChannelReach(channel=row["name"], persons=persons, events=events)
+            if row["kind"] == "channel"
+            else TouchpointReach(event=row["name"], persons=persons, events=events)
         )
+        out.setdefault((row["kind"], row["stage_index"]), []).append(reach)
     return out
 
 
@@ -465,16 +445,16 @@ def _pain_points(
             rate = dropped / persons
             other_rate = others_dropped / others if others else None
             rows.append(
-                {
-                    "stage": step.stage,
-                    "persons": persons,
-                    "dropped": dropped,
-                    "drop_rate": round(rate, 4),
-                    "others": others,
-                    "others_dropped": others_dropped,
-                    "others_drop_rate": None if other_rate is None else round(other_rate, 4),
-                    "relative_risk": round(rate / other_rate, 4) if other_rate else None,
-                }
+                PainPointInStage(
+                    stage=step.stage,
+                    persons=persons,
+                    dropped=dropped,
+                    drop_rate=round(rate, 4),
+                    others=others,
+                    others_dropped=others_dropped,
+                    others_drop_rate=None if other_rate is None else round(other_rate, 4),
+                    relative_risk=round(rate / other_rate, 4) if other_rate else None,
+                )
             )
             # Mantel-Haenszel: sum(a * n0 / N) / sum(c * n1 / N) over the stages.
             pooled_with += dropped * others / step.reached

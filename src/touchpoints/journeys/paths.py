@@ -22,56 +22,24 @@ Ibis expressions only, identical on DuckDB and Spark, no ordered string aggregat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
 from touchpoints.journeys.model import StageModel
+from touchpoints.journeys.queries import STEP_KINDS, PathsQuery
+from touchpoints.journeys.results import PathCount, PathReport, VariantReport
 from touchpoints.journeys.source import Source
+from touchpoints.journeys.spec import AnalysisError
 from touchpoints.journeys.stages import order_columns, order_keys, stage_entries
 
 OTHER = "(other)"
-STEP_KINDS = ("event", "channel")
 STEP_TYPES = ("track", "page", "screen")
 
 
-class PathsError(ValueError):
+class PathsError(AnalysisError):
     """A parameter of a path analysis that cannot work, with what to give instead."""
-
-
-@dataclass(frozen=True)
-class PathCount:
-    steps: list[str]
-    people: int
-    share: float  # of the people with the anchor event (or of all people with stages)
-
-
-@dataclass(frozen=True)
-class PathReport:
-    anchor: str  # "start" or "end"
-    event: str
-    depth: int
-    step: str
-    people: int  # people with the anchor event
-    distinct_paths: int
-    other_people: int  # people on paths past the limit
-    paths: list[PathCount] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class VariantReport:
-    people: int  # people who entered at least one stage
-    distinct_variants: int
-    other_people: int  # people on variants past the limit
-    variants: list[PathCount] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _pivot(steps: ir.Table, people: ir.Table, depth: int, key: str) -> ir.Table:
@@ -94,7 +62,9 @@ def _ranked(
         steps = [row[n] for n in names if row[n] is not None]
         found.append((list(reversed(steps)) if reverse else steps, int(row["people"])))
     found.sort(key=lambda item: (-item[1], item[0]))
-    shown = [PathCount(s, n, n / total if total else 0.0) for s, n in found[:limit]]
+    shown = [
+        PathCount(steps=s, people=n, share=n / total if total else 0.0) for s, n in found[:limit]
+    ]
     return shown, sum(n for _s, n in found[limit:])
 
 
@@ -223,4 +193,18 @@ def journey_variants(source: Source, model: StageModel, *, limit: int = 20) -> V
     variants, rest = _ranked(rows, depth, total, limit, reverse=False)
     return VariantReport(
         people=total, distinct_variants=len(rows), other_people=rest, variants=variants
+    )
+
+
+def paths_for(source: Source, query: PathsQuery) -> PathReport:
+    """:func:`top_paths` for a validated question."""
+    return top_paths(
+        source,
+        start=query.start,
+        end=query.end,
+        depth=query.depth,
+        step=query.step,
+        min_share=query.min_share,
+        collapse_repeats=query.collapse,
+        limit=query.limit,
     )

@@ -20,63 +20,21 @@ Semantics:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
 import ibis.expr.types as ir
-from pydantic import Field, field_validator
 
 from touchpoints.journeys.funnels import unit_events
+from touchpoints.journeys.queries import RetentionSpec
+from touchpoints.journeys.results import Cohort, RetentionResult
 from touchpoints.journeys.source import Source
-from touchpoints.journeys.spec import DateRange, utc, validated
-
-
-class RetentionSpec(DateRange):
-    """``since``/``until``: cohorts by their first start in that range."""
-
-    period: Literal["week", "month"] = "week"
-    periods: int = Field(8, ge=1, le=104)  # offsets 0..periods
-    start_event: str | None = None  # None: any event
-    return_event: str | None = None  # None: any event
-    unit: Literal["person", "device"] = "person"
-    as_of: datetime | None = None  # None: the latest event
-
-    @field_validator("start_event", "return_event")
-    @classmethod
-    def _named(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("give an event name, or leave it out for any event")
-        return value
-
-    @field_validator("as_of")
-    @classmethod
-    def _as_of_utc(cls, value: datetime | None) -> datetime | None:
-        return utc(value)
+from touchpoints.journeys.spec import validated
 
 
 def retention_spec(data: dict[str, Any] | RetentionSpec) -> RetentionSpec:
     """A validated spec, or :class:`AnalysisError` naming each problem's place."""
     return validated(RetentionSpec, data)
-
-
-@dataclass(frozen=True)
-class Cohort:
-    cohort: str  # the first day of the week or month, ISO (2026-03-02)
-    size: int
-    returned: list[int | None]  # per offset 0..periods; None: not known yet
-    share: list[float | None]  # returned / size, four decimals
-
-
-@dataclass(frozen=True)
-class RetentionResult:
-    period: str
-    periods: int
-    unit: str
-    start_event: str | None
-    return_event: str | None
-    as_of: str | None  # ISO; None when there are no events
-    cohorts: list[Cohort]
 
 
 def _truncate(ts: ir.TimestampValue, period: str) -> ir.TimestampValue:
@@ -149,20 +107,20 @@ def retention(source: Source, spec: RetentionSpec | dict[str, Any]) -> Retention
             counted.append(returned.get((row["cohort"], offset), 0) if known else None)
         cohorts.append(
             Cohort(
-                cohort.date().isoformat(),
-                size,
-                counted,
-                [None if n is None else round(n / size, 4) for n in counted],
+                cohort=cohort.date(),
+                size=size,
+                returned=counted,
+                share=[None if n is None else round(n / size, 4) for n in counted],
             )
         )
     return RetentionResult(
-        spec.period,
-        spec.periods,
-        spec.unit,
-        spec.start_event,
-        spec.return_event,
-        None if as_of is None else as_of.isoformat(timespec="milliseconds") + "Z",
-        cohorts,
+        period=spec.period,
+        periods=spec.periods,
+        unit=spec.unit,
+        start_event=spec.start_event,
+        return_event=spec.return_event,
+        as_of=as_of,
+        cohorts=cohorts,
     )
 
 

@@ -1,46 +1,96 @@
-"""The journeys of one warehouse: what the API, the CLI and the pages call.
+"""The journeys of one warehouse: one entry, ``Journeys.run(query)``, for every analysis.
 
-Queries are built with Ibis (imported on first use, so commands that need no analytics start
-as fast as before) and run on the warehouse's DuckDB; the journey tables are brought up to
-date with the identity map before each analysis. Every method returns JSON-ready dicts and
-raises :class:`JourneyQueryError` (with the parameter and the reason) for a question that
-cannot be answered as asked.
+Each kind of question (:mod:`touchpoints.journeys.queries`) has one runner here, found by
+the question's type (PostHog's query runners, as a registry): the API's routes, the generic
+``POST /v1/journeys/query``, the CLI and the pages all come through :meth:`Journeys.run`, so
+an analysis is written once. Runners bring the journey tables up to date with the identity
+map first (:meth:`Journeys.source`). Queries are built with Ibis (imported on first use, so
+commands that need no analytics start fast) and run on the warehouse's DuckDB. A question
+that cannot be answered as asked raises :class:`AnalysisError` (an
+:class:`~touchpoints.errors.InvalidRequest`) naming the parameter and the reason.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
 
 from touchpoints.journeys.model import StageModel
+from touchpoints.journeys.queries import (
+    Answers,
+    AttributionQuery,
+    ChannelMixQuery,
+    DropOffsQuery,
+    FunnelComparisonQuery,
+    FunnelQuery,
+    JourneyMapQuery,
+    PathsQuery,
+    RetentionQuery,
+    StageHistoryQuery,
+    StagesQuery,
+    VariantsQuery,
+)
+from touchpoints.journeys.results import (
+    Attribution,
+    ChannelMix,
+    DropOffPage,
+    FunnelComparison,
+    FunnelResult,
+    JourneyMap,
+    PathReport,
+    RetentionResult,
+    StageDistribution,
+    StageHistory,
+    VariantReport,
+)
+from touchpoints.journeys.spec import AnalysisError
 from touchpoints.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from touchpoints.journeys.source import Source
 
+__all__ = ["AnalysisError", "JourneyQueryError", "Journeys"]
 
-class JourneyQueryError(ValueError):
-    """The question is not valid; the message names the parameter and the reason."""
+# The name pages and older callers know the error by.
+JourneyQueryError = AnalysisError
+
+R = TypeVar("R", bound=BaseModel)
+Q = TypeVar("Q", bound=BaseModel)
+Runner = Callable[["Journeys", Any], BaseModel]
+_RUNNERS: dict[type[BaseModel], Runner] = {}
 
 
-def _asked(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run an analysis; its own validation errors become JourneyQueryError."""
-    from touchpoints.journeys.attribution import AttributionError
-    from touchpoints.journeys.channel_mix import ChannelMixError
-    from touchpoints.journeys.paths import PathsError
-    from touchpoints.journeys.spec import AnalysisError
+def runs(kind: type[Q]) -> Callable[[Callable[[Journeys, Q], R]], Callable[[Journeys, Q], R]]:
+    """Register the runner of one kind of question."""
 
-    try:
-        return call(*args, **kwargs)
-    except (AnalysisError, AttributionError, ChannelMixError, PathsError) as exc:
-        raise JourneyQueryError(str(exc)) from None
+    def register(runner: Callable[[Journeys, Q], R]) -> Callable[[Journeys, Q], R]:
+        _RUNNERS[kind] = runner
+        return runner
+
+    return register
 
 
 class Journeys:
-    def __init__(self, warehouse: Warehouse, model: StageModel) -> None:
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        model: StageModel,
+        resolve: Callable[[str], int] | None = None,
+    ) -> None:
         self.warehouse = warehouse
         self.model = model
+        # Finds the person behind an identifier (TYPE:VALUE or person:N), for questions
+        # about one person; raises NotFound or BadRequest.
+        self._resolve = resolve
+
+    def run(self, query: Answers[R]) -> R:
+        """The answer to ``query``, by the runner of its kind."""
+        runner = _RUNNERS.get(type(query))
+        if runner is None:
+            raise TypeError(f"no journey analysis answers {type(query).__name__}")
+        return runner(self, query)  # type: ignore[return-value]
 
     def source(self) -> Source:
         """The journey tables, caught up with the events the identity map has applied."""
@@ -50,116 +100,107 @@ class Journeys:
         refresh(self.warehouse, self.model)
         return duckdb_source(self.warehouse, self.model)
 
-    # -- stages ----------------------------------------------------------------------------
-    def stages(self) -> list[dict[str, Any]]:
-        """Per stage: persons in it now, and persons who ever entered it."""
-        from touchpoints.journeys.stages import stage_distribution
+    def person(self, key: str) -> int:
+        if self._resolve is None:
+            raise TypeError("these journeys cannot look persons up (no resolver given)")
+        return self._resolve(key)
 
-        return [asdict(count) for count in stage_distribution(self.source(), self.model)]
 
-    def stage_history(self, person: int) -> list[dict[str, Any]]:
-        """The stages one person entered, in journey order."""
-        from touchpoints.journeys.stages import stage_history
+# -- the runners ------------------------------------------------------------------------------
+@runs(StagesQuery)
+def _stages(journeys: Journeys, query: StagesQuery) -> StageDistribution:
+    from touchpoints.journeys.stages import stage_distribution
 
-        return stage_history(self.source(), self.model, person)
+    return StageDistribution(stages=stage_distribution(journeys.source(), journeys.model))
 
-    # -- analyses --------------------------------------------------------------------------
-    def journey_map(
-        self,
-        top: int = 5,
-        collapse_repeats: bool = True,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        channel: str | None = None,
-        age_group: str | None = None,
-        segment: str | None = None,
-    ) -> dict[str, Any]:
-        """Per stage: reach, conversion, time to move on, drop-off, top channels and
-        touchpoints; pain points; stage and channel transitions (docs/journeys.md); with
-        ``since``/``until``, of what happened in that range; with ``channel``, ``age_group``
-        (a band of the channel mix, or ``unknown``) and ``segment`` (a trait's latest value,
-        ``key=value``), of those persons only."""
-        from touchpoints.config import CHANNELS
-        from touchpoints.journeys.journey_map import journey_map, persons_who
-        from touchpoints.journeys.spec import DateRange, validated
 
-        if not 1 <= top <= 50:
-            raise JourneyQueryError(f"top: give 1 to 50, not {top}")
-        if channel is not None and channel not in CHANNELS:
-            raise JourneyQueryError(
-                f"channel: {channel!r} is not a channel; give one of {', '.join(CHANNELS)}"
-            )
-        period = _asked(validated, DateRange, {"since": since, "until": until})
-        source = self.source()
-        persons = _asked(
-            persons_who,
-            source,
-            channel=channel,
-            age_group=age_group,
-            segment=segment,
-            period=period,
-        )
-        result = journey_map(
-            source,
-            self.model,
-            top=top,
-            collapse_repeats=collapse_repeats,
-            since=period.since,
-            until=period.until,
-            persons=persons,
-        )
-        return result.to_dict()
+@runs(StageHistoryQuery)
+def _stage_history(journeys: Journeys, query: StageHistoryQuery) -> StageHistory:
+    from touchpoints.journeys.stages import stage_history
 
-    def funnel(self, spec: dict[str, Any], compare_units: bool = False) -> dict[str, Any]:
-        """A funnel (``FunnelSpec`` fields); with ``compare_units``, per person and per
-        device side by side."""
-        from touchpoints.journeys.funnels import funnel, funnel_by_unit, funnel_spec
+    person = journeys.person(query.person)
+    entries = stage_history(journeys.source(), journeys.model, person)
+    return StageHistory(
+        person=f"person:{person}",
+        current=entries[-1].stage if entries else None,
+        stages=entries,
+    )
 
-        checked = _asked(funnel_spec, spec)
-        if compare_units:
-            both = _asked(funnel_by_unit, self.source(), checked)
-            return {unit: asdict(result) for unit, result in both.items()}
-        return asdict(_asked(funnel, self.source(), checked))
 
-    def drop_offs(
-        self, spec: dict[str, Any], step: int, limit: int = 50, offset: int = 0
-    ) -> dict[str, Any]:
-        """The units that reached ``step`` of the funnel and not the next one."""
-        from touchpoints.journeys.funnels import drop_offs, funnel_spec
+@runs(JourneyMapQuery)
+def _journey_map(journeys: Journeys, query: JourneyMapQuery) -> JourneyMap:
+    from touchpoints.journeys.journey_map import journey_map, persons_who
 
-        checked = _asked(funnel_spec, spec)
-        return asdict(_asked(drop_offs, self.source(), checked, step, limit, offset))
+    source = journeys.source()
+    persons = persons_who(
+        source,
+        channel=query.channel,
+        age_group=query.age_group,
+        segment=query.segment,
+        period=query,
+    )
+    return journey_map(
+        source,
+        journeys.model,
+        top=query.top,
+        collapse_repeats=query.collapse,
+        since=query.since,
+        until=query.until,
+        persons=persons,
+    )
 
-    def retention(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Cohorts by first event week or month, and who came back (``RetentionSpec``)."""
-        from touchpoints.journeys.retention import retention, retention_spec
 
-        checked = _asked(retention_spec, spec)
-        return asdict(_asked(retention, self.source(), checked))
+@runs(FunnelQuery)
+def _funnel(journeys: Journeys, query: FunnelQuery) -> FunnelResult:
+    from touchpoints.journeys.funnels import funnel
 
-    def paths(self, **params: Any) -> dict[str, Any]:
-        """The most frequent paths after a start or before an end event (``top_paths``)."""
-        from touchpoints.journeys.paths import top_paths
+    return funnel(journeys.source(), query)
 
-        return _asked(top_paths, self.source(), **params).as_dict()
 
-    def variants(self, limit: int = 20) -> dict[str, Any]:
-        """Journey variants: the distinct stage sequences and how many people follow each."""
-        from touchpoints.journeys.paths import journey_variants
+@runs(FunnelComparisonQuery)
+def _funnel_comparison(journeys: Journeys, query: FunnelComparisonQuery) -> FunnelComparison:
+    from touchpoints.journeys.funnels import funnel_by_unit
 
-        return _asked(journey_variants, self.source(), self.model, limit=limit).as_dict()
+    return funnel_by_unit(journeys.source(), query)
 
-    def channel_mix(
-        self, bands: list[str] | None = None, as_of: date | None = None
-    ) -> dict[str, Any]:
-        """Per age band: the share of people using each channel and of contacts per channel."""
-        from touchpoints.journeys.channel_mix import DEFAULT_BANDS, channel_mix
 
-        mix = _asked(channel_mix, self.source(), bands=bands or DEFAULT_BANDS, as_of=as_of)
-        return mix.as_dict()
+@runs(DropOffsQuery)
+def _drop_offs(journeys: Journeys, query: DropOffsQuery) -> DropOffPage:
+    from touchpoints.journeys.funnels import drop_off_page
 
-    def attribution(self, **params: Any) -> dict[str, Any]:
-        """Conversions credited to channels or campaigns under six models (``attribute``)."""
-        from touchpoints.journeys.attribution import attribute
+    return drop_off_page(journeys.source(), query)
 
-        return _asked(attribute, self.source(), **params).as_dict()
+
+@runs(RetentionQuery)
+def _retention(journeys: Journeys, query: RetentionQuery) -> RetentionResult:
+    from touchpoints.journeys.retention import retention
+
+    return retention(journeys.source(), query)
+
+
+@runs(PathsQuery)
+def _paths(journeys: Journeys, query: PathsQuery) -> PathReport:
+    from touchpoints.journeys.paths import paths_for
+
+    return paths_for(journeys.source(), query)
+
+
+@runs(VariantsQuery)
+def _variants(journeys: Journeys, query: VariantsQuery) -> VariantReport:
+    from touchpoints.journeys.paths import journey_variants
+
+    return journey_variants(journeys.source(), journeys.model, limit=query.limit)
+
+
+@runs(ChannelMixQuery)
+def _channel_mix(journeys: Journeys, query: ChannelMixQuery) -> ChannelMix:
+    from touchpoints.journeys.channel_mix import channel_mix_for
+
+    return channel_mix_for(journeys.source(), query)
+
+
+@runs(AttributionQuery)
+def _attribution(journeys: Journeys, query: AttributionQuery) -> Attribution:
+    from touchpoints.journeys.attribution import attribution_for
+
+    return attribution_for(journeys.source(), query)

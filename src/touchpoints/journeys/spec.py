@@ -9,25 +9,18 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from touchpoints.errors import InvalidRequest, describe
+
 Spec = TypeVar("Spec", bound=BaseModel)
 
 
-class AnalysisError(ValueError):
+class AnalysisError(InvalidRequest):
     """An analysis was asked for with bad inputs; the message names the place and the reason."""
 
 
 def explain(exc: ValidationError) -> str:
     """``steps[1].event: give an event name; window: …`` from pydantic's errors."""
-    problems = []
-    for err in exc.errors():
-        place = ""
-        for part in err["loc"]:
-            place += f"[{part}]" if isinstance(part, int) else (f".{part}" if place else part)
-        message = err["msg"].removeprefix("Value error, ")
-        # A check of the whole question names its own field ("until: give a moment after
-        # since"); a field's error gets the field's place in front.
-        problems.append(f"{place}: {message}" if place else message)
-    return "; ".join(problems)
+    return describe(exc.errors())
 
 
 def validated(kind: type[Spec], data: dict[str, Any] | Spec) -> Spec:

@@ -9,15 +9,13 @@ history shows only the stages they entered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from functools import reduce
-from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
 from touchpoints.journeys.model import NumberTest, Rule, StageModel
+from touchpoints.journeys.results import StageCount, StageEntry
 from touchpoints.journeys.source import Source
 
 
@@ -242,21 +240,6 @@ def computed_facts(source: Source, model: StageModel, entries: ir.Table | None =
     )
 
 
-def current_stages(source: Source, model: StageModel) -> ir.Table:
-    """(person, stage, stage_index, entered_at): each person's furthest stage."""
-    entries = stage_entries(source, model)
-    window = ibis.window(group_by=entries.person, order_by=[ibis.desc(entries.stage_index)])
-    ranked = entries.mutate(n=ibis.row_number().over(window))
-    return ranked.filter(ranked.n == 0).select("person", "stage", "stage_index", "entered_at")
-
-
-@dataclass(frozen=True)
-class StageCount:
-    stage: str
-    current: int  # persons whose furthest stage this is
-    reached: int  # persons who entered it (whatever came after)
-
-
 def stage_distribution(source: Source, model: StageModel) -> list[StageCount]:
     """For each stage: how many persons are in it now, and how many ever entered it (one
     query: a person's current stage is their entry with the highest stage index)."""
@@ -267,15 +250,15 @@ def stage_distribution(source: Source, model: StageModel) -> list[StageCount]:
     found = {row["stage"]: row for row in counts.to_pyarrow().to_pylist()}
     return [
         StageCount(
-            name,
-            int(found.get(name, {}).get("current") or 0),
-            int(found.get(name, {}).get("reached") or 0),
+            stage=name,
+            current=int(found.get(name, {}).get("current") or 0),
+            reached=int(found.get(name, {}).get("reached") or 0),
         )
         for name in model.names
     ]
 
 
-def stage_history(source: Source, model: StageModel, person: int) -> list[dict[str, Any]]:
+def stage_history(source: Source, model: StageModel, person: int) -> list[StageEntry]:
     """The stages one person entered, in journey order, with when and through which event."""
     entries = stage_entries(source, model)
     rows = (
@@ -285,8 +268,4 @@ def stage_history(source: Source, model: StageModel, person: int) -> list[dict[s
         .to_pyarrow()
         .to_pylist()
     )
-    return [{**row, "entered_at": _iso(row["entered_at"])} for row in rows]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds") + "Z"
+    return [StageEntry(**row) for row in rows]
