@@ -1,68 +1,98 @@
-"""Journey analytics (read keys): a thin face over :class:`touchpoints.journeys.Journeys`."""
+"""Journey analytics (read keys): every route takes a typed question and returns the typed
+answer of ``Journeys.run``, so ``/openapi.json`` documents both.
+
+Each analysis has its own address (query parameters for the GET ones, a JSON body for
+funnels and retention), and ``POST /v1/journeys/query`` takes any question by its ``kind``
+(the CLI asks that way). Analyses run in a worker thread: they can take seconds.
+"""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from touchpoints.api.auth import require
-from touchpoints.journeys.service import JourneyQueryError
+from touchpoints.journeys.queries import (
+    Answers,
+    AttributionQuery,
+    ChannelMixQuery,
+    DropOffsQuery,
+    FunnelComparisonQuery,
+    FunnelQuery,
+    FunnelSpec,
+    JourneyMapQuery,
+    JourneyQuery,
+    PathsQuery,
+    RetentionQuery,
+    StageHistoryQuery,
+    StagesQuery,
+    VariantsQuery,
+)
+from touchpoints.journeys.results import (
+    Attribution,
+    ChannelMix,
+    DropOffPage,
+    FunnelComparison,
+    FunnelResult,
+    JourneyMap,
+    PathReport,
+    RetentionResult,
+    StageDistribution,
+    StageHistory,
+    VariantReport,
+)
+from touchpoints.journeys.service import R
 from touchpoints.privacy.keys import ApiKey
-from touchpoints.profiles import ProfileNotFound
 
 router = APIRouter(tags=["journeys"])
 Reader = Annotated[ApiKey, Depends(require("read"))]
 
 
+async def _run(request: Request, query: Answers[R]) -> R:
+    return await run_in_threadpool(request.app.state.tp.journeys.run, query)
+
+
+@router.post("/v1/journeys/query")
+async def run_query(
+    request: Request, _: Reader, query: Annotated[JourneyQuery, Body()]
+) -> (
+    StageDistribution
+    | StageHistory
+    | JourneyMap
+    | FunnelResult
+    | FunnelComparison
+    | DropOffPage
+    | RetentionResult
+    | PathReport
+    | VariantReport
+    | ChannelMix
+    | Attribution
+):
+    """Any journey question, named by its ``kind`` (``stages``, ``stage_history``,
+    ``journey_map``, ``funnel``, ``funnel_comparison``, ``drop_offs``, ``retention``,
+    ``paths``, ``variants``, ``channel_mix``, ``attribution``); the answer is that kind's."""
+    return await _run(request, query)  # type: ignore[arg-type]
+
+
 @router.get("/v1/journeys/stages")
-async def stages(request: Request, _: Reader) -> dict[str, Any]:
+async def stages(request: Request, _: Reader) -> StageDistribution:
     """Per stage of the model, in journey order: persons in it now (their furthest stage)
     and persons who ever entered it."""
-    journeys = request.app.state.tp.journeys
-    return {"stages": await run_in_threadpool(journeys.stages)}
+    return await _run(request, StagesQuery())
 
 
 @router.get("/v1/journeys/stages/{key:path}")
-async def stage_history(request: Request, _: Reader, key: str) -> dict[str, Any]:
+async def stage_history(request: Request, _: Reader, key: str) -> StageHistory:
     """The stages one person (any identifier, or person:N) entered, with when and how."""
-    tp = request.app.state.tp
-    try:
-        person = tp.profiles.resolve(key)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
-    except ProfileNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    history = await run_in_threadpool(tp.journeys.stage_history, person)
-    return {
-        "person": f"person:{person}",
-        "current": history[-1]["stage"] if history else None,
-        "stages": history,
-    }
-
-
-async def _answer(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Run an analysis in a worker thread; a question asked wrongly is a 422 naming why."""
-    try:
-        return await run_in_threadpool(call, *args, **kwargs)
-    except JourneyQueryError as exc:
-        raise HTTPException(422, str(exc)) from None
+    return await _run(request, StageHistoryQuery(person=key))
 
 
 @router.get("/v1/journeys/map")
 async def journey_map(
-    request: Request,
-    _: Reader,
-    top: Annotated[int, Query(ge=1, le=50)] = 5,
-    collapse: bool = True,
-    since: str | None = None,
-    until: str | None = None,
-    channel: str | None = None,
-    age_group: str | None = None,
-    segment: str | None = None,
-) -> dict[str, Any]:
+    request: Request, _: Reader, query: Annotated[JourneyMapQuery, Query()]
+) -> JourneyMap:
     """Per stage: reach, conversion to later stages, median and p90 time to move on,
     drop-off, top channels and touchpoints; pain points with their relative risk of dropping
     out; stage-to-stage and channel-to-channel transitions (for a Sankey diagram).
@@ -70,106 +100,78 @@ async def journey_map(
     that range only. ``channel``: of the persons who used it; ``age_group``: of the persons
     in that age band (the channel mix's default bands, or ``unknown``); ``segment``: of the
     persons whose latest value of a trait is the one given (``key=value``, e.g. city=Hamburg)."""
-    journeys = request.app.state.tp.journeys
-    return await _answer(
-        journeys.journey_map, top, collapse, since, until, channel, age_group, segment
-    )
+    return await _run(request, query)
+
+
+class FunnelComparisonBody(FunnelSpec):
+    compare_units: bool = False
 
 
 @router.post("/v1/journeys/funnels")
-async def funnels(request: Request, _: Reader, body: dict[str, Any]) -> dict[str, Any]:
+async def funnels(
+    request: Request, _: Reader, body: FunnelComparisonBody
+) -> FunnelResult | FunnelComparison:
     """Body: ``steps`` ([{event, properties?}], 2 to 20), ``window`` (seconds or ISO 8601,
     default P14D), ``order`` (relaxed, strict), ``unit`` (person, device), ``breakdown``
     (channel, device_type, age_group, trait:KEY), ``age_bands``, ``since``, ``until``, and
     ``compare_units`` (true: per person and per device side by side)."""
-    spec = dict(body)
-    compare = bool(spec.pop("compare_units", False))
-    return await _answer(request.app.state.tp.journeys.funnel, spec, compare)
+    spec = body.model_dump(exclude={"compare_units", "kind"})
+    if body.compare_units:
+        return await _run(request, FunnelComparisonQuery.model_validate(spec))
+    return await _run(request, FunnelQuery.model_validate(spec))
 
 
 @router.post("/v1/journeys/funnels/drop-offs")
 async def funnel_drop_offs(
     request: Request,
     _: Reader,
-    body: dict[str, Any],
+    body: FunnelSpec,
     step: Annotated[int, Query(ge=1, description="Reached this step, not the next")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> DropOffPage:
     """The persons (or devices) who reached ``step`` of the funnel in the body and no further."""
-    return await _answer(request.app.state.tp.journeys.drop_offs, body, step, limit, offset)
+    query = DropOffsQuery.model_validate(
+        {"funnel": body, "step": step, "limit": limit, "offset": offset}
+    )
+    return await _run(request, query)
 
 
 @router.post("/v1/journeys/retention")
-async def retention(request: Request, _: Reader, body: dict[str, Any]) -> dict[str, Any]:
+async def retention(request: Request, _: Reader, body: RetentionQuery) -> RetentionResult:
     """Body: ``period`` (week, month), ``periods``, ``start_event``, ``return_event``,
     ``unit`` (person, device), ``since``, ``until``, ``as_of``; all optional."""
-    return await _answer(request.app.state.tp.journeys.retention, body)
+    return await _run(request, body)
 
 
 @router.get("/v1/journeys/paths")
-async def paths(
-    request: Request,
-    _: Reader,
-    start: str | None = None,
-    end: str | None = None,
-    depth: Annotated[int, Query(ge=1, le=20)] = 5,
-    step: Literal["event", "channel"] = "event",
-    min_share: Annotated[float, Query(ge=0, le=1)] = 0.05,
-    collapse: bool = True,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
-) -> dict[str, Any]:
+async def paths(request: Request, _: Reader, query: Annotated[PathsQuery, Query()]) -> PathReport:
     """The most frequent paths after each person's first ``start`` event or before their
     first ``end`` event (give one); steps rarer than ``min_share`` are grouped as (other)."""
-    return await _answer(
-        request.app.state.tp.journeys.paths,
-        start=start,
-        end=end,
-        depth=depth,
-        step=step,
-        min_share=min_share,
-        collapse_repeats=collapse,
-        limit=limit,
-    )
+    return await _run(request, query)
 
 
 @router.get("/v1/journeys/variants")
 async def variants(
-    request: Request, _: Reader, limit: Annotated[int, Query(ge=1, le=200)] = 20
-) -> dict[str, Any]:
+    request: Request, _: Reader, query: Annotated[VariantsQuery, Query()]
+) -> VariantReport:
     """The distinct stage sequences people follow, most common first."""
-    return await _answer(request.app.state.tp.journeys.variants, limit)
+    return await _run(request, query)
 
 
 @router.get("/v1/journeys/channel-mix")
 async def channel_mix(
-    request: Request,
-    _: Reader,
-    bands: Annotated[list[str] | None, Query(description="e.g. 18-24 (repeat), 65+")] = None,
-    as_of: Annotated[date | None, Query(description="Ages on this day (default today)")] = None,
-) -> dict[str, Any]:
+    request: Request, _: Reader, query: Annotated[ChannelMixQuery, Query()]
+) -> ChannelMix:
     """Per age band: the share of its people using each channel and the share of its
     contacts on each channel, as heat-map matrices."""
-    return await _answer(request.app.state.tp.journeys.channel_mix, bands, as_of)
+    return await _run(request, query)
 
 
 @router.get("/v1/journeys/attribution")
 async def attribution(
-    request: Request,
-    _: Reader,
-    conversion: str = "Order Completed",
-    by: Literal["channel", "campaign"] = "channel",
-    lookback_days: Annotated[float, Query(gt=0, le=3650)] = 30,
-    value_property: str | None = "revenue",
-    half_life_days: Annotated[float, Query(gt=0, le=3650)] = 7,
-) -> dict[str, Any]:
+    request: Request, _: Reader, query: Annotated[AttributionQuery, Query()]
+) -> Attribution:
     """Conversions and their value credited to channels or campaigns: first touch, last
     touch, linear, time decay, position based, and Markov removal effect."""
-    return await _answer(
-        request.app.state.tp.journeys.attribution,
-        conversion=conversion,
-        by=by,
-        lookback_days=lookback_days,
-        value_property=value_property,
-        half_life_days=half_life_days,
-    )
+    return await _run(request, query)
