@@ -13,13 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from touchpoints.client import Client, ClientError, connect, running_server
-from touchpoints.config import (
-    ConfigError,
-    Settings,
-    load_settings,
-)
-from touchpoints.privacy.keys import KeyRefused
+from touchpoints.cli.client import Api, ClientError, connect, running_server
+from touchpoints.config import ConfigError, Settings, load_settings
+from touchpoints.errors import TouchpointsError
 from touchpoints.warehouse import WarehouseError
 
 app = typer.Typer(
@@ -79,7 +75,8 @@ def settings_for(data_dir: Path | None, **overrides: Any) -> Settings:
 
 
 @contextmanager
-def client_for(data_dir: Path | None) -> Iterator[Client]:
+def client_for(data_dir: Path | None) -> Iterator[Api]:
+    """The API of the data directory; any refusal ends the command with its reason."""
     settings = settings_for(data_dir)
     if not settings.database_path.exists() and running_server(settings) is None:
         raise fail(
@@ -87,15 +84,10 @@ def client_for(data_dir: Path | None) -> Iterator[Client]:
             "(or pass --data-dir)"
         )
     try:
-        client = connect(settings)
-    except WarehouseError as exc:
+        with connect(settings) as api:
+            yield api
+    except (ClientError, TouchpointsError, WarehouseError, ConfigError) as exc:
         raise fail(str(exc)) from None
-    try:
-        yield client
-    except (ClientError, WarehouseError, KeyRefused) as exc:
-        raise fail(str(exc)) from None
-    finally:
-        client.close()
 
 
 def print_events(events: list[dict[str, Any]], as_json: bool) -> None:

@@ -6,12 +6,14 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import orjson
 import typer
 from rich.table import Table
 
+from touchpoints.channels import CHANNELS
 from touchpoints.cli.base import (
     DataDir,
     app,
@@ -25,6 +27,7 @@ from touchpoints.cli.base import (
     quarantine_app,
     settings_for,
 )
+from touchpoints.cli.client import Api, ClientError
 from touchpoints.collect.importer import (
     Format,
     ImportError_,
@@ -33,12 +36,8 @@ from touchpoints.collect.importer import (
     load_mapping,
     read_lines,
 )
-from touchpoints.config import (
-    CHANNELS,
-)
 from touchpoints.core import build_normalizer
 from touchpoints.privacy.keys import ROLES
-from touchpoints.warehouse import EventFilter
 
 
 # -- import ----------------------------------------------------------------------------------
@@ -69,7 +68,7 @@ def import_(
     reject_path = rejects or file.with_name(file.name + ".rejects.jsonl")
     total_lines = _count_lines(file) if chosen != "parquet" else None
     with (
-        client_for(data_dir) as client,
+        client_for(data_dir) as api,
         Progress(
             TextColumn("importing {task.description}"),
             BarColumn(),
@@ -84,7 +83,7 @@ def import_(
             summary = import_file(
                 lines,
                 build_normalizer(settings),
-                client.import_chunk,
+                lambda messages, _rows: _send_chunk(api, messages),
                 reject_path,
                 on_progress=lambda line: progress.update(task, completed=line),
             )
@@ -103,6 +102,16 @@ def import_(
     if summary.reject_file:
         out.print(f"rejected lines with reasons: {summary.reject_file}", highlight=False)
         raise typer.Exit(2 if summary.accepted == 0 else 0)
+
+
+def _send_chunk(api: Api, messages: list[dict[str, object]]) -> int | None:
+    """One chunk of good lines to ``/v1/import``: the events newly stored when the answer
+    says (in process it is written before the answer), else None (a server's writer)."""
+    response = api.send_batch("/v1/import", orjson.dumps({"batch": messages}))
+    if response.status_code >= 400:
+        raise ClientError(f"the server refused a chunk: {response.text[:500]}")
+    stored = response.json().get("stored")
+    return stored if isinstance(stored, int) else None
 
 
 def _format(value: str) -> Format:
@@ -141,18 +150,19 @@ def _event_filter(
     anonymous_id: str | None,
     since: str | None,
     until: str | None,
-) -> EventFilter:
+) -> dict[str, Any]:
+    """The filters as ``GET /v1/events`` takes them (options checked here, with their name)."""
     if channel is not None and channel not in CHANNELS:
         raise fail(f"--channel must be one of {', '.join(CHANNELS)}")
-    return EventFilter(
-        type=type_,
-        event=event,
-        channel=channel,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        since=_parse_time(since, "--since"),
-        until=_parse_time(until, "--until"),
-    )
+    return {
+        "type": type_,
+        "event": event,
+        "channel": channel,
+        "user_id": user_id,
+        "anonymous_id": anonymous_id,
+        "since": _parse_time(since, "--since"),
+        "until": _parse_time(until, "--until"),
+    }
 
 
 TypeOpt = Annotated[str | None, typer.Option("--type", help="track, identify, page, …")]
@@ -177,8 +187,8 @@ def events_count(
 ) -> None:
     """Print the number of stored events (only the number)."""
     flt = _event_filter(type_, event, channel, user_id, anonymous_id, since, until)
-    with client_for(data_dir) as client:
-        print(client.count(flt))
+    with client_for(data_dir) as api:
+        print(api.get("/v1/events/count", **flt)["count"])
 
 
 @events_app.command("query")
@@ -197,8 +207,9 @@ def events_query(
 ) -> None:
     """List stored events matching the filters (newest first)."""
     flt = _event_filter(type_, event, channel, user_id, anonymous_id, since, until)
-    with client_for(data_dir) as client:
-        print_events(client.list(flt, limit, not oldest_first), as_json)
+    order = "oldest" if oldest_first else "newest"
+    with client_for(data_dir) as api:
+        print_events(api.get("/v1/events", **flt, limit=limit, order=order)["events"], as_json)
 
 
 @events_app.command("tail")
@@ -212,14 +223,15 @@ def events_tail(
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls")] = 1.0,
 ) -> None:
     """Show the most recently stored events; with --follow, keep showing new ones."""
-    with client_for(data_dir) as client:
-        latest = list(reversed(client.list(EventFilter(), lines, True)))
+    with client_for(data_dir) as api:
+        latest = list(reversed(api.get("/v1/events", limit=lines, order="newest")["events"]))
         print_events(latest, as_json)
         last_seq = latest[-1]["seq"] if latest else 0
         try:
             while follow:
                 time.sleep(interval)
-                fresh = client.list(EventFilter(after_seq=last_seq), 1000, False)
+                fresh = api.get("/v1/events", after_seq=last_seq, limit=1000, order="oldest")
+                fresh = fresh["events"]
                 if fresh:
                     print_events(fresh, as_json)
                     last_seq = fresh[-1]["seq"]
@@ -230,8 +242,8 @@ def events_tail(
 @events_app.command("stats")
 def events_stats(data_dir: DataDir = None) -> None:
     """Events by channel, type and source."""
-    with client_for(data_dir) as client:
-        stats = client.stats()
+    with client_for(data_dir) as api:
+        stats = api.get("/v1/events/stats")
     out.print(f"{stats['total']:,} events")
     for title in ("by_channel", "by_type", "by_source"):
         table = Table(title=title.replace("_", " "))
@@ -252,15 +264,15 @@ def keys_create(
     """Create a key and print only the key (it is not shown again)."""
     if role not in ROLES:
         raise fail(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    with client_for(data_dir) as client:
-        print(client.create_key(role, name)["secret"])
+    with client_for(data_dir) as api:
+        print(api.post("/v1/keys", {"role": role, "name": name})["secret"])
 
 
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None) -> None:
     """List keys (never their secrets)."""
-    with client_for(data_dir) as client:
-        keys = client.list_keys()
+    with client_for(data_dir) as api:
+        keys = api.get("/v1/keys")["keys"]
     table = Table()
     for column in ("id", "role", "name", "prefix", "created", "revoked"):
         table.add_column(column)
@@ -279,8 +291,8 @@ def keys_list(data_dir: DataDir = None) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument()], data_dir: DataDir = None) -> None:
     """Revoke a key by its id; it stops working at once."""
-    with client_for(data_dir) as client:
-        key = client.revoke_key(key_id)
+    with client_for(data_dir) as api:
+        key = api.delete(f"/v1/keys/{quote(key_id, safe='')}")
     out.print(f"revoked {key['id']} ({key['role']}, {key['name'] or 'no name'})")
 
 
@@ -294,8 +306,9 @@ def quarantine_list(
     """List quarantined items with their reasons."""
     if status not in ("held", "replayed", "all"):
         raise fail("--status must be held, replayed or all")
-    with client_for(data_dir) as client:
-        total, items = client.quarantine_list(None if status == "all" else status, limit)
+    with client_for(data_dir) as api:
+        found = api.get("/v1/quarantine", status=status, limit=limit)
+    total, items = found["count"], found["items"]
     table = Table(title=f"{total:,} {status} item(s)")
     for column in ("id", "received", "route", "kind", "status", "reasons"):
         table.add_column(column, overflow="fold")
@@ -319,10 +332,8 @@ def quarantine_list(
 @quarantine_app.command("show")
 def quarantine_show(item_id: int, data_dir: DataDir = None) -> None:
     """Print one item as JSON, raw payload included."""
-    with client_for(data_dir) as client:
-        item = client.quarantine_get(item_id)
-    if item is None:
-        raise fail(f"no quarantined item {item_id}")
+    with client_for(data_dir) as api:
+        item = api.get(f"/v1/quarantine/{item_id}")
     sys.stdout.write(orjson.dumps(item, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
@@ -332,8 +343,8 @@ def quarantine_replay(
     data_dir: DataDir = None,
 ) -> None:
     """Run held items through today's rules; what passes is stored."""
-    with client_for(data_dir) as client:
-        result = client.quarantine_replay(ids or None)
+    with client_for(data_dir) as api:
+        result = api.post("/v1/quarantine/replay", {"ids": ids or None})
     out.print(
         f"replayed {result['replayed']} item(s) ({result['events_stored']} event(s) stored); "
         f"{result['still_held']} still held"
@@ -343,7 +354,6 @@ def quarantine_replay(
 @quarantine_app.command("delete")
 def quarantine_delete(item_id: int, data_dir: DataDir = None) -> None:
     """Delete an item for good (when it should never be stored)."""
-    with client_for(data_dir) as client:
-        if not client.quarantine_delete(item_id):
-            raise fail(f"no quarantined item {item_id}")
+    with client_for(data_dir) as api:
+        api.delete(f"/v1/quarantine/{item_id}")
     out.print(f"deleted quarantined item {item_id}")

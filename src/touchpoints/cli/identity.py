@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import orjson
 import typer
@@ -33,11 +34,10 @@ def profile(
     history: Annotated[bool, typer.Option(help="With every value each trait had")] = False,
 ) -> None:
     """The 360° profile of one person: identifiers, traits, channels, orders, timeline."""
-    with client_for(data_dir) as client:
-        found = client.profile(key, history)
-        timeline = client.timeline(key, events) if events and found else []
-    if found is None:
-        raise fail(f"no person has the identifier {key}")
+    path = f"/v1/profiles/{_path(key)}"
+    with client_for(data_dir) as api:
+        found = api.get(path, history=history)
+        timeline = api.get(f"{path}/timeline", limit=events)["events"] if events else []
     if as_json:
         sys.stdout.write(orjson.dumps({**found, "timeline": timeline}).decode() + "\n")
         return
@@ -90,6 +90,11 @@ def _print_profile(found: dict[str, Any], timeline: list[dict[str, Any]]) -> Non
         print_events(timeline, as_json=False)
 
 
+def _path(key: str) -> str:
+    """An identifier key as a path segment of the API (``email:a@b.de``, ``phone:+49…``)."""
+    return quote(key, safe=":@+")
+
+
 @app.command()
 def search(
     trait: Annotated[str, typer.Argument(help="Trait name, e.g. city or last_name")],
@@ -98,8 +103,8 @@ def search(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """Persons whose trait has a value, one person id a line."""
-    with client_for(data_dir) as client:
-        persons = client.search(trait, value, limit)
+    with client_for(data_dir) as api:
+        persons = api.get("/v1/profiles", trait=trait, value=value, limit=limit)["persons"]
     for person in persons:
         out.print(person, highlight=False)
 
@@ -107,8 +112,8 @@ def search(
 @identity_app.command("rebuild")
 def identity_rebuild(data_dir: DataDir = None) -> None:
     """Recompute the whole identity map from the events (set-based; agrees with live updates)."""
-    with client_for(data_dir) as client:
-        result = client.rebuild_identity()
+    with client_for(data_dir) as api:
+        result = api.post("/v1/identity/rebuild")
     out.print(
         f"{result['events']:,} events, {result['identifiers']:,} identifiers, "
         f"{result['links']:,} links → {result['persons']:,} persons "
@@ -129,8 +134,8 @@ def identity_unmerge(
     note: Annotated[str, typer.Option(help="Why (kept in the merge log)")] = "",
 ) -> None:
     """Detach an identifier: it is never linked again, and the person it joined splits."""
-    with client_for(data_dir) as client:
-        result = client.unmerge(identifier, note)
+    with client_for(data_dir) as api:
+        result = api.post("/v1/identity/unmerge", {"identifier": identifier, "note": note})
     out.print(
         f"detached {result['detached']}; now {len(result['persons'])} persons: "
         + ", ".join(result["persons"]),
@@ -142,8 +147,8 @@ def identity_unmerge(
 def identity_match(data_dir: DataDir = None) -> None:
     """Probabilistic matching: link persons who share no identifier but match by their traits
     (name, birth date, e-mail, phone, postcode); borderline pairs go to the review list."""
-    with client_for(data_dir) as client:
-        run = client.match_identities()
+    with client_for(data_dir) as api:
+        run = api.post("/v1/identity/match")
     out.print(
         f"run {run['run_id']}: {run['records']:,} persons compared, {run['scored_pairs']:,} "
         f"pairs scored above the review line; {run['linked']:,} linked, {run['refused']:,} "
@@ -178,8 +183,9 @@ def identity_reviews(
     allowed = ("review", "linked", "refused", "accepted", "rejected", "unlinked", "all")
     if status not in allowed:
         raise fail(f"--status must be one of {', '.join(allowed)}, not {status!r}")
-    with client_for(data_dir) as client:
-        total, pairs = client.match_pairs(status, limit, offset)
+    with client_for(data_dir) as api:
+        found = api.get("/v1/identity/reviews", status=status, limit=limit, offset=offset)
+    total, pairs = found["count"], found["pairs"]
     if as_json:
         sys.stdout.write(orjson.dumps({"count": total, "pairs": pairs}).decode() + "\n")
         return
@@ -214,8 +220,9 @@ def identity_review(
     proposes them again."""
     if accept is None:
         raise fail("say --accept or --reject")
-    with client_for(data_dir) as client:
-        pair = client.decide_pair(pair_id, accept, note)
+    decision = {"decision": "accept" if accept else "reject", "note": note}
+    with client_for(data_dir) as api:
+        pair = api.post(f"/v1/identity/reviews/{pair_id}", decision)
     text = {
         "accepted": f"linked as link {pair['link_id']}: now {pair['a']['person']}",
         "refused": f"not linked, the merge rules refuse it ({pair['note']})",
@@ -232,8 +239,9 @@ def identity_links(
     removed: Annotated[bool, typer.Option(help="Also links that were removed")] = False,
 ) -> None:
     """Links between identifiers that share no event (accepted matches), newest first."""
-    with client_for(data_dir) as client:
-        total, links = client.links(limit, offset, removed)
+    with client_for(data_dir) as api:
+        found = api.get("/v1/identity/links", limit=limit, offset=offset, removed=removed)
+    total, links = found["count"], found["links"]
     table = Table(title=f"{total:,} links")
     columns = ["link", "a", "b", "person", "source", "p", "created"]
     for column in columns + (["removed"] if removed else []):
@@ -260,8 +268,8 @@ def identity_unlink(
     note: Annotated[str, typer.Option(help="Why (kept in the merge log)")] = "",
 ) -> None:
     """Unmerge a link: it no longer applies, and the persons it joined split again."""
-    with client_for(data_dir) as client:
-        result = client.remove_link(link_id, note)
+    with client_for(data_dir) as api:
+        result = api.post(f"/v1/identity/links/{link_id}/remove", {"note": note})
     out.print(
         f"removed link {result['removed']}; now " + ", ".join(result["persons"]),
         highlight=False,

@@ -5,15 +5,33 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-import orjson
 import typer
+from pydantic import BaseModel
 from rich.table import Table
 
 from touchpoints.cli.base import DataDir, client_for, fail, journeys_app, out
+from touchpoints.errors import TouchpointsError
 from touchpoints.journeys.model import StageModelError, default_model_text, load_model
-from touchpoints.journeys.spec import short_span
+from touchpoints.journeys.queries import (
+    Answers,
+    AttributionQuery,
+    ChannelMixQuery,
+    DropOffsQuery,
+    FunnelComparisonQuery,
+    FunnelQuery,
+    JourneyMapQuery,
+    PathsQuery,
+    RetentionQuery,
+    StageHistoryQuery,
+    StagesQuery,
+    VariantsQuery,
+)
+from touchpoints.journeys.results import FunnelResult, PathCount
+from touchpoints.journeys.spec import short_span, validated
+
+R = TypeVar("R", bound=BaseModel)
 
 
 @journeys_app.command("stages")
@@ -26,29 +44,26 @@ def journeys_stages(
     as_json: Annotated[bool, typer.Option("--json", help="As JSON")] = False,
 ) -> None:
     """Persons per journey stage (now, and ever entered), or one person's stage history."""
-    with client_for(data_dir) as client:
-        result = client.stage_history(key) if key else client.journey_stages()
-    if key and result is None:
-        raise fail(f"no person has the identifier {key}")
-    if as_json:
-        sys.stdout.write(orjson.dumps(result).decode() + "\n")
-        return
     if key:
-        assert isinstance(result, dict)
-        out.print(f"{result['person']}: now in {result['current'] or 'no stage'}", highlight=False)
+        history = _ask(data_dir, StageHistoryQuery, {"person": key})
+        if as_json:
+            return _dump(history)
+        out.print(f"{history.person}: now in {history.current or 'no stage'}", highlight=False)
         table = Table()
         for column in ("stage", "entered", "channel", "by event"):
             table.add_column(column, overflow="fold")
-        for row in result["stages"]:
-            table.add_row(row["stage"], row["entered_at"][:19], row["channel"], row["event"])
+        for entry in history.stages:
+            table.add_row(entry.stage, _when(entry.entered_at), entry.channel, entry.event)
         out.print(table)
         return
-    assert isinstance(result, list)
+    found = _ask(data_dir, StagesQuery, {})
+    if as_json:
+        return _dump(found)
     table = Table(title="persons per journey stage")
     for column in ("stage", "now in it", "ever entered"):
         table.add_column(column, justify="left" if column == "stage" else "right")
-    for row in result:
-        table.add_row(row["stage"], f"{row['current']:,}", f"{row['reached']:,}")
+    for row in found.stages:
+        table.add_row(row.stage, f"{row.current:,}", f"{row.reached:,}")
     out.print(table)
 
 
@@ -76,13 +91,23 @@ def journeys_model(
 Json = Annotated[bool, typer.Option("--json", help="The whole answer as JSON")]
 
 
-def _ask(data_dir: Path | None, kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    with client_for(data_dir) as client:
-        return client.journey_query(kind, params)
+def _ask(data_dir: Path | None, kind: type[Answers[R]], params: dict[str, Any]) -> R:
+    """Ask a journey question: checked here first (a mistake names its place), then
+    answered by the API (``POST /v1/journeys/query``) as its typed answer."""
+    try:
+        question = validated(kind, params)  # type: ignore[type-var]
+    except TouchpointsError as exc:
+        raise fail(str(exc)) from None
+    with client_for(data_dir) as api:
+        return api.query(question)
 
 
-def _dump(result: Any) -> None:
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+def _dump(result: BaseModel) -> None:
+    sys.stdout.write(result.model_dump_json() + "\n")
+
+
+def _when(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
 
 
 def _pct(share: float | None) -> str:
@@ -121,37 +146,36 @@ def journeys_map(
     channels; pain points and how strongly each goes with dropping out."""
     params = {
         "top": top,
-        "collapse": True,
         "since": since,
         "until": until,
         "channel": channel,
         "age_group": age_group,
         "segment": segment,
     }
-    result = _ask(data_dir, "map", params)
+    result = _ask(data_dir, JourneyMapQuery, {k: v for k, v in params.items() if v is not None})
     if as_json:
         return _dump(result)
     table = Table(title="journey map (persons)")
     for column in ("stage", "reached", "went on", "conversion", "median", "p90", "top channels"):
         table.add_column(column, justify="left" if column in ("stage", "top channels") else "right")
-    for row in result["stages"]:
-        channels = ", ".join(f"{c['channel']} {c['persons']:,}" for c in row["top_channels"][:3])
+    for row in result.stages:
+        channels = ", ".join(f"{c.channel} {c.persons:,}" for c in row.top_channels[:3])
         table.add_row(
-            row["stage"],
-            f"{row['reached']:,}",
-            "" if row["went_on"] is None else f"{row['went_on']:,}",
-            _pct(row["conversion"]),
-            _duration(row["median_seconds"]),
-            _duration(row["p90_seconds"]),
+            row.stage,
+            f"{row.reached:,}",
+            "" if row.went_on is None else f"{row.went_on:,}",
+            _pct(row.conversion),
+            _duration(row.median_seconds),
+            _duration(row.p90_seconds),
             channels,
         )
     out.print(table)
     pains = Table(title="pain points")
     for column in ("signal", "persons", "relative risk of dropping out"):
         pains.add_column(column, justify="left" if column == "signal" else "right")
-    for row in result["pain_points"]:
-        risk = row["relative_risk"]
-        pains.add_row(row["name"], f"{row['persons']:,}", "" if risk is None else f"{risk:.2f}")
+    for pain in result.pain_points:
+        risk = pain.relative_risk
+        pains.add_row(pain.name, f"{pain.persons:,}", "" if risk is None else f"{risk:.2f}")
     out.print(pains)
 
 
@@ -181,30 +205,35 @@ def journeys_funnel(
         "breakdown": by,
     }
     if drop_offs is not None:
-        result = _ask(data_dir, "drop_offs", {"spec": spec, "step": drop_offs, "limit": limit})
+        page = _ask(data_dir, DropOffsQuery, {"funnel": spec, "step": drop_offs, "limit": limit})
         if as_json:
-            return _dump(result)
-        out.print(
-            f"{result['total']:,} reached step {result['step']} and no further", highlight=False
-        )
+            return _dump(page)
+        out.print(f"{page.total:,} reached step {page.step} and no further", highlight=False)
         table = Table()
         for column in ("person", "device", "entered", "reached step"):
             table.add_column(column, overflow="fold")
-        for row in result["units"]:
+        for row in page.units:
             table.add_row(
-                f"person:{row['person']}",
-                row.get("identifier") or "",
-                row["entered_at"][:19],
-                (row.get("reached_at") or "")[:19],
+                f"person:{row.person}",
+                row.identifier or "",
+                _when(row.entered_at),
+                _when(row.reached_at),
             )
         out.print(table)
         return
-    result = _ask(data_dir, "funnel", {"spec": spec, "compare_units": compare})
-    if as_json:
-        return _dump(result)
-    results = result if compare else {unit: result}
-    for name, one in results.items():
-        table = Table(title=f"funnel per {name} ({one['order']} order)")
+    results: dict[str, FunnelResult]
+    if compare:
+        both = _ask(data_dir, FunnelComparisonQuery, spec)
+        if as_json:
+            return _dump(both)
+        results = {"person": both.person, "device": both.device}
+    else:
+        one = _ask(data_dir, FunnelQuery, spec)
+        if as_json:
+            return _dump(one)
+        results = {unit: one}
+    for name, found in results.items():
+        table = Table(title=f"funnel per {name} ({found.order} order)")
         for column in (
             "step",
             "event",
@@ -215,22 +244,22 @@ def journeys_funnel(
             "median",
         ):
             table.add_column(column, justify="left" if column == "event" else "right")
-        for row in one["steps"]:
+        for row in found.steps:
             table.add_row(
-                str(row["step"]),
-                row["event"],
-                f"{row['units']:,}",
-                _pct(row["conversion"]),
-                _pct(row["from_previous"]),
-                f"{row['dropped']:,}",
-                _duration(row["median_seconds"]),
+                str(row.step),
+                row.event,
+                f"{row.units:,}",
+                _pct(row.conversion),
+                _pct(row.from_previous),
+                f"{row.dropped:,}",
+                _duration(row.median_seconds),
             )
         out.print(table)
-        for group in one["groups"]:
-            last = group["steps"][-1]
+        for group in found.groups:
+            last = group.steps[-1]
             out.print(
-                f"  {one['breakdown']} = {group['value']}: {group['steps'][0]['units']:,} entered, "
-                f"{_pct(last['conversion'])} converted",
+                f"  {found.breakdown} = {group.value}: {group.steps[0].units:,} entered, "
+                f"{_pct(last.conversion)} converted",
                 highlight=False,
             )
 
@@ -253,16 +282,18 @@ def journeys_retention(
         "return_event": return_event,
         "unit": unit,
     }
-    result = _ask(data_dir, "retention", {"spec": spec})
+    result = _ask(data_dir, RetentionQuery, spec)
     if as_json:
         return _dump(result)
     table = Table(title=f"retention by {period} ({unit}s)")
     table.add_column("cohort")
     table.add_column("size", justify="right")
-    for offset in range(result["periods"] + 1):
+    for offset in range(result.periods + 1):
         table.add_column(str(offset), justify="right")
-    for cohort in result["cohorts"]:
-        table.add_row(cohort["cohort"], f"{cohort['size']:,}", *[_pct(s) for s in cohort["share"]])
+    for cohort in result.cohorts:
+        table.add_row(
+            cohort.cohort.isoformat(), f"{cohort.size:,}", *[_pct(s) for s in cohort.share]
+        )
     out.print(table)
 
 
@@ -284,14 +315,13 @@ def journeys_paths(
         "depth": depth,
         "step": step,
         "min_share": min_share,
-        "collapse_repeats": True,
         "limit": limit,
     }
-    result = _ask(data_dir, "paths", params)
+    result = _ask(data_dir, PathsQuery, params)
     if as_json:
         return _dump(result)
-    title = f"{result['people']:,} people, {result['distinct_paths']:,} distinct paths"
-    _print_sequences(title, "path", result["paths"])
+    title = f"{result.people:,} people, {result.distinct_paths:,} distinct paths"
+    _print_sequences(title, "path", result.paths)
 
 
 @journeys_app.command("variants")
@@ -301,21 +331,21 @@ def journeys_variants(
     as_json: Json = False,
 ) -> None:
     """Journey variants: the distinct stage sequences and how many people follow each."""
-    result = _ask(data_dir, "variants", {"limit": limit})
+    result = _ask(data_dir, VariantsQuery, {"limit": limit})
     if as_json:
         return _dump(result)
-    title = f"{result['distinct_variants']:,} variants, {result['people']:,} people"
-    _print_sequences(title, "stages", result["variants"])
+    title = f"{result.distinct_variants:,} variants, {result.people:,} people"
+    _print_sequences(title, "stages", result.variants)
 
 
-def _print_sequences(title: str, name: str, rows: list[dict[str, Any]]) -> None:
+def _print_sequences(title: str, name: str, rows: list[PathCount]) -> None:
     """Paths or variants: people, share and the steps joined by arrows."""
     table = Table(title=title)
     for column in ("people", "share", name):
         table.add_column(column, justify="left" if column == name else "right", overflow="fold")
     for row in rows:
-        steps = " → ".join(row["steps"]) or "(no further step)"
-        table.add_row(f"{row['people']:,}", _pct(row["share"]), steps)
+        steps = " → ".join(row.steps) or "(no further step)"
+        table.add_row(f"{row.people:,}", _pct(row.share), steps)
     out.print(table)
 
 
@@ -335,18 +365,22 @@ def journeys_channel_mix(
     channel (or of contacts on each channel)."""
     if measure not in ("people_share", "contact_share"):
         raise fail(f"--measure: give people_share or contact_share, not {measure!r}")
-    day = as_of.date() if as_of else None
-    result = _ask(data_dir, "channel_mix", {"bands": band, "as_of": day})
+    params: dict[str, Any] = {"as_of": as_of.date() if as_of else None}
+    if band:
+        params["bands"] = band
+    result = _ask(data_dir, ChannelMixQuery, params)
     if as_json:
         return _dump(result)
     # Channels down, bands across: twelve channels do not fit across a terminal.
-    table = Table(title=f"{measure.replace('_', ' ')} by age band (ages on {result['as_of']})")
+    title = f"{measure.replace('_', ' ')} by age band (ages on {result.as_of.isoformat()})"
+    table = Table(title=title)
     table.add_column("channel")
-    for name in result["bands"]:
+    for name in result.bands:
         table.add_column(name, justify="right")
-    table.add_row("people", *[f"{result['people'][name]:,}" for name in result["bands"]])
-    for column, channel in enumerate(result["channels"]):
-        table.add_row(channel, *[_pct(row[column]) for row in result[measure]])
+    table.add_row("people", *[f"{result.people[name]:,}" for name in result.bands])
+    matrix = result.matrix(measure)
+    for column, channel in enumerate(result.channels):
+        table.add_row(channel, *[_pct(row[column]) for row in matrix])
     out.print(table)
 
 
@@ -367,24 +401,24 @@ def journeys_attribution(
         "lookback_days": lookback_days,
         "value_property": value_property,
     }
-    result = _ask(data_dir, "attribution", params)
+    result = _ask(data_dir, AttributionQuery, params)
     if as_json:
         return _dump(result)
     out.print(
-        f"{result['conversions']:,} conversions ({result['unattributed_conversions']:,} without "
-        f"a touchpoint in {result['lookback_days']:g} days), value {result['value']:,.2f}",
+        f"{result.conversions:,} conversions ({result.unattributed_conversions:,} without "
+        f"a touchpoint in {result.lookback_days:g} days), value {result.value:,.2f}",
         highlight=False,
     )
-    models = list(result["credits"][0]["conversions"]) if result["credits"] else []
+    models = list(result.credits[0].conversions) if result.credits else []
     table = Table(title=f"conversions credited per {by}")
     table.add_column(by)
     for model in models:
         table.add_column(model.replace("_", " "), justify="right")
     table.add_column("removal effect", justify="right")
-    for credit in result["credits"]:
+    for credit in result.credits:
         table.add_row(
-            credit["key"],
-            *[f"{credit['conversions'][m]:,.1f}" for m in models],
-            _pct(credit["removal_effect"]),
+            credit.key,
+            *[f"{credit.conversions[m]:,.1f}" for m in models],
+            _pct(credit.removal_effect),
         )
     out.print(table)

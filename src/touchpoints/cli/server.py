@@ -22,13 +22,12 @@ from touchpoints.cli.base import (
     out,
     settings_for,
 )
-from touchpoints.client import running_server
-from touchpoints.config import (
-    DEFAULT_CONFIG_TOML,
-    Settings,
-)
+from touchpoints.cli.client import ClientError, connect, running_server
+from touchpoints.config import DEFAULT_CONFIG_TOML, ConfigError, Settings
 from touchpoints.core import Touchpoints
-from touchpoints.identity.linking import MatchingError
+from touchpoints.errors import TouchpointsError
+from touchpoints.journeys.queries import StagesQuery
+from touchpoints.profiles import ProfileNotFound
 from touchpoints.warehouse import WarehouseError
 
 
@@ -50,15 +49,16 @@ def init(data_dir: DataDir = None) -> None:
         raise fail(f"a server is running on {settings.data_dir}; it is initialised already")
     try:
         fresh = _initialise(settings)
-        with Touchpoints(settings) as tp:
+        with connect(settings) as api:
             if not fresh:
+                count = api.get("/v1/events/count")["count"]
                 out.print(
                     f"{settings.data_dir} is initialised already "
-                    f"({tp.events.count()} events). New keys: touchpoints keys create write"
+                    f"({count} events). New keys: touchpoints keys create write"
                 )
                 return
-            _, secret = tp.keys.create("write", "first write key")
-    except WarehouseError as exc:
+            secret = api.post("/v1/keys", {"role": "write", "name": "first write key"})["secret"]
+    except (ClientError, ConfigError, WarehouseError) as exc:
         raise fail(str(exc)) from None
     out.print(f"Created {settings.data_dir}/ with {settings.config_path.name} and the database.")
     out.print(f"Write key (shown once, keep it): [bold]{secret}[/]", highlight=False)
@@ -68,9 +68,11 @@ def init(data_dir: DataDir = None) -> None:
 def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | None = None) -> None:
     import uvicorn
 
+    from touchpoints.api.app import create_app
+
     settings = tp.settings
     config = uvicorn.Config(
-        tp.app(on_started=on_started),
+        create_app(tp, on_started=on_started),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -106,8 +108,8 @@ def _open_for_server(settings: Settings) -> Touchpoints:
         )
     _initialise(settings)
     try:
-        return Touchpoints(settings)
-    except WarehouseError as exc:
+        return Touchpoints.open(settings)
+    except (ConfigError, WarehouseError) as exc:
         raise fail(str(exc)) from None
 
 
@@ -230,29 +232,26 @@ def _print_demo_report(
         highlight=False,
     )
     out.print(f"Ground truth and the CRM export: {settings.data_dir / 'demo'}/", highlight=False)
-    tp.identity.catch_up()
-    persons = tp.warehouse.scalar("SELECT count(DISTINCT person) FROM identifiers")
-    example = tp.warehouse.scalar(
-        "SELECT value FROM identifiers WHERE type = 'email' ORDER BY sid LIMIT 1"
-    )
+    persons = tp.identity.summary()["persons"]
     out.print(f"Identity resolution: {persons:,} persons.", highlight=False)
     try:
         run = tp.linker.run()
-    except MatchingError as exc:
+    except TouchpointsError as exc:
         out.print(f"  probabilistic matching did not run: {exc}", highlight=False)
     else:
-        persons = tp.warehouse.scalar("SELECT count(DISTINCT person) FROM identifiers")
+        persons = tp.identity.summary()["persons"]
         out.print(
             f"  probabilistic matching linked {run.linked:,} pairs in {run.seconds:.1f} s: "
             f"{persons:,} persons\n  {run.review:,} pairs to review: touchpoints identity reviews",
             highlight=False,
         )
-    if example:
+    example = report.get("example_email")
+    if example and _known(tp, f"email:{example}"):
         out.print(f"  a profile: touchpoints profile email:{example}", highlight=False)
-    stages = tp.journeys.stages()
+    stages = tp.journeys.run(StagesQuery()).stages
     out.print(
         "Journey stages (persons ever entered): "
-        + ", ".join(f"{row['stage']} {row['reached']:,}" for row in stages)
+        + ", ".join(f"{row.stage} {row.reached:,}" for row in stages)
         + "\n  more: touchpoints journeys stages",
         highlight=False,
     )
@@ -269,3 +268,11 @@ def _print_demo_report(
         f"  API:   {url}/openapi.json",
         highlight=False,
     )
+
+
+def _known(tp: Touchpoints, key: str) -> bool:
+    try:
+        tp.profiles.resolve(key)
+    except ProfileNotFound:
+        return False
+    return True

@@ -3,6 +3,9 @@
 Measured here on one core: about 11,000 single-event requests/s for a Starlette+orjson route
 against 4,300 for a pydantic-model FastAPI route, so the hot path avoids models and middleware.
 
+Without a running writer (the CLI driving the app in process) accepted events are written
+before the answer, which then says how many were new (``stored``).
+
 Status codes: 200 accepted (a batch may report ``rejected`` events, which are quarantined);
 400 nothing valid (quarantined); 401 no or wrong write key (nothing stored); 413 body too
 large and 415 wrong content type (nothing stored: the sender still holds the data and is told
@@ -190,8 +193,10 @@ class Collector:
             return _error(400, _summary(errors), errors=errors, quarantined=1)
 
         writer = self.tp.writer
-        assert writer is not None, "the collector needs a started writer"
-        if outcome.rows:
+        stored: int | None = None  # known when written before answering (in process)
+        if outcome.rows and writer is None:
+            stored = await run_in_threadpool(self.tp.write_rows, outcome.rows)
+        elif outcome.rows and writer is not None:
             try:
                 position = writer.submit(outcome.rows)
             except Backpressure as exc:
@@ -201,7 +206,9 @@ class Collector:
             if writer.fsync:
                 await writer.durable(position)
         if not outcome.rejected:
-            return _ok_response()
+            if stored is None:
+                return _ok_response()
+            return Response(orjson.dumps({"success": True, "stored": stored}), media_type=_JSON)
 
         received = utc_now()
         await run_in_threadpool(
@@ -222,12 +229,14 @@ class Collector:
                 rejected=rejected,
                 quarantined=len(rejected),
             )
-        body_out = {
+        body_out: dict[str, Any] = {
             "success": True,
             "accepted": len(outcome.rows),
             "rejected": rejected,
             "quarantined": len(rejected),
         }
+        if stored is not None:
+            body_out["stored"] = stored
         return Response(orjson.dumps(body_out), media_type=_JSON)
 
     async def _hold_body(

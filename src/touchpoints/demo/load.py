@@ -31,6 +31,7 @@ class LoadReport:
     rejected: int
     seconds: float
     files: dict[str, str]
+    example_email: str | None  # of a person who signed in somewhere: a profile to show
 
 
 def _post(client: httpx.Client, path: str, batch: list[bytes]) -> int:
@@ -80,6 +81,7 @@ def load(url: str, write_key: str, config: DemoConfig, out_dir: Path) -> LoadRep
         rejected=rejected + crm_rejected,
         seconds=round(time.perf_counter() - started, 1),
         files={name: str(path) for name, path in asdict(files).items()},
+        example_email=next((p.email for p in simulator.people() if p.identified), None),
     )
 
 

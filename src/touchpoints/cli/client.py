@@ -1,0 +1,221 @@
+"""How a command reaches a data directory: always through the API, over HTTP or in process.
+
+A running server holds the DuckDB file exclusively and announces itself in ``server.json``
+(its pid, address and an in-memory admin token); then commands talk to it over HTTP. Without
+one, the command opens the data directory itself (``Touchpoints.open``: the write-ahead log
+recovered first) and drives the very same ASGI app in process, through httpx's ASGI
+transport on an event loop of its own: no port, no writer thread (the collector writes
+straight to the warehouse). Either way every command is one request to one route: there is
+no second implementation of anything for the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar, get_args, get_origin
+
+import anyio.from_thread
+import httpx
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from touchpoints.config import Settings
+from touchpoints.journeys.queries import Answers
+
+M = TypeVar("M", bound=BaseModel)
+_IN_PROCESS = "http://touchpoints.in-process"
+
+
+class ClientError(Exception):
+    """A command could not be carried out; the message is fit for the user."""
+
+
+def running_server(settings: Settings) -> dict[str, Any] | None:
+    """The server.json of a live server on this data directory, or None."""
+    try:
+        info = orjson.loads(settings.server_file.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return None
+    pid = info.get("pid") if isinstance(info, dict) else None
+    if not isinstance(pid, int) or not _alive(pid):
+        return None
+    return info
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def answer_type(query: Answers[M]) -> type[M]:
+    """The model a query's answer comes in (the ``X`` of its ``Answers[X]`` base)."""
+    for klass in type(query).__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            if get_origin(base) is Answers:
+                (found,) = get_args(base)
+                return found  # type: ignore[no-any-return]
+    raise TypeError(f"{type(query).__name__} does not name its answer")
+
+
+def _refusal(response: httpx.Response) -> str:
+    """The reason in an error answer: ``detail`` (a text, or FastAPI's list of problems)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or f"status {response.status_code}"
+    found = body.get("detail") or body.get("error") if isinstance(body, dict) else body
+    if isinstance(found, list):  # FastAPI's validation errors: say where and what
+        return "; ".join(
+            f"{'.'.join(str(p) for p in item.get('loc', ())[1:]) or 'request'}: "
+            f"{str(item.get('msg', item)).removeprefix('Value error, ')}"
+            for item in found
+            if isinstance(item, dict)
+        )
+    return str(found)
+
+
+class Api:
+    """The API of one data directory, with the methods commands need: ``get``, ``post``,
+    ``delete`` (JSON in, JSON or a typed model out) and ``query`` (a journey question)."""
+
+    def __init__(self, http: httpx.Client | _InProcess, where: str) -> None:
+        self._http = http
+        self.where = where  # for messages: "the server (pid 12, http://…)" or "in process"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(
+        self, method: str, path: str, *, timeout: float = 3600, **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            return self._http.request(method, path, timeout=timeout, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"{self.where} did not answer: {exc}") from None
+
+    def call(self, method: str, path: str, answer: type[M] | None = None, **kwargs: Any) -> Any:
+        """One request; the answer as ``answer`` (a model) or as JSON. An error answer is a
+        :class:`ClientError` with the server's reason."""
+        response = self.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise ClientError(_refusal(response))
+        if answer is None:
+            return response.json()
+        try:
+            return answer.model_validate_json(response.content)
+        except ValidationError as exc:  # a server of another version
+            raise ClientError(f"{self.where} answered in an unexpected form: {exc}") from None
+
+    def get(self, path: str, answer: type[M] | None = None, **params: Any) -> Any:
+        return self.call("GET", path, answer, params=_params(params))
+
+    def post(
+        self,
+        path: str,
+        body: BaseModel | dict[str, Any] | None = None,
+        answer: type[M] | None = None,
+        **params: Any,
+    ) -> Any:
+        content = body.model_dump_json() if isinstance(body, BaseModel) else orjson.dumps(body)
+        return self.call(
+            "POST",
+            path,
+            answer,
+            content=content,
+            params=_params(params),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def delete(self, path: str) -> Any:
+        return self.call("DELETE", path)
+
+    def query(self, question: Answers[M]) -> M:
+        """A journey question answered by ``POST /v1/journeys/query``, as its typed answer."""
+        assert isinstance(question, BaseModel)
+        return self.post("/v1/journeys/query", question, answer_type(question))  # type: ignore[no-any-return]
+
+    def send_batch(self, path: str, body: bytes) -> httpx.Response:
+        """A collector request (imports): retried while the server answers 429."""
+        headers = {"Content-Type": "application/json"}
+        for _attempt in range(30):
+            response = self.request("POST", path, content=body, headers=headers)
+            if response.status_code != 429:
+                return response
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+        raise ClientError(f"{self.where} stayed busy (429) for 30 attempts; try again later")
+
+
+def _params(params: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters without the unset ones (None), lists repeated, dates as ISO."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif hasattr(value, "isoformat"):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out
+
+
+class _InProcess:
+    """``httpx.Client``'s ``request`` on the app in this process: an event loop in a thread
+    of its own (anyio's blocking portal) runs an ``AsyncClient`` over ``ASGITransport``."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self._portal_cm: AbstractContextManager[Any] = anyio.from_thread.start_blocking_portal()
+        self._portal = self._portal_cm.__enter__()
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url=_IN_PROCESS,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs.pop("timeout", None)  # nothing to wait for in process
+        return self._portal.call(lambda: self._client.request(method, path, **kwargs))
+
+    def close(self) -> None:
+        try:
+            self._portal.call(self._client.aclose)
+        finally:
+            self._portal_cm.__exit__(None, None, None)
+
+
+@contextmanager
+def connect(settings: Settings) -> Iterator[Api]:
+    """The API of ``settings.data_dir``: the running server's, or the app in process."""
+    info = running_server(settings)
+    if info is not None:
+        http = httpx.Client(
+            base_url=info["url"], headers={"Authorization": f"Bearer {info['token']}"}
+        )
+        api = Api(http, f"the server (pid {info['pid']}) at {info['url']}")
+        try:
+            yield api
+        finally:
+            api.close()
+        return
+    from touchpoints.api.app import create_app
+    from touchpoints.core import Touchpoints
+
+    tp = Touchpoints.open(settings)
+    try:
+        token = tp.keys.add_ephemeral("admin", "cli")
+        api = Api(_InProcess(create_app(tp), token), "touchpoints (in process)")
+        try:
+            yield api
+        finally:
+            api.close()
+    finally:
+        tp.close()
