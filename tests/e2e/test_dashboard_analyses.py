@@ -257,9 +257,8 @@ def test_attribution_draws_the_chosen_model_and_tables_every_model(
     assert downloaded(page, "#value-chart a.csv")[0][0] == "campaign"
     # Questions that cannot be answered: the service's reason on the page, with 422.
     for query, reason in (
-        ("lookback_days=0", "lookback_days: 0.0 must be more than 0"),
-        ("by=medium", "by: 'medium' is not a key to attribute to; give one of "
-                      "('channel', 'campaign')"),
+        ("lookback_days=0", "lookback_days: Input should be greater than 0"),
+        ("by=medium", "by: Input should be 'channel' or 'campaign'"),
         ("half_life_days=soon", "half_life_days: 'soon' is not a number of days"),
         ("model=best", "model: 'best' is not one of first_touch, last_touch, linear, "
                        "time_decay, position_based, markov"),

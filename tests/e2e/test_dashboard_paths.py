@@ -132,6 +132,6 @@ def test_a_paths_question_asked_wrongly_shows_the_reason(demo_server: Server, br
     assert response.status == 422
     assert page.inner_text("p.error") == "depth: give a whole number, not 'many'"
     response = page.goto(f"{demo_server.url}/journeys/paths?event=Product+Viewed&depth=0")
-    assert page.inner_text("p.error") == "depth: 0 must be at least 1"
+    assert page.inner_text("p.error") == "depth: Input should be greater than or equal to 1"
     assert "Traceback" not in page.content()
     context.close()

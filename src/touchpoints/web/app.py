@@ -1,9 +1,13 @@
 """The dashboard: server-rendered pages at ``/`` on the API's port.
 
-Pages call the same Python functions as the API (``tp.identity``, ``tp.events``,
-``tp.journeys``, …): no second query path. Each chart is an Apache ECharts option
-(:mod:`touchpoints.web.charts`) drawn by ``static/app.js``; its numbers are also a table on the
-page and a CSV download (``?csv=<table>``). Nothing is loaded from the internet: ECharts and
+Pages call the same services as the API (``tp.journeys.run(query)`` with the typed questions
+of :mod:`touchpoints.journeys.queries`, ``tp.profiles``, ``tp.identity``, …) and read the
+typed answers: no second query path. A question asked wrongly is answered with its reason
+and the status of its kind (:mod:`touchpoints.errors`), as the API answers it.
+
+Each chart is an Apache ECharts option (:mod:`touchpoints.web.charts`) drawn by
+``static/app.js``; its numbers are also a table on the page and a CSV download
+(``?csv=<table>``). Nothing is loaded from the internet: ECharts and
 htmx are vendored under ``static/vendor`` with their licences.
 
 Each page is a module of :mod:`touchpoints.web.pages` (found at start, in ``ORDER``), with its
@@ -22,20 +26,26 @@ import pkgutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, quote, urlencode
 
 from markupsafe import Markup
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from touchpoints.journeys.queries import Answers
+from touchpoints.journeys.spec import validated
 from touchpoints.web.sessions import COOKIE, LIFETIME_SECONDS, LoginRefused, Session, Sessions
 
 if TYPE_CHECKING:
     from touchpoints.core import Touchpoints
+
+R = TypeVar("R", bound=BaseModel)
 
 HERE = Path(__file__).parent
 Handler = Callable[[Request, Session], Awaitable[Response]]
@@ -148,6 +158,14 @@ class Dashboard:
             return await handler(request, session)
 
         return page
+
+    async def ask(self, kind: type[Answers[R]], params: dict[str, Any]) -> R:
+        """A journey question from a page's fields, checked (an
+        :class:`~touchpoints.journeys.spec.AnalysisError` names the field) and answered by
+        ``Journeys.run`` in a worker thread."""
+        given = {k: v for k, v in params.items() if v is not None}
+        question = validated(kind, given)  # type: ignore[type-var]
+        return await run_in_threadpool(self.tp.journeys.run, question)  # type: ignore[no-any-return]
 
     def event_names(self) -> list[str]:
         """The event names there are, most frequent first (for the event fields'

@@ -4,8 +4,6 @@ totals and the Markov model's removal effects."""
 
 from __future__ import annotations
 
-import inspect
-import math
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from touchpoints.errors import InvalidRequest, TouchpointsError, status_of
+from touchpoints.journeys.queries import AttributionQuery
+from touchpoints.journeys.results import Attribution
 from touchpoints.web.app import Table, csv_response
 from touchpoints.web.charts import bars
 from touchpoints.web.sessions import Session
@@ -31,20 +32,12 @@ MODELS = {
     "markov": "Markov (removal effect)",
 }
 FIELDS = ("conversion", "by", "lookback_days", "value_property", "half_life_days")
-MAX_DAYS = 3650  # as the API allows
-
-
-class _Refused(ValueError):
-    """A field of the form that cannot be read, with what to give instead."""
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def attribution(request: Request, session: Session) -> Response:
-        from touchpoints.journeys.attribution import attribute
-        from touchpoints.journeys.service import JourneyQueryError
-
         params = request.query_params
-        defaults = {name: inspect.signature(attribute).parameters[name].default for name in FIELDS}
+        defaults = {name: AttributionQuery.model_fields[name].default for name in FIELDS}
         form = {name: params.get(name, _shown(defaults[name])) for name in FIELDS}
         form["model"] = params.get("model") or "markov"
         context: dict[str, Any] = {
@@ -54,12 +47,16 @@ def routes(dashboard: Dashboard) -> list[Route]:
             "error": None,
         }
         try:
-            question = _question(form)
-            found = await run_in_threadpool(dashboard.tp.journeys.attribution, **question)
-        except (JourneyQueryError, _Refused) as exc:
+            found = await dashboard.ask(AttributionQuery, _question(form))
+        except TouchpointsError as exc:
             context["error"] = str(exc)
             return dashboard.render(
-                request, "attribution.html", session, status_code=422, tables={}, **context
+                request,
+                "attribution.html",
+                session,
+                status_code=status_of(exc),
+                tables={},
+                **context,
             )
         data = _view(found, form["model"])
         if (wanted := params.get("csv")) is not None:
@@ -79,22 +76,19 @@ def _shown(value: Any) -> str:
 
 
 def _days(name: str, text: str) -> float:
-    """A number of days; the service itself refuses 0 and less."""
+    """A number of days (its bounds are the question's to check, and name)."""
     try:
-        days = float(text)
+        return float(text)
     except ValueError:
-        raise _Refused(f"{name}: {text!r} is not a number of days") from None
-    if not math.isfinite(days) or days > MAX_DAYS:
-        raise _Refused(f"{name}: {text!r} is too long; give at most {MAX_DAYS} days")
-    return days
+        raise InvalidRequest(f"{name}: {text!r} is not a number of days") from None
 
 
 def _question(form: dict[str, str]) -> dict[str, Any]:
     """The service's parameters from the form (the model only picks what the bars draw)."""
     if form["model"] not in MODELS:
-        raise _Refused(f"model: {form['model']!r} is not one of {', '.join(MODELS)}")
+        raise InvalidRequest(f"model: {form['model']!r} is not one of {', '.join(MODELS)}")
     if not form["conversion"].strip():
-        raise _Refused("conversion: give the name of the event that is a conversion")
+        raise InvalidRequest("conversion: give the name of the event that is a conversion")
     return {
         "conversion": form["conversion"],
         "by": form["by"],
@@ -104,17 +98,17 @@ def _question(form: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _view(found: dict[str, Any], model: str) -> dict[str, Any]:
+def _view(found: Attribution, model: str) -> dict[str, Any]:
     """Every model's credits as tables; the chosen model's as bars, biggest first."""
-    credits = found["credits"]
-    by = found["by"]
+    credits = found.credits
+    by = found.by
     conversions = Table(
         "conversions",
         f"Conversions credited per {by}: {MODELS[model]}",
         [by, "touchpoints", *MODELS, "removal effect %"],
         [
-            [c["key"], c["touchpoints"], *[round(c["conversions"][m], 2) for m in MODELS],
-             round(100 * c["removal_effect"], 2)]
+            [c.key, c.touchpoints, *[round(c.conversions[m], 2) for m in MODELS],
+             round(100 * c.removal_effect, 2)]
             for c in credits
         ],
     )  # fmt: skip
@@ -122,24 +116,24 @@ def _view(found: dict[str, Any], model: str) -> dict[str, Any]:
         "value",
         f"Value credited per {by}: {MODELS[model]}",
         [by, *MODELS],
-        [[c["key"], *[round(c["value"][m], 2) for m in MODELS]] for c in credits],
+        [[c.key, *[round(c.value[m], 2) for m in MODELS]] for c in credits],
     )
-    chosen = sorted(credits, key=lambda c: (-c["conversions"][model], c["key"]))
-    keys = [c["key"] for c in chosen]
+    chosen = sorted(credits, key=lambda c: (-c.conversions[model], c.key))
+    keys = [c.key for c in chosen]
     height = max(220, 70 + 28 * len(keys))
     return {
         "tables": {t.name: t for t in (conversions, value)},
         "found": found,
-        "effects": sorted(credits, key=lambda c: (-c["removal_effect"], c["key"])),
+        "effects": sorted(credits, key=lambda c: (-c.removal_effect, c.key)),
         "height": height,
         "conversion_chart": bars(
             keys,
-            {f"conversions ({MODELS[model]})": [round(c["conversions"][model], 2) for c in chosen]},
+            {f"conversions ({MODELS[model]})": [round(c.conversions[model], 2) for c in chosen]},
             horizontal=True,
         ),
         "value_chart": bars(
             keys,
-            {f"value ({MODELS[model]})": [round(c["value"][model], 2) for c in chosen]},
+            {f"value ({MODELS[model]})": [round(c.value[model], 2) for c in chosen]},
             horizontal=True,
         ),
     }

@@ -15,7 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from touchpoints.errors import InvalidRequest, TouchpointsError, status_of
+from touchpoints.journeys.queries import MAX_STEPS, DropOffsQuery, FunnelComparisonQuery
+from touchpoints.journeys.results import DropOffPage, FunnelComparison, StepCount
 from touchpoints.journeys.spec import short_span
+from touchpoints.times import iso
 from touchpoints.web.app import Table, csv_response
 from touchpoints.web.charts import bars, percent
 from touchpoints.web.sessions import Session
@@ -29,14 +33,10 @@ NAV = (("/journeys/funnels", "Funnels"),)
 EXAMPLE = ("Product Viewed", "Configuration Saved", "Order Completed")
 BREAKDOWNS = ("channel", "device_type", "age_group")
 PAGE_SIZE = 25
-MAX_STEPS = 20
-# As the CLI takes a window: '14d', '12h', '30m', '2w', '90' (seconds); else ISO 8601 ('P14D').
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def funnels(request: Request, session: Session) -> Response:
-        from touchpoints.journeys.service import JourneyQueryError
-
         form = _form(request)
         names = await run_in_threadpool(dashboard.event_names)
         context: dict[str, Any] = {
@@ -49,13 +49,20 @@ def routes(dashboard: Dashboard) -> list[Route]:
         try:
             spec = _spec(form)
             wanted = _drop_off_request(request)
-            found = await run_in_threadpool(_data, dashboard, spec, wanted)
-        except JourneyQueryError as exc:
+            both = await dashboard.ask(FunnelComparisonQuery, spec)
+            dropped = None
+            if wanted is not None:
+                step, offset = wanted
+                dropped = await dashboard.ask(
+                    DropOffsQuery,
+                    {"funnel": spec, "step": step, "limit": PAGE_SIZE, "offset": offset},
+                )
+        except TouchpointsError as exc:
             context["error"] = str(exc)
             return dashboard.render(
-                request, "funnels.html", session, status_code=422, tables={}, **context
+                request, "funnels.html", session, status_code=status_of(exc), tables={}, **context
             )
-        data = _view(found, context["query"])
+        data = _view(both, dropped, wanted[1] if wanted else 0, context["query"])
         if (csv := request.query_params.get("csv")) is not None:
             return csv_response(data["tables"], csv, "funnel")
         return dashboard.render(request, "funnels.html", session, **context, **data)
@@ -88,7 +95,8 @@ def _query(form: dict[str, Any]) -> str:
 
 
 def _spec(form: dict[str, Any]) -> dict[str, Any]:
-    """The funnel spec, as the API takes it (``POST /v1/journeys/funnels``)."""
+    """The funnel as :class:`FunnelComparisonQuery` takes it (``POST /v1/journeys/funnels``;
+    as the CLI takes a window: '14d', '12h', '30m', '2w', '90' seconds, else ISO 8601)."""
     spec: dict[str, Any] = {
         "steps": [{"event": step} for step in form["steps"]],
         "order": form["order"],
@@ -104,41 +112,24 @@ def _spec(form: dict[str, Any]) -> dict[str, Any]:
 
 
 def _whole(request: Request, name: str, default: int | None) -> int | None:
-    from touchpoints.journeys.service import JourneyQueryError
-
     text = request.query_params.get(name, "").strip()
     if not text:
         return default
     try:
         return int(text)
     except ValueError:
-        raise JourneyQueryError(f"{name}: give a whole number, not {text!r}") from None
+        raise InvalidRequest(f"{name}: give a whole number, not {text!r}") from None
 
 
 def _drop_off_request(request: Request) -> tuple[int, int] | None:
     """(step, offset) when the drop-offs of a step are asked for."""
-    from touchpoints.journeys.service import JourneyQueryError
-
     step = _whole(request, "dropoffs", None)
     if step is None:
         return None
     offset = _whole(request, "offset", 0) or 0
     if offset < 0:
-        raise JourneyQueryError(f"offset: give 0 or more, not {offset}")
+        raise InvalidRequest(f"offset: give 0 or more, not {offset}")
     return step, offset
-
-
-def _data(
-    dashboard: Dashboard, spec: dict[str, Any], wanted: tuple[int, int] | None
-) -> dict[str, Any]:
-    journeys = dashboard.tp.journeys
-    both = journeys.funnel(spec, compare_units=True)
-    dropped = None
-    if wanted is not None:
-        step, offset = wanted
-        dropped = journeys.drop_offs(spec, step, PAGE_SIZE, offset)
-        dropped["offset"] = offset
-    return {"person": both["person"], "device": both["device"], "drop_offs": dropped}
 
 
 # -- the view ---------------------------------------------------------------------------------
@@ -152,13 +143,15 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
-def _label(step: dict[str, Any]) -> str:
-    return f"{step['step']} · {step['event']}"
+def _label(step: StepCount) -> str:
+    return f"{step.step} · {step.event}"
 
 
-def _view(found: dict[str, Any], query: str) -> dict[str, Any]:
-    person, device = found["person"], found["device"]
-    steps = person["steps"]
+def _view(
+    found: FunnelComparison, dropped: DropOffPage | None, offset: int, query: str
+) -> dict[str, Any]:
+    person, device = found.person, found.device
+    steps = person.steps
     labels = [_label(s) for s in steps]
     step_table = Table(
         "steps",
@@ -167,21 +160,21 @@ def _view(found: dict[str, Any], query: str) -> dict[str, Any]:
          "median time from step 1", "devices", "devices % of step 1"],
         [
             [
-                s["step"], s["event"], s["units"], percent(s["conversion"], 1),
-                percent(s["from_previous"], 1), s["dropped"], duration(s["median_seconds"]),
-                d["units"], percent(d["conversion"], 1),
+                s.step, s.event, s.units, percent(s.conversion, 1),
+                percent(s.from_previous, 1), s.dropped, duration(s.median_seconds),
+                d.units, percent(d.conversion, 1),
             ]
-            for s, d in zip(steps, device["steps"], strict=True)
+            for s, d in zip(steps, device.steps, strict=True)
         ],
     )  # fmt: skip
-    histogram = person["time_to_convert"]["histogram"]
+    histogram = person.time_to_convert.histogram
     time_table = Table(
         "time_to_convert",
         "Time to convert (step 1 to the last step)",
         ["time", "persons", "devices"],
         [
-            [b["label"], b["units"], d["units"]]
-            for b, d in zip(histogram, device["time_to_convert"]["histogram"], strict=True)
+            [b.label, b.units, d.units]
+            for b, d in zip(histogram, device.time_to_convert.histogram, strict=True)
         ],
     )
     tables = [step_table, time_table]
@@ -193,8 +186,8 @@ def _view(found: dict[str, Any], query: str) -> dict[str, Any]:
         "funnel_chart": bars(
             labels,
             {
-                "per person": [s["units"] for s in steps],
-                "per device": [d["units"] for d in device["steps"]],
+                "per person": [s.units for s in steps],
+                "per device": [d.units for d in device.steps],
             },
         ),  # fmt: skip
         "time_chart": bars(
@@ -207,31 +200,31 @@ def _view(found: dict[str, Any], query: str) -> dict[str, Any]:
     }
     # Ten buckets side by side: slanted labels keep them apart on a narrow chart.
     data["time_chart"]["xAxis"]["axisLabel"] = {"interval": 0, "rotate": 30}
-    if person["breakdown"] is not None:
-        groups = person["groups"]
+    if person.breakdown is not None:
+        groups = person.groups
         group_table = Table(
             "breakdown",
-            f"Persons per step by {person['breakdown']}",
+            f"Persons per step by {person.breakdown}",
             ["group", "step", "event", "persons", "% of step 1", "% of previous",
              "dropped before", "median time from step 1", "median time to convert"],
             [
                 [
-                    _group_name(g["value"]), s["step"], s["event"], s["units"],
-                    percent(s["conversion"], 1), percent(s["from_previous"], 1), s["dropped"],
-                    duration(s["median_seconds"]),
-                    duration(g["time_to_convert"]["median_seconds"]),
+                    _group_name(g.value), s.step, s.event, s.units,
+                    percent(s.conversion, 1), percent(s.from_previous, 1), s.dropped,
+                    duration(s.median_seconds),
+                    duration(g.time_to_convert.median_seconds),
                 ]
                 for g in groups
-                for s in g["steps"]
+                for s in g.steps
             ],
         )  # fmt: skip
         tables.append(group_table)
         data["breakdown_chart"] = bars(
             labels,
-            {_group_name(g["value"]): [s["units"] for s in g["steps"]] for g in groups},
+            {_group_name(g.value): [s.units for s in g.steps] for g in groups},
         )
-    if (page := found["drop_offs"]) is not None:
-        data["drop_offs"] = _drop_off_view(page, steps, query)
+    if dropped is not None:
+        data["drop_offs"] = _drop_off_view(dropped, offset, steps, query)
         tables.append(data["drop_offs"]["table"])
     data["tables"] = {t.name: t for t in tables}
     return data
@@ -241,14 +234,16 @@ def _group_name(value: str | None) -> str:
     return "(none)" if value is None else str(value)
 
 
-def _drop_off_view(page: dict[str, Any], steps: list[dict[str, Any]], query: str) -> dict[str, Any]:
+def _drop_off_view(
+    page: DropOffPage, offset: int, steps: list[StepCount], query: str
+) -> dict[str, Any]:
     """One page of the people who reached a step and not the next, with paging links."""
-    step, offset, total = page["step"], page["offset"], page["total"]
+    step, total = page.step, page.total
     table = Table(
         "dropoffs",
         f"Reached step {step}, not step {step + 1}",
         ["person", "entered at", f"reached step {step} at"],
-        [[f"person:{u['person']}", u["entered_at"], u["reached_at"]] for u in page["units"]],
+        [[f"person:{u.person}", iso(u.entered_at), iso(u.reached_at)] for u in page.units],
     )
 
     def at(start: int) -> str:
@@ -257,12 +252,12 @@ def _drop_off_view(page: dict[str, Any], steps: list[dict[str, Any]], query: str
     return {
         "table": table,
         "step": step,
-        "from_event": steps[step - 1]["event"],
-        "to_event": steps[step]["event"],
+        "from_event": steps[step - 1].event,
+        "to_event": steps[step].event,
         "total": total,
         "size": PAGE_SIZE,
-        "first": offset + 1 if page["units"] else 0,
-        "last": offset + len(page["units"]),
+        "first": offset + 1 if page.units else 0,
+        "last": offset + len(page.units),
         "previous": at(max(offset - PAGE_SIZE, 0)) if offset > 0 else None,
         "next": at(offset + PAGE_SIZE) if offset + PAGE_SIZE < total else None,
         "csv": f"?{query}&{urlencode({'dropoffs': step, 'offset': offset, 'csv': 'dropoffs'})}",

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from touchpoints.errors import TouchpointsError, status_of
+from touchpoints.journeys.queries import JourneyMapQuery
+from touchpoints.journeys.results import JourneyMap
 from touchpoints.web.app import Table, csv_response
 from touchpoints.web.charts import bars, days, sankey
 from touchpoints.web.sessions import Session
@@ -25,9 +27,8 @@ FILTERS = ("since", "until", "channel", "age_group", "segment")
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def journey_map(request: Request, session: Session) -> Response:
-        from touchpoints.config import CHANNELS
+        from touchpoints.channels import CHANNELS
         from touchpoints.journeys.ages import DEFAULT_BANDS, UNKNOWN
-        from touchpoints.journeys.service import JourneyQueryError
 
         asked = {k: request.query_params.get(k) or None for k in FILTERS}
         context: dict[str, Any] = {
@@ -38,20 +39,16 @@ def routes(dashboard: Dashboard) -> list[Route]:
             "error": None,
         }
         try:
-            found = await run_in_threadpool(
-                dashboard.tp.journeys.journey_map,
-                5,
-                True,
-                asked["since"],
-                asked["until"],
-                asked["channel"],
-                asked["age_group"],
-                asked["segment"],
-            )
-        except JourneyQueryError as exc:
+            found = await dashboard.ask(JourneyMapQuery, asked)
+        except TouchpointsError as exc:
             context["error"] = str(exc)
             return dashboard.render(
-                request, "journey_map.html", session, status_code=422, tables={}, **context
+                request,
+                "journey_map.html",
+                session,
+                status_code=status_of(exc),
+                tables={},
+                **context,
             )
         data = _view(found)
         if (wanted := request.query_params.get("csv")) is not None:
@@ -61,9 +58,9 @@ def routes(dashboard: Dashboard) -> list[Route]:
     return [Route("/journeys/map", dashboard.page(journey_map))]
 
 
-def _view(found: dict[str, Any]) -> dict[str, Any]:
+def _view(found: JourneyMap) -> dict[str, Any]:
     """The journey map's tables and charts."""
-    steps = found["stages"]
+    steps = found.stages
     stages = Table(
         "stages",
         "Stages: reach, conversion and time to move on",
@@ -71,10 +68,10 @@ def _view(found: dict[str, Any]) -> dict[str, Any]:
          "median days", "p90 days", "top channels"],
         [
             [
-                s["stage"], s["reached"], s["went_on"], s["next_stage"], s["dropped"],
-                None if s["conversion"] is None else round(100 * s["conversion"], 1),
-                days(s["median_seconds"]), days(s["p90_seconds"]),
-                ", ".join(c["channel"] for c in s["top_channels"][:3]),
+                s.stage, s.reached, s.went_on, s.next_stage, s.dropped,
+                None if s.conversion is None else round(100 * s.conversion, 1),
+                days(s.median_seconds), days(s.p90_seconds),
+                ", ".join(str(c.channel) for c in s.top_channels[:3]),
             ]
             for s in steps
         ],
@@ -85,53 +82,50 @@ def _view(found: dict[str, Any]) -> dict[str, Any]:
         ["pain point", "persons", "relative risk", "stages"],
         [
             [
-                p["name"],
-                p["persons"],
-                p["relative_risk"],
+                p.name,
+                p.persons,
+                p.relative_risk,
                 "; ".join(
-                    f"{r['stage']} {r['persons']} ({round(100 * r['drop_rate'])}% dropped)"
-                    for r in p["by_stage"]
+                    f"{r.stage} {r.persons} ({round(100 * r.drop_rate)}% dropped)"
+                    for r in p.by_stage
                 ),
             ]
-            for p in found["pain_points"]
+            for p in found.pain_points
         ],
     )
     stage_moves = Table(
         "stage_transitions",
         "Stage transitions (persons)",
         ["from", "to", "persons"],
-        [[t["source"], t["target"], t["persons"]] for t in found["stage_transitions"]],
+        [[t.source, t.target, t.persons] for t in found.stage_transitions],
     )
     channel_moves = Table(
         "channel_transitions",
         "Channel transitions (visits)",
         ["from", "to", "count"],
-        [[t["source"], t["target"], t["count"]] for t in found["channel_transitions"]],
+        [[t.source, t.target, t.count] for t in found.channel_transitions],
     )
-    order = {s["stage"]: i for i, s in enumerate(steps)}
-    forward = [t for t in found["stage_transitions"] if order[t["target"]] > order[t["source"]]]
+    order = {s.stage: i for i, s in enumerate(steps)}
+    forward = [t for t in found.stage_transitions if order[t.target] > order[t.source]]
     return {
         "tables": {t.name: t for t in (stages, pains, stage_moves, channel_moves)},
-        "backward": sum(t["persons"] for t in found["stage_transitions"])
-        - sum(t["persons"] for t in forward),
+        "backward": sum(t.persons for t in found.stage_transitions)
+        - sum(t.persons for t in forward),
         "stage_chart": bars(
-            [s["stage"] for s in steps],
-            {"reached": [s["reached"] for s in steps], "went on": [s["went_on"] for s in steps]},
+            [s.stage for s in steps],
+            {"reached": [s.reached for s in steps], "went on": [s.went_on for s in steps]},
         ),  # fmt: skip
         "pain_chart": bars(
-            [p["name"] for p in found["pain_points"]],
-            {"relative risk": [p["relative_risk"] for p in found["pain_points"]]},
+            [p.name for p in found.pain_points],
+            {"relative risk": [p.relative_risk for p in found.pain_points]},
             horizontal=True,
         ),
         "stage_sankey": sankey(
-            [s["stage"] for s in steps],
-            [(t["source"], t["target"], t["persons"]) for t in forward],
+            [s.stage for s in steps],
+            [(t.source, t.target, t.persons) for t in forward],
         ),
         "channel_sankey": sankey(
             None,
-            [
-                (f"{t['source']} →", f"→ {t['target']}", t["count"])
-                for t in found["channel_transitions"]
-            ],
+            [(f"{t.source} →", f"→ {t.target}", t.count) for t in found.channel_transitions],
         ),  # fmt: skip
     }

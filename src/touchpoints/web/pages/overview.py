@@ -38,6 +38,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
 
 def _data(dashboard: Dashboard) -> dict[str, Any]:
+    from touchpoints.journeys.queries import StagesQuery
     from touchpoints.warehouse import EventFilter
 
     tp = dashboard.tp
@@ -50,12 +51,12 @@ def _data(dashboard: Dashboard) -> dict[str, Any]:
         "today": tp.events.count(EventFilter(since=today)),
         "week": tp.events.count(EventFilter(since=now - timedelta(days=7))),
     }
-    stages = tp.journeys.stages()
+    stages = tp.journeys.run(StagesQuery()).stages
     stage_table = Table(
         "stages",
         "Persons per journey stage",
         ["stage", "now in it", "ever entered"],
-        [[s["stage"], s["current"], s["reached"]] for s in stages],
+        [[s.stage, s.current, s.reached] for s in stages],
     )
     channel_table = Table(
         "channels",

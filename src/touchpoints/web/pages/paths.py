@@ -13,6 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from touchpoints.errors import InvalidRequest, TouchpointsError, status_of
+from touchpoints.journeys.queries import MAX_PATH_DEPTH, PathsQuery, VariantsQuery
+from touchpoints.journeys.results import PathReport, VariantReport
 from touchpoints.web.app import Table, csv_response
 from touchpoints.web.charts import bars, percent, sankey
 from touchpoints.web.sessions import Session
@@ -24,15 +27,11 @@ ORDER = 40
 NAV = (("/journeys/paths", "Paths"),)
 
 EXAMPLE = "Product Viewed"
-# The API's bounds (GET /v1/journeys/paths, /v1/journeys/variants).
-MAX_DEPTH = 20
-MAX_LIMIT = 200
+MAX_DEPTH = MAX_PATH_DEPTH
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def paths(request: Request, session: Session) -> Response:
-        from touchpoints.journeys.service import JourneyQueryError
-
         names = await run_in_threadpool(dashboard.event_names)
         form = _form(request, names)
         context: dict[str, Any] = {
@@ -44,13 +43,14 @@ def routes(dashboard: Dashboard) -> list[Route]:
         }
         try:
             params = _params(form)
-            found = await run_in_threadpool(_data, dashboard, params)
-        except JourneyQueryError as exc:
+            report = await dashboard.ask(PathsQuery, params)
+            variants = await dashboard.ask(VariantsQuery, {"limit": params["limit"]})
+        except TouchpointsError as exc:
             context["error"] = str(exc)
             return dashboard.render(
-                request, "paths.html", session, status_code=422, tables={}, **context
+                request, "paths.html", session, status_code=status_of(exc), tables={}, **context
             )
-        data = _view(found["paths"], found["variants"])
+        data = _view(report, variants)
         if (wanted := request.query_params.get("csv")) is not None:
             return csv_response(data["tables"], wanted, "paths")
         return dashboard.render(request, "paths.html", session, **context, **data)
@@ -74,67 +74,54 @@ def _form(request: Request, names: list[str]) -> dict[str, str]:
     }
 
 
-def _number(form: dict[str, str], name: str, kind: type, most: float | None = None) -> Any:
-    """A number field; lower bounds are the analysis's own to check (and name), the upper
-    ones are the API's."""
-    from touchpoints.journeys.service import JourneyQueryError
-
+def _number(form: dict[str, str], name: str, kind: type) -> Any:
+    """A number field (its bounds are the question's to check, and name)."""
     text = form[name]
     try:
-        value = kind(text)
+        return kind(text)
     except ValueError:
         what = "a whole number" if kind is int else "a number"
-        raise JourneyQueryError(f"{name}: give {what}, not {text!r}") from None
-    if most is not None and value > most:
-        raise JourneyQueryError(f"{name}: give at most {most:g}, not {text}")
-    return value
+        raise InvalidRequest(f"{name}: give {what}, not {text!r}") from None
 
 
 def _params(form: dict[str, str]) -> dict[str, Any]:
-    """The question as ``Journeys.paths`` takes it (and ``GET /v1/journeys/paths``)."""
-    from touchpoints.journeys.service import JourneyQueryError
-
+    """The question as :class:`PathsQuery` takes it (and ``GET /v1/journeys/paths``)."""
     if form["anchor"] not in ("after", "before"):
-        raise JourneyQueryError(f"anchor: give after or before, not {form['anchor']!r}")
+        raise InvalidRequest(f"anchor: give after or before, not {form['anchor']!r}")
     if form["collapse"] not in ("yes", "no"):
-        raise JourneyQueryError(f"collapse: give yes or no, not {form['collapse']!r}")
+        raise InvalidRequest(f"collapse: give yes or no, not {form['collapse']!r}")
     event = form["event"] or None
     rare = _number(form, "rare", float)
     if not 0 <= rare < 100:
-        raise JourneyQueryError(f"rare: give a percentage from 0 to below 100, not {form['rare']}")
+        raise InvalidRequest(f"rare: give a percentage from 0 to below 100, not {form['rare']}")
     return {
         "start": event if form["anchor"] == "after" else None,
         "end": event if form["anchor"] == "before" else None,
-        "depth": _number(form, "depth", int, MAX_DEPTH),
+        "depth": _number(form, "depth", int),
         "step": form["step"],
         "min_share": rare / 100,
-        "collapse_repeats": form["collapse"] == "yes",
-        "limit": _number(form, "limit", int, MAX_LIMIT),
+        "collapse": form["collapse"] == "yes",
+        "limit": _number(form, "limit", int),
     }
 
 
-def _data(dashboard: Dashboard, params: dict[str, Any]) -> dict[str, Any]:
-    journeys = dashboard.tp.journeys
-    return {"paths": journeys.paths(**params), "variants": journeys.variants(params["limit"])}
-
-
 # -- the view ---------------------------------------------------------------------------------
-def path_links(report: dict[str, Any]) -> list[tuple[str, str, int]]:
+def path_links(report: PathReport) -> list[tuple[str, str, int]]:
     """The Sankey's links: the anchor event and each step named with its position (1, 2, …
     after a start; …, −2, −1 before an end), people summed over the listed paths. A step
     taken twice is two nodes, so the diagram has no cycles."""
-    anchor = report["event"]
-    after = report["anchor"] == "start"
+    anchor = report.event
+    after = report.anchor == "start"
     totals: dict[tuple[str, str], int] = {}
-    for path in report["paths"]:
-        steps = path["steps"]
+    for path in report.paths:
+        steps = path.steps
         if after:
             nodes = [anchor] + [f"{k} · {s}" for k, s in enumerate(steps, start=1)]
         else:
             count = len(steps)
             nodes = [f"−{count - k} · {s}" for k, s in enumerate(steps)] + [anchor]
         for pair in zip(nodes, nodes[1:], strict=False):
-            totals[pair] = totals.get(pair, 0) + path["people"]
+            totals[pair] = totals.get(pair, 0) + path.people
     return sorted(
         ((a, b, n) for (a, b), n in totals.items()),
         key=lambda link: (_position(link[0]), -link[2], link[0], link[1]),
@@ -156,16 +143,13 @@ def _sankey_height(links: list[tuple[str, str, int]]) -> int:
     return max(340, min(800, 46 * busiest + 60))
 
 
-def _view(report: dict[str, Any], variants: dict[str, Any]) -> dict[str, Any]:
-    after = report["anchor"] == "start"
+def _view(report: PathReport, variants: VariantReport) -> dict[str, Any]:
+    after = report.anchor == "start"
     path_table = Table(
         "paths",
-        f"Top paths {'after' if after else 'before'} “{report['event']}”",
+        f"Top paths {'after' if after else 'before'} “{report.event}”",
         ["path", "people", "share %"],
-        [
-            [" → ".join(p["steps"]) or "(no step)", p["people"], percent(p["share"], 1)]
-            for p in report["paths"]
-        ],
+        [[" → ".join(p.steps) or "(no step)", p.people, percent(p.share, 1)] for p in report.paths],
     )
     links = path_links(report)
     link_table = Table(
@@ -178,10 +162,7 @@ def _view(report: dict[str, Any], variants: dict[str, Any]) -> dict[str, Any]:
         "variants",
         "Journey variants: stage sequences",
         ["variant", "people", "share %"],
-        [
-            [" → ".join(v["steps"]), v["people"], percent(v["share"], 1)]
-            for v in variants["variants"]
-        ],
+        [[" → ".join(v.steps), v.people, percent(v.share, 1)] for v in variants.variants],
     )
     diagram = sankey(None, links)
     # Paths before an end all finish at it: line them up on the right.

@@ -4,7 +4,7 @@ the cross-channel timeline, stages and channels).
 
 Everything is read through the functions the API calls: ``tp.profiles.resolve`` /
 ``get`` / ``timeline`` / ``merges`` / ``search``, ``tp.identity.links`` and
-``tp.journeys.stage_history``; an unmerge calls ``tp.identity.detach`` or
+``tp.journeys.run(StageHistoryQuery(…))``; an unmerge calls ``tp.identity.detach`` or
 ``tp.identity.remove_link``, as ``POST /v1/identity/unmerge`` and
 ``POST /v1/identity/links/{id}/remove`` do.
 """
@@ -178,6 +178,7 @@ def _identifier_key(q: str) -> str:
 # -- the profile -----------------------------------------------------------------------------
 def _profile(dashboard: Dashboard, key: str, before: str | None) -> dict[str, Any]:
     from touchpoints.events import stored_event_json
+    from touchpoints.journeys.queries import StageHistoryQuery
     from touchpoints.profiles.profile import decode_cursor, encode_cursor
 
     tp = dashboard.tp
@@ -188,7 +189,7 @@ def _profile(dashboard: Dashboard, key: str, before: str | None) -> dict[str, An
         cursor = decode_cursor(before)  # ValueError naming the cursor, as the API says it
     rows = tp.profiles.timeline(person, TIMELINE_PAGE, cursor)
     timeline = [stored_event_json(row) for row in rows]
-    stages = tp.journeys.stage_history(person)
+    stages = tp.journeys.run(StageHistoryQuery(person=f"person:{person}")).stages
     mine = {f"{t}:{i['value']}" for t, found in profile["identifiers"].items() for i in found}
     links = _links_of(dashboard, mine)
     merges = _merges_with_actions(profile["merges"], links, mine)
@@ -205,7 +206,7 @@ def _profile(dashboard: Dashboard, key: str, before: str | None) -> dict[str, An
         "next": encode_cursor(rows[-1]) if len(rows) == TIMELINE_PAGE else None,
         "paged": cursor is not None,
         "stages": stages,
-        "current_stage": stages[-1]["stage"] if stages else None,
+        "current_stage": stages[-1].stage if stages else None,
         "channels": channels,
         "channel_max": max(channels.values(), default=1),
         "merges": merges,

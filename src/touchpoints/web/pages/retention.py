@@ -10,6 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from touchpoints.errors import TouchpointsError, status_of
+from touchpoints.journeys.queries import RetentionQuery
+from touchpoints.journeys.results import RetentionResult
 from touchpoints.web.app import Table, csv_response
 from touchpoints.web.charts import heatmap, percent
 from touchpoints.web.sessions import Session
@@ -24,11 +27,8 @@ FIELDS = ("period", "periods", "start_event", "return_event", "unit", "since", "
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def retention(request: Request, session: Session) -> Response:
-        from touchpoints.journeys.retention import RetentionSpec
-        from touchpoints.journeys.service import JourneyQueryError
-
         asked = {name: request.query_params.get(name, "") for name in FIELDS}
-        defaults = {name: RetentionSpec.model_fields[name].default for name in FIELDS}
+        defaults = {name: RetentionQuery.model_fields[name].default for name in FIELDS}
         context: dict[str, Any] = {
             "form": {k: asked[k] or ("" if defaults[k] is None else defaults[k]) for k in FIELDS},
             "events": await run_in_threadpool(dashboard.event_names),
@@ -36,11 +36,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
         }
         spec = {name: value for name, value in asked.items() if value != ""}
         try:
-            found = await run_in_threadpool(dashboard.tp.journeys.retention, spec)
-        except JourneyQueryError as exc:
+            found = await dashboard.ask(RetentionQuery, spec)
+        except TouchpointsError as exc:
             context["error"] = str(exc)
             return dashboard.render(
-                request, "retention.html", session, status_code=422, tables={}, **context
+                request, "retention.html", session, status_code=status_of(exc), tables={}, **context
             )
         data = _view(found)
         if (wanted := request.query_params.get("csv")) is not None:
@@ -50,19 +50,19 @@ def routes(dashboard: Dashboard) -> list[Route]:
     return [Route("/journeys/retention", dashboard.page(retention))]
 
 
-def _view(found: dict[str, Any]) -> dict[str, Any]:
+def _view(found: RetentionResult) -> dict[str, Any]:
     """The cohort table and its heat map."""
-    period, cohorts = found["period"], found["cohorts"]
-    offsets = [f"{period} {n}" for n in range(found["periods"] + 1)]
+    period, cohorts = found.period, found.cohorts
+    offsets = [f"{period} {n}" for n in range(found.periods + 1)]
     table = Table(
         "cohorts",
         f"Came back per {period} after starting (% of the cohort)",
         ["cohort", "size", *[c for o in offsets for c in (f"{o} returned", f"{o} %")]],
         [
             [
-                c["cohort"],
-                c["size"],
-                *[v for n, s in zip(c["returned"], c["share"], strict=True)
+                c.cohort.isoformat(),
+                c.size,
+                *[v for n, s in zip(c.returned, c.share, strict=True)
                   for v in (n, percent(s))],
             ]
             for c in cohorts
@@ -70,8 +70,8 @@ def _view(found: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     chart = heatmap(
         offsets,
-        [f"{c['cohort']} · {c['size']:,}" for c in cohorts],
-        [[percent(s) for s in c["share"]] for c in cohorts],
+        [f"{c.cohort.isoformat()} · {c.size:,}" for c in cohorts],
+        [[percent(s) for s in c.share] for c in cohorts],
         label="came back %",
     )
     series = chart["series"][0]
@@ -81,7 +81,7 @@ def _view(found: dict[str, Any]) -> dict[str, Any]:
     return {
         "tables": {table.name: table},
         "cohorts": cohorts,
-        "as_of": found["as_of"],
+        "as_of": found.as_of,
         "cohort_chart": chart,
         "height": max(260, 140 + 26 * len(cohorts)),
     }
