@@ -86,7 +86,7 @@ class Api:
     """The API of one data directory, with the methods commands need: ``get``, ``post``,
     ``delete`` (JSON in, JSON or a typed model out) and ``query`` (a journey question)."""
 
-    def __init__(self, http: httpx.Client | _InProcess, where: str) -> None:
+    def __init__(self, http: httpx.Client, where: str) -> None:
         self._http = http
         self.where = where  # for messages: "the server (pid 12, http://…)" or "in process"
 
@@ -168,28 +168,41 @@ def _params(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class _InProcess:
-    """``httpx.Client``'s ``request`` on the app in this process: an event loop in a thread
-    of its own (anyio's blocking portal) runs an ``AsyncClient`` over ``ASGITransport``."""
+class InProcessTransport(httpx.BaseTransport):
+    """An ``httpx`` transport that answers from an ASGI app in this process: an event loop
+    in a thread of its own (anyio's blocking portal) runs httpx's ``ASGITransport``, so a
+    plain synchronous ``httpx.Client`` (auth, params, headers and all) talks to the app
+    without a port. The CLI uses it when no server runs, and the tests use it to call the
+    API in process."""
 
-    def __init__(self, app: Any, token: str) -> None:
+    def __init__(self, app: Any) -> None:
         self._portal_cm: AbstractContextManager[Any] = anyio.from_thread.start_blocking_portal()
         self._portal = self._portal_cm.__enter__()
-        self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url=_IN_PROCESS,
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        kwargs.pop("timeout", None)  # nothing to wait for in process
-        return self._portal.call(lambda: self._client.request(method, path, **kwargs))
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+
+        async def answer() -> tuple[int, httpx.Headers, bytes]:
+            forwarded = httpx.Request(
+                request.method, request.url, headers=request.headers, content=body
+            )
+            response = await self._asgi.handle_async_request(forwarded)
+            return response.status_code, response.headers, await response.aread()
+
+        status, headers, content = self._portal.call(answer)
+        return httpx.Response(status, headers=headers, content=content, request=request)
 
     def close(self) -> None:
-        try:
-            self._portal.call(self._client.aclose)
-        finally:
-            self._portal_cm.__exit__(None, None, None)
+        self._portal_cm.__exit__(None, None, None)
+
+
+def in_process_client(app: Any, token: str | None = None) -> httpx.Client:
+    """A client of ``app`` in this process (see :class:`InProcessTransport`)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(
+        transport=InProcessTransport(app), base_url=_IN_PROCESS, headers=headers, timeout=None
+    )
 
 
 @contextmanager
@@ -212,7 +225,7 @@ def connect(settings: Settings) -> Iterator[Api]:
     tp = Touchpoints.open(settings)
     try:
         token = tp.keys.add_ephemeral("admin", "cli")
-        api = Api(_InProcess(create_app(tp), token), "touchpoints (in process)")
+        api = Api(in_process_client(create_app(tp), token), "touchpoints (in process)")
         try:
             yield api
         finally:
