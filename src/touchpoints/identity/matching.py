@@ -34,6 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.internals.comparison_level import M_U_CLAMP_MIN
 
+from touchpoints.warehouse import registered
+
 Column = Literal[
     "first_name", "last_name", "email", "phone", "birth_date", "street", "postcode", "city"
 ]
@@ -244,9 +246,8 @@ def match_records(
     db_api: DuckDBAPI | None = None
     try:
         con.execute("SET enable_progress_bar = false")
-        con.register(raw, table)
-        con.execute(_normalise_sql(raw, prepared, table.column_names, settings.phone_region))
-        con.unregister(raw)
+        with registered(con, raw, table):
+            con.execute(_normalise_sql(raw, prepared, table.column_names, settings.phone_region))
         _check_input(con, prepared)
         with _splink_quietly():
             db_api = DuckDBAPI(con)

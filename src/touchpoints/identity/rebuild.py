@@ -249,18 +249,13 @@ def _store(
     rejections: list[tuple[Evidence, Rejection]],
 ) -> None:
     sids = sorted(persons)
-    cursor = wh.cursor()
-    cursor.register(
-        "_rb_persons",
-        pa.table(
-            {
-                "sid": pa.array(sids, pa.int64()),
-                "person": pa.array([persons[s] for s in sids], pa.int64()),
-            }
-        ),
+    table = pa.table(
+        {
+            "sid": pa.array(sids, pa.int64()),
+            "person": pa.array([persons[s] for s in sids], pa.int64()),
+        }
     )
-    wh.run("BEGIN TRANSACTION", cursor=cursor)
-    try:
+    with wh.transaction() as cursor, wh.registered("_rb_persons", table, cursor):
         wh.run("DELETE FROM identifiers", cursor=cursor)
         wh.run(
             "INSERT INTO identifiers (sid, type, value, first_seq, person, detached) "
@@ -278,9 +273,3 @@ def _store(
             [last_seq],
             cursor=cursor,
         )
-        wh.run("COMMIT", cursor=cursor)
-    except Exception:
-        wh.run("ROLLBACK", cursor=cursor)
-        raise
-    finally:
-        cursor.unregister("_rb_persons")

@@ -294,11 +294,9 @@ class IdentityResolver:
         links: Sequence[tuple[Any, ...]] = (),
     ) -> None:
         wh = self.warehouse
-        cursor = wh.cursor()
         now = datetime.now(UTC).replace(tzinfo=None)
         notes = {row[0]: _link_note(row) for row in links}
-        wh.run("BEGIN TRANSACTION", cursor=cursor)
-        try:
+        with wh.transaction() as cursor:
             if links:
                 columns = list(zip(*links, strict=True))
                 types = [pa.int64(), pa.int64(), *[pa.string()] * 5, pa.float64(), pa.string()]
@@ -377,10 +375,6 @@ class IdentityResolver:
                 wh.run(
                     "UPDATE identity_state SET processed_seq = ?", [processed_seq], cursor=cursor
                 )
-            wh.run("COMMIT", cursor=cursor)
-        except Exception:
-            wh.run("ROLLBACK", cursor=cursor)
-            raise
 
     def _repoint(
         self, old_persons: list[int], graph: IdentityGraph, cursor: duckdb.DuckDBPyConnection
@@ -392,15 +386,12 @@ class IdentityResolver:
                 "new": pa.array([graph.find(p) for p in old_persons], pa.int64()),
             }
         )
-        cursor.register("_repoint", mapping)
-        try:
+        with self.warehouse.registered("_repoint", mapping, cursor):
             self.warehouse.run(
                 "UPDATE identifiers SET person = _repoint.new FROM _repoint "
                 "WHERE identifiers.person = _repoint.old",
                 cursor=cursor,
             )
-        finally:
-            cursor.unregister("_repoint")
 
     # -- lookups -----------------------------------------------------------------------------
     def normalised(self, identifier: Identifier) -> Identifier:
@@ -539,9 +530,7 @@ class IdentityResolver:
         """Replay ``component`` and store the result with the unmerge that caused it."""
         try:
             rejections = self.replay(graph, component, skip_links)
-            cursor = self.warehouse.cursor()
-            self.warehouse.run("BEGIN TRANSACTION", cursor=cursor)
-            try:
+            with self.warehouse.transaction() as cursor:
                 self.write_replay(component, graph, rejections, cursor)
                 for sql, params in statements:
                     self.warehouse.run(sql, params, cursor=cursor)
@@ -553,10 +542,6 @@ class IdentityResolver:
                     [link_id, datetime.now(UTC).replace(tzinfo=None), old_person, sid, note],
                     cursor=cursor,
                 )
-                self.warehouse.run("COMMIT", cursor=cursor)
-            except Exception:
-                self.warehouse.run("ROLLBACK", cursor=cursor)
-                raise
         except Exception:
             self.forget()
             raise
@@ -606,15 +591,12 @@ class IdentityResolver:
                 "person": pa.array([graph.find(s) for s in ordered], pa.int64()),
             }
         )
-        cursor.register("_persons", persons)
-        try:
+        with self.warehouse.registered("_persons", persons, cursor):
             self.warehouse.run(
                 "UPDATE identifiers SET person = _persons.person FROM _persons "
                 "WHERE identifiers.sid = _persons.sid",
                 cursor=cursor,
             )
-        finally:
-            cursor.unregister("_persons")
         self.warehouse.run(
             "DELETE FROM identity_rejections WHERE sid IN (SELECT unnest(?::BIGINT[]))",
             [ordered],

@@ -48,15 +48,9 @@ def refresh(warehouse: Warehouse, model: StageModel | None = None) -> Refreshed:
     the tables before or after, never half way."""
     started = time.perf_counter()
     with _LOCK:
-        cursor = warehouse.cursor()
-        warehouse.run("BEGIN TRANSACTION", cursor=cursor)
-        try:
+        with warehouse.transaction():  # this thread's cursor, which every run below uses
             copied = _copy_events(warehouse)
             persons, full = _derive(warehouse, model) if model is not None else (0, False)
-            warehouse.run("COMMIT", cursor=cursor)
-        except Exception:
-            warehouse.run("ROLLBACK", cursor=cursor)
-            raise
     return Refreshed(copied, persons, full, round(time.perf_counter() - started, 3))
 
 
