@@ -201,20 +201,28 @@ def run_sql(
     cursor: duckdb.DuckDBPyConnection,
     sql: str,
     params: Sequence[Any] | dict[str, Any] | None = None,
+    *,
+    inline_values: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """Execute one statement on ``cursor``, logged and timed; the cursor, for fetching.
 
     A function as well as ``Warehouse.run``: matching runs Splink on a database of its own,
-    and our statements there go through the same gateway."""
-    with _logged(sql):
+    and our statements there go through the same gateway. ``inline_values``: the text holds
+    values rather than parameters (SQL compiled by Ibis), so its string literals are masked
+    in the log and in errors."""
+    with _logged(sql, inline_values):
         return cursor.execute(sql, params) if params is not None else cursor.execute(sql)
 
 
 def arrow_sql(
-    cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+    cursor: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Sequence[Any] | None = None,
+    *,
+    inline_values: bool = False,
 ) -> pa.Table:
     """A query's rows on ``cursor`` as one materialised Arrow table, logged and timed."""
-    with _logged(sql):
+    with _logged(sql, inline_values):
         return cursor.sql(sql, params=params).to_arrow_table()
 
 
@@ -252,17 +260,30 @@ def utc_now() -> datetime:
 
 
 @contextmanager
-def _logged(sql: str) -> Iterator[None]:
+def _logged(sql: str, inline_values: bool = False) -> Iterator[None]:
     """Time a query and log it (its text, never its parameters); a failure is re-raised as a
-    WarehouseError carrying the query."""
+    WarehouseError carrying the query. With ``inline_values`` the text shown (logged, or
+    carried by the error) has its string literals masked: they can be personal data."""
     started = time.perf_counter()
     try:
         yield
     except duckdb.Error as exc:
-        log.warning("query failed after %.1f ms: %s", _ms(started), _short(sql))
-        raise WarehouseError(f"{type(exc).__name__}: {exc}", sql) from exc
+        shown = _masked(sql) if inline_values else sql
+        log.warning("query failed after %.1f ms: %s", _ms(started), _short(shown))
+        message = str(exc)
+        if inline_values:  # DuckDB quotes the offending line of the query
+            message = _masked(message)
+        raise WarehouseError(f"{type(exc).__name__}: {message}", shown) from exc
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("query %.1f ms: %s", _ms(started), _short(sql))
+        log.debug("query %.1f ms: %s", _ms(started), _short(_masked(sql) if inline_values else sql))
+
+
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
+def _masked(sql: str) -> str:
+    """``sql`` with every string literal shown as '?'."""
+    return _STRING_LITERAL.sub("'?'", sql)
 
 
 def _ms(started: float) -> float:
