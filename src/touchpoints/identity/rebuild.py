@@ -124,9 +124,9 @@ def _replay_conflicts(
     for sid, id_type, value in tables.identifiers(members):
         graph.add_identifier(sid, id_type, value)
     for id_type, value in tables.detached():
-        sid = graph.sids.get((id_type, value))
-        if sid is not None:
-            graph.detach(sid)
+        found = graph.sids.get((id_type, value))
+        if found is not None:
+            graph.detach(found)
     rejections = replay_rows(graph, tables.component_rows(members))
     for sid in members:
         persons[sid] = graph.find(sid)

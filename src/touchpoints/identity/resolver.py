@@ -230,7 +230,7 @@ class IdentityResolver:
         except Exception:
             self.forget()  # the graph may be ahead of the warehouse: reload it next time
             raise
-        self._publish(graph, batch.touched, [row[0] for row in batch.identifiers])
+        self._publish(graph, batch.touched, [sid for sid, *_ in batch.identifiers])
         return CatchUp(
             len(events), len(batch.identifiers), len(batch.merges), len(batch.rejections)
         )
@@ -246,7 +246,9 @@ class IdentityResolver:
         self.store.write(
             IdentityChanges(
                 links=list(links),
-                identifiers=[(*row, graph.find(row[0])) for row in batch.identifiers],
+                identifiers=[
+                    (sid, t, v, seq, graph.find(sid)) for sid, t, v, seq in batch.identifiers
+                ],
                 event_identifiers=batch.event_identifiers,
                 repoint={p: graph.find(p) for p in sorted(batch.absorbed)},
                 merges=batch.merges,

@@ -44,7 +44,7 @@ class MergeEntry(NamedTuple):
     message_id: str | None
     kept: int
     absorbed: int | None
-    sid: int | None
+    sid: int  # the identifier whose link merged, or the one unmerged
     note: str | None
 
 
