@@ -24,7 +24,9 @@ import time
 from dataclasses import dataclass
 
 from touchpoints.journeys.model import StageModel
+from touchpoints.journeys.source import Source
 from touchpoints.warehouse import Warehouse
+from touchpoints.warehouse.ibis_gateway import IbisGateway
 
 _LOCK = threading.Lock()
 
@@ -162,9 +164,7 @@ _COMPILED: dict[str, tuple[str, str]] = {}
 def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, str]:
     """The two INSERTs for ``model``, compiled once (compiling takes Ibis about half a
     second; the text depends on the model only)."""
-    from touchpoints.journeys.source import Source
     from touchpoints.journeys.stages import FACT_COLUMNS, computed_facts, computed_stage_entries
-    from touchpoints.warehouse.ibis_gateway import IbisGateway
 
     fingerprint = model.fingerprint()
     if fingerprint in _COMPILED:
