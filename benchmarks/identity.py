@@ -43,7 +43,7 @@ from touchpoints.demo.simulator import DemoConfig, Simulator
 from touchpoints.identity.evaluate import pairwise_scores
 from touchpoints.identity.identifiers import normalise
 from touchpoints.identity.rebuild import rebuild
-from touchpoints.identity.resolver import link_sids_sql
+from touchpoints.identity.store import link_sids_sql
 
 _NORMAL_FORM = {"email": "email", "phone": "phone", "wallet": "lower"}
 

@@ -148,7 +148,7 @@ def test_a_failed_identity_write_leaves_nothing_half_written(
 ) -> None:
     """Identifiers, event identifiers, merges and the processed mark commit together: a
     failure after some were written rolls all back, and the next catch-up does it once."""
-    import touchpoints.identity.resolver as resolver_module
+    import touchpoints.identity.store.identity_map as identity_map
 
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         send(tp, [{"type": "identify", "anonymousId": "laptop", "messageId": "m1"}])
@@ -157,7 +157,7 @@ def test_a_failed_identity_write_leaves_nothing_half_written(
         def broken(*args: object) -> None:
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr(resolver_module, "insert_rejections", broken)
+        monkeypatch.setattr(identity_map, "insert_rejections", broken)
         outcome = tp.judge(
             {
                 "batch": [

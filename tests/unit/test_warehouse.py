@@ -152,6 +152,86 @@ def test_a_failing_migration_is_rolled_back_as_a_whole(
         warehouse.close()
 
 
+# -- transactions and registered Arrow tables ------------------------------------------------
+def test_a_transaction_commits_what_its_block_wrote(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    try:
+        warehouse.run("CREATE TABLE t (x INTEGER)")
+        with warehouse.transaction() as cursor:
+            warehouse.run("INSERT INTO t VALUES (1)", cursor=cursor)
+            warehouse.run("INSERT INTO t VALUES (2)")  # this thread's cursor: the same one
+        assert warehouse.fetchall("SELECT x FROM t ORDER BY x") == [(1,), (2,)]
+    finally:
+        warehouse.close()
+
+
+def test_a_failed_transaction_leaves_nothing_behind_and_reraises(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    try:
+        warehouse.run("CREATE TABLE t (x INTEGER)")
+        with pytest.raises(RuntimeError, match="half way"), warehouse.transaction() as cursor:
+            warehouse.run("INSERT INTO t VALUES (1)", cursor=cursor)
+            warehouse.run("CREATE TABLE u (y INTEGER)", cursor=cursor)
+            raise RuntimeError("half way")
+        with pytest.raises(WarehouseError, match="INSERT INTO missing"):
+            with warehouse.transaction() as cursor:
+                warehouse.run("INSERT INTO t VALUES (2)", cursor=cursor)
+                warehouse.run("INSERT INTO missing VALUES (3)", cursor=cursor)
+        assert warehouse.scalar("SELECT count(*) FROM t") == 0
+        assert (
+            warehouse.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name='u'")
+            == 0
+        )
+        with warehouse.transaction() as cursor:  # no transaction was left open
+            warehouse.run("INSERT INTO t VALUES (4)", cursor=cursor)
+        assert warehouse.fetchall("SELECT x FROM t") == [(4,)]
+    finally:
+        warehouse.close()
+
+
+def test_a_registered_table_is_readable_in_the_block_and_gone_after(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    try:
+        table = pa.table({"x": pa.array([1, 2, 3], pa.int64())})
+        with warehouse.registered("_numbers", table) as name:
+            assert warehouse.scalar(f"SELECT sum(x) FROM {name}") == 6
+        with pytest.raises(WarehouseError, match="_numbers"):
+            warehouse.scalar("SELECT count(*) FROM _numbers")
+    finally:
+        warehouse.close()
+
+
+def test_a_registered_table_is_unregistered_after_an_exception(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    try:
+        warehouse.run("CREATE TABLE t (x BIGINT)")
+        table = pa.table({"x": pa.array([1], pa.int64())})
+        with pytest.raises(WarehouseError, match="missing"):
+            with warehouse.transaction() as cursor, warehouse.registered("_one", table, cursor):
+                warehouse.run("INSERT INTO t SELECT x FROM _one", cursor=cursor)
+                warehouse.run("INSERT INTO missing SELECT x FROM _one", cursor=cursor)
+        with pytest.raises(WarehouseError, match="_one"):
+            warehouse.scalar("SELECT count(*) FROM _one")
+        assert warehouse.scalar("SELECT count(*) FROM t") == 0
+        # Registered before the transaction: unregistered after its rollback.
+        with pytest.raises(RuntimeError, match="stop"):
+            with warehouse.registered("_two", table), warehouse.transaction() as cursor:
+                warehouse.run("INSERT INTO t SELECT x FROM _two", cursor=cursor)
+                raise RuntimeError("stop")
+        with pytest.raises(WarehouseError, match="_two"):
+            warehouse.scalar("SELECT count(*) FROM _two")
+        with pytest.raises(WarehouseError, match="_arrow_batch|missing"):
+            warehouse.insert_arrow("missing", "x", table)
+        with pytest.raises(WarehouseError, match="_arrow_batch"):
+            warehouse.scalar("SELECT count(*) FROM _arrow_batch")
+    finally:
+        warehouse.close()
+
+
 # -- EventStore.append ---------------------------------------------------------------------
 def test_append_dedups_within_a_batch_keeping_the_first(tp: Touchpoints) -> None:
     result = tp.store.append(

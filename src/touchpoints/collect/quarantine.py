@@ -19,8 +19,9 @@ from typing import Any
 import orjson
 
 from touchpoints.collect.ingest import BATCH_ROUTES, Rejected, normalize_events, split_request
+from touchpoints.collect.store import HeldRow, QuarantineStore, StoredItem
 from touchpoints.events import EventNormalizer, Problem, micros
-from touchpoints.warehouse import Warehouse, utc_now
+from touchpoints.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -60,28 +61,26 @@ class ReplayResult:
     events_stored: int
 
 
-_COLUMNS = "id, received_at, source, route, kind, reasons, raw, envelope, status, replayed_at"
-
-
-def _item(row: Sequence[Any]) -> QuarantineItem:
-    (item_id, received, source, route, kind, reasons, raw, envelope, status, replayed) = row
+def _item(row: StoredItem) -> QuarantineItem:
     return QuarantineItem(
-        item_id,
-        received,
-        source,
-        route,
-        kind,
-        orjson.loads(reasons),
-        raw,
-        orjson.loads(envelope) if envelope else None,
-        status,
-        replayed,
+        row.id,
+        row.received_at,
+        row.source,
+        row.route,
+        row.kind,
+        orjson.loads(row.reasons),
+        row.raw,
+        orjson.loads(row.envelope) if row.envelope else None,
+        row.status,
+        row.replayed_at,
     )
 
 
 class Quarantine:
+    """Refused events and bodies: held with their reasons, listed, replayed."""
+
     def __init__(self, warehouse: Warehouse) -> None:
-        self._warehouse = warehouse
+        self._store = QuarantineStore(warehouse)
 
     def hold_events(
         self,
@@ -93,7 +92,7 @@ class Quarantine:
         received_at: datetime,
     ) -> list[int]:
         rows = [
-            (
+            HeldRow(
                 received_at,
                 source,
                 route,
@@ -115,7 +114,7 @@ class Quarantine:
         route: str,
         received_at: datetime,
     ) -> int:
-        row = (
+        row = HeldRow(
             received_at,
             source,
             route,
@@ -126,45 +125,24 @@ class Quarantine:
         )
         return self._insert([row])[0]
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> list[int]:
-        if not rows:
-            return []
-        ids = []
-        for row in rows:
-            ids.append(
-                self._warehouse.scalar(
-                    "INSERT INTO quarantine (received_at, source, route, kind, reasons, raw, "
-                    "envelope) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    list(row),
-                )
-            )
-        return [int(i) for i in ids]
+    def _insert(self, rows: list[HeldRow]) -> list[int]:
+        return self._store.insert(rows)
 
     def count(self, status: str | None = "held") -> int:
-        if status is None:
-            return int(self._warehouse.scalar("SELECT count(*) FROM quarantine"))
-        return int(
-            self._warehouse.scalar("SELECT count(*) FROM quarantine WHERE status = ?", [status])
-        )
+        return self._store.count(status)
 
     def list(self, status: str | None = "held", limit: int = 50) -> list[QuarantineItem]:
-        where, params = ("WHERE status = ?", [status]) if status else ("", [])
-        rows = self._warehouse.fetchall(
-            f"SELECT {_COLUMNS} FROM quarantine {where} ORDER BY id LIMIT {int(limit)}", params
-        )
-        return [_item(row) for row in rows]
+        return [_item(row) for row in self._store.list(status, limit)]
 
     def get(self, item_id: int) -> QuarantineItem | None:
-        rows = self._warehouse.fetchall(
-            f"SELECT {_COLUMNS} FROM quarantine WHERE id = ?", [item_id]
-        )
-        return _item(rows[0]) if rows else None
+        row = self._store.get(item_id)
+        return _item(row) if row is not None else None
 
     def delete(self, item_id: int) -> bool:
         found = self.get(item_id)
         if found is None:
             return False
-        self._warehouse.run("DELETE FROM quarantine WHERE id = ?", [item_id])
+        self._store.delete(item_id)
         return True
 
     def replay(
@@ -184,17 +162,11 @@ class Quarantine:
             rows, problems = self._judge(item, normalizer)
             if problems:
                 still += 1
-                self._warehouse.run(
-                    "UPDATE quarantine SET reasons = ? WHERE id = ?",
-                    [orjson.dumps(problems).decode(), item.id],
-                )
+                self._store.set_reasons(item.id, orjson.dumps(problems).decode())
                 continue
             stored += store(rows)
             replayed += 1
-            self._warehouse.run(
-                "UPDATE quarantine SET status = 'replayed', replayed_at = ? WHERE id = ?",
-                [utc_now(), item.id],
-            )
+            self._store.mark_replayed(item.id)
         return ReplayResult(replayed=replayed, still_held=still, events_stored=stored)
 
     @staticmethod

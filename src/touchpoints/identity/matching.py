@@ -34,6 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.internals.comparison_level import M_U_CLAMP_MIN
 
+from touchpoints.identity.store import matching as store
+
 Column = Literal[
     "first_name", "last_name", "email", "phone", "birth_date", "street", "postcode", "city"
 ]
@@ -240,32 +242,33 @@ def match_records(
     own = con is None
     con = duckdb.connect() if con is None else con
     raw, prepared = (f"__tp_match_{part}_{uuid.uuid4().hex[:12]}" for part in ("raw", "input"))
-    progress = con.sql("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
+    progress = store.progress_bar(con)
     db_api: DuckDBAPI | None = None
     try:
-        con.execute("SET enable_progress_bar = false")
-        con.register(raw, table)
-        con.execute(_normalise_sql(raw, prepared, table.column_names, settings.phone_region))
-        con.unregister(raw)
-        _check_input(con, prepared)
+        store.set_progress_bar(con, False)
+        code = phonenumbers.country_code_for_region(settings.phone_region)
+        store.normalise_records(con, table, prepared, raw, code)
+        problems = store.input_problems(con, prepared)
+        if problems:
+            raise ValueError(problems[0])
         with _splink_quietly():
             db_api = DuckDBAPI(con)
             return _train_and_predict(db_api, prepared, settings)
     finally:
         if db_api is not None:
             db_api.delete_tables_created_by_splink_from_db()
-        con.execute(f"DROP TABLE IF EXISTS {prepared}")
+        store.drop_table(con, prepared)
         if own:
             con.close()
         else:
-            con.execute(f"SET enable_progress_bar = {bool(progress)}")
+            store.set_progress_bar(con, progress)
 
 
 def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -> MatchResult:
     """Fellegi–Sunter in Splink's order: prior, u by sampling, m by EM, then score."""
     con = db_api.duckdb_con
     for index, rule in enumerate(settings.em_rules):
-        if not con.sql(_pair_count_sql(table, (rule,))).fetchall()[0][0]:
+        if not store.pair_count(con, table, (rule,)):
             raise ValueError(
                 f"em_rules[{index}] {list(rule)}: no two records agree on it, so EM has no "
                 "pairs to learn from; use rules that pair at least a few hundred records"
@@ -279,10 +282,7 @@ def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -
         )
     low, threshold = settings.band()
     scored = linker.inference.predict(threshold_match_probability=low, warning_mode="never")
-    pairs = con.sql(
-        f"SELECT record_id_l, record_id_r, match_probability FROM {scored.physical_name} "
-        f"WHERE match_probability >= {low!r} ORDER BY record_id_l, record_id_r"
-    ).to_arrow_table()
+    pairs = store.scored_pairs(con, scored.physical_name, low)
     above = pc.greater_equal(pairs["match_probability"], threshold)
     pairs = pairs.cast(PAIR_SCHEMA)
     return MatchResult(pairs.filter(above), pairs.filter(pc.invert(above)))
@@ -296,19 +296,9 @@ def _estimate_prior(con: duckdb.DuckDBPyConnection, table: str, settings: MatchS
     pair it sets the prior to 0 and training fails on log2(0), so at least one match is
     assumed; on a handful of records the estimate can pass 1, so it is capped at 0.5.
     """
-    count = con.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    found = con.sql(_pair_count_sql(table, settings.prior_rules)).fetchall()[0][0]
+    count = store.record_count(con, table)
+    found = store.pair_count(con, table, settings.prior_rules)
     return min(max(found, 1) / settings.prior_recall / (count * (count - 1) / 2), 0.5)
-
-
-def _pair_count_sql(table: str, rules: tuple[Rule, ...]) -> str:
-    """Distinct pairs agreeing on every column of at least one rule (a union of equi-joins)."""
-    joins = [
-        f"SELECT l.record_id AS id_l, r.record_id AS id_r FROM {table} AS l JOIN {table} AS r "
-        f"ON {' AND '.join(f'l.{c} = r.{c}' for c in rule)} WHERE l.record_id < r.record_id"
-        for rule in rules
-    ]
-    return f"SELECT count(*) FROM ({' UNION '.join(joins)})"
 
 
 def _splink_settings(settings: MatchSettings, prior: float) -> SettingsCreator:
@@ -362,65 +352,6 @@ def _as_arrow(records: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
     present = [c for c in ("record_id", *COLUMNS) if any(c in row for row in records)]
     text = [[None if r.get(c) is None else str(r[c]) for r in records] for c in present]
     return pa.table([pa.array(values, pa.string()) for values in text], names=present)
-
-
-def _normalise_sql(source: str, target: str, present: list[str], region: str) -> str:
-    """One set-based step: every column as text, cleaned; absent columns as NULL."""
-
-    def text(column: str) -> str:
-        return f"CAST({column} AS VARCHAR)" if column in present else "CAST(NULL AS VARCHAR)"
-
-    def words(column: str) -> str:
-        return f"NULLIF(lower(trim(regexp_replace({text(column)}, '\\s+', ' ', 'g'))), '')"
-
-    code = phonenumbers.country_code_for_region(region)
-    return f"""
-        CREATE TEMP TABLE {target} AS
-        WITH cleaned AS (
-            SELECT
-                CAST(record_id AS VARCHAR) AS record_id,
-                {words("first_name")} AS first_name,
-                {words("last_name")} AS last_name,
-                NULLIF(lower(trim({text("email")})), '') AS email,
-                regexp_replace({text("phone")}, '[^0-9]', '', 'g') AS phone_digits,
-                NULLIF(trim({text("birth_date")}), '') AS birth_date_text,
-                NULLIF(upper(regexp_replace({text("postcode")}, '\\s', '', 'g')), '') AS postcode,
-                {words("street")} AS street,
-                {words("city")} AS city
-            FROM {source}
-        )
-        SELECT
-            record_id, first_name, last_name, first_name || ' ' || last_name AS full_name, email,
-            CASE
-                WHEN length(phone_digits) < 6 THEN NULL
-                WHEN phone_digits LIKE '00%' THEN substr(phone_digits, 3)
-                WHEN phone_digits LIKE '0%' THEN '{code}' || substr(phone_digits, 2)
-                ELSE phone_digits
-            END AS phone,
-            birth_date_text,
-            CASE WHEN regexp_full_match(birth_date_text, '\\d{{4}}-\\d{{2}}-\\d{{2}}')
-                THEN TRY_CAST(birth_date_text AS DATE) END AS birth_date,
-            street, postcode, city
-        FROM cleaned
-    """
-
-
-def _check_input(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Refuse ids and dates that cannot be right. Errors name record ids, never values: an
-    error message may end up in a log."""
-    null_ids = con.sql(f"SELECT count(*) - count(record_id) FROM {table}").fetchall()[0][0]
-    if null_ids:
-        raise ValueError(f"{null_ids} record(s) have no record_id; every record needs one")
-    problems = {
-        "record_id must be unique; used more than once:": "GROUP BY record_id HAVING count(*) > 1",
-        "birth_date is not an ISO date (YYYY-MM-DD) in record_id": (
-            "WHERE birth_date_text IS NOT NULL AND birth_date IS NULL"
-        ),
-    }
-    for message, condition in problems.items():
-        ids = con.sql(f"SELECT record_id FROM {table} {condition} ORDER BY 1 LIMIT 5").fetchall()
-        if ids:
-            raise ValueError(f"{message} {', '.join(repr(row[0]) for row in ids)}")
 
 
 # Splink's logger and the EM floor below are process-wide, so Splink runs one job at a time.

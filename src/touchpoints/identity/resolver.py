@@ -15,12 +15,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 import orjson
-import pyarrow as pa
 
 from touchpoints.identity.graph import IdentityGraph, Merge, Observation, Rejection
 from touchpoints.identity.identifiers import (
@@ -28,6 +26,14 @@ from touchpoints.identity.identifiers import (
     Identifier,
     IdentifierExtractor,
     normalise,
+)
+from touchpoints.identity.store import (
+    EventIdentifier,
+    Evidence,
+    IdentityChanges,
+    IdentityStore,
+    NewLink,
+    ReplayRow,
 )
 from touchpoints.warehouse import Warehouse
 
@@ -55,13 +61,13 @@ class LinkOutcome:
     already_one: bool  # both identifiers were one person before
 
 
-def _link_note(row: tuple[Any, ...]) -> str:
-    """The merge log's note for a link row (link_id, after_seq, a, a, b, b, source, p, note)."""
-    source, probability = row[6], row[7]
-    text = f"{'probabilistic match' if source == 'match' else source} link {row[0]}"
-    if probability is not None:
-        text += f", p={probability:.3f}"
-    return text + (f": {row[8]}" if row[8] else "")
+def _link_note(link: NewLink) -> str:
+    """The merge log's note for a link."""
+    kind = "probabilistic match" if link.source == "match" else link.source
+    text = f"{kind} link {link.link_id}"
+    if link.probability is not None:
+        text += f", p={link.probability:.3f}"
+    return text + (f": {link.note}" if link.note else "")
 
 
 @dataclass
@@ -72,16 +78,12 @@ class CatchUp:
     rejections: int = 0
 
 
-# What made a merge or a refusal: an event (its message id) or a link (its id).
-Evidence = tuple[str | None, int | None]
-
-
 @dataclass
 class _Batch:
     """Rows one catch-up (or replay, or set of links) writes."""
 
     identifiers: list[tuple[int, str, str, int]] = field(default_factory=list)
-    event_identifiers: list[tuple[int, int, int]] = field(default_factory=list)
+    event_identifiers: list[EventIdentifier] = field(default_factory=list)
     merges: list[tuple[Evidence, Merge]] = field(default_factory=list)
     rejections: list[tuple[Evidence, Rejection]] = field(default_factory=list)
     absorbed: set[int] = field(default_factory=set)
@@ -106,69 +108,18 @@ class _Batch:
 
 
 def replay_rows(
-    graph: IdentityGraph, rows: Iterable[tuple[int, int, int, str | None]]
+    graph: IdentityGraph, rows: Iterable[ReplayRow]
 ) -> list[tuple[Evidence, Rejection]]:
-    """Apply ``(seq, link_id, sid, message_id)`` rows (sorted by seq, link_id, pos; link_id 0
-    for an event's rows) to ``graph``: each event and link in turn; the refusals."""
+    """Apply rows (sorted by seq, link_id, pos; link_id 0 for an event's rows) to ``graph``:
+    each event and link in turn; the refusals."""
     steps: dict[tuple[int, int], tuple[Evidence, list[int]]] = {}
-    for seq, link_id, sid, message_id in rows:
-        evidence = (message_id, link_id or None)
-        steps.setdefault((seq, link_id), (evidence, []))[1].append(sid)
+    for row in rows:
+        evidence = (row.message_id, row.link_id or None)
+        steps.setdefault((row.seq, row.link_id), (evidence, []))[1].append(row.sid)
     rejections: list[tuple[Evidence, Rejection]] = []
     for (seq, _), (evidence, sids) in steps.items():
         rejections += [(evidence, r) for r in graph.observe_sids(seq, sids).rejections]
     return rejections
-
-
-def component_rows_sql(ids: str = "identifiers", ei: str = "event_identifiers") -> str:
-    """Rows to replay a component: its events' identifiers and its links' two ends, in order.
-
-    Parameters: the component's sids, then the ids of links to leave out."""
-    return f"""
-        WITH comp AS (SELECT unnest(?::BIGINT[]) AS sid),
-        skip AS (SELECT unnest(?::BIGINT[]) AS link_id),
-        links AS (
-            SELECT * FROM ({link_sids_sql(ids)}) l
-            WHERE (l.sid_a IN (SELECT sid FROM comp) OR l.sid_b IN (SELECT sid FROM comp))
-              AND l.link_id NOT IN (SELECT link_id FROM skip)
-        )
-        SELECT ei.seq, 0 AS link_id, ei.pos, ei.sid, e.message_id
-        FROM {ei} ei JOIN events e ON e.seq = ei.seq
-        WHERE ei.seq IN (SELECT seq FROM {ei} WHERE sid IN (SELECT sid FROM comp))
-        UNION ALL SELECT after_seq, link_id, 0, sid_a, NULL FROM links
-        UNION ALL SELECT after_seq, link_id, 1, sid_b, NULL FROM links
-        ORDER BY 1, 2, 3
-    """
-
-
-def link_sids_sql(ids: str = "identifiers") -> str:
-    """Links in force, with the surrogates of their two identifiers in ``ids``."""
-    return f"""
-        SELECT l.link_id, l.after_seq, a.sid AS sid_a, b.sid AS sid_b
-        FROM identity_links l
-        JOIN {ids} a ON a.type = l.type_a AND a.value = l.value_a
-        JOIN {ids} b ON b.type = l.type_b AND b.value = l.value_b
-        WHERE NOT l.removed
-    """
-
-
-def insert_rejections(
-    warehouse: Warehouse,
-    rejections: list[tuple[Evidence, Rejection]],
-    cursor: duckdb.DuckDBPyConnection,
-) -> None:
-    """Record refused links with their evidence (the event or link that would have made them)."""
-    if not rejections:
-        return
-    now = datetime.now(UTC).replace(tzinfo=None)
-    for (message_id, link_id), r in rejections:
-        warehouse.run(
-            "INSERT INTO identity_rejections "
-            "(seq, message_id, link_id, created_at, person, other, sid, rule) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [r.seq, message_id, link_id, now, r.person, r.other, r.sid, r.rule],
-            cursor=cursor,
-        )
 
 
 class IdentityResolver:
@@ -180,6 +131,7 @@ class IdentityResolver:
         extractor: IdentifierExtractor | None = None,
     ) -> None:
         self.warehouse = warehouse
+        self.store = IdentityStore(warehouse)
         self.extractor = extractor or IdentifierExtractor()
         self.limits = {t.name: t.limit for t in self.extractor.types if t.limit is not None}
         self._graph: IdentityGraph | None = None
@@ -237,9 +189,8 @@ class IdentityResolver:
         graph = IdentityGraph(self.limits)
         sid_by_key: dict[tuple[str, str], int] = {}
         person_by_sid: dict[int, int] = {}
-        for sid, id_type, value, person, detached in self.warehouse.fetchall(
-            "SELECT sid, type, value, person, detached FROM identifiers ORDER BY sid"
-        ):
+        stored = self.store.identifiers()
+        for sid, id_type, value, person, detached in zip(*stored, strict=True):
             graph.add_identifier(sid, id_type, value, person)
             sid_by_key[(id_type, value)] = sid
             person_by_sid[sid] = person
@@ -249,7 +200,7 @@ class IdentityResolver:
         return graph
 
     def processed_seq(self) -> int:
-        return int(self.warehouse.scalar("SELECT processed_seq FROM identity_state") or 0)
+        return self.store.processed_seq()
 
     # -- incremental -------------------------------------------------------------------------
     def catch_up(self) -> CatchUp:
@@ -266,141 +217,46 @@ class IdentityResolver:
                 total.rejections += done.rejections
 
     def _catch_up_chunk(self) -> CatchUp:
-        last = self.processed_seq()
-        rows = self.warehouse.fetchall(
-            "SELECT seq, message_id, raw FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-            [last, _CHUNK],
-        )
-        if not rows:
+        events = self.store.events_after(self.processed_seq(), _CHUNK)
+        if not events:
             return CatchUp()
         graph = self.graph()
         batch = _Batch()
         try:
-            for seq, message_id, raw in rows:
-                identifiers = self.extractor.extract(orjson.loads(raw))
-                batch.add((message_id, None), graph.observe(seq, identifiers), graph)
-            self._write(batch, graph, processed_seq=rows[-1][0])
+            for event in events:
+                identifiers = self.extractor.extract(orjson.loads(event.raw))
+                batch.add((event.message_id, None), graph.observe(event.seq, identifiers), graph)
+            self._write(batch, graph, processed_seq=events[-1].seq)
         except Exception:
             self.forget()  # the graph may be ahead of the warehouse: reload it next time
             raise
-        self._publish(graph, batch.touched, [row[0] for row in batch.identifiers])
-        return CatchUp(len(rows), len(batch.identifiers), len(batch.merges), len(batch.rejections))
+        self._publish(graph, batch.touched, [sid for sid, *_ in batch.identifiers])
+        return CatchUp(
+            len(events), len(batch.identifiers), len(batch.merges), len(batch.rejections)
+        )
 
     def _write(
         self,
         batch: _Batch,
         graph: IdentityGraph,
         processed_seq: int | None,
-        links: Sequence[tuple[Any, ...]] = (),
+        links: Sequence[NewLink] = (),
     ) -> None:
-        wh = self.warehouse
-        cursor = wh.cursor()
-        now = datetime.now(UTC).replace(tzinfo=None)
-        notes = {row[0]: _link_note(row) for row in links}
-        wh.run("BEGIN TRANSACTION", cursor=cursor)
-        try:
-            if links:
-                columns = list(zip(*links, strict=True))
-                types = [pa.int64(), pa.int64(), *[pa.string()] * 5, pa.float64(), pa.string()]
-                names = "link_id after_seq type_a value_a type_b value_b source probability note"
-                table = pa.table(
-                    {
-                        n: pa.array(c, t)
-                        for n, c, t in zip(names.split(), columns, types, strict=True)
-                    }
-                )
-                table = table.append_column(
-                    "created_at", pa.array([now] * len(links), pa.timestamp("us"))
-                )
-                table = table.append_column("removed", pa.array([False] * len(links), pa.bool_()))
-                wh.insert_arrow(
-                    "identity_links", ", ".join(table.column_names), table, cursor=cursor
-                )
-            if batch.identifiers:
-                sids, types, values, seqs = zip(*batch.identifiers, strict=True)
-                wh.insert_arrow(
-                    "identifiers",
-                    "sid, type, value, first_seq, person, detached",
-                    pa.table(
-                        {
-                            "sid": pa.array(sids, pa.int64()),
-                            "type": pa.array(types, pa.string()),
-                            "value": pa.array(values, pa.string()),
-                            "first_seq": pa.array(seqs, pa.int64()),
-                            "person": pa.array([graph.find(s) for s in sids], pa.int64()),
-                            "detached": pa.array([False] * len(sids), pa.bool_()),
-                        }
-                    ),
-                    cursor=cursor,
-                )
-            if batch.event_identifiers:
-                seqs, positions, sids = zip(*batch.event_identifiers, strict=True)
-                wh.insert_arrow(
-                    "event_identifiers",
-                    "seq, pos, sid",
-                    pa.table(
-                        {
-                            "seq": pa.array(seqs, pa.int64()),
-                            "pos": pa.array(positions, pa.int16()),
-                            "sid": pa.array(sids, pa.int64()),
-                        }
-                    ),
-                    cursor=cursor,
-                )
-            if batch.absorbed:
-                self._repoint(sorted(batch.absorbed), graph, cursor)
-            if batch.merges:
-                merges = batch.merges
-                wh.insert_arrow(
-                    "identity_merges",
-                    "seq, message_id, link_id, created_at, kind, kept, absorbed, sid, note",
-                    pa.table(
-                        {
-                            "seq": pa.array([m.seq for _, m in merges], pa.int64()),
-                            "message_id": pa.array([e[0] for e, _ in merges], pa.string()),
-                            "link_id": pa.array([e[1] for e, _ in merges], pa.int64()),
-                            "created_at": pa.array([now] * len(merges), pa.timestamp("us")),
-                            "kind": pa.array(
-                                ["merge" if e[1] is None else "link" for e, _ in merges],
-                                pa.string(),
-                            ),
-                            "kept": pa.array([m.kept for _, m in merges], pa.int64()),
-                            "absorbed": pa.array([m.absorbed for _, m in merges], pa.int64()),
-                            "sid": pa.array([m.sid for _, m in merges], pa.int64()),
-                            "note": pa.array([notes.get(e[1]) for e, _ in merges], pa.string()),
-                        }
-                    ),
-                    cursor=cursor,
-                )
-            insert_rejections(wh, batch.rejections, cursor)
-            if processed_seq is not None:
-                wh.run(
-                    "UPDATE identity_state SET processed_seq = ?", [processed_seq], cursor=cursor
-                )
-            wh.run("COMMIT", cursor=cursor)
-        except Exception:
-            wh.run("ROLLBACK", cursor=cursor)
-            raise
-
-    def _repoint(
-        self, old_persons: list[int], graph: IdentityGraph, cursor: duckdb.DuckDBPyConnection
-    ) -> None:
-        """Every identifier of an absorbed person now belongs to the surviving one."""
-        mapping = pa.table(
-            {
-                "old": pa.array(old_persons, pa.int64()),
-                "new": pa.array([graph.find(p) for p in old_persons], pa.int64()),
-            }
-        )
-        cursor.register("_repoint", mapping)
-        try:
-            self.warehouse.run(
-                "UPDATE identifiers SET person = _repoint.new FROM _repoint "
-                "WHERE identifiers.person = _repoint.old",
-                cursor=cursor,
+        """Store what ``batch`` did to ``graph`` (and ``links``), in one transaction."""
+        self.store.write(
+            IdentityChanges(
+                links=list(links),
+                identifiers=[
+                    (sid, t, v, seq, graph.find(sid)) for sid, t, v, seq in batch.identifiers
+                ],
+                event_identifiers=batch.event_identifiers,
+                repoint={p: graph.find(p) for p in sorted(batch.absorbed)},
+                merges=batch.merges,
+                notes={link.link_id: _link_note(link) for link in links},
+                rejections=batch.rejections,
+                processed_seq=processed_seq,
             )
-        finally:
-            cursor.unregister("_repoint")
+        )
 
     # -- lookups -----------------------------------------------------------------------------
     def normalised(self, identifier: Identifier) -> Identifier:
@@ -412,10 +268,7 @@ class IdentityResolver:
         return Identifier(identifier.type, value or "")
 
     def sid_of(self, identifier: Identifier) -> int | None:
-        found = self.normalised(identifier)
-        return self.warehouse.scalar(
-            "SELECT sid FROM identifiers WHERE type = ? AND value = ?", [found.type, found.value]
-        )
+        return self.store.sid_of(self.normalised(identifier))
 
     # -- links -------------------------------------------------------------------------------
     def add_links(self, requests: Sequence[LinkRequest]) -> list[LinkOutcome]:
@@ -428,9 +281,7 @@ class IdentityResolver:
             self.catch_up()
             graph = self.graph()
             after_seq = self.processed_seq()
-            next_id = int(
-                self.warehouse.scalar("SELECT coalesce(max(link_id), 0) FROM identity_links")
-            )
+            next_id = self.store.last_link_id()
             resolved: list[tuple[int, int]] = []
             for index, request in enumerate(requests):
                 ends = []
@@ -443,7 +294,7 @@ class IdentityResolver:
                     raise ValueError(f"links[{index}]: both ends are the same identifier")
                 resolved.append((ends[0], ends[1]))
             batch = _Batch()
-            rows: list[tuple[Any, ...]] = []
+            rows: list[NewLink] = []
             outcomes: list[LinkOutcome] = []
             try:
                 for request, (sid_a, sid_b) in zip(requests, resolved, strict=True):
@@ -453,16 +304,16 @@ class IdentityResolver:
                     batch.add((None, next_id), obs, graph)
                     a, b = graph.types[sid_a], graph.types[sid_b]
                     rows.append(
-                        (
-                            next_id,
-                            after_seq,
-                            a,
-                            graph.values[sid_a],
-                            b,
-                            graph.values[sid_b],
-                            request.source,
-                            request.probability,
-                            request.note or None,
+                        NewLink(
+                            link_id=next_id,
+                            after_seq=after_seq,
+                            type_a=a,
+                            value_a=graph.values[sid_a],
+                            type_b=b,
+                            value_b=graph.values[sid_b],
+                            source=request.source,
+                            probability=request.probability,
+                            note=request.note or None,
                         )
                     )
                     refused = obs.rejections[0].rule if obs.rejections else None
@@ -485,12 +336,10 @@ class IdentityResolver:
         Returns the persons the linked identifiers belong to afterwards."""
         with self._lock:
             self.catch_up()
-            found = self.warehouse.fetchall(
-                f"SELECT sid_a, sid_b FROM ({link_sids_sql()}) WHERE link_id = ?", [link_id]
-            )
-            if not found:
+            found = self.store.link_ends(link_id)
+            if found is None:
                 raise KeyError(link_id)
-            sid_a, sid_b = found[0]
+            sid_a, sid_b = found
             graph = self.graph()
             old_person = graph.find(sid_a)
             component = self.candidate_component([sid_a, sid_b])
@@ -498,10 +347,7 @@ class IdentityResolver:
                 graph,
                 component,
                 skip_links=[link_id],
-                statements=[
-                    ("UPDATE identity_links SET removed = true WHERE link_id = ?", [link_id])
-                ],
-                log=(old_person, sid_a, link_id, note),
+                unmerge=_Unmerge(old_person, sid_a, note, removed_link=link_id),
                 wanted=[sid_a, sid_b],
             )
 
@@ -522,8 +368,7 @@ class IdentityResolver:
                 graph,
                 component,
                 skip_links=[],
-                statements=[("UPDATE identifiers SET detached = true WHERE sid = ?", [sid])],
-                log=(old_person, sid, None, note),
+                unmerge=_Unmerge(old_person, sid, note),
                 wanted=None,
             )
 
@@ -532,31 +377,20 @@ class IdentityResolver:
         graph: IdentityGraph,
         component: set[int],
         skip_links: list[int],
-        statements: list[tuple[str, list[Any]]],
-        log: tuple[int, int, int | None, str],
+        unmerge: _Unmerge,
         wanted: list[int] | None,
     ) -> list[int]:
         """Replay ``component`` and store the result with the unmerge that caused it."""
         try:
             rejections = self.replay(graph, component, skip_links)
-            cursor = self.warehouse.cursor()
-            self.warehouse.run("BEGIN TRANSACTION", cursor=cursor)
-            try:
-                self.write_replay(component, graph, rejections, cursor)
-                for sql, params in statements:
-                    self.warehouse.run(sql, params, cursor=cursor)
-                old_person, sid, link_id, note = log
-                self.warehouse.run(
-                    "INSERT INTO identity_merges (seq, message_id, link_id, created_at, kind, "
-                    "kept, absorbed, sid, note) "
-                    "VALUES (NULL, NULL, ?, ?, 'unmerge', ?, NULL, ?, ?)",
-                    [link_id, datetime.now(UTC).replace(tzinfo=None), old_person, sid, note],
-                    cursor=cursor,
-                )
-                self.warehouse.run("COMMIT", cursor=cursor)
-            except Exception:
-                self.warehouse.run("ROLLBACK", cursor=cursor)
-                raise
+            self.store.write_split(
+                {s: graph.find(s) for s in component},
+                rejections,
+                old_person=unmerge.old_person,
+                sid=unmerge.sid,
+                note=unmerge.note,
+                removed_link=unmerge.removed_link,
+            )
         except Exception:
             self.forget()
             raise
@@ -571,15 +405,7 @@ class IdentityResolver:
         component = set(start)
         frontier = set(component)
         while frontier:
-            rows = self.warehouse.fetchall(
-                "WITH f AS (SELECT unnest(?::BIGINT[]) AS sid) "
-                "SELECT DISTINCT b.sid FROM event_identifiers a "
-                "JOIN event_identifiers b ON a.seq = b.seq WHERE a.sid IN (SELECT sid FROM f) "
-                f"UNION SELECT sid_b FROM ({link_sids_sql()}) WHERE sid_a IN (SELECT sid FROM f) "
-                f"UNION SELECT sid_a FROM ({link_sids_sql()}) WHERE sid_b IN (SELECT sid FROM f)",
-                [sorted(frontier)],
-            )
-            found = {sid for (sid,) in rows}
+            found = self.store.neighbours(frontier)
             frontier = found - component
             component |= found
         return component
@@ -589,8 +415,7 @@ class IdentityResolver:
     ) -> list[tuple[Evidence, Rejection]]:
         """Re-apply, in order, every event and link of ``component`` to a reset graph."""
         graph.reset(component)
-        rows = self.warehouse.fetchall(component_rows_sql(), [sorted(component), list(skip_links)])
-        return replay_rows(graph, [(seq, link, sid, mid) for seq, link, _pos, sid, mid in rows])
+        return replay_rows(graph, self.store.component_rows(component, skip_links))
 
     def write_replay(
         self,
@@ -599,28 +424,9 @@ class IdentityResolver:
         rejections: list[tuple[Evidence, Rejection]],
         cursor: duckdb.DuckDBPyConnection,
     ) -> None:
-        ordered = sorted(component)
-        persons = pa.table(
-            {
-                "sid": pa.array(ordered, pa.int64()),
-                "person": pa.array([graph.find(s) for s in ordered], pa.int64()),
-            }
-        )
-        cursor.register("_persons", persons)
-        try:
-            self.warehouse.run(
-                "UPDATE identifiers SET person = _persons.person FROM _persons "
-                "WHERE identifiers.sid = _persons.sid",
-                cursor=cursor,
-            )
-        finally:
-            cursor.unregister("_persons")
-        self.warehouse.run(
-            "DELETE FROM identity_rejections WHERE sid IN (SELECT unnest(?::BIGINT[]))",
-            [ordered],
-            cursor=cursor,
-        )
-        insert_rejections(self.warehouse, rejections, cursor)
+        """Inside the transaction of ``cursor``: the replayed persons of ``component`` and
+        its refused links."""
+        self.store.write_replay({s: graph.find(s) for s in component}, rejections, cursor)
 
     # -- reading the map ---------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -628,65 +434,54 @@ class IdentityResolver:
         person: a user id, customer number, e-mail, phone, …) and how many are anonymous
         (only cookies, device and advertising ids), and identifiers per type."""
         self.catch_up()
-        device_types = sorted(DEVICE_TYPES)
-        marks = ", ".join("?" for _ in device_types)
-        persons, identified = self.warehouse.fetchall(
-            "SELECT count(*), count(*) FILTER (WHERE known) FROM ("
-            f"  SELECT person, bool_or(type NOT IN ({marks})) AS known"
-            "  FROM identifiers GROUP BY person)",
-            device_types,
-        )[0]
-        types = self.warehouse.fetchall(
-            "SELECT type, count(*) FROM identifiers GROUP BY type ORDER BY 2 DESC, 1"
-        )
+        persons, identified = self.store.person_counts(sorted(DEVICE_TYPES))
         return {
-            "persons": int(persons),
-            "identified": int(identified or 0),
-            "anonymous": int(persons) - int(identified or 0),
-            "identifiers": {name: int(n) for name, n in types},
+            "persons": persons,
+            "identified": identified,
+            "anonymous": persons - identified,
+            "identifiers": self.store.identifier_counts(),
         }
 
     def persons_by_sid(self) -> dict[int, int]:
-        return dict(self.warehouse.fetchall("SELECT sid, person FROM identifiers"))
+        return self.store.persons_by_sid()
 
     def identifiers_of(self, person: int) -> dict[str, list[str]]:
         out: dict[str, list[str]] = defaultdict(list)
-        for id_type, value in self.warehouse.fetchall(
-            "SELECT type, value FROM identifiers WHERE person = ? ORDER BY type, sid", [person]
-        ):
-            out[id_type].append(value)
+        for identifier in self.store.identifiers_of(person):
+            out[identifier.type].append(identifier.value)
         return dict(out)
 
     def links(
         self, limit: int = 50, offset: int = 0, removed: bool = False
     ) -> tuple[int, list[dict[str, Any]]]:
         """Links (in force, or with ``removed`` also the removed ones), newest first."""
-        where = "" if removed else "WHERE NOT removed"
-        total = int(self.warehouse.scalar(f"SELECT count(*) FROM identity_links {where}"))
-        rows = self.warehouse.fetchall(
-            "SELECT link_id, after_seq, type_a, value_a, type_b, value_b, source, probability, "
-            f"created_at, removed, note FROM identity_links {where} "
-            "ORDER BY link_id DESC LIMIT ? OFFSET ?",
-            [limit, offset],
-        )
-        out = []
-        for row in rows:
-            a, b = Identifier(row[2], row[3]), Identifier(row[4], row[5])
-            out.append(
-                {
-                    "link_id": row[0],
-                    "after_seq": row[1],
-                    "a": f"{a.type}:{a.value}",
-                    "b": f"{b.type}:{b.value}",
-                    "person": _person_key(self.lookup(a)),
-                    "source": row[6],
-                    "probability": row[7],
-                    "created_at": row[8].isoformat() + "Z",
-                    "removed": row[9],
-                    "note": row[10],
-                }
-            )
-        return total, out
+        total, links = self.store.links(limit, offset, removed)
+        return total, [
+            {
+                "link_id": link.link_id,
+                "after_seq": link.after_seq,
+                "a": str(link.a),
+                "b": str(link.b),
+                "person": _person_key(self.lookup(link.a)),
+                "source": link.source,
+                "probability": link.probability,
+                "created_at": link.created_at.isoformat() + "Z",
+                "removed": link.removed,
+                "note": link.note,
+            }
+            for link in links
+        ]
+
+
+@dataclass(frozen=True)
+class _Unmerge:
+    """What an unmerge changes besides the persons: ``sid`` detached, or the link
+    ``removed_link`` (from ``sid``) removed; the merge log names ``old_person``."""
+
+    old_person: int
+    sid: int
+    note: str
+    removed_link: int | None = None
 
 
 def _person_key(person: int | None) -> str | None:

@@ -260,7 +260,7 @@ def attribute(
     _check(by, lookback_days, half_life_days)
     conversions = _conversions(source, conversion, value_property)
     total = conversions.agg(n=conversions.conv_seq.count(), value=conversions.value.sum())
-    totals = total.to_pyarrow().to_pylist()[0]
+    totals = source.rows(total)[0]
     paths = attribution_paths(
         source,
         conversion=conversion,
@@ -269,15 +269,14 @@ def attribute(
         value_property=value_property,
     )
     # The paths are computed once and read three times.
-    with paths.cache() as paths:
+    with source.cache(paths) as paths:
         ends = paths.filter(paths.first)
         ends = ends.group_by("converted").agg(n=ends.seq.count(), value=ends.value.sum())
-        by_end = {row["converted"]: row for row in ends.to_pyarrow().to_pylist()}
+        by_end = {row["converted"]: row for row in source.rows(ends)}
         heuristics = {
-            row["key"]: row
-            for row in _heuristic_credits(paths, half_life_days).to_pyarrow().to_pylist()
+            row["key"]: row for row in source.rows(_heuristic_credits(paths, half_life_days))
         }
-        transitions = markov_transitions(paths).to_pyarrow().to_pylist()
+        transitions = source.rows(markov_transitions(paths))
     attributed = by_end.get(1, {"n": 0, "value": 0.0})
     attributed_value = float(attributed["value"] or 0.0)
     _base, effects = removal_effects(transitions)

@@ -91,15 +91,15 @@ def channel_mix(
         "channel", "contacts", person=banded.person, band=band_of(banded.age, parsed)
     )
     # One row per person and channel, computed once and read twice.
-    with banded.cache() as banded:
+    with source.cache(banded) as banded:
         cells = banded.group_by(["band", "channel"]).agg(
             people=banded.count(), contacts=banded.contacts.sum()
         )
         totals = banded.group_by("band").agg(
             people=banded.person.nunique(), contacts=banded.contacts.sum()
         )
-        found = {(r["band"], r["channel"]): r for r in cells.to_pyarrow().to_pylist()}
-        sums = {r["band"]: r for r in totals.to_pyarrow().to_pylist()}
+        found = {(r["band"], r["channel"]): r for r in source.rows(cells)}
+        sums = {r["band"]: r for r in source.rows(totals)}
     labels = [b.label for b in parsed] + [UNKNOWN]
     reach: dict[str, int] = {}
     for (_band, channel), row in found.items():

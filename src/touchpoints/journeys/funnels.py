@@ -242,15 +242,19 @@ def funnel(source: Source, spec: FunnelSpec | dict[str, Any]) -> FunnelResult:
 
     # The steps each unit reached, computed once (a few rows per unit that entered) and
     # kept for the figures below: each would compute it again from the events otherwise.
-    with timed.cache() as timed:
-        counts = _rows(timed.group_by("value", "step").agg(units=timed.unit.nunique()))
-        medians = _rows(_medians(timed, ["value", "step"], "ms"))
+    with source.cache(timed) as timed:
+        counts = source.rows(timed.group_by("value", "step").agg(units=timed.unit.nunique()))
+        medians = source.rows(_medians(timed, ["value", "step"], "ms"))
         last = timed.filter(timed.step == len(spec.steps))
-        overall_median = _rows(_medians(last.mutate(all=ibis.literal(1)), ["all"], "ms"))
-        group_median = _rows(_medians(last, ["value"], "ms"))
+        overall_median = source.rows(_medians(last.mutate(all=ibis.literal(1)), ["all"], "ms"))
+        group_median = source.rows(_medians(last, ["value"], "ms"))
         bucketed = last.mutate(bucket=_bucket_index(last.ms))
-        buckets = _rows(bucketed.group_by("value", "bucket").agg(units=bucketed.unit.nunique()))
-        total_median = {r["step"]: r["median"] for r in _rows(_medians(timed, ["step"], "ms"))}
+        buckets = source.rows(
+            bucketed.group_by("value", "bucket").agg(units=bucketed.unit.nunique())
+        )
+        total_median = {
+            r["step"]: r["median"] for r in source.rows(_medians(timed, ["step"], "ms"))
+        }
 
     window_seconds = spec.window.total_seconds()
     by_value: dict[Any, dict[int, int]] = {}
@@ -348,10 +352,8 @@ def drop_offs(
             identifier=identifiers.type.concat(":", identifiers.value),
         )
         rows = rows.join(named, "device")
-    total = int(rows.count().to_pyarrow().as_py())
-    page = (
-        rows.order_by(["entered_at", "unit"]).limit(limit, offset=offset).to_pyarrow().to_pylist()
-    )
+    total = int(source.arrow(rows.count()).as_py())
+    page = source.rows(rows.order_by(["entered_at", "unit"]).limit(limit, offset=offset))
     device = spec.unit == "device"
     units = [
         DropOff(
@@ -372,10 +374,6 @@ def drop_off_page(source: Source, query: DropOffsQuery) -> DropOffPage:
 
 
 # -- assembling -----------------------------------------------------------------------------
-def _rows(table: ir.Table) -> list[dict[str, Any]]:
-    return table.to_pyarrow().to_pylist()
-
-
 def _step_counts(
     spec: FunnelSpec, reached: dict[int, int], medians: dict[int, float | None]
 ) -> list[StepCount]:

@@ -103,7 +103,7 @@ def journey_map(
     # One query for the counts and the times (quantiles skip those who did not move on).
     counts = {
         row["stage_index"]: row
-        for row in _rows(
+        for row in source.rows(
             progress.group_by("stage_index").agg(
                 reached=progress.count(),
                 went_on=progress.went_on.sum(),
@@ -114,7 +114,9 @@ def journey_map(
         )
     }
     placed = chosen(_within(facts(source, model), "ts", period))
-    ranked = _top(placed.filter(placed.stage_index.notnull()), top, kept_firsts=_whole(period))
+    ranked = _top(
+        source, placed.filter(placed.stage_index.notnull()), top, kept_firsts=_whole(period)
+    )
 
     steps = []
     for index, name in enumerate(model.names):
@@ -139,7 +141,7 @@ def journey_map(
     return JourneyMap(
         stages=steps,
         pain_points=_pain_points(source, model, events, entries, progress, placed, steps),
-        stage_transitions=stage_transitions(entries, model),
+        stage_transitions=stage_transitions(source, entries, model),
         channel_transitions=[
             ChannelTransition(source=a, target=b, count=n)
             for (a, b), n in sorted(
@@ -155,7 +157,9 @@ def journey_map(
     )
 
 
-def stage_transitions(entries: ir.Table, model: StageModel) -> list[StageTransition]:
+def stage_transitions(
+    source: Source, entries: ir.Table, model: StageModel
+) -> list[StageTransition]:
     """Consecutive stage entries of each journey: (source, target, persons), in model order."""
     spans = stage_spans(entries)
     pairs = spans.filter(spans.next_index.notnull())
@@ -167,7 +171,7 @@ def stage_transitions(entries: ir.Table, model: StageModel) -> list[StageTransit
             target=names[row["next_index"]],
             persons=int(row["persons"]),
         )
-        for row in sorted(_rows(counted), key=lambda r: (r["stage_index"], r["next_index"]))
+        for row in sorted(source.rows(counted), key=lambda r: (r["stage_index"], r["next_index"]))
     ]
 
 
@@ -196,14 +200,14 @@ def directly_follows(
         if collapse_repeats:
             steps = steps.filter(steps.a != steps.b)
         counted = steps.group_by("a", "b").agg(n=steps.count())
-        return {(row["a"], row["b"]): int(row["n"]) for row in _rows(counted)}
+        return {(row["a"], row["b"]): int(row["n"]) for row in source.rows(counted)}
     window = ibis.window(group_by=events.person, order_by=[events.ts, events.seq])
     steps = events.select(a=events[by], b=events[by].lead().over(window))
     steps = steps.filter(steps.b.notnull())
     if collapse_repeats:
         steps = steps.filter(steps.a != steps.b)
     counted = steps.group_by("a", "b").agg(n=steps.count())
-    return {(row["a"], row["b"]): int(row["n"]) for row in _rows(counted)}
+    return {(row["a"], row["b"]): int(row["n"]) for row in source.rows(counted)}
 
 
 def persons_who(
@@ -308,7 +312,7 @@ def _epoch(ts: ir.TimestampValue) -> ir.IntegerValue:
 
 
 def _top(
-    in_stage: ir.Table, top: int, kept_firsts: bool = False
+    source: Source, in_stage: ir.Table, top: int, kept_firsts: bool = False
 ) -> dict[tuple[str, int], list[Any]]:
     """The ``top`` channels and events of each stage, in one query: {(column, stage_index):
     [ChannelReach or TouchpointReach]}. With ``kept_firsts`` (the whole of each journey),
@@ -333,7 +337,7 @@ def _top(
     ranked = counted.mutate(rank=ibis.row_number().over(window))
     best = ranked.filter(ranked.rank < top)
     out: dict[tuple[str, int], list[Any]] = {}
-    for row in sorted(_rows(best), key=lambda r: (r["kind"], r["stage_index"], r["rank"])):
+    for row in sorted(source.rows(best), key=lambda r: (r["kind"], r["stage_index"], r["rank"])):
         persons, events = int(row["persons"]), int(row["events"])
         reach = (
             ChannelReach(channel=row["name"], persons=persons, events=events)
@@ -427,7 +431,7 @@ def _pain_points(
         dropped=ibis.literal(0, type="int64"),
     )
     cells: dict[str, dict[int, tuple[int, int]]] = {}
-    for row in _rows(per_stage.union(anywhere)):
+    for row in source.rows(per_stage.union(anywhere)):
         cells.setdefault(row["pain"], {})[row["stage_index"]] = (
             int(row["persons"]),
             int(row["dropped"]),
@@ -468,10 +472,6 @@ def _pain_points(
             )
         )
     return out
-
-
-def _rows(table: ir.Table) -> list[dict[str, Any]]:
-    return table.to_pyarrow().to_pylist()
 
 
 def _seconds(value: float | None) -> float | None:

@@ -107,13 +107,23 @@ def top_paths(
     anchors = anchors.filter(anchors.n == 0).select(
         "person", anchor_ts=anchors.ts, anchor_seq=anchors.seq
     )
-    with anchors.cache() as anchors:
+    with source.cache(anchors) as anchors:
         return _top_paths(
-            events, anchors, anchor_event, after, depth, step, min_share, collapse_repeats, limit
+            source,
+            events,
+            anchors,
+            anchor_event,
+            after,
+            depth,
+            step,
+            min_share,
+            collapse_repeats,
+            limit,
         )
 
 
 def _top_paths(
+    source: Source,
     events: ir.Table,
     anchors: ir.Table,
     anchor_event: str,
@@ -150,8 +160,8 @@ def _top_paths(
         steps = steps.filter(steps.previous.isnull() | (steps.previous != steps.key))
     steps = steps.mutate(pos=ibis.row_number().over(away(steps)))
     steps = steps.filter(steps.pos < depth).select("person", "key", "pos")
-    people = int(anchors.count().to_pyarrow().as_py())
-    with steps.cache() as steps:  # at most ``depth`` rows a person, read twice
+    people = int(source.arrow(anchors.count()).as_py())
+    with source.cache(steps) as steps:  # at most ``depth`` rows a person, read twice
         if min_share > 0:
             seen = steps.group_by("key").agg(users=steps.person.nunique())
             rare = seen.filter(seen.users < min_share * people).select(rare_key=seen.key)
@@ -160,7 +170,7 @@ def _top_paths(
                 key=ibis.cases((steps.rare_key.notnull(), ibis.literal(OTHER)), else_=steps.key)
             ).drop("rare_key")
         counted = _pivot(steps, anchors.select("person"), depth, "key")
-        rows = counted.to_pyarrow().to_pylist()
+        rows = source.rows(counted)
     paths, rest = _ranked(rows, depth, people, limit, reverse=not after)
     return PathReport(
         anchor="start" if after else "end",
@@ -188,7 +198,7 @@ def journey_variants(source: Source, model: StageModel, *, limit: int = 20) -> V
     people = entries.select("person").distinct()
     depth = len(model.stages)
     counted = _pivot(entries, people, depth, "stage")
-    rows = counted.to_pyarrow().to_pylist()
+    rows = source.rows(counted)
     total = sum(int(r["people"]) for r in rows)
     variants, rest = _ranked(rows, depth, total, limit, reverse=False)
     return VariantReport(

@@ -88,14 +88,14 @@ def returns(source: Source, spec: RetentionSpec, start: ir.Table) -> ir.Table:
 def retention(source: Source, spec: RetentionSpec | dict[str, Any]) -> RetentionResult:
     """The cohort table: per cohort, its size and who came back in each period after."""
     spec = retention_spec(spec)
-    with starts(source, spec).cache() as start:  # read twice: computed once
-        sizes = start.group_by("cohort").agg(size=start.unit.count()).to_pyarrow().to_pylist()
+    with source.cache(starts(source, spec)) as start:  # read twice: computed once
+        sizes = source.rows(start.group_by("cohort").agg(size=start.unit.count()))
         came = returns(source, spec, start)
         counts = came.group_by("cohort", "offset").agg(units=came.unit.count())
-        returned = {(r["cohort"], r["offset"]): r["units"] for r in counts.to_pyarrow().to_pylist()}
+        returned = {(r["cohort"], r["offset"]): r["units"] for r in source.rows(counts)}
     as_of = spec.as_of
     if as_of is None:
-        latest = unit_events(source, spec.unit).ts.max().to_pyarrow().as_py()
+        latest = source.arrow(unit_events(source, spec.unit).ts.max()).as_py()
         as_of = latest.replace(tzinfo=None) if latest is not None else None
     cohorts = []
     for row in sorted(sizes, key=lambda r: r["cohort"]):

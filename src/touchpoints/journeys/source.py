@@ -20,17 +20,25 @@ the same (the tests compare both, and Spark, which computes).
 
 On Spark these are tables or views of the same names (exported from DuckDB, or produced by
 the data team's pipeline).
+
+Analyses run their expressions with :meth:`Source.arrow` and keep intermediate tables with
+:meth:`Source.cache`, never with the expression's own ``to_pyarrow`` or ``cache``: on DuckDB
+the source runs them through the warehouse's SQL gateway (logged, timed, errors carrying
+the query); on Spark through the Ibis backend.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from touchpoints.warehouse import Warehouse
+from touchpoints.warehouse.ibis_gateway import IbisGateway
 
 if TYPE_CHECKING:
     from touchpoints.journeys.model import StageModel
@@ -51,11 +59,32 @@ class Source:
     ``events_table`` names a table of events that already carry ``person`` and ``device``
     (the store derives facts from one); ``derived_for`` is the fingerprint of the stage model
     whose facts and stage entries the warehouse keeps (``journey_facts``,
-    ``journey_stage_entries``)."""
+    ``journey_stage_entries``); ``gateway``, on the DuckDB warehouse, runs the queries
+    (:func:`duckdb_source` makes both)."""
 
     backend: Any  # an Ibis backend: ibis.duckdb or ibis.pyspark
     events_table: str | None = None
     derived_for: str | None = None
+    gateway: IbisGateway | None = None
+
+    def arrow(self, expr: ir.Expr) -> Any:
+        """Run ``expr``: a table gives a ``pyarrow.Table``, a column an array, a scalar a
+        ``pyarrow.Scalar`` (what ``expr.to_pyarrow()`` gives, on every engine)."""
+        if self.gateway is not None:
+            return self.gateway.arrow(expr)
+        return expr.to_pyarrow()
+
+    def rows(self, expr: ir.Table) -> list[dict[str, Any]]:
+        """Run ``expr``: its rows as dicts."""
+        table: pa.Table = self.arrow(expr)
+        return table.to_pylist()
+
+    def cache(self, expr: ir.Table) -> AbstractContextManager[ir.Table]:
+        """``with source.cache(expr) as kept:`` ``expr`` computed once into a temporary table
+        for the block, for an expression read more than once."""
+        if self.gateway is not None:
+            return self.gateway.cache(expr)
+        return expr.cache()  # type: ignore[return-value]  # a CachedTable releases itself on exit
 
     def derived(self, model: StageModel) -> bool:
         """Whether the kept facts and stage entries were derived with ``model``."""
@@ -104,11 +133,12 @@ class Source:
 def duckdb_source(warehouse: Warehouse, model: StageModel | None = None) -> Source:
     """The warehouse's journey tables through Ibis, on this thread's cursor; with ``model``,
     reading the facts kept for it when they are (``store.refresh`` with the same model)."""
-    backend = ibis.duckdb.from_connection(warehouse.cursor())
+    from touchpoints.journeys.store import kept_model
+
+    gateway = IbisGateway(warehouse)
     if model is None:
-        return Source(backend)
-    kept = warehouse.fetchall("SELECT model FROM journey_state")
+        return Source(gateway.backend, gateway=gateway)
     fingerprint = model.fingerprint()
-    if kept and kept[0][0] == fingerprint:
-        return Source(backend, derived_for=fingerprint)
-    return Source(backend)
+    if kept_model(warehouse) == fingerprint:
+        return Source(gateway.backend, derived_for=fingerprint, gateway=gateway)
+    return Source(gateway.backend, gateway=gateway)

@@ -247,7 +247,7 @@ def stage_distribution(source: Source, model: StageModel) -> list[StageCount]:
     furthest = entries.stage_index.max().over(ibis.window(group_by=entries.person))
     marked = entries.mutate(now=(entries.stage_index == furthest).cast("int64"))
     counts = marked.group_by("stage").agg(reached=marked.count(), current=marked.now.sum())
-    found = {row["stage"]: row for row in counts.to_pyarrow().to_pylist()}
+    found = {row["stage"]: row for row in source.rows(counts)}
     return [
         StageCount(
             stage=name,
@@ -261,11 +261,9 @@ def stage_distribution(source: Source, model: StageModel) -> list[StageCount]:
 def stage_history(source: Source, model: StageModel, person: int) -> list[StageEntry]:
     """The stages one person entered, in journey order, with when and through which event."""
     entries = stage_entries(source, model)
-    rows = (
+    rows = source.rows(
         entries.filter(entries.person == person)
         .order_by("stage_index")
         .select("stage", "entered_at", "channel", "event")
-        .to_pyarrow()
-        .to_pylist()
     )
     return [StageEntry(**row) for row in rows]

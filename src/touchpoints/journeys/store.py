@@ -23,11 +23,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-import ibis
-
 from touchpoints.journeys.model import StageModel
 from touchpoints.journeys.source import Source
 from touchpoints.warehouse import Warehouse
+from touchpoints.warehouse.ibis_gateway import IbisGateway
 
 _LOCK = threading.Lock()
 
@@ -48,15 +47,9 @@ def refresh(warehouse: Warehouse, model: StageModel | None = None) -> Refreshed:
     the tables before or after, never half way."""
     started = time.perf_counter()
     with _LOCK:
-        cursor = warehouse.cursor()
-        warehouse.run("BEGIN TRANSACTION", cursor=cursor)
-        try:
+        with warehouse.transaction():  # this thread's cursor, which every run below uses
             copied = _copy_events(warehouse)
             persons, full = _derive(warehouse, model) if model is not None else (0, False)
-            warehouse.run("COMMIT", cursor=cursor)
-        except Exception:
-            warehouse.run("ROLLBACK", cursor=cursor)
-            raise
     return Refreshed(copied, persons, full, round(time.perf_counter() - started, 3))
 
 
@@ -176,8 +169,9 @@ def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, str]:
     fingerprint = model.fingerprint()
     if fingerprint in _COMPILED:
         return _COMPILED[fingerprint]
-    backend = ibis.duckdb.from_connection(warehouse.cursor())
-    scratch = Source(backend, events_table="journey_scratch")
+    gateway = IbisGateway(warehouse)
+    backend = gateway.backend
+    scratch = Source(backend, events_table="journey_scratch", gateway=gateway)
     entry_columns = "person, stage, stage_index, entered_at, entered_seq, channel, event"
     entries = computed_stage_entries(scratch, model)
     kept = backend.table("journey_stage_entries")
@@ -185,12 +179,18 @@ def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, str]:
     columns = ", ".join(FACT_COLUMNS)
     compiled = (
         f"INSERT INTO journey_stage_entries ({entry_columns}) "
-        f"SELECT {entry_columns} FROM ({backend.compile(entries)})",
+        f"SELECT {entry_columns} FROM ({gateway.compile(entries)})",
         f"INSERT INTO journey_facts ({columns}) "
-        f"SELECT {columns} FROM ({backend.compile(computed_facts(scratch, model, own))})",
+        f"SELECT {columns} FROM ({gateway.compile(computed_facts(scratch, model, own))})",
     )
     _COMPILED[fingerprint] = compiled
     return compiled
+
+
+def kept_model(warehouse: Warehouse) -> str | None:
+    """The fingerprint of the stage model whose facts the warehouse keeps, if any."""
+    kept = warehouse.fetchall("SELECT model FROM journey_state")
+    return str(kept[0][0]) if kept else None
 
 
 def _set_state(warehouse: Warehouse, model: str, generation: int, facts_seq: int) -> None:

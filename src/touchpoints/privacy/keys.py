@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Literal
 
 from touchpoints.errors import InvalidRequest, NotFound
+from touchpoints.privacy.store import ApiKeyTable, StoredKey
 from touchpoints.warehouse import Warehouse, utc_now
 
 Role = Literal["write", "read", "admin"]
@@ -88,7 +89,7 @@ def new_secret(role: Role) -> str:
 
 class KeyStore:
     def __init__(self, warehouse: Warehouse) -> None:
-        self._warehouse = warehouse
+        self._table = ApiKeyTable(warehouse)
         self._lock = threading.Lock()
         self._by_hash: dict[str, ApiKey] = {}
         self._ephemeral: dict[str, ApiKey] = {}
@@ -96,13 +97,18 @@ class KeyStore:
         self.reload()
 
     def reload(self) -> None:
-        rows = self._warehouse.fetchall(
-            "SELECT id, role, name, prefix, key_hash, created_at, revoked_at FROM api_keys"
-        )
+        rows = self._table.all()
         with self._lock:
             self._by_hash = {
-                key_hash: ApiKey(key_id, role, name, prefix, created, revoked)
-                for key_id, role, name, prefix, key_hash, created, revoked in rows
+                row.key_hash: ApiKey(
+                    row.id,
+                    row.role,  # type: ignore[arg-type]
+                    row.name,
+                    row.prefix,
+                    row.created_at,
+                    row.revoked_at,
+                )
+                for row in rows
             }
 
     def create(self, role: str, name: str | None = None) -> tuple[ApiKey, str]:
@@ -117,10 +123,8 @@ class KeyStore:
             prefix=secret[: len(role) + 8],
             created_at=utc_now(),
         )
-        self._warehouse.run(
-            "INSERT INTO api_keys (id, role, name, prefix, key_hash, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [key.id, key.role, key.name, key.prefix, _hash(secret), key.created_at],
+        self._table.insert(
+            StoredKey(key.id, key.role, key.name, key.prefix, _hash(secret), key.created_at, None)
         )
         with self._lock:
             self._by_hash[_hash(secret)] = key
@@ -143,7 +147,7 @@ class KeyStore:
         if found.revoked_at is not None:
             return found
         revoked_at = utc_now()
-        self._warehouse.run("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [revoked_at, key_id])
+        self._table.revoke(key_id, revoked_at)
         self.reload()
         return ApiKey(found.id, found.role, found.name, found.prefix, found.created_at, revoked_at)
 

@@ -25,19 +25,13 @@ import orjson
 from touchpoints.errors import BadRequest, NotFound
 from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.resolver import IdentityResolver
+from touchpoints.profiles.store import ProfileEvent, ProfileStore
 from touchpoints.warehouse import Warehouse
 
 ORDER_EVENTS = ("Order Completed",)
 _CACHE_SIZE = 200_000
 # Serialised profiles (about 2 to 3 kB each on the demo data), for the lookup route.
 _JSON_CACHE_SIZE = 100_000
-
-# A person's events are those whose anchor identifier (pos 0) belongs to the person. They are
-# found in three narrow steps (identifiers → anchored seqs → events) with the keys passed as
-# lists: point lookups that stay fast as the tables grow, where one three-way join would scan.
-_EVENT_COLUMNS = (
-    "seq, message_id, type, event, channel, source, traits, context, properties, timestamp"
-)
 
 
 def encode_cursor(event: Mapping[str, Any]) -> str:
@@ -162,6 +156,7 @@ class Profiles:
         source_priority: Mapping[str, list[str]] | None = None,
     ) -> None:
         self.warehouse = warehouse
+        self.store = ProfileStore(warehouse)
         self.identity = identity
         self.source_priority = dict(source_priority or {})
         # Assembled profiles, dropped when the identity map reports a change to the person.
@@ -255,30 +250,16 @@ class Profiles:
             self._json.pop((person, True), None)
 
     def _assemble(self, person: int) -> Profile:
-        wh = self.warehouse
-        found = wh.fetchall(
-            "SELECT sid, type, value, first_seq FROM identifiers WHERE person = ? "
-            "ORDER BY type, sid",
-            [person],
-        )
+        found = self.store.identifiers(person)
         if not found:
             raise ProfileNotFound(f"no person:{person}")
-        sids = [row[0] for row in found]
-        rows = wh.fetchall(
-            f"SELECT {_EVENT_COLUMNS} FROM events "
-            "WHERE seq IN (SELECT unnest(?::BIGINT[])) ORDER BY timestamp, seq",
-            [self._event_seqs(sids)],
-        )
-        first_seen = dict(
-            wh.fetchall(
-                "SELECT seq, timestamp FROM events WHERE seq IN (SELECT unnest(?::BIGINT[]))",
-                [sorted({row[3] for row in found})],
-            )
-        )
+        sids = [row.sid for row in found]
+        rows = self.store.events(self.store.event_seqs(sids))
+        first_seen = self.store.event_times({row.first_seq for row in found})
         identifiers: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for _sid, id_type, value, first_seq in found:
-            identifiers[id_type].append(
-                {"value": value, "first_seen": _iso(first_seen.get(first_seq))}
+        for row in found:
+            identifiers[row.type].append(
+                {"value": row.value, "first_seen": _iso(first_seen.get(row.first_seq))}
             )
         traits, history = self._traits(rows)
         computed = self._computed(rows, identifiers)
@@ -293,25 +274,27 @@ class Profiles:
         )
 
     def _traits(
-        self, rows: list[tuple[Any, ...]]
+        self, rows: list[ProfileEvent]
     ) -> tuple[dict[str, TraitValue], dict[str, list[TraitValue]]]:
         history: dict[str, list[tuple[datetime, int, TraitValue]]] = defaultdict(list)
-        for seq, message_id, kind, _event, _channel, source, traits, context, _props, ts in rows:
-            ctx = _json(context)
+        for row in rows:
+            ctx = _json(row.context)
             context_traits = ctx.get("traits")
             found = dict(context_traits) if isinstance(context_traits, dict) else {}
-            if kind == "identify":
-                found.update(_json(traits))
+            if row.type == "identify":
+                found.update(_json(row.traits))
             origin = ctx.get("source") if isinstance(ctx.get("source"), str) else None
             if origin is None:
                 library = ctx.get("library")
                 if isinstance(library, dict) and isinstance(library.get("name"), str):
                     origin = library["name"]
-            origin = origin or source
+            origin = origin or row.source
+            ts = row.timestamp
             for name, value in found.items():
                 if value is None or value == "":
                     continue
-                history[name].append((ts, seq, TraitValue(value, origin, _iso(ts), message_id)))
+                trait = TraitValue(value, origin, _iso(ts), row.message_id)
+                history[name].append((ts, row.seq, trait))
         current: dict[str, TraitValue] = {}
         kept: dict[str, list[TraitValue]] = {}
         for name, values in history.items():
@@ -328,23 +311,24 @@ class Profiles:
 
     @staticmethod
     def _computed(
-        rows: list[tuple[Any, ...]],
+        rows: list[ProfileEvent],
         identifiers: Mapping[str, list[dict[str, Any]]],
     ) -> dict[str, Any]:
         by_type: Counter[str] = Counter()
         channels: Counter[str] = Counter()
         orders, revenue = 0, 0.0
         last_purchase: datetime | None = None
-        for _seq, _mid, kind, event, channel, _src, _traits, _ctx, props, ts in rows:
-            by_type[kind] += 1
-            channels[channel] += 1
-            if kind == "track" and event in ORDER_EVENTS:
+        for row in rows:
+            by_type[row.type] += 1
+            channels[row.channel] += 1
+            if row.type == "track" and row.event in ORDER_EVENTS:
                 orders += 1
-                revenue += _revenue(_json(props))
+                revenue += _revenue(_json(row.properties))
+                ts = row.timestamp
                 last_purchase = ts if last_purchase is None or ts > last_purchase else last_purchase
         return {
-            "first_seen": _iso(rows[0][-1]) if rows else None,
-            "last_seen": _iso(rows[-1][-1]) if rows else None,
+            "first_seen": _iso(rows[0].timestamp) if rows else None,
+            "last_seen": _iso(rows[-1].timestamp) if rows else None,
             "events": len(rows),
             "events_by_type": dict(sorted(by_type.items())),
             "channels": dict(channels.most_common()),
@@ -357,117 +341,53 @@ class Profiles:
             "days_since_last_purchase": None,  # as of the request: Profile.at
         }
 
-    def _sids(self, person: int) -> list[int]:
-        return [
-            sid
-            for (sid,) in self.warehouse.fetchall(
-                "SELECT sid FROM identifiers WHERE person = ?", [person]
-            )
-        ]
-
-    def _event_seqs(self, sids: list[int]) -> list[int]:
-        return [
-            seq
-            for (seq,) in self.warehouse.fetchall(
-                "SELECT seq FROM event_identifiers "
-                "WHERE pos = 0 AND sid IN (SELECT unnest(?::BIGINT[]))",
-                [sids],
-            )
-        ]
-
-    def _names(self, sids: set[int]) -> dict[int, str]:
-        """``type:value`` of each sid."""
-        return {
-            sid: f"{id_type}:{value}"
-            for sid, id_type, value in self.warehouse.fetchall(
-                "SELECT sid, type, value FROM identifiers "
-                "WHERE sid IN (SELECT unnest(?::BIGINT[]))",
-                [sorted(sids)],
-            )
-        }
-
     # -- timeline, merges, search ------------------------------------------------------------
     def timeline(
         self, person: int, limit: int = 50, before: tuple[datetime, int] | None = None
     ) -> list[dict[str, Any]]:
         """The person's events, newest first, ``limit`` at a time; ``before`` pages on."""
-        sql = "SELECT * FROM events p WHERE seq IN (SELECT unnest(?::BIGINT[]))"
-        params: list[Any] = [self._event_seqs(self._sids(person))]
-        if before is not None:
-            sql += " AND (p.timestamp, p.seq) < (?, ?)"
-            params += [before[0], before[1]]
-        sql += " ORDER BY p.timestamp DESC, p.seq DESC LIMIT ?"
-        params.append(limit)
-        cursor = self.warehouse.run(sql, params)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        seqs = self.store.event_seqs(self.store.sids(person))
+        return self.store.timeline(seqs, limit, before)
 
     def merges(self, person: int, sids: list[int] | None = None) -> list[dict[str, Any]]:
         """Merges into this person, and unmerges of its identifiers, oldest first."""
-        sids = self._sids(person) if sids is None else sids
-        rows = self.warehouse.fetchall(
-            "SELECT kind, created_at, seq, message_id, kept, absorbed, sid, note "
-            "FROM identity_merges "
-            "WHERE list_contains(?::BIGINT[], kept) OR list_contains(?::BIGINT[], absorbed) "
-            "   OR list_contains(?::BIGINT[], sid) "
-            "ORDER BY created_at, seq",
-            [sids, sids, sids],
-        )
-        names = self._names({row[6] for row in rows})
+        sids = self.store.sids(person) if sids is None else sids
+        entries = self.store.merges(sids)
+        names = self.store.names({entry.sid for entry in entries})
         return [
             {
-                "kind": kind,
-                "at": _iso(at),
-                "seq": seq,
-                "message_id": message_id,
-                "kept": f"person:{kept}",
-                "absorbed": f"person:{absorbed}" if absorbed is not None else None,
-                "identifier": names.get(sid),
-                "note": note,
+                "kind": entry.kind,
+                "at": _iso(entry.created_at),
+                "seq": entry.seq,
+                "message_id": entry.message_id,
+                "kept": f"person:{entry.kept}",
+                "absorbed": f"person:{entry.absorbed}" if entry.absorbed is not None else None,
+                "identifier": names.get(entry.sid),
+                "note": entry.note,
             }
-            for kind, at, seq, message_id, kept, absorbed, sid, note in rows
+            for entry in entries
         ]
 
     def _rejections(self, person: int, sids: list[int]) -> list[dict[str, Any]]:
         """Links refused under the merge rules that touched this person."""
-        rows = self.warehouse.fetchall(
-            "SELECT seq, message_id, rule, sid, person, other FROM identity_rejections "
-            "WHERE list_contains(?::BIGINT[], person) OR list_contains(?::BIGINT[], other) "
-            "ORDER BY seq",
-            [sids, sids],
-        )
-        if not rows:
+        refused = self.store.refused_links(sids)
+        if not refused:
             return []
-        involved = {row[3] for row in rows} | {row[4] for row in rows} | {row[5] for row in rows}
-        names = self._names(involved)
-        persons = dict(
-            self.warehouse.fetchall(
-                "SELECT sid, person FROM identifiers WHERE sid IN (SELECT unnest(?::BIGINT[]))",
-                [sorted(involved)],
-            )
-        )
+        involved = {sid for r in refused for sid in (r.sid, r.person, r.other)}
+        names = self.store.names(involved)
+        persons = self.store.persons_of(involved)
         return [
             {
-                "seq": seq,
-                "message_id": message_id,
-                "rule": rule,
-                "identifier": names.get(sid),
-                "person": f"person:{persons.get(mine)}",
-                "other": f"person:{persons.get(other)}",
+                "seq": r.seq,
+                "message_id": r.message_id,
+                "rule": r.rule,
+                "identifier": names.get(r.sid),
+                "person": f"person:{persons.get(r.person)}",
+                "other": f"person:{persons.get(r.other)}",
             }
-            for seq, message_id, rule, sid, mine, other in rows
+            for r in refused
         ]
 
     def search(self, trait: str, value: str, limit: int = 50) -> list[int]:
         """Persons with ``trait`` equal to ``value`` (case-insensitive) in any event."""
-        path = "$." + trait.replace('"', "")
-        rows = self.warehouse.fetchall(
-            "SELECT DISTINCT i.person FROM events e "
-            "JOIN event_identifiers ei ON ei.seq = e.seq AND ei.pos = 0 "
-            "JOIN identifiers i ON i.sid = ei.sid "
-            "WHERE lower(coalesce(json_extract_string(e.traits, ?), "
-            "                     json_extract_string(e.context, ?))) = lower(?) "
-            "ORDER BY i.person LIMIT ?",
-            [path, "$.traits." + trait.replace('"', ""), value, limit],
-        )
-        return [person for (person,) in rows]
+        return self.store.persons_with_trait(trait, value, limit)

@@ -1,6 +1,14 @@
 """Storage: the only package that talks to the database."""
 
-from touchpoints.warehouse.connection import Warehouse, WarehouseError, WarehouseLocked, utc_now
+from touchpoints.warehouse.connection import (
+    Warehouse,
+    WarehouseError,
+    WarehouseLocked,
+    arrow_sql,
+    registered,
+    run_sql,
+    utc_now,
+)
 from touchpoints.warehouse.events import AppendResult, EventFilter, EventReader, EventStore
 
 __all__ = [
@@ -11,5 +19,8 @@ __all__ = [
     "Warehouse",
     "WarehouseError",
     "WarehouseLocked",
+    "arrow_sql",
+    "registered",
+    "run_sql",
     "utc_now",
 ]

@@ -1,7 +1,10 @@
 """The one door to storage: opening the DuckDB file, migrations, and the SQL gateway.
 
-Every query goes through :meth:`Warehouse.run`, which times it, logs it without parameters
-(parameters can hold personal data) and re-raises failures with the query attached.
+Every query goes through :func:`run_sql` or :func:`arrow_sql` (``Warehouse.run`` and
+``Warehouse.fetch_arrow`` on the warehouse's own cursors), which time it, log it without
+parameters (parameters can hold personal data) and re-raise failures with the query attached.
+Transactions and temporary Arrow tables are context managers here, so no caller writes
+BEGIN/COMMIT/ROLLBACK or register/unregister by hand (and none forgets the second half).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,9 +94,35 @@ class Warehouse:
         cursor: duckdb.DuckDBPyConnection | None = None,
     ) -> duckdb.DuckDBPyConnection:
         """Execute one statement and return the cursor for fetching."""
-        target = cursor or self.cursor()
-        with _logged(sql):
-            return target.execute(sql, params) if params is not None else target.execute(sql)
+        return run_sql(cursor or self.cursor(), sql, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN on this thread's cursor, yield it, COMMIT if the block ends normally, else
+        ROLLBACK and re-raise: everything written through the cursor lands, or nothing does.
+
+        DuckDB has no nested transactions; a block must not open another one."""
+        cursor = self.cursor()
+        self.run("BEGIN TRANSACTION", cursor=cursor)
+        try:
+            yield cursor
+        except BaseException:
+            _rollback(cursor)
+            raise
+        try:
+            self.run("COMMIT", cursor=cursor)
+        except WarehouseError:
+            _rollback(cursor)  # a commit that fails leaves nothing open behind it
+            raise
+
+    @contextmanager
+    def registered(
+        self, name: str, table: pa.Table, cursor: duckdb.DuckDBPyConnection | None = None
+    ) -> Iterator[str]:
+        """``table`` readable as ``name`` on ``cursor`` (this thread's by default) for the
+        block, unregistered afterwards whatever happens (see :func:`registered`)."""
+        with registered(cursor or self.cursor(), name, table):
+            yield name
 
     def insert_arrow(
         self,
@@ -107,17 +136,20 @@ class Warehouse:
         ``cursor``: the one holding an open transaction, to insert inside it (by default this
         thread's cursor, which is the same one on the same thread)."""
         cursor = cursor or self.cursor()
-        cursor.register("_arrow_batch", data)
-        try:
+        with registered(cursor, "_arrow_batch", data):
             self.run(f"INSERT INTO {table} ({columns}) SELECT * FROM _arrow_batch", cursor=cursor)
-        finally:
-            cursor.unregister("_arrow_batch")
 
-    def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+    def fetch_arrow(
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        *,
+        cursor: duckdb.DuckDBPyConnection | None = None,
+    ) -> pa.Table:
         """A query's rows as one Arrow table (materialised: DuckDB 2's lazy readers would keep
-        the cursor busy), through the same logging and errors as ``run``."""
-        with _logged(sql):
-            return self.cursor().sql(sql, params=params).to_arrow_table()
+        the cursor busy), through the same logging and errors as ``run``. ``cursor``: one
+        whose temporary tables the query reads (by default this thread's)."""
+        return arrow_sql(cursor or self.cursor(), sql, params)
 
     def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list:
         return self.run(sql, params).fetchall()
@@ -151,9 +183,7 @@ class Warehouse:
         for migration in MIGRATIONS:
             if migration.version <= current:
                 continue
-            cursor = self.cursor()
-            self.run("BEGIN TRANSACTION", cursor=cursor)
-            try:
+            with self.transaction() as cursor:
                 for statement in migration.statements:
                     self.run(statement, cursor=cursor)
                 self.run(
@@ -161,13 +191,67 @@ class Warehouse:
                     [migration.version, migration.name, utc_now()],
                     cursor=cursor,
                 )
-                self.run("COMMIT", cursor=cursor)
-            except WarehouseError:
-                self.run("ROLLBACK", cursor=cursor)
-                raise
             applied.append(migration.version)
             log.info("applied migration %d: %s", migration.version, migration.name)
         return applied
+
+
+# -- the gateway, for any DuckDB cursor ---------------------------------------------------------
+def run_sql(
+    cursor: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Sequence[Any] | dict[str, Any] | None = None,
+    *,
+    inline_values: bool = False,
+) -> duckdb.DuckDBPyConnection:
+    """Execute one statement on ``cursor``, logged and timed; the cursor, for fetching.
+
+    A function as well as ``Warehouse.run``: matching runs Splink on a database of its own,
+    and our statements there go through the same gateway. ``inline_values``: the text holds
+    values rather than parameters (SQL compiled by Ibis), so its string literals are masked
+    in the log and in errors."""
+    with _logged(sql, inline_values):
+        return cursor.execute(sql, params) if params is not None else cursor.execute(sql)
+
+
+def arrow_sql(
+    cursor: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Sequence[Any] | None = None,
+    *,
+    inline_values: bool = False,
+) -> pa.Table:
+    """A query's rows on ``cursor`` as one materialised Arrow table, logged and timed."""
+    with _logged(sql, inline_values):
+        return cursor.sql(sql, params=params).to_arrow_table()
+
+
+@contextmanager
+def registered(cursor: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[str]:
+    """``table`` readable as ``name`` on ``cursor`` for the block; always unregistered after,
+    so a failed statement leaves no name behind to shadow a table or hold the data alive.
+
+    Inside a transaction that a failed statement aborted, DuckDB refuses to unregister; the
+    registration is part of that transaction, so the rollback that follows drops it."""
+    try:
+        cursor.register(name, table)
+    except duckdb.Error as exc:
+        raise WarehouseError(f"cannot register {name!r}: {type(exc).__name__}: {exc}") from exc
+    try:
+        yield name
+    except BaseException:
+        with suppress(duckdb.TransactionException):
+            cursor.unregister(name)
+        raise
+    cursor.unregister(name)
+
+
+def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failure without hiding it: a rollback that fails too is logged."""
+    try:
+        run_sql(cursor, "ROLLBACK")
+    except WarehouseError as exc:
+        log.warning("rollback failed: %s", str(exc).splitlines()[0])
 
 
 def utc_now() -> datetime:
@@ -176,17 +260,30 @@ def utc_now() -> datetime:
 
 
 @contextmanager
-def _logged(sql: str) -> Iterator[None]:
+def _logged(sql: str, inline_values: bool = False) -> Iterator[None]:
     """Time a query and log it (its text, never its parameters); a failure is re-raised as a
-    WarehouseError carrying the query."""
+    WarehouseError carrying the query. With ``inline_values`` the text shown (logged, or
+    carried by the error) has its string literals masked: they can be personal data."""
     started = time.perf_counter()
     try:
         yield
     except duckdb.Error as exc:
-        log.warning("query failed after %.1f ms: %s", _ms(started), _short(sql))
-        raise WarehouseError(f"{type(exc).__name__}: {exc}", sql) from exc
+        shown = _masked(sql) if inline_values else sql
+        log.warning("query failed after %.1f ms: %s", _ms(started), _short(shown))
+        message = str(exc)
+        if inline_values:  # DuckDB quotes the offending line of the query
+            message = _masked(message)
+        raise WarehouseError(f"{type(exc).__name__}: {message}", shown) from exc
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("query %.1f ms: %s", _ms(started), _short(sql))
+        log.debug("query %.1f ms: %s", _ms(started), _short(_masked(sql) if inline_values else sql))
+
+
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
+def _masked(sql: str) -> str:
+    """``sql`` with every string literal shown as '?'."""
+    return _STRING_LITERAL.sub("'?'", sql)
 
 
 def _ms(started: float) -> float:

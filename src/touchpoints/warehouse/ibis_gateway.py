@@ -1,0 +1,77 @@
+"""Ibis expressions on the DuckDB warehouse, run through the SQL gateway.
+
+Journey analytics are Ibis expressions so that the same code runs on DuckDB and on Spark.
+Left to itself, Ibis's DuckDB backend executes on the raw cursor it was given: no log, no
+timing, and a failure is a bare ``duckdb.Error`` without the query. Here an expression is
+compiled to DuckDB SQL by the backend and the text runs through :func:`arrow_sql` like every
+other query; temporary tables for ``cache`` are made and dropped the same way.
+
+Compiled SQL carries the analysis's values inline (event names, a trait value to filter on),
+unlike our own statements, which take parameters; so its string literals are masked wherever
+the gateway shows the text (log lines and errors).
+
+Not imported by ``touchpoints.warehouse`` itself: importing Ibis takes about half a second,
+which the collector and the CLI need not pay.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import ibis
+import ibis.expr.operations as ops
+import ibis.expr.types as ir
+import pyarrow as pa
+from ibis.backends.duckdb.converter import DuckDBPyArrowData
+
+from touchpoints.warehouse.connection import Warehouse, arrow_sql, run_sql
+
+
+class IbisGateway:
+    """An Ibis DuckDB backend on one cursor, whose queries go through the gateway.
+
+    One cursor for the gateway's whole life: DuckDB temporary tables belong to the connection
+    that made them, so a cached table must be made and read on the same one (each thread has
+    its own cursor; a gateway is used on the thread that made it, as the backend was)."""
+
+    def __init__(self, warehouse: Warehouse, cursor: duckdb.DuckDBPyConnection | None = None):
+        self.warehouse = warehouse
+        self.cursor = cursor or warehouse.cursor()
+        self.backend: Any = ibis.duckdb.from_connection(self.cursor)
+
+    def compile(self, expr: ir.Expr) -> str:
+        """The DuckDB SQL of ``expr`` (a table; a column or scalar becomes a one-column
+        table), as Ibis itself would run it."""
+        # Ibis's own step before it runs anything: registers in-memory tables (memtables).
+        self.backend._run_pre_execute_hooks(expr)  # noqa: SLF001
+        return str(self.backend.compile(expr.as_table()))
+
+    def arrow(self, expr: ir.Expr) -> pa.Table | pa.Array | pa.ChunkedArray | pa.Scalar:
+        """What ``expr.to_pyarrow()`` gives (a table, a column or a scalar, with Ibis's types),
+        the query logged and timed, a failure a :class:`WarehouseError` carrying it."""
+        table = arrow_sql(self.cursor, self.compile(expr), inline_values=True)
+        return expr.__pyarrow_result__(table, data_mapper=DuckDBPyArrowData)
+
+    @contextmanager
+    def cache(self, expr: ir.Table) -> Iterator[ir.Table]:
+        """``expr`` computed once into a temporary table for the block (what ``expr.cache()``
+        does), dropped afterwards. The table is declared with the expression's own schema,
+        as Ibis declares it, so expressions on it compile as they would on the original."""
+        name = f"_tp_cache_{uuid.uuid4().hex}"
+        schema = expr.schema()
+        columns = ", ".join(
+            column.sql(dialect="duckdb") for column in schema.to_sqlglot_column_defs("duckdb")
+        )
+        select = self.compile(expr)
+        run_sql(self.cursor, f'CREATE TEMP TABLE "{name}" ({columns})')
+        try:
+            run_sql(self.cursor, f'INSERT INTO "{name}" {select}', inline_values=True)
+            yield ops.DatabaseTable(
+                name, schema=schema, source=self.backend, namespace=ops.Namespace()
+            ).to_expr()
+        finally:
+            run_sql(self.cursor, f'DROP TABLE IF EXISTS "{name}"')

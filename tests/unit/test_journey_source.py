@@ -1,0 +1,122 @@
+"""Journey queries on DuckDB go through the warehouse's SQL gateway: each analysis's queries
+are logged (values masked) and timed, a failure is a WarehouseError carrying the query, and a
+cached intermediate table lives on the source's cursor for its block only."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pytest
+from test_journey_funnels import SPEC, journeys
+
+from touchpoints.config import load_settings
+from touchpoints.core import Touchpoints
+from touchpoints.journeys.funnels import funnel
+from touchpoints.journeys.model import load_model
+from touchpoints.journeys.source import duckdb_source
+from touchpoints.journeys.store import refresh
+from touchpoints.warehouse import WarehouseError
+
+DEFAULT = load_model()
+
+
+@pytest.fixture
+def tp_journeys(tmp_path: Path) -> Any:
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        journeys(tp)
+        refresh(tp.warehouse, DEFAULT)
+        yield tp
+
+
+def test_an_analysis_logs_its_queries_without_their_values(
+    tp_journeys: Touchpoints, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = duckdb_source(tp_journeys.warehouse, DEFAULT)
+    with caplog.at_level(logging.DEBUG, logger="touchpoints.warehouse"):
+        result = funnel(source, SPEC)
+    assert result.steps[0].units > 0
+    queries = [r.getMessage() for r in caplog.records if r.name == "touchpoints.warehouse"]
+    assert sum(q.startswith("query ") and " ms: SELECT " in q for q in queries) >= 5, queries
+    assert any(" ms: CREATE TEMP TABLE " in q for q in queries)  # the steps, cached
+    assert any(" ms: DROP TABLE IF EXISTS " in q for q in queries)
+    # The funnel's step names are values in the compiled SQL: they are not logged.
+    assert not any("Product Viewed" in q or "Quote Requested" in q for q in queries)
+
+    caplog.clear()
+    events = source.events()
+    with caplog.at_level(logging.DEBUG, logger="touchpoints.warehouse"):
+        source.arrow(events.filter(events.event == "Product Viewed").count())
+    [logged] = [r.getMessage() for r in caplog.records]
+    assert "journey_facts" in logged and "= '?'" in logged, logged
+    assert "Product Viewed" not in logged
+
+
+def test_a_failing_ibis_query_is_a_warehouse_error_with_the_query(
+    tp_journeys: Touchpoints,
+) -> None:
+    source = duckdb_source(tp_journeys.warehouse, DEFAULT)
+    events = source.events()
+    # Valid for Ibis, refused by DuckDB when it runs: a text that is no number.
+    broken = events.filter(events.event == "Product Viewed").select(
+        n=ibis.literal("not a number").cast("int64")
+    )
+    with pytest.raises(WarehouseError) as caught:
+        source.arrow(broken)
+    assert caught.value.sql is not None and "journey_facts" in caught.value.sql
+    assert "not a number" not in str(caught.value)
+    assert "Product Viewed" not in caught.value.sql
+
+
+def test_arrow_gives_what_to_pyarrow_gives(tp_journeys: Touchpoints) -> None:
+    source = duckdb_source(tp_journeys.warehouse, DEFAULT)
+    events = source.events()
+    table = events.group_by("event").agg(n=events.count()).order_by("event")
+    assert source.arrow(table).equals(table.to_pyarrow())
+    assert source.arrow(events.count()).as_py() == events.count().to_pyarrow().as_py()
+    assert source.arrow(events.event).to_pylist() == events.event.to_pyarrow().to_pylist()
+
+
+def test_a_cached_table_is_read_on_the_source_cursor_and_dropped_after(
+    tp_journeys: Touchpoints,
+) -> None:
+    source = duckdb_source(tp_journeys.warehouse, DEFAULT)
+    events = source.events()
+    with source.cache(events.select("person", "event")) as kept:
+        name = kept.get_name()
+        assert source.arrow(kept.count()).as_py() == source.arrow(events.count()).as_py()
+        assert tp_journeys.warehouse.scalar(
+            "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [name]
+        )
+    assert not tp_journeys.warehouse.scalar(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]
+    )
+    with pytest.raises(RuntimeError, match="inside"), source.cache(events) as kept:
+        name = kept.get_name()
+        raise RuntimeError("inside")
+    assert not tp_journeys.warehouse.scalar(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]
+    )
+
+
+def test_a_source_made_on_one_thread_reads_its_cache_on_its_own_cursor(
+    tp_journeys: Touchpoints,
+) -> None:
+    """Temporary tables belong to a connection: a source used from another thread still
+    makes and reads them on the cursor it was made with."""
+    import threading
+
+    source = duckdb_source(tp_journeys.warehouse, DEFAULT)
+    found: list[int] = []
+
+    def work() -> None:
+        events = source.events()
+        with source.cache(events.select("person")) as kept:
+            found.append(int(source.arrow(kept.count()).as_py()))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert found == [int(source.arrow(source.events().count()).as_py())]
