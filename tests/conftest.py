@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import Result
 
 from touchpoints.config import Settings, load_settings
 from touchpoints.core import Touchpoints
@@ -109,12 +110,29 @@ class Server:
         return self.process.returncode
 
 
+def cli(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> Result:
+    """Run a ``touchpoints`` command in this process (Typer's runner): the same commands,
+    without starting an interpreter for each. Use :func:`run_cli` where the process
+    itself matters."""
+    from typer.testing import CliRunner
+
+    from touchpoints.cli import app
+
+    runner = CliRunner()
+    return runner.invoke(
+        app,
+        list(args),
+        env={"TOUCHPOINTS_DATA_DIR": str(data_dir), "COLUMNS": "200", **(env or {})},
+        catch_exceptions=False,
+    )
+
+
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
     """Initialise ``data_dir`` if needed, make keys, start a server and wait until it answers."""
     if not (data_dir / "touchpoints.duckdb").exists():
-        assert run_cli("init", data_dir=data_dir).returncode == 0
-    write_key = run_cli("keys", "create", "write", data_dir=data_dir).stdout.strip()
-    read_key = run_cli("keys", "create", "read", data_dir=data_dir).stdout.strip()
+        assert cli("init", data_dir=data_dir).exit_code == 0
+    write_key = cli("keys", "create", "write", data_dir=data_dir).stdout.strip()
+    read_key = cli("keys", "create", "read", data_dir=data_dir).stdout.strip()
     assert write_key.startswith("tp_write_"), write_key
     port = free_port()
     log_path = data_dir.parent / f"server-{port}.log"
@@ -161,9 +179,15 @@ def spark() -> Iterator[object]:
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "2")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
+        # Small data, many short queries: compiling generated code for each query costs
+        # more than it saves here, and adaptive planning adds stages to every shuffle.
+        .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.default.parallelism", "1")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
