@@ -159,7 +159,6 @@ def test_an_analysis_page_in_german_labels_stages_and_writes_german_decimals_and
     assert drawn == "12,5"
     hint = page.inner_text("p.hint")
     assert f"nach dem {de_day(weekly['as_of'])}, dem jüngsten Ereignis" in hint
-    screenshot(page, "retention-de")
     context.close()
 
 
@@ -200,7 +199,6 @@ def test_the_profile_in_german(demo_server: Server, browser: Any) -> None:
     assert page.inner_text("p.figures").startswith(
         f"{de_number(counts)} {'Ereignis' if counts == 1 else 'Ereignisse'}"
     )
-    screenshot(page, "profile-de")
     context.close()
 
 
@@ -327,4 +325,19 @@ def test_no_english_text_of_the_catalogs_is_left_on_a_german_page(
             found[address] = left
         assert page.get_attribute("html", "lang") == "de"
     assert not found, found
+    context.close()
+
+
+def test_every_german_page_fits_a_tablet(demo_server: Server, browser: Any) -> None:
+    """German words are longer: each page still needs no sideways scrolling at 800 pixels."""
+    context = browser.new_context(locale="de-DE", viewport={"width": 800, "height": 1000})
+    page = context.new_page()
+    sign_in(page, demo_server, demo_server.read_key)
+    page.wait_for_selector("h1:text('Übersicht')")
+    links = page.eval_on_selector_all("nav a", "links => links.map(a => a.getAttribute('href'))")
+    for link in [*links, "/login"]:
+        page.goto(f"{demo_server.url}{link}")
+        page.wait_for_selector("h1")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{link} is {overflow}px too wide in German"
     context.close()
