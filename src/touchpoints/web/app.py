@@ -46,11 +46,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from touchpoints.errors import InvalidRequest
 from touchpoints.journeys.queries import Answers
 from touchpoints.journeys.spec import validated
 from touchpoints.times import iso
 from touchpoints.web import i18n, labels
-from touchpoints.web.i18n import N_, Language
+from touchpoints.web.i18n import N_, Explained, Language
 from touchpoints.web.sessions import COOKIE, LIFETIME_SECONDS, LoginRefused, Session, Sessions
 
 if TYPE_CHECKING:
@@ -60,6 +61,11 @@ R = TypeVar("R", bound=BaseModel)
 
 HERE = Path(__file__).parent
 Handler = Callable[[Request, Session], Awaitable[Response]]
+
+
+class FormError(Explained, InvalidRequest):
+    """A field of a page's form that cannot be read (422), said in the reader's language:
+    ``FormError(N_("%(name)s: give a whole number, not %(text)s"), name=…, text=…)``."""
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from touchpoints.errors import InvalidRequest, TouchpointsError, status_of
+from touchpoints.errors import TouchpointsError, status_of
 from touchpoints.journeys.queries import AttributionQuery
 from touchpoints.journeys.results import Attribution
 from touchpoints.web import labels
-from touchpoints.web.app import Shown, Table, csv_response
+from touchpoints.web.app import FormError, Shown, Table, csv_response
 from touchpoints.web.charts import bars
-from touchpoints.web.i18n import N_, Explained, Language
+from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -34,10 +34,6 @@ MODELS = {
     "markov": N_("Markov (removal effect)"),
 }
 FIELDS = ("conversion", "by", "lookback_days", "value_property", "half_life_days")
-
-
-class FormError(Explained, InvalidRequest):
-    """A field of the attribution form that cannot be read (in the reader's language)."""
 
 
 def routes(dashboard: Dashboard) -> list[Route]:

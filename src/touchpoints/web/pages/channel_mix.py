@@ -11,13 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from touchpoints.errors import InvalidRequest, TouchpointsError, status_of
+from touchpoints.errors import TouchpointsError, status_of
 from touchpoints.journeys.queries import ChannelMixQuery
 from touchpoints.journeys.results import ChannelMix
 from touchpoints.web import labels
-from touchpoints.web.app import Shown, Table, csv_response
+from touchpoints.web.app import FormError, Shown, Table, csv_response
 from touchpoints.web.charts import heatmap, percent
-from touchpoints.web.i18n import N_, Explained, Language
+from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -29,10 +29,6 @@ MEASURES = {
     "people_share": N_("Share of the band's people using each channel (%%)"),
     "contact_share": N_("Share of the band's contacts on each channel (%%)"),
 }
-
-
-class FormError(Explained, InvalidRequest):
-    """A field of the channel mix form that cannot be read (in the reader's language)."""
 
 
 def routes(dashboard: Dashboard) -> list[Route]:

@@ -14,14 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from touchpoints.errors import InvalidRequest, TouchpointsError, status_of
+from touchpoints.errors import TouchpointsError, status_of
 from touchpoints.journeys.queries import MAX_STEPS, DropOffsQuery, FunnelComparisonQuery
 from touchpoints.journeys.results import DropOffPage, FunnelComparison, StepCount
 from touchpoints.journeys.spec import short_span
 from touchpoints.web import labels
-from touchpoints.web.app import Shown, Table, csv_response
+from touchpoints.web.app import FormError, Shown, Table, csv_response
 from touchpoints.web.charts import bars, percent
-from touchpoints.web.i18n import N_, Explained, Language
+from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -38,10 +38,6 @@ BREAKDOWN_NAMES = {
     "age_group": N_("age group"),
 }
 PAGE_SIZE = 25
-
-
-class FormError(Explained, InvalidRequest):
-    """A field of the funnel form that cannot be read (in the reader's language)."""
 
 
 def routes(dashboard: Dashboard) -> list[Route]:

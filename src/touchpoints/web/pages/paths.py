@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from touchpoints.errors import InvalidRequest, TouchpointsError, status_of
+from touchpoints.errors import TouchpointsError, status_of
 from touchpoints.journeys.queries import MAX_PATH_DEPTH, PathsQuery, VariantsQuery
 from touchpoints.journeys.results import PathReport, VariantReport
 from touchpoints.web import labels
-from touchpoints.web.app import Shown, Table, csv_response
+from touchpoints.web.app import FormError, Shown, Table, csv_response
 from touchpoints.web.charts import bars, percent, sankey
-from touchpoints.web.i18n import N_, Explained, Language
+from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -30,10 +30,6 @@ NAV = (("/journeys/paths", N_("Paths")),)
 
 EXAMPLE = "Product Viewed"
 MAX_DEPTH = MAX_PATH_DEPTH
-
-
-class FormError(Explained, InvalidRequest):
-    """A field of the paths form that cannot be read (in the reader's language)."""
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
