@@ -16,7 +16,7 @@ and its numbers and dates with the filters ``number``, ``percent``, ``date``, ``
 module marks ``NAV`` labels and other constants with ``N_`` and makes its texts with
 ``language = dashboard.language(request)``: ``_ = language.gettext`` for table titles, column
 headings and series names, ``labels.channel(language, name)`` for the names touchpoints gives,
-and ``app.FormError`` (an :class:`~touchpoints.web.i18n.Explained`) for its own form messages. Table cells
-stay values (a ``date``, a count, ``Shown(name, label)``): the page writes them in its
-language, the CSV as a program reads them.
+and ``app.FormError`` (an :class:`~touchpoints.web.i18n.Explained`) for its own form
+messages. Table cells stay values (a ``date``, a count, ``Shown(name, label)``): the page
+writes them in its language, the CSV as a program reads them.
 """
