@@ -87,6 +87,29 @@ def test_every_message_has_its_german_translation_with_its_placeholders() -> Non
     assert not problems, "\n".join(problems)
 
 
+TEMPLATES = ROOT / "src" / "touchpoints" / "web" / "templates"
+_NOT_TEXT = re.compile(
+    r"<(style|script|pre)\b.*?</\1>"  # styles, scripts, code
+    r"|{%-?\s*trans\b.*?endtrans\s*-?%}"  # a message with markup
+    r"|{#.*?#}|{{.*?}}|{%.*?%}",  # comments, expressions, statements
+    re.S,
+)
+_TEXT_ATTRIBUTE = re.compile(r'\b(placeholder|title|aria-label|alt|data-confirm)="([^"]*)"')
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in TEMPLATES.glob("*.html")))
+def test_every_text_of_a_template_goes_through_the_catalog(template: str) -> None:
+    """No text written straight into a template (a page added later is bilingual from the
+    start): what is left after its expressions, messages, markup and code is no word but the
+    product's name (a unit or symbol, "14d", "p=", may stay)."""
+    source = (TEMPLATES / template).read_text()
+    for attribute, value in _TEXT_ATTRIBUTE.findall(source):
+        assert not re.search(r"[A-Za-z]{2}", _NOT_TEXT.sub("", value)), f"{attribute}={value!r}"
+    text = re.sub(r"<[^>]+>", " ", _NOT_TEXT.sub(" ", source))
+    words = set(re.findall(r"[A-Za-z][A-Za-z'’-]+", text)) - {"touchpoints"}
+    assert not words, f"{template}: text outside _() or {{% trans %}}: {sorted(words)}"
+
+
 def test_the_english_catalog_is_the_source_language() -> None:
     """English is the source language: its catalog is the identity (an empty msgstr shows
     the msgid), so the English texts are where they are used."""
