@@ -54,3 +54,34 @@ def screenshot(page: Any, name: str) -> None:
             chart.locator("xpath=self::*[@data-drawn='true']").wait_for()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+# The texts a reader meets on a page beyond its visible text: what the attributes say (a
+# field's placeholder, a link's title, a confirmation) and what the charts name.
+_PAGE_TEXTS = """() => {
+  const own = el => [...el.childNodes].filter(n => n.nodeType === 3)
+    .map(n => n.textContent).join(" ").replace(/\\s+/g, " ").trim();
+  const body = document.body.cloneNode(true);
+  body.querySelectorAll("script, style, pre").forEach(el => el.remove());
+  const texts = [document.title, body.textContent];
+  const names = ["placeholder", "title", "aria-label", "data-confirm", "data-copied",
+                 "data-selected", "data-step-label"];
+  document.querySelectorAll("*").forEach(el => names.forEach(name => {
+    if (el.hasAttribute(name)) texts.push(el.getAttribute(name));
+  }));
+  document.querySelectorAll(".chart[data-option]").forEach(el => {
+    const option = JSON.parse(el.dataset.option);
+    (option.series || []).forEach(s => texts.push(s.name || ""));
+    [].concat(option.visualMap || []).forEach(v => texts.push((v.text || []).join(" ")));
+  });
+  const labels = [...document.querySelectorAll(
+    "h1, h2, h3, th, button, label, legend, summary, option, a, span.label, span.note, p"
+  )].filter(el => !el.matches(".brand")).map(own).filter(Boolean);
+  return {all: texts.join("\\n").replace(/\\s+/g, " "), labels: labels};
+}"""
+
+
+def page_texts(page: Any) -> dict[str, Any]:
+    """``{"all": every text of the page in one line, "labels": the own text of each heading,
+    button, label, link, option and paragraph}``: what a test of the page's language reads."""
+    return page.evaluate(_PAGE_TEXTS)

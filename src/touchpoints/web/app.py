@@ -14,6 +14,11 @@ Each page is a module of :mod:`touchpoints.web.pages` (found at start, in ``ORDE
 routes and its place in the navigation. Access: a login form takes a read or admin key and
 sets an http-only, same-site session cookie (:mod:`touchpoints.web.sessions`); without it
 every page redirects to the login.
+
+Every page speaks English and German (:mod:`touchpoints.web.i18n`): one Jinja environment per
+language, with that language's catalog installed (``jinja2.ext.i18n``, new-style gettext) and
+its number and date filters; ``Dashboard.language(request)`` gives the page modules the same
+language for the texts they make.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ import json
 import pkgutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, quote, urlencode
 
+import jinja2
 from markupsafe import Markup
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -38,8 +46,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from touchpoints.errors import InvalidRequest
 from touchpoints.journeys.queries import Answers
 from touchpoints.journeys.spec import validated
+from touchpoints.times import iso
+from touchpoints.web import i18n, labels
+from touchpoints.web.i18n import N_, Explained, Language
 from touchpoints.web.sessions import COOKIE, LIFETIME_SECONDS, LoginRefused, Session, Sessions
 
 if TYPE_CHECKING:
@@ -51,9 +63,28 @@ HERE = Path(__file__).parent
 Handler = Callable[[Request, Session], Awaitable[Response]]
 
 
+class FormError(Explained, InvalidRequest):
+    """A field of a page's form that cannot be read (422), said in the reader's language:
+    ``FormError(N_("%(name)s: give a whole number, not %(text)s"), name=…, text=…)``."""
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A table cell that the page shows as ``text`` and the CSV holds as ``value``: a channel's
+    label in the page's language over its name, a duration in words over its plain form."""
+
+    value: Any
+    text: str
+
+
 @dataclass
 class Table:
-    """A chart's numbers: shown under the chart and offered as CSV."""
+    """A chart's numbers: shown under the chart and offered as CSV.
+
+    ``title`` and ``columns`` are in the page's language (in the CSV too). The cells are the
+    values themselves: the page writes them in its language (``1.234``, ``01.07.2026``), the CSV
+    as a program reads them (``1234``, ``2026-07-01``, ``2026-07-01T14:03:00.000Z``, names
+    rather than labels), whatever the language."""
 
     name: str
     title: str
@@ -64,16 +95,30 @@ class Table:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(self.columns)
-        writer.writerows(self.rows)
+        writer.writerows([[_csv_value(value) for value in row] for row in self.rows])
         return out.getvalue()
 
 
-def csv_response(tables: dict[str, Table], wanted: str, page: str) -> Response:
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, Shown):
+        return _csv_value(value.value)
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def csv_response(
+    tables: dict[str, Table], wanted: str, page: str, language: Language | None = None
+) -> Response:
     """The table ``wanted`` of a page as a CSV download, or 404 naming the tables there are."""
     table = tables.get(wanted)
     if table is None:
-        known = ", ".join(sorted(tables))
-        return PlainTextResponse(f"csv: no table {wanted!r} on this page; give one of {known}", 404)
+        message = N_("csv: no table %(wanted)s on this page; give one of %(known)s")
+        found = {"wanted": repr(wanted), "known": ", ".join(sorted(tables))}
+        text = language.translate(message, **found) if language else message % found
+        return PlainTextResponse(text, 404)
     return PlainTextResponse(
         table.csv(),
         media_type="text/csv; charset=utf-8",
@@ -87,26 +132,43 @@ async def form_fields(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
-def _number(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    return str(value)
-
-
 def _chart(option: dict[str, Any]) -> Markup:
     """An ECharts option as an HTML attribute value (app.js draws it)."""
     return Markup.escape(json.dumps(option, separators=(",", ":")))
 
 
-def templates() -> Jinja2Templates:
-    found = Jinja2Templates(directory=str(HERE / "templates"))
-    found.env.filters["number"] = _number
-    found.env.filters["chart"] = _chart
-    return found
+def _label(language: Language, name: Any, kind: str) -> str:
+    return labels.label(language, kind, name)
+
+
+def templates(language: Language) -> Jinja2Templates:
+    """The templates in ``language``: its catalog behind ``_``/``gettext``/``ngettext``/
+    ``pgettext`` (new-style: ``_("%(n)s people", n=…)`` escapes ``n``), and its filters for
+    numbers (``number``, ``decimal``, ``percent``, ``share``: 0.25 as 25.0 %), days and
+    moments (``date``, ``moment``), durations, table cells (``cell``) and the labels of names
+    (``label``)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace as in the catalog
+    env.install_gettext_translations(language.translations, newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(
+        chart=_chart,
+        number=language.number,
+        decimal=language.decimal,
+        percent=language.percent,
+        share=lambda share: language.percent(None if share is None else 100 * share),
+        date=language.date,
+        moment=language.moment,
+        duration=language.duration,
+        cell=language.cell,
+        # A name touchpoints gives as its label: ``{{ channel | label("channel") }}``.
+        label=partial(_label, language),
+    )
+    env.globals["language"] = language
+    return Jinja2Templates(env=env)
 
 
 def page_modules() -> list[Any]:
@@ -125,7 +187,8 @@ class Dashboard:
     def __init__(self, tp: Touchpoints) -> None:
         self.tp = tp
         self.sessions = Sessions(tp.keys)
-        self.templates = templates()
+        self.languages = i18n.load()
+        self.templates = {code: templates(found) for code, found in self.languages.items()}
         self.pages = page_modules()
         self.nav = [entry for module in self.pages for entry in module.NAV]
 
@@ -134,6 +197,7 @@ class Dashboard:
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
             Route("/login", self.login, methods=["GET", "POST"]),
             Route("/logout", self.logout, methods=["POST"]),
+            Route("/language/{code}", self.choose_language),
             *[route for module in self.pages for route in module.routes(self)],
         ]
 
@@ -152,12 +216,46 @@ class Dashboard:
                 wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(wanted)}", status_code=303)
             if admin and not session.admin:
-                return PlainTextResponse(
-                    "this page needs an admin key: sign out and sign in with one", 403
+                text = self.language(request).gettext(
+                    "this page needs an admin key: sign out and sign in with one"
                 )
+                return PlainTextResponse(text, 403)
             return await handler(request, session)
 
         return page
+
+    # -- language --------------------------------------------------------------------------
+    def language(self, request: Request) -> Language:
+        """The request's language: its ``tp_lang`` cookie, else its browser's
+        ``Accept-Language``, else English."""
+        code = i18n.choose(
+            request.cookies.get(i18n.COOKIE),
+            request.headers.get("accept-language"),
+            tuple(self.languages),
+        )
+        return self.languages[code]
+
+    async def choose_language(self, request: Request) -> Response:
+        """The switch on every page: remember the language in a cookie for a year and go back
+        (to ``next``, a path on this site). Open without a session: the login page has it."""
+        code = request.path_params["code"]
+        response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+        if code in self.languages:
+            response.set_cookie(
+                i18n.COOKIE,
+                code,
+                max_age=i18n.COOKIE_SECONDS,
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+                path="/",
+            )
+        return response
+
+    def stale_form(self, request: Request) -> Response:
+        """The answer to a form post without this session's form token."""
+        text = self.language(request).gettext("the form is out of date: reload the page")
+        return PlainTextResponse(text, 403)
 
     async def ask(self, kind: type[Answers[R]], params: dict[str, Any]) -> R:
         """A journey question from a page's fields, checked (an
@@ -184,8 +282,9 @@ class Dashboard:
         try:
             session = self.sessions.login(fields.get("key", ""))
         except LoginRefused as exc:
+            error = self.language(request).explain(exc)
             return self.render(
-                request, "login.html", None, next=target, error=str(exc), status_code=401
+                request, "login.html", None, next=target, error=error, status_code=401
             )
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
@@ -204,7 +303,7 @@ class Dashboard:
         session = self.sessions.get(token)
         fields = await form_fields(request)
         if session is not None and not self.csrf_ok(session, fields):
-            return PlainTextResponse("the form is out of date: reload the page", 403)
+            return self.stale_form(request)
         self.sessions.logout(token)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
@@ -220,19 +319,30 @@ class Dashboard:
         **context: Any,
     ) -> Response:
         kept = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "csv"])
-        return self.templates.TemplateResponse(
+        language = self.language(request)
+        here = request.url.path + (f"?{kept}" if kept else "")
+        return self.templates[language.code].TemplateResponse(
             request,
             name,
             {
                 "session": session,
-                "nav": self.nav,
+                "nav": [(href, language.translate(label)) for href, label in self.nav],
                 "path": request.url.path,
                 # A table's CSV link keeps the page's question: ``{{ csv_link }}<table>``.
                 "csv_link": f"?{kept}&csv=" if kept else "?csv=",
+                # The language switch: each language's address, back to this page.
+                "switch": [
+                    (found, f"/language/{code}?{urlencode({'next': here})}")
+                    for code, found in self.languages.items()
+                ],
                 **context,
             },
             status_code=status_code,
-            headers={"Cache-Control": "no-store"},
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Language": language.code,
+                "Vary": "Accept-Language, Cookie",
+            },
         )
 
 

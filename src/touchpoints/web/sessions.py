@@ -14,13 +14,15 @@ import time
 from dataclasses import dataclass
 
 from touchpoints.privacy.keys import ApiKey, KeyStore
+from touchpoints.web.i18n import N_, Explained
 
 COOKIE = "tp_session"
 LIFETIME_SECONDS = 12 * 3600
 
 
-class LoginRefused(Exception):
-    """The key cannot open the dashboard; the message says why, for the login form."""
+class LoginRefused(Explained):
+    """The key cannot open the dashboard; the message says why, for the login form (in the
+    reader's language: ``Language.explain``)."""
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,14 @@ class Sessions:
         """A new session for a live read or admin key."""
         secret = secret.strip()
         if not secret:
-            raise LoginRefused("give a read or admin key")
+            raise LoginRefused(N_("give a read or admin key"))
         key = self._keys.verify(secret)
         if key is None:
-            raise LoginRefused("this key is not valid (unknown or revoked)")
+            raise LoginRefused(N_("this key is not valid (unknown or revoked)"))
         if not key.allows("read"):
             raise LoginRefused(
-                f"a {key.role} key only sends events; sign in with a read or admin key"
+                N_("a %(role)s key only sends events; sign in with a read or admin key"),
+                role=key.role,
             )
         session = Session(
             token=secrets.token_urlsafe(32),

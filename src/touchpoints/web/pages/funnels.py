@@ -6,7 +6,6 @@ people who dropped off at a step (``drop_offs``), a page at a time."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -15,28 +14,35 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from touchpoints.errors import InvalidRequest, TouchpointsError, status_of
+from touchpoints.errors import TouchpointsError, status_of
 from touchpoints.journeys.queries import MAX_STEPS, DropOffsQuery, FunnelComparisonQuery
 from touchpoints.journeys.results import DropOffPage, FunnelComparison, StepCount
 from touchpoints.journeys.spec import short_span
-from touchpoints.times import iso
-from touchpoints.web.app import Table, csv_response
+from touchpoints.web import labels
+from touchpoints.web.app import FormError, Shown, Table, csv_response
 from touchpoints.web.charts import bars, percent
+from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
     from touchpoints.web.app import Dashboard
 
 ORDER = 30
-NAV = (("/journeys/funnels", "Funnels"),)
+NAV = (("/journeys/funnels", N_("Funnels")),)
 
 EXAMPLE = ("Product Viewed", "Configuration Saved", "Order Completed")
 BREAKDOWNS = ("channel", "device_type", "age_group")
+BREAKDOWN_NAMES = {
+    "channel": N_("channel"),
+    "device_type": N_("device type"),
+    "age_group": N_("age group"),
+}
 PAGE_SIZE = 25
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def funnels(request: Request, session: Session) -> Response:
+        language = dashboard.language(request)
         form = _form(request)
         names = await run_in_threadpool(dashboard.event_names)
         context: dict[str, Any] = {
@@ -58,13 +64,13 @@ def routes(dashboard: Dashboard) -> list[Route]:
                     {"funnel": spec, "step": step, "limit": PAGE_SIZE, "offset": offset},
                 )
         except TouchpointsError as exc:
-            context["error"] = str(exc)
+            context["error"] = language.explain(exc)
             return dashboard.render(
                 request, "funnels.html", session, status_code=status_of(exc), tables={}, **context
             )
-        data = _view(both, dropped, wanted[1] if wanted else 0, context["query"])
+        data = _view(both, dropped, wanted[1] if wanted else 0, context["query"], language)
         if (csv := request.query_params.get("csv")) is not None:
-            return csv_response(data["tables"], csv, "funnel")
+            return csv_response(data["tables"], csv, "funnel", language)
         return dashboard.render(request, "funnels.html", session, **context, **data)
 
     return [Route("/journeys/funnels", dashboard.page(funnels))]
@@ -118,7 +124,9 @@ def _whole(request: Request, name: str, default: int | None) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise InvalidRequest(f"{name}: give a whole number, not {text!r}") from None
+        raise FormError(
+            N_("%(name)s: give a whole number, not %(text)s"), name=name, text=repr(text)
+        ) from None
 
 
 def _drop_off_request(request: Request) -> tuple[int, int] | None:
@@ -128,13 +136,14 @@ def _drop_off_request(request: Request) -> tuple[int, int] | None:
         return None
     offset = _whole(request, "offset", 0) or 0
     if offset < 0:
-        raise InvalidRequest(f"offset: give 0 or more, not {offset}")
+        raise FormError(N_("offset: give 0 or more, not %(offset)s"), offset=offset)
     return step, offset
 
 
 # -- the view ---------------------------------------------------------------------------------
 def duration(seconds: float | None) -> str:
-    """A time in the unit that reads best: '45 s', '12.5 min', '3.2 h', '14 d'."""
+    """A time in the unit that reads best: '45 s', '12.5 min', '3.2 h', '14 d' (the CSV's
+    form in every language; the page writes it in its own: ``Language.duration``)."""
     if seconds is None:
         return ""
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
@@ -148,20 +157,30 @@ def _label(step: StepCount) -> str:
 
 
 def _view(
-    found: FunnelComparison, dropped: DropOffPage | None, offset: int, query: str
+    found: FunnelComparison,
+    dropped: DropOffPage | None,
+    offset: int,
+    query: str,
+    language: Language,
 ) -> dict[str, Any]:
+    _ = language.gettext
     person, device = found.person, found.device
     steps = person.steps
-    labels = [_label(s) for s in steps]
+    step_names = [_label(s) for s in steps]
+
+    def took(seconds: float | None) -> Shown:
+        return Shown(duration(seconds), language.duration(seconds))
+
     step_table = Table(
         "steps",
-        "Persons and devices per step",
-        ["step", "event", "persons", "% of step 1", "% of previous", "dropped before",
-         "median time from step 1", "devices", "devices % of step 1"],
+        _("Persons and devices per step"),
+        [_("step"), _("event"), _("persons"), _("%% of step 1"), _("%% of previous"),
+         _("dropped before"), _("median time from step 1"), _("devices"),
+         _("devices %% of step 1")],
         [
             [
                 s.step, s.event, s.units, percent(s.conversion, 1),
-                percent(s.from_previous, 1), s.dropped, duration(s.median_seconds),
+                percent(s.from_previous, 1), s.dropped, took(s.median_seconds),
                 d.units, percent(d.conversion, 1),
             ]
             for s, d in zip(steps, device.steps, strict=True)
@@ -170,31 +189,30 @@ def _view(
     histogram = person.time_to_convert.histogram
     time_table = Table(
         "time_to_convert",
-        "Time to convert (step 1 to the last step)",
-        ["time", "persons", "devices"],
+        _("Time to convert (step 1 to the last step)"),
+        [_("time"), _("persons"), _("devices")],
         [
-            [b.label, b.units, d.units]
+            [Shown(b.label, language.span(b.lower_seconds, b.upper_seconds)), b.units, d.units]
             for b, d in zip(histogram, device.time_to_convert.histogram, strict=True)
         ],
     )
     tables = [step_table, time_table]
+    per_person, per_device = _("per person"), _("per device")
     data: dict[str, Any] = {
         "person": person,
         "device": device,
-        "duration": duration,
-        "percent": partial(percent, digits=1),
         "funnel_chart": bars(
-            labels,
+            step_names,
             {
-                "per person": [s.units for s in steps],
-                "per device": [d.units for d in device.steps],
+                per_person: [s.units for s in steps],
+                per_device: [d.units for d in device.steps],
             },
         ),  # fmt: skip
         "time_chart": bars(
-            [row[0] for row in time_table.rows],
+            [row[0].text for row in time_table.rows],
             {
-                "per person": [row[1] for row in time_table.rows],
-                "per device": [row[2] for row in time_table.rows],
+                per_person: [row[1] for row in time_table.rows],
+                per_device: [row[2] for row in time_table.rows],
             },
         ),  # fmt: skip
     }
@@ -202,17 +220,22 @@ def _view(
     data["time_chart"]["xAxis"]["axisLabel"] = {"interval": 0, "rotate": 30}
     if person.breakdown is not None:
         groups = person.groups
+
+        def group(value: str | None) -> Shown:
+            return Shown(_group_name(value), _group_label(language, person.breakdown, value))
+
+        by = _breakdown(language, person.breakdown)
         group_table = Table(
             "breakdown",
-            f"Persons per step by {person.breakdown}",
-            ["group", "step", "event", "persons", "% of step 1", "% of previous",
-             "dropped before", "median time from step 1", "median time to convert"],
+            _("Persons per step by %(breakdown)s", breakdown=by),
+            [_("group"), _("step"), _("event"), _("persons"), _("%% of step 1"),
+             _("%% of previous"), _("dropped before"), _("median time from step 1"),
+             _("median time to convert")],
             [
                 [
-                    _group_name(g.value), s.step, s.event, s.units,
+                    group(g.value), s.step, s.event, s.units,
                     percent(s.conversion, 1), percent(s.from_previous, 1), s.dropped,
-                    duration(s.median_seconds),
-                    duration(g.time_to_convert.median_seconds),
+                    took(s.median_seconds), took(g.time_to_convert.median_seconds),
                 ]
                 for g in groups
                 for s in g.steps
@@ -220,30 +243,53 @@ def _view(
         )  # fmt: skip
         tables.append(group_table)
         data["breakdown_chart"] = bars(
-            labels,
-            {_group_name(g.value): [s.units for s in g.steps] for g in groups},
+            step_names,
+            {group(g.value).text: [s.units for s in g.steps] for g in groups},
         )
     if dropped is not None:
-        data["drop_offs"] = _drop_off_view(dropped, offset, steps, query)
+        data["drop_offs"] = _drop_off_view(dropped, offset, steps, query, language)
         tables.append(data["drop_offs"]["table"])
     data["tables"] = {t.name: t for t in tables}
     return data
+
+
+def _breakdown(language: Language, breakdown: str) -> str:
+    """What a funnel is broken down by, in words: "channel", "trait city"."""
+    if breakdown.startswith("trait:"):
+        return language.gettext("trait %(key)s", key=breakdown.removeprefix("trait:"))
+    return (
+        language.translate(BREAKDOWN_NAMES[breakdown])
+        if breakdown in BREAKDOWN_NAMES
+        else breakdown
+    )
 
 
 def _group_name(value: str | None) -> str:
     return "(none)" if value is None else str(value)
 
 
+def _group_label(language: Language, breakdown: str | None, value: str | None) -> str:
+    """A breakdown group as the page shows it: a channel or an age group by its label."""
+    if value is None:
+        return labels.placeholder(language, "(none)")
+    if breakdown == "channel":
+        return labels.channel(language, value)
+    if breakdown == "age_group":
+        return labels.label(language, "age group", value)
+    return str(value)
+
+
 def _drop_off_view(
-    page: DropOffPage, offset: int, steps: list[StepCount], query: str
+    page: DropOffPage, offset: int, steps: list[StepCount], query: str, language: Language
 ) -> dict[str, Any]:
     """One page of the people who reached a step and not the next, with paging links."""
+    _ = language.gettext
     step, total = page.step, page.total
     table = Table(
         "dropoffs",
-        f"Reached step {step}, not step {step + 1}",
-        ["person", "entered at", f"reached step {step} at"],
-        [[f"person:{u.person}", iso(u.entered_at), iso(u.reached_at)] for u in page.units],
+        _("Reached step %(step)s, not step %(next)s", step=step, next=step + 1),
+        [_("person"), _("entered at"), _("reached step %(step)s at", step=step)],
+        [[f"person:{u.person}", u.entered_at, u.reached_at] for u in page.units],
     )
 
     def at(start: int) -> str:

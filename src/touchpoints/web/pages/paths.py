@@ -13,18 +13,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from touchpoints.errors import InvalidRequest, TouchpointsError, status_of
+from touchpoints.errors import TouchpointsError, status_of
 from touchpoints.journeys.queries import MAX_PATH_DEPTH, PathsQuery, VariantsQuery
 from touchpoints.journeys.results import PathReport, VariantReport
-from touchpoints.web.app import Table, csv_response
+from touchpoints.web import labels
+from touchpoints.web.app import FormError, Shown, Table, csv_response
 from touchpoints.web.charts import bars, percent, sankey
+from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
     from touchpoints.web.app import Dashboard
 
 ORDER = 40
-NAV = (("/journeys/paths", "Paths"),)
+NAV = (("/journeys/paths", N_("Paths")),)
 
 EXAMPLE = "Product Viewed"
 MAX_DEPTH = MAX_PATH_DEPTH
@@ -32,6 +34,7 @@ MAX_DEPTH = MAX_PATH_DEPTH
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def paths(request: Request, session: Session) -> Response:
+        language = dashboard.language(request)
         names = await run_in_threadpool(dashboard.event_names)
         form = _form(request, names)
         context: dict[str, Any] = {
@@ -46,13 +49,13 @@ def routes(dashboard: Dashboard) -> list[Route]:
             report = await dashboard.ask(PathsQuery, params)
             variants = await dashboard.ask(VariantsQuery, {"limit": params["limit"]})
         except TouchpointsError as exc:
-            context["error"] = str(exc)
+            context["error"] = language.explain(exc)
             return dashboard.render(
                 request, "paths.html", session, status_code=status_of(exc), tables={}, **context
             )
-        data = _view(report, variants)
+        data = _view(report, variants, language)
         if (wanted := request.query_params.get("csv")) is not None:
-            return csv_response(data["tables"], wanted, "paths")
+            return csv_response(data["tables"], wanted, "paths", language)
         return dashboard.render(request, "paths.html", session, **context, **data)
 
     return [Route("/journeys/paths", dashboard.page(paths))]
@@ -80,20 +83,29 @@ def _number(form: dict[str, str], name: str, kind: type) -> Any:
     try:
         return kind(text)
     except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise InvalidRequest(f"{name}: give {what}, not {text!r}") from None
+        if kind is int:
+            message = N_("%(name)s: give a whole number, not %(text)s")
+        else:
+            message = N_("%(name)s: give a number, not %(text)s")
+        raise FormError(message, name=name, text=repr(text)) from None
 
 
 def _params(form: dict[str, str]) -> dict[str, Any]:
     """The question as :class:`PathsQuery` takes it (and ``GET /v1/journeys/paths``)."""
     if form["anchor"] not in ("after", "before"):
-        raise InvalidRequest(f"anchor: give after or before, not {form['anchor']!r}")
+        raise FormError(
+            N_("anchor: give after or before, not %(anchor)s"), anchor=repr(form["anchor"])
+        )
     if form["collapse"] not in ("yes", "no"):
-        raise InvalidRequest(f"collapse: give yes or no, not {form['collapse']!r}")
+        raise FormError(
+            N_("collapse: give yes or no, not %(collapse)s"), collapse=repr(form["collapse"])
+        )
     event = form["event"] or None
     rare = _number(form, "rare", float)
     if not 0 <= rare < 100:
-        raise InvalidRequest(f"rare: give a percentage from 0 to below 100, not {form['rare']}")
+        raise FormError(
+            N_("rare: give a percentage from 0 to below 100, not %(rare)s"), rare=form["rare"]
+        )
     return {
         "start": event if form["anchor"] == "after" else None,
         "end": event if form["anchor"] == "before" else None,
@@ -128,6 +140,12 @@ def path_links(report: PathReport) -> list[tuple[str, str, int]]:
     )
 
 
+def _node_label(node: str, step: Any) -> str:
+    """A Sankey node with its step by its label ("−1 · (other)" → "−1 · (Sonstige)")."""
+    place, sep, name = node.partition(" · ")
+    return f"{place} · {step(name)}" if sep else node
+
+
 def _position(node: str) -> int:
     """A node's place: 1, 2, … after the start; −3, −2, −1 before the end; 0 the anchor."""
     place, _sep, _step = node.partition(" · ")
@@ -143,40 +161,74 @@ def _sankey_height(links: list[tuple[str, str, int]]) -> int:
     return max(340, min(800, 46 * busiest + 60))
 
 
-def _view(report: PathReport, variants: VariantReport) -> dict[str, Any]:
+def _view(report: PathReport, variants: VariantReport, language: Language) -> dict[str, Any]:
+    _ = language.gettext
     after = report.anchor == "start"
+    by_channel = report.step == "channel"
+
+    def step(name: str) -> str:
+        """A step by its label: a placeholder or (steps by channel) a channel; an event as
+        it is."""
+        if by_channel:
+            return labels.placeholder(language, labels.channel(language, name))
+        return labels.placeholder(language, name)
+
+    def path(steps: list[str], name: Any = str) -> str:
+        return " → ".join(name(s) for s in steps) or name("(no step)")
+
     path_table = Table(
         "paths",
-        f"Top paths {'after' if after else 'before'} “{report.event}”",
-        ["path", "people", "share %"],
-        [[" → ".join(p.steps) or "(no step)", p.people, percent(p.share, 1)] for p in report.paths],
+        _("Top paths after “%(event)s”", event=report.event)
+        if after
+        else _("Top paths before “%(event)s”", event=report.event),
+        [_("path"), _("people"), _("share %%")],
+        [
+            [Shown(path(p.steps), path(p.steps, step)), p.people, percent(p.share, 1)]
+            for p in report.paths
+        ],
     )
     links = path_links(report)
+
+    def node(name: str) -> Shown:
+        return Shown(name, _node_label(name, step))
+
     link_table = Table(
         "links",
-        "Steps of the top paths (people, by position)",
-        ["from", "to", "people"],
-        [[a, b, n] for a, b, n in links],
+        _("Steps of the top paths (people, by position)"),
+        [_("from"), _("to"), _("people")],
+        [[node(a), node(b), n] for a, b, n in links],
     )
+
+    def stage(name: str) -> str:
+        return labels.stage(language, name)
+
     variant_table = Table(
         "variants",
-        "Journey variants: stage sequences",
-        ["variant", "people", "share %"],
-        [[" → ".join(v.steps), v.people, percent(v.share, 1)] for v in variants.variants],
+        _("Journey variants: stage sequences"),
+        [_("variant"), _("people"), _("share %%")],
+        [
+            [
+                Shown(" → ".join(v.steps), " → ".join(stage(s) for s in v.steps)),
+                v.people,
+                percent(v.share, 1),
+            ]
+            for v in variants.variants
+        ],
     )
-    diagram = sankey(None, links)
+    diagram = sankey(None, [(node(a).text, node(b).text, n) for a, b, n in links])
     # Paths before an end all finish at it: line them up on the right.
     diagram["series"][0]["nodeAlign"] = "left" if after else "right"
     diagram["series"][0]["label"] = {"fontSize": 11}
     return {
         "report": report,
         "variants": variants,
+        "step_label": step,
         "tables": {t.name: t for t in (path_table, link_table, variant_table)},
         "sankey_chart": diagram,
         "sankey_height": _sankey_height(links),
         "variant_chart": bars(
-            [row[0] for row in variant_table.rows],
-            {"people": [row[1] for row in variant_table.rows]},
+            [row[0].text for row in variant_table.rows],
+            {_("people"): [row[1] for row in variant_table.rows]},
             horizontal=True,
         ),
         "variant_height": max(240, 28 * len(variant_table.rows) + 60),

@@ -23,13 +23,14 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from touchpoints.web.app import form_fields
+from touchpoints.web.i18n import N_, Explained, Language
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
     from touchpoints.web.app import Dashboard
 
 ORDER = 80
-NAV = (("/people", "People"),)
+NAV = (("/people", N_("People")),)
 
 TIMELINE_PAGE = 25
 SEARCH_LIMIT = 50
@@ -53,49 +54,61 @@ COLOURS = {
 _OTHER_COLOURS = ("#3d8fb3", "#b35a3d", "#6b8f3d", "#6d3db3")
 
 
-class SearchError(ValueError):
+class SearchError(Explained, ValueError):
     """The search box's text cannot be read; the message says how to write it."""
+
+
+class UnmergeError(Explained, ValueError):
+    """An unmerge form that cannot be done as given (422)."""
+
+
+class UnmergeNotFound(Explained, LookupError):
+    """An unmerge form naming a link or an identifier there is not (404)."""
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def people(request: Request, session: Session) -> Response:
+        language = dashboard.language(request)
         q = request.query_params.get("q", "").strip()
         context: dict[str, Any] = {"q": q, "error": None, "results": None, "asked": None}
         if not q:
             return dashboard.render(request, "people.html", session, **context)
         try:
-            context.update(await run_in_threadpool(_search, dashboard, q))
+            context.update(await run_in_threadpool(_search, dashboard, q, language))
         except SearchError as exc:
-            context["error"] = str(exc)
+            context["error"] = language.explain(exc)
             return dashboard.render(request, "people.html", session, status_code=422, **context)
         return dashboard.render(request, "people.html", session, **context)
 
     async def profile(request: Request, session: Session) -> Response:
         from touchpoints.profiles import ProfileNotFound
 
+        language = dashboard.language(request)
         key = request.path_params["key"]
         before = request.query_params.get("before") or None
         try:
-            data = await run_in_threadpool(_profile, dashboard, key, before)
+            data = await run_in_threadpool(_profile, dashboard, key, before, language)
         except (ValueError, ProfileNotFound) as exc:
             status = 404 if isinstance(exc, ProfileNotFound) else 400
             return dashboard.render(
                 request, "profile.html", session, status_code=status, key=key, error=str(exc)
             )
-        data["after"] = _after(request)
+        data["after"] = _after(request, language)
         return dashboard.render(request, "profile.html", session, key=key, error=None, **data)
 
     async def unmerge(request: Request, session: Session) -> Response:
         key = request.path_params["key"]
         fields = await form_fields(request)
         if not dashboard.csrf_ok(session, fields):
-            return PlainTextResponse("the form is out of date: reload the page", 403)
+            return dashboard.stale_form(request)
+        language = dashboard.language(request)
         try:
             done, persons = await run_in_threadpool(_unmerge, dashboard, fields)
         except LookupError as exc:
-            return PlainTextResponse(str(exc.args[0] if exc.args else exc), 404)
+            text = language.explain(exc) if isinstance(exc, Explained) else None
+            return PlainTextResponse(text or str(exc.args[0] if exc.args else exc), 404)
         except ValueError as exc:
-            return PlainTextResponse(str(exc), 422)
+            return PlainTextResponse(language.explain(exc), 422)
         query = urlencode({"unmerged": done, "persons": ",".join(str(p) for p in persons)})
         return RedirectResponse(f"/people/{quote(key, safe=':@+')}?{query}", status_code=303)
 
@@ -111,36 +124,44 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
 
 # -- search ----------------------------------------------------------------------------------
-def _search(dashboard: Dashboard, q: str) -> dict[str, Any]:
+def _search(dashboard: Dashboard, q: str, language: Language) -> dict[str, Any]:
     """``type:value`` (or a bare e-mail or phone number) finds that person through
     ``profiles.resolve``; ``trait=value`` searches traits through ``profiles.search``."""
     from touchpoints.profiles import ProfileNotFound
 
+    _ = language.gettext
     tp = dashboard.tp
     trait, eq, value = q.partition("=")
     if eq and ":" not in trait:
         trait, value = trait.strip(), value.strip()
         if not _TRAIT.match(trait):
             raise SearchError(
-                f"{trait!r} is not a trait name: use letters, digits, '_', '.' or '-' "
-                "(e.g. city=Hamburg)"
+                N_(
+                    "%(trait)s is not a trait name: use letters, digits, '_', '.' or '-' "
+                    "(e.g. city=Hamburg)"
+                ),
+                trait=repr(trait),
             )
         if not value:
-            raise SearchError(f"give a value after '{trait}=' (e.g. {trait}=Hamburg)")
+            raise SearchError(
+                N_("give a value after '%(trait)s=' (e.g. %(trait)s=Hamburg)"), trait=trait
+            )
         persons = tp.profiles.search(trait, value, SEARCH_LIMIT)
-        asked = f"with {trait} = {value!r}"
-        missing = f"no person has {trait} = {value!r} (in any event)"
+        asked = _("with %(trait)s = %(value)s", trait=trait, value=repr(value))
+        missing = _(
+            "no person has %(trait)s = %(value)s (in any event)", trait=trait, value=repr(value)
+        )
     else:
         key = _identifier_key(q)
         try:
             persons = [tp.profiles.resolve(key)]
         except ValueError as exc:
-            raise SearchError(str(exc)) from None
+            raise SearchError.as_given(str(exc)) from None
         except ProfileNotFound as exc:
             persons, missing = [], str(exc)
         else:
             missing = ""
-        asked = f"with {key}"
+        asked = _("with %(key)s", key=key)
     results = []
     for person in persons:
         ids = tp.identity.identifiers_of(person)
@@ -169,14 +190,19 @@ def _identifier_key(q: str) -> str:
     if _PHONE.match(q):
         return f"phone:{q}"
     raise SearchError(
-        f"{q!r} is neither an identifier nor a trait search: write TYPE:VALUE "
-        "(email:anna@example.com, user_id:u-1001, phone:+49171…, anonymous_id:…, person:17), "
-        "an e-mail address or phone number, or TRAIT=VALUE (city=Hamburg)"
+        N_(
+            "%(q)s is neither an identifier nor a trait search: write TYPE:VALUE "
+            "(email:anna@example.com, user_id:u-1001, phone:+49171…, anonymous_id:…, "
+            "person:17), an e-mail address or phone number, or TRAIT=VALUE (city=Hamburg)"
+        ),
+        q=repr(q),
     )
 
 
 # -- the profile -----------------------------------------------------------------------------
-def _profile(dashboard: Dashboard, key: str, before: str | None) -> dict[str, Any]:
+def _profile(
+    dashboard: Dashboard, key: str, before: str | None, language: Language
+) -> dict[str, Any]:
     from touchpoints.events import stored_event_json
     from touchpoints.journeys.queries import StageHistoryQuery
     from touchpoints.profiles.profile import decode_cursor, encode_cursor
@@ -192,7 +218,7 @@ def _profile(dashboard: Dashboard, key: str, before: str | None) -> dict[str, An
     stages = tp.journeys.run(StageHistoryQuery(person=f"person:{person}")).stages
     mine = {f"{t}:{i['value']}" for t, found in profile["identifiers"].items() for i in found}
     links = _links_of(dashboard, mine)
-    merges = _merges_with_actions(profile["merges"], links, mine)
+    merges = _merges_with_actions(profile["merges"], links, mine, language)
     channels = profile["computed"]["channels"]
     return {
         "person": profile["person"],
@@ -202,7 +228,7 @@ def _profile(dashboard: Dashboard, key: str, before: str | None) -> dict[str, An
             for t in ("first_name", "last_name")
             if t in profile["traits"]
         ),
-        "timeline": [_event_view(event) for event in timeline],
+        "timeline": [_event_view(event, language) for event in timeline],
         "next": encode_cursor(rows[-1]) if len(rows) == TIMELINE_PAGE else None,
         "paged": cursor is not None,
         "stages": stages,
@@ -212,7 +238,7 @@ def _profile(dashboard: Dashboard, key: str, before: str | None) -> dict[str, An
         "merges": merges,
         "links": links,
         "colours": {t: _colour(t) for t in profile["identifiers"]},
-        "graph": _graph(dashboard, person, profile["identifiers"], merges, links),
+        "graph": _graph(dashboard, person, profile["identifiers"], merges, links, language),
     }
 
 
@@ -227,7 +253,7 @@ def _links_of(dashboard: Dashboard, mine: set[str]) -> list[dict[str, Any]]:
 
 
 def _merges_with_actions(
-    merges: list[dict[str, Any]], links: list[dict[str, Any]], mine: set[str]
+    merges: list[dict[str, Any]], links: list[dict[str, Any]], mine: set[str], language: Language
 ) -> list[dict[str, Any]]:
     """The merge log, each entry with what would undo it: removing its link (a link merge
     whose link is in force) or detaching its identifier (a merge by an event)."""
@@ -246,17 +272,19 @@ def _merges_with_actions(
                 None,
             )
             if link is not None:
-                undo = {"link": link["link_id"], "label": f"Remove link {link['link_id']}"}
+                label = language.gettext("Remove link %(link)s", link=link["link_id"])
+                undo = {"link": link["link_id"], "label": label}
         elif entry["kind"] == "merge" and entry["identifier"] in mine:
-            undo = {"identifier": entry["identifier"], "label": f"Detach {entry['identifier']}"}
+            label = language.gettext("Detach %(identifier)s", identifier=entry["identifier"])
+            undo = {"identifier": entry["identifier"], "label": label}
         out.append({**entry, "link": link, "undo": undo})
     return out
 
 
-def _event_view(event: dict[str, Any]) -> dict[str, Any]:
+def _event_view(event: dict[str, Any], language: Language) -> dict[str, Any]:
     what = event.get("event") or event.get("name") or ""
     if event["type"] == "identify":
-        what = ", ".join(sorted((event.get("traits") or {}).keys())) or "traits"
+        what = ", ".join(sorted((event.get("traits") or {}).keys())) or language.gettext("traits")
     return {
         "timestamp": event["timestamp"],
         "channel": event.get("channel") or "",
@@ -279,10 +307,12 @@ def _graph(
     identifiers: dict[str, list[dict[str, Any]]],
     merges: list[dict[str, Any]],
     links: list[dict[str, Any]],
+    language: Language,
 ) -> dict[str, Any]:
     """The identity graph as an ECharts ``graph`` option: one node per identifier (coloured
     by type); an edge where identifiers were seen in one event (from the event's anchor, as
     the resolver joins them; red where that event merged two persons) and one per link."""
+    _ = language.gettext
     extractor = dashboard.tp.identity.extractor
     types = sorted(identifiers)
     names = {f"{t}:{i['value']}" for t in types for i in identifiers[t]}
@@ -297,7 +327,12 @@ def _graph(
             pair = (found[0], other)
             together[pair] += 1
             if merge is not None and merge["identifier"] in pair:
-                merging[pair] = f"merged {merge['absorbed']} into {merge['kept']} ({merge['at']})"
+                merging[pair] = _(
+                    "merged %(absorbed)s into %(kept)s (%(at)s)",
+                    absorbed=merge["absorbed"],
+                    kept=merge["kept"],
+                    at=language.moment(merge["at"]),
+                )
     edges: list[dict[str, Any]] = []
     for (a, b), n in together.items():
         merge_text = merging.get((a, b))
@@ -306,7 +341,12 @@ def _graph(
                 "source": a,
                 "target": b,
                 "value": n,
-                "tip": f"seen together in {n} event{'s' if n != 1 else ''}"
+                "tip": language.ngettext(
+                    "seen together in %(num)s event",
+                    "seen together in %(num)s events",
+                    n,
+                    num=language.number(n),
+                )
                 + (f"; {merge_text}" if merge_text else ""),
                 "lineStyle": {"color": "#b3261e", "width": 3} if merge_text else {"width": 1.5},
             }
@@ -319,10 +359,12 @@ def _graph(
                     "source": link["a"],
                     "target": link["b"],
                     "value": link["link_id"],
-                    "tip": f"{link['source']} link {link['link_id']}"
-                    + (f", p={p:.3f}" if p is not None else ""),
+                    "tip": _(
+                        "%(source)s link %(link)s", source=link["source"], link=link["link_id"]
+                    )
+                    + (f", p={language.decimal(p, 3)}" if p is not None else ""),
                     "lineStyle": {"type": "dashed", "color": "#7b3fc4", "width": 2.5},
-                    "label": {"show": True, "formatter": f"link {link['link_id']}"},
+                    "label": {"show": True, "formatter": _("link %(link)s", link=link["link_id"])},
                 }
             )
     nodes = [
@@ -378,26 +420,30 @@ def _unmerge(dashboard: Dashboard, fields: dict[str, str]) -> tuple[str, list[in
         try:
             link_id = int(fields["link"])
         except ValueError:
-            raise ValueError(f"link: {fields['link']!r} is not a link number") from None
+            raise UnmergeError(
+                N_("link: %(link)s is not a link number"), link=repr(fields["link"])
+            ) from None
         try:
             persons = identity.remove_link(link_id, note)
         except KeyError:
-            raise LookupError(f"no link {link_id} in force") from None
+            raise UnmergeNotFound(N_("no link %(link)s in force"), link=link_id) from None
         return f"link {link_id}", persons
     identifier = parse_key(fields.get("identifier", ""))
     if identifier.type == "person":
-        raise ValueError("identifier: name an identifier (e.g. anonymous_id:…), not a person")
+        raise UnmergeError(N_("identifier: name an identifier (e.g. anonymous_id:…), not a person"))
     sid = identity.sid_of(identifier)
     if sid is None:
-        raise LookupError(f"no identifier {identifier}")
+        raise UnmergeNotFound(N_("no identifier %(identifier)s"), identifier=str(identifier))
     return str(identifier), identity.detach(sid, note=note)
 
 
-def _after(request: Request) -> dict[str, Any] | None:
+def _after(request: Request, language: Language) -> dict[str, Any] | None:
     """What an unmerge just did (from its redirect), for the notice on the profile."""
     done = request.query_params.get("unmerged")
     if not done:
         return None
+    if (link := re.fullmatch(r"link (\d+)", done)) is not None:
+        done = language.gettext("link %(link)s", link=link[1])
     persons = [
         f"person:{p}" for p in request.query_params.get("persons", "").split(",") if p.isdigit()
     ]

@@ -15,18 +15,20 @@ from touchpoints.journeys.queries import RetentionQuery
 from touchpoints.journeys.results import RetentionResult
 from touchpoints.web.app import Table, csv_response
 from touchpoints.web.charts import heatmap, percent
+from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
     from touchpoints.web.app import Dashboard
 
 ORDER = 50
-NAV = (("/journeys/retention", "Retention"),)
+NAV = (("/journeys/retention", N_("Retention")),)
 FIELDS = ("period", "periods", "start_event", "return_event", "unit", "since", "until")
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def retention(request: Request, session: Session) -> Response:
+        language = dashboard.language(request)
         asked = {name: request.query_params.get(name, "") for name in FIELDS}
         defaults = {name: RetentionQuery.model_fields[name].default for name in FIELDS}
         context: dict[str, Any] = {
@@ -38,29 +40,41 @@ def routes(dashboard: Dashboard) -> list[Route]:
         try:
             found = await dashboard.ask(RetentionQuery, spec)
         except TouchpointsError as exc:
-            context["error"] = str(exc)
+            context["error"] = language.explain(exc)
             return dashboard.render(
                 request, "retention.html", session, status_code=status_of(exc), tables={}, **context
             )
-        data = _view(found)
+        data = _view(found, language)
         if (wanted := request.query_params.get("csv")) is not None:
-            return csv_response(data["tables"], wanted, "retention")
+            return csv_response(data["tables"], wanted, "retention", language)
         return dashboard.render(request, "retention.html", session, **context, **data)
 
     return [Route("/journeys/retention", dashboard.page(retention))]
 
 
-def _view(found: RetentionResult) -> dict[str, Any]:
+def _view(found: RetentionResult, language: Language) -> dict[str, Any]:
     """The cohort table and its heat map."""
-    period, cohorts = found.period, found.cohorts
-    offsets = [f"{period} {n}" for n in range(found.periods + 1)]
+    _ = language.gettext
+    cohorts, monthly = found.cohorts, found.period == "month"
+    offsets = range(found.periods + 1)
+
+    def offset(n: int) -> str:
+        return _("month %(n)s", n=n) if monthly else _("week %(n)s", n=n)
+
+    def returned(n: int) -> list[str]:
+        if monthly:
+            return [_("month %(n)s returned", n=n), _("month %(n)s %%", n=n)]
+        return [_("week %(n)s returned", n=n), _("week %(n)s %%", n=n)]
+
     table = Table(
         "cohorts",
-        f"Came back per {period} after starting (% of the cohort)",
-        ["cohort", "size", *[c for o in offsets for c in (f"{o} returned", f"{o} %")]],
+        _("Came back per month after starting (%% of the cohort)")
+        if monthly
+        else _("Came back per week after starting (%% of the cohort)"),
+        [_("cohort"), _("size"), *[c for n in offsets for c in returned(n)]],
         [
             [
-                c.cohort.isoformat(),
+                c.cohort,
                 c.size,
                 *[v for n, s in zip(c.returned, c.share, strict=True)
                   for v in (n, percent(s))],
@@ -69,14 +83,14 @@ def _view(found: RetentionResult) -> dict[str, Any]:
         ],
     )  # fmt: skip
     chart = heatmap(
-        offsets,
-        [f"{c.cohort.isoformat()} · {c.size:,}" for c in cohorts],
+        [offset(n) for n in offsets],
+        [f"{language.date(c.cohort)} · {language.number(c.size)}" for c in cohorts],
         [[percent(s) for s in c.share] for c in cohorts],
-        label="came back %",
+        label=_("came back %%"),
     )
     series = chart["series"][0]
     series["label"] |= {"formatter": "{@[2]}", "fontSize": 11}
-    chart["visualMap"] |= {"text": ["% came back", ""], "itemHeight": 160}
+    chart["visualMap"] |= {"text": [_("%% came back"), ""], "itemHeight": 160}
     chart["grid"]["bottom"] = 84  # room for the colour scale under the axis labels
     return {
         "tables": {table.name: table},

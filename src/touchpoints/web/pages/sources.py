@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -15,15 +14,17 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from touchpoints.privacy.keys import ApiKey, KeyRefused
-from touchpoints.web.app import Table, csv_response, form_fields
+from touchpoints.web import labels
+from touchpoints.web.app import Shown, Table, csv_response, form_fields
 from touchpoints.web.charts import bars
+from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
     from touchpoints.web.app import Dashboard
 
 ORDER = 90
-NAV = (("/sources", "Sources and keys"),)
+NAV = (("/sources", N_("Sources and keys")),)
 
 PLACEHOLDER = "<your write key>"
 NAME_MAX = 200  # as the keys API (api/keys.py: NewKey.name)
@@ -31,41 +32,50 @@ NAME_MAX = 200  # as the keys API (api/keys.py: NewKey.name)
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def sources(request: Request, session: Session) -> Response:
-        data = await run_in_threadpool(_data, dashboard)
+        language = dashboard.language(request)
+        data = await run_in_threadpool(_data, dashboard, language)
         if (wanted := request.query_params.get("csv")) is not None:
             if wanted == "keys" and not session.admin:  # as GET /v1/keys: admin keys only
-                return PlainTextResponse("the list of keys needs an admin session", 403)
-            return csv_response(data["tables"], wanted, "sources")
+                text = language.gettext("the list of keys needs an admin session")
+                return PlainTextResponse(text, 403)
+            return csv_response(data["tables"], wanted, "sources", language)
         revoked = request.query_params.get("revoked")
         return _page(dashboard, request, session, data, revoked=revoked)
 
     async def create(request: Request, session: Session) -> Response:
         fields = await form_fields(request)
         if not dashboard.csrf_ok(session, fields):
-            return _stale_form()
+            return dashboard.stale_form(request)
+        language = dashboard.language(request)
         name = fields.get("name", "").strip()
         error = None
         if not name:
-            error = "give the key a name: the website or app that will send with it"
+            error = language.gettext(
+                "give the key a name: the website or app that will send with it"
+            )
         elif len(name) > NAME_MAX:
-            error = f"the name is {len(name)} characters long; keep it to {NAME_MAX}"
+            error = language.gettext(
+                "the name is %(length)s characters long; keep it to %(most)s",
+                length=len(name),
+                most=NAME_MAX,
+            )
         if error is not None:
-            data = await run_in_threadpool(_data, dashboard)
+            data = await run_in_threadpool(_data, dashboard, language)
             return _page(dashboard, request, session, data, error=error, new_name=name, status=422)
         key, secret = await run_in_threadpool(dashboard.tp.keys.create, "write", name)
-        data = await run_in_threadpool(_data, dashboard)
+        data = await run_in_threadpool(_data, dashboard, language)
         # The only answer that holds the secret: never stored, never in a URL (no redirect).
         return _page(dashboard, request, session, data, created=(key, secret), status=201)
 
     async def revoke(request: Request, session: Session) -> Response:
         fields = await form_fields(request)
         if not dashboard.csrf_ok(session, fields):
-            return _stale_form()
+            return dashboard.stale_form(request)
         key_id = request.path_params["key_id"]
         try:
             await run_in_threadpool(dashboard.tp.keys.revoke, key_id)
         except KeyRefused as exc:
-            data = await run_in_threadpool(_data, dashboard)
+            data = await run_in_threadpool(_data, dashboard, dashboard.language(request))
             return _page(dashboard, request, session, data, error=str(exc), status=404)
         return RedirectResponse(f"/sources?revoked={key_id}", status_code=303)
 
@@ -78,10 +88,6 @@ def routes(dashboard: Dashboard) -> list[Route]:
             methods=["POST"],
         ),
     ]
-
-
-def _stale_form() -> Response:
-    return PlainTextResponse("the form is out of date: reload the page", 403)
 
 
 def _page(
@@ -110,11 +116,13 @@ def _page(
         error=error,
         new_name=new_name,
         base_url=base_url,
+        placeholder=PLACEHOLDER,
         snippets=snippets(base_url, secret),
     )
 
 
-def _data(dashboard: Dashboard) -> dict[str, Any]:
+def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
+    _ = language.gettext
     tp = dashboard.tp
     by_source = tp.events.count_by("source")  # what GET /v1/events/stats gives as by_source
     keys = tp.keys.list()  # what GET /v1/keys gives
@@ -124,15 +132,21 @@ def _data(dashboard: Dashboard) -> dict[str, Any]:
         key = keys_by_id.get(source)
         return f"{key.name} ({source})" if key is not None and key.name else source
 
+    def role(source: str) -> Shown:
+        if source in keys_by_id:
+            name = keys_by_id[source].role
+            return Shown(name, labels.label(language, "key role", name))
+        return Shown("not a stored key", _("not a stored key"))
+
     source_table = Table(
         "sources",
-        "Events per source",
-        ["source", "key name", "key role", "events"],
+        _("Events per source"),
+        [_("source"), _("key name"), _("key role"), _("events")],
         [
             [
                 source,
                 keys_by_id[source].name if source in keys_by_id else "",
-                keys_by_id[source].role if source in keys_by_id else "not a stored key",
+                role(source),
                 n,
             ]
             for source, n in by_source.items()
@@ -140,16 +154,16 @@ def _data(dashboard: Dashboard) -> dict[str, Any]:
     )
     key_table = Table(
         "keys",
-        "API keys",
-        ["id", "role", "name", "prefix", "created", "revoked", "events"],
+        _("API keys"),
+        [_("id"), _("role"), _("name"), _("prefix"), _("created"), _("revoked"), _("events")],
         [
             [
                 key.id,
-                key.role,
+                Shown(key.role, labels.label(language, "key role", key.role)),
                 key.name or "",
                 key.prefix,
-                _when(key.created_at),
-                _when(key.revoked_at),
+                key.created_at,
+                key.revoked_at,
                 by_source.get(key.id, 0),
             ]
             for key in keys
@@ -162,15 +176,11 @@ def _data(dashboard: Dashboard) -> dict[str, Any]:
         "by_source": by_source,
         "source_chart": bars(
             [label(source) for source in by_source],
-            {"events": list(by_source.values())},
+            {_("events"): list(by_source.values())},
             horizontal=True,
         ),
         "chart_height": max(200, 60 + 34 * len(by_source)),
     }
-
-
-def _when(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def snippets(base_url: str, secret: str | None) -> dict[str, str]:
