@@ -91,7 +91,7 @@ def test_dealer_records_are_linked_to_their_web_customers_with_the_probability(
         )
         assert log == [(run.linked,)]
         profile = tp.profiles.get(tp.identity.lookup(dealer(visited[0])))
-        assert "probabilistic match link" in profile.merges[0]["note"]
+        assert "probabilistic match link" in (profile.merges[0].note or "")
         # A rebuild applies the links again.
         linked_map = snapshot(tp)
         rebuild(tp.identity)
@@ -112,33 +112,34 @@ def test_reviewers_accept_or_reject_borderline_pairs_and_decisions_stick(
         load(tp)
         run = tp.linker.run()
         assert run.review > 2, run
-        total, pairs = tp.linker.pairs("review", limit=1000)
-        assert total == run.review == len(pairs)
-        assert pairs == sorted(pairs, key=lambda p: -p["probability"])
+        page = tp.linker.pairs("review", limit=1000)
+        pairs = page.pairs
+        assert page.count == run.review == len(pairs)
+        assert pairs == sorted(pairs, key=lambda p: -p.probability)
         first, second = pairs[0], pairs[1]
-        for side in ("a", "b"):
-            assert first[side]["record"]["last_name"]  # both records, to compare
-        a = Identifier(**first["a"]["identifier"])
-        b = Identifier(**first["b"]["identifier"])
-        decided = tp.linker.decide(first["pair_id"], accept=True, note="same birthday, typo")
-        assert decided["status"] == "accepted" and decided["link_id"] is not None
+        for side in (first.a, first.b):
+            assert side.record is not None and side.record.last_name  # both, to compare
+        a = Identifier(first.a.identifier.type, first.a.identifier.value)
+        b = Identifier(first.b.identifier.type, first.b.identifier.value)
+        decided = tp.linker.decide(first.pair_id, accept=True, note="same birthday, typo")
+        assert decided.status == "accepted" and decided.link_id is not None
         assert tp.identity.lookup(a) == tp.identity.lookup(b)
         source = tp.warehouse.fetchall(
             "SELECT source, probability FROM identity_links WHERE link_id = ?",
-            [decided["link_id"]],
+            [decided.link_id],
         )
-        assert source == [("review", first["probability"])]
-        rejected = tp.linker.decide(second["pair_id"], accept=False, note="different people")
-        assert rejected["status"] == "rejected" and rejected["link_id"] is None
+        assert source == [("review", first.probability)]
+        rejected = tp.linker.decide(second.pair_id, accept=False, note="different people")
+        assert rejected.status == "rejected" and rejected.link_id is None
         with pytest.raises(PairDecided, match="decided already: rejected"):
-            tp.linker.decide(second["pair_id"], accept=True)
+            tp.linker.decide(second.pair_id, accept=True)
         with pytest.raises(NotFound, match="no matched pair"):
             tp.linker.decide(10**9, accept=True)
         # A new run does not propose decided or pending pairs again.
         again = tp.linker.run()
         assert again.review == 0 and again.linked == 0
-        assert tp.linker.pairs("review")[0] == run.review - 2
-        assert tp.linker.pairs("rejected")[0] == 1
+        assert tp.linker.pairs("review").count == run.review - 2
+        assert tp.linker.pairs("rejected").count == 1
 
 
 def test_an_accepted_pair_that_would_join_two_user_ids_is_refused(tmp_path: Path) -> None:
@@ -193,14 +194,14 @@ def test_a_link_an_operator_removed_is_not_made_again_by_the_next_run(tmp_path: 
         visited = load(tp)
         first = tp.linker.run()
         assert first.linked > 0
-        _, linked = tp.linker.pairs("linked", limit=1)
-        link_id = linked[0]["link_id"]
-        a = Identifier(**linked[0]["a"]["identifier"])
-        b = Identifier(**linked[0]["b"]["identifier"])
-        tp.identity.remove_link(link_id, note="namesakes")
+        (pair,) = tp.linker.pairs("linked", limit=1).pairs
+        assert pair.link_id is not None
+        a = Identifier(pair.a.identifier.type, pair.a.identifier.value)
+        b = Identifier(pair.b.identifier.type, pair.b.identifier.value)
+        tp.identity.remove_link(pair.link_id, note="namesakes")
         assert tp.identity.lookup(a) != tp.identity.lookup(b)
-        assert tp.linker.pair(linked[0]["pair_id"])["status"] == "unlinked"
-        assert tp.linker.pairs("unlinked")[0] == 1
+        assert tp.linker.pair(pair.pair_id).status == "unlinked"
+        assert tp.linker.pairs("unlinked").count == 1
         again = tp.linker.run()
         assert again.linked == 0
         assert tp.identity.lookup(a) != tp.identity.lookup(b)  # the operator's decision holds

@@ -10,6 +10,7 @@ from test_identity_rebuild import event_persons, send, snapshot
 
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
+from touchpoints.errors import NotFound
 from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.rebuild import rebuild
 from touchpoints.identity.resolver import LinkRequest
@@ -67,7 +68,7 @@ def test_an_accepted_match_joins_two_persons_and_the_merge_log_names_the_link(
             )
         ]
         profile = tp.profiles.get(tp.profiles.resolve("anonymous_id:K-1001"))
-        assert profile.identifiers["email"][0]["value"] == "ida.lange@posteo.de"
+        assert profile.identifiers["email"][0].value == "ida.lange@posteo.de"
         assert profile.traits["last_name"].value == "Lnage"  # every trait of both kept
 
 
@@ -113,7 +114,7 @@ def test_removing_a_link_splits_the_person_again_and_a_rebuild_agrees(tmp_path: 
             "SELECT kind, link_id, note FROM identity_merges WHERE kind = 'unmerge'"
         )
         assert unmerge == [("unmerge", outcome.link_id, "different Ida")]
-        with pytest.raises(KeyError):
+        with pytest.raises(NotFound, match="no link .* in force"):
             tp.identity.remove_link(outcome.link_id)  # already removed
 
 
@@ -133,7 +134,7 @@ def test_a_link_to_an_unknown_identifier_is_refused_and_changes_nothing(tmp_path
         two_strangers(tp)
         before = snapshot(tp)
         nobody = Identifier("email", "nobody@example.com")
-        with pytest.raises(KeyError, match="links\\[1\\]: no identifier email:nobody@example.com"):
+        with pytest.raises(NotFound, match="links\\[1\\]: no identifier email:nobody@example.com"):
             tp.identity.add_links(
                 [LinkRequest(CRM, WEB, "match", 0.95), LinkRequest(CRM, nobody, "match", 0.95)]
             )

@@ -28,7 +28,7 @@ def test_a_person_known_only_by_cookies_and_devices_is_anonymous(tmp_path: Path)
             ],
         )  # fmt: skip
         summary = tp.identity.summary()
-    assert summary == {
+    assert summary.model_dump() == {
         "persons": 4,
         "identified": 2,
         "anonymous": 2,

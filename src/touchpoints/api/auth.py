@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
+from touchpoints.api.state import core
 from touchpoints.errors import Forbidden, Unauthorized
 from touchpoints.privacy.keys import ApiKey, KeyStore, secret_from_header
 
@@ -41,7 +42,7 @@ def require(permission: str) -> Callable[[Request], Awaitable[ApiKey]]:
     """
 
     async def check(request: Request) -> ApiKey:
-        keys = request.app.state.tp.keys
+        keys = core(request).keys
         return authorise(keys, request.headers.get("authorization"), permission)
 
     return check

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from touchpoints.api.auth import require
+from touchpoints.api.state import core
 from touchpoints.events import stored_event_json
 from touchpoints.privacy.keys import ApiKey
 from touchpoints.warehouse import EventFilter
@@ -57,15 +58,15 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 20,
     order: Annotated[str, Query(pattern="^(newest|oldest)$")] = "newest",
 ) -> dict[str, Any]:
-    rows = request.app.state.tp.events.list(flt, limit=limit, newest_first=order == "newest")
+    rows = core(request).events.list(flt, limit=limit, newest_first=order == "newest")
     return {"events": [stored_event_json(row) for row in rows]}
 
 
 @router.get("/count")
 def count_events(request: Request, _: Reader, flt: Filter) -> dict[str, int]:
-    return {"count": request.app.state.tp.events.count(flt)}
+    return {"count": core(request).events.count(flt)}
 
 
 @router.get("/stats")
 def event_stats(request: Request, _: Reader) -> dict[str, Any]:
-    return request.app.state.tp.events.stats()
+    return core(request).events.stats()

@@ -1,32 +1,85 @@
-"""Probabilistic matching, its review list and links (admin keys to change, read keys to look).
-
-A thin face over :class:`touchpoints.identity.linking.Linker` and the resolver's links.
+"""The identity map (admin keys to change it, read keys to look): its summary, links,
+unmerges, probabilistic matching and its review list, and rebuilds. A thin face over
+:class:`touchpoints.identity.resolver.IdentityResolver` and
+:class:`touchpoints.identity.linking.Linker`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from touchpoints.api.auth import require
-from touchpoints.errors import NotFound
+from touchpoints.api.state import core
+from touchpoints.identity.results import (
+    IdentitySummary,
+    LinkPage,
+    MatchedPair,
+    MatchRun,
+    PairPage,
+    RebuildResult,
+    Unlinked,
+    Unmerged,
+)
 from touchpoints.privacy.keys import ApiKey
 
 router = APIRouter(tags=["identity"])
 Reader = Annotated[ApiKey, Depends(require("read"))]
 Admin = Annotated[ApiKey, Depends(require("admin"))]
 Status = Literal["review", "linked", "refused", "accepted", "rejected", "unlinked", "all"]
+# Larger offsets are no page anyone reaches; past 2**63 they would overflow the database.
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
+Note = Field(default="", max_length=500, description="Why (kept in the merge log)")
+
+
+@router.get("/v1/identity/summary")
+def identity_summary(request: Request, _: Reader) -> IdentitySummary:
+    """Persons, identified (known by a user id, e-mail, phone, …) and anonymous (only
+    cookies and device ids), and identifiers per type."""
+    return core(request).identity.summary()
+
+
+class UnmergeRequest(BaseModel):
+    identifier: str = Field(description="TYPE:VALUE of the identifier to detach")
+    note: str = Note
+
+
+@router.post("/v1/identity/unmerge")
+def unmerge(request: Request, _: Admin, body: UnmergeRequest) -> Unmerged:
+    """Detach an identifier: it is never linked again, and the person it joined splits."""
+    return core(request).identity.unmerge(body.identifier, body.note)
+
+
+@router.get("/v1/identity/links")
+def list_links(
+    request: Request,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Offset = 0,
+    removed: bool = False,
+) -> LinkPage:
+    """Links between identifiers that share no event, newest first."""
+    return core(request).identity.links(limit, offset, removed)
+
+
+class Unlink(BaseModel):
+    note: str = Note
+
+
+@router.post("/v1/identity/links/{link_id}/remove")
+def remove_link(request: Request, _: Admin, link_id: int, body: Unlink) -> Unlinked:
+    """Unmerge a link: it no longer applies, and the persons it joined are recomputed."""
+    return core(request).identity.unlink(link_id, body.note)
 
 
 @router.post("/v1/identity/match")
-async def run_matching(request: Request, _: Admin) -> dict[str, Any]:
+async def run_matching(request: Request, _: Admin) -> MatchRun:
     """Score persons who share no identifier by their traits; link the likely pairs and put
     the borderline ones on the review list."""
-    run = await run_in_threadpool(request.app.state.tp.linker.run)
-    return run.as_dict()
+    return await run_in_threadpool(core(request).linker.run)
 
 
 @router.get("/v1/identity/reviews")
@@ -35,11 +88,10 @@ def list_pairs(
     _: Reader,
     status: Status = "review",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
+    offset: Offset = 0,
+) -> PairPage:
     """Matched pairs, most probable first, with both persons' records side by side."""
-    total, pairs = request.app.state.tp.linker.pairs(status, limit, offset)
-    return {"count": total, "pairs": pairs}
+    return core(request).linker.pairs(status, limit, offset)
 
 
 class Decision(BaseModel):
@@ -48,39 +100,15 @@ class Decision(BaseModel):
 
 
 @router.post("/v1/identity/reviews/{pair_id}")
-def decide(request: Request, _: Admin, pair_id: int, body: Decision) -> dict[str, Any]:
-    return request.app.state.tp.linker.decide(pair_id, body.decision == "accept", body.note)
+def decide(request: Request, _: Admin, pair_id: int, body: Decision) -> MatchedPair:
+    """A reviewer's decision: accept links the two persons, reject never proposes them again."""
+    linker = core(request).linker
+    return linker.decide(pair_id, body.decision == "accept", body.note)
 
 
-@router.get("/v1/identity/summary")
-def identity_summary(request: Request, _: Reader) -> dict[str, Any]:
-    """Persons, identified (known by a user id, e-mail, phone, …) and anonymous (only
-    cookies and device ids), and identifiers per type."""
-    return request.app.state.tp.identity.summary()
+@router.post("/v1/identity/rebuild")
+def rebuild_identity(request: Request, _: Admin) -> RebuildResult:
+    """Recompute the whole identity map from the events (set-based)."""
+    from touchpoints.identity.rebuild import rebuild
 
-
-@router.get("/v1/identity/links")
-def list_links(
-    request: Request,
-    _: Reader,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    removed: bool = False,
-) -> dict[str, Any]:
-    """Links between identifiers that share no event, newest first."""
-    total, links = request.app.state.tp.identity.links(limit, offset, removed)
-    return {"count": total, "links": links}
-
-
-class Unlink(BaseModel):
-    note: str = Field(default="", max_length=500, description="Why (kept in the merge log)")
-
-
-@router.post("/v1/identity/links/{link_id}/remove")
-def remove_link(request: Request, _: Admin, link_id: int, body: Unlink) -> dict[str, Any]:
-    """Unmerge a link: it no longer applies, and the persons it joined are recomputed."""
-    try:
-        persons = request.app.state.tp.identity.remove_link(link_id, body.note)
-    except KeyError:
-        raise NotFound(f"no link {link_id} in force") from None
-    return {"removed": link_id, "persons": [f"person:{p}" for p in persons]}
+    return rebuild(core(request).identity)

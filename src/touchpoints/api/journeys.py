@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from touchpoints.api.auth import require
+from touchpoints.api.state import core
 from touchpoints.journeys.queries import (
     Answers,
     AttributionQuery,
@@ -51,7 +52,7 @@ Reader = Annotated[ApiKey, Depends(require("read"))]
 
 
 async def _run(request: Request, query: Answers[R]) -> R:
-    return await run_in_threadpool(request.app.state.tp.journeys.run, query)
+    return await run_in_threadpool(core(request).journeys.run, query)
 
 
 @router.post("/v1/journeys/query")

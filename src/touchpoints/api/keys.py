@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from touchpoints.api.auth import require
-from touchpoints.privacy.keys import ApiKey
+from touchpoints.api.state import core
+from touchpoints.privacy.keys import ApiKey, KeyInfo, KeyList, NewKeyInfo
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 Admin = Annotated[ApiKey, Depends(require("admin"))]
@@ -20,16 +21,19 @@ class NewKey(BaseModel):
 
 
 @router.post("", status_code=201)
-def create_key(request: Request, _: Admin, body: NewKey) -> dict[str, Any]:
-    key, secret = request.app.state.tp.keys.create(body.role, body.name)
-    return {**key.as_dict(), "secret": secret}
+def create_key(request: Request, _: Admin, body: NewKey) -> NewKeyInfo:
+    """A new key; its secret is in this answer and nowhere else."""
+    key, secret = core(request).keys.create(body.role, body.name)
+    return NewKeyInfo(**key.info().model_dump(), secret=secret)
 
 
 @router.get("")
-def list_keys(request: Request, _: Admin) -> dict[str, Any]:
-    return {"keys": [key.as_dict() for key in request.app.state.tp.keys.list()]}
+def list_keys(request: Request, _: Admin) -> KeyList:
+    """Every key, revoked ones included, never a secret."""
+    return KeyList(keys=[key.info() for key in core(request).keys.list()])
 
 
 @router.delete("/{key_id}")
-def revoke_key(request: Request, _: Admin, key_id: str) -> dict[str, Any]:
-    return request.app.state.tp.keys.revoke(key_id).as_dict()
+def revoke_key(request: Request, _: Admin, key_id: str) -> KeyInfo:
+    """Revoke a key: it stops working at once, sessions signed in with it end."""
+    return core(request).keys.revoke(key_id).info()

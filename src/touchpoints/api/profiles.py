@@ -1,4 +1,4 @@
-"""Profiles (read keys) and identity operations (admin keys): a thin face over the core.
+"""Profiles (read keys): a thin face over :class:`touchpoints.profiles.Profiles`.
 
 ``GET /v1/profiles/{key}`` is the hot path (an app or a call-centre screen looking a customer
 up), so the server answers it from a plain Starlette route in front of FastAPI (``lookup_route``,
@@ -12,11 +12,9 @@ serves the requests the lean route leaves to it (those with a query string, e.g.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as PlainRequest
 from starlette.responses import Response
@@ -25,11 +23,10 @@ from starlette.types import Scope
 
 from touchpoints.api.auth import authorise, require
 from touchpoints.api.errors import error_response
-from touchpoints.errors import BadRequest, InvalidRequest, NotFound, TouchpointsError
-from touchpoints.events import stored_event_json
+from touchpoints.api.state import core
+from touchpoints.errors import TouchpointsError
 from touchpoints.privacy.keys import ApiKey
-from touchpoints.profiles import parse_key
-from touchpoints.profiles.profile import decode_cursor, encode_cursor
+from touchpoints.profiles.results import MergeLog, PersonList, Profile, Timeline
 
 if TYPE_CHECKING:
     from touchpoints.core import Touchpoints
@@ -37,23 +34,18 @@ if TYPE_CHECKING:
 router = APIRouter(tags=["profiles"])
 _JSON = "application/json"
 Reader = Annotated[ApiKey, Depends(require("read"))]
-Admin = Annotated[ApiKey, Depends(require("admin"))]
-
-
-def _person(request: Request, key: str) -> int:
-    return int(request.app.state.tp.profiles.resolve(key))
 
 
 @router.get("/v1/profiles")
 def search_profiles(
     request: Request,
     _: Reader,
-    trait: Annotated[str, Query(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")],
-    value: Annotated[str, Query(min_length=1)],
+    trait: Annotated[str, Query(min_length=1, max_length=200)],
+    value: Annotated[str, Query(min_length=1, max_length=1000)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-) -> dict[str, Any]:
-    persons = request.app.state.tp.profiles.search(trait, value, limit)
-    return {"persons": [f"person:{p}" for p in persons]}
+) -> PersonList:
+    """Persons with the trait equal to the value (letter case aside), in any event."""
+    return core(request).profiles.find(trait, value, limit)
 
 
 @router.get("/v1/profiles/{key:path}/timeline")
@@ -63,37 +55,28 @@ def profile_timeline(
     key: str,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     before: Annotated[str | None, Query(description="the 'next' cursor of a page")] = None,
-) -> dict[str, Any]:
-    person = _person(request, key)
-    rows = request.app.state.tp.profiles.timeline(
-        person, limit, decode_cursor(before) if before else None
-    )
-    return {
-        "person": f"person:{person}",
-        "events": [stored_event_json(row) for row in rows],
-        "next": encode_cursor(rows[-1]) if len(rows) == limit else None,
-    }
+) -> Timeline:
+    """The person's events across every channel, newest first, a page at a time."""
+    return core(request).profiles.timeline_page(key, limit, before)
 
 
 @router.get("/v1/profiles/{key:path}/merges")
-def profile_merges(request: Request, _: Reader, key: str) -> dict[str, Any]:
-    person = _person(request, key)
-    return {"person": f"person:{person}", "merges": request.app.state.tp.profiles.merges(person)}
+def profile_merges(request: Request, _: Reader, key: str) -> MergeLog:
+    """The merges that made the person and the unmerges of its identifiers, oldest first."""
+    return core(request).profiles.merge_log(key)
 
 
 @router.get(
     "/v1/profiles/{key:path}",
     response_class=Response,
-    responses={
-        200: {
-            "description": "The person's profile",
-            "content": {_JSON: {"schema": {"type": "object", "additionalProperties": True}}},
-        }
-    },
+    responses={200: {"model": Profile, "description": "The person's 360° profile"}},
 )
 def get_profile(request: Request, _: Reader, key: str, history: bool = False) -> Response:
-    person = _person(request, key)
-    return Response(request.app.state.tp.profiles.json(person, history=history), media_type=_JSON)
+    """The 360° profile of the person behind any identifier (TYPE:VALUE) or person:N:
+    identifiers, traits with their source, computed attributes, merges; ``history``: every
+    value each trait had. Answered from a cache of the serialised profile."""
+    profiles = core(request).profiles
+    return Response(profiles.json(profiles.resolve(key), history=history), media_type=_JSON)
 
 
 class _LookupRoute(Route):
@@ -131,31 +114,3 @@ def lookup_route(tp: Touchpoints) -> Route:
         return profiles.json(profiles.resolve(key))
 
     return _LookupRoute("/v1/profiles/{key:path}", lookup_profile, methods=["GET"])
-
-
-class UnmergeRequest(BaseModel):
-    identifier: str = Field(description="TYPE:VALUE of the identifier to detach")
-    note: str = Field(default="", max_length=500)
-
-
-@router.post("/v1/identity/unmerge")
-def unmerge(request: Request, _: Admin, body: UnmergeRequest) -> dict[str, Any]:
-    tp = request.app.state.tp
-    try:
-        identifier = parse_key(body.identifier)
-    except BadRequest as exc:
-        raise InvalidRequest(f"identifier: {exc}") from None
-    if identifier.type == "person":
-        raise InvalidRequest("identifier: name an identifier (e.g. anonymous_id:…), not a person")
-    sid = tp.identity.sid_of(identifier)
-    if sid is None:
-        raise NotFound(f"no identifier {identifier}")
-    persons = tp.identity.detach(sid, note=body.note)
-    return {"detached": str(identifier), "persons": [f"person:{p}" for p in persons]}
-
-
-@router.post("/v1/identity/rebuild")
-def rebuild_identity(request: Request, _: Admin) -> dict[str, Any]:
-    from touchpoints.identity.rebuild import rebuild
-
-    return asdict(rebuild(request.app.state.tp.identity))

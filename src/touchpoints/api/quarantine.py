@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from touchpoints.api.auth import require
+from touchpoints.api.state import core
 from touchpoints.errors import NotFound
 from touchpoints.privacy.keys import ApiKey
 
@@ -27,7 +28,7 @@ def list_items(
     status: Literal["held", "replayed", "all"] = "held",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
 ) -> dict[str, Any]:
-    quarantine = request.app.state.tp.quarantine
+    quarantine = core(request).quarantine
     wanted = None if status == "all" else status
     return {
         "count": quarantine.count(wanted),
@@ -37,7 +38,7 @@ def list_items(
 
 @router.get("/{item_id}")
 def show_item(request: Request, _: Admin, item_id: int) -> dict[str, Any]:
-    item = request.app.state.tp.quarantine.get(item_id)
+    item = core(request).quarantine.get(item_id)
     if item is None:
         raise NotFound(f"no quarantined item {item_id}")
     return item.as_dict()
@@ -45,11 +46,11 @@ def show_item(request: Request, _: Admin, item_id: int) -> dict[str, Any]:
 
 @router.post("/replay")
 def replay(request: Request, _: Admin, body: ReplayRequest) -> dict[str, Any]:
-    return asdict(request.app.state.tp.replay_quarantine(body.ids))
+    return asdict(core(request).replay_quarantine(body.ids))
 
 
 @router.delete("/{item_id}")
 def delete_item(request: Request, _: Admin, item_id: int) -> dict[str, Any]:
-    if not request.app.state.tp.quarantine.delete(item_id):
+    if not core(request).quarantine.delete(item_id):
         raise NotFound(f"no quarantined item {item_id}")
     return {"deleted": item_id}

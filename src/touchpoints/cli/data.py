@@ -37,7 +37,8 @@ from touchpoints.collect.importer import (
     read_lines,
 )
 from touchpoints.core import build_normalizer
-from touchpoints.privacy.keys import ROLES
+from touchpoints.privacy.keys import ROLES, KeyInfo, KeyList, NewKeyInfo
+from touchpoints.times import iso, iso_or_none
 
 
 # -- import ----------------------------------------------------------------------------------
@@ -265,25 +266,25 @@ def keys_create(
     if role not in ROLES:
         raise fail(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     with client_for(data_dir) as api:
-        print(api.post("/v1/keys", {"role": role, "name": name})["secret"])
+        print(api.post("/v1/keys", {"role": role, "name": name}, NewKeyInfo).secret)
 
 
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None) -> None:
     """List keys (never their secrets)."""
     with client_for(data_dir) as api:
-        keys = api.get("/v1/keys")["keys"]
+        keys = api.get("/v1/keys", KeyList).keys
     table = Table()
     for column in ("id", "role", "name", "prefix", "created", "revoked"):
         table.add_column(column)
     for key in keys:
         table.add_row(
-            key["id"],
-            key["role"],
-            key["name"] or "",
-            key["prefix"] + "…",
-            key["created_at"][:19],
-            (key["revoked_at"] or "")[:19],
+            key.id,
+            key.role,
+            key.name or "",
+            key.prefix + "…",
+            iso(key.created_at)[:19],
+            (iso_or_none(key.revoked_at) or "")[:19],
         )
     out.print(table)
 
@@ -292,8 +293,8 @@ def keys_list(data_dir: DataDir = None) -> None:
 def keys_revoke(key_id: Annotated[str, typer.Argument()], data_dir: DataDir = None) -> None:
     """Revoke a key by its id; it stops working at once."""
     with client_for(data_dir) as api:
-        key = api.delete(f"/v1/keys/{quote(key_id, safe='')}")
-    out.print(f"revoked {key['id']} ({key['role']}, {key['name'] or 'no name'})")
+        key = api.call("DELETE", f"/v1/keys/{quote(key_id, safe='')}", KeyInfo)
+    out.print(f"revoked {key.id} ({key.role}, {key.name or 'no name'})")
 
 
 # -- quarantine ------------------------------------------------------------------------------

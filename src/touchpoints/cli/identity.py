@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 from urllib.parse import quote
 
 import orjson
@@ -19,6 +20,18 @@ from touchpoints.cli.base import (
     out,
     print_events,
 )
+from touchpoints.identity.results import (
+    LinkPage,
+    MatchedPair,
+    MatchRun,
+    PairPage,
+    PairSide,
+    RebuildResult,
+    Unlinked,
+    Unmerged,
+)
+from touchpoints.profiles.results import PersonList, Profile, Timeline
+from touchpoints.times import iso, iso_or_none
 
 
 # -- profiles and identity -------------------------------------------------------------------
@@ -36,58 +49,64 @@ def profile(
     """The 360° profile of one person: identifiers, traits, channels, orders, timeline."""
     path = f"/v1/profiles/{_path(key)}"
     with client_for(data_dir) as api:
-        found = api.get(path, history=history)
-        timeline = api.get(f"{path}/timeline", limit=events)["events"] if events else []
+        found: Profile = api.get(path, Profile, history=history)
+        timeline = api.get(f"{path}/timeline", Timeline, limit=events).events if events else []
     if as_json:
-        sys.stdout.write(orjson.dumps({**found, "timeline": timeline}).decode() + "\n")
+        body = found.model_dump(mode="json", exclude=None if history else {"trait_history"})
+        sys.stdout.write(orjson.dumps({**body, "timeline": timeline}).decode() + "\n")
         return
-    _print_profile(found, timeline or [])
+    _print_profile(found, timeline)
 
 
-def _print_profile(found: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
-    computed = found["computed"]
-    out.print(f"[bold]{found['person']}[/bold]", highlight=False)
+def _print_profile(found: Profile, timeline: list[dict[str, object]]) -> None:
+    computed = found.computed
+    out.print(f"[bold]{found.person}[/bold]", highlight=False)
     out.print(
-        f"first seen {computed['first_seen']}, last seen {computed['last_seen']}; "
-        f"{computed['events']:,} events; {computed['orders']} orders, revenue "
-        f"{computed['revenue']:,.2f}"
+        f"first seen {iso_or_none(computed.first_seen)}, "
+        f"last seen {iso_or_none(computed.last_seen)}; "
+        f"{computed.events:,} events; {computed.orders} orders, revenue {computed.revenue:,.2f}"
         + (
-            f", last purchase {computed['days_since_last_purchase']} days ago"
-            if computed["days_since_last_purchase"] is not None
+            f", last purchase {computed.days_since_last_purchase} days ago"
+            if computed.days_since_last_purchase is not None
             else ""
         ),
         highlight=False,
     )
-    channels = ", ".join(f"{name} {count}" for name, count in computed["channels"].items())
+    channels = ", ".join(f"{name} {count}" for name, count in computed.channels.items())
     out.print(f"channels: {channels}", highlight=False)
     ids = Table(title="identifiers")
     for column in ("type", "value", "first seen"):
         ids.add_column(column, overflow="fold")
-    for id_type, values in found["identifiers"].items():
+    for id_type, values in found.identifiers.items():
         for item in values:
-            ids.add_row(id_type, item["value"], (item["first_seen"] or "")[:19])
+            ids.add_row(id_type, item.value, _seconds(item.first_seen))
     out.print(ids)
-    if found["traits"]:
+    if found.traits:
         traits = Table(title="traits")
         for column in ("trait", "value", "source", "as of"):
             traits.add_column(column, overflow="fold")
-        for name, item in found["traits"].items():
-            traits.add_row(name, str(item["value"]), item["source"], item["timestamp"][:19])
+        for name, trait in found.traits.items():
+            traits.add_row(name, str(trait.value), trait.source, _seconds(trait.timestamp))
         out.print(traits)
-    for merge in found["merges"]:
+    for merge in found.merges:
         out.print(
-            f"{merge['kind']} {merge['at'][:19]}: {merge['absorbed'] or ''} → {merge['kept']} "
-            f"by {merge['identifier']}" + (f" ({merge['note']})" if merge["note"] else ""),
+            f"{merge.kind} {_seconds(merge.at)}: {merge.absorbed or ''} → {merge.kept} "
+            f"by {merge.identifier}" + (f" ({merge.note})" if merge.note else ""),
             highlight=False,
         )
-    for item in found["rejected_links"]:
+    for refused in found.rejected_links:
         out.print(
-            f"refused link: {item['identifier']} ({item['rule']}) between {item['person']} "
-            f"and {item['other']}",
+            f"refused link: {refused.identifier} ({refused.rule}) between {refused.person} "
+            f"and {refused.other}",
             highlight=False,
         )
     if timeline:
         print_events(timeline, as_json=False)
+
+
+def _seconds(moment: datetime | None) -> str:
+    """A moment to the second, as the tables show it (2026-03-02T09:15:00)."""
+    return "" if moment is None else iso(moment)[:19]
 
 
 def _path(key: str) -> str:
@@ -104,8 +123,8 @@ def search(
 ) -> None:
     """Persons whose trait has a value, one person id a line."""
     with client_for(data_dir) as api:
-        persons = api.get("/v1/profiles", trait=trait, value=value, limit=limit)["persons"]
-    for person in persons:
+        found = api.get("/v1/profiles", PersonList, trait=trait, value=value, limit=limit)
+    for person in found.persons:
         out.print(person, highlight=False)
 
 
@@ -113,13 +132,13 @@ def search(
 def identity_rebuild(data_dir: DataDir = None) -> None:
     """Recompute the whole identity map from the events (set-based; agrees with live updates)."""
     with client_for(data_dir) as api:
-        result = api.post("/v1/identity/rebuild")
+        result = api.post("/v1/identity/rebuild", answer=RebuildResult)
     out.print(
-        f"{result['events']:,} events, {result['identifiers']:,} identifiers, "
-        f"{result['links']:,} links → {result['persons']:,} persons "
-        f"({result['iterations']} propagation steps, {result['replayed_components']:,} "
-        f"components replayed under the merge rules) in {result['seconds']:.1f} s ("
-        + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.get("phases", {}).items())
+        f"{result.events:,} events, {result.identifiers:,} identifiers, "
+        f"{result.links:,} links → {result.persons:,} persons "
+        f"({result.iterations} propagation steps, {result.replayed_components:,} "
+        f"components replayed under the merge rules) in {result.seconds:.1f} s ("
+        + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.phases.items())
         + ")",
         highlight=False,
     )
@@ -134,11 +153,12 @@ def identity_unmerge(
     note: Annotated[str, typer.Option(help="Why (kept in the merge log)")] = "",
 ) -> None:
     """Detach an identifier: it is never linked again, and the person it joined splits."""
+    body = {"identifier": identifier, "note": note}
     with client_for(data_dir) as api:
-        result = api.post("/v1/identity/unmerge", {"identifier": identifier, "note": note})
+        result = api.post("/v1/identity/unmerge", body, Unmerged)
     out.print(
-        f"detached {result['detached']}; now {len(result['persons'])} persons: "
-        + ", ".join(result["persons"]),
+        f"detached {result.detached}; now {len(result.persons)} persons: "
+        + ", ".join(result.persons),
         highlight=False,
     )
 
@@ -148,24 +168,24 @@ def identity_match(data_dir: DataDir = None) -> None:
     """Probabilistic matching: link persons who share no identifier but match by their traits
     (name, birth date, e-mail, phone, postcode); borderline pairs go to the review list."""
     with client_for(data_dir) as api:
-        run = api.post("/v1/identity/match")
+        run = api.post("/v1/identity/match", answer=MatchRun)
     out.print(
-        f"run {run['run_id']}: {run['records']:,} persons compared, {run['scored_pairs']:,} "
-        f"pairs scored above the review line; {run['linked']:,} linked, {run['refused']:,} "
-        f"refused by the merge rules, {run['review']:,} to review, {run['skipped']:,} skipped "
-        f"(already one person or decided before) in {run['seconds']:.1f} s",
+        f"run {run.run_id}: {run.records:,} persons compared, {run.scored_pairs:,} "
+        f"pairs scored above the review line; {run.linked:,} linked, {run.refused:,} "
+        f"refused by the merge rules, {run.review:,} to review, {run.skipped:,} skipped "
+        f"(already one person or decided before) in {run.seconds:.1f} s",
         highlight=False,
     )
-    if run["review"]:
+    if run.review:
         out.print("review them: touchpoints identity reviews", highlight=False)
 
 
-def _record_text(side: dict[str, Any]) -> str:
-    record = side.get("record") or {}
+def _record_text(side: PairSide) -> str:
+    record = side.record.model_dump() if side.record is not None else {}
     fields = ("first_name", "last_name", "birth_date", "email", "phone", "postcode", "city")
     shown = " ".join(str(record[f]) for f in fields if record.get(f))
-    identifier = side["identifier"]
-    return f"{identifier['type']}:{identifier['value']} ({side['person'] or '-'})\n{shown}"
+    identifier = side.identifier
+    return f"{identifier.type}:{identifier.value} ({side.person or '-'})\n{shown}"
 
 
 @identity_app.command("reviews")
@@ -184,24 +204,23 @@ def identity_reviews(
     if status not in allowed:
         raise fail(f"--status must be one of {', '.join(allowed)}, not {status!r}")
     with client_for(data_dir) as api:
-        found = api.get("/v1/identity/reviews", status=status, limit=limit, offset=offset)
-    total, pairs = found["count"], found["pairs"]
+        page = api.get("/v1/identity/reviews", PairPage, status=status, limit=limit, offset=offset)
     if as_json:
-        sys.stdout.write(orjson.dumps({"count": total, "pairs": pairs}).decode() + "\n")
+        sys.stdout.write(page.model_dump_json() + "\n")
         return
-    table = Table(title=f"{total:,} pairs ({status})")
+    table = Table(title=f"{page.count:,} pairs ({status})")
     for column in ("pair", "p", "status", "a", "b"):
         table.add_column(column, overflow="fold")
-    for pair in pairs:
+    for pair in page.pairs:
         table.add_row(
-            str(pair["pair_id"]),
-            f"{pair['probability']:.3f}",
-            pair["status"],
-            _record_text(pair["a"]),
-            _record_text(pair["b"]),
+            str(pair.pair_id),
+            f"{pair.probability:.3f}",
+            pair.status,
+            _record_text(pair.a),
+            _record_text(pair.b),
         )
     out.print(table)
-    if status == "review" and pairs:
+    if status == "review" and page.pairs:
         out.print(
             "decide: touchpoints identity review PAIR --accept (or --reject)", highlight=False
         )
@@ -222,12 +241,12 @@ def identity_review(
         raise fail("say --accept or --reject")
     decision = {"decision": "accept" if accept else "reject", "note": note}
     with client_for(data_dir) as api:
-        pair = api.post(f"/v1/identity/reviews/{pair_id}", decision)
+        pair = api.post(f"/v1/identity/reviews/{pair_id}", decision, MatchedPair)
     text = {
-        "accepted": f"linked as link {pair['link_id']}: now {pair['a']['person']}",
-        "refused": f"not linked, the merge rules refuse it ({pair['note']})",
+        "accepted": f"linked as link {pair.link_id}: now {pair.a.person}",
+        "refused": f"not linked, the merge rules refuse it ({pair.note})",
         "rejected": "rejected: this pair will not be proposed again",
-    }[pair["status"]]
+    }[pair.status]
     out.print(f"pair {pair_id} {text}", highlight=False)
 
 
@@ -240,24 +259,23 @@ def identity_links(
 ) -> None:
     """Links between identifiers that share no event (accepted matches), newest first."""
     with client_for(data_dir) as api:
-        found = api.get("/v1/identity/links", limit=limit, offset=offset, removed=removed)
-    total, links = found["count"], found["links"]
-    table = Table(title=f"{total:,} links")
+        page = api.get("/v1/identity/links", LinkPage, limit=limit, offset=offset, removed=removed)
+    table = Table(title=f"{page.count:,} links")
     columns = ["link", "a", "b", "person", "source", "p", "created"]
     for column in columns + (["removed"] if removed else []):
         table.add_column(column, overflow="fold")
-    for link in links:
-        p = link["probability"]
+    for link in page.links:
+        p = link.probability
         row = [
-            str(link["link_id"]),
-            link["a"],
-            link["b"],
-            link["person"] or "",
-            link["source"],
+            str(link.link_id),
+            link.a,
+            link.b,
+            link.person or "",
+            link.source,
             "" if p is None else f"{p:.3f}",
-            link["created_at"][:10],
+            link.created_at.date().isoformat(),
         ]
-        table.add_row(*row, *(["yes" if link["removed"] else ""] if removed else []))
+        table.add_row(*row, *(["yes" if link.removed else ""] if removed else []))
     out.print(table)
 
 
@@ -269,8 +287,5 @@ def identity_unlink(
 ) -> None:
     """Unmerge a link: it no longer applies, and the persons it joined split again."""
     with client_for(data_dir) as api:
-        result = api.post(f"/v1/identity/links/{link_id}/remove", {"note": note})
-    out.print(
-        f"removed link {result['removed']}; now " + ", ".join(result["persons"]),
-        highlight=False,
-    )
+        result = api.post(f"/v1/identity/links/{link_id}/remove", {"note": note}, Unlinked)
+    out.print(f"removed link {result.removed}; now " + ", ".join(result.persons), highlight=False)

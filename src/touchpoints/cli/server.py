@@ -232,14 +232,14 @@ def _print_demo_report(
         highlight=False,
     )
     out.print(f"Ground truth and the CRM export: {settings.data_dir / 'demo'}/", highlight=False)
-    persons = tp.identity.summary()["persons"]
+    persons = tp.identity.summary().persons
     out.print(f"Identity resolution: {persons:,} persons.", highlight=False)
     try:
         run = tp.linker.run()
     except TouchpointsError as exc:
         out.print(f"  probabilistic matching did not run: {exc}", highlight=False)
     else:
-        persons = tp.identity.summary()["persons"]
+        persons = tp.identity.summary().persons
         out.print(
             f"  probabilistic matching linked {run.linked:,} pairs in {run.seconds:.1f} s: "
             f"{persons:,} persons\n  {run.review:,} pairs to review: touchpoints identity reviews",

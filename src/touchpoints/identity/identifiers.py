@@ -22,6 +22,8 @@ from typing import Any, Literal, NamedTuple
 
 import phonenumbers
 
+from touchpoints.errors import BadRequest
+
 Normalisation = Literal["exact", "lower", "email", "phone"]
 
 
@@ -162,6 +164,19 @@ class Identifier(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.type}:{self.value}"
+
+
+def parse_key(key: str) -> Identifier:
+    """``email:anna@example.com``, ``user_id:u-1`` or ``person:17`` → an Identifier; a key
+    that is not of that form is a :class:`~touchpoints.errors.BadRequest` saying how to write
+    one."""
+    id_type, sep, value = key.partition(":")
+    if not sep or not id_type.strip() or not value.strip():
+        raise BadRequest(
+            f"{key!r} is not an identifier: write TYPE:VALUE, e.g. email:anna@example.com, "
+            "user_id:u-1001 or person:17"
+        )
+    return Identifier(id_type.strip(), value.strip())
 
 
 @lru_cache(maxsize=65536)

@@ -21,8 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -30,6 +28,14 @@ import pyarrow as pa
 from touchpoints.errors import Conflict, InvalidRequest, NotFound
 from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.resolver import IdentityResolver, LinkRequest
+from touchpoints.identity.results import (
+    IdentifierRef,
+    MatchedPair,
+    MatchRecord,
+    MatchRun,
+    PairPage,
+    PairSide,
+)
 from touchpoints.identity.store.matching import (
     FIELDS,
     TRAIT_PATHS,
@@ -49,21 +55,6 @@ class MatchingError(InvalidRequest):
 
 class PairDecided(Conflict):
     """A pair of the review list was decided already."""
-
-
-@dataclass(frozen=True)
-class MatchRun:
-    run_id: int
-    records: int
-    scored_pairs: int
-    linked: int
-    refused: int
-    review: int
-    skipped: int  # already one person, rejected before, or already on the review list
-    seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Linker:
@@ -188,7 +179,7 @@ class Linker:
             refused=refused,
             review=len(to_review),
             skipped=skipped,
-            seconds=time.perf_counter() - started,
+            seconds=round(time.perf_counter() - started, 3),
         )
 
     def _one_person(self, a: Identifier, b: Identifier) -> bool:
@@ -196,66 +187,62 @@ class Linker:
         return pa_ is not None and pa_ == pb
 
     # -- the review list -----------------------------------------------------------------------
-    def pairs(
-        self, status: str = "review", limit: int = 50, offset: int = 0
-    ) -> tuple[int, list[dict[str, Any]]]:
+    def pairs(self, status: str = "review", limit: int = 50, offset: int = 0) -> PairPage:
         """Matched pairs with a status (review, linked, refused, accepted, rejected, unlinked),
         most probable first, each with both persons' current records to compare."""
         total, rows = self.store.pairs(status, limit, offset)
-        return total, self._describe(rows)
+        return PairPage(count=total, pairs=self._describe(rows))
 
-    def pair(self, pair_id: int) -> dict[str, Any] | None:
+    def pair(self, pair_id: int) -> MatchedPair:
         found = self.store.pair(pair_id)
-        return self._describe([found])[0] if found is not None else None
+        if found is None:
+            raise NotFound(f"no matched pair {pair_id}")
+        return self._describe([found])[0]
 
-    def _describe(self, rows: list[StoredPair]) -> list[dict[str, Any]]:
+    def _describe(self, rows: list[StoredPair]) -> list[MatchedPair]:
         persons = {side: self.resolver.lookup(side) for row in rows for side in (row.a, row.b)}
         wanted = sorted({p for p in persons.values() if p is not None})
         records = {
-            row["person"]: {f: row[f] for f in FIELDS}
+            row["person"]: MatchRecord(**{f: row[f] for f in FIELDS})
             for row in (self.records(wanted).to_pylist() if wanted else [])
         }
         return [
-            {
-                "pair_id": row.pair_id,
-                "run_id": row.run_id,
-                "probability": row.probability,
-                "status": row.status,
-                "created_at": _iso(row.created_at),
-                "decided_at": _iso(row.decided_at),
-                "link_id": row.link_id,
-                "note": row.note,
-                "a": _side(row.a, persons[row.a], records),
-                "b": _side(row.b, persons[row.b], records),
-            }
+            MatchedPair(
+                pair_id=row.pair_id,
+                run_id=row.run_id,
+                probability=row.probability,
+                status=row.status,
+                created_at=row.created_at,
+                decided_at=row.decided_at,
+                link_id=row.link_id,
+                note=row.note,
+                a=_side(row.a, persons[row.a], records),
+                b=_side(row.b, persons[row.b], records),
+            )
             for row in rows
         ]
 
-    def decide(self, pair_id: int, accept: bool, note: str = "") -> dict[str, Any]:
+    def decide(self, pair_id: int, accept: bool, note: str = "") -> MatchedPair:
         """A reviewer's decision on a pair of the review list."""
         with self._lock:
             return self._decide(pair_id, accept, note)
 
-    def _decide(self, pair_id: int, accept: bool, note: str) -> dict[str, Any]:
+    def _decide(self, pair_id: int, accept: bool, note: str) -> MatchedPair:
         found = self.pair(pair_id)
-        if found is None:
-            raise NotFound(f"no matched pair {pair_id}")
-        if found["status"] != "review":
-            raise PairDecided(f"pair {pair_id} was decided already: {found['status']}")
-        a = Identifier(found["a"]["identifier"]["type"], found["a"]["identifier"]["value"])
-        b = Identifier(found["b"]["identifier"]["type"], found["b"]["identifier"]["value"])
+        if found.status != "review":
+            raise PairDecided(f"pair {pair_id} was decided already: {found.status}")
+        a = Identifier(found.a.identifier.type, found.a.identifier.value)
+        b = Identifier(found.b.identifier.type, found.b.identifier.value)
         link_id, status, reason = None, "rejected", note or None
         if accept:
             [outcome] = self.resolver.add_links(
-                [LinkRequest(a, b, "review", found["probability"], note)]
+                [LinkRequest(a, b, "review", found.probability, note)]
             )
             link_id = outcome.link_id
             status = "refused" if outcome.refused else "accepted"
             reason = outcome.refused or note or None
         self.store.decide(pair_id, status, link_id, reason)
-        result = self.pair(pair_id)
-        assert result is not None
-        return result
+        return self.pair(pair_id)
 
 
 def _identifier(record_id: str) -> Identifier:
@@ -263,15 +250,9 @@ def _identifier(record_id: str) -> Identifier:
     return Identifier(id_type, value)
 
 
-def _side(
-    identifier: Identifier, person: int | None, records: dict[int, dict[str, Any]]
-) -> dict[str, Any]:
-    return {
-        "identifier": {"type": identifier.type, "value": identifier.value},
-        "person": None if person is None else f"person:{person}",
-        "record": records.get(person) if person is not None else None,
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat() + "Z"
+def _side(identifier: Identifier, person: int | None, records: dict[int, MatchRecord]) -> PairSide:
+    return PairSide(
+        identifier=IdentifierRef(type=identifier.type, value=identifier.value),
+        person=None if person is None else f"person:{person}",
+        record=records.get(person) if person is not None else None,
+    )

@@ -18,30 +18,16 @@ and the temporary tables they keep, are in :mod:`touchpoints.identity.store.rebu
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import orjson
 
 from touchpoints.identity.graph import IdentityGraph, Rejection
 from touchpoints.identity.resolver import IdentityResolver, replay_rows
+from touchpoints.identity.results import RebuildResult
 from touchpoints.identity.store import Evidence
 from touchpoints.identity.store.rebuild import RebuildTables
 
 _CHUNK = 100_000
-
-
-@dataclass
-class RebuildResult:
-    events: int
-    identifiers: int
-    links: int
-    persons: int
-    iterations: int
-    replayed_components: int
-    seconds: float
-    # Where the time went: extracting identifiers from the events, numbering and the
-    # connected components in SQL, replaying the components a rule bites, storing.
-    phases: dict[str, float] = field(default_factory=dict)
 
 
 def rebuild(resolver: IdentityResolver) -> RebuildResult:
@@ -82,7 +68,7 @@ def rebuild(resolver: IdentityResolver) -> RebuildResult:
             persons=len(set(persons.values())),
             iterations=iterations,
             replayed_components=len(conflicts),
-            seconds=time.perf_counter() - started,
+            seconds=round(time.perf_counter() - started, 3),
             phases=phases,
         )
         tables.drop()

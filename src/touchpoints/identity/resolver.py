@@ -15,18 +15,20 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import duckdb
 import orjson
 
+from touchpoints.errors import BadRequest, InvalidRequest, NotFound
 from touchpoints.identity.graph import IdentityGraph, Merge, Observation, Rejection
 from touchpoints.identity.identifiers import (
     DEVICE_TYPES,
     Identifier,
     IdentifierExtractor,
     normalise,
+    parse_key,
 )
+from touchpoints.identity.results import IdentitySummary, Link, LinkPage, Unlinked, Unmerged
 from touchpoints.identity.store import (
     EventIdentifier,
     Evidence,
@@ -288,7 +290,7 @@ class IdentityResolver:
                 for side in (request.a, request.b):
                     sid = graph.sid(self.normalised(side))
                     if sid is None:
-                        raise KeyError(f"links[{index}]: no identifier {side.type}:{side.value}")
+                        raise NotFound(f"links[{index}]: no identifier {side.type}:{side.value}")
                     ends.append(sid)
                 if ends[0] == ends[1]:
                     raise ValueError(f"links[{index}]: both ends are the same identifier")
@@ -338,7 +340,7 @@ class IdentityResolver:
             self.catch_up()
             found = self.store.link_ends(link_id)
             if found is None:
-                raise KeyError(link_id)
+                raise NotFound(f"no link {link_id} in force")
             sid_a, sid_b = found
             graph = self.graph()
             old_person = graph.find(sid_a)
@@ -360,7 +362,7 @@ class IdentityResolver:
             self.catch_up()
             graph = self.graph()
             if sid not in graph.parent:
-                raise KeyError(sid)
+                raise NotFound(f"no identifier with the surrogate {sid}")
             old_person = graph.find(sid)
             graph.detach(sid)
             component = self.candidate_component([sid])
@@ -428,19 +430,43 @@ class IdentityResolver:
         its refused links."""
         self.store.write_replay({s: graph.find(s) for s in component}, rejections, cursor)
 
+    # -- the operations the faces call -------------------------------------------------------
+    def unmerge(self, key: str, note: str = "") -> Unmerged:
+        """Detach the identifier ``key`` (TYPE:VALUE): it is never linked again, and its
+        person splits. A key that cannot be read, or names a person, is an
+        :class:`InvalidRequest` naming ``identifier``; an unknown one is :class:`NotFound`."""
+        try:
+            identifier = parse_key(key)
+        except BadRequest as exc:
+            raise InvalidRequest(f"identifier: {exc}") from None
+        if identifier.type == "person":
+            raise InvalidRequest(
+                "identifier: name an identifier (e.g. anonymous_id:…), not a person"
+            )
+        sid = self.sid_of(identifier)
+        if sid is None:
+            raise NotFound(f"no identifier {identifier}")
+        persons = self.detach(sid, note=note)
+        return Unmerged(detached=str(identifier), persons=[f"person:{p}" for p in persons])
+
+    def unlink(self, link_id: int, note: str = "") -> Unlinked:
+        """Remove the link ``link_id`` (see :meth:`remove_link`)."""
+        persons = self.remove_link(link_id, note)
+        return Unlinked(removed=link_id, persons=[f"person:{p}" for p in persons])
+
     # -- reading the map ---------------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> IdentitySummary:
         """Persons in the map, how many are identified (known by an identifier that names a
         person: a user id, customer number, e-mail, phone, …) and how many are anonymous
         (only cookies, device and advertising ids), and identifiers per type."""
         self.catch_up()
         persons, identified = self.store.person_counts(sorted(DEVICE_TYPES))
-        return {
-            "persons": persons,
-            "identified": identified,
-            "anonymous": persons - identified,
-            "identifiers": self.store.identifier_counts(),
-        }
+        return IdentitySummary(
+            persons=persons,
+            identified=identified,
+            anonymous=persons - identified,
+            identifiers=self.store.identifier_counts(),
+        )
 
     def persons_by_sid(self) -> dict[int, int]:
         return self.store.persons_by_sid()
@@ -451,26 +477,27 @@ class IdentityResolver:
             out[identifier.type].append(identifier.value)
         return dict(out)
 
-    def links(
-        self, limit: int = 50, offset: int = 0, removed: bool = False
-    ) -> tuple[int, list[dict[str, Any]]]:
+    def links(self, limit: int = 50, offset: int = 0, removed: bool = False) -> LinkPage:
         """Links (in force, or with ``removed`` also the removed ones), newest first."""
         total, links = self.store.links(limit, offset, removed)
-        return total, [
-            {
-                "link_id": link.link_id,
-                "after_seq": link.after_seq,
-                "a": str(link.a),
-                "b": str(link.b),
-                "person": _person_key(self.lookup(link.a)),
-                "source": link.source,
-                "probability": link.probability,
-                "created_at": link.created_at.isoformat() + "Z",
-                "removed": link.removed,
-                "note": link.note,
-            }
-            for link in links
-        ]
+        return LinkPage(
+            count=total,
+            links=[
+                Link(
+                    link_id=link.link_id,
+                    after_seq=link.after_seq,
+                    a=str(link.a),
+                    b=str(link.b),
+                    person=_person_key(self.lookup(link.a)),
+                    source=link.source,
+                    probability=link.probability,
+                    created_at=link.created_at,
+                    removed=link.removed,
+                    note=link.note,
+                )
+                for link in links
+            ],
+        )
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import Field, computed_field
 
+from touchpoints.answers import Answer
 from touchpoints.times import UtcTime
-
-
-class Answer(BaseModel):
-    """What every answer shares: immutable once made."""
-
-    model_config = ConfigDict(frozen=True)
 
 
 # -- stages -----------------------------------------------------------------------------------

@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from pydantic import Field
+
+from touchpoints.answers import Answer
 from touchpoints.errors import InvalidRequest, NotFound
 from touchpoints.privacy.store import ApiKeyTable, StoredKey
+from touchpoints.times import UtcTime
 from touchpoints.warehouse import Warehouse, utc_now
 
 Role = Literal["write", "read", "admin"]
@@ -51,15 +55,33 @@ class ApiKey:
     def allows(self, permission: str) -> bool:
         return self.revoked_at is None and permission in PERMISSIONS[self.role]
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "role": self.role,
-            "name": self.name,
-            "prefix": self.prefix,
-            "created_at": self.created_at.isoformat() + "Z",
-            "revoked_at": self.revoked_at.isoformat() + "Z" if self.revoked_at else None,
-        }
+    def info(self) -> KeyInfo:
+        """The key as the API shows it (never its secret)."""
+        return KeyInfo(
+            id=self.id,
+            role=self.role,
+            name=self.name,
+            prefix=self.prefix,
+            created_at=self.created_at,
+            revoked_at=self.revoked_at,
+        )
+
+
+class KeyInfo(Answer):
+    id: str
+    role: Role
+    name: str | None
+    prefix: str = Field(description="The secret's first characters, to tell keys apart")
+    created_at: UtcTime
+    revoked_at: UtcTime | None
+
+
+class NewKeyInfo(KeyInfo):
+    secret: str = Field(description="Shown this once: only its hash is kept")
+
+
+class KeyList(Answer):
+    keys: list[KeyInfo] = Field(description="Oldest first")
 
 
 def _hash(secret: str) -> str:

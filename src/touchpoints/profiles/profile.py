@@ -14,21 +14,35 @@ the CRM export beats web forms for the postal address). Every value is kept as h
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from touchpoints.errors import BadRequest, NotFound
-from touchpoints.identity.identifiers import Identifier
+from touchpoints.errors import BadRequest, InvalidRequest, NotFound
+from touchpoints.events import stored_event_json
+from touchpoints.identity.identifiers import parse_key
 from touchpoints.identity.resolver import IdentityResolver
+from touchpoints.profiles.results import (
+    Computed,
+    IdentifierSeen,
+    MergeEntry,
+    MergeLog,
+    PersonList,
+    Profile,
+    RejectedLink,
+    Timeline,
+    TraitValue,
+)
 from touchpoints.profiles.store import ProfileEvent, ProfileStore
 from touchpoints.warehouse import Warehouse
 
 ORDER_EVENTS = ("Order Completed",)
+# A trait name as searches take it: letters, digits, '_' and '-', in dotted parts.
+_TRAIT_NAME = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 _CACHE_SIZE = 200_000
 # Serialised profiles (about 2 to 3 kB each on the demo data), for the lookup route.
 _JSON_CACHE_SIZE = 100_000
@@ -52,83 +66,24 @@ class ProfileNotFound(NotFound):
     """No person has the identifier (or there is no such person:N)."""
 
 
-def parse_key(key: str) -> Identifier:
-    """``email:anna@example.com``, ``user_id:u-1`` or ``person:17`` → an Identifier."""
-    id_type, sep, value = key.partition(":")
-    if not sep or not id_type.strip() or not value.strip():
-        raise BadRequest(
-            f"{key!r} is not an identifier: write TYPE:VALUE, e.g. email:anna@example.com, "
-            "user_id:u-1001 or person:17"
-        )
-    return Identifier(id_type.strip(), value.strip())
+def _at(profile: Profile, now: datetime) -> Profile:
+    """``profile`` with what depends on the time of asking filled in (days since the last
+    purchase, in whole days)."""
+    last = profile.computed.last_purchase_at
+    days = (now.astimezone(UTC).replace(tzinfo=None) - last).days if last is not None else None
+    computed = profile.computed.model_copy(update={"days_since_last_purchase": days})
+    return profile.model_copy(update={"computed": computed})
 
 
-@dataclass
-class TraitValue:
-    value: Any
-    source: str
-    timestamp: str
-    message_id: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "value": self.value,
-            "source": self.source,
-            "timestamp": self.timestamp,
-            "message_id": self.message_id,
-        }
-
-
-@dataclass
-class Profile:
-    person: int
-    identifiers: dict[str, list[dict[str, Any]]]
-    traits: dict[str, TraitValue]
-    trait_history: dict[str, list[TraitValue]]
-    computed: dict[str, Any]
-    merges: list[dict[str, Any]] = field(default_factory=list)
-    rejected_links: list[dict[str, Any]] = field(default_factory=list)
-
-    def _last_purchase(self) -> datetime | None:
-        last = self.computed.get("last_purchase_at")
-        return datetime.fromisoformat(last.replace("Z", "+00:00")) if last else None
-
-    def at(self, now: datetime) -> Profile:
-        """This profile with the attributes that depend on the time of asking filled in."""
-        last = self._last_purchase()
-        days = (now.astimezone(UTC) - last).days if last is not None else None
-        return replace(self, computed={**self.computed, "days_since_last_purchase": days})
-
-    def same_between(self, now: datetime) -> tuple[datetime, datetime] | None:
-        """The moments between which ``at`` gives what ``at(now)`` gives (the whole days
-        since the last purchase stay the same); None: always."""
-        last = self._last_purchase()
-        if last is None:
-            return None
-        start = last + timedelta(days=(now.astimezone(UTC) - last).days)
-        return start, start + timedelta(days=1)
-
-    def as_dict(self, history: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "person": f"person:{self.person}",
-            "identifiers": self.identifiers,
-            "traits": {name: value.as_dict() for name, value in sorted(self.traits.items())},
-            "computed": self.computed,
-            "merges": self.merges,
-            "rejected_links": self.rejected_links,
-        }
-        if history:
-            out["trait_history"] = {
-                name: [v.as_dict() for v in values]
-                for name, values in sorted(self.trait_history.items())
-            }
-        return out
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
+def _same_between(profile: Profile, now: datetime) -> tuple[datetime, datetime] | None:
+    """The moments between which :func:`_at` gives what ``_at(now)`` gives (the whole days
+    since the last purchase stay the same); None: always."""
+    last = profile.computed.last_purchase_at
+    if last is None:
         return None
-    return moment.replace(tzinfo=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    last = last.replace(tzinfo=UTC)
+    start = last + timedelta(days=(now.astimezone(UTC) - last).days)
+    return start, start + timedelta(days=1)
 
 
 def _json(text: str | None) -> dict[str, Any]:
@@ -202,7 +157,7 @@ class Profiles:
                 if len(self._cache) >= _CACHE_SIZE:
                     self._cache.clear()
                 self._cache[person] = (key, profile)
-        return profile.at(now or datetime.now(UTC))
+        return _at(profile, now or datetime.now(UTC))
 
     def json(self, person: int, history: bool = False, now: datetime | None = None) -> bytes:
         """The person's profile as the API sends it (JSON): from the cache while nothing of
@@ -213,11 +168,11 @@ class Profiles:
             return body
         key = (self._generation, self._versions.get(person, 0))
         profile = self.get(person, now)
-        body = orjson.dumps(profile.as_dict(history=history))
+        body = profile.model_dump_json(exclude=None if history else {"trait_history"}).encode()
         if (self._generation, self._versions.get(person, 0)) == key:
             if len(self._json) >= _JSON_CACHE_SIZE:
                 self._json.clear()
-            self._json[(person, history)] = (key, profile.same_between(now), body)
+            self._json[(person, history)] = (key, _same_between(profile, now), body)
         return body
 
     def cached_json(
@@ -256,19 +211,18 @@ class Profiles:
         sids = [row.sid for row in found]
         rows = self.store.events(self.store.event_seqs(sids))
         first_seen = self.store.event_times({row.first_seq for row in found})
-        identifiers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        identifiers: dict[str, list[IdentifierSeen]] = defaultdict(list)
         for row in found:
             identifiers[row.type].append(
-                {"value": row.value, "first_seen": _iso(first_seen.get(row.first_seq))}
+                IdentifierSeen(value=row.value, first_seen=first_seen.get(row.first_seq))
             )
         traits, history = self._traits(rows)
-        computed = self._computed(rows, identifiers)
         return Profile(
-            person=person,
+            person=f"person:{person}",
             identifiers=dict(identifiers),
-            traits=traits,
-            trait_history=history,
-            computed=computed,
+            traits=dict(sorted(traits.items())),
+            trait_history=dict(sorted(history.items())),
+            computed=self._computed(rows, identifiers),
             merges=self.merges(person, sids),
             rejected_links=self._rejections(person, sids),
         )
@@ -293,7 +247,9 @@ class Profiles:
             for name, value in found.items():
                 if value is None or value == "":
                     continue
-                trait = TraitValue(value, origin, _iso(ts), row.message_id)
+                trait = TraitValue(
+                    value=value, source=origin, timestamp=ts, message_id=row.message_id
+                )
                 history[name].append((ts, row.seq, trait))
         current: dict[str, TraitValue] = {}
         kept: dict[str, list[TraitValue]] = {}
@@ -311,9 +267,8 @@ class Profiles:
 
     @staticmethod
     def _computed(
-        rows: list[ProfileEvent],
-        identifiers: Mapping[str, list[dict[str, Any]]],
-    ) -> dict[str, Any]:
+        rows: list[ProfileEvent], identifiers: Mapping[str, list[IdentifierSeen]]
+    ) -> Computed:
         by_type: Counter[str] = Counter()
         channels: Counter[str] = Counter()
         orders, revenue = 0, 0.0
@@ -326,20 +281,21 @@ class Profiles:
                 revenue += _revenue(_json(row.properties))
                 ts = row.timestamp
                 last_purchase = ts if last_purchase is None or ts > last_purchase else last_purchase
-        return {
-            "first_seen": _iso(rows[0].timestamp) if rows else None,
-            "last_seen": _iso(rows[-1].timestamp) if rows else None,
-            "events": len(rows),
-            "events_by_type": dict(sorted(by_type.items())),
-            "channels": dict(channels.most_common()),
-            "identifiers_by_type": {t: len(v) for t, v in sorted(identifiers.items())},
-            "devices": len(identifiers.get("anonymous_id", []))
-            + len(identifiers.get("device_id", [])),
-            "orders": orders,
-            "revenue": round(revenue, 2),
-            "last_purchase_at": _iso(last_purchase),
-            "days_since_last_purchase": None,  # as of the request: Profile.at
-        }
+        return Computed(
+            first_seen=rows[0].timestamp if rows else None,
+            last_seen=rows[-1].timestamp if rows else None,
+            events=len(rows),
+            events_by_type=dict(sorted(by_type.items())),
+            channels=dict(channels.most_common()),
+            identifiers_by_type={t: len(v) for t, v in sorted(identifiers.items())},
+            devices=(
+                len(identifiers.get("anonymous_id", [])) + len(identifiers.get("device_id", []))
+            ),
+            orders=orders,
+            revenue=round(revenue, 2),
+            last_purchase_at=last_purchase,
+            days_since_last_purchase=None,  # as of the request: _at
+        )
 
     # -- timeline, merges, search ------------------------------------------------------------
     def timeline(
@@ -349,26 +305,26 @@ class Profiles:
         seqs = self.store.event_seqs(self.store.sids(person))
         return self.store.timeline(seqs, limit, before)
 
-    def merges(self, person: int, sids: list[int] | None = None) -> list[dict[str, Any]]:
+    def merges(self, person: int, sids: list[int] | None = None) -> list[MergeEntry]:
         """Merges into this person, and unmerges of its identifiers, oldest first."""
         sids = self.store.sids(person) if sids is None else sids
         entries = self.store.merges(sids)
         names = self.store.names({entry.sid for entry in entries})
         return [
-            {
-                "kind": entry.kind,
-                "at": _iso(entry.created_at),
-                "seq": entry.seq,
-                "message_id": entry.message_id,
-                "kept": f"person:{entry.kept}",
-                "absorbed": f"person:{entry.absorbed}" if entry.absorbed is not None else None,
-                "identifier": names.get(entry.sid),
-                "note": entry.note,
-            }
+            MergeEntry(
+                kind=entry.kind,
+                at=entry.created_at,
+                seq=entry.seq,
+                message_id=entry.message_id,
+                kept=f"person:{entry.kept}",
+                absorbed=f"person:{entry.absorbed}" if entry.absorbed is not None else None,
+                identifier=names.get(entry.sid),
+                note=entry.note,
+            )
             for entry in entries
         ]
 
-    def _rejections(self, person: int, sids: list[int]) -> list[dict[str, Any]]:
+    def _rejections(self, person: int, sids: list[int]) -> list[RejectedLink]:
         """Links refused under the merge rules that touched this person."""
         refused = self.store.refused_links(sids)
         if not refused:
@@ -377,17 +333,48 @@ class Profiles:
         names = self.store.names(involved)
         persons = self.store.persons_of(involved)
         return [
-            {
-                "seq": r.seq,
-                "message_id": r.message_id,
-                "rule": r.rule,
-                "identifier": names.get(r.sid),
-                "person": f"person:{persons.get(r.person)}",
-                "other": f"person:{persons.get(r.other)}",
-            }
+            RejectedLink(
+                seq=r.seq,
+                message_id=r.message_id,
+                rule=r.rule,
+                identifier=names.get(r.sid),
+                person=f"person:{persons.get(r.person)}",
+                other=f"person:{persons.get(r.other)}",
+            )
             for r in refused
         ]
 
     def search(self, trait: str, value: str, limit: int = 50) -> list[int]:
-        """Persons with ``trait`` equal to ``value`` (case-insensitive) in any event."""
+        """Persons with ``trait`` equal to ``value`` (case-insensitive) in any event; a trait
+        name that cannot be one is an :class:`InvalidRequest` naming ``trait``."""
+        if not _TRAIT_NAME.match(trait):
+            raise InvalidRequest(
+                f"trait: {trait!r} is not a trait name: use letters, digits, '_' or '-', "
+                "in parts joined by '.' (e.g. city or address.city)"
+            )
         return self.store.persons_with_trait(trait, value, limit)
+
+    # -- the operations the faces call -------------------------------------------------------
+    def profile(self, key: str, history: bool = False) -> Profile:
+        """The profile of the person behind ``key``; ``history``: every value of each trait."""
+        profile = self.get(self.resolve(key))
+        return profile if history else profile.model_copy(update={"trait_history": None})
+
+    def timeline_page(self, key: str, limit: int = 50, before: str | None = None) -> Timeline:
+        """One page of the person's events, newest first; ``before``: the ``next`` cursor of
+        the page before."""
+        person = self.resolve(key)
+        rows = self.timeline(person, limit, decode_cursor(before) if before else None)
+        return Timeline(
+            person=f"person:{person}",
+            events=[stored_event_json(row) for row in rows],
+            next=encode_cursor(rows[-1]) if len(rows) == limit else None,
+        )
+
+    def merge_log(self, key: str) -> MergeLog:
+        person = self.resolve(key)
+        return MergeLog(person=f"person:{person}", merges=self.merges(person))
+
+    def find(self, trait: str, value: str, limit: int = 50) -> PersonList:
+        """:meth:`search`, as ``person:N`` keys."""
+        return PersonList(persons=[f"person:{p}" for p in self.search(trait, value, limit)])

@@ -2,11 +2,11 @@
 source and time, identifiers by type, the identity graph, merges with an unmerge button,
 the cross-channel timeline, stages and channels).
 
-Everything is read through the functions the API calls: ``tp.profiles.resolve`` /
-``get`` / ``timeline`` / ``merges`` / ``search``, ``tp.identity.links`` and
-``tp.journeys.run(StageHistoryQuery(…))``; an unmerge calls ``tp.identity.detach`` or
-``tp.identity.remove_link``, as ``POST /v1/identity/unmerge`` and
-``POST /v1/identity/links/{id}/remove`` do.
+Everything is read through the services the API calls: ``tp.profiles.resolve`` /
+``profile`` / ``timeline_page`` / ``search``, ``tp.identity.links`` and
+``tp.journeys.run(StageHistoryQuery(…))``; an unmerge is ``tp.identity.unmerge`` or
+``tp.identity.unlink``, the very operations of ``POST /v1/identity/unmerge`` and
+``POST /v1/identity/links/{id}/remove``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from touchpoints.errors import BadRequest, InvalidRequest, NotFound, TouchpointsError, status_of
 from touchpoints.web.app import form_fields
 from touchpoints.web.i18n import N_, Explained, Language
 from touchpoints.web.sessions import Session
@@ -54,16 +55,12 @@ COLOURS = {
 _OTHER_COLOURS = ("#3d8fb3", "#b35a3d", "#6b8f3d", "#6d3db3")
 
 
-class SearchError(Explained, ValueError):
+class SearchError(Explained, InvalidRequest):
     """The search box's text cannot be read; the message says how to write it."""
 
 
-class UnmergeError(Explained, ValueError):
-    """An unmerge form that cannot be done as given (422)."""
-
-
-class UnmergeNotFound(Explained, LookupError):
-    """An unmerge form naming a link or an identifier there is not (404)."""
+class UnmergeError(Explained, InvalidRequest):
+    """An unmerge form that cannot be read (422)."""
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
@@ -75,23 +72,27 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return dashboard.render(request, "people.html", session, **context)
         try:
             context.update(await run_in_threadpool(_search, dashboard, q, language))
-        except SearchError as exc:
+        except TouchpointsError as exc:
             context["error"] = language.explain(exc)
-            return dashboard.render(request, "people.html", session, status_code=422, **context)
+            return dashboard.render(
+                request, "people.html", session, status_code=status_of(exc), **context
+            )
         return dashboard.render(request, "people.html", session, **context)
 
     async def profile(request: Request, session: Session) -> Response:
-        from touchpoints.profiles import ProfileNotFound
-
         language = dashboard.language(request)
         key = request.path_params["key"]
         before = request.query_params.get("before") or None
         try:
             data = await run_in_threadpool(_profile, dashboard, key, before, language)
-        except (ValueError, ProfileNotFound) as exc:
-            status = 404 if isinstance(exc, ProfileNotFound) else 400
+        except TouchpointsError as exc:
             return dashboard.render(
-                request, "profile.html", session, status_code=status, key=key, error=str(exc)
+                request,
+                "profile.html",
+                session,
+                status_code=status_of(exc),
+                key=key,
+                error=str(exc),
             )
         data["after"] = _after(request, language)
         return dashboard.render(request, "profile.html", session, key=key, error=None, **data)
@@ -104,12 +105,10 @@ def routes(dashboard: Dashboard) -> list[Route]:
         language = dashboard.language(request)
         try:
             done, persons = await run_in_threadpool(_unmerge, dashboard, fields)
-        except LookupError as exc:
-            text = language.explain(exc) if isinstance(exc, Explained) else None
-            return PlainTextResponse(text or str(exc.args[0] if exc.args else exc), 404)
-        except ValueError as exc:
-            return PlainTextResponse(language.explain(exc), 422)
-        query = urlencode({"unmerged": done, "persons": ",".join(str(p) for p in persons)})
+        except (TouchpointsError, UnmergeError) as exc:
+            return PlainTextResponse(language.explain(exc), status_of(exc))
+        numbers = (p.removeprefix("person:") for p in persons)
+        query = urlencode({"unmerged": done, "persons": ",".join(numbers)})
         return RedirectResponse(f"/people/{quote(key, safe=':@+')}?{query}", status_code=303)
 
     return [
@@ -127,8 +126,6 @@ def routes(dashboard: Dashboard) -> list[Route]:
 def _search(dashboard: Dashboard, q: str, language: Language) -> dict[str, Any]:
     """``type:value`` (or a bare e-mail or phone number) finds that person through
     ``profiles.resolve``; ``trait=value`` searches traits through ``profiles.search``."""
-    from touchpoints.profiles import ProfileNotFound
-
     _ = language.gettext
     tp = dashboard.tp
     trait, eq, value = q.partition("=")
@@ -155,9 +152,9 @@ def _search(dashboard: Dashboard, q: str, language: Language) -> dict[str, Any]:
         key = _identifier_key(q)
         try:
             persons = [tp.profiles.resolve(key)]
-        except ValueError as exc:
+        except BadRequest as exc:
             raise SearchError.as_given(str(exc)) from None
-        except ProfileNotFound as exc:
+        except NotFound as exc:
             persons, missing = [], str(exc)
         else:
             missing = ""
@@ -203,18 +200,15 @@ def _identifier_key(q: str) -> str:
 def _profile(
     dashboard: Dashboard, key: str, before: str | None, language: Language
 ) -> dict[str, Any]:
-    from touchpoints.events import stored_event_json
     from touchpoints.journeys.queries import StageHistoryQuery
-    from touchpoints.profiles.profile import decode_cursor, encode_cursor
 
     tp = dashboard.tp
     person = tp.profiles.resolve(key)
-    profile = tp.profiles.get(person).as_dict()
-    cursor = None
-    if before:
-        cursor = decode_cursor(before)  # ValueError naming the cursor, as the API says it
-    rows = tp.profiles.timeline(person, TIMELINE_PAGE, cursor)
-    timeline = [stored_event_json(row) for row in rows]
+    # The profile as the API answers it (JSON's forms: ISO times), which the template reads.
+    profile = tp.profiles.profile(f"person:{person}").model_dump(
+        mode="json", exclude={"trait_history"}
+    )
+    page = tp.profiles.timeline_page(f"person:{person}", TIMELINE_PAGE, before)
     stages = tp.journeys.run(StageHistoryQuery(person=f"person:{person}")).stages
     mine = {f"{t}:{i['value']}" for t, found in profile["identifiers"].items() for i in found}
     links = _links_of(dashboard, mine)
@@ -228,9 +222,9 @@ def _profile(
             for t in ("first_name", "last_name")
             if t in profile["traits"]
         ),
-        "timeline": [_event_view(event, language) for event in timeline],
-        "next": encode_cursor(rows[-1]) if len(rows) == TIMELINE_PAGE else None,
-        "paged": cursor is not None,
+        "timeline": [_event_view(event, language) for event in page.events],
+        "next": page.next,
+        "paged": before is not None,
         "stages": stages,
         "current_stage": stages[-1].stage if stages else None,
         "channels": channels,
@@ -245,11 +239,11 @@ def _profile(
 def _links_of(dashboard: Dashboard, mine: set[str]) -> list[dict[str, Any]]:
     """Links in force with an end among this person's identifiers (``identity.links``, as
     ``GET /v1/identity/links`` lists them)."""
-    total, _ = dashboard.tp.identity.links(1, 0)
+    total = dashboard.tp.identity.links(1, 0).count
     if not total:
         return []
-    _, links = dashboard.tp.identity.links(total, 0)
-    return [link for link in links if link["a"] in mine or link["b"] in mine]
+    links = dashboard.tp.identity.links(total, 0).links
+    return [link.model_dump(mode="json") for link in links if link.a in mine or link.b in mine]
 
 
 def _merges_with_actions(
@@ -409,11 +403,9 @@ def _short(value: str) -> str:
 
 
 # -- unmerge ---------------------------------------------------------------------------------
-def _unmerge(dashboard: Dashboard, fields: dict[str, str]) -> tuple[str, list[int]]:
-    """Remove a link (``link``) or detach an identifier (``identifier``) with the functions
-    the API's unmerge routes call; what was done and the persons after it."""
-    from touchpoints.profiles import parse_key
-
+def _unmerge(dashboard: Dashboard, fields: dict[str, str]) -> tuple[str, list[str]]:
+    """Remove a link (``link``) or detach an identifier (``identifier``): the operations of
+    the API's unmerge routes; what was done and the persons after it."""
     identity = dashboard.tp.identity
     note = fields.get("note", "")[:500]
     if fields.get("link"):
@@ -423,18 +415,9 @@ def _unmerge(dashboard: Dashboard, fields: dict[str, str]) -> tuple[str, list[in
             raise UnmergeError(
                 N_("link: %(link)s is not a link number"), link=repr(fields["link"])
             ) from None
-        try:
-            persons = identity.remove_link(link_id, note)
-        except KeyError:
-            raise UnmergeNotFound(N_("no link %(link)s in force"), link=link_id) from None
-        return f"link {link_id}", persons
-    identifier = parse_key(fields.get("identifier", ""))
-    if identifier.type == "person":
-        raise UnmergeError(N_("identifier: name an identifier (e.g. anonymous_id:…), not a person"))
-    sid = identity.sid_of(identifier)
-    if sid is None:
-        raise UnmergeNotFound(N_("no identifier %(identifier)s"), identifier=str(identifier))
-    return str(identifier), identity.detach(sid, note=note)
+        return f"link {link_id}", identity.unlink(link_id, note).persons
+    unmerged = identity.unmerge(fields.get("identifier", ""), note)
+    return unmerged.detached, unmerged.persons
 
 
 def _after(request: Request, language: Language) -> dict[str, Any] | None:

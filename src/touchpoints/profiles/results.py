@@ -1,0 +1,91 @@
+"""The answers about one person: the 360° profile, its timeline and merge log, and trait
+searches, one typed model each (see :mod:`touchpoints.answers`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from touchpoints.answers import Answer
+from touchpoints.times import UtcTime
+
+
+class IdentifierSeen(Answer):
+    value: str
+    first_seen: UtcTime | None = Field(description="The time of its first event")
+
+
+class TraitValue(Answer):
+    value: Any
+    source: str = Field(description="Where it came from: context.source, the library, the key")
+    timestamp: UtcTime = Field(description="The time of the event that carried it")
+    message_id: str
+
+
+class Computed(Answer):
+    first_seen: UtcTime | None
+    last_seen: UtcTime | None
+    events: int
+    events_by_type: dict[str, int]
+    channels: dict[str, int] = Field(description="Events per channel, most used first")
+    identifiers_by_type: dict[str, int]
+    devices: int = Field(description="Browser cookies and app installs")
+    orders: int
+    revenue: float
+    last_purchase_at: UtcTime | None
+    days_since_last_purchase: int | None = Field(description="As of the request")
+
+
+class MergeEntry(Answer):
+    kind: str = Field(description="merge (by an event), link, or unmerge")
+    at: UtcTime
+    seq: int | None = Field(description="The event that merged, for a merge")
+    message_id: str | None
+    kept: str = Field(description="person:N")
+    absorbed: str | None
+    identifier: str | None = Field(description="TYPE:VALUE that joined (or was detached)")
+    note: str | None
+
+
+class RejectedLink(Answer):
+    """A link the merge rules refused (e.g. a second user id for a person)."""
+
+    seq: int | None
+    message_id: str | None
+    rule: str
+    identifier: str | None
+    person: str
+    other: str
+
+
+class Profile(Answer):
+    person: str = Field(description="person:N")
+    identifiers: dict[str, list[IdentifierSeen]] = Field(description="Per identifier type")
+    traits: dict[str, TraitValue] = Field(description="Each trait's current value")
+    computed: Computed
+    merges: list[MergeEntry]
+    rejected_links: list[RejectedLink]
+    trait_history: dict[str, list[TraitValue]] | None = Field(
+        default=None, description="Every value each trait had (only when asked for)"
+    )
+
+    @property
+    def number(self) -> int:
+        """N of person:N."""
+        return int(self.person.removeprefix("person:"))
+
+
+class Timeline(Answer):
+    person: str
+    events: list[dict[str, Any]] = Field(description="Stored events, newest first")
+    next: str | None = Field(description="The cursor of the next page (before=…), if any")
+
+
+class MergeLog(Answer):
+    person: str
+    merges: list[MergeEntry]
+
+
+class PersonList(Answer):
+    persons: list[str] = Field(description="person:N, in order")
