@@ -31,6 +31,11 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names the setting and what to do."""
 
 
+# What probabilistic matching can compare between two persons' traits.
+Comparison = Literal["name", "birth_date", "email", "phone", "street", "postcode", "city"]
+DEFAULT_COMPARISONS: tuple[Comparison, ...] = ("name", "birth_date", "email", "phone", "postcode")
+
+
 class IdentifierTypeSetting(BaseModel):
     """An identifier type in touchpoints.toml ([[identifier_types]])."""
 
@@ -125,10 +130,8 @@ class Settings(BaseSettings):
         ),
     )
 
-    match_comparisons: list[
-        Literal["name", "birth_date", "email", "phone", "street", "postcode", "city"]
-    ] = Field(
-        default_factory=lambda: ["name", "birth_date", "email", "phone", "postcode"],
+    match_comparisons: list[Comparison] = Field(
+        default_factory=lambda: list(DEFAULT_COMPARISONS),
         min_length=1,
         description="What probabilistic matching compares between two persons' traits.",
     )

@@ -39,7 +39,9 @@ def running_server(settings: Settings) -> dict[str, Any] | None:
         info = orjson.loads(settings.server_file.read_bytes())
     except (FileNotFoundError, orjson.JSONDecodeError):
         return None
-    pid = info.get("pid") if isinstance(info, dict) else None
+    if not isinstance(info, dict):
+        return None
+    pid = info.get("pid")
     if not isinstance(pid, int) or not _alive(pid):
         return None
     return info

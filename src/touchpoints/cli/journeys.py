@@ -244,15 +244,15 @@ def journeys_funnel(
             "median",
         ):
             table.add_column(column, justify="left" if column == "event" else "right")
-        for row in found.steps:
+        for step in found.steps:
             table.add_row(
-                str(row.step),
-                row.event,
-                f"{row.units:,}",
-                _pct(row.conversion),
-                _pct(row.from_previous),
-                f"{row.dropped:,}",
-                _duration(row.median_seconds),
+                str(step.step),
+                step.event,
+                f"{step.units:,}",
+                _pct(step.conversion),
+                _pct(step.from_previous),
+                f"{step.dropped:,}",
+                _duration(step.median_seconds),
             )
         out.print(table)
         for group in found.groups:

@@ -123,9 +123,9 @@ def write_demo_files(sim: Simulator, out_dir: Path) -> DemoFiles:
         if row["E-Mail"]:
             sim.truth.add("email", row["E-Mail"].lower(), owners[row["Kundennummer"]])
     with files.truth_identifiers.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("id_type", "value", "person_id"))
-        writer.writerows(sorted(set(sim.truth.identifiers)))
+        plain = csv.writer(handle)
+        plain.writerow(("id_type", "value", "person_id"))
+        plain.writerows(sorted(set(sim.truth.identifiers)))
     with files.truth_persons.open("w", newline="", encoding="utf-8") as handle:
         fields = [
             "person_id",

@@ -75,8 +75,8 @@ class Simulator:
         """Every person's events, person by person, each person's in time order."""
         self.truth = GroundTruth()
         self._people = []
-        self._emails: set[str] = set()
-        self.crm: list[dict[str, str]] | None = None  # the CRM export, made once (files.py)
+        self._emails = set()
+        self.crm = None  # the CRM export, made once (files.py)
         self.dealers = DealerBook(self.config.seed)  # the dealers' DMS records (dealers.py)
         for index in range(self.config.people):
             rng = random.Random(f"{self.config.seed}-{index}")

@@ -253,13 +253,13 @@ class IdentifierExtractor:
                 value = node.get(leaf)
                 if value is None or isinstance(value, dict | list | bool | float):
                     continue
-                key = (id_type.normalise, value)
-                text = cache.get(key, _MISSING)
+                cached = (id_type.normalise, value)
+                text = cache.get(cached, _MISSING)
                 if text is _MISSING:
                     text = self._clean(id_type.normalise, value)
                     if len(cache) > 500_000:
                         cache.clear()
-                    cache[key] = text
+                    cache[cached] = text
                 if text is None:
                     continue
                 identifier = Identifier(id_type.name, text)

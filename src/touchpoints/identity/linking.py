@@ -98,10 +98,10 @@ class Linker:
             ("postcode", "first_name"),
         ]
         return MatchSettings(
-            comparisons=self.comparisons,  # type: ignore[arg-type]
-            blocking_rules=tuple(blocking),  # type: ignore[arg-type]
-            em_rules=(("birth_date",), ("first_name", "last_name")),  # type: ignore[arg-type]
-            prior_rules=(("first_name", "last_name", "birth_date"),),  # type: ignore[arg-type]
+            comparisons=self.comparisons,
+            blocking_rules=tuple(blocking),
+            em_rules=(("birth_date",), ("first_name", "last_name")),
+            prior_rules=(("first_name", "last_name", "birth_date"),),
             threshold=self.threshold,
             review_band=(min(self.review_from, self.threshold), self.threshold),
             phone_region=self.phone_region,

@@ -121,6 +121,7 @@ class FunnelStep(BaseModel):
 
     def rule(self) -> Rule:
         # Already validated: construct, or the NumberTests would be checked again as dicts.
+        assert self.event is not None  # the validator refuses a step without one
         return Rule.model_construct(event=(self.event,), properties=self.properties)
 
 

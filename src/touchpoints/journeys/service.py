@@ -13,7 +13,7 @@ that cannot be answered as asked raises :class:`AnalysisError` (an
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -87,7 +87,7 @@ class Journeys:
 
     def run(self, query: Answers[R]) -> R:
         """The answer to ``query``, by the runner of its kind."""
-        runner = _RUNNERS.get(type(query))
+        runner = _RUNNERS.get(cast(type[BaseModel], type(query)))
         if runner is None:
             raise TypeError(f"no journey analysis answers {type(query).__name__}")
         return runner(self, query)  # type: ignore[return-value]

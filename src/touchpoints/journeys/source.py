@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
-import pyarrow as pa
 
 from touchpoints.warehouse import Warehouse
 from touchpoints.warehouse.ibis_gateway import IbisGateway
@@ -76,15 +75,16 @@ class Source:
 
     def rows(self, expr: ir.Table) -> list[dict[str, Any]]:
         """Run ``expr``: its rows as dicts."""
-        table: pa.Table = self.arrow(expr)
-        return table.to_pylist()
+        rows: list[dict[str, Any]] = self.arrow(expr).to_pylist()
+        return rows
 
     def cache(self, expr: ir.Table) -> AbstractContextManager[ir.Table]:
         """``with source.cache(expr) as kept:`` ``expr`` computed once into a temporary table
         for the block, for an expression read more than once."""
         if self.gateway is not None:
             return self.gateway.cache(expr)
-        return expr.cache()  # type: ignore[return-value]  # a CachedTable releases itself on exit
+        cached: AbstractContextManager[ir.Table] = expr.cache()  # releases itself on exit
+        return cached
 
     def derived(self, model: StageModel) -> bool:
         """Whether the kept facts and stage entries were derived with ``model``."""

@@ -137,10 +137,10 @@ class KeyStore:
         """Make a key; return it and its secret (the only time the secret is known)."""
         if role not in ROLES:
             raise KeyRefused(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
-        secret = new_secret(role)  # type: ignore[arg-type]
+        secret = new_secret(role)
         key = ApiKey(
             id=f"key_{secrets.token_hex(6)}",
-            role=role,  # type: ignore[arg-type]
+            role=role,
             name=name,
             prefix=secret[: len(role) + 8],
             created_at=utc_now(),

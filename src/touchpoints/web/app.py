@@ -263,7 +263,7 @@ class Dashboard:
         ``Journeys.run`` in a worker thread."""
         given = {k: v for k, v in params.items() if v is not None}
         question = validated(kind, given)  # type: ignore[type-var]
-        return await run_in_threadpool(self.tp.journeys.run, question)  # type: ignore[no-any-return]
+        return await run_in_threadpool(self.tp.journeys.run, question)
 
     def event_names(self) -> list[str]:
         """The event names there are, most frequent first (for the event fields'

@@ -193,10 +193,11 @@ class IdentityStore:
         return [NewEvent(*row) for row in rows]
 
     def sid_of(self, identifier: Identifier) -> int | None:
-        return self.warehouse.scalar(
+        found: int | None = self.warehouse.scalar(
             "SELECT sid FROM identifiers WHERE type = ? AND value = ?",
             [identifier.type, identifier.value],
         )
+        return found
 
     def last_link_id(self) -> int:
         return int(self.warehouse.scalar("SELECT coalesce(max(link_id), 0) FROM identity_links"))
