@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -21,28 +21,36 @@ from touchpoints.channels import ChannelDetector
 EVENT_TYPES: frozenset[str] = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
 
+class EventRow(NamedTuple):
+    """One event as the warehouse stores it: its columns, in the order of ``COLUMNS``.
+
+    A tuple, so the write-ahead log writes it as one JSON array and Arrow batches are built by
+    zipping rows; read it by name (``row.message_id``), never by position.
+    """
+
+    message_id: str
+    type: str
+    event: str | None
+    name: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    previous_id: str | None
+    group_id: str | None
+    properties: str | None  # the JSON documents, as text
+    traits: str | None
+    context: str | None
+    integrations: str | None
+    timestamp: int  # epoch microseconds, UTC
+    original_timestamp: int | None
+    sent_at: int | None
+    received_at: int
+    channel: str
+    source: str
+    raw: str  # the event as sent
+
+
 # Column order of a row; the warehouse schema and the write-ahead log use the same order.
-COLUMNS: tuple[str, ...] = (
-    "message_id",
-    "type",
-    "event",
-    "name",
-    "user_id",
-    "anonymous_id",
-    "previous_id",
-    "group_id",
-    "properties",
-    "traits",
-    "context",
-    "integrations",
-    "timestamp",
-    "original_timestamp",
-    "sent_at",
-    "received_at",
-    "channel",
-    "source",
-    "raw",
-)
+COLUMNS: tuple[str, ...] = EventRow._fields
 COLUMN_INDEX = {name: position for position, name in enumerate(COLUMNS)}
 
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
@@ -124,7 +132,7 @@ def _json_type(value: Any) -> str:
 
 
 class EventNormalizer:
-    """Validates one Segment message and builds its warehouse row (a tuple in COLUMNS order).
+    """Validates one Segment message and builds its warehouse row (an ``EventRow``).
 
     Each Segment rule is one small function below, and ``normalize`` runs them in a fixed
     order, as rudder-server's gateway chains small validators. Unlike that chain, a rule that
@@ -150,7 +158,7 @@ class EventNormalizer:
         index: int | None = None,
         default_message_id: str | None = None,
         historical: bool = False,
-    ) -> tuple[tuple[Any, ...] | None, list[Problem]]:
+    ) -> tuple[EventRow | None, list[Problem]]:
         """Return ``(row, [])`` for a valid message, or ``(None, problems)``.
 
         ``received_at`` is the server's clock in epoch microseconds; ``route_type`` is the type a
@@ -187,33 +195,40 @@ class EventNormalizer:
         if problems:
             return None, problems
         traits = _identify_traits(kind, traits, context)
-        # The row in COLUMNS order. The documents are dumped here rather than by a helper:
-        # four calls fewer an event.
-        row = (
-            message_id,
-            kind,
-            event_name,
-            name,
-            user_id,
-            anonymous_id,
-            previous_id,
-            group_id,
-            None if properties is None else _dumps(properties).decode(),
-            None if traits is None else _dumps(traits).decode(),
-            None if context is None else _dumps(context).decode(),
-            None if integrations is None else _dumps(integrations).decode(),
-            _skew_corrected(original_us, sent_at_us, received_at, historical),
-            original_us,
-            sent_at_us,
-            received_at,
-            self._detector.detect_parts(kind, context, message),  # the channel rules
-            source,
-            raw.decode(),
+        # The row in COLUMNS order. The documents are dumped here rather than by a helper, and
+        # the EventRow is made by tuple.__new__ rather than by its constructor, which binds 19
+        # arguments in Python (0.5 µs). So the rule chain with a named row measures within 2 %
+        # of the single 166-line function it replaced, either way (4.1 to 4.7 µs an event with
+        # benchmarks/normalize.py's events, interleaved runs on one 2-core machine).
+        row = _new_row(
+            EventRow,
+            (
+                message_id,
+                kind,
+                event_name,
+                name,
+                user_id,
+                anonymous_id,
+                previous_id,
+                group_id,
+                None if properties is None else _dumps(properties).decode(),
+                None if traits is None else _dumps(traits).decode(),
+                None if context is None else _dumps(context).decode(),
+                None if integrations is None else _dumps(integrations).decode(),
+                _skew_corrected(original_us, sent_at_us, received_at, historical),
+                original_us,
+                sent_at_us,
+                received_at,
+                self._detector.detect_parts(kind, context, message),  # the channel rules
+                source,
+                raw.decode(),
+            ),
         )
         return row, []
 
 
 _dumps = orjson.dumps  # a global, not an attribute lookup, for each of five uses an event
+_new_row = tuple.__new__
 
 
 # -- the rules, in the order normalize runs them ---------------------------------------------

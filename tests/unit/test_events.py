@@ -17,6 +17,7 @@ from touchpoints.channels import ChannelDetector, ChannelRule
 from touchpoints.events import (
     COLUMNS,
     EventNormalizer,
+    EventRow,
     Limits,
     Problem,
     parse_time,
@@ -63,6 +64,30 @@ def refused(normalizer: EventNormalizer, message: Any, **options: Any) -> list[P
 def loads(text: str | None) -> Any:
     assert text is not None
     return orjson.loads(text)
+
+
+def test_the_row_is_an_event_row_read_by_name(normalizer: EventNormalizer) -> None:
+    row, problems = normalizer.normalize(
+        {"type": "track", "userId": "u-1", "event": "Signed Up", "messageId": "m-named"},
+        received_at=RECEIVED,
+        source=SOURCE,
+    )
+    assert problems == []
+    assert isinstance(row, EventRow) and isinstance(row, tuple)
+    assert EventRow._fields == COLUMNS
+    assert (row.message_id, row.type, row.event, row.user_id) == (
+        "m-named",
+        "track",
+        "Signed Up",
+        "u-1",
+    )
+    assert (row.timestamp, row.received_at, row.channel, row.source) == (
+        RECEIVED,
+        RECEIVED,
+        "other",
+        SOURCE,
+    )
+    assert list(row) == list(row_as_dict(row).values())
 
 
 # -- the six calls -------------------------------------------------------------------------------

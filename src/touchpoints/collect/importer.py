@@ -26,9 +26,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
+
+if TYPE_CHECKING:
+    from touchpoints.events import EventNormalizer
 
 Format = Literal["jsonl", "csv", "parquet"]
 
@@ -314,7 +317,7 @@ _CHUNK_BYTES = 400 * 1024  # under the collector's 500 KB so a server accepts ea
 
 def import_file(
     lines: Iterator[Line],
-    normalizer: Any,
+    normalizer: EventNormalizer,
     sink: Any,
     reject_path: Path,
     *,

@@ -20,10 +20,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 
+from touchpoints.events import COLUMNS, EventRow
 from touchpoints.warehouse import EventStore, WarehouseError
 
 log = logging.getLogger("touchpoints.writer")
@@ -44,17 +44,26 @@ def _segments(wal_dir: Path) -> list[Path]:
     return sorted(wal_dir.glob(f"{_SEGMENT_PREFIX}*{_SEGMENT_SUFFIX}"))
 
 
-def read_segment(path: Path) -> list[tuple[Any, ...]]:
+def log_lines(rows: Sequence[EventRow]) -> bytes:
+    """Rows as a segment holds them: each a JSON array in ``COLUMNS`` order, one a line.
+
+    orjson refuses tuple subclasses, so each EventRow is copied to a plain tuple first: about
+    0.3 µs a row here, against 0.7 µs through orjson's ``default=tuple`` hook.
+    """
+    return b"\n".join(map(orjson.dumps, map(tuple, rows))) + b"\n"
+
+
+def read_segment(path: Path) -> list[EventRow]:
     """Rows of one segment. A torn last line (the process died inside a write) was never
     acknowledged, so it is skipped; a bad line elsewhere is a real corruption and raises."""
     data = path.read_bytes()
     lines = data.split(b"\n")
-    rows: list[tuple[Any, ...]] = []
+    rows: list[EventRow] = []
     for number, line in enumerate(lines):
         if not line:
             continue
         try:
-            rows.append(tuple(orjson.loads(line)))
+            values = orjson.loads(line)
         except orjson.JSONDecodeError:
             if number == len(lines) - 1:
                 log.warning("skipping a torn final line in %s", path.name)
@@ -62,6 +71,12 @@ def read_segment(path: Path) -> list[tuple[Any, ...]]:
             raise WarehouseError(
                 f"write-ahead log {path} is corrupt at line {number + 1}"
             ) from None
+        if not isinstance(values, list) or len(values) != len(COLUMNS):
+            raise WarehouseError(
+                f"write-ahead log {path} line {number + 1} is not a row of the "
+                f"{len(COLUMNS)} event columns"
+            )
+        rows.append(EventRow._make(values))
     return rows
 
 
@@ -105,7 +120,7 @@ class BufferedWriter:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._pending: list[tuple[Any, ...]] = []
+        self._pending: list[EventRow] = []
         self._in_flight = 0
         self._segment_number = 0
         self._fd = -1
@@ -158,9 +173,9 @@ class BufferedWriter:
         return len(self._pending) + self._in_flight
 
     # -- the hot path ------------------------------------------------------------------------
-    def submit(self, rows: Sequence[tuple[Any, ...]]) -> int:
+    def submit(self, rows: Sequence[EventRow]) -> int:
         """Log and buffer rows; return the log position to wait for when fsync is on."""
-        payload = b"\n".join(map(orjson.dumps, rows)) + b"\n"
+        payload = log_lines(rows)
         with self._lock:
             backlog = len(self._pending) + self._in_flight
             if backlog + len(rows) > self._max_pending:
