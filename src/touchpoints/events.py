@@ -51,7 +51,6 @@ class EventRow(NamedTuple):
 
 # Column order of a row; the warehouse schema and the write-ahead log use the same order.
 COLUMNS: tuple[str, ...] = EventRow._fields
-COLUMN_INDEX = {name: position for position, name in enumerate(COLUMNS)}
 
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 
