@@ -259,9 +259,10 @@ def _raw_json(
 
 def _event_type(
     kind: Any, route_type: str | None, problems: list[Problem], index: int | None
-) -> Any:
+) -> str | None:
     """A single-call route (``/v1/track``) implies the type and refuses a contradicting one;
-    in a batch each event must name one of the six calls."""
+    in a batch each event must name one of the six calls. None when it names none (refused
+    here; the later rules then skip what depends on the type)."""
     if route_type is not None:
         if kind is not None and kind != route_type:
             problems.append(
@@ -270,7 +271,9 @@ def _event_type(
         return route_type
     if kind is None:
         problems.append(Problem("type", "is required in a batch", index))
-    elif kind not in EVENT_TYPES:
+        return None
+    # A str test first: an array or object is unhashable and must be refused, not raise.
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
         problems.append(
             Problem(
                 "type",
@@ -278,6 +281,7 @@ def _event_type(
                 index,
             )
         )
+        return None
     return kind
 
 
@@ -297,7 +301,7 @@ def _identifier(value: Any, field: str, problems: list[Problem], index: int | No
 
 
 def _required_identifiers(
-    kind: Any,
+    kind: str | None,
     user_id: str | None,
     anonymous_id: str | None,
     previous_id: str | None,
@@ -307,7 +311,7 @@ def _required_identifiers(
 ) -> None:
     """Every call says whose it is; alias joins two ids, so it needs both, and group names one.
 
-    Only for a known type: an unknown one is already refused by the type rule.
+    Only for a known type: an unknown or missing one is already refused by the type rule.
     """
     if kind == "alias":
         if user_id is None:
@@ -320,7 +324,9 @@ def _required_identifiers(
         problems.append(Problem("groupId", "is required for group", index))
 
 
-def _event_name(kind: Any, value: Any, problems: list[Problem], index: int | None) -> str | None:
+def _event_name(
+    kind: str | None, value: Any, problems: list[Problem], index: int | None
+) -> str | None:
     """A track is its event name; other calls may carry one, but only as text."""
     if kind == "track":
         if not isinstance(value, str) or not value.strip():
@@ -452,7 +458,7 @@ def _skew_corrected(
     return received_at
 
 
-def _identify_traits(kind: Any, traits: Any, context: Any) -> Any:
+def _identify_traits(kind: str | None, traits: Any, context: Any) -> Any:
     """RudderStack's SDKs send identify traits in context.traits only, so an identify without
     its own traits takes those."""
     if traits is None and kind == "identify" and context is not None:

@@ -210,6 +210,19 @@ def test_an_unknown_type_is_refused(normalizer: EventNormalizer) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("kind", "shown"), [(["track"], "\"['track']\""), ({"call": "track"}, "\"{'call': 'track'}\"")]
+)
+def test_a_type_that_is_an_array_or_object_is_refused_not_raised(
+    normalizer: EventNormalizer, kind: Any, shown: str
+) -> None:
+    # Both are unhashable: a set lookup raised TypeError, and the collector answered 500.
+    problems = refused(normalizer, {"type": kind, "userId": "u", "event": "E"}, index=1)
+    assert problems == [
+        Problem("type", f"{shown} is not one of alias, group, identify, page, screen, track", 1)
+    ]
+
+
 @pytest.mark.parametrize("message", [[1, 2], "track", 42, None, True])
 def test_a_message_that_is_not_an_object_is_refused(
     normalizer: EventNormalizer, message: Any
