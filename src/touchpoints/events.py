@@ -190,7 +190,9 @@ class EventNormalizer:
             problems,
             index,
         )
-        original_us, sent_at_us = _times(message, batch_sent_at, historical, problems, index)
+        timestamp, original_us, sent_at_us = _times(
+            message, batch_sent_at, received_at, historical, problems, index
+        )
         if problems:
             return None, problems
         traits = _identify_traits(kind, traits, context)
@@ -214,7 +216,7 @@ class EventNormalizer:
                 None if traits is None else _dumps(traits).decode(),
                 None if context is None else _dumps(context).decode(),
                 None if integrations is None else _dumps(integrations).decode(),
-                _skew_corrected(original_us, sent_at_us, received_at, historical),
+                timestamp,
                 original_us,
                 sent_at_us,
                 received_at,
@@ -417,23 +419,31 @@ def _message_id(
 def _times(
     message: dict[str, Any],
     batch_sent_at: Any,
+    received_at: int,
     historical: bool,
     problems: list[Problem],
     index: int | None,
-) -> tuple[int | None, int | None]:
-    """When the device says the event happened, and when it says it sent it (epoch µs).
+) -> tuple[int, int | None, int | None]:
+    """When the event happened, when the device says it happened, and when the device says it
+    sent it (epoch µs; the last two None when not given).
 
     ``originalTimestamp`` is the device's own clock; ``timestamp`` stands in for it when it is
-    missing, and wins in a historical import, where it is the moment as recorded.
+    missing, and wins in a historical import, where it is the moment as recorded. Segment's
+    clock-skew correction: the device clock may be wrong, but the difference between when it
+    says the event happened and when it says it sent it is right, so that difference is taken
+    back from when the server received it. Without a device time, the event happened then.
     """
     original, original_field = message.get("originalTimestamp"), "originalTimestamp"
     if original is None or (historical and message.get("timestamp") is not None):
         original, original_field = message.get("timestamp"), "timestamp"
     sent_at = message.get("sentAt", batch_sent_at)
-    return (
-        None if original is None else _time(original, original_field, problems, index),
-        None if sent_at is None else _time(sent_at, "sentAt", problems, index),
-    )
+    original_us = None if original is None else _time(original, original_field, problems, index)
+    sent_at_us = None if sent_at is None else _time(sent_at, "sentAt", problems, index)
+    if original_us is None:
+        return received_at, None, sent_at_us
+    if sent_at_us is None or historical:
+        return original_us, original_us, sent_at_us
+    return received_at - (sent_at_us - original_us), original_us, sent_at_us
 
 
 def _time(value: Any, field: str, problems: list[Problem], index: int | None) -> int | None:
@@ -444,18 +454,6 @@ def _time(value: Any, field: str, problems: list[Problem], index: int | None) ->
     except ValueError as exc:
         problems.append(Problem(field, str(exc), index))
         return None
-
-
-def _skew_corrected(
-    original_us: int | None, sent_at_us: int | None, received_at: int, historical: bool
-) -> int:
-    """Segment's clock-skew correction: the device clock may be wrong, but the difference
-    between when it says the event happened and when it says it sent it is right."""
-    if original_us is not None and sent_at_us is not None and not historical:
-        return received_at - (sent_at_us - original_us)
-    if original_us is not None:
-        return original_us
-    return received_at
 
 
 def _identify_traits(kind: str | None, traits: Any, context: Any) -> Any:
