@@ -6,25 +6,38 @@ measured here rather than hoped. Three shapes, each timed on its own and then mi
 - ``track``: a browser track with page, campaign, library and user agent in its context;
 - ``identify``: an identify with traits (as analytics.js sends it);
 - ``batch``: a server-side track from a batch, context, integrations and sentAt coming from
-  the batch envelope (merged into the event's own values).
+  the batch envelope (merged into the event's own values);
+- ``mixed+log``: the three in turn, 100 at a time, each hundred's rows then written out as
+  the write-ahead log's lines (``writer.log_lines``), as the collector does before answering.
 
-Each figure is the best of ``--repeat`` runs of ``--events`` calls (the minimum is the
-figure least disturbed by other work on a shared machine).
+Each figure is the best of ``--repeat`` runs of ``--events`` events: the minimum is the figure
+least disturbed by other work on a shared machine. ``--against REF`` also loads
+``src/touchpoints/events.py`` as it is at the git revision REF and runs both versions in turn
+in this one process, so that both see the same machine at the same moments; it prints both
+and their ratio (the log lines are written by today's writer for both).
 
-    .venv/bin/python benchmarks/normalize.py [--events 5000] [--repeat 15]
+    .venv/bin/python benchmarks/normalize.py [--events 1000] [--repeat 100] [--against main]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
 import timeit
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import touchpoints.events
 from touchpoints.channels import ChannelDetector
-from touchpoints.events import EventNormalizer, Limits
+from touchpoints.collect.writer import log_lines
 
 RECEIVED = 1_709_640_000_000_000  # 2024-03-05T12:00:00Z in epoch microseconds
+SHAPES = ("track", "identify", "batch", "mixed", "mixed+log")
 
 
 def track(i: int) -> dict[str, Any]:
@@ -88,46 +101,92 @@ ENVELOPE: dict[str, Any] = {
 }
 
 
-def timer(normalizer: EventNormalizer, shape: str, n: int) -> Callable[[], None]:
-    """A callable that normalises ``n`` events of one shape (or all three, ``mixed``)."""
+def timer(events_module: ModuleType, shape: str, n: int) -> Callable[[], None]:
+    """A callable that normalises ``n`` events of one shape with that module's normaliser."""
+    normalize = events_module.EventNormalizer(ChannelDetector(), events_module.Limits()).normalize
     makers = {"track": [track], "identify": [identify], "batch": [batch_event]}.get(
         shape, [track, identify, batch_event]
     )
     chosen = [makers[i % len(makers)] for i in range(n)]
     events = [(make(i), make is batch_event) for i, make in enumerate(chosen)]
-    normalize = normalizer.normalize
 
-    def run() -> None:
+    def one(event: dict[str, Any], in_batch: bool) -> Any:
+        if in_batch:
+            row, _ = normalize(
+                event,
+                received_at=RECEIVED,
+                source="bench",
+                batch_context=ENVELOPE["context"],
+                batch_integrations=ENVELOPE["integrations"],
+                batch_sent_at=ENVELOPE["sentAt"],
+                index=0,
+            )
+        else:
+            row, _ = normalize(event, received_at=RECEIVED, source="bench")
+        assert row is not None
+        return row
+
+    def logged() -> None:
+        for start in range(0, n, 100):
+            log_lines([one(event, in_batch) for event, in_batch in events[start : start + 100]])
+
+    def normalized() -> None:
         for event, in_batch in events:
-            if in_batch:
-                row, _ = normalize(
-                    event,
-                    received_at=RECEIVED,
-                    source="bench",
-                    batch_context=ENVELOPE["context"],
-                    batch_integrations=ENVELOPE["integrations"],
-                    batch_sent_at=ENVELOPE["sentAt"],
-                    index=0,
-                )
-            else:
-                row, _ = normalize(event, received_at=RECEIVED, source="bench", route_type=None)
-            assert row is not None
+            one(event, in_batch)
 
-    return run
+    return logged if shape == "mixed+log" else normalized
+
+
+def events_module_at(ref: str) -> ModuleType:
+    """``src/touchpoints/events.py`` as it is at the git revision ``ref``, loaded on its own."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{ref}:src/touchpoints/events.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="tp-normalize-")) / "events_at_ref.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("events_at_ref", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["events_at_ref"] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    return module
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=5000, help="calls per timed run")
-    parser.add_argument("--repeat", type=int, default=15, help="timed runs; the best is shown")
+    parser.add_argument("--events", type=int, default=1000, help="events per timed run")
+    parser.add_argument("--repeat", type=int, default=100, help="timed runs; the best is shown")
+    parser.add_argument("--against", metavar="REF", help="also time events.py at this revision")
     args = parser.parse_args()
-    normalizer = EventNormalizer(ChannelDetector(), Limits())
-    print(f"best of {args.repeat} runs of {args.events:,} events, µs per event")
-    for shape in ("track", "identify", "batch", "mixed"):
-        run = timer(normalizer, shape, args.events)
+    versions = {"now": touchpoints.events}
+    if args.against:
+        versions = {args.against: events_module_at(args.against), **versions}
+    runs = {
+        (label, shape): timer(module, shape, args.events)
+        for label, module in versions.items()
+        for shape in SHAPES
+    }
+    for run in runs.values():
         run()  # warm the caches (times, channel rules) as a running collector has them
-        best = min(timeit.repeat(run, number=1, repeat=args.repeat))
-        print(f"{shape:<10}{best / args.events * 1e6:>8.2f}")
+    best = dict.fromkeys(runs, float("inf"))
+    order = list(runs.items())
+    for _ in range(args.repeat):
+        for key, run in order:  # in turn, so that each version sees the same load
+            best[key] = min(best[key], timeit.timeit(run, number=1))
+        order.reverse()  # and neither always runs first
+
+    print(f"best of {args.repeat} runs of {args.events:,} events, µs per event")
+    print(f"{'shape':<11}" + "".join(f"{label:>10}" for label in versions), end="")
+    print(f"{'ratio':>8}" if args.against else "")
+    for shape in SHAPES:
+        figures = [best[label, shape] / args.events * 1e6 for label in versions]
+        line = f"{shape:<11}" + "".join(f"{figure:>10.2f}" for figure in figures)
+        print(line + (f"{figures[-1] / figures[0]:>8.3f}" if args.against else ""))
 
 
 if __name__ == "__main__":
