@@ -200,8 +200,9 @@ class EventNormalizer:
         # the EventRow is made by tuple.__new__ rather than by its constructor, which binds 19
         # arguments in Python (0.5 µs more an event). The named row still costs about 4 % (a
         # tuple subclass is allocated and freed the slow way); the rule chain, measured alone,
-        # costs nothing. Together: 0 to 3.5 % slower than the one 166-line function they
-        # replaced (4.1 to 4.6 µs an event; benchmarks/normalize.py --against 366bca3).
+        # costs nothing. Together: 0 to 5 % slower on a mix of events than the one 166-line
+        # function they replaced, up to 8 % on identifies alone (4.1 to 4.8 µs an event;
+        # benchmarks/normalize.py --against 366bca3, figures in benchmarks/RESULTS.md).
         row = _new_row(
             EventRow,
             (
