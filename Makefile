@@ -46,6 +46,7 @@ format:
 bench: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/normalize.py
 	$(BIN)/python benchmarks/identity.py
 	$(BIN)/python benchmarks/identity_matching.py
 

@@ -18,7 +18,7 @@ from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
 from touchpoints.collect.writer import BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
-from touchpoints.events import EventNormalizer, Limits, now_micros
+from touchpoints.events import EventNormalizer, EventRow, Limits, now_micros
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
@@ -149,7 +149,7 @@ class Touchpoints:
             default_id_prefix=default_id_prefix,
         )
 
-    def write_rows(self, rows: list[tuple[Any, ...]]) -> int:
+    def write_rows(self, rows: list[EventRow]) -> int:
         """Store rows: through the writer while a server runs (return how many were handed
         over), else now (return how many were new). Replay and imports come this way."""
         if self.writer is not None:

@@ -17,6 +17,7 @@ from touchpoints.channels import ChannelDetector, ChannelRule
 from touchpoints.events import (
     COLUMNS,
     EventNormalizer,
+    EventRow,
     Limits,
     Problem,
     parse_time,
@@ -63,6 +64,30 @@ def refused(normalizer: EventNormalizer, message: Any, **options: Any) -> list[P
 def loads(text: str | None) -> Any:
     assert text is not None
     return orjson.loads(text)
+
+
+def test_the_row_is_an_event_row_read_by_name(normalizer: EventNormalizer) -> None:
+    row, problems = normalizer.normalize(
+        {"type": "track", "userId": "u-1", "event": "Signed Up", "messageId": "m-named"},
+        received_at=RECEIVED,
+        source=SOURCE,
+    )
+    assert problems == []
+    assert isinstance(row, EventRow) and isinstance(row, tuple)
+    assert EventRow._fields == COLUMNS
+    assert (row.message_id, row.type, row.event, row.user_id) == (
+        "m-named",
+        "track",
+        "Signed Up",
+        "u-1",
+    )
+    assert (row.timestamp, row.received_at, row.channel, row.source) == (
+        RECEIVED,
+        RECEIVED,
+        "other",
+        SOURCE,
+    )
+    assert list(row) == list(row_as_dict(row).values())
 
 
 # -- the six calls -------------------------------------------------------------------------------
@@ -182,6 +207,19 @@ def test_an_unknown_type_is_refused(normalizer: EventNormalizer) -> None:
     problems = refused(normalizer, {"type": "purchase", "userId": "u"}, index=0)
     assert problems == [
         Problem("type", "'purchase' is not one of alias, group, identify, page, screen, track", 0)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown"), [(["track"], "\"['track']\""), ({"call": "track"}, "\"{'call': 'track'}\"")]
+)
+def test_a_type_that_is_an_array_or_object_is_refused_not_raised(
+    normalizer: EventNormalizer, kind: Any, shown: str
+) -> None:
+    # Both are unhashable: a set lookup raised TypeError, and the collector answered 500.
+    problems = refused(normalizer, {"type": kind, "userId": "u", "event": "E"}, index=1)
+    assert problems == [
+        Problem("type", f"{shown} is not one of alias, group, identify, page, screen, track", 1)
     ]
 
 

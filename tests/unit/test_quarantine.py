@@ -93,6 +93,20 @@ def test_refused_events_are_held_with_their_reasons(tp: Touchpoints) -> None:
     assert "envelope" not in second.as_dict(with_raw=False)
 
 
+def test_an_event_whose_type_is_an_array_is_held_and_its_batch_stored(tp: Touchpoints) -> None:
+    wrong = {"type": ["track"], "userId": "u1", "event": "Viewed", "messageId": "m-array"}
+    assert hold(tp, {"batch": [GOOD, wrong]}) == [1]
+    assert stored(tp) == [("m-good", "Viewed", "other")]
+    (held,) = tp.quarantine.list()
+    assert held.reasons == [
+        {
+            "field": "type",
+            "message": "\"['track']\" is not one of alias, group, identify, page, screen, track",
+            "index": 1,
+        }
+    ]
+
+
 def test_a_body_that_is_not_events_is_held_whole(tp: Touchpoints) -> None:
     item_id = tp.quarantine.hold_body(
         b'{"batch": [',

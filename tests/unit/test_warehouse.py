@@ -12,7 +12,7 @@ import pytest
 
 from touchpoints.config import Settings
 from touchpoints.core import Touchpoints
-from touchpoints.events import micros
+from touchpoints.events import EventRow, micros
 from touchpoints.warehouse import (
     EventFilter,
     EventReader,
@@ -29,14 +29,14 @@ from touchpoints.warehouse.schema import LATEST_VERSION, MIGRATIONS, Migration
 RECEIVED = micros(datetime(2026, 2, 1, 12, 0))
 
 
-def make_row(tp: Touchpoints, message: dict[str, Any], source: str = "test") -> tuple[Any, ...]:
+def make_row(tp: Touchpoints, message: dict[str, Any], source: str = "test") -> EventRow:
     row, problems = tp.normalizer.normalize(message, received_at=RECEIVED, source=source)
     assert problems == []
     assert row is not None
     return row
 
 
-def track(tp: Touchpoints, message_id: str, event: str = "Clicked", **extra: Any) -> tuple:
+def track(tp: Touchpoints, message_id: str, event: str = "Clicked", **extra: Any) -> EventRow:
     return make_row(
         tp, {"type": "track", "messageId": message_id, "userId": "u1", "event": event, **extra}
     )

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from touchpoints.collect.writer import Backpressure, read_segment, replay_wal
+from touchpoints.collect.writer import Backpressure, log_lines, read_segment, replay_wal
 from touchpoints.config import Settings, load_settings
 from touchpoints.core import Touchpoints
-from touchpoints.events import COLUMNS
+from touchpoints.events import EventRow
 from touchpoints.warehouse import WarehouseError
 
 SEGMENT = "segment-000000001.log"
@@ -28,7 +29,7 @@ def batch(ids: list[str]) -> dict[str, Any]:
     }
 
 
-def rows_for(tp: Touchpoints, ids: list[str]) -> list[tuple[Any, ...]]:
+def rows_for(tp: Touchpoints, ids: list[str]) -> list[EventRow]:
     outcome = tp.judge(batch(ids), "batch", source="writer-test")
     assert outcome.rejected == [] and outcome.body_problems == []
     return outcome.rows
@@ -97,10 +98,93 @@ def test_the_log_holds_one_line_per_acknowledged_event(crashed: Settings) -> Non
     assert list(segments(crashed)) == [SEGMENT]
     lines = (crashed.wal_dir / SEGMENT).read_bytes().split(b"\n")
     assert lines[-1] == b""  # every write ends with a newline
-    rows = [orjson.loads(line) for line in lines[:-1]]
-    assert [row[0] for row in rows] == CRASH_IDS
-    assert all(len(row) == len(COLUMNS) for row in rows)
-    assert read_segment(crashed.wal_dir / SEGMENT) == [tuple(row) for row in rows]
+    # Each line one JSON array in COLUMNS order (EventRow refuses any other length).
+    rows = [EventRow(*orjson.loads(line)) for line in lines[:-1]]
+    assert [row.message_id for row in rows] == CRASH_IDS
+    assert read_segment(crashed.wal_dir / SEGMENT) == rows
+
+
+# Two events as the log held them before rows had names (a track with clock-skew correction
+# and an identify), byte for byte: received at 2026-03-01T12:00:00Z from the key "key_wal".
+LOGGED_BEFORE_NAMED_ROWS = (
+    rb'["wal-1","track","Test Drive Booked",null,null,"a-1",null,null,"{\"model\":\"EV3\"}",'
+    rb'null,"{\"library\":{\"name\":\"analytics.js\"}}",null,1772366399000000,'
+    rb'1772366398000000,1772366399000000,1772366400000000,"web","key_wal","{\"type\":\"track\",'
+    rb"\"messageId\":\"wal-1\",\"anonymousId\":\"a-1\",\"event\":\"Test Drive Booked\","
+    rb"\"properties\":{\"model\":\"EV3\"},\"context\":{\"library\":{\"name\":"
+    rb"\"analytics.js\"}},\"originalTimestamp\":\"2026-03-01T11:59:58Z\",\"sentAt\":"
+    rb'\"2026-03-01T11:59:59Z\"}"]'
+    b"\n"
+    rb'["wal-2","identify",null,null,"u-1","a-1",null,null,null,"{\"email\":\"ada@example.com\"}",'
+    rb"null,null,1772362800000000,1772362800000000,null,1772366400000000,"
+    rb'"other","key_wal","{\"type\":\"identify\",\"messageId\":\"wal-2\",\"userId\":\"u-1\",'
+    rb"\"anonymousId\":\"a-1\",\"traits\":{\"email\":\"ada@example.com\"},\"timestamp\":"
+    rb'\"2026-03-01T11:00:00Z\"}"]'
+    b"\n"
+)
+LOGGED_MESSAGES = [
+    {
+        "type": "track",
+        "messageId": "wal-1",
+        "anonymousId": "a-1",
+        "event": "Test Drive Booked",
+        "properties": {"model": "EV3"},
+        "context": {"library": {"name": "analytics.js"}},
+        "originalTimestamp": "2026-03-01T11:59:58Z",
+        "sentAt": "2026-03-01T11:59:59Z",
+    },
+    {
+        "type": "identify",
+        "messageId": "wal-2",
+        "userId": "u-1",
+        "anonymousId": "a-1",
+        "traits": {"email": "ada@example.com"},
+        "timestamp": "2026-03-01T11:00:00Z",
+    },
+]
+LOGGED_RECEIVED_AT = 1_772_366_400_000_000  # 2026-03-01T12:00:00Z
+
+
+def test_a_segment_written_before_rows_had_names_is_replayed(settings: Settings) -> None:
+    settings.wal_dir.mkdir(parents=True)
+    (settings.wal_dir / SEGMENT).write_bytes(LOGGED_BEFORE_NAMED_ROWS)
+    with Touchpoints(settings) as tp:
+        assert tp.start_writer() == 2
+        track, identify = tp.events.list(newest_first=False)
+    assert (track["message_id"], track["type"], track["event"], track["anonymous_id"]) == (
+        "wal-1",
+        "track",
+        "Test Drive Booked",
+        "a-1",
+    )
+    # Device clock 1 s before sending; received at noon: the corrected time is 11:59:59.
+    assert track["timestamp"] == datetime(2026, 3, 1, 11, 59, 59)
+    assert track["original_timestamp"] == datetime(2026, 3, 1, 11, 59, 58)
+    assert (track["channel"], track["source"]) == ("web", "key_wal")
+    assert orjson.loads(track["properties"]) == {"model": "EV3"}
+    assert orjson.loads(track["raw"]) == LOGGED_MESSAGES[0]
+    assert (identify["message_id"], identify["user_id"], identify["sent_at"]) == (
+        "wal-2",
+        "u-1",
+        None,
+    )
+    assert orjson.loads(identify["traits"]) == {"email": "ada@example.com"}
+    assert segments(settings) == {}
+
+
+def test_the_log_is_written_byte_for_byte_as_before(settings: Settings) -> None:
+    with Touchpoints(settings) as tp:
+        rows = [
+            tp.judge(
+                message, message["type"], source="key_wal", received_at=LOGGED_RECEIVED_AT
+            ).rows[0]
+            for message in LOGGED_MESSAGES
+        ]
+    assert log_lines(rows) == LOGGED_BEFORE_NAMED_ROWS
+    segment = settings.wal_dir / SEGMENT
+    settings.wal_dir.mkdir(parents=True)
+    segment.write_bytes(LOGGED_BEFORE_NAMED_ROWS)
+    assert read_segment(segment) == rows
 
 
 def test_events_in_the_log_are_replayed_after_a_crash(crashed: Settings) -> None:
@@ -126,12 +210,12 @@ def test_events_in_the_log_are_replayed_after_a_crash(crashed: Settings) -> None
 def test_a_torn_last_line_is_ignored_and_the_complete_lines_kept(crashed: Settings) -> None:
     segment = crashed.wal_dir / SEGMENT
     with Touchpoints(crashed) as tp:
-        torn = orjson.dumps(rows_for(tp, ["torn-6"])[0])
+        torn = log_lines(rows_for(tp, ["torn-6"]))
     # The process died inside a write: half a line, no newline.
     with segment.open("ab") as handle:
         handle.write(torn[: len(torn) // 2])
 
-    assert [row[0] for row in read_segment(segment)] == CRASH_IDS
+    assert [row.message_id for row in read_segment(segment)] == CRASH_IDS
     with Touchpoints(crashed) as tp:
         assert replay_wal(crashed.wal_dir, tp.store) == 5
         assert stored_ids(tp) == CRASH_IDS
@@ -140,10 +224,10 @@ def test_a_torn_last_line_is_ignored_and_the_complete_lines_kept(crashed: Settin
 
 def test_a_bad_line_before_the_end_is_corruption_and_is_kept(settings: Settings) -> None:
     with Touchpoints(settings) as tp:
-        good = [orjson.dumps(row) for row in rows_for(tp, ["g1", "g2"])]
+        good = [log_lines([row]) for row in rows_for(tp, ["g1", "g2"])]
     settings.wal_dir.mkdir(parents=True)
     segment = settings.wal_dir / SEGMENT
-    segment.write_bytes(good[0] + b"\n" + b'["half' + b"\n" + good[1] + b"\n")
+    segment.write_bytes(good[0] + b'["half' + b"\n" + good[1])
 
     with pytest.raises(WarehouseError) as caught:
         read_segment(segment)
@@ -154,6 +238,21 @@ def test_a_bad_line_before_the_end_is_corruption_and_is_kept(settings: Settings)
         assert tp.events.count() == 0
     # The log is not deleted: nothing acknowledged is thrown away.
     assert segment.exists()
+
+
+@pytest.mark.parametrize("line", [b'["g3", "track"]', b'{"message_id": "g3"}', b"17"])
+def test_a_line_that_is_json_but_not_a_row_is_corruption(settings: Settings, line: bytes) -> None:
+    with Touchpoints(settings) as tp:
+        good = log_lines(rows_for(tp, ["g1", "g2"]))
+    settings.wal_dir.mkdir(parents=True)
+    segment = settings.wal_dir / SEGMENT
+    segment.write_bytes(good + line + b"\n")
+
+    with pytest.raises(WarehouseError) as caught:
+        read_segment(segment)
+    assert str(caught.value) == (
+        f"write-ahead log {segment} line 3 is not a row of the 19 event columns"
+    )
 
 
 def test_replay_is_idempotent(crashed: Settings) -> None:
@@ -179,7 +278,7 @@ def test_replay_of_several_segments_keeps_their_order(settings: Settings) -> Non
         second = rows_for(tp, ["s3", "s1"])  # s1 again: an SDK retry in a later segment
     settings.wal_dir.mkdir(parents=True)
     for name, rows in (("segment-000000002.log", second), ("segment-000000001.log", first)):
-        (settings.wal_dir / name).write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        (settings.wal_dir / name).write_bytes(log_lines(rows))
     (settings.wal_dir / "segment-000000003.log").write_bytes(b"")
     with Touchpoints(settings) as tp:
         assert replay_wal(settings.wal_dir, tp.store) == 4
@@ -256,7 +355,7 @@ def test_backpressure_when_more_than_max_pending_events_wait(tmp_path: Path) -> 
         with pytest.raises(Backpressure):
             writer.submit(rows_for(tp, ["b6"]))
         # A refused request is not in the log either: the sender will retry it.
-        logged = [row[0] for row in read_segment(settings.wal_dir / SEGMENT)]
+        logged = [row.message_id for row in read_segment(settings.wal_dir / SEGMENT)]
         assert logged == ["b1", "b2", "b3", "b4", "b5"]
 
         writer.flush()

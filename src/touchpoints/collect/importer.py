@@ -22,13 +22,16 @@ import csv
 import hashlib
 import io
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
+
+if TYPE_CHECKING:
+    from touchpoints.events import EventNormalizer, EventRow
 
 Format = Literal["jsonl", "csv", "parquet"]
 
@@ -314,11 +317,11 @@ _CHUNK_BYTES = 400 * 1024  # under the collector's 500 KB so a server accepts ea
 
 def import_file(
     lines: Iterator[Line],
-    normalizer: Any,
-    sink: Any,
+    normalizer: EventNormalizer,
+    sink: Callable[[list[dict[str, Any]], list[EventRow]], int | None],
     reject_path: Path,
     *,
-    on_progress: Any = None,
+    on_progress: Callable[[int], object] | None = None,
 ) -> ImportSummary:
     """Validate ``lines`` in chunks, hand the good ones to ``sink`` and write rejects.
 
@@ -372,7 +375,12 @@ def import_file(
         for line, errors in sorted(rejects, key=lambda pair: pair[0].number):
             reject(line, errors)
         unreadable = []
-        good = [line.message for i, line in enumerate(chunk) if i not in bad]
+        # Every line in a chunk has its message (unreadable ones wait aside).
+        good = [
+            line.message
+            for i, line in enumerate(chunk)
+            if i not in bad and line.message is not None
+        ]
         if good:
             stored = sink(good, rows)
             summary.accepted += len(good)

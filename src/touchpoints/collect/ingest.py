@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from touchpoints.events import EventNormalizer, Problem
+from touchpoints.events import EventNormalizer, EventRow, Problem
 
 SINGLE_ROUTES: frozenset[str] = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 # /v1/import is /v1/batch for historical data: a given timestamp is kept as it is.
@@ -37,7 +37,7 @@ class Rejected:
 
 @dataclass
 class Outcome:
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    rows: list[EventRow] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     # A problem with the request as a whole (not an object, batch not a list, too many events):
     body_problems: list[Problem] = field(default_factory=list)
@@ -125,8 +125,8 @@ def normalize_events(
     indexed: bool = True,
     first_index: int = 0,
     historical: bool = False,
-) -> tuple[list[tuple[Any, ...]], list[Rejected]]:
-    rows: list[tuple[Any, ...]] = []
+) -> tuple[list[EventRow], list[Rejected]]:
+    rows: list[EventRow] = []
     rejected: list[Rejected] = []
     context = envelope.get("context")
     integrations = envelope.get("integrations")

@@ -20,7 +20,7 @@ import orjson
 
 from touchpoints.collect.ingest import BATCH_ROUTES, Rejected, normalize_events, split_request
 from touchpoints.collect.store import HeldRow, QuarantineStore, StoredItem
-from touchpoints.events import EventNormalizer, Problem, micros
+from touchpoints.events import EventNormalizer, EventRow, Problem, micros
 from touchpoints.warehouse import Warehouse
 
 
@@ -148,7 +148,7 @@ class Quarantine:
     def replay(
         self,
         normalizer: EventNormalizer,
-        store: Callable[[list[tuple[Any, ...]]], int],
+        store: Callable[[list[EventRow]], int],
         ids: Sequence[int] | None = None,
     ) -> ReplayResult:
         """Run held items (all, or ``ids``) through today's rules; ``store`` writes rows."""
@@ -172,7 +172,7 @@ class Quarantine:
     @staticmethod
     def _judge(
         item: QuarantineItem, normalizer: EventNormalizer
-    ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
+    ) -> tuple[list[EventRow], list[dict[str, Any]]]:
         """Rows if the whole item now passes, else today's problems (nothing stored)."""
         received_at = micros(item.received_at)
         prefix = f"quarantine-{item.id}"

@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import operator
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from touchpoints.events import COLUMNS, EventRow
 from touchpoints.warehouse import EventStore, WarehouseError
 
 log = logging.getLogger("touchpoints.writer")
@@ -44,17 +46,33 @@ def _segments(wal_dir: Path) -> list[Path]:
     return sorted(wal_dir.glob(f"{_SEGMENT_PREFIX}*{_SEGMENT_SUFFIX}"))
 
 
-def read_segment(path: Path) -> list[tuple[Any, ...]]:
+# orjson refuses tuple subclasses, so each EventRow is copied to a plain tuple to be logged.
+# row[:] makes that copy in one C call (60 ns a row here), where tuple(row) iterates (130 ns)
+# and orjson's default=tuple hook costs more again.
+_plain_tuple = operator.itemgetter(slice(None))
+_event_row = tuple.__new__  # EventRow(*row) binds 19 arguments in Python: 0.5 µs a row
+
+
+def log_lines(rows: Sequence[EventRow]) -> bytes:
+    """Rows as a segment holds them: each a JSON array in ``COLUMNS`` order, one a line."""
+    return _lines(map(_plain_tuple, rows))
+
+
+def _lines(plain_rows: Iterable[tuple[Any, ...]]) -> bytes:
+    return b"\n".join(map(orjson.dumps, plain_rows)) + b"\n"
+
+
+def read_segment(path: Path) -> list[EventRow]:
     """Rows of one segment. A torn last line (the process died inside a write) was never
     acknowledged, so it is skipped; a bad line elsewhere is a real corruption and raises."""
     data = path.read_bytes()
     lines = data.split(b"\n")
-    rows: list[tuple[Any, ...]] = []
+    rows: list[EventRow] = []
     for number, line in enumerate(lines):
         if not line:
             continue
         try:
-            rows.append(tuple(orjson.loads(line)))
+            values = orjson.loads(line)
         except orjson.JSONDecodeError:
             if number == len(lines) - 1:
                 log.warning("skipping a torn final line in %s", path.name)
@@ -62,6 +80,12 @@ def read_segment(path: Path) -> list[tuple[Any, ...]]:
             raise WarehouseError(
                 f"write-ahead log {path} is corrupt at line {number + 1}"
             ) from None
+        if not isinstance(values, list) or len(values) != len(COLUMNS):
+            raise WarehouseError(
+                f"write-ahead log {path} line {number + 1} is not a row of the "
+                f"{len(COLUMNS)} event columns"
+            )
+        rows.append(EventRow._make(values))
     return rows
 
 
@@ -105,6 +129,11 @@ class BufferedWriter:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        # Pending rows are the plain tuples the log was written from, not EventRows: the
+        # garbage collector stops tracking a tuple of text and numbers, but never a tuple
+        # subclass, and with 300,000 EventRows pending (a backlog; the limit is 500,000 by
+        # default) each full collection took 0.33 s here instead of 0.04 s, with the whole
+        # server waiting. They become EventRows again, one C call each, for the store.
         self._pending: list[tuple[Any, ...]] = []
         self._in_flight = 0
         self._segment_number = 0
@@ -158,9 +187,10 @@ class BufferedWriter:
         return len(self._pending) + self._in_flight
 
     # -- the hot path ------------------------------------------------------------------------
-    def submit(self, rows: Sequence[tuple[Any, ...]]) -> int:
+    def submit(self, rows: Sequence[EventRow]) -> int:
         """Log and buffer rows; return the log position to wait for when fsync is on."""
-        payload = b"\n".join(map(orjson.dumps, rows)) + b"\n"
+        plain = list(map(_plain_tuple, rows))
+        payload = _lines(plain)
         with self._lock:
             backlog = len(self._pending) + self._in_flight
             if backlog + len(rows) > self._max_pending:
@@ -169,7 +199,7 @@ class BufferedWriter:
                 raise Backpressure(5)
             os.write(self._fd, payload)
             self._written += len(payload)
-            self._pending.extend(rows)
+            self._pending.extend(plain)
             position = self._written
             if len(self._pending) >= self._flush_max:
                 self._wake.set()
@@ -205,13 +235,14 @@ class BufferedWriter:
         with self._lock:
             if not self._pending:
                 return
-            batch, self._pending = self._pending, []
-            self._in_flight = len(batch)
+            pending, self._pending = self._pending, []
+            self._in_flight = len(pending)
             old_segment = self._current_segment_path()
             self._fsync_fd_locked()
             os.close(self._fd)
             self._open_segment()
         started = time.perf_counter()
+        batch = [_event_row(EventRow, row) for row in pending]
         attempts = 0
         while True:
             try:

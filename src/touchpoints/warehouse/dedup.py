@@ -54,11 +54,3 @@ class MessageIdIndex:
             merged = np.concatenate([self._base, np.fromiter(self._recent, dtype=np.int64)])
             self._base = np.unique(merged)
             self._recent = set()
-
-    def discard(self, hashes: Iterable[int]) -> None:
-        """Forget hashes of deleted events (erasure) so the ids can be sent again."""
-        gone = set(hashes)
-        self._recent -= gone
-        if gone and len(self._base):
-            keep = ~np.isin(self._base, np.fromiter(gone, dtype=np.int64))
-            self._base = self._base[keep]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from touchpoints.events import COLUMNS
+from touchpoints.events import COLUMNS, EventRow
 from touchpoints.warehouse.connection import Warehouse
 from touchpoints.warehouse.dedup import MessageIdIndex, id_hash
 
@@ -50,16 +50,16 @@ class EventStore:
             )
         return self._index
 
-    def append(self, rows: Sequence[tuple[Any, ...]]) -> AppendResult:
-        """Insert the rows whose messageId is new; rows are tuples in ``events.COLUMNS`` order."""
+    def append(self, rows: Sequence[EventRow]) -> AppendResult:
+        """Insert the rows whose messageId is new (the first of several with one id)."""
         with self._lock:
             return self._append(rows)
 
-    def _append(self, rows: Sequence[tuple[Any, ...]]) -> AppendResult:
+    def _append(self, rows: Sequence[EventRow]) -> AppendResult:
         index = self._load()
-        unique: dict[str, tuple[Any, ...]] = {}
+        unique: dict[str, EventRow] = {}
         for row in rows:
-            unique.setdefault(row[0], row)
+            unique.setdefault(row.message_id, row)
         ids = list(unique)
         hashes = [id_hash(message_id) for message_id in ids]
         maybe = index.candidates(hashes)
