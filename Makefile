@@ -3,17 +3,29 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test lint format bench clean
+.PHONY: demo test test-fast check install install-test lint format bench clean
 
 # Install touchpoints and run the demo: simulated data loaded over HTTP, server on :8080.
 demo: install
 	$(BIN)/touchpoints demo
 
-# Install the test dependencies and run the whole suite (pytest exits non-zero on no tests).
-test: install-test
+# Install the test dependencies, run the checks and the whole suite on every core (pytest
+# exits non-zero on no tests). Spark tests share one worker (one JVM); a module's browser or
+# demo server stays on one worker (see tests/conftest.py).
+test: install-test check
+	$(BIN)/pytest -n auto --dist loadgroup
+
+# The inner loop: the checks and the tests that need no Spark session, server process or
+# browser and are not marked slow (under a minute).
+test-fast: install-test check
+	$(BIN)/pytest -n auto -m "not spark and not e2e and not slow" -q
+
+# Style, complexity (C90), types, and the layers' import contract (docs/architecture.md).
+check: install-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/pytest
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

@@ -22,6 +22,17 @@ from touchpoints.config import Settings, load_settings
 from touchpoints.core import Touchpoints
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For ``pytest -n auto --dist loadgroup`` (make test): every Spark test on one worker
+    (one JVM, not one per worker), and the tests of a module that share a browser or a demo
+    server on one worker (the module-scoped fixture built once, not once per worker)."""
+    for item in items:
+        if item.get_closest_marker("spark"):
+            item.add_marker(pytest.mark.xdist_group("spark"))
+        elif {"demo_server", "browser"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -15,8 +15,11 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
+from pydantic import Field
 
+from touchpoints.answers import Answer
 from touchpoints.channels import ChannelDetector
+from touchpoints.times import UtcTime
 
 EVENT_TYPES: frozenset[str] = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
@@ -474,16 +477,45 @@ def row_as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
 _JSON_COLUMNS = frozenset({"properties", "traits", "context", "integrations", "raw"})
 
 
-def stored_event_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored event as JSON: documents parsed, times as ISO-8601 UTC with ``Z``."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if key == "id_hash":
-            continue
-        if key in _JSON_COLUMNS and isinstance(value, str):
-            out[key] = orjson.loads(value)
-        elif isinstance(value, datetime):
-            out[key] = value.isoformat() + "Z"
-        else:
-            out[key] = value
-    return out
+class StoredEvent(Answer):
+    """An event as stored: the call's fields, its documents parsed, its times (event time
+    after clock-skew correction, as sent, sent at, received at) and its channel and source."""
+
+    seq: int = Field(description="Its place in arrival order")
+    message_id: str
+    type: str
+    event: str | None = None
+    name: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    previous_id: str | None = None
+    group_id: str | None = None
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    timestamp: UtcTime
+    original_timestamp: UtcTime | None = None
+    sent_at: UtcTime | None = None
+    received_at: UtcTime
+    channel: str
+    source: str = Field(description="The id of the key that sent it")
+    raw: dict[str, Any] = Field(description="The message as it came (without a writeKey)")
+
+
+class EventPage(Answer):
+    events: list[StoredEvent]
+
+
+class EventCount(Answer):
+    count: int
+
+
+def stored_event(row: Mapping[str, Any]) -> StoredEvent:
+    """A stored event's row (a ``SELECT *`` of the events table) as its answer."""
+    fields = {
+        key: orjson.loads(value) if key in _JSON_COLUMNS and isinstance(value, str) else value
+        for key, value in row.items()
+        if key != "id_hash"
+    }
+    return StoredEvent(**fields)

@@ -175,6 +175,7 @@ def test_dealer_records_are_deterministic_per_seed() -> None:
     assert [e for e in sim.events() if e["context"].get("channel") == "store"] == first
 
 
+@pytest.mark.slow
 def test_records_without_phone_or_email_stay_apart_in_the_deterministic_map(
     demo: Demo, tmp_path: Path
 ) -> None:

@@ -88,6 +88,7 @@ def test_the_shared_device_belongs_to_its_first_user_and_both_sign_in_on_it(
         )  # and first in the stream
 
 
+@pytest.mark.slow
 def test_demo_household_links_are_refused_and_members_stay_two_persons(
     demo: Demo, tmp_path: Path
 ) -> None:

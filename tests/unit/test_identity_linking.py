@@ -65,6 +65,7 @@ def test_records_take_each_trait_from_its_latest_event_in_any_spelling(tmp_path:
         assert record["street"] == "Hauptstraße 5"  # the Segment spec's address.street
 
 
+@pytest.mark.slow
 def test_dealer_records_are_linked_to_their_web_customers_with_the_probability(
     tmp_path: Path,
 ) -> None:
@@ -102,6 +103,7 @@ def test_dealer_records_are_linked_to_their_web_customers_with_the_probability(
         assert again.linked == 0
 
 
+@pytest.mark.slow
 def test_reviewers_accept_or_reject_borderline_pairs_and_decisions_stick(
     tmp_path: Path,
 ) -> None:
@@ -142,6 +144,7 @@ def test_reviewers_accept_or_reject_borderline_pairs_and_decisions_stick(
         assert tp.linker.pairs("rejected").count == 1
 
 
+@pytest.mark.slow
 def test_an_accepted_pair_that_would_join_two_user_ids_is_refused(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         crowd = customers(300)
@@ -189,6 +192,7 @@ def test_matching_with_nothing_to_learn_from_says_so_and_changes_nothing(tmp_pat
         assert tp.warehouse.scalar("SELECT count(*) FROM identity_match_pairs") == 0
 
 
+@pytest.mark.slow
 def test_a_link_an_operator_removed_is_not_made_again_by_the_next_run(tmp_path: Path) -> None:
     with Touchpoints(load_settings(tmp_path / "data")) as tp:
         visited = load(tp)

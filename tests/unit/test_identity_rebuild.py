@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -179,6 +180,7 @@ def message(draw: st.DrawFn) -> dict[str, Any]:
     ),
     limits=st.sampled_from([{"user_id": 1, "email": 5, "phone": 5}, {"user_id": 1, "email": 1}]),
 )
+@pytest.mark.slow
 def test_incremental_and_rebuilt_identity_maps_are_identical(
     tmp_path_factory, steps: list[Any], limits: dict[str, int]
 ) -> None:
@@ -259,6 +261,7 @@ SPARSE_ANONS = [f"a{n}" for n in range(1, 13)]
         max_size=12,
     ),
 )
+@pytest.mark.slow
 def test_links_unlinks_and_sparse_events_agree_with_a_rebuild(
     tmp_path_factory, steps: list[Any]
 ) -> None:

@@ -220,6 +220,7 @@ def path_patterns(source: Any, by: str) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_the_exact_removal_effect_agrees_with_channel_attribution(tmp_path: Path) -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         import ChannelAttribution  # prints a banner on import

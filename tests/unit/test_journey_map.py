@@ -293,6 +293,7 @@ def load_demo(tp: Touchpoints, people: int, out_dir: Path) -> None:
         tp.write_rows(outcome.rows)
 
 
+@pytest.mark.slow
 def test_directly_follows_equals_pm4py_discover_dfg_on_the_demo(tmp_path: Path) -> None:
     pm4py = pytest.importorskip("pm4py")
     with Touchpoints(load_settings(tmp_path / "data")) as tp:

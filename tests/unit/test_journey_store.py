@@ -73,6 +73,7 @@ def message(rng: random.Random, n: int, devices: list[str]) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_kept_facts_equal_computed_ones_through_merges_links_and_unmerges(
     tmp_path: Path, seed: int

@@ -392,7 +392,7 @@ def test_count_by_and_stats(reader: EventReader) -> None:
         ("Newsletter Opened", 1),
         ("Store Visit", 1),
     ]
-    assert reader.stats() == {
+    assert reader.stats().model_dump() == {
         "total": 6,
         "by_channel": by_channel,
         "by_type": by_type,
@@ -406,7 +406,7 @@ def test_count_by_refuses_other_columns(reader: EventReader) -> None:
 
 
 def test_stats_of_an_empty_warehouse(tp: Touchpoints) -> None:
-    assert tp.events.stats() == {"total": 0, "by_channel": {}, "by_type": {}, "by_source": {}}
+    assert tp.events.stats().model_dump() == {"total": 0, "by_channel": {}, "by_type": {}, "by_source": {}}
 
 
 # -- the lock ------------------------------------------------------------------------------

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from touchpoints.api.auth import require
 from touchpoints.api.state import core
-from touchpoints.events import stored_event_json
+from touchpoints.events import EventCount, EventPage, stored_event
 from touchpoints.privacy.keys import ApiKey
 from touchpoints.warehouse import EventFilter
+from touchpoints.warehouse.events import EventStats
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 Reader = Annotated[ApiKey, Depends(require("read"))]
@@ -57,16 +58,19 @@ def list_events(
     flt: Filter,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 20,
     order: Annotated[str, Query(pattern="^(newest|oldest)$")] = "newest",
-) -> dict[str, Any]:
+) -> EventPage:
+    """Stored events matching the filters, newest (or oldest) first."""
     rows = core(request).events.list(flt, limit=limit, newest_first=order == "newest")
-    return {"events": [stored_event_json(row) for row in rows]}
+    return EventPage(events=[stored_event(row) for row in rows])
 
 
 @router.get("/count")
-def count_events(request: Request, _: Reader, flt: Filter) -> dict[str, int]:
-    return {"count": core(request).events.count(flt)}
+def count_events(request: Request, _: Reader, flt: Filter) -> EventCount:
+    """How many stored events match the filters."""
+    return EventCount(count=core(request).events.count(flt))
 
 
 @router.get("/stats")
-def event_stats(request: Request, _: Reader) -> dict[str, Any]:
+def event_stats(request: Request, _: Reader) -> EventStats:
+    """Events by channel, type and source (key)."""
     return core(request).events.stats()

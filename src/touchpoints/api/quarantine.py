@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from touchpoints.api.auth import require
 from touchpoints.api.state import core
-from touchpoints.errors import NotFound
+from touchpoints.collect.quarantine import Deleted, QuarantineItem, QuarantinePage, ReplayResult
 from touchpoints.privacy.keys import ApiKey
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
@@ -27,30 +26,24 @@ def list_items(
     _: Admin,
     status: Literal["held", "replayed", "all"] = "held",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
-) -> dict[str, Any]:
-    quarantine = core(request).quarantine
-    wanted = None if status == "all" else status
-    return {
-        "count": quarantine.count(wanted),
-        "items": [item.as_dict() for item in quarantine.list(wanted, limit)],
-    }
+) -> QuarantinePage:
+    """Refused events and bodies with their reasons, oldest first."""
+    return core(request).quarantine.page(None if status == "all" else status, limit)
 
 
 @router.get("/{item_id}")
-def show_item(request: Request, _: Admin, item_id: int) -> dict[str, Any]:
-    item = core(request).quarantine.get(item_id)
-    if item is None:
-        raise NotFound(f"no quarantined item {item_id}")
-    return item.as_dict()
+def show_item(request: Request, _: Admin, item_id: int) -> QuarantineItem:
+    """One item, with what was sent."""
+    return core(request).quarantine.item(item_id)
 
 
 @router.post("/replay")
-def replay(request: Request, _: Admin, body: ReplayRequest) -> dict[str, Any]:
-    return asdict(core(request).replay_quarantine(body.ids))
+def replay(request: Request, _: Admin, body: ReplayRequest) -> ReplayResult:
+    """Run held items (all, or ``ids``) through today's rules; what passes is stored."""
+    return core(request).replay_quarantine(body.ids)
 
 
 @router.delete("/{item_id}")
-def delete_item(request: Request, _: Admin, item_id: int) -> dict[str, Any]:
-    if not core(request).quarantine.delete(item_id):
-        raise NotFound(f"no quarantined item {item_id}")
-    return {"deleted": item_id}
+def delete_item(request: Request, _: Admin, item_id: int) -> Deleted:
+    """Delete an item for good (when it should never be stored)."""
+    return core(request).quarantine.remove(item_id)

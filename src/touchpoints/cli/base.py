@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +15,8 @@ from rich.table import Table
 from touchpoints.cli.client import Api, ClientError, connect, running_server
 from touchpoints.config import ConfigError, Settings, load_settings
 from touchpoints.errors import TouchpointsError
+from touchpoints.events import StoredEvent
+from touchpoints.times import iso
 from touchpoints.warehouse import WarehouseError
 
 app = typer.Typer(
@@ -90,21 +91,21 @@ def client_for(data_dir: Path | None) -> Iterator[Api]:
         raise fail(str(exc)) from None
 
 
-def print_events(events: list[dict[str, Any]], as_json: bool) -> None:
+def print_events(events: list[StoredEvent], as_json: bool) -> None:
     if as_json:
         for item in events:
-            sys.stdout.write(orjson.dumps(item).decode() + "\n")
+            sys.stdout.write(item.model_dump_json() + "\n")
         return
     table = Table(show_lines=False)
     for column in ("seq", "timestamp", "type", "event / name", "channel", "user / anonymous"):
         table.add_column(column, overflow="fold")
     for item in events:
         table.add_row(
-            str(item["seq"]),
-            item["timestamp"][:19],
-            item["type"],
-            item.get("event") or item.get("name") or "",
-            item["channel"],
-            item.get("user_id") or item.get("anonymous_id") or item.get("previous_id") or "",
+            str(item.seq),
+            iso(item.timestamp)[:19],
+            item.type,
+            item.event or item.name or "",
+            item.channel,
+            item.user_id or item.anonymous_id or item.previous_id or "",
         )
     out.print(table)

@@ -36,9 +36,12 @@ from touchpoints.collect.importer import (
     load_mapping,
     read_lines,
 )
+from touchpoints.collect.quarantine import QuarantineItem, QuarantinePage, ReplayResult
 from touchpoints.core import build_normalizer
+from touchpoints.events import EventCount, EventPage
 from touchpoints.privacy.keys import ROLES, KeyInfo, KeyList, NewKeyInfo
 from touchpoints.times import iso, iso_or_none
+from touchpoints.warehouse.events import EventStats
 
 
 # -- import ----------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ def events_count(
     """Print the number of stored events (only the number)."""
     flt = _event_filter(type_, event, channel, user_id, anonymous_id, since, until)
     with client_for(data_dir) as api:
-        print(api.get("/v1/events/count", **flt)["count"])
+        print(api.get("/v1/events/count", EventCount, **flt).count)
 
 
 @events_app.command("query")
@@ -210,7 +213,8 @@ def events_query(
     flt = _event_filter(type_, event, channel, user_id, anonymous_id, since, until)
     order = "oldest" if oldest_first else "newest"
     with client_for(data_dir) as api:
-        print_events(api.get("/v1/events", **flt, limit=limit, order=order)["events"], as_json)
+        found = api.get("/v1/events", EventPage, **flt, limit=limit, order=order)
+        print_events(found.events, as_json)
 
 
 @events_app.command("tail")
@@ -225,17 +229,19 @@ def events_tail(
 ) -> None:
     """Show the most recently stored events; with --follow, keep showing new ones."""
     with client_for(data_dir) as api:
-        latest = list(reversed(api.get("/v1/events", limit=lines, order="newest")["events"]))
+        newest = api.get("/v1/events", EventPage, limit=lines, order="newest").events
+        latest = list(reversed(newest))
         print_events(latest, as_json)
-        last_seq = latest[-1]["seq"] if latest else 0
+        last_seq = latest[-1].seq if latest else 0
         try:
             while follow:
                 time.sleep(interval)
-                fresh = api.get("/v1/events", after_seq=last_seq, limit=1000, order="oldest")
-                fresh = fresh["events"]
+                fresh = api.get(
+                    "/v1/events", EventPage, after_seq=last_seq, limit=1000, order="oldest"
+                ).events
                 if fresh:
                     print_events(fresh, as_json)
-                    last_seq = fresh[-1]["seq"]
+                    last_seq = fresh[-1].seq
         except KeyboardInterrupt:
             pass
 
@@ -244,13 +250,17 @@ def events_tail(
 def events_stats(data_dir: DataDir = None) -> None:
     """Events by channel, type and source."""
     with client_for(data_dir) as api:
-        stats = api.get("/v1/events/stats")
-    out.print(f"{stats['total']:,} events")
-    for title in ("by_channel", "by_type", "by_source"):
+        stats = api.get("/v1/events/stats", EventStats)
+    out.print(f"{stats.total:,} events")
+    for title, counts in (
+        ("by_channel", stats.by_channel),
+        ("by_type", stats.by_type),
+        ("by_source", stats.by_source),
+    ):
         table = Table(title=title.replace("_", " "))
         table.add_column(title.removeprefix("by_"))
         table.add_column("events", justify="right")
-        for name, n in stats[title].items():
+        for name, n in counts.items():
             table.add_row(str(name), f"{n:,}")
         out.print(table)
 
@@ -308,23 +318,22 @@ def quarantine_list(
     if status not in ("held", "replayed", "all"):
         raise fail("--status must be held, replayed or all")
     with client_for(data_dir) as api:
-        found = api.get("/v1/quarantine", status=status, limit=limit)
-    total, items = found["count"], found["items"]
-    table = Table(title=f"{total:,} {status} item(s)")
+        page = api.get("/v1/quarantine", QuarantinePage, status=status, limit=limit)
+    table = Table(title=f"{page.count:,} {status} item(s)")
     for column in ("id", "received", "route", "kind", "status", "reasons"):
         table.add_column(column, overflow="fold")
-    for item in items:
+    for item in page.items:
         reasons = "; ".join(
             f"{'event ' + str(r['index']) + ' ' if 'index' in r else ''}"
             f"{r['field'] + ': ' if r.get('field') else ''}{r['message']}"
-            for r in item["reasons"]
+            for r in item.reasons
         )
         table.add_row(
-            str(item["id"]),
-            item["received_at"][:19],
-            item["route"],
-            item["kind"],
-            item["status"],
+            str(item.id),
+            iso(item.received_at)[:19],
+            item.route,
+            item.kind,
+            item.status,
             reasons,
         )
     out.print(table)
@@ -334,8 +343,8 @@ def quarantine_list(
 def quarantine_show(item_id: int, data_dir: DataDir = None) -> None:
     """Print one item as JSON, raw payload included."""
     with client_for(data_dir) as api:
-        item = api.get(f"/v1/quarantine/{item_id}")
-    sys.stdout.write(orjson.dumps(item, option=orjson.OPT_INDENT_2).decode() + "\n")
+        item = api.get(f"/v1/quarantine/{item_id}", QuarantineItem)
+    sys.stdout.write(item.model_dump_json(indent=2) + "\n")
 
 
 @quarantine_app.command("replay")
@@ -345,10 +354,10 @@ def quarantine_replay(
 ) -> None:
     """Run held items through today's rules; what passes is stored."""
     with client_for(data_dir) as api:
-        result = api.post("/v1/quarantine/replay", {"ids": ids or None})
+        result = api.post("/v1/quarantine/replay", {"ids": ids or None}, ReplayResult)
     out.print(
-        f"replayed {result['replayed']} item(s) ({result['events_stored']} event(s) stored); "
-        f"{result['still_held']} still held"
+        f"replayed {result.replayed} item(s) ({result.events_stored} event(s) stored); "
+        f"{result.still_held} still held"
     )
 
 

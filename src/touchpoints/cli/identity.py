@@ -20,6 +20,7 @@ from touchpoints.cli.base import (
     out,
     print_events,
 )
+from touchpoints.events import StoredEvent
 from touchpoints.identity.results import (
     LinkPage,
     MatchedPair,
@@ -53,12 +54,13 @@ def profile(
         timeline = api.get(f"{path}/timeline", Timeline, limit=events).events if events else []
     if as_json:
         body = found.model_dump(mode="json", exclude=None if history else {"trait_history"})
-        sys.stdout.write(orjson.dumps({**body, "timeline": timeline}).decode() + "\n")
+        recent = [event.model_dump(mode="json") for event in timeline]
+        sys.stdout.write(orjson.dumps({**body, "timeline": recent}).decode() + "\n")
         return
     _print_profile(found, timeline)
 
 
-def _print_profile(found: Profile, timeline: list[dict[str, object]]) -> None:
+def _print_profile(found: Profile, timeline: list[StoredEvent]) -> None:
     computed = found.computed
     out.print(f"[bold]{found.person}[/bold]", highlight=False)
     out.print(

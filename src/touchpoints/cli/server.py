@@ -221,14 +221,14 @@ def _print_demo_report(
     table = Table(title="Events by channel", show_lines=False)
     table.add_column("channel")
     table.add_column("events", justify="right")
-    for channel, n in stats["by_channel"].items():
+    for channel, n in stats.by_channel.items():
         table.add_row(channel, f"{n:,}")
     out.print(table)
     url = _local_url(settings)
     out.print(
         f"Loaded {report['people']:,} people: {report['events_sent']:,} events and "
         f"{report['crm_rows_sent']:,} CRM rows sent over HTTP in {report['seconds']} s; "
-        f"{stats['total']:,} events stored in {settings.database_path}.",
+        f"{stats.total:,} events stored in {settings.database_path}.",
         highlight=False,
     )
     out.print(f"Ground truth and the CRM export: {settings.data_dir / 'demo'}/", highlight=False)

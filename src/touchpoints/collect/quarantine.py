@@ -11,68 +11,67 @@ new reasons.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import Field
 
+from touchpoints.answers import Answer
 from touchpoints.collect.ingest import BATCH_ROUTES, Rejected, normalize_events, split_request
 from touchpoints.collect.store import HeldRow, QuarantineStore, StoredItem
+from touchpoints.errors import NotFound
 from touchpoints.events import EventNormalizer, EventRow, Problem, micros
+from touchpoints.times import UtcTime
 from touchpoints.warehouse import Warehouse
 
 
-@dataclass(frozen=True)
-class QuarantineItem:
+class QuarantineItem(Answer):
+    """A refused event (``kind`` event) or request body (``kind`` body), with its reasons."""
+
     id: int
-    received_at: datetime
-    source: str
+    received_at: UtcTime
+    source: str = Field(description="The id of the key that sent it")
     route: str
-    kind: str
-    reasons: list[dict[str, Any]]
-    raw: str
-    envelope: dict[str, Any] | None
-    status: str
-    replayed_at: datetime | None
-
-    def as_dict(self, with_raw: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "received_at": self.received_at.isoformat() + "Z",
-            "source": self.source,
-            "route": self.route,
-            "kind": self.kind,
-            "reasons": self.reasons,
-            "status": self.status,
-            "replayed_at": self.replayed_at.isoformat() + "Z" if self.replayed_at else None,
-        }
-        if with_raw:
-            out["raw"] = self.raw
-            out["envelope"] = self.envelope
-        return out
+    kind: str = Field(description="event or body")
+    reasons: list[dict[str, Any]] = Field(description="field, message and index of each")
+    status: str = Field(description="held or replayed")
+    replayed_at: UtcTime | None
+    raw: str = Field(description="What was sent")
+    envelope: dict[str, Any] | None = Field(
+        default=None, description="The batch's context, integrations and sentAt, for an event"
+    )
 
 
-@dataclass(frozen=True)
-class ReplayResult:
+class QuarantinePage(Answer):
+    count: int = Field(description="Items with the status asked for, not only this page")
+    items: list[QuarantineItem] = Field(description="Oldest first")
+
+
+class ReplayResult(Answer):
     replayed: int
     still_held: int
     events_stored: int
 
 
+class Deleted(Answer):
+    deleted: int
+
+
 def _item(row: StoredItem) -> QuarantineItem:
     return QuarantineItem(
-        row.id,
-        row.received_at,
-        row.source,
-        row.route,
-        row.kind,
-        orjson.loads(row.reasons),
-        row.raw,
-        orjson.loads(row.envelope) if row.envelope else None,
-        row.status,
-        row.replayed_at,
+        id=row.id,
+        received_at=row.received_at,
+        source=row.source,
+        route=row.route,
+        kind=row.kind,
+        reasons=orjson.loads(row.reasons),
+        raw=row.raw,
+        envelope=orjson.loads(row.envelope) if row.envelope else None,
+        status=row.status,
+        replayed_at=row.replayed_at,
     )
 
 
@@ -131,8 +130,25 @@ class Quarantine:
     def count(self, status: str | None = "held") -> int:
         return self._store.count(status)
 
-    def list(self, status: str | None = "held", limit: int = 50) -> list[QuarantineItem]:
+    def list(self, status: str | None = "held", limit: int = 50) -> builtins.list[QuarantineItem]:
         return [_item(row) for row in self._store.list(status, limit)]
+
+    def page(self, status: str | None = "held", limit: int = 50) -> QuarantinePage:
+        """Items with a status (None: all), oldest first."""
+        return QuarantinePage(count=self.count(status), items=self.list(status, limit))
+
+    def item(self, item_id: int) -> QuarantineItem:
+        """One item with what was sent; :class:`NotFound` when there is none."""
+        found = self.get(item_id)
+        if found is None:
+            raise NotFound(f"no quarantined item {item_id}")
+        return found
+
+    def remove(self, item_id: int) -> Deleted:
+        """Delete an item for good (:class:`NotFound` when there is none)."""
+        if not self.delete(item_id):
+            raise NotFound(f"no quarantined item {item_id}")
+        return Deleted(deleted=item_id)
 
     def get(self, item_id: int) -> QuarantineItem | None:
         row = self._store.get(item_id)
@@ -148,7 +164,7 @@ class Quarantine:
     def replay(
         self,
         normalizer: EventNormalizer,
-        store: Callable[[list[EventRow]], int],
+        store: Callable[[builtins.list[EventRow]], int],
         ids: Sequence[int] | None = None,
     ) -> ReplayResult:
         """Run held items (all, or ``ids``) through today's rules; ``store`` writes rows."""
@@ -172,7 +188,7 @@ class Quarantine:
     @staticmethod
     def _judge(
         item: QuarantineItem, normalizer: EventNormalizer
-    ) -> tuple[list[EventRow], list[dict[str, Any]]]:
+    ) -> tuple[builtins.list[EventRow], builtins.list[dict[str, Any]]]:
         """Rows if the whole item now passes, else today's problems (nothing stored)."""
         received_at = micros(item.received_at)
         prefix = f"quarantine-{item.id}"

@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from touchpoints.collect.ingest import BATCH_ROUTES, SINGLE_ROUTES
+from touchpoints.collect.ingest import BATCH_ROUTES, SINGLE_ROUTES, Outcome
 from touchpoints.collect.writer import Backpressure
-from touchpoints.events import Problem, now_micros
+from touchpoints.events import EventRow, Problem, now_micros
 from touchpoints.privacy.keys import ApiKey, secret_from_header
 from touchpoints.warehouse import utc_now
 
@@ -54,6 +54,13 @@ def _ok_response() -> Response:
 def _error(status: int, message: str, **extra: Any) -> Response:
     body = {"success": False, "error": message, **extra}
     return Response(orjson.dumps(body), status_code=status, media_type=_JSON)
+
+
+class _Answered(Exception):
+    """A step of the collector has answered the request (a refusal, or backpressure)."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
 
 
 class _TooLarge(Exception):
@@ -126,13 +133,30 @@ class Collector:
         return cached
 
     async def handle(self, request: Request, route: str) -> Response:
-        settings = self.tp.settings
+        """One request through the collector's steps, each of which may answer it at once
+        (by raising :class:`_Answered`): the body, the key, the JSON, the events, storing."""
         received_at = now_micros()
+        try:
+            body = await self._body(request, route)
+            key = self._key_from_header(request.headers.get("authorization"))
+            payload = await self._payload(body, key, route)
+            key = key or self._key_from_body(payload)
+            if payload is None:
+                problem = Problem("", "request body is empty")
+                raise _Answered(_error(400, problem.message, errors=[problem.as_dict()]))
+            outcome = await self._judged(payload, key, route, received_at)
+            stored = await self._store(outcome.rows)
+        except _Answered as answered:
+            return answered.response
+        return await self._answer(outcome, key, route, stored)
+
+    async def _body(self, request: Request, route: str) -> bytes:
+        """The request's body, of an accepted type and size, gunzipped."""
+        settings = self.tp.settings
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type and content_type not in _ACCEPTED_TYPES:
-            return _error(
-                415,
-                f"content type {content_type!r} is not accepted; send application/json",
+            raise _Answered(
+                _error(415, f"content type {content_type!r} is not accepted; send application/json")
             )
         is_batch = route in BATCH_ROUTES
         limit = settings.max_batch_bytes if is_batch else settings.max_event_bytes
@@ -141,48 +165,73 @@ class Collector:
             body = await _read_body(request, limit)
             encoding = request.headers.get("content-encoding", "").strip().lower()
             if encoding == "gzip":
-                body = _gunzip(body, limit)
-            elif encoding not in ("", "identity"):
-                return _error(415, f"content encoding {encoding!r} is not supported; use gzip")
+                return _gunzip(body, limit)
+            if encoding not in ("", "identity"):
+                raise _Answered(
+                    _error(415, f"content encoding {encoding!r} is not supported; use gzip")
+                )
+            return body
         except _TooLarge as exc:
-            return _error(
-                413,
-                f"request body is {exc.size} bytes or more, over the limit of {limit} bytes "
-                f"for {what}; nothing was stored",
-            )
+            raise _Answered(
+                _error(
+                    413,
+                    f"request body is {exc.size} bytes or more, over the limit of {limit} "
+                    f"bytes for {what}; nothing was stored",
+                )
+            ) from None
         except ValueError as exc:
-            return _error(400, str(exc))
+            raise _Answered(_error(400, str(exc))) from None
 
-        header = request.headers.get("authorization")
+    def _key_from_header(self, header: str | None) -> ApiKey | None:
+        """The live write key of the Authorization header; None without the header. A
+        header that holds no key, or a key that is not valid, is answered 401."""
+        if header is None:
+            return None
         secret = self._header_key(header)
-        key: ApiKey | None = None
-        if header is not None:
-            key = self.tp.keys.verify(secret)
-            if key is None or not key.allows("collect"):
-                return _error(401, "the write key is not valid (unknown or revoked)")
+        if not secret:
+            raise _Answered(
+                _error(
+                    401,
+                    "the Authorization header holds no key: send the write key as the Basic "
+                    "auth user name",
+                )
+            )
+        return self._allowed(secret)
 
+    def _allowed(self, secret: str) -> ApiKey:
+        key = self.tp.keys.verify(secret)
+        if key is None or not key.allows("collect"):
+            raise _Answered(_error(401, "the write key is not valid (unknown or revoked)"))
+        return key
+
+    async def _payload(self, body: bytes, key: ApiKey | None, route: str) -> Any:
+        """The body's JSON (None for an empty body). A body that is not JSON is quarantined
+        when a key vouches for it, and answered 400 (401 without a key)."""
         try:
-            payload = orjson.loads(body) if body else None
+            return orjson.loads(body) if body else None
         except orjson.JSONDecodeError as exc:
             if key is None:
-                return _error(401, "no write key: send it as the Basic auth user name")
+                raise _Answered(
+                    _error(401, "no write key: send it as the Basic auth user name")
+                ) from None
             problem = Problem("", f"body is not valid JSON: {exc}")
             await self._hold_body(body, [problem], key, route)
-            return _error(400, problem.message, errors=[problem.as_dict()], quarantined=1)
+            raise _Answered(
+                _error(400, problem.message, errors=[problem.as_dict()], quarantined=1)
+            ) from None
 
-        if key is None:
-            body_key = payload.get("writeKey") if isinstance(payload, dict) else None
-            if not isinstance(body_key, str) or not body_key:
-                return _error(
-                    401, "no write key: send it as the Basic auth user name or as writeKey"
-                )
-            key = self.tp.keys.verify(body_key)
-            if key is None or not key.allows("collect"):
-                return _error(401, "the write key is not valid (unknown or revoked)")
-        if payload is None:
-            problem = Problem("", "request body is empty")
-            return _error(400, problem.message, errors=[problem.as_dict()])
+    def _key_from_body(self, payload: Any) -> ApiKey:
+        """The live write key given as ``writeKey`` in the body (analytics.js's way)."""
+        body_key = payload.get("writeKey") if isinstance(payload, dict) else None
+        if not isinstance(body_key, str) or not body_key:
+            raise _Answered(
+                _error(401, "no write key: send it as the Basic auth user name or as writeKey")
+            )
+        return self._allowed(body_key)
 
+    async def _judged(self, payload: Any, key: ApiKey, route: str, received_at: int) -> Outcome:
+        """The request's events judged; a body that cannot be split into events is
+        quarantined whole and answered 400."""
         if isinstance(payload, dict) and "writeKey" in payload:
             # A secret: never stored with the event, nor in the quarantine.
             payload = {name: value for name, value in payload.items() if name != "writeKey"}
@@ -190,44 +239,49 @@ class Collector:
         if outcome.body_problems:
             await self._hold_body(orjson.dumps(payload), outcome.body_problems, key, route)
             errors = [p.as_dict() for p in outcome.body_problems]
-            return _error(400, _summary(errors), errors=errors, quarantined=1)
+            raise _Answered(_error(400, _summary(errors), errors=errors, quarantined=1))
+        return outcome
 
+    async def _store(self, rows: list[EventRow]) -> int | None:
+        """Hand the rows to the writer (its log makes them durable before the answer); in
+        process, without a writer, store them now and say how many were new."""
         writer = self.tp.writer
-        stored: int | None = None  # known when written before answering (in process)
-        if outcome.rows and writer is None:
-            stored = await run_in_threadpool(self.tp.write_rows, outcome.rows)
-        elif outcome.rows and writer is not None:
-            try:
-                position = writer.submit(outcome.rows)
-            except Backpressure as exc:
-                response = _error(429, f"the server is busy writing; retry in {exc.retry_after} s")
-                response.headers["Retry-After"] = str(exc.retry_after)
-                return response
-            if writer.fsync:
-                await writer.durable(position)
+        if not rows:
+            return None
+        if writer is None:
+            return await run_in_threadpool(self.tp.write_rows, rows)
+        try:
+            position = writer.submit(rows)
+        except Backpressure as exc:
+            response = _error(429, f"the server is busy writing; retry in {exc.retry_after} s")
+            response.headers["Retry-After"] = str(exc.retry_after)
+            raise _Answered(response) from None
+        if writer.fsync:
+            await writer.durable(position)
+        return None
+
+    async def _answer(
+        self, outcome: Outcome, key: ApiKey, route: str, stored: int | None
+    ) -> Response:
+        """200 with what was accepted; the refused events are quarantined and listed (400
+        when none was accepted)."""
         if not outcome.rejected:
             if stored is None:
                 return _ok_response()
             return Response(orjson.dumps({"success": True, "stored": stored}), media_type=_JSON)
-
-        received = utc_now()
         await run_in_threadpool(
             self.tp.quarantine.hold_events,
             outcome.rejected,
             source=key.id,
             route=route,
             envelope=outcome.envelope,
-            received_at=received,
+            received_at=utc_now(),
         )
         rejected = [item.as_dict() for item in outcome.rejected]
         if not outcome.rows:
             errors = [error for item in rejected for error in item["errors"]]
             return _error(
-                400,
-                _summary(errors),
-                errors=errors,
-                rejected=rejected,
-                quarantined=len(rejected),
+                400, _summary(errors), errors=errors, rejected=rejected, quarantined=len(rejected)
             )
         body_out: dict[str, Any] = {
             "success": True,

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from touchpoints.errors import BadRequest, InvalidRequest, NotFound
-from touchpoints.events import stored_event_json
+from touchpoints.events import stored_event
 from touchpoints.identity.identifiers import parse_key
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.profiles.results import (
@@ -367,7 +367,7 @@ class Profiles:
         rows = self.timeline(person, limit, decode_cursor(before) if before else None)
         return Timeline(
             person=f"person:{person}",
-            events=[stored_event_json(row) for row in rows],
+            events=[stored_event(row) for row in rows],
             next=encode_cursor(rows[-1]) if len(rows) == limit else None,
         )
 

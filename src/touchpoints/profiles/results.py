@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from touchpoints.answers import Answer
+from touchpoints.events import StoredEvent
 from touchpoints.times import UtcTime
 
 
@@ -78,7 +79,7 @@ class Profile(Answer):
 
 class Timeline(Answer):
     person: str
-    events: list[dict[str, Any]] = Field(description="Stored events, newest first")
+    events: list[StoredEvent] = Field(description="Stored events, newest first")
     next: str | None = Field(description="The cursor of the next page (before=…), if any")
 
 

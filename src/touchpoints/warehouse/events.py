@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+from pydantic import Field
 
+from touchpoints.answers import Answer
 from touchpoints.events import COLUMNS, EventRow
 from touchpoints.warehouse.connection import Warehouse
 from touchpoints.warehouse.dedup import MessageIdIndex, id_hash
@@ -142,6 +144,13 @@ def count_by_sql(column: str) -> str:
     return f'SELECT "{column}", count(*) AS n FROM events GROUP BY 1 ORDER BY n DESC, 1'
 
 
+class EventStats(Answer):
+    total: int
+    by_channel: dict[str, int] = Field(description="Most events first")
+    by_type: dict[str, int]
+    by_source: dict[str, int] = Field(description="Per key id")
+
+
 class EventReader:
     """Read-only queries over events, shared by the API and the CLI."""
 
@@ -160,13 +169,13 @@ class EventReader:
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "total": self.count(),
-            "by_channel": self.count_by("channel"),
-            "by_type": self.count_by("type"),
-            "by_source": self.count_by("source"),
-        }
+    def stats(self) -> EventStats:
+        return EventStats(
+            total=self.count(),
+            by_channel=self.count_by("channel"),
+            by_type=self.count_by("type"),
+            by_source=self.count_by("source"),
+        )
 
     def count_by(self, column: str) -> dict[str, int]:
         return {key: int(n) for key, n in self._warehouse.fetchall(count_by_sql(column))}

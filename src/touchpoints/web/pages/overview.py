@@ -51,7 +51,7 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     stats = tp.events.stats()
     events = {
-        "total": stats["total"],
+        "total": stats.total,
         "today": tp.events.count(EventFilter(since=today)),
         "week": tp.events.count(EventFilter(since=now - timedelta(days=7))),
     }
@@ -67,15 +67,12 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
         "channels",
         _("Events per channel"),
         [_("channel"), _("events")],
-        [
-            [Shown(name, labels.channel(language, name)), n]
-            for name, n in stats["by_channel"].items()
-        ],
+        [[Shown(name, labels.channel(language, name)), n] for name, n in stats.by_channel.items()],
     )
     return {
         "identity": identity,
         "events": events,
-        "channels": len(stats["by_channel"]),
+        "channels": len(stats.by_channel),
         "tables": {t.name: t for t in (stage_table, channel_table)},
         "stage_chart": bars(
             [row[0].text for row in stage_table.rows],

@@ -23,6 +23,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from touchpoints.errors import BadRequest, InvalidRequest, NotFound, TouchpointsError, status_of
+from touchpoints.events import StoredEvent
 from touchpoints.web.app import form_fields
 from touchpoints.web.i18n import N_, Explained, Language
 from touchpoints.web.sessions import Session
@@ -275,17 +276,17 @@ def _merges_with_actions(
     return out
 
 
-def _event_view(event: dict[str, Any], language: Language) -> dict[str, Any]:
-    what = event.get("event") or event.get("name") or ""
-    if event["type"] == "identify":
-        what = ", ".join(sorted((event.get("traits") or {}).keys())) or language.gettext("traits")
+def _event_view(event: StoredEvent, language: Language) -> dict[str, Any]:
+    what = event.event or event.name or ""
+    if event.type == "identify":
+        what = ", ".join(sorted((event.traits or {}).keys())) or language.gettext("traits")
     return {
-        "timestamp": event["timestamp"],
-        "channel": event.get("channel") or "",
-        "type": event["type"],
+        "timestamp": event.timestamp,
+        "channel": event.channel or "",
+        "type": event.type,
         "what": what,
-        "source": event.get("source") or "",
-        "message_id": event["message_id"],
+        "source": event.source or "",
+        "message_id": event.message_id,
     }
 
 
