@@ -406,7 +406,12 @@ def test_count_by_refuses_other_columns(reader: EventReader) -> None:
 
 
 def test_stats_of_an_empty_warehouse(tp: Touchpoints) -> None:
-    assert tp.events.stats().model_dump() == {"total": 0, "by_channel": {}, "by_type": {}, "by_source": {}}
+    assert tp.events.stats().model_dump() == {
+        "total": 0,
+        "by_channel": {},
+        "by_type": {},
+        "by_source": {},
+    }
 
 
 # -- the lock ------------------------------------------------------------------------------
