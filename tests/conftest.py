@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import Result
 
 from touchpoints.config import Settings, load_settings
 from touchpoints.core import Touchpoints
@@ -87,6 +86,13 @@ class Server:
             headers={"Authorization": f"Bearer {key or self.read_key}"},
         )
 
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        """A request as a sender makes it (no key unless given: ``auth=…``)."""
+        return httpx.post(f"{self.url}{path}", timeout=30, **kwargs)
+
+    def admin_key(self) -> str:
+        return run_cli("keys", "create", "admin", data_dir=self.data_dir).stdout.strip()
+
     def count(self) -> int:
         with self.client() as client:
             return int(client.get("/v1/events/count").json()["count"])
@@ -121,27 +127,92 @@ class Server:
         return self.process.returncode
 
 
-def cli(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> Result:
+@dataclass
+class AppServer:
+    """The server's app in this process, writer and write-ahead log running as in
+    ``touchpoints serve``, answered through :class:`InProcessTransport` (no port, no
+    process): for the tests of what the API does, where the process itself does not matter.
+    It holds the DuckDB file, so a CLI process cannot open it meanwhile."""
+
+    tp: Touchpoints
+    app: Any
+    data_dir: Path
+    write_key: str
+    read_key: str
+    url: str = "http://touchpoints.in-process"
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        from touchpoints.cli.client import in_process_client
+
+        return in_process_client(self.app, key or self.read_key)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        from touchpoints.cli.client import in_process_client
+
+        with in_process_client(self.app) as client:
+            return client.post(path, **kwargs)
+
+    def admin_key(self) -> str:
+        return self.tp.keys.create("admin", "test admin")[1]
+
+    def count(self) -> int:
+        return self.tp.events.count()
+
+    def wait_idle(self, timeout: float = 15) -> None:
+        """Wait until the writer has written everything acknowledged so far."""
+        deadline = time.monotonic() + timeout
+        while self.tp.writer is not None and self.tp.writer.pending:
+            if time.monotonic() > deadline:
+                raise AssertionError("the writer did not catch up")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.tp.close()
+
+
+def start_app(data_dir: Path, **overrides: Any) -> AppServer:
+    """The app on ``data_dir`` (settings ``overrides`` as ``serve`` would take them from the
+    environment), its writer started, a write and a read key made."""
+    from touchpoints.api.app import create_app
+
+    tp = Touchpoints.open(load_settings(data_dir, **overrides))
+    tp.start_writer()
+    write_key = tp.keys.create("write", "test write key")[1]
+    read_key = tp.keys.create("read", "test read key")[1]
+    return AppServer(tp, create_app(tp), data_dir, write_key, read_key)
+
+
+@pytest.fixture
+def app_server(tmp_path: Path) -> Iterator[AppServer]:
+    found = start_app(tmp_path / "data")
+    yield found
+    found.stop()
+
+
+def cli(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a ``touchpoints`` command in this process (Typer's runner): the same commands,
-    without starting an interpreter for each. Use :func:`run_cli` where the process
-    itself matters."""
+    without starting an interpreter for each; answered as :func:`run_cli` answers. Use
+    :func:`run_cli` where the process itself matters (signals, exit on its own, a second
+    process beside a server)."""
     from typer.testing import CliRunner
 
     from touchpoints.cli import app
 
-    runner = CliRunner()
-    return runner.invoke(
+    result = CliRunner().invoke(
         app,
         list(args),
         env={"TOUCHPOINTS_DATA_DIR": str(data_dir), "COLUMNS": "200", **(env or {})},
         catch_exceptions=False,
     )
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
     """Initialise ``data_dir`` if needed, make keys, start a server and wait until it answers."""
     if not (data_dir / "touchpoints.duckdb").exists():
-        assert cli("init", data_dir=data_dir).exit_code == 0
+        assert cli("init", data_dir=data_dir).returncode == 0
     write_key = cli("keys", "create", "write", data_dir=data_dir).stdout.strip()
     read_key = cli("keys", "create", "read", data_dir=data_dir).stdout.strip()
     assert write_key.startswith("tp_write_"), write_key
@@ -246,9 +317,12 @@ def _spark_schema(table: object) -> object:
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server on 300 simulated people (their events, CRM rows and identity map)."""
+    """A server on 300 simulated people (their events, CRM rows and identity map), one for
+    the whole run (of each xdist worker): the dashboard's tests compare each page with what
+    the API answers at that moment, so what one test adds (an event, a key, a link) does not
+    break another."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
     from identity import load
 
@@ -261,7 +335,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
         pytest.fail("the browser tests need Debian's chromium: apt-get install chromium")

@@ -1,4 +1,8 @@
-"""The ``touchpoints`` command as a user runs it: scriptable output, clear errors, no tracebacks."""
+"""The ``touchpoints`` command as a user runs it: scriptable output, clear errors, no tracebacks.
+
+Commands run in this process (Typer's runner, the same code as the installed command)
+unless the process itself matters: the installed command's help and the demo, which starts
+a server and a loader process, run as a user runs them."""
 
 from __future__ import annotations
 
@@ -6,10 +10,9 @@ import json
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import free_port, run_cli, start_server
+from conftest import cli, free_port, run_cli, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -45,23 +48,23 @@ def assert_no_traceback(result) -> None:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
-    result = run_cli("init", data_dir=path)
+    result = cli("init", data_dir=path)
     assert result.returncode == 0, result.stderr
     return path
 
 
 def test_init_creates_the_data_directory_config_and_a_write_key(tmp_path: Path) -> None:
     path = tmp_path / "fresh"
-    result = run_cli("init", data_dir=path)
+    result = cli("init", data_dir=path)
     assert result.returncode == 0, result.stderr
     assert (path / "touchpoints.duckdb").is_file()
     assert (path / "touchpoints.toml").is_file()
     assert "tp_write_" in result.stdout
-    listed = run_cli("keys", "list", data_dir=path)
+    listed = cli("keys", "list", data_dir=path)
     assert listed.returncode == 0
     assert "write" in listed.stdout
     # A second init keeps everything and says so; it does not make another key.
-    again = run_cli("init", data_dir=path)
+    again = cli("init", data_dir=path)
     assert again.returncode == 0
     assert "tp_write_" not in again.stdout
 
@@ -69,7 +72,7 @@ def test_init_creates_the_data_directory_config_and_a_write_key(tmp_path: Path) 
 def test_keys_create_prints_only_the_key_and_revoke_refuses_it(data_dir: Path) -> None:
     keys = {}
     for role in ("write", "read", "admin"):
-        result = run_cli("keys", "create", role, data_dir=data_dir)
+        result = cli("keys", "create", role, data_dir=data_dir)
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert len(lines) == 1, result.stdout
@@ -77,26 +80,26 @@ def test_keys_create_prints_only_the_key_and_revoke_refuses_it(data_dir: Path) -
         keys[role] = lines[0]
     assert len(set(keys.values())) == 3
 
-    bad = run_cli("keys", "create", "superuser", data_dir=data_dir)
+    bad = cli("keys", "create", "superuser", data_dir=data_dir)
     assert bad.returncode != 0
     assert "role must be one of write, read, admin" in bad.stderr
     assert_no_traceback(bad)
 
-    missing = run_cli("keys", "revoke", "no-such-key", data_dir=data_dir)
+    missing = cli("keys", "revoke", "no-such-key", data_dir=data_dir)
     assert missing.returncode != 0
     assert_no_traceback(missing)
 
 
 def test_events_count_prints_only_a_number_with_and_without_a_server(data_dir: Path) -> None:
-    result = run_cli("events", "count", data_dir=data_dir)
+    result = cli("events", "count", data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "0\n"
 
     server = start_server(data_dir)
     try:
         auth = (server.write_key, "")
-        response = httpx.post(
-            f"{server.url}/v1/batch",
+        response = server.post(
+            "/v1/batch",
             auth=auth,
             json={
                 "batch": [
@@ -108,12 +111,12 @@ def test_events_count_prints_only_a_number_with_and_without_a_server(data_dir: P
         assert response.status_code == 200
         server.wait_idle()
         # The server holds the DuckDB file: the CLI goes through its API.
-        through_server = run_cli("events", "count", data_dir=data_dir)
+        through_server = cli("events", "count", data_dir=data_dir)
         assert through_server.returncode == 0, through_server.stderr
         assert through_server.stdout == "7\n"
-        by_event = run_cli("events", "count", "--event", "Test Drive Requested", data_dir=data_dir)
+        by_event = cli("events", "count", "--event", "Test Drive Requested", data_dir=data_dir)
         assert by_event.stdout == "7\n"
-        queried = run_cli("events", "query", "--json", "--limit", "3", data_dir=data_dir)
+        queried = cli("events", "query", "--json", "--limit", "3", data_dir=data_dir)
         assert queried.returncode == 0, queried.stderr
         rows = [json.loads(line) for line in queried.stdout.splitlines()]
         assert len(rows) == 3
@@ -121,7 +124,7 @@ def test_events_count_prints_only_a_number_with_and_without_a_server(data_dir: P
     finally:
         assert server.stop() == 0
 
-    after = run_cli("events", "count", data_dir=data_dir)
+    after = cli("events", "count", data_dir=data_dir)
     assert after.stdout == "7\n"
 
 
@@ -139,7 +142,7 @@ def test_jsonl_import_keeps_good_lines_rejects_bad_ones_and_is_idempotent(
     text = "\n".join(json.dumps(line) for line in lines) + "\n{not json\n"
     source.write_text(text)
 
-    result = run_cli("import", str(source), data_dir=data_dir)
+    result = cli("import", str(source), data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     assert_no_traceback(result)
     assert "6 lines, 3 accepted (3 stored, 0 already present), 3 rejected" in result.stdout
@@ -149,12 +152,12 @@ def test_jsonl_import_keeps_good_lines_rejects_bad_ones_and_is_idempotent(
     assert [item["line"] for item in rejected] == [2, 4, 6]
     assert "event" in json.dumps(rejected[0]["errors"])
     assert "userId" in json.dumps(rejected[1]["errors"])
-    assert run_cli("events", "count", data_dir=data_dir).stdout == "3\n"
+    assert cli("events", "count", data_dir=data_dir).stdout == "3\n"
 
-    again = run_cli("import", str(source), data_dir=data_dir)
+    again = cli("import", str(source), data_dir=data_dir)
     assert again.returncode == 0, again.stderr
     assert "3 accepted (0 stored, 3 already present)" in again.stdout
-    assert run_cli("events", "count", data_dir=data_dir).stdout == "3\n"
+    assert cli("events", "count", data_dir=data_dir).stdout == "3\n"
 
 
 def test_csv_import_with_a_mapping_and_a_missing_column(data_dir: Path, tmp_path: Path) -> None:
@@ -163,10 +166,10 @@ def test_csv_import_with_a_mapping_and_a_missing_column(data_dir: Path, tmp_path
     mapping = tmp_path / "crm.toml"
     mapping.write_text(CRM_MAPPING)
 
-    result = run_cli("import", str(csv_path), "--mapping", str(mapping), data_dir=data_dir)
+    result = cli("import", str(csv_path), "--mapping", str(mapping), data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     assert "2 accepted" in result.stdout
-    queried = run_cli("events", "query", "--json", "--oldest-first", data_dir=data_dir)
+    queried = cli("events", "query", "--json", "--oldest-first", data_dir=data_dir)
     events = [json.loads(line) for line in queried.stdout.splitlines()]
     assert [event["user_id"] for event in events] == ["K-1000234", "K-1000235"]
     assert events[0]["traits"]["email"] == "anna.berg@example.com"
@@ -176,12 +179,12 @@ def test_csv_import_with_a_mapping_and_a_missing_column(data_dir: Path, tmp_path
 
     broken = tmp_path / "broken.toml"
     broken.write_text(CRM_MAPPING.replace('city = "Ort"', 'city = "Stadt"'))
-    failed = run_cli("import", str(csv_path), "--mapping", str(broken), data_dir=data_dir)
+    failed = cli("import", str(csv_path), "--mapping", str(broken), data_dir=data_dir)
     assert failed.returncode != 0
     assert_no_traceback(failed)
     assert "Stadt" in failed.stderr
     assert "Ort" in failed.stderr  # lists the file's columns
-    assert run_cli("events", "count", data_dir=data_dir).stdout == "2\n"
+    assert cli("events", "count", data_dir=data_dir).stdout == "2\n"
 
 
 @pytest.mark.parametrize(
@@ -198,7 +201,7 @@ def test_csv_import_with_a_mapping_and_a_missing_column(data_dir: Path, tmp_path
 def test_bad_input_gets_a_clear_message_and_no_traceback(
     data_dir: Path, args: list[str], message: str
 ) -> None:
-    result = run_cli(*args, data_dir=data_dir)
+    result = cli(*args, data_dir=data_dir)
     assert result.returncode != 0
     assert_no_traceback(result)
     assert message in result.stdout + result.stderr
@@ -230,7 +233,7 @@ def test_demo_without_serving_loads_and_reports(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert_no_traceback(result)
-    count = int(run_cli("events", "count", data_dir=data_dir).stdout)
+    count = int(cli("events", "count", data_dir=data_dir).stdout)
     assert count > 40
     assert f"{count:,}" in result.stdout
     assert (data_dir / "demo").is_dir()
@@ -247,6 +250,6 @@ def test_demo_without_serving_loads_and_reports(tmp_path: Path) -> None:
     assert stages is not None and int(stages.group(1).replace(",", "")) > 0
     example = re.search(r"touchpoints profile (email:\S+)", result.stdout)
     assert example is not None
-    shown = run_cli("profile", example.group(1), "--json", data_dir=data_dir)
+    shown = cli("profile", example.group(1), "--json", data_dir=data_dir)
     assert shown.returncode == 0, shown.stderr
     assert example.group(1).split(":", 1)[1] in shown.stdout

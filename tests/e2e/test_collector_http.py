@@ -1,9 +1,12 @@
-"""The collector's rules and status codes, over HTTP against a real server process."""
+"""The collector's rules and status codes, over HTTP against the server's app with its
+writer running, in process (tests/conftest.py ``start_app``): what the API does does not
+depend on the process; killing and restarting one is tested in test_durability.py."""
 
 from __future__ import annotations
 
 import gzip
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,26 +14,33 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Server, run_cli, start_server
+from conftest import AppServer, run_cli, start_app
 
 pytestmark = pytest.mark.e2e
+Server = AppServer
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[AppServer]:
+    found = start_app(tmp_path / "data")
+    yield found
+    found.stop()
 
 
 def _post(server: Server, path: str, body: object, **kwargs: object) -> httpx.Response:
     kwargs.setdefault("auth", (server.write_key, ""))
-    return httpx.post(f"{server.url}{path}", json=body, timeout=30, **kwargs)  # type: ignore[arg-type]
+    return server.post(path, json=body, **kwargs)
 
 
 def _quarantine(server: Server) -> dict:
-    admin = run_cli("keys", "create", "admin", data_dir=server.data_dir).stdout.strip()
-    with server.client(admin) as http:
+    with server.client(server.admin_key()) as http:
         return http.get("/v1/quarantine").json()
 
 
 def test_write_key_as_basic_user_or_in_the_body_is_accepted(server: Server) -> None:
     assert _post(server, "/v1/track", {"userId": "a", "event": "E"}).json() == {"success": True}
     body = {"userId": "b", "event": "E", "writeKey": server.write_key}
-    assert httpx.post(f"{server.url}/v1/track", json=body).status_code == 200
+    assert server.post("/v1/track", json=body).status_code == 200
     server.wait_idle()
     with server.client() as http:
         stored = http.get("/v1/events", params={"user_id": "b"}).json()["events"][0]
@@ -41,8 +51,8 @@ def test_write_key_as_basic_user_or_in_the_body_is_accepted(server: Server) -> N
 def test_missing_or_wrong_write_key_is_401_and_stores_nothing(
     server: Server, auth: tuple[str, str] | None
 ) -> None:
-    response = httpx.post(
-        f"{server.url}/v1/batch", json={"batch": [{"type": "track", "event": "x"}]}, auth=auth
+    response = server.post(
+        "/v1/batch", json={"batch": [{"type": "track", "event": "x"}]}, auth=auth
     )
     assert response.status_code == 401
     assert "key" in response.json()["error"]
@@ -52,8 +62,7 @@ def test_missing_or_wrong_write_key_is_401_and_stores_nothing(
 
 
 def test_a_revoked_key_stops_working_at_once(server: Server) -> None:
-    admin = run_cli("keys", "create", "admin", data_dir=server.data_dir).stdout.strip()
-    with server.client(admin) as http:
+    with server.client(server.admin_key()) as http:
         key = http.post("/v1/keys", json={"role": "write", "name": "shop"}).json()
         assert (
             _post(
@@ -120,8 +129,8 @@ def test_a_mixed_batch_stores_the_valid_events_and_lists_the_others(server: Serv
 
 
 def test_malformed_json_is_400_and_quarantined(server: Server) -> None:
-    response = httpx.post(
-        f"{server.url}/v1/track",
+    response = server.post(
+        "/v1/track",
         content=b'{"userId": "a", "event"',
         auth=(server.write_key, ""),
         headers={"Content-Type": "application/json"},
@@ -133,30 +142,30 @@ def test_malformed_json_is_400_and_quarantined(server: Server) -> None:
 
 
 def test_content_types_and_encodings(server: Server) -> None:
-    form = httpx.post(
-        f"{server.url}/v1/track",
+    form = server.post(
+        "/v1/track",
         content=b"userId=a",
         auth=(server.write_key, ""),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert form.status_code == 415
     packed = gzip.compress(orjson.dumps({"userId": "gz", "event": "Zipped"}))
-    zipped = httpx.post(
-        f"{server.url}/v1/track",
+    zipped = server.post(
+        "/v1/track",
         content=packed,
         auth=(server.write_key, ""),
         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
     )
     assert zipped.status_code == 200
-    broken = httpx.post(
-        f"{server.url}/v1/track",
+    broken = server.post(
+        "/v1/track",
         content=b"not gzip",
         auth=(server.write_key, ""),
         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
     )
     assert broken.status_code == 400
-    plain = httpx.post(
-        f"{server.url}/v1/t",
+    plain = server.post(
+        "/v1/t",
         content=orjson.dumps(
             {"anonymousId": "beacon", "event": "Short Path", "writeKey": server.write_key}
         ),
@@ -196,14 +205,12 @@ def test_clock_skew_is_corrected_from_sent_at(server: Server) -> None:
 
 
 def test_writer_backlog_answers_429_with_retry_after_and_stores_nothing(tmp_path: Path) -> None:
-    server = start_server(
+    server = start_app(
         tmp_path / "data",
-        {
-            "TOUCHPOINTS_MAX_PENDING_EVENTS": "10",
-            "TOUCHPOINTS_MAX_BATCH_EVENTS": "10",
-            "TOUCHPOINTS_FLUSH_INTERVAL_MS": "60000",
-            "TOUCHPOINTS_FLUSH_MAX_EVENTS": "1000000",
-        },
+        max_pending_events=10,
+        max_batch_events=10,
+        flush_interval_ms=60000,
+        flush_max_events=1000000,
     )
     try:
         batch = {
@@ -235,7 +242,7 @@ def test_an_event_quarantined_for_its_size_is_stored_by_replay_after_the_limit_i
     tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "data"
-    small = start_server(data_dir, {"TOUCHPOINTS_MAX_EVENT_BYTES": "2048"})
+    small = start_app(data_dir, max_event_bytes=2048)
     event = {
         "type": "track",
         "userId": "big",
