@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from touchpoints.access.keys import KeyStore
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
@@ -24,7 +25,6 @@ from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
-from touchpoints.privacy.keys import KeyStore
 from touchpoints.profiles import Profiles
 from touchpoints.warehouse import EventReader, EventStore, Warehouse
 

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
+from touchpoints.access.keys import KeyNotFound, KeyRefused, KeyStore, secret_from_header
 from touchpoints.config import Settings
 from touchpoints.core import Touchpoints
-from touchpoints.privacy.keys import KeyNotFound, KeyRefused, KeyStore, secret_from_header
 
 
 def _basic(user: str, password: str = "") -> str:

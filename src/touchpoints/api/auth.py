@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
+from touchpoints.access.keys import ApiKey, KeyStore, secret_from_header
 from touchpoints.api.state import core
 from touchpoints.errors import Forbidden, Unauthorized
-from touchpoints.privacy.keys import ApiKey, KeyStore, secret_from_header
 
 
 def authorise(keys: KeyStore, header: str | None, permission: str) -> ApiKey:

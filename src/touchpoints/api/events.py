@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import require
 from touchpoints.api.state import core
 from touchpoints.events import EventCount, EventPage, stored_event
-from touchpoints.privacy.keys import ApiKey
 from touchpoints.warehouse import EventFilter
 from touchpoints.warehouse.events import EventStats
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import require
 from touchpoints.api.state import core
 from touchpoints.identity.results import (
@@ -24,7 +25,6 @@ from touchpoints.identity.results import (
     Unlinked,
     Unmerged,
 )
-from touchpoints.privacy.keys import ApiKey
 
 router = APIRouter(tags=["identity"])
 Reader = Annotated[ApiKey, Depends(require("read"))]

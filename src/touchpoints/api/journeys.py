@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import require
 from touchpoints.api.state import core
 from touchpoints.journeys.queries import (
@@ -45,7 +46,6 @@ from touchpoints.journeys.results import (
     VariantReport,
 )
 from touchpoints.journeys.service import R
-from touchpoints.privacy.keys import ApiKey
 
 router = APIRouter(tags=["journeys"])
 Reader = Annotated[ApiKey, Depends(require("read"))]

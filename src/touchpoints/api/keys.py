@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from touchpoints.access.keys import ApiKey, KeyInfo, KeyList, NewKeyInfo
 from touchpoints.api.auth import require
 from touchpoints.api.state import core
-from touchpoints.privacy.keys import ApiKey, KeyInfo, KeyList, NewKeyInfo
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 Admin = Annotated[ApiKey, Depends(require("admin"))]

@@ -21,11 +21,11 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
+from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import authorise, require
 from touchpoints.api.errors import error_response
 from touchpoints.api.state import core
 from touchpoints.errors import TouchpointsError
-from touchpoints.privacy.keys import ApiKey
 from touchpoints.profiles.results import MergeLog, PersonList, Profile, Timeline
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
+from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import require
 from touchpoints.api.state import core
 from touchpoints.collect.quarantine import Deleted, QuarantineItem, QuarantinePage, ReplayResult
-from touchpoints.privacy.keys import ApiKey
 
 router = APIRouter(prefix="/v1/quarantine", tags=["quarantine"])
 Admin = Annotated[ApiKey, Depends(require("admin"))]

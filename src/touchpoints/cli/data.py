@@ -13,6 +13,7 @@ import orjson
 import typer
 from rich.table import Table
 
+from touchpoints.access.keys import ROLES, KeyInfo, KeyList, NewKeyInfo
 from touchpoints.channels import CHANNELS
 from touchpoints.cli.base import (
     DataDir,
@@ -39,7 +40,6 @@ from touchpoints.collect.importer import (
 from touchpoints.collect.quarantine import QuarantineItem, QuarantinePage, ReplayResult
 from touchpoints.core import build_normalizer
 from touchpoints.events import EventCount, EventPage
-from touchpoints.privacy.keys import ROLES, KeyInfo, KeyList, NewKeyInfo
 from touchpoints.times import iso, iso_or_none
 from touchpoints.warehouse.events import EventStats
 

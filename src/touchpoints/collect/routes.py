@@ -24,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from touchpoints.access.keys import ApiKey, secret_from_header
 from touchpoints.collect.ingest import BATCH_ROUTES, SINGLE_ROUTES, Outcome
 from touchpoints.collect.writer import Backpressure
 from touchpoints.events import EventRow, Problem, now_micros
-from touchpoints.privacy.keys import ApiKey, secret_from_header
 from touchpoints.warehouse import utc_now
 
 if TYPE_CHECKING:

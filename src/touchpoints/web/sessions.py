@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from touchpoints.privacy.keys import ApiKey, KeyStore
+from touchpoints.access.keys import ApiKey, KeyStore
 from touchpoints.web.i18n import N_, Explained
 
 COOKIE = "tp_session"

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from touchpoints.privacy.keys import ApiKey, KeyRefused
+from touchpoints.access.keys import ApiKey, KeyRefused
 from touchpoints.web import labels
 from touchpoints.web.app import Shown, Table, csv_response, form_fields
 from touchpoints.web.charts import bars

@@ -1,6 +1,6 @@
 """The ``api_keys`` table: each key's role, name, prefix and SHA-256, never the key itself.
 
-The privacy part's storage; :class:`touchpoints.privacy.keys.KeyStore` keeps the keys in
+The privacy part's storage; :class:`touchpoints.access.keys.KeyStore` keeps the keys in
 memory for verification and writes through here.
 """
 

@@ -19,9 +19,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from touchpoints.access.store import ApiKeyTable, StoredKey
 from touchpoints.answers import Answer
 from touchpoints.errors import InvalidRequest, NotFound
-from touchpoints.privacy.store import ApiKeyTable, StoredKey
 from touchpoints.times import UtcTime
 from touchpoints.warehouse import Warehouse, utc_now
 

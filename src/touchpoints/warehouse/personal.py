@@ -1,0 +1,139 @@
+"""The registry of personal data: every table that can hold data about a customer, and how
+its rows find their person.
+
+A person is found through their identifiers (``identifiers.sid``); from those, every table
+below names the column(s) that lead to the person's rows:
+
+- ``seq``: the rows of the person's events (the events that carry one of their identifiers,
+  at any place);
+- ``sid``: rows naming one of their identifiers by its surrogate;
+- ``person``: rows naming the person (or a person they were merged from) by number;
+- ``identifier``: rows naming an identifier by its type and value (links, matched pairs);
+- ``text``: documents that may mention an identifier's value anywhere (the quarantine keeps
+  what was sent, as it was sent).
+
+Access requests (export) and erasure iterate over :data:`PERSONAL`; retention too, by time.
+Every other table says why it holds no customer data in :data:`NOT_PERSONAL`. A test fails
+when a table exists that is in neither, so a table added later is covered by export and
+erasure from its first day: add it to the schema and here, together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Finder = Literal["seq", "sid", "person", "identifier", "text"]
+
+
+@dataclass(frozen=True)
+class PersonalTable:
+    """A table that can hold data about a person, and how its rows find the person."""
+
+    name: str
+    finds: Finder
+    columns: tuple[str, ...]  # the column(s) that lead to the person, as ``finds`` says
+    holds: str  # what it holds about the person, in a phrase (the export's README lists it)
+    time: str | None = None  # the column retention judges a row's age by, if any
+
+
+PERSONAL: tuple[PersonalTable, ...] = (
+    PersonalTable(
+        "events",
+        "seq",
+        ("seq",),
+        "every event received: the call, its properties, traits and context, as sent",
+        time="timestamp",
+    ),
+    PersonalTable(
+        "identifiers",
+        "sid",
+        ("sid",),
+        "the person's identifiers (user id, e-mail, phone, device ids, …) and their person",
+    ),
+    PersonalTable("event_identifiers", "sid", ("sid",), "which identifiers each event carried"),
+    PersonalTable(
+        "identity_merges",
+        "sid",
+        ("sid",),
+        "the merge log: which identifier joined (or left) the person, when and why",
+    ),
+    PersonalTable(
+        "identity_rejections",
+        "sid",
+        ("sid",),
+        "links the merge rules refused (e.g. a second user id), with their evidence",
+    ),
+    PersonalTable(
+        "identity_links",
+        "identifier",
+        ("type_a", "value_a", "type_b", "value_b"),
+        "links made by probabilistic matching or a reviewer between two identifiers",
+    ),
+    PersonalTable(
+        "identity_match_pairs",
+        "identifier",
+        ("type_a", "value_a", "type_b", "value_b"),
+        "pairs probabilistic matching scored, with the decision on each",
+    ),
+    PersonalTable(
+        "journey_events",
+        "seq",
+        ("seq",),
+        "each event's fields the analyses read (time, name, channel, path, campaign)",
+        time="ts",
+    ),
+    PersonalTable("journey_properties", "seq", ("seq",), "each event's properties, one a row"),
+    PersonalTable("journey_traits", "seq", ("seq",), "the traits each event carried, one a row"),
+    PersonalTable(
+        "journey_facts",
+        "seq",
+        ("seq",),
+        "each event with its person, device, place in the journey and stage",
+        time="ts",
+    ),
+    PersonalTable(
+        "journey_stage_entries",
+        "person",
+        ("person",),
+        "the journey stages the person entered, when and through which event",
+    ),
+    PersonalTable(
+        "journey_persons",
+        "sid",
+        ("sid",),
+        "the identity map as the journey analyses last saw it",
+    ),
+    PersonalTable(
+        "journey_scratch",
+        "seq",
+        ("seq",),
+        "events of persons whose journeys are being derived again (empty between runs)",
+    ),
+    PersonalTable(
+        "journey_changed",
+        "person",
+        ("person",),
+        "persons whose journeys are being derived again (empty between runs)",
+    ),
+    PersonalTable(
+        "quarantine",
+        "text",
+        ("raw", "envelope"),
+        "refused events and request bodies, as they were sent, with the reasons",
+        time="received_at",
+    ),
+)
+
+# Tables that hold no data about a customer, and why.
+NOT_PERSONAL: dict[str, str] = {
+    "schema_migrations": "the versions of the schema applied to this file",
+    "api_keys": "operators' API keys: a hash of each secret, its role and name, no customer data",
+    "identity_state": "how far the identity map has read the events",
+    "journey_state": "which stage model and identity map the journey facts were derived with",
+}
+
+
+def registered(name: str) -> PersonalTable | None:
+    """The registry's entry for ``name``, or None for a table that holds no personal data."""
+    return next((table for table in PERSONAL if table.name == name), None)
