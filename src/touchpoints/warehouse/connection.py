@@ -5,11 +5,17 @@ Every query goes through :func:`run_sql` or :func:`arrow_sql` (``Warehouse.run``
 parameters (parameters can hold personal data) and re-raise failures with the query attached.
 Transactions and temporary Arrow tables are context managers here, so no caller writes
 BEGIN/COMMIT/ROLLBACK or register/unregister by hand (and none forgets the second half).
+
+:meth:`Warehouse.compact` rewrites the file, so that what deleted rows left in its free blocks
+is gone (an erasure must leave no byte of the person behind): it waits until no query runs,
+copies the database into a fresh file, and swaps it in; threads get new cursors after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import threading
 import time
@@ -51,6 +57,53 @@ def _short(sql: str) -> str:
     return " ".join(sql.split())[:500]
 
 
+class _Gate:
+    """Queries share the database; :meth:`Warehouse.compact` needs it alone. A reader-first
+    lock, reentrant per thread (a transaction's statements run inside its block)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._closing = False
+        self._local = threading.local()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            with self._cond:
+                while self._closing:
+                    self._cond.wait()
+                self._readers += 1
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0:
+                with self._cond:
+                    self._readers -= 1
+                    if self._readers == 0:
+                        self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        if getattr(self._local, "depth", 0):
+            raise RuntimeError("the database cannot be had alone inside a query or transaction")
+        with self._cond:
+            while self._closing:
+                self._cond.wait()
+            self._closing = True
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._closing = False
+                self._cond.notify_all()
+
+
 class Warehouse:
     """One DuckDB database; threads get their own cursor (DuckDB's rule for concurrency)."""
 
@@ -68,6 +121,8 @@ class Warehouse:
             raise WarehouseError(f"cannot open {path}: {text}") from None
         self._local = threading.local()
         self._closed = False
+        self._gate = _Gate()
+        self._generation = 0  # bumped when compact() opens a new connection
         if not read_only:
             self.migrate()
 
@@ -75,10 +130,41 @@ class Warehouse:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor on the shared database."""
         cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
+        if cursor is None or self._local.generation != self._generation:
             cursor = self._connection.cursor()
             self._local.cursor = cursor
+            self._local.generation = self._generation
         return cursor
+
+    def using(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the database for a query or a block of them (compaction waits for it)."""
+        return self._gate.shared()
+
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the database into a fresh file and swap it in: deleted rows leave nothing
+        in free blocks or in the log. Waits until no query runs, and holds every other query
+        until the new file is open. Returns the file's size before and after, in bytes."""
+        with self._gate.exclusive():
+            before = self.path.stat().st_size
+            fresh = self.path.with_name(self.path.name + ".compacting")
+            for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
+                stale.unlink(missing_ok=True)
+            cursor = self._connection.cursor()
+            name = cursor.execute("SELECT current_database()").fetchall()[0][0]
+            run_sql(cursor, "CHECKPOINT")
+            run_sql(cursor, f"ATTACH '{fresh}' AS _tp_compacted")
+            try:
+                run_sql(cursor, f'COPY FROM DATABASE "{name}" TO _tp_compacted')
+            finally:
+                run_sql(cursor, "DETACH _tp_compacted")
+            cursor.close()
+            os.chmod(fresh, 0o600)
+            self._connection.close()
+            os.replace(fresh, self.path)
+            self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+            self._connection = duckdb.connect(str(self.path))
+            self._generation += 1
+            return before, self.path.stat().st_size
 
     def close(self) -> None:
         if not self._closed:
@@ -94,7 +180,8 @@ class Warehouse:
         cursor: duckdb.DuckDBPyConnection | None = None,
     ) -> duckdb.DuckDBPyConnection:
         """Execute one statement and return the cursor for fetching."""
-        return run_sql(cursor or self.cursor(), sql, params)
+        with self._gate.shared():
+            return run_sql(cursor or self.cursor(), sql, params)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -102,18 +189,19 @@ class Warehouse:
         ROLLBACK and re-raise: everything written through the cursor lands, or nothing does.
 
         DuckDB has no nested transactions; a block must not open another one."""
-        cursor = self.cursor()
-        self.run("BEGIN TRANSACTION", cursor=cursor)
-        try:
-            yield cursor
-        except BaseException:
-            _rollback(cursor)
-            raise
-        try:
-            self.run("COMMIT", cursor=cursor)
-        except WarehouseError:
-            _rollback(cursor)  # a commit that fails leaves nothing open behind it
-            raise
+        with self._gate.shared():
+            cursor = self.cursor()
+            self.run("BEGIN TRANSACTION", cursor=cursor)
+            try:
+                yield cursor
+            except BaseException:
+                _rollback(cursor)
+                raise
+            try:
+                self.run("COMMIT", cursor=cursor)
+            except WarehouseError:
+                _rollback(cursor)  # a commit that fails leaves nothing open behind it
+                raise
 
     @contextmanager
     def registered(
@@ -121,7 +209,7 @@ class Warehouse:
     ) -> Iterator[str]:
         """``table`` readable as ``name`` on ``cursor`` (this thread's by default) for the
         block, unregistered afterwards whatever happens (see :func:`registered`)."""
-        with registered(cursor or self.cursor(), name, table):
+        with self._gate.shared(), registered(cursor or self.cursor(), name, table):
             yield name
 
     def insert_arrow(
@@ -135,9 +223,12 @@ class Warehouse:
 
         ``cursor``: the one holding an open transaction, to insert inside it (by default this
         thread's cursor, which is the same one on the same thread)."""
-        cursor = cursor or self.cursor()
-        with registered(cursor, "_arrow_batch", data):
-            self.run(f"INSERT INTO {table} ({columns}) SELECT * FROM _arrow_batch", cursor=cursor)
+        with self._gate.shared():
+            cursor = cursor or self.cursor()
+            with registered(cursor, "_arrow_batch", data):
+                self.run(
+                    f"INSERT INTO {table} ({columns}) SELECT * FROM _arrow_batch", cursor=cursor
+                )
 
     def fetch_arrow(
         self,
@@ -149,13 +240,16 @@ class Warehouse:
         """A query's rows as one Arrow table (materialised: DuckDB 2's lazy readers would keep
         the cursor busy), through the same logging and errors as ``run``. ``cursor``: one
         whose temporary tables the query reads (by default this thread's)."""
-        return arrow_sql(cursor or self.cursor(), sql, params)
+        with self._gate.shared():
+            return arrow_sql(cursor or self.cursor(), sql, params)
 
     def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list:
-        return self.run(sql, params).fetchall()
+        with self._gate.shared():
+            return self.run(sql, params).fetchall()
 
     def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-        rows = self.run(sql, params).fetchall()  # fetch to the end: DuckDB 2 keeps it busy else
+        with self._gate.shared():
+            rows = self.run(sql, params).fetchall()  # fetch to the end: DuckDB 2 keeps it busy
         return rows[0][0] if rows else None
 
     # -- migrations --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from touchpoints.answers import Answer
 from touchpoints.events import COLUMNS, EventRow
 from touchpoints.warehouse.connection import Warehouse
 from touchpoints.warehouse.dedup import MessageIdIndex, id_hash
+from touchpoints.warehouse.schema import CONSENT_CHOICES_SQL
 
 _TIME_COLUMNS = frozenset({"timestamp", "original_timestamp", "sent_at", "received_at"})
 _ARROW_SCHEMA = pa.schema(
@@ -85,9 +86,19 @@ class EventStore:
             }
             for name, values in zip(COLUMNS, zip(*fresh, strict=True), strict=True):
                 columns[name] = list(values)
-            self._warehouse.insert_arrow(
-                "events", _INSERT_COLUMNS, pa.table(columns, schema=_ARROW_SCHEMA)
-            )
+            first = self._next_seq
+            with self._warehouse.transaction() as cursor:
+                self._warehouse.insert_arrow(
+                    "events",
+                    _INSERT_COLUMNS,
+                    pa.table(columns, schema=_ARROW_SCHEMA),
+                    cursor=cursor,
+                )
+                self._warehouse.run(
+                    f"INSERT INTO consent_choices {CONSENT_CHOICES_SQL} AND e.seq >= ?",
+                    [first],
+                    cursor=cursor,
+                )
             self._next_seq += len(fresh)
             index.add(columns["id_hash"])
         return AppendResult(inserted=len(keep), duplicates=len(rows) - len(keep))

@@ -53,7 +53,8 @@ class IbisGateway:
     def arrow(self, expr: ir.Expr) -> pa.Table | pa.Array | pa.ChunkedArray | pa.Scalar:
         """What ``expr.to_pyarrow()`` gives (a table, a column or a scalar, with Ibis's types),
         the query logged and timed, a failure a :class:`WarehouseError` carrying it."""
-        table = arrow_sql(self.cursor, self.compile(expr), inline_values=True)
+        with self.warehouse.using():
+            table = arrow_sql(self.cursor, self.compile(expr), inline_values=True)
         return expr.__pyarrow_result__(table, data_mapper=DuckDBPyArrowData)
 
     @contextmanager
@@ -67,11 +68,12 @@ class IbisGateway:
             column.sql(dialect="duckdb") for column in schema.to_sqlglot_column_defs("duckdb")
         )
         select = self.compile(expr)
-        run_sql(self.cursor, f'CREATE TEMP TABLE "{name}" ({columns})')
-        try:
-            run_sql(self.cursor, f'INSERT INTO "{name}" {select}', inline_values=True)
-            yield ops.DatabaseTable(
-                name, schema=schema, source=self.backend, namespace=ops.Namespace()
-            ).to_expr()
-        finally:
-            run_sql(self.cursor, f'DROP TABLE IF EXISTS "{name}"')
+        with self.warehouse.using():  # the temporary table lives on this connection
+            run_sql(self.cursor, f'CREATE TEMP TABLE "{name}" ({columns})')
+            try:
+                run_sql(self.cursor, f'INSERT INTO "{name}" {select}', inline_values=True)
+                yield ops.DatabaseTable(
+                    name, schema=schema, source=self.backend, namespace=ops.Namespace()
+                ).to_expr()
+            finally:
+                run_sql(self.cursor, f'DROP TABLE IF EXISTS "{name}"')

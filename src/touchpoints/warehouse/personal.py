@@ -117,6 +117,12 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "persons whose journeys are being derived again (empty between runs)",
     ),
     PersonalTable(
+        "consent_choices",
+        "seq",
+        ("seq",),
+        "the consent choices the person's events carried (category, granted or denied)",
+    ),
+    PersonalTable(
         "quarantine",
         "text",
         ("raw", "envelope"),
@@ -131,6 +137,16 @@ NOT_PERSONAL: dict[str, str] = {
     "api_keys": "operators' API keys: a hash of each secret, its role and name, no customer data",
     "identity_state": "how far the identity map has read the events",
     "journey_state": "which stage model and identity map the journey facts were derived with",
+    "suppressions": (
+        "erased identifiers as keyed hashes (HMAC-SHA256 with the data directory's own key): "
+        "what honours an erasure by dropping later events, and reveals no value"
+    ),
+    "suppressed_events": "how many events were dropped per day for carrying one",
+    "privacy_requests": (
+        "access and erasure requests: status, times and counts; the subject is person:N once "
+        "done (an open request names the key asked for, until it is done)"
+    ),
+    "import_rejects": "the paths of files imports wrote rejected lines to (erasure rewrites them)",
 }
 
 

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The consent choices the events from a seq on carry (a query continued by its caller):
+# Segment's ``context.consent.categoryPreferences``, ``{category: true|false}``, categories
+# in lower case; anything but true and false is no choice.
+CONSENT_CHOICES_SQL = """
+    SELECT e.seq, lower(k.key), k.value::BOOLEAN
+    FROM events e, json_each(json_extract(e.context, '$.consent.categoryPreferences')) k
+    WHERE e.context LIKE '%categoryPreferences%' AND json_type(k.value) = 'BOOLEAN'
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -286,6 +295,61 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
             # A rebuild of the identity map renumbers what it likes: it starts a new generation.
             "ALTER TABLE identity_state ADD COLUMN generation BIGINT DEFAULT 0",
+        ),
+    ),
+    Migration(
+        6,
+        "privacy: consent choices, suppressed identifiers, subject requests, import rejects",
+        (
+            # Each consent choice an event carries (Segment's context.consent
+            # .categoryPreferences): written with the event (warehouse/events.py), read by
+            # the profile (state and history), the journey analyses (who denied analytics)
+            # and every consent check.
+            """
+            CREATE TABLE consent_choices (
+                seq BIGINT NOT NULL,
+                category VARCHAR NOT NULL,
+                granted BOOLEAN NOT NULL
+            )
+            """,
+            f"INSERT INTO consent_choices {CONSENT_CHOICES_SQL} AND e.seq >= 0",
+            # Identifiers erased, kept only as keyed hashes (HMAC-SHA256 with the data
+            # directory's own key): the collector drops later events that carry them.
+            """
+            CREATE TABLE suppressions (
+                hash VARCHAR NOT NULL,
+                request_id BIGINT,
+                created_at TIMESTAMP NOT NULL,
+                lifted_at TIMESTAMP,
+                lifted_by VARCHAR
+            )
+            """,
+            "CREATE TABLE suppressed_events (day DATE NOT NULL, events BIGINT NOT NULL)",
+            # Access and erasure requests: status, times and what was done (counts, never
+            # the data). ``subject`` is the key asked for while the request is open, and
+            # person:N once it is done (an erased person's identifiers are kept nowhere).
+            "CREATE SEQUENCE privacy_request_id START 1",
+            """
+            CREATE TABLE privacy_requests (
+                id BIGINT PRIMARY KEY DEFAULT nextval('privacy_request_id'),
+                kind VARCHAR NOT NULL,
+                subject VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                received_at TIMESTAMP NOT NULL,
+                due_at TIMESTAMP NOT NULL,
+                done_at TIMESTAMP,
+                requested_by VARCHAR,
+                note VARCHAR,
+                outcome VARCHAR
+            )
+            """,
+            # Where imports wrote the lines they rejected: erasure rewrites those files too.
+            """
+            CREATE TABLE import_rejects (
+                path VARCHAR NOT NULL,
+                written_at TIMESTAMP NOT NULL
+            )
+            """,
         ),
     ),
 )
