@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.exceptions import SettingsError
 
-from touchpoints.channels import ChannelRule
+from touchpoints.channels import CHANNELS, ChannelRule
 
 DEFAULT_DATA_DIR = "touchpoints-data"
 CONFIG_FILE_NAME = "touchpoints.toml"
@@ -34,6 +34,40 @@ class ConfigError(Exception):
 # What probabilistic matching can compare between two persons' traits.
 Comparison = Literal["name", "birth_date", "email", "phone", "street", "postcode", "city"]
 DEFAULT_COMPARISONS: tuple[Comparison, ...] = ("name", "birth_date", "email", "phone", "postcode")
+
+
+DEFAULT_CONSENT_CATEGORIES = (
+    "necessary",
+    "analytics",
+    "marketing",
+    "personalisation",
+    "advertising",
+)
+DEFAULT_CONSENT_PURPOSES = {
+    "analyses": "analytics",  # journey analytics, reports
+    "personalisation": "personalisation",  # the decision API, next best actions
+    "marketing": "marketing",  # destinations and triggers that contact the person
+    "advertising": "advertising",  # audiences sent to ad platforms
+    "transcripts": "analytics",  # keeping the assistant's conversations
+}
+
+
+class RetentionRule(BaseModel):
+    """Events older than ``days`` that match every condition given (none: every event)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(ge=1)
+    event: str | None = None
+    type: str | None = None
+    channel: str | None = None
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str | None) -> str | None:
+        if value is not None and value not in CHANNELS:
+            raise ValueError(f"unknown channel {value!r}; use one of {', '.join(CHANNELS)}")
+        return value
 
 
 class IdentifierTypeSetting(BaseModel):
@@ -155,6 +189,68 @@ class Settings(BaseSettings):
             "directory); unset: the built-in model."
         ),
     )
+
+    consent_categories: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CONSENT_CATEGORIES),
+        min_length=1,
+        description="The consent categories a person chooses (Segment's categoryPreferences).",
+    )
+    consent_defaults: dict[str, bool] = Field(
+        default_factory=lambda: {"necessary": True},
+        description=(
+            "Per category, what holds for a person who never chose (EU-style: only the "
+            "strictly necessary); a category not named here is not granted."
+        ),
+    )
+    consent_purposes: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_CONSENT_PURPOSES),
+        description="Which consent category each use of a person's data needs.",
+    )
+    consent_analyses: Literal["exclude", "aggregate"] = Field(
+        default="exclude",
+        description=(
+            "Persons who denied the analyses' category: left out of every analysis "
+            "(exclude), or counted in figures but never listed by name (aggregate)."
+        ),
+    )
+    retention: list[RetentionRule] = Field(
+        default_factory=list,
+        description=(
+            "How long events are kept, per event name, type or channel (the first rule an "
+            "event matches decides); no rule: kept."
+        ),
+    )
+    quarantine_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Days refused events are kept in the quarantine; unset: until deleted.",
+    )
+    privacy_deadline_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days to answer an access or erasure request (GDPR: one month).",
+    )
+
+    @field_validator("consent_categories")
+    @classmethod
+    def _categories_lower(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not re.fullmatch(r"[a-z][a-z0-9_]*", n)]
+        if bad:
+            raise ValueError(f"write categories in lower case, letters, digits and _: {bad}")
+        return names
+
+    @model_validator(mode="after")
+    def _consent_names_known(self) -> Settings:
+        known = set(self.consent_categories)
+        for name in self.consent_defaults:
+            if name not in known:
+                raise ValueError(f"consent_defaults: {name!r} is not one of consent_categories")
+        for purpose, category in self.consent_purposes.items():
+            if category not in known:
+                raise ValueError(
+                    f"consent_purposes.{purpose}: {category!r} is not one of consent_categories"
+                )
+        return self
 
     @field_validator("match_comparisons")
     @classmethod
@@ -311,6 +407,23 @@ DEFAULT_CONFIG_TOML = """\
 # paths = ["traits.loyalty_card", "properties.loyalty_card"]
 # normalise = "lower"             # exact, lower, email or phone
 # limit = 1                       # most per person; leave out for no limit
+#
+# Privacy (see docs/privacy.md):
+# consent_categories = ["necessary", "analytics", "marketing", "personalisation", "advertising"]
+# consent_defaults = { necessary = true }      # a person who never chose: only these
+# consent_purposes: which category each use needs (analyses: analytics, personalisation,
+#   marketing, advertising, transcripts: analytics), e.g. { transcripts = "necessary" }
+# consent_analyses = "exclude"    # or "aggregate": counted, never listed by name
+# quarantine_retention_days: unset (kept until deleted)
+# privacy_deadline_days = 30      # to answer an access or erasure request
+# retention = []                  # e.g. raw web page views 13 months, orders 10 years:
+# [[retention]]
+#   type = "page"
+#   channel = "web"
+#   days = 395
+# [[retention]]
+#   event = "Order Completed"
+#   days = 3650
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]

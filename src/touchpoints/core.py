@@ -11,6 +11,7 @@ to the warehouse otherwise.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from touchpoints.access.keys import KeyStore
@@ -25,7 +26,10 @@ from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
+from touchpoints.privacy.retention import RetentionJob
+from touchpoints.privacy.service import Privacy, PrivacySettings
 from touchpoints.profiles import Profiles
+from touchpoints.profiles.profile import ConsentRules
 from touchpoints.warehouse import EventReader, EventStore, Warehouse
 
 log = logging.getLogger("touchpoints")
@@ -65,8 +69,18 @@ class Touchpoints:
         self.events = EventReader(self.warehouse)
         self.store = EventStore(self.warehouse)
         self.quarantine = Quarantine(self.warehouse)
-        self.identity = IdentityResolver(self.warehouse, build_identity_extractor(settings))
-        self.profiles = Profiles(self.warehouse, self.identity, settings.trait_source_priority)
+        extractor = build_identity_extractor(settings)
+        self.identity = IdentityResolver(self.warehouse, extractor)
+        self.profiles = Profiles(
+            self.warehouse,
+            self.identity,
+            settings.trait_source_priority,
+            ConsentRules(
+                tuple(settings.consent_categories),
+                dict(settings.consent_defaults),
+                dict(settings.consent_purposes),
+            ),
+        )
         self.linker = Linker(
             self.identity,
             tuple(settings.match_comparisons),
@@ -74,9 +88,29 @@ class Touchpoints:
             settings.match_review_from,
             settings.phone_region,
         )
-        self.journeys = Journeys(self.warehouse, model, self.profiles.resolve)
+        analyses = settings.consent_purposes.get("analyses")
+        self.journeys = Journeys(
+            self.warehouse,
+            model,
+            self.profiles.resolve,
+            consent=(analyses, settings.consent_analyses) if analyses else None,
+        )
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
+        self.jobs: list[RetentionJob] = []  # what a server runs on a schedule
+        self.privacy = Privacy(
+            self.warehouse,
+            self.identity,
+            self.profiles,
+            self.journeys,
+            extractor,
+            settings.data_dir,
+            _privacy_settings(settings),
+            pause_writes=self._paused_writes,
+        )
+        # An erased person's identifiers keep their events out, whichever way they come.
+        self.store.row_filter = self.privacy.suppressions.keep
+        self.quarantine.withhold = self.privacy.suppressions.withholds
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -100,7 +134,8 @@ class Touchpoints:
         return replayed
 
     def start_writer(self) -> int:
-        """Recover (see :meth:`recover`), then start the buffered writer."""
+        """Recover (see :meth:`recover`), then start the buffered writer and the scheduled
+        jobs (retention, daily)."""
         replayed = self.recover()
         self.writer = BufferedWriter(
             self.store,
@@ -113,12 +148,30 @@ class Touchpoints:
             after_write=self.identity.catch_up,
         )
         self.writer.start()
+        self.jobs = [job for job in (self.privacy.retention_job(),) if job is not None]
+        for job in self.jobs:
+            job.start()
         return replayed
 
+    def _paused_writes(self) -> AbstractContextManager[None]:
+        """The writer held still (its buffer written first), or nothing to hold."""
+        return self.writer.paused() if self.writer is not None else nullcontext()
+
+    def stop_writer(self) -> int | None:
+        """Stop the scheduled jobs and the writer (writing what it buffers); how many events
+        it held (None: no writer ran)."""
+        for job in self.jobs:
+            job.stop()
+        self.jobs = []
+        if self.writer is None:
+            return None
+        pending = self.writer.pending
+        self.writer.stop()
+        self.writer = None
+        return pending
+
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.stop()
-            self.writer = None
+        self.stop_writer()
         self.warehouse.close()
 
     def __enter__(self) -> Touchpoints:
@@ -161,3 +214,15 @@ class Touchpoints:
 
     def replay_quarantine(self, ids: list[int] | None = None) -> ReplayResult:
         return self.quarantine.replay(self.normalizer, self.write_rows, ids)
+
+
+def _privacy_settings(settings: Settings) -> PrivacySettings:
+    return PrivacySettings(
+        consent_categories=list(settings.consent_categories),
+        consent_defaults=dict(settings.consent_defaults),
+        consent_purposes=dict(settings.consent_purposes),
+        consent_analyses=settings.consent_analyses,
+        retention=list(settings.retention),
+        quarantine_retention_days=settings.quarantine_retention_days,
+        privacy_deadline_days=settings.privacy_deadline_days,
+    )

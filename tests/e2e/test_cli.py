@@ -145,7 +145,10 @@ def test_jsonl_import_keeps_good_lines_rejects_bad_ones_and_is_idempotent(
     result = cli("import", str(source), data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     assert_no_traceback(result)
-    assert "6 lines, 3 accepted (3 stored, 0 already present), 3 rejected" in result.stdout
+    assert (
+        "6 lines, 3 accepted (3 stored, 0 already present or suppressed), 3 rejected"
+        in result.stdout
+    )
 
     rejects = source.with_name("export.jsonl.rejects.jsonl")
     rejected = [json.loads(line) for line in rejects.read_text().splitlines()]
@@ -156,7 +159,7 @@ def test_jsonl_import_keeps_good_lines_rejects_bad_ones_and_is_idempotent(
 
     again = cli("import", str(source), data_dir=data_dir)
     assert again.returncode == 0, again.stderr
-    assert "3 accepted (0 stored, 3 already present)" in again.stdout
+    assert "3 accepted (0 stored, 3 already present or suppressed)" in again.stdout
     assert cli("events", "count", data_dir=data_dir).stdout == "3\n"
 
 

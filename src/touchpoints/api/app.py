@@ -36,6 +36,7 @@ from touchpoints.api import events as events_api
 from touchpoints.api import identity as identity_api
 from touchpoints.api import journeys as journeys_api
 from touchpoints.api import keys as keys_api
+from touchpoints.api import privacy as privacy_api
 from touchpoints.api import profiles as profiles_api
 from touchpoints.api import quarantine as quarantine_api
 from touchpoints.collect.routes import Collector
@@ -60,10 +61,8 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
         try:
             yield
         finally:
-            if tp.writer is not None:
-                pending = tp.writer.pending
-                tp.writer.stop()
-                tp.writer = None
+            pending = tp.stop_writer()
+            if pending is not None:
                 log.info("flushed %d buffered events before exit", pending)
             tp.settings.server_file.unlink(missing_ok=True)
 
@@ -92,6 +91,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(profiles_api.router)
     app.include_router(identity_api.router)
     app.include_router(journeys_api.router)
+    app.include_router(privacy_api.router)
     router = Router(
         routes=[
             *Collector(tp).routes(),

@@ -26,7 +26,7 @@ from touchpoints.api.auth import authorise, require
 from touchpoints.api.errors import error_response
 from touchpoints.api.state import core
 from touchpoints.errors import TouchpointsError
-from touchpoints.profiles.results import MergeLog, PersonList, Profile, Timeline
+from touchpoints.profiles.results import ConsentHistory, MergeLog, PersonList, Profile, Timeline
 
 if TYPE_CHECKING:
     from touchpoints.core import Touchpoints
@@ -60,6 +60,13 @@ def profile_timeline(
     return core(request).profiles.timeline_page(key, limit, before)
 
 
+@router.get("/v1/profiles/{key:path}/consent")
+def profile_consent(request: Request, _: Reader, key: str) -> ConsentHistory:
+    """The person's consent per category as it stands (chosen, or the default), and every
+    change they made with when, where (channel) and through which source."""
+    return core(request).profiles.consent_history(key)
+
+
 @router.get("/v1/profiles/{key:path}/merges")
 def profile_merges(request: Request, _: Reader, key: str) -> MergeLog:
     """The merges that made the person and the unmerges of its identifiers, oldest first."""
@@ -88,7 +95,7 @@ class _LookupRoute(Route):
             scope["type"] != "http"
             or scope["method"] != "GET"
             or scope["query_string"]
-            or scope["path"].endswith(("/timeline", "/merges"))
+            or scope["path"].endswith(("/timeline", "/merges", "/consent"))
         ):
             return Match.NONE, {}
         return super().matches(scope)

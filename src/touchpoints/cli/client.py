@@ -110,7 +110,7 @@ class Api:
         if response.status_code >= 400:
             raise ClientError(_refusal(response))
         if answer is None:
-            return response.json()
+            return response.json() if response.content else None
         try:
             return answer.model_validate_json(response.content)
         except ValidationError as exc:  # a server of another version
@@ -135,6 +135,16 @@ class Api:
             params=_params(params),
             headers={"Content-Type": "application/json"},
         )
+
+    def download(self, path: str, body: BaseModel | dict[str, Any]) -> httpx.Response:
+        """A POST whose answer is a file (an export): the response, its status checked."""
+        content = body.model_dump_json() if isinstance(body, BaseModel) else orjson.dumps(body)
+        response = self.request(
+            "POST", path, content=content, headers={"Content-Type": "application/json"}
+        )
+        if response.status_code >= 400:
+            raise ClientError(_refusal(response))
+        return response
 
     def delete(self, path: str) -> Any:
         return self.call("DELETE", path)

@@ -93,10 +93,14 @@ def import_(
             )
         except ImportError_ as exc:
             raise fail(str(exc)) from None
+        if summary.reject_file:
+            # So that an erasure finds the person's rejected lines there too.
+            api.post("/v1/privacy/reject-files", {"path": str(Path(summary.reject_file).resolve())})
     stored = (
         "sent to the running server"
         if summary.stored is None
-        else f"{summary.stored:,} stored, {summary.accepted - summary.stored:,} already present"
+        else f"{summary.stored:,} stored, {summary.accepted - summary.stored:,} already "
+        "present or suppressed"
     )
     out.print(
         f"{file.name}: {summary.lines:,} lines, {summary.accepted:,} accepted ({stored}), "

@@ -80,6 +80,9 @@ class Quarantine:
 
     def __init__(self, warehouse: Warehouse) -> None:
         self._store = QuarantineStore(warehouse)
+        # Whether a refused document carries an erased identifier (then it is not held:
+        # the core sets privacy's suppressions here, as for the events); None: none is.
+        self.withhold: Callable[[str], bool] | None = None
 
     def hold_events(
         self,
@@ -112,7 +115,9 @@ class Quarantine:
         source: str,
         route: str,
         received_at: datetime,
-    ) -> int:
+    ) -> int | None:
+        """Hold a body that could not be read as events; its id (None: not held, it
+        carries an erased identifier)."""
         row = HeldRow(
             received_at,
             source,
@@ -122,9 +127,12 @@ class Quarantine:
             body.decode("utf-8", errors="replace"),
             None,
         )
-        return self._insert([row])[0]
+        held = self._insert([row])
+        return held[0] if held else None
 
     def _insert(self, rows: list[HeldRow]) -> list[int]:
+        if self.withhold is not None:
+            rows = [row for row in rows if not self.withhold(row.raw)]
         return self._store.insert(rows)
 
     def count(self, status: str | None = "held") -> int:

@@ -19,7 +19,8 @@ import operator
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,7 @@ class BufferedWriter:
         self._fsync_interval = fsync_interval_ms / 1000
 
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # held while a batch goes to the warehouse
         self._wake = threading.Event()
         self._stopping = threading.Event()
         # Pending rows are the plain tuples the log was written from, not EventRows: the
@@ -223,6 +225,14 @@ class BufferedWriter:
         """Write what is buffered now, in this thread (tests and the CLI use it)."""
         self._write_pending()
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Write what is buffered now, then write nothing until the block ends (an erasure
+        holds the warehouse still). Requests go on being logged and acknowledged meanwhile."""
+        with self._writing:
+            self._write_pending_now()
+            yield
+
     # -- the writer thread -------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -232,6 +242,10 @@ class BufferedWriter:
         self._write_pending()
 
     def _write_pending(self) -> None:
+        with self._writing:
+            self._write_pending_now()
+
+    def _write_pending_now(self) -> None:
         with self._lock:
             if not self._pending:
                 return

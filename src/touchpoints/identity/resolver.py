@@ -401,6 +401,31 @@ class IdentityResolver:
             return sorted({graph.find(s) for s in wanted})
         return sorted({graph.find(s) for s in component if graph.find(s) in component})
 
+    def lock(self) -> threading.RLock:
+        """The map's lock, for an operation that changes what the map is built from (events,
+        identifiers) and must not be caught up with half way."""
+        return self._lock
+
+    def recompute(self, component: Iterable[int]) -> None:
+        """After identifiers or events were deleted (erasure, retention): the persons of what
+        is left of ``component`` computed again from its remaining events and links, as
+        if the deleted ones had never been. Takes the map's lock; the caller deleted the rows
+        first (a part of ``component`` no longer in the map is passed over)."""
+        with self._lock:
+            self.forget()
+            graph = self.graph()  # as stored now, without the deleted identifiers
+            left = {sid for sid in component if sid in graph.parent}
+            if not left:
+                return
+            try:
+                rejections = self.replay(graph, left)
+                with self.warehouse.transaction() as cursor:
+                    self.write_replay(left, graph, rejections, cursor)
+            except Exception:
+                self.forget()
+                raise
+            self._publish(graph, left, [])
+
     def candidate_component(self, start: Iterable[int]) -> set[int]:
         """Every identifier connected to ``start`` through events or links in force, whether
         the merge rules let them join or not."""

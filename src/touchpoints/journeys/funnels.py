@@ -353,7 +353,11 @@ def drop_offs(
         )
         rows = rows.join(named, "device")
     total = int(source.arrow(rows.count()).as_py())
-    page = source.rows(rows.order_by(["entered_at", "unit"]).limit(limit, offset=offset))
+    listed = source.listed(rows)
+    withheld = (
+        total - int(source.arrow(listed.count()).as_py()) if source.unlisted is not None else 0
+    )
+    page = source.rows(listed.order_by(["entered_at", "unit"]).limit(limit, offset=offset))
     device = spec.unit == "device"
     units = [
         DropOff(
@@ -365,7 +369,7 @@ def drop_offs(
         )
         for row in page
     ]
-    return DropOffPage(step=step, total=total, units=units)
+    return DropOffPage(step=step, total=total, withheld=withheld, units=units)
 
 
 def drop_off_page(source: Source, query: DropOffsQuery) -> DropOffPage:

@@ -167,6 +167,11 @@ class DropOff(Answer):
 class DropOffPage(Answer):
     step: int = Field(description="Units that reached this step and not the next")
     total: int
+    withheld: int = Field(
+        default=0,
+        description="Of the total, units not listed: their person denied the analyses' "
+        "consent category (consent_analyses = aggregate)",
+    )
     units: list[DropOff]
 
 

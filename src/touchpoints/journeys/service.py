@@ -78,9 +78,13 @@ class Journeys:
         warehouse: Warehouse,
         model: StageModel,
         resolve: Callable[[str], int] | None = None,
+        consent: tuple[str, str] | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.model = model
+        # (category, mode): the consent category analyses need, and what becomes of a
+        # person who denied it (exclude: left out; aggregate: counted, never listed).
+        self.consent = consent
         # Finds the person behind an identifier (TYPE:VALUE or person:N), for questions
         # about one person; raises NotFound or BadRequest.
         self._resolve = resolve
@@ -93,7 +97,17 @@ class Journeys:
         return runner(self, query)  # type: ignore[return-value]
 
     def source(self) -> Source:
-        """The journey tables, caught up with the events the identity map has applied."""
+        """The journey tables, caught up with the events the identity map has applied, as
+        the analyses may read them (honouring the persons who denied them: ``consent``)."""
+        source = self.person_source()
+        if self.consent is None:
+            return source
+        category, mode = self.consent
+        return source.respecting(category, mode)
+
+    def person_source(self) -> Source:
+        """The journey tables, everyone in them: for what is asked about one person (their
+        stage history on their profile, their export), not for an analysis."""
         from touchpoints.journeys.source import duckdb_source
         from touchpoints.journeys.store import refresh
 
@@ -119,7 +133,7 @@ def _stage_history(journeys: Journeys, query: StageHistoryQuery) -> StageHistory
     from touchpoints.journeys.stages import stage_history
 
     person = journeys.person(query.person)
-    entries = stage_history(journeys.source(), journeys.model, person)
+    entries = stage_history(journeys.person_source(), journeys.model, person)
     return StageHistory(
         person=f"person:{person}",
         current=entries[-1].stage if entries else None,

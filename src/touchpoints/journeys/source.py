@@ -30,7 +30,7 @@ the query); on Spark through the Ibis backend.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -48,6 +48,7 @@ TABLES = (
     "journey_traits",
     "event_identifiers",
     "identifiers",
+    "consent_choices",
 )
 
 
@@ -65,6 +66,12 @@ class Source:
     events_table: str | None = None
     derived_for: str | None = None
     gateway: IbisGateway | None = None
+    # (person): persons left out of the analyses (they denied the analyses' consent
+    # category; :meth:`respecting`); None: nobody.
+    withheld: ir.Table | None = None
+    # (person): persons counted in the analyses but never listed by name (the same, when
+    # consent_analyses is "aggregate"); None: nobody.
+    unlisted: ir.Table | None = None
 
     def arrow(self, expr: ir.Expr) -> Any:
         """Run ``expr``: a table gives a ``pyarrow.Table``, a column an array, a scalar a
@@ -93,7 +100,50 @@ class Source:
     def events(self) -> ir.Table:
         """Every event with its resolved ``person`` and its unresolved ``device`` (the event's
         anchor identifier: a cookie, device or account, as a tool without stitching sees it).
-        From the kept facts, with their ``order_in_person`` and ``stage_index`` as well."""
+        From the kept facts, with their ``order_in_person`` and ``stage_index`` as well.
+        Without the persons :attr:`withheld`."""
+        return self.of_analysed(self._events())
+
+    def kept(self, name: str) -> ir.Table:
+        """A table the warehouse keeps per person (``journey_facts``,
+        ``journey_stage_entries``), without the persons :attr:`withheld`."""
+        return self.of_analysed(self.backend.table(name))
+
+    def of_analysed(self, table: ir.Table) -> ir.Table:
+        """``table`` (with a ``person`` column) without the persons :attr:`withheld`."""
+        if self.withheld is None:
+            return table
+        return table.anti_join(self.withheld, "person")
+
+    def listed(self, table: ir.Table) -> ir.Table:
+        """``table`` (with a ``person`` column) without the persons :attr:`unlisted`: what
+        an analysis may show person by person."""
+        if self.unlisted is None:
+            return table
+        return table.anti_join(self.unlisted, "person")
+
+    def respecting(self, category: str, mode: str = "exclude") -> Source:
+        """This source honouring the persons whose latest choice for the consent
+        ``category`` (by event time, then arrival) denies it: left out (``exclude``), or
+        counted but never listed (``aggregate``); itself when nobody denied it. A person who
+        never chose is analysed: denying is what takes them out (GDPR Art. 21)."""
+        choices = self.backend.table("consent_choices")
+        denials = choices.filter(choices.category == category, ~choices.granted)
+        if not self.arrow(denials.count()).as_py():
+            return self
+        choices = choices.filter(choices.category == category)
+        events = self._events().select("seq", "ts", "person")
+        made = choices.join(events, "seq")
+        latest = ibis.window(
+            group_by=made.person, order_by=[ibis.desc(made.ts), ibis.desc(made.seq)]
+        )
+        ranked = made.mutate(n=ibis.row_number().over(latest))
+        denied = ranked.filter(ranked.n == 0, ~ranked.granted).select("person")
+        if mode == "aggregate":
+            return replace(self, unlisted=denied)
+        return replace(self, withheld=denied)
+
+    def _events(self) -> ir.Table:
         if self.derived_for is not None:
             return self.backend.table("journey_facts")
         if self.events_table is not None:

@@ -115,7 +115,7 @@ def stage_entries(source: Source, model: StageModel) -> ir.Table:
     """(person, stage, stage_index, entered_at, entered_seq, channel, event): one row for each
     stage each person entered, with the event that entered it."""
     if source.derived(model):
-        return source.backend.table("journey_stage_entries")
+        return source.kept("journey_stage_entries")
     return computed_stage_entries(source, model)
 
 
@@ -204,7 +204,7 @@ def facts(source: Source, model: StageModel) -> ir.Table:
     and ``first_channel_in_stage`` / ``first_event_in_stage``: whether this is the first
     event of the person with its channel (event name) in its stage."""
     if source.derived(model):
-        return source.backend.table("journey_facts")
+        return source.kept("journey_facts")
     return computed_facts(source, model)
 
 

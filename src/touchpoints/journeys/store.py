@@ -53,6 +53,22 @@ def refresh(warehouse: Warehouse, model: StageModel | None = None) -> Refreshed:
     return Refreshed(copied, persons, full, round(time.perf_counter() - started, 3))
 
 
+def derive_again(warehouse: Warehouse, sids: list[int]) -> None:
+    """The persons of ``sids`` are derived again at the next :func:`refresh`: their events
+    are about to change underneath the kept facts (erasure or retention deletes some). Call
+    it before deleting: it notes the persons the kept rows name now (``journey_changed``,
+    which the refresh reads and then empties), and the refresh adds where they move to."""
+    if not sids:
+        return
+    with _LOCK:
+        warehouse.run(
+            "INSERT INTO journey_changed "
+            "SELECT person FROM journey_persons WHERE sid IN (SELECT unnest(?::BIGINT[])) "
+            "UNION SELECT person FROM identifiers WHERE sid IN (SELECT unnest(?::BIGINT[]))",
+            [sids, sids],
+        )
+
+
 # -- layer 1: the narrow copy --------------------------------------------------------------
 def _copy_events(warehouse: Warehouse) -> int:
     done = int(warehouse.scalar("SELECT coalesce(max(seq), 0) FROM journey_events"))
@@ -119,10 +135,12 @@ def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
     if full:
         for table in ("journey_facts", "journey_stage_entries", "journey_persons"):
             warehouse.run(f"DELETE FROM {table}")
+        warehouse.run("DELETE FROM journey_changed")
         warehouse.run(_NEW_EVENTS_SQL.format(persons=""), [0, upto])
         warehouse.run("INSERT INTO journey_persons SELECT sid, person FROM identifiers")
     else:
-        warehouse.run("DELETE FROM journey_changed")
+        # journey_changed may hold persons derive_again() noted; the identity map's moves
+        # and the new events add theirs.
         warehouse.run(_CHANGED_SQL, [facts_seq, upto])
         if not warehouse.scalar("SELECT count(*) FROM journey_changed"):
             _set_state(warehouse, fingerprint, generation, upto)
@@ -146,6 +164,7 @@ def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
     persons = int(warehouse.scalar("SELECT count(DISTINCT person) FROM journey_scratch"))
     _insert_derived(warehouse, model)
     warehouse.run("DELETE FROM journey_scratch")
+    warehouse.run("DELETE FROM journey_changed")
     _set_state(warehouse, fingerprint, generation, upto)
     return persons, full
 

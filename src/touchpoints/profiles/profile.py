@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,9 @@ from touchpoints.identity.identifiers import parse_key
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.profiles.results import (
     Computed,
+    ConsentChoice,
+    ConsentHistory,
+    ConsentStatus,
     IdentifierSeen,
     MergeEntry,
     MergeLog,
@@ -64,6 +68,86 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 class ProfileNotFound(NotFound):
     """No person has the identifier (or there is no such person:N)."""
+
+
+@dataclass(frozen=True)
+class ConsentRules:
+    """The consent categories, what holds for a person who never chose one, and which
+    category each use of a person's data needs (config.py's ``consent_categories``,
+    ``consent_defaults`` and ``consent_purposes``)."""
+
+    categories: tuple[str, ...] = ("necessary",)
+    defaults: Mapping[str, bool] = field(default_factory=lambda: {"necessary": True})
+    purposes: Mapping[str, str] = field(default_factory=dict)
+
+    def category_of(self, purpose: str) -> str:
+        """The category ``purpose`` needs; an unknown purpose is an error, not a pass."""
+        if purpose not in self.purposes:
+            known = ", ".join(sorted(self.purposes)) or "none configured"
+            raise BadRequest(f"purpose: {purpose!r} is not a consent purpose ({known})")
+        return self.purposes[purpose]
+
+    def allowed(self, status: Mapping[str, ConsentStatus]) -> dict[str, bool]:
+        """Per purpose, whether the consent ``status`` lets the person's data be used so."""
+        return {
+            purpose: bool(status.get(category) and status[category].granted)
+            for purpose, category in sorted(self.purposes.items())
+        }
+
+    def status(self, changes: list[ConsentChoice]) -> dict[str, ConsentStatus]:
+        """Per category: the latest choice, else the default (a category never chosen and
+        without a default is not granted). Categories a person chose that the settings do
+        not name are kept too."""
+        latest = {choice.category: choice for choice in changes}
+        names = list(self.categories) + sorted(set(latest) - set(self.categories))
+        out = {}
+        for name in names:
+            chosen = latest.get(name)
+            if chosen is None:
+                out[name] = ConsentStatus(
+                    granted=bool(self.defaults.get(name, False)),
+                    chosen=False,
+                    at=None,
+                    source=None,
+                    channel=None,
+                )
+            else:
+                out[name] = ConsentStatus(
+                    granted=chosen.granted,
+                    chosen=True,
+                    at=chosen.at,
+                    source=chosen.source,
+                    channel=chosen.channel,
+                )
+        return out
+
+
+def _consent_changes(
+    rows: list[ProfileEvent], choices: list[tuple[int, str, bool]]
+) -> list[ConsentChoice]:
+    """The person's consent choices in event order (``rows`` are), keeping only changes:
+    Segment's consent tools stamp every event with the preferences as they stand."""
+    by_seq: dict[int, list[tuple[str, bool]]] = defaultdict(list)
+    for seq, category, granted in choices:
+        by_seq[seq].append((category, granted))
+    current: dict[str, bool] = {}
+    changes = []
+    for row in rows:
+        for category, granted in by_seq.get(row.seq, ()):
+            if current.get(category) == granted:
+                continue
+            current[category] = granted
+            changes.append(
+                ConsentChoice(
+                    category=category,
+                    granted=granted,
+                    at=row.timestamp,
+                    source=row.source,
+                    channel=row.channel,
+                    message_id=row.message_id,
+                )
+            )
+    return changes
 
 
 def _at(profile: Profile, now: datetime) -> Profile:
@@ -109,11 +193,13 @@ class Profiles:
         warehouse: Warehouse,
         identity: IdentityResolver,
         source_priority: Mapping[str, list[str]] | None = None,
+        consent: ConsentRules | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.store = ProfileStore(warehouse)
         self.identity = identity
         self.source_priority = dict(source_priority or {})
+        self.consent_rules = consent or ConsentRules()
         # Assembled profiles, dropped when the identity map reports a change to the person.
         self._cache: dict[int, tuple[tuple[int, int], Profile]] = {}
         # Their JSON as sent, per (person, history), with the time span it holds for (the
@@ -217,12 +303,14 @@ class Profiles:
                 IdentifierSeen(value=row.value, first_seen=first_seen.get(row.first_seq))
             )
         traits, history = self._traits(rows)
+        choices = _consent_changes(rows, self.store.consent_choices([row.seq for row in rows]))
         return Profile(
             person=f"person:{person}",
             identifiers=dict(identifiers),
             traits=dict(sorted(traits.items())),
             trait_history=dict(sorted(history.items())),
             computed=self._computed(rows, identifiers),
+            consent=self.consent_rules.status(choices),
             merges=self.merges(person, sids),
             rejected_links=self._rejections(person, sids),
         )
@@ -374,6 +462,31 @@ class Profiles:
     def merge_log(self, key: str) -> MergeLog:
         person = self.resolve(key)
         return MergeLog(person=f"person:{person}", merges=self.merges(person))
+
+    def consent_history(self, key: str) -> ConsentHistory:
+        """The person's consent as it stands and every change they made, oldest first."""
+        person = self.resolve(key)
+        rows = self.store.events(self.store.event_seqs(self.store.sids(person)))
+        choices = _consent_changes(rows, self.store.consent_choices([row.seq for row in rows]))
+        status = self.consent_rules.status(choices)
+        return ConsentHistory(
+            person=f"person:{person}",
+            consent=status,
+            purposes=self.consent_rules.allowed(status),
+            history=choices,
+        )
+
+    def allows(self, key: str, purpose: str) -> bool:
+        """Whether the person behind ``key`` may have their data used for ``purpose`` (a
+        ``consent_purposes`` name): the category it needs is granted, by a choice or by
+        the default. A person nobody knows, or who never chose a category without a
+        granting default, does not pass."""
+        category = self.consent_rules.category_of(purpose)
+        try:
+            status = self.consent_history(key).consent
+        except NotFound:
+            return False
+        return bool(status.get(category) and status[category].granted)
 
     def find(self, trait: str, value: str, limit: int = 50) -> PersonList:
         """:meth:`search`, as ``person:N`` keys."""

@@ -38,6 +38,34 @@ class Computed(Answer):
     days_since_last_purchase: int | None = Field(description="As of the request")
 
 
+class ConsentChoice(Answer):
+    """A choice the person made (or a default, for a category never chosen)."""
+
+    category: str
+    granted: bool
+    at: UtcTime | None = Field(description="When it was made; None: the default")
+    source: str | None = Field(description="The key the event came with; None: the default")
+    channel: str | None
+    message_id: str | None
+
+
+class ConsentStatus(Answer):
+    granted: bool
+    chosen: bool = Field(description="The person chose (else the configured default holds)")
+    at: UtcTime | None
+    source: str | None
+    channel: str | None
+
+
+class ConsentHistory(Answer):
+    person: str
+    consent: dict[str, ConsentStatus] = Field(description="Per category, as it stands")
+    purposes: dict[str, bool] = Field(
+        description="Per use of the person's data (consent_purposes), whether consent allows it"
+    )
+    history: list[ConsentChoice] = Field(description="Every change, oldest first")
+
+
 class MergeEntry(Answer):
     kind: str = Field(description="merge (by an event), link, or unmerge")
     at: UtcTime
@@ -65,6 +93,9 @@ class Profile(Answer):
     identifiers: dict[str, list[IdentifierSeen]] = Field(description="Per identifier type")
     traits: dict[str, TraitValue] = Field(description="Each trait's current value")
     computed: Computed
+    consent: dict[str, ConsentStatus] = Field(
+        description="Per consent category: granted or not, and whether the person chose"
+    )
     merges: list[MergeEntry]
     rejected_links: list[RejectedLink]
     trait_history: dict[str, list[TraitValue]] | None = Field(

@@ -97,6 +97,15 @@ class ProfileStore:
         )
         return [ProfileEvent(*row) for row in rows]
 
+    def consent_choices(self, seqs: Sequence[int]) -> list[tuple[int, str, bool]]:
+        """(seq, category, granted) of each consent choice the events ``seqs`` carried."""
+        rows = self.warehouse.fetchall(
+            "SELECT seq, category, granted FROM consent_choices "
+            "WHERE seq IN (SELECT unnest(?::BIGINT[])) ORDER BY seq, category",
+            [list(seqs)],
+        )
+        return [(seq, category, granted) for seq, category, granted in rows]
+
     def event_times(self, seqs: Iterable[int]) -> dict[int, datetime]:
         """The time of each of the events ``seqs``."""
         return dict(

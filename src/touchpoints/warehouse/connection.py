@@ -143,15 +143,15 @@ class Warehouse:
     def compact(self) -> tuple[int, int]:
         """Rewrite the database into a fresh file and swap it in: deleted rows leave nothing
         in free blocks or in the log. Waits until no query runs, and holds every other query
-        until the new file is open. Returns the file's size before and after, in bytes."""
+        until the new file is open. Returns the file's size before (its log written in) and after, in bytes."""
         with self._gate.exclusive():
-            before = self.path.stat().st_size
             fresh = self.path.with_name(self.path.name + ".compacting")
             for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
                 stale.unlink(missing_ok=True)
             cursor = self._connection.cursor()
             name = cursor.execute("SELECT current_database()").fetchall()[0][0]
             run_sql(cursor, "CHECKPOINT")
+            before = self.path.stat().st_size  # with what the log held
             run_sql(cursor, f"ATTACH '{fresh}' AS _tp_compacted")
             try:
                 run_sql(cursor, f'COPY FROM DATABASE "{name}" TO _tp_compacted')

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ _INSERT_COLUMNS = ", ".join(f'"{name}"' for name in _ARROW_SCHEMA.names)
 class AppendResult:
     inserted: int
     duplicates: int
+    suppressed: int = 0  # dropped for carrying an erased identifier
 
 
 class EventStore:
@@ -42,6 +43,8 @@ class EventStore:
         self._index: MessageIdIndex | None = None
         self._next_seq: int | None = None
         self._lock = threading.Lock()
+        # Rows to keep of a batch (None: all); set by the core (privacy's suppressions).
+        self.row_filter: Callable[[Sequence[EventRow]], list[EventRow]] | None = None
 
     def _load(self) -> MessageIdIndex:
         if self._index is None:
@@ -54,8 +57,15 @@ class EventStore:
         return self._index
 
     def append(self, rows: Sequence[EventRow]) -> AppendResult:
-        """Insert the rows whose messageId is new (the first of several with one id)."""
+        """Insert the rows whose messageId is new (the first of several with one id), and
+        that the ``row_filter`` keeps (the core sets it: events that carry an erased
+        identifier are dropped on their way in, whichever way they came)."""
         with self._lock:
+            if self.row_filter is not None and rows:
+                kept = self.row_filter(rows)
+                dropped = len(rows) - len(kept)
+                result = self._append(kept)
+                return AppendResult(result.inserted, result.duplicates, dropped)
             return self._append(rows)
 
     def _append(self, rows: Sequence[EventRow]) -> AppendResult:

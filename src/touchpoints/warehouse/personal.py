@@ -51,7 +51,13 @@ PERSONAL: tuple[PersonalTable, ...] = (
         ("sid",),
         "the person's identifiers (user id, e-mail, phone, device ids, …) and their person",
     ),
-    PersonalTable("event_identifiers", "sid", ("sid",), "which identifiers each event carried"),
+    PersonalTable(
+        "event_identifiers",
+        "seq",
+        ("seq",),
+        "which identifiers each of the person's events carried (every row of an identifier "
+        "belongs to an event that carries it)",
+    ),
     PersonalTable(
         "identity_merges",
         "sid",
@@ -114,7 +120,7 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "journey_changed",
         "person",
         ("person",),
-        "persons whose journeys are being derived again (empty between runs)",
+        "persons whose journeys are to be derived again (after an erasure or retention)",
     ),
     PersonalTable(
         "consent_choices",
@@ -143,8 +149,8 @@ NOT_PERSONAL: dict[str, str] = {
     ),
     "suppressed_events": "how many events were dropped per day for carrying one",
     "privacy_requests": (
-        "access and erasure requests: status, times and counts; the subject is person:N once "
-        "done (an open request names the key asked for, until it is done)"
+        "access and erasure requests: status, times and counts; the subject only as person:N, "
+        "a number that refers to nothing once the person is erased"
     ),
     "import_rejects": "the paths of files imports wrote rejected lines to (erasure rewrites them)",
 }

@@ -1,0 +1,63 @@
+"""The answers of the privacy operations (see :mod:`touchpoints.answers`): access and erasure
+requests, what an erasure removed (counts, never the data), suppressions and retention."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from touchpoints.answers import Answer
+from touchpoints.times import UtcTime
+
+
+class PrivacyRequest(Answer):
+    id: int
+    kind: str = Field(description="export or erasure")
+    subject: str = Field(
+        description="person:N (never the key asked for, which may be an identifier); "
+        "(nobody) when no person had the key"
+    )
+    status: str = Field(description="received, done, or refused")
+    received_at: UtcTime
+    due_at: UtcTime = Field(description="When the answer is due (privacy_deadline_days)")
+    done_at: UtcTime | None
+    overdue: bool = Field(description="Not done and past its due time")
+    requested_by: str | None = Field(description="The key or user that asked")
+    note: str | None
+    outcome: str | None = Field(description="What was done: counts per table, never the data")
+
+
+class RequestList(Answer):
+    requests: list[PrivacyRequest] = Field(description="Newest first")
+
+
+class Erasure(Answer):
+    request: PrivacyRequest
+    person: str = Field(description="person:N, as the person was numbered before")
+    identifiers: int = Field(description="Identifiers erased (and suppressed from now on)")
+    removed: dict[str, int] = Field(description="Rows removed per table")
+    reject_lines: int = Field(description="Lines removed from import reject files")
+    persons_recomputed: int = Field(
+        description="Other persons whose identity map was computed again without the events"
+    )
+    database_bytes: tuple[int, int] = Field(
+        description="The database file's size before and after it was rewritten"
+    )
+
+
+class Suppression(Answer):
+    identifiers: int = Field(description="Erased identifiers whose events are dropped")
+    events_dropped: int = Field(description="Events dropped for carrying one, in all")
+
+
+class Lifted(Answer):
+    request_id: int
+    lifted: int = Field(description="Identifiers whose events are accepted again")
+
+
+class RetentionRun(Answer):
+    dry_run: bool
+    events: int = Field(description="Events past their retention (removed unless a dry run)")
+    per_rule: list[int] = Field(description="Events per rule of the retention setting, in order")
+    quarantine: int = Field(description="Quarantined items past quarantine_retention_days")
+    identifiers: int = Field(description="Identifiers left without any event, removed with them")
+    seconds: float
