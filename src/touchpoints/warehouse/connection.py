@@ -143,7 +143,8 @@ class Warehouse:
     def compact(self) -> tuple[int, int]:
         """Rewrite the database into a fresh file and swap it in: deleted rows leave nothing
         in free blocks or in the log. Waits until no query runs, and holds every other query
-        until the new file is open. Returns the file's size before (its log written in) and after, in bytes."""
+        until the new file is open. Returns the file's size before (its log written in) and
+        after, in bytes."""
         with self._gate.exclusive():
             fresh = self.path.with_name(self.path.name + ".compacting")
             for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
