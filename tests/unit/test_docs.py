@@ -51,3 +51,15 @@ def test_every_channel_is_documented() -> None:
     text = (DOCS / "channels.md").read_text()
     for channel in CHANNELS:
         assert f"`{channel}`" in text, channel
+
+
+def test_privacy_doc_names_every_personal_table_and_privacy_command() -> None:
+    from touchpoints.cli.privacy import privacy_app
+    from touchpoints.warehouse.personal import PERSONAL
+
+    text = (DOCS / "privacy.md").read_text()
+    for table in PERSONAL:
+        assert f"`{table.name}`" in text, table.name
+    for command in privacy_app.registered_commands:
+        name = command.name or (command.callback.__name__ if command.callback else "")
+        assert f"touchpoints privacy {name}" in text, name
