@@ -121,15 +121,18 @@ class Collector:
         return endpoint
 
     def _header_key(self, header: str | None) -> str | None:
-        """The key from the Authorization header, parsed once per distinct header."""
+        """The key from the Authorization header, parsed once per distinct header of a key
+        that verifies (only those are remembered: a header is at most
+        ``MAX_HEADER_LENGTH`` long, and there are as many as there are keys)."""
         if not header:
             return None
         cached = self._auth_cache.get(header)
         if cached is None:
             cached = secret_from_header(header) or ""
-            if len(self._auth_cache) > 1000:
-                self._auth_cache.clear()
-            self._auth_cache[header] = cached
+            if cached and self.tp.keys.verify(cached) is not None:
+                if len(self._auth_cache) >= 1000:
+                    self._auth_cache.clear()
+                self._auth_cache[header] = cached
         return cached
 
     async def handle(self, request: Request, route: str) -> Response:

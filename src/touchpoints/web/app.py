@@ -46,7 +46,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from touchpoints.errors import InvalidRequest
+from touchpoints.errors import InvalidRequest, TooLarge
 from touchpoints.journeys.queries import Answers
 from touchpoints.journeys.spec import validated
 from touchpoints.times import iso
@@ -126,9 +126,21 @@ def csv_response(
     )
 
 
+# The dashboard's forms hold a key, a search or a few fields: a larger body is no form of ours.
+MAX_FORM_BYTES = 64 * 1024
+
+
 async def form_fields(request: Request) -> dict[str, str]:
-    """An url-encoded form's fields (the first value of each)."""
-    body = (await request.body()).decode("utf-8", errors="replace")
+    """An url-encoded form's fields (the first value of each), read up to
+    :data:`MAX_FORM_BYTES` (:class:`~touchpoints.errors.TooLarge` past that: 413)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise TooLarge(f"the form is larger than {MAX_FORM_BYTES // 1024} KB; nothing was read")
+        chunks.append(chunk)
+    body = b"".join(chunks).decode("utf-8", errors="replace")
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 

@@ -1,0 +1,99 @@
+"""What a hostile sender tries against the app, in process (tests/conftest.py ``start_app``,
+its writer running): inputs that used to fill memory, answer 500 or keep what should not be
+kept. Each test failed before its fix; where the process itself matters (connections,
+timeouts, a server's memory), tests/e2e/test_server_limits.py uses a real server."""
+
+from __future__ import annotations
+
+import gc
+import secrets
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import AppServer, start_app
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[AppServer]:
+    found = start_app(tmp_path / "data")
+    yield found
+    found.stop()
+
+
+# -- memory: secrets of any size are not remembered ------------------------------------------
+def _retained_after(send: object, times: int) -> int:
+    """Bytes still allocated after ``times`` calls of ``send`` (each with a new secret)."""
+    assert callable(send)
+    send(0)  # warm up: lazily built routes, caches of the app itself
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1, times + 1):
+            send(i)
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def _huge_secret(size: int = 200_000) -> str:
+    return "tp_write_" + secrets.token_hex(size // 2)
+
+
+@pytest.mark.parametrize("where", ["authorization", "bearer", "write_key", "login"])
+def test_unknown_keys_of_any_size_are_not_remembered(app: AppServer, where: str) -> None:
+    """A key longer than a key can be (tp_<role>_ + 32 hex digits) is refused before it is
+    hashed, and only keys that verify are cached: 30 requests with a new 200 KB secret each
+    leave (nearly) nothing behind. Before, the collector's header cache and the key store's
+    digest cache kept every secret they were shown (about 12 MB here)."""
+    import base64
+
+    def send(i: int) -> None:
+        secret = _huge_secret()
+        if where == "authorization":
+            basic = base64.b64encode(f"{secret}:".encode()).decode()
+            response = app.post(
+                "/v1/track",
+                json={"userId": "u", "event": "E"},
+                headers={"Authorization": f"Basic {basic}"},
+            )
+            assert response.status_code == 401, response.text
+        elif where == "bearer":
+            with app.client(secret) as http:
+                assert http.get("/v1/events/count").status_code == 401
+        elif where == "write_key":
+            body = {"batch": [{"type": "track", "userId": "u", "event": "E"}], "writeKey": secret}
+            assert app.post("/v1/batch", json=body).status_code == 401
+        else:  # under the form's limit (64 KB), so the key itself is checked
+            response = app.post(
+                "/login", data={"key": _huge_secret(50_000)}, follow_redirects=False
+            )
+            assert response.status_code == 401
+
+    assert _retained_after(send, 30) < 1_000_000
+
+
+def test_a_real_key_still_verifies_after_unknown_ones(app: AppServer) -> None:
+    for _ in range(3):
+        assert (
+            app.post(
+                "/v1/track", json={"userId": "u", "event": "E"}, auth=(_huge_secret(100), "")
+            ).status_code
+            == 401
+        )
+    response = app.post("/v1/track", json={"userId": "u", "event": "E"}, auth=(app.write_key, ""))
+    assert response.status_code == 200
+
+
+def test_a_login_form_larger_than_a_form_can_be_is_refused_413(app: AppServer) -> None:
+    """The dashboard's forms are read up to 64 KB; a larger body is refused before it is
+    parsed (it used to be read whole, whatever its size)."""
+    response = app.post("/login", data={"key": "x" * 200_000}, follow_redirects=False)
+    assert response.status_code == 413
+    assert "64" in response.json()["detail"]
