@@ -97,3 +97,40 @@ def test_a_login_form_larger_than_a_form_can_be_is_refused_413(app: AppServer) -
     response = app.post("/login", data={"key": "x" * 200_000}, follow_redirects=False)
     assert response.status_code == 413
     assert "64" in response.json()["detail"]
+
+
+# -- answers that used to be 500 -------------------------------------------------------------
+def test_an_empty_authorization_header_is_401_everywhere(app: AppServer) -> None:
+    empty = {"Authorization": ""}
+    response = app.post("/v1/track", json={"userId": "u", "event": "E"}, headers=empty)
+    assert response.status_code == 401
+    with app.client() as http:
+        assert http.get("/v1/events/count", headers=empty).status_code == 401
+        assert http.get("/v1/profiles/user_id:u", headers=empty).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/missing.js",
+        "/static/",
+        "/static/vendor/",
+        "/static/../app.py",
+        "/static/%2e%2e/app.py",
+        "/static/%2e%2e/%2e%2e/config.py",
+        "/static/a%00b",
+        "/static/app.css%00.js",
+        "/static/vendor/..%2f..%2fapp.py",
+    ],
+)
+def test_a_missing_static_file_is_404(app: AppServer, path: str) -> None:
+    with app.client() as http:
+        response = http.get(path)
+    assert response.status_code == 404, (path, response.status_code, response.text)
+
+
+def test_static_files_are_still_served(app: AppServer) -> None:
+    with app.client() as http:
+        response = http.get("/static/app.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
