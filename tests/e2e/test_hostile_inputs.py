@@ -134,3 +134,50 @@ def test_static_files_are_still_served(app: AppServer) -> None:
         response = http.get("/static/app.css")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/css")
+
+
+_EDGES = [
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00",
+    "9999-12-31T23:59:59.999999",
+    "9999-12-31T23:59:59+00:00",
+]
+
+
+@pytest.mark.parametrize("edge", _EDGES)
+@pytest.mark.parametrize("name", ["since", "until"])
+def test_dates_at_the_ends_of_the_calendar_are_answered_not_500(
+    app: AppServer, name: str, edge: str
+) -> None:
+    """A date whose offset takes it out of range in UTC is a 422 naming the parameter;
+    one in range (however far) is an answer."""
+    out_of_range = edge.endswith(("+14:00", "-14:00"))
+    batch = [
+        {"type": "track", "userId": "u1", "event": name, "properties": {"utm_source": "x"}}
+        for name in ("a", "b", "Purchase")
+    ]
+    assert app.post("/v1/batch", json={"batch": batch}, auth=(app.write_key, "")).is_success
+    app.wait_idle()
+    with app.client() as http:
+        for path in ("/v1/events", "/v1/events/count"):
+            response = http.get(path, params={name: edge})
+            assert response.status_code == (422 if out_of_range else 200), response.text
+            if out_of_range:
+                assert response.json()["detail"].startswith(f"{name}: ")
+        for kind, extra in [
+            ("journey_map", {}),
+            ("funnel", {"steps": [{"event": "a"}, {"event": "b"}]}),
+            ("channel_mix", {}),
+            ("paths", {}),
+            ("attribution", {}),
+        ]:
+            response = http.post("/v1/journeys/query", json={"kind": kind, name: edge, **extra})
+            assert response.status_code in ((422,) if out_of_range else (200, 422)), (
+                kind,
+                response.text,
+            )
+            if out_of_range:
+                assert name in response.json()["detail"], response.text
+        response = http.post("/v1/journeys/query", json={"kind": "retention", "as_of": edge})
+        assert response.status_code in (200, 422), response.text
