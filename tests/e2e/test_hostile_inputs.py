@@ -181,3 +181,25 @@ def test_dates_at_the_ends_of_the_calendar_are_answered_not_500(
                 assert name in response.json()["detail"], response.text
         response = http.post("/v1/journeys/query", json={"kind": "retention", "as_of": edge})
         assert response.status_code in (200, 422), response.text
+
+
+@pytest.mark.parametrize("order", ["relaxed", "strict"])
+def test_funnels_and_drop_offs_of_20_steps_answer(app: AppServer, order: str) -> None:
+    """The documented limit (20 steps) is answered, in either order; 21 is a 422."""
+    steps = [{"event": f"e{i % 7}"} for i in range(20)]
+    with app.client() as http:
+        response = http.post(
+            "/v1/journeys/query", json={"kind": "funnel", "steps": steps, "order": order}
+        )
+        assert response.status_code == 200, response.text
+        assert len(response.json()["steps"]) == 20
+        funnel = {"steps": steps, "order": order}
+        response = http.post(
+            "/v1/journeys/query", json={"kind": "drop_offs", "funnel": funnel, "step": 19}
+        )
+        assert response.status_code == 200, response.text
+        response = http.post(
+            "/v1/journeys/query", json={"kind": "funnel", "steps": [*steps, {"event": "x"}]}
+        )
+        assert response.status_code == 422
+        assert "at most 20 steps" in response.json()["detail"]
