@@ -203,3 +203,157 @@ def test_funnels_and_drop_offs_of_20_steps_answer(app: AppServer, order: str) ->
         )
         assert response.status_code == 422
         assert "at most 20 steps" in response.json()["detail"]
+
+
+# -- deep JSON: refused with its reason, quarantined, the rest of the batch stored -----------
+def _nested(depth: int) -> str:
+    """JSON text of an object nesting ``depth`` levels below the top (``{"x":{"x":…1}}``)."""
+    return '{"x":' * depth + "1" + "}" * depth
+
+
+def _held(app: AppServer) -> list[dict]:
+    with app.client(app.admin_key()) as http:
+        items = http.get("/v1/quarantine").json()["items"]
+    assert isinstance(items, list)
+    return items
+
+
+@pytest.mark.parametrize("depth", [254, 300, 1000])
+def test_a_deeply_nested_event_is_refused_and_quarantined_and_the_batch_kept(
+    app: AppServer, depth: int
+) -> None:
+    """orjson reads 1,024 levels but writes 254: such an event used to answer 500 and lose
+    the whole batch. Now it is refused (400 for it, with the depth in the reason), kept in
+    the quarantine as sent, and the batch's other events are stored."""
+    good = '{"type":"track","userId":"u","event":"Good","messageId":"good-1"}'
+    deep = f'{{"type":"track","userId":"u","event":"Deep","properties":{_nested(depth)}}}'
+    body = f'{{"batch":[{good},{deep}]}}'
+    response = app.post(
+        "/v1/batch",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        auth=(app.write_key, ""),
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["accepted"], answer["quarantined"]) == (1, 1)
+    (problem,) = answer["rejected"][0]["errors"]
+    assert answer["rejected"][0]["index"] == 1
+    assert f"nests {depth + 1} levels deep" in problem["message"]
+    assert "254" in problem["message"]
+    app.wait_idle()
+    assert app.count() == 1
+    (item,) = _held(app)
+    assert item["kind"] == "event"
+    assert item["raw"].count('{"x":') == depth  # kept whole, as sent
+    single = app.post(
+        "/v1/track",
+        content=deep,
+        headers={"Content-Type": "application/json"},
+        auth=(app.write_key, ""),
+    )
+    assert single.status_code == 400
+    assert single.json()["quarantined"] == 1
+
+
+def test_a_deeply_nested_batch_context_or_body_is_refused(app: AppServer) -> None:
+    event = '{"type":"track","userId":"u","event":"E"}'
+    for body in (
+        f'{{"context":{_nested(400)},"batch":[{event}]}}',
+        "[" * 400 + "]" * 400,
+        f'{{"batch":{"[" * 400 + "]" * 400}}}',
+    ):
+        response = app.post(
+            "/v1/batch",
+            content=body,
+            headers={"Content-Type": "application/json"},
+            auth=(app.write_key, ""),
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["quarantined"] == 1
+    # The last is a batch whose one event is a deep array: that event is refused.
+    assert [item["kind"] for item in _held(app)] == ["body", "body", "event"]
+    app.wait_idle()
+    assert app.count() == 0
+
+
+def test_json_nested_10000_deep_is_400_and_held_bounded(app: AppServer) -> None:
+    body = "[" * 10_000 + "]" * 10_000
+    response = app.post(
+        "/v1/batch",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        auth=(app.write_key, ""),
+    )
+    assert response.status_code == 400
+    assert "depth limit" in response.json()["error"]
+    (item,) = _held(app)
+    assert len(item["raw"]) == len(body)  # the body as sent, no larger than the request
+
+
+# -- times: clock-skew correction stays within the years events may have ---------------------
+@pytest.mark.parametrize(
+    ("timestamp", "sent_at"),
+    [
+        ("2200-01-01T00:00:00Z", "1970-01-01T00:00:00Z"),
+        ("1970-01-01T00:00:00Z", "2200-12-31T00:00:00Z"),
+    ],
+)
+def test_clock_skew_correction_that_leaves_1970_to_2200_is_refused(
+    app: AppServer, timestamp: str, sent_at: str
+) -> None:
+    """timestamp 2200 with sentAt 1970 used to be stored as 2256: the correction (the
+    server's time less the device's sentAt − timestamp) took it out of the years events may
+    have. It is refused, naming both fields, rather than clamped: a clamped time would be
+    made up, while the quarantined event can be replayed once the sender's clock is fixed."""
+    event = {"userId": "u", "event": "E", "timestamp": timestamp, "sentAt": sent_at}
+    response = app.post("/v1/track", json=event, auth=(app.write_key, ""))
+    assert response.status_code == 400, response.text
+    (problem,) = response.json()["errors"]
+    assert problem["field"] == "timestamp"
+    assert "sentAt" in problem["message"] and "1970 to 2200" in problem["message"]
+    assert len(_held(app)) == 1
+
+
+def test_clock_skew_correction_within_the_range_is_kept(app: AppServer) -> None:
+    event = {
+        "userId": "u",
+        "event": "E",
+        "timestamp": "2020-01-01T00:00:00Z",
+        "sentAt": "2020-01-01T00:00:10Z",
+    }
+    assert app.post("/v1/track", json=event, auth=(app.write_key, "")).status_code == 200
+
+
+# -- the quarantine keeps no write key -------------------------------------------------------
+def test_a_write_key_is_scrubbed_from_a_quarantined_body(app: AppServer) -> None:
+    key = app.write_key
+    bodies = [
+        f'{{"writeKey": "{key}", "userId": "u", "event": ',  # cut short: not JSON
+        f'{{"writeKey":"{key}","batch":[{{"type":"track","userId":"u","event":"E"}}]',
+        f'{{"userId":"u","event":"E","properties":{{"note":"{key}"}},',
+        f'{{"writeKey" : "{key}',
+    ]
+    for body in bodies:
+        response = app.post(
+            "/v1/batch",
+            content=body,
+            headers={"Content-Type": "application/json"},
+            auth=(key, ""),
+        )
+        assert response.status_code == 400
+    held = _held(app)
+    assert len(held) == len(bodies)
+    for item in held:
+        assert key not in item["raw"], item["raw"]
+        assert key[:12] not in item["raw"]
+    assert '"writeKey": "[removed]"' in held[0]["raw"]
+
+
+def test_a_write_key_in_an_event_is_kept_from_the_quarantine(app: AppServer) -> None:
+    key = app.write_key
+    batch = {"batch": [{"type": "track", "userId": "u", "writeKey": key}]}  # no event name
+    response = app.post("/v1/batch", json=batch, auth=(key, ""))
+    assert response.status_code == 400
+    (item,) = _held(app)
+    assert key not in item["raw"]

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from touchpoints.access.keys import ApiKey, secret_from_header
 from touchpoints.collect.ingest import BATCH_ROUTES, SINGLE_ROUTES, Outcome
 from touchpoints.collect.writer import Backpressure
-from touchpoints.events import EventRow, Problem, now_micros
+from touchpoints.events import EventRow, Problem, json_text, now_micros
 from touchpoints.warehouse import utc_now
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ class Collector:
             payload = {name: value for name, value in payload.items() if name != "writeKey"}
         outcome = self.tp.judge(payload, route, source=key.id, received_at=received_at)
         if outcome.body_problems:
-            await self._hold_body(orjson.dumps(payload), outcome.body_problems, key, route)
+            await self._hold_body(json_text(payload), outcome.body_problems, key, route)
             errors = [p.as_dict() for p in outcome.body_problems]
             raise _Answered(_error(400, _summary(errors), errors=errors, quarantined=1))
         return outcome
