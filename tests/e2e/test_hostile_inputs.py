@@ -357,3 +357,41 @@ def test_a_write_key_in_an_event_is_kept_from_the_quarantine(app: AppServer) -> 
     assert response.status_code == 400
     (item,) = _held(app)
     assert key not in item["raw"]
+
+
+# -- CSV downloads: no formula runs when a spreadsheet opens them ----------------------------
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted() -> None:
+    """OWASP's rule: a text cell starting with =, +, -, @, a tab or a carriage return gets a
+    leading ' so a spreadsheet shows it as text. Numbers stay numbers, and so does text that
+    is a plain number (-7, +3, -2.5e3): no spreadsheet runs it."""
+    import csv
+    import io
+
+    from touchpoints.web.app import Shown, Table
+
+    cells = [
+        "=HYPERLINK(\"http://evil\")", "+SUM(A1)", "-1+2", "@cmd", "\tx", "\rx", "-",
+        -5, -2.5, "-7", "+3", "-2.5e3", "plain", "a=b", Shown("=1+1", "label"), None,
+    ]  # fmt: skip
+    table = Table("t", "=title", ["=a", "b"], [cells])
+    header, row = list(csv.reader(io.StringIO(table.csv())))
+    assert header == ["'=a", "b"]
+    assert row == [
+        "'=HYPERLINK(\"http://evil\")", "'+SUM(A1)", "'-1+2", "'@cmd", "'\tx", "'\rx", "'-",
+        "-5", "-2.5", "-7", "+3", "-2.5e3", "plain", "a=b", "'=1+1", "",
+    ]  # fmt: skip
+
+
+def test_a_dashboard_csv_from_a_crafted_link_holds_no_formula(app: AppServer) -> None:
+    """A link can put any event name into a funnel, and so into its CSV download."""
+    login = app.post("/login", data={"key": app.read_key}, follow_redirects=False)
+    assert login.status_code == 303
+    with app.client() as http:
+        http.cookies.update(login.cookies)
+        response = http.get(
+            "/journeys/funnels",
+            params=[("step", '=HYPERLINK("http://evil","x")'), ("step", "b"), ("csv", "steps")],
+        )
+    assert response.status_code == 200, response.text
+    assert '\'=HYPERLINK(""http://evil"",""x"")' in response.text
+    assert ',"=HYPERLINK' not in response.text

@@ -28,6 +28,7 @@ import importlib
 import io
 import json
 import pkgutil
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -94,7 +95,7 @@ class Table:
     def csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(self.columns)
+        writer.writerow([_inert(column) for column in self.columns])
         writer.writerows([[_csv_value(value) for value in row] for row in self.rows])
         return out.getvalue()
 
@@ -106,7 +107,23 @@ def _csv_value(value: Any) -> Any:
         return iso(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str):
+        return _inert(value)
     return value
+
+
+# What a spreadsheet takes as the start of a formula (OWASP, CSV injection), and text that is
+# a plain number (-7, +3, -2.5e3), which it takes as that number and runs nothing.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _inert(text: str) -> str:
+    """A CSV cell's text that no spreadsheet runs as a formula: with a leading ' when it
+    starts like one (names, events and traits come from senders), unless a plain number."""
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def csv_response(
