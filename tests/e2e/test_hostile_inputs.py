@@ -395,3 +395,57 @@ def test_a_dashboard_csv_from_a_crafted_link_holds_no_formula(app: AppServer) ->
     assert response.status_code == 200, response.text
     assert '\'=HYPERLINK(""http://evil"",""x"")' in response.text
     assert ',"=HYPERLINK' not in response.text
+
+
+# -- security headers ------------------------------------------------------------------------
+def test_every_answer_carries_the_security_headers(app: AppServer) -> None:
+    login = app.post("/login", data={"key": app.read_key}, follow_redirects=False)
+    answers = {
+        "login page": app.post("/login", data={"key": "nope"}),
+        "collector": app.post(
+            "/v1/track", json={"userId": "u", "event": "E"}, auth=(app.write_key, "")
+        ),
+        "collector 401": app.post("/v1/track", json={}),
+    }
+    with app.client() as http:
+        answers["api"] = http.get("/v1/events/count")
+        answers["api 404"] = http.get("/v1/profiles/user_id:nobody")
+        answers["api 422"] = http.get("/v1/events", params={"limit": "x"})
+        answers["openapi"] = http.get("/openapi.json")
+        answers["static"] = http.get("/static/app.js")
+        answers["static 404"] = http.get("/static/nothing.css")
+        answers["health"] = http.get("/health")
+        http.cookies.update(login.cookies)
+        for path in ("/", "/people", "/journeys/funnels", "/sources"):
+            answers[path] = http.get(path)
+    for what, response in answers.items():
+        headers = response.headers
+        csp = headers.get("content-security-policy", "")
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, what
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, what
+        assert headers["x-content-type-options"] == "nosniff", what
+        assert headers["referrer-policy"] == "no-referrer", what
+        assert "camera=()" in headers["permissions-policy"], what
+        assert headers["x-frame-options"] == "DENY", what
+        if what.startswith("static"):
+            assert "no-store" not in headers.get("cache-control", ""), what
+        else:
+            assert headers["cache-control"] == "no-store", what
+    assert answers["/"].status_code == 200
+
+
+TEMPLATES = Path(__file__).parents[2] / "src" / "touchpoints" / "web" / "templates"
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in TEMPLATES.glob("*.html")))
+def test_templates_have_no_inline_script_or_style(template: str) -> None:
+    """What the CSP (script-src 'self'; style-src 'self') would block: inline scripts, event
+    handler attributes, javascript: links, style attributes and <style> blocks."""
+    import re
+
+    text = (TEMPLATES / template).read_text()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), "inline <script>"
+    assert not re.search(r"\son[a-z]+\s*=", text, re.I), "an on…= handler"
+    assert "javascript:" not in text.lower()
+    assert not re.search(r"\sstyle\s*=", text, re.I), "a style attribute"
+    assert "<style" not in text.lower(), "a <style> block"
