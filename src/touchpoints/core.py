@@ -11,7 +11,10 @@ to the warehouse otherwise.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any
 
 from touchpoints.access.keys import KeyStore
@@ -56,6 +59,33 @@ def build_identity_extractor(settings: Settings) -> IdentifierExtractor:
     )
 
 
+# What touchpoints keeps in a data directory: personal data, for its owner's eyes only.
+_PRIVATE_FILES = ("touchpoints.duckdb", "touchpoints.duckdb.wal", "touchpoints.toml", "server.json")
+_PRIVATE_TREES = ("wal", "demo")
+
+
+def make_private(data_dir: Path) -> None:
+    """The data directory and what touchpoints keeps in it readable by its owner only
+    (directories 0700, files 0600), whatever the umask they were made with: run on every
+    open, so an install made before this is put right too. Only touchpoints' own files are
+    touched (a data directory may be a place that holds other things)."""
+    paths = [data_dir, *(data_dir / name for name in _PRIVATE_FILES)]
+    for tree in _PRIVATE_TREES:
+        paths.append(data_dir / tree)
+        if (data_dir / tree).is_dir():
+            paths.extend((data_dir / tree).rglob("*"))
+    for path in paths:
+        try:
+            found = path.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(found.st_mode) or found.st_uid != os.getuid():
+            continue
+        wanted = 0o700 if stat.S_ISDIR(found.st_mode) else 0o600
+        if stat.S_IMODE(found.st_mode) != wanted:
+            path.chmod(wanted)
+
+
 class Touchpoints:
     def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
         self.settings = settings
@@ -65,6 +95,7 @@ class Touchpoints:
         except StageModelError as exc:
             raise ConfigError(f"stage_model: {exc}") from None
         self.warehouse = Warehouse(settings.database_path, read_only=read_only)
+        make_private(settings.data_dir)
         self.keys = KeyStore(self.warehouse)
         self.events = EventReader(self.warehouse)
         self.store = EventStore(self.warehouse)

@@ -64,6 +64,18 @@ class Conflict(TouchpointsError):
     status = 409
 
 
+class TooLarge(TouchpointsError):
+    """A request body or form larger than its limit (read no further than the limit)."""
+
+    status = 413
+
+
+class TooManyRequests(TouchpointsError):
+    """A key sent more requests than its rate limit allows; retry after ``Retry-After``."""
+
+    status = 429
+
+
 def status_of(exc: BaseException) -> int:
     """The HTTP status for ``exc``: its kind's, or 500 for anything else (a bug)."""
     return exc.status if isinstance(exc, TouchpointsError) else 500

@@ -80,6 +80,15 @@ class Limits:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The moments an event may have: its times are parsed within these years, and clock-skew
+# correction must not take it out of them.
+FIRST_YEAR, LAST_YEAR = 1970, 2200
+_LAST_MICROS = (
+    int((datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) * 1_000_000 - 1
+)
+# The deepest JSON orjson (pinned) writes: 254 nested arrays and objects. orjson reads up to
+# 1,024, so a deeper event parses but could not be stored; it is refused with its depth.
+MAX_DEPTH = 254
 
 
 def micros(moment: datetime) -> int:
@@ -111,9 +120,61 @@ def _parse_text_time(value: str) -> int:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(f"{value[:40]!r} is not an ISO-8601 date-time") from None
-    if not 1970 <= moment.year <= 2200:
-        raise ValueError(f"{value[:40]!r} is outside the years 1970 to 2200")
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"{value[:40]!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     return micros(moment)
+
+
+def depth(value: Any) -> int:
+    """How many arrays and objects ``value`` nests (0 for a scalar), counted with a stack of
+    its own rather than recursion (a parsed value may nest 1,024 deep)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def json_text(value: Any) -> bytes:
+    """The JSON text of a parsed value however deep it nests: orjson's for what it writes
+    (up to :data:`MAX_DEPTH` levels), else written with a stack of its own (the quarantine
+    keeps a refused deep event as it was sent)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        pass
+    out: list[bytes] = []
+    stack: list[Any] = [value]  # values to write, and bytes to write as they are
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bytes):
+            out.append(item)
+        elif isinstance(item, dict):
+            out.append(b"{")
+            stack.append(b"}")
+            for number, (key, child) in enumerate(reversed(item.items())):
+                stack.append(child)
+                stack.append(orjson.dumps(str(key)) + b":")
+                if number < len(item) - 1:
+                    stack.append(b",")
+        elif isinstance(item, list):
+            out.append(b"[")
+            stack.append(b"]")
+            for number, child in enumerate(reversed(item)):
+                stack.append(child)
+                if number < len(item) - 1:
+                    stack.append(b",")
+        else:
+            out.append(orjson.dumps(item))
+    return b"".join(out)
 
 
 def _json_type(value: Any) -> str:
@@ -243,6 +304,14 @@ _new_row = tuple.__new__
 # object or state is built per event, and a rule's usual case is tested first.
 
 
+def too_deep(value: Any, what: str) -> str:
+    """The reason a value nesting deeper than :data:`MAX_DEPTH` is refused."""
+    return (
+        f"{what} nests {depth(value)} levels deep (objects and arrays); at most {MAX_DEPTH} "
+        "can be stored"
+    )
+
+
 def _not_an_object(message: Any, index: int | None) -> Problem:
     """An event is a JSON object; anything else (a string, an array) cannot be read at all."""
     return Problem("", f"event must be a JSON object, got {_json_type(message)}", index)
@@ -251,8 +320,13 @@ def _not_an_object(message: Any, index: int | None) -> Problem:
 def _raw_json(
     message: dict[str, Any], max_bytes: int, problems: list[Problem], index: int | None
 ) -> bytes:
-    """The event as sent (kept in ``raw``), measured against the size limit while at hand."""
-    raw = _dumps(message)
+    """The event as sent (kept in ``raw``), measured against the size limit while at hand;
+    an event nesting deeper than can be stored is refused with its depth."""
+    try:
+        raw = _dumps(message)
+    except orjson.JSONEncodeError:
+        problems.append(Problem("", too_deep(message, "event"), index))
+        return b"{}"
     if len(raw) > max_bytes:
         problems.append(
             Problem(
@@ -448,7 +522,20 @@ def _times(
         return received_at, None, sent_at_us
     if sent_at_us is None or historical:
         return original_us, original_us, sent_at_us
-    return received_at - (sent_at_us - original_us), original_us, sent_at_us
+    corrected = received_at - (sent_at_us - original_us)
+    if not 0 <= corrected <= _LAST_MICROS:
+        # Refused, not clamped: a clamped time would be made up; held in the quarantine, the
+        # event can be replayed once the device's clock is understood (Segment-like).
+        problems.append(
+            Problem(
+                original_field,
+                f"corrected for clock skew (the time received less sentAt − {original_field}) "
+                f"falls outside the years {FIRST_YEAR} to {LAST_YEAR}: {original_field} and "
+                "sentAt must come from the same clock",
+                index,
+            )
+        )
+    return corrected, original_us, sent_at_us
 
 
 def _time(value: Any, field: str, problems: list[Problem], index: int | None) -> int | None:

@@ -28,10 +28,16 @@ def iso_or_none(moment: datetime | None) -> str | None:
 
 
 def naive_utc(moment: datetime) -> datetime:
-    """``moment`` as naive UTC, the form the warehouse stores."""
+    """``moment`` as naive UTC, the form the warehouse stores. ValueError for a moment whose
+    offset takes it out of the years 1 to 9999 (``0001-01-01T00:00:00+14:00``)."""
     if moment.tzinfo is None:
         return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError(
+            f"{moment.isoformat()} is out of range once moved to UTC (years 1 to 9999)"
+        ) from None
 
 
 # A moment in a typed answer: naive UTC ``datetime`` in Python (also when read back from

@@ -746,3 +746,34 @@ def test_parse_time_names_the_range() -> None:
 def test_parse_time_before_the_epoch_with_a_fraction() -> None:
     # 1970-01-01T00:30:00.250+01:00 is 1969-12-31T23:30:00.250Z: 1,799.75 s before the epoch
     assert parse_time("1970-01-01T00:30:00.250+01:00") == -1_799_750_000
+
+
+# -- depth: what orjson writes, and what the quarantine writes beyond it ---------------------
+def test_orjson_writes_exactly_max_depth_levels() -> None:
+    """MAX_DEPTH is orjson's (pinned) limit: if an upgrade changes it, this says so."""
+    from touchpoints.events import MAX_DEPTH
+
+    assert orjson.dumps(_deep_list(MAX_DEPTH))
+    with pytest.raises(orjson.JSONEncodeError):
+        orjson.dumps(_deep_list(MAX_DEPTH + 1))
+
+
+def _deep_list(levels: int) -> list:
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("levels", [1, 5, 254, 255, 1023])
+def test_json_text_writes_any_depth_as_orjson_reads_it(levels: int) -> None:
+    from touchpoints.events import depth, json_text
+
+    value: object = {"a": [1, 'x\u00e9"\\', None, True, 2.5], "b": {}, "c": []}
+    for i in range(levels - 1):
+        value = {"k": value, "n": i} if i % 2 else [value, i]
+    text = json_text(value)
+    assert json_text(orjson.loads(text)) == text  # (== on the values would recurse too deep)
+    assert depth(value) == levels + 1
+    if levels < 250:
+        assert text == orjson.dumps(value)

@@ -4,6 +4,12 @@ Three roles: ``write`` sends events (the Segment write key), ``read`` reads even
 ``admin`` does everything, sending included. Only a SHA-256 of each key is stored; the key
 itself is shown once, when it is made. Verification is a dictionary lookup on the hash, held
 in memory because it runs on every collected request.
+
+Whatever a caller sends is bounded before it costs anything: a secret longer than a key can
+be (``tp_<role>_`` and 32 hex digits) is refused before it is hashed, an Authorization header
+longer than one carrying a key is not decoded, and only secrets that verify are remembered
+(their hashes, so each request skips SHA-256): unknown secrets of any size leave nothing
+behind in memory.
 """
 
 from __future__ import annotations
@@ -84,13 +90,22 @@ class KeyList(Answer):
     keys: list[KeyInfo] = Field(description="Oldest first")
 
 
+# The longest secret a key can have ("tp_admin_" and 32 hex digits); longer is no key.
+MAX_SECRET_LENGTH = max(len(f"tp_{role}_") for role in ROLES) + 32
+# An Authorization header holding such a secret: "Basic " and the base64 of "<secret>:",
+# with room for a password an SDK may add (Segment's send an empty one).
+MAX_HEADER_LENGTH = 256
+# Verified secrets whose hash is remembered (each one a live key; cleared when full).
+_DIGEST_CACHE_SIZE = 10_000
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def secret_from_header(header: str | None) -> str | None:
     """The key in ``Authorization: Bearer <key>`` or ``Basic base64(<key>:)`` (Segment's way)."""
-    if not header:
+    if not header or len(header) > MAX_HEADER_LENGTH:
         return None
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
@@ -115,7 +130,8 @@ class KeyStore:
         self._lock = threading.Lock()
         self._by_hash: dict[str, ApiKey] = {}
         self._ephemeral: dict[str, ApiKey] = {}
-        self._digests: dict[str, str] = {}  # secret → hash, so each request skips SHA-256
+        # secret → hash of verified secrets only, so each request skips SHA-256
+        self._digests: dict[str, str] = {}
         self.reload()
 
     def reload(self) -> None:
@@ -178,11 +194,17 @@ class KeyStore:
             return sorted(self._by_hash.values(), key=lambda k: (k.created_at, k.id))
 
     def verify(self, secret: str) -> ApiKey | None:
-        """The live key for a secret, or None (unknown or revoked)."""
+        """The live key for a secret, or None (unknown or revoked). A secret longer than a
+        key can be is refused unhashed; only the hashes of keys found are remembered."""
         digest = self._digests.get(secret)
         if digest is None:
+            if len(secret) > MAX_SECRET_LENGTH:
+                return None
             digest = _hash(secret)
-            if len(self._digests) > 10_000:
+            found = self._by_hash.get(digest) or self._ephemeral.get(digest)
+            if found is None:
+                return None
+            if len(self._digests) >= _DIGEST_CACHE_SIZE:
                 self._digests.clear()
             self._digests[secret] = digest
         key = self._by_hash.get(digest) or self._ephemeral.get(digest)

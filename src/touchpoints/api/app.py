@@ -39,6 +39,7 @@ from touchpoints.api import keys as keys_api
 from touchpoints.api import privacy as privacy_api
 from touchpoints.api import profiles as profiles_api
 from touchpoints.api import quarantine as quarantine_api
+from touchpoints.api.headers import secured
 from touchpoints.collect.routes import Collector
 from touchpoints.web.app import Dashboard
 
@@ -107,7 +108,8 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
 class _Guard:
     """Answers 500 for an exception no route handled (before any answer was sent), and
     swallows what FastAPI re-raises after answering it: the error is logged once, without
-    its text (:func:`touchpoints.api.errors.error_response`)."""
+    its text (:func:`touchpoints.api.errors.error_response`). Every answer, whichever route
+    gave it, leaves with the security headers (:mod:`touchpoints.api.headers`)."""
 
     def __init__(self, app: Router) -> None:
         self.app = app
@@ -122,6 +124,7 @@ class _Guard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                message = secured(message, scope)
             await send(message)
 
         try:
@@ -131,7 +134,7 @@ class _Guard:
                 return  # answered already (FastAPI's handler ran and re-raised)
             where = f"in {scope.get('method', '')} {scope.get('path', '')}"
             response = errors.error_response(exc, where)
-            await response(scope, receive, send)
+            await response(scope, receive, sending)
 
 
 def _write_server_file(tp: Touchpoints, token: str) -> None:

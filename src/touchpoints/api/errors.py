@@ -16,6 +16,7 @@ import orjson
 from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -37,6 +38,8 @@ def error_response(exc: Exception, where: str = "") -> Response:
     """The answer for ``exc``: its kind's status and message, or 500 for a bug."""
     if isinstance(exc, TouchpointsError):
         return detail(status_of(exc), exc.message, exc.headers)
+    if isinstance(exc, HTTPException):  # Starlette's own (a static file not found: 404)
+        return detail(exc.status_code, exc.detail, dict(exc.headers or {}))
     frames = "".join(traceback.format_tb(exc.__traceback__))
     log.error("unexpected %s %s\n%s", type(exc).__name__, where, frames.rstrip())
     return detail(500, INTERNAL)

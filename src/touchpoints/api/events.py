@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,7 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import require
 from touchpoints.api.state import core
+from touchpoints.errors import InvalidRequest
 from touchpoints.events import EventCount, EventPage, stored_event
+from touchpoints.times import naive_utc
 from touchpoints.warehouse import EventFilter
 from touchpoints.warehouse.events import EventStats
 
@@ -36,16 +38,17 @@ def _filter(
         user_id=user_id,
         anonymous_id=anonymous_id,
         source=source,
-        since=_naive_utc(since),
-        until=_naive_utc(until),
+        since=_naive_utc(since, "since"),
+        until=_naive_utc(until, "until"),
         after_seq=after_seq,
     )
 
 
-def _naive_utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
+def _naive_utc(moment: datetime | None, name: str) -> datetime | None:
+    try:
+        return None if moment is None else naive_utc(moment)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name}: {exc}") from None
 
 
 Filter = Annotated[EventFilter, Depends(_filter)]

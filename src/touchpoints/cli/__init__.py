@@ -4,6 +4,8 @@ Every command takes ``--data-dir`` (or TOUCHPOINTS_DATA_DIR). While a server own
 directory, commands go through its API; otherwise they open the DuckDB file directly.
 """
 
+import os
+
 # isort: off
 # Importing the command modules registers their commands, in this order in --help.
 from touchpoints.cli import server, data, identity, journeys, privacy  # noqa: F401
@@ -15,4 +17,7 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    # Everything touchpoints writes is personal data (the database, its logs, exports, the
+    # demo's files): readable by its owner only, whatever umask the shell has.
+    os.umask(0o077)
     app()

@@ -40,7 +40,7 @@ from touchpoints.collect.importer import (
 from touchpoints.collect.quarantine import QuarantineItem, QuarantinePage, ReplayResult
 from touchpoints.core import build_normalizer
 from touchpoints.events import EventCount, EventPage
-from touchpoints.times import iso, iso_or_none
+from touchpoints.times import iso, iso_or_none, naive_utc
 from touchpoints.warehouse.events import EventStats
 
 
@@ -143,11 +143,10 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise fail(f"{option}: {value!r} is not an ISO-8601 date or date-time") from None
-    if moment.tzinfo is not None:
-        from datetime import UTC
-
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+    try:
+        return naive_utc(moment)
+    except ValueError as exc:
+        raise fail(f"{option}: {exc}") from None
 
 
 def _event_filter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -35,9 +36,11 @@ from touchpoints.warehouse import WarehouseError
 def _initialise(settings: Settings) -> bool:
     """Create the data directory, config and database; True if they were new."""
     fresh = not settings.database_path.exists()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not settings.config_path.exists():
-        settings.config_path.write_text(DEFAULT_CONFIG_TOML)
+        fd = os.open(settings.config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(DEFAULT_CONFIG_TOML)
     return fresh
 
 

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from touchpoints.events import EventNormalizer, EventRow, Problem
+import orjson
+
+from touchpoints.events import EventNormalizer, EventRow, Problem, too_deep
 
 SINGLE_ROUTES: frozenset[str] = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 # /v1/import is /v1/batch for historical data: a given timestamp is kept as it is.
@@ -96,6 +98,9 @@ def split_request(
         for key in ("context", "integrations"):
             if key in envelope and not isinstance(envelope[key], dict):
                 outcome.body_problems.append(Problem(key, "must be an object"))
+            elif key in envelope and not _writable(envelope[key]):
+                # Merged into every event's own: each would be refused for it.
+                outcome.body_problems.append(Problem(key, too_deep(envelope[key], key)))
         if outcome.body_problems:
             return outcome
     outcome.envelope = envelope
@@ -111,6 +116,15 @@ def split_request(
         historical=route == "import",
     )
     return outcome
+
+
+def _writable(value: Any) -> bool:
+    """Whether orjson writes ``value`` (it writes at most ``MAX_DEPTH`` levels)."""
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return False
+    return True
 
 
 def normalize_events(

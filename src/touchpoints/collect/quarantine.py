@@ -7,11 +7,16 @@ batch that is not an array). Once the cause is fixed (a setting raised, a channe
 the sender's bug understood), ``replay`` runs the items through today's rules: what passes is
 stored (exactly once, thanks to messageIds) and marked replayed; the rest stays held with its
 new reasons.
+
+The quarantine keeps no secret: a write key in what it holds (a ``writeKey`` field, or
+anything shaped like a key, in a body that is not JSON or in an event) is replaced by
+``[removed]`` before it is stored.
 """
 
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,7 +28,7 @@ from touchpoints.answers import Answer
 from touchpoints.collect.ingest import BATCH_ROUTES, Rejected, normalize_events, split_request
 from touchpoints.collect.store import HeldRow, QuarantineStore, StoredItem
 from touchpoints.errors import NotFound
-from touchpoints.events import EventNormalizer, EventRow, Problem, micros
+from touchpoints.events import EventNormalizer, EventRow, Problem, json_text, micros
 from touchpoints.times import UtcTime
 from touchpoints.warehouse import Warehouse
 
@@ -58,6 +63,19 @@ class ReplayResult(Answer):
 
 class Deleted(Answer):
     deleted: int
+
+
+# "writeKey": "…" (also cut short, in a body that is not JSON), and any key's secret.
+_WRITE_KEY_FIELD = re.compile(r'("writeKey"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)')
+_SECRET = re.compile(r"tp_(?:write|read|admin)_[0-9a-fA-F]{6,}")
+REMOVED = "[removed]"
+
+
+def scrubbed(text: str) -> str:
+    """``text`` without write keys: the value of every ``writeKey`` field, and anything
+    shaped like a key's secret (``tp_<role>_`` and hex digits), become ``[removed]``."""
+    text = _WRITE_KEY_FIELD.sub(lambda found: f'{found.group(1)}"{REMOVED}"', text)
+    return _SECRET.sub(REMOVED, text)
 
 
 def _item(row: StoredItem) -> QuarantineItem:
@@ -100,8 +118,8 @@ class Quarantine:
                 route,
                 "event",
                 orjson.dumps([p.as_dict() for p in item.problems]).decode(),
-                orjson.dumps(item.event).decode(),
-                orjson.dumps(envelope).decode(),
+                scrubbed(json_text(item.event).decode()),
+                scrubbed(json_text(envelope).decode()),
             )
             for item in rejected
         ]
@@ -124,7 +142,7 @@ class Quarantine:
             route,
             "body",
             orjson.dumps([p.as_dict() for p in problems]).decode(),
-            body.decode("utf-8", errors="replace"),
+            scrubbed(body.decode("utf-8", errors="replace")),
             None,
         )
         held = self._insert([row])

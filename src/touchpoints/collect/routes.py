@@ -27,7 +27,7 @@ from starlette.routing import Route
 from touchpoints.access.keys import ApiKey, secret_from_header
 from touchpoints.collect.ingest import BATCH_ROUTES, SINGLE_ROUTES, Outcome
 from touchpoints.collect.writer import Backpressure
-from touchpoints.events import EventRow, Problem, now_micros
+from touchpoints.events import EventRow, Problem, json_text, now_micros
 from touchpoints.warehouse import utc_now
 
 if TYPE_CHECKING:
@@ -121,15 +121,18 @@ class Collector:
         return endpoint
 
     def _header_key(self, header: str | None) -> str | None:
-        """The key from the Authorization header, parsed once per distinct header."""
+        """The key from the Authorization header, parsed once per distinct header of a key
+        that verifies (only those are remembered: a header is at most
+        ``MAX_HEADER_LENGTH`` long, and there are as many as there are keys)."""
         if not header:
             return None
         cached = self._auth_cache.get(header)
         if cached is None:
             cached = secret_from_header(header) or ""
-            if len(self._auth_cache) > 1000:
-                self._auth_cache.clear()
-            self._auth_cache[header] = cached
+            if cached and self.tp.keys.verify(cached) is not None:
+                if len(self._auth_cache) >= 1000:
+                    self._auth_cache.clear()
+                self._auth_cache[header] = cached
         return cached
 
     async def handle(self, request: Request, route: str) -> Response:
@@ -237,7 +240,7 @@ class Collector:
             payload = {name: value for name, value in payload.items() if name != "writeKey"}
         outcome = self.tp.judge(payload, route, source=key.id, received_at=received_at)
         if outcome.body_problems:
-            await self._hold_body(orjson.dumps(payload), outcome.body_problems, key, route)
+            await self._hold_body(json_text(payload), outcome.body_problems, key, route)
             errors = [p.as_dict() for p in outcome.body_problems]
             raise _Answered(_error(400, _summary(errors), errors=errors, quarantined=1))
         return outcome

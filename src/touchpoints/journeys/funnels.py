@@ -127,21 +127,67 @@ def step_times(source: Source, spec: FunnelSpec) -> ir.Table:
     entry = entries(source, spec)
     if spec.order == "strict":
         return _strict_steps(source, spec, entry)
+    return _relaxed_steps(source, spec, entry)
+
+
+def _funnel_events(source: Source, spec: FunnelSpec) -> ir.Table:
+    """(unit, seq, ts, s1 … sn): each event that fills any step, once, with the steps it may
+    fill (an event can match several: the same name in two steps)."""
     events = unit_events(source, spec.unit)
-    reached = [entry.select("unit", step=ibis.literal(1, type="int64"), ts="ts", seq="seq")]
-    previous = entry.select("unit", "deadline", prev_ts="ts", prev_seq="seq")
-    for index, step in enumerate(spec.steps[1:], start=2):
-        candidates = previous.join(_matches(source, events, step), "unit")
-        candidates = candidates.filter(
-            _after(candidates.ts, candidates.seq, candidates.prev_ts, candidates.prev_seq),
-            candidates.ts <= candidates.deadline,
+    tagged = reduce(
+        lambda a, b: a.union(b),
+        [
+            _matches(source, events, step).mutate(step=ibis.literal(i, type="int64"))
+            for i, step in enumerate(spec.steps, start=1)
+        ],
+    )
+    return tagged.group_by("unit", "seq", "ts").agg(
+        **{f"s{i}": (tagged.step == i).any() for i in range(1, len(spec.steps) + 1)}
+    )
+
+
+def _relaxed_steps(source: Source, spec: FunnelSpec, entry: ir.Table) -> ir.Table:
+    """Relaxed order, built flat. Step k is the earliest step-k event after the event of step
+    k-1; chaining one query per step on the last (as this did) nests each step's query in the
+    next, about six subqueries a step, past what sqlglot can write (16 steps: RecursionError).
+    Instead each unit's funnel events are numbered once in event order (``rank``), and each
+    carries, per step k, the number of the next step-k event after it (``nk``, a window over
+    the following rows). Step k is then the event numbered ``nk`` of step k-1's event: one
+    join per step on the same numbered table, which Ibis writes as one flat chain of joins.
+    An event past the deadline ends the progress (every later one is later still)."""
+    n = len(spec.steps)
+    found = _funnel_events(source, spec)
+    order = ibis.window(group_by=found.unit, order_by=[found.ts, found.seq])
+    ranked = found.mutate(rank=ibis.row_number().over(order))
+    following = ibis.window(group_by=ranked.unit, order_by=ranked.rank, rows=(1, None))
+    ranked = ranked.mutate(
+        **{
+            f"n{k}": ibis.ifelse(ranked[f"s{k}"], ranked.rank, ibis.null()).min().over(following)
+            for k in range(2, n + 1)
+        }
+    )
+    start = entry.select("unit", "deadline", ts1="ts", seq1="seq")
+    first = ranked.select(unit1="unit", seq_1="seq", n2="n2")
+    chain = start.join(first, (start.unit == first.unit1) & (start.seq1 == first.seq_1))
+    for k in range(2, n + 1):
+        columns = {f"unit{k}": "unit", f"rank{k}": "rank", f"ts{k}": "ts", f"seq{k}": "seq"}
+        if k < n:
+            columns[f"n{k + 1}"] = f"n{k + 1}"
+        view = ranked.select(**columns)
+        chain = chain.left_join(
+            view, (chain.unit == view[f"unit{k}"]) & (chain[f"n{k}"] == view[f"rank{k}"])
         )
-        chosen = _first(candidates.select("unit", "deadline", "ts", "seq"))
-        reached.append(
-            chosen.select("unit", step=ibis.literal(index, type="int64"), ts="ts", seq="seq")
-        )
-        previous = chosen.select("unit", "deadline", prev_ts="ts", prev_seq="seq")
-    return reduce(lambda a, b: a.union(b), reached)
+    wide = chain.select(
+        "unit", "deadline", *[c for k in range(1, n + 1) for c in (f"ts{k}", f"seq{k}")]
+    )
+    steps = wide.mutate(step=ibis.literal(list(range(1, n + 1)), type="array<int64>").unnest())
+    pick = {
+        name: ibis.cases(*[(steps.step == k, steps[f"{name}{k}"]) for k in range(1, n + 1)])
+        for name in ("ts", "seq")
+    }
+    reached = steps.select("unit", "step", "deadline", **pick)
+    reached = reached.filter(reached.ts.notnull(), reached.ts <= reached.deadline)
+    return reached.select("unit", "step", "ts", "seq")
 
 
 def _strict_steps(source: Source, spec: FunnelSpec, entry: ir.Table) -> ir.Table:

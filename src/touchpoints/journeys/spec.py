@@ -4,12 +4,13 @@ date range (``since`` inclusive, ``until`` exclusive, in UTC)."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from touchpoints.errors import InvalidRequest, describe
+from touchpoints.times import naive_utc
 
 Spec = TypeVar("Spec", bound=BaseModel)
 
@@ -34,10 +35,9 @@ def validated(kind: type[Spec], data: dict[str, Any] | Spec) -> Spec:
 
 
 def utc(value: datetime | None) -> datetime | None:
-    """A moment as naive UTC (how the warehouse stores times)."""
-    if value is not None and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
+    """A moment as naive UTC (how the warehouse stores times); ValueError (a validation
+    error of the field that calls it) for one that is out of range in UTC."""
+    return None if value is None else naive_utc(value)
 
 
 class DateRange(BaseModel):

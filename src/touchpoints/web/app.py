@@ -28,6 +28,7 @@ import importlib
 import io
 import json
 import pkgutil
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -46,7 +47,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from touchpoints.errors import InvalidRequest
+from touchpoints.errors import InvalidRequest, TooLarge
 from touchpoints.journeys.queries import Answers
 from touchpoints.journeys.spec import validated
 from touchpoints.times import iso
@@ -94,7 +95,7 @@ class Table:
     def csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(self.columns)
+        writer.writerow([_inert(column) for column in self.columns])
         writer.writerows([[_csv_value(value) for value in row] for row in self.rows])
         return out.getvalue()
 
@@ -106,7 +107,23 @@ def _csv_value(value: Any) -> Any:
         return iso(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str):
+        return _inert(value)
     return value
+
+
+# What a spreadsheet takes as the start of a formula (OWASP, CSV injection), and text that is
+# a plain number (-7, +3, -2.5e3), which it takes as that number and runs nothing.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _inert(text: str) -> str:
+    """A CSV cell's text that no spreadsheet runs as a formula: with a leading ' when it
+    starts like one (names, events and traits come from senders), unless a plain number."""
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def csv_response(
@@ -126,9 +143,21 @@ def csv_response(
     )
 
 
+# The dashboard's forms hold a key, a search or a few fields: a larger body is no form of ours.
+MAX_FORM_BYTES = 64 * 1024
+
+
 async def form_fields(request: Request) -> dict[str, str]:
-    """An url-encoded form's fields (the first value of each)."""
-    body = (await request.body()).decode("utf-8", errors="replace")
+    """An url-encoded form's fields (the first value of each), read up to
+    :data:`MAX_FORM_BYTES` (:class:`~touchpoints.errors.TooLarge` past that: 413)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise TooLarge(f"the form is larger than {MAX_FORM_BYTES // 1024} KB; nothing was read")
+        chunks.append(chunk)
+    body = b"".join(chunks).decode("utf-8", errors="replace")
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 

@@ -35,6 +35,9 @@
   function draw(root) {
     root.querySelectorAll(".chart[data-option]").forEach(function (el) {
       if (echarts.getInstanceByDom(el)) return;
+      // The height comes as data-height: the pages have no style attributes (the CSP allows
+      // no inline styles), and a style set from a script is allowed.
+      if (el.dataset.height) el.style.height = el.dataset.height + "px";
       var chart = echarts.init(el, null, { renderer: "canvas" });
       // Marked once drawn to the end (animations included): what tests and screenshots wait for.
       chart.on("finished", function () { el.dataset.drawn = "true"; });
