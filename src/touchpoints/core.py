@@ -13,7 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from touchpoints.access.audit import AuditLog
 from touchpoints.access.keys import KeyStore
+from touchpoints.access.proxies import TrustedProxies
+from touchpoints.access.users import Users
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
@@ -62,6 +65,9 @@ class Touchpoints:
             raise ConfigError(f"stage_model: {exc}") from None
         self.warehouse = Warehouse(settings.database_path, read_only=read_only)
         self.keys = KeyStore(self.warehouse)
+        self.users = Users(self.warehouse)
+        self.audit = AuditLog(self.warehouse)
+        self.proxies = TrustedProxies(settings.trusted_proxies)
         self.events = EventReader(self.warehouse)
         self.store = EventStore(self.warehouse)
         self.quarantine = Quarantine(self.warehouse)
@@ -113,12 +119,14 @@ class Touchpoints:
             after_write=self.identity.catch_up,
         )
         self.writer.start()
+        self.audit.start()
         return replayed
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.stop()
             self.writer = None
+        self.audit.close()  # what was recorded is written: a clean shutdown loses no line
         self.warehouse.close()
 
     def __enter__(self) -> Touchpoints:

@@ -131,6 +131,15 @@ NOT_PERSONAL: dict[str, str] = {
     "api_keys": "operators' API keys: a hash of each secret, its role and name, no customer data",
     "identity_state": "how far the identity map has read the events",
     "journey_state": "which stage model and identity map the journey facts were derived with",
+    "users": (
+        "operators' dashboard accounts (name, role, an argon2 hash of the password), "
+        "no customer data"
+    ),
+    "audit_log": (
+        "who did what, when and from where: operators' key or user ids, and persons only by "
+        "their pseudonymous number (person:17), never an identifier's value or a trait"
+    ),
+    "audit_head": "the audit log's chain head: the last line's number and hash",
 }
 
 
