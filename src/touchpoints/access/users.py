@@ -117,7 +117,7 @@ class Passwords:
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self.hasher = hasher or PasswordHasher()
         self._slots = threading.BoundedSemaphore(_HASHES_AT_ONCE)
-        self._dummy = self.hash(secrets.token_urlsafe(24))
+        self._dummy: str | None = None  # made at the first unknown name, not at every start
 
     def hash(self, password: str) -> str:
         with self._slots:
@@ -126,9 +126,12 @@ class Passwords:
     def verify(self, digest: str | None, password: str) -> bool:
         """Whether ``password`` fits ``digest``; with no digest (no such user), the same
         work against a dummy hash, and False."""
+        if digest is None and self._dummy is None:
+            self._dummy = self.hash(secrets.token_urlsafe(24))
+        against = digest or self._dummy or ""
         with self._slots:
             try:
-                return self.hasher.verify(digest or self._dummy, password) and digest is not None
+                return self.hasher.verify(against, password) and digest is not None
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 

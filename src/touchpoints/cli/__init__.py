@@ -6,7 +6,7 @@ directory, commands go through its API; otherwise they open the DuckDB file dire
 
 # isort: off
 # Importing the command modules registers their commands, in this order in --help.
-from touchpoints.cli import server, data, identity, journeys  # noqa: F401
+from touchpoints.cli import server, data, identity, journeys, access  # noqa: F401
 from touchpoints.cli.base import app
 
 # isort: on
