@@ -341,3 +341,29 @@ def test_the_audit_page_shows_lines_filtered_and_the_chains_state(
         broken = client.get("/audit", params={"verify": "1"})
         assert 'id="chain-broken"' in broken.text and "Broken at line 1" in broken.text
         assert client.get("/audit", params={"since": "yesterday"}).status_code == 422
+
+
+def test_customer_values_are_escaped_on_the_person_page(tp: Touchpoints, app: Any) -> None:
+    script = '<script>alert("x")</script>'
+    outcome = tp.judge(
+        {
+            "batch": [
+                {
+                    "type": "identify",
+                    "userId": "u-9",
+                    "messageId": "m-9",
+                    "timestamp": "2026-11-02T10:00:00Z",
+                    "traits": {"city": script, "first_name": "<b>Eve</b>"},
+                }
+            ]
+        },
+        "batch",
+        source="access-test",
+    )
+    tp.write_rows(outcome.rows)
+    with _client(app) as client:
+        assert _sign_in(client, "analyst").status_code == 303
+        page = client.get("/people/user_id:u-9")
+    assert page.status_code == 200
+    assert script not in page.text and "<b>Eve</b>" not in page.text
+    assert "&lt;script&gt;" in page.text

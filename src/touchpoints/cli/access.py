@@ -130,8 +130,8 @@ def users_enable(name: Annotated[str, typer.Argument()], data_dir: DataDir = Non
     out.print(f"{user.name} can sign in again", highlight=False)
 
 
-@users_app.command("passwd")
-def users_passwd(
+@users_app.command("password")
+def users_password(
     name: Annotated[str, typer.Argument()],
     data_dir: DataDir = None,
     password_stdin: PasswordStdin = False,
@@ -141,6 +141,9 @@ def users_passwd(
     with client_for(data_dir) as api:
         user = api.call("PUT", f"{_path(name)}/password", UserInfo, json={"password": password})
     out.print(f"{user.name} has a new password", highlight=False)
+
+
+users_app.command("passwd", hidden=True)(users_password)  # the Unix spelling, as an alias
 
 
 # -- audit -----------------------------------------------------------------------------------

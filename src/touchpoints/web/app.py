@@ -27,6 +27,7 @@ language for the texts they make.
 from __future__ import annotations
 
 import csv
+import hmac
 import importlib
 import io
 import json
@@ -323,7 +324,8 @@ class Dashboard:
 
     def csrf_ok(self, session: Session, fields: dict[str, str]) -> bool:
         """Whether a posted form carries this session's form token."""
-        return fields.get("csrf") == session.csrf
+        given = fields.get("csrf", "")
+        return hmac.compare_digest(given.encode(), session.csrf.encode())
 
     # -- rendering -------------------------------------------------------------------------
     def render(

@@ -68,7 +68,9 @@ def routes(dashboard: Dashboard) -> list[Route]:
         try:
             filters = _filters(form)
             page = await run_in_threadpool(lambda: dashboard.tp.audit.page(**filters))
-            if request.query_params.get("verify"):
+            # The chain is checked on the first page (and on request): its state is always
+            # in view; older pages skip the walk.
+            if request.query_params.get("verify") or not form["before"]:
                 context["check"] = await run_in_threadpool(dashboard.tp.audit.verify)
         except (TouchpointsError, AuditFormError) as exc:
             context["error"] = language.explain(exc)
