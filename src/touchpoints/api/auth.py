@@ -59,6 +59,7 @@ def require(permission: str) -> Callable[[Request], Awaitable[ApiKey]]:
         keys = core(request).keys
         return authorise(keys, request.headers.get("authorization"), permission)
 
+    check.permission = permission  # type: ignore[attr-defined]  # read by tests/unit/test_roles.py
     return check
 
 

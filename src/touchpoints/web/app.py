@@ -225,6 +225,7 @@ class Dashboard:
                 return self.forbidden(request, session, permission)
             return await handler(request, session)
 
+        page.permission = permission  # type: ignore[attr-defined]  # tests/unit/test_roles.py
         return page
 
     def forbidden(self, request: Request, session: Session, permission: str) -> Response:
