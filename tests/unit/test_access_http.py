@@ -367,3 +367,18 @@ def test_customer_values_are_escaped_on_the_person_page(tp: Touchpoints, app: An
     assert page.status_code == 200
     assert script not in page.text and "<b>Eve</b>" not in page.text
     assert "&lt;script&gt;" in page.text
+
+
+def test_lists_of_events_links_and_pairs_are_recorded_without_their_filters(
+    tp: Touchpoints, app: Any
+) -> None:
+    key, secret = tp.keys.create("read", "bi")
+    with _client(app, secret) as api:
+        assert api.get("/v1/events", params={"user_id": "u-1"}).json()["events"]
+        assert api.get("/v1/identity/links").is_success
+        assert api.get("/v1/identity/reviews").is_success
+    lines = {line.action: line for line in tp.audit.page(actor=key.id).lines}
+    assert lines["events.read"].detail == "1 events"
+    assert lines["identity.read_links"].detail == "0 links"
+    assert lines["identity.read_reviews"].detail == "0 pairs, review"
+    assert "u-1" not in str(tp.warehouse.fetchall("SELECT * FROM audit_log"))

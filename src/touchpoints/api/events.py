@@ -1,7 +1,8 @@
 """Reading events: list, count and breakdowns, with the same filters as ``touchpoints events``.
 
 Counts and breakdowns are aggregate figures (the ``analytics`` permission); the events
-themselves, and a count of one user's events, are about a person (``profiles``)."""
+themselves, and a count of one user's events, are about a person (``profiles``); a list of
+events is recorded in the audit log (``events.read``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from touchpoints.access.keys import ApiKey
-from touchpoints.api.auth import allow, require
+from touchpoints.api.auth import allow, audited, require
 from touchpoints.api.state import core
 from touchpoints.events import EventCount, EventPage, stored_event
 from touchpoints.warehouse import EventFilter
@@ -58,13 +59,15 @@ Filter = Annotated[EventFilter, Depends(_filter)]
 @router.get("")
 def list_events(
     request: Request,
-    _: Reader,
+    reader: Reader,
     flt: Filter,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 20,
     order: Annotated[str, Query(pattern="^(newest|oldest)$")] = "newest",
 ) -> EventPage:
     """Stored events matching the filters, newest (or oldest) first."""
     rows = core(request).events.list(flt, limit=limit, newest_first=order == "newest")
+    # Events carry personal data: the read is recorded (how many; never the filter's values).
+    audited(request, reader, "events.read", None, f"{len(rows)} events", durable=False)
     return EventPage(events=[stored_event(row) for row in rows])
 
 

@@ -66,13 +66,16 @@ def unmerge_detail(done: Unmerged) -> str:
 @router.get("/v1/identity/links")
 def list_links(
     request: Request,
-    _: Reader,
+    reader: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
     removed: bool = False,
 ) -> LinkPage:
     """Links between identifiers that share no event, newest first."""
-    return core(request).identity.links(limit, offset, removed)
+    page = core(request).identity.links(limit, offset, removed)
+    detail = f"{len(page.links)} links"
+    audited(request, reader, "identity.read_links", None, detail, durable=False)
+    return page
 
 
 class Unlink(BaseModel):
@@ -100,13 +103,16 @@ async def run_matching(request: Request, admin: Admin) -> MatchRun:
 @router.get("/v1/identity/reviews")
 def list_pairs(
     request: Request,
-    _: Reader,
+    reader: Reader,
     status: Status = "review",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
 ) -> PairPage:
     """Matched pairs, most probable first, with both persons' records side by side."""
-    return core(request).linker.pairs(status, limit, offset)
+    page = core(request).linker.pairs(status, limit, offset)
+    detail = f"{len(page.pairs)} pairs, {status}"
+    audited(request, reader, "identity.read_reviews", None, detail, durable=False)
+    return page
 
 
 class Decision(BaseModel):

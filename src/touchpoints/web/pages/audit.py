@@ -40,6 +40,7 @@ ACTIONS = (
     "profile.merges",
     "profile.search",
     "profile.stages",
+    "events.read",
     "privacy.",
     "identity.",
     "identity.unmerge",
