@@ -382,3 +382,23 @@ def test_lists_of_events_links_and_pairs_are_recorded_without_their_filters(
     assert lines["identity.read_links"].detail == "0 links"
     assert lines["identity.read_reviews"].detail == "0 pairs, review"
     assert "u-1" not in str(tp.warehouse.fetchall("SELECT * FROM audit_log"))
+
+
+def test_the_persons_of_a_drop_off_list_are_recorded(tp: Touchpoints, app: Any) -> None:
+    viewed = {
+        "type": "track",
+        "userId": "u-1",
+        "event": "Product Viewed",
+        "messageId": "m-2",
+        "timestamp": "2026-11-01T10:05:00Z",
+    }
+    tp.write_rows(tp.judge({"batch": [viewed]}, "batch", source="access-test").rows)
+    key, secret = tp.keys.create("read", "bi")
+    steps = {"steps": [{"event": "Product Viewed"}, {"event": "Order Completed"}]}
+    with _client(app, secret) as api:
+        dropped = api.post("/v1/journeys/funnels/drop-offs", params={"step": 1}, json=steps)
+    assert dropped.status_code == 200, dropped.text
+    persons = {f"person:{unit['person']}" for unit in dropped.json()["units"]}
+    assert persons
+    listed = tp.audit.page(actor=key.id, action="profile.list").lines
+    assert {line.target for line in listed} == persons

@@ -1,7 +1,8 @@
 """Journey analytics (the ``analytics`` permission): every route takes a typed question and
 returns the typed answer of ``Journeys.run``, so ``/openapi.json`` documents both. The two
 questions whose answers name persons, one person's stages and a funnel's drop-offs, need
-``profiles`` as well; a person's stages are recorded in the audit log (``profile.stages``).
+``profiles`` as well, and are recorded in the audit log (``profile.stages``; ``profile.list``
+for each person of a drop-off list).
 
 Each analysis has its own address (query parameters for the GET ones, a JSON body for
 funnels and retention), and ``POST /v1/journeys/query`` takes any question by its ``kind``
@@ -61,6 +62,16 @@ async def _run(request: Request, query: Answers[R], caller: ApiKey) -> R:
     answer = await run_in_threadpool(core(request).journeys.run, query)
     if isinstance(answer, StageHistory):
         audited(request, caller, "profile.stages", answer.person, durable=False)
+    elif isinstance(answer, DropOffPage):
+        for unit in answer.units:  # the persons listed, one line each (as a search's hits)
+            audited(
+                request,
+                caller,
+                "profile.list",
+                f"person:{unit.person}",
+                "funnel drop-offs",
+                durable=False,
+            )
     return answer
 
 

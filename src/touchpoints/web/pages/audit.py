@@ -40,6 +40,7 @@ ACTIONS = (
     "profile.merges",
     "profile.search",
     "profile.stages",
+    "profile.list",
     "events.read",
     "privacy.",
     "identity.",

@@ -66,6 +66,15 @@ def routes(dashboard: Dashboard) -> list[Route]:
                     DropOffsQuery,
                     {"funnel": spec, "step": step, "limit": PAGE_SIZE, "offset": offset},
                 )
+                for unit in dropped.units:  # persons listed: recorded as the API records them
+                    await dashboard.audit(
+                        request,
+                        session.actor.id,
+                        "profile.list",
+                        f"person:{unit.person}",
+                        "funnel drop-offs",
+                        durable=False,
+                    )
         except TouchpointsError as exc:
             context["error"] = language.explain(exc)
             return dashboard.render(
