@@ -365,10 +365,5 @@ class Dashboard:
                 "Cache-Control": "no-store",
                 "Content-Language": language.code,
                 "Vary": "Accept-Language, Cookie",
-                # No page in another site's frame (clickjacking a form), no guessed types,
-                # no addresses of pages (person keys) sent to other sites.
-                "X-Frame-Options": "DENY",
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "same-origin",
             },
         )
