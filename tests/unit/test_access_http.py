@@ -179,7 +179,11 @@ def test_sign_in_needs_the_forms_csrf_token(tp: Touchpoints, app: Any) -> None:
 def test_forms_of_a_session_need_its_csrf_token(tp: Touchpoints, app: Any) -> None:
     with _client(app) as client:
         assert _sign_in(client, "admin").status_code == 303
-        csrf = _csrf(client.get("/users").text)
+        page = client.get("/users")
+        csrf = _csrf(page.text)
+        assert "<style" not in page.text  # its styles are a file (a CSP allows no inline style)
+        assert client.get("/static/pages/users.css").status_code == 200
+        assert client.get("/static/pages/audit.css").status_code == 200
         new = {"name": "bert", "role": "viewer", "password": PASSWORD, "password_again": PASSWORD}
         assert client.post("/users/new", data=new).status_code == 403
         assert client.post("/users/new", data={**new, "csrf": "guessed"}).status_code == 403
