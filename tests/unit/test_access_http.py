@@ -406,3 +406,25 @@ def test_the_persons_of_a_drop_off_list_are_recorded(tp: Touchpoints, app: Any) 
     assert persons
     listed = tp.audit.page(actor=key.id, action="profile.list").lines
     assert {line.target for line in listed} == persons
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/people?q=city%3DHamburg", "/people?q=city%3DHamburg"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("/\t/evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        (None, "/"),
+    ],
+)
+def test_the_login_goes_back_only_to_a_path_on_this_site(
+    app: Any, target: str | None, expected: str
+) -> None:
+    with _client(app) as client:
+        form = client.get("/login")
+        fields = {"csrf": _csrf(form.text), "name": "admin", "password": PASSWORD}
+        params = {"next": target} if target is not None else {}
+        signed_in = client.post("/login", params=params, data=fields)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == expected

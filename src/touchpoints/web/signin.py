@@ -47,8 +47,12 @@ class SignInRefused(Explained):
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after the login: a path on this site only (no open redirect)."""
+    """Where to go after the login: a path on this site only (no open redirect). Browsers
+    read a backslash as a slash (``/\\evil.example`` is ``//evil.example``, another site)
+    and drop tabs and line breaks, so a target with any of them is not taken either."""
     if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if any(char in target for char in "\\\t\r\n") or not target.isprintable():
         return "/"
     return target
 
