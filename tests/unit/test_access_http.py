@@ -326,6 +326,7 @@ def test_key_and_user_changes_over_the_api_are_recorded(tp: Touchpoints, app: An
         check = api.get("/v1/audit/verify").json()
     actions = [line["action"] for line in page["lines"]]
     assert actions == ["user.disable", "user.role", "user.create", "key.revoke", "key.create"]
+    assert page["names"] == {admin.id: "ops", user["id"]: "carla", made["id"]: "bi"}
     assert check["ok"] is True and check["head_seq"] >= 5
     stored = str(tp.warehouse.fetchall("SELECT * FROM audit_log"))
     assert PASSWORD not in stored

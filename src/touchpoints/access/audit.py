@@ -32,6 +32,7 @@ import logging
 import re
 import threading
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import orjson
 from pydantic import Field
@@ -41,6 +42,10 @@ from touchpoints.answers import Answer
 from touchpoints.errors import BadRequest
 from touchpoints.times import UtcTime
 from touchpoints.warehouse import Warehouse, utc_now
+
+if TYPE_CHECKING:
+    from touchpoints.access.keys import KeyStore
+    from touchpoints.access.users import Users
 
 log = logging.getLogger("touchpoints.audit")
 
@@ -76,6 +81,10 @@ class AuditPage(Answer):
     count: int = Field(description="Lines matching the filters, not only this page")
     lines: list[AuditLine] = Field(description="Newest first")
     next: int | None = Field(description="Give as 'before' for the next (older) page")
+    names: dict[str, str] = Field(
+        default_factory=dict,
+        description="The names of the users and keys this page names by id (usr_…: anna)",
+    )
 
 
 class AuditCheck(Answer):
@@ -146,6 +155,16 @@ def _checked(actor: str, action: str, target: str | None, detail: str | None) ->
             "audit: a detail holds words, numbers and ids only (no '@', quotes or brackets; "
             "at most 300 characters)"
         )
+
+
+def operator_names(page: AuditPage, users: Users, keys: KeyStore) -> dict[str, str]:
+    """The names of the users and stored keys that ``page`` names by id, as actor or target
+    (users are never deleted, only disabled, so an id keeps its name)."""
+    ids = {line.actor for line in page.lines}
+    ids |= {(line.target or "").partition(":")[2] for line in page.lines}
+    known = {user.id: user.name for user in users.list()}
+    known.update({key.id: key.name or key.prefix for key in keys.list()})
+    return {found: known[found] for found in sorted(ids) if found in known}
 
 
 def parse_anchor(text: str) -> tuple[int, str]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from touchpoints.access.audit import AuditCheck, AuditPage, parse_anchor
+from touchpoints.access.audit import AuditCheck, AuditPage, operator_names, parse_anchor
 from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import audited, require
 from touchpoints.api.state import core
@@ -41,7 +41,8 @@ def list_lines(
         limit=limit,
     )
     audited(request, auditor, "audit.read", None, f"{len(page.lines)} lines", durable=False)
-    return page
+    tp = core(request)
+    return page.model_copy(update={"names": operator_names(page, tp.users, tp.keys)})
 
 
 @router.get("/verify")

@@ -181,7 +181,7 @@ def audit_list(
         table.add_row(
             str(line.seq),
             iso(line.at)[:23],
-            line.actor,
+            f"{line.actor} ({page.names[line.actor]})" if line.actor in page.names else line.actor,
             line.action,
             line.target or "",
             line.origin or "",

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from touchpoints.access.audit import AuditCheck, AuditPage
+from touchpoints.access.audit import AuditCheck, AuditPage, operator_names
 from touchpoints.errors import InvalidRequest, TouchpointsError, status_of
 from touchpoints.web.app import Shown, Table, csv_response
 from touchpoints.web.i18n import N_, Explained, Language
@@ -80,7 +80,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
                 request, "audit.html", session, status_code=status_of(exc), tables={}, **context
             )
         await _record(dashboard, request, session, page, context["check"])
-        names = await run_in_threadpool(_names, dashboard)
+        tp = dashboard.tp
+        names = await run_in_threadpool(operator_names, page, tp.users, tp.keys)
         data = _view(page, names, form, language)
         if (wanted := request.query_params.get("csv")) is not None:
             return csv_response(data["tables"], wanted, "audit", language)
@@ -132,13 +133,6 @@ async def _record(
     if check is not None:
         result = "intact" if check.ok else f"broken at line {check.first_broken}"
         await dashboard.audit(request, actor, "audit.verify", None, result, durable=False)
-
-
-def _names(dashboard: Dashboard) -> dict[str, str]:
-    """Each user's and stored key's id with its name (for the actors and targets)."""
-    found = {user.id: user.name for user in dashboard.tp.users.list()}
-    found.update({key.id: key.name or key.prefix for key in dashboard.tp.keys.list()})
-    return found
 
 
 def _view(
