@@ -293,6 +293,8 @@ def test_profile_reads_over_the_api_and_the_dashboard_are_recorded_by_number(
     with _client(app, secret) as api:
         person = api.get("/v1/profiles/email:anna.berg@example.com").json()["person"]
         assert api.get(f"/v1/profiles/{person}/timeline").status_code == 200
+        assert api.get(f"/v1/profiles/{person}/merges").status_code == 200
+        assert api.get(f"/v1/journeys/stages/{person}").status_code == 200
         assert api.get("/v1/profiles", params={"trait": "city", "value": "hamburg"}).is_success
     with _client(app) as browser:
         assert _sign_in(browser, "analyst").status_code == 303
@@ -301,6 +303,8 @@ def test_profile_reads_over_the_api_and_the_dashboard_are_recorded_by_number(
     lines = [(line.actor, line.action, line.target) for line in tp.audit.page(limit=100).lines]
     assert (key.id, "profile.read", person) in lines
     assert (key.id, "profile.timeline", person) in lines
+    assert (key.id, "profile.merges", person) in lines
+    assert (key.id, "profile.stages", person) in lines
     assert (key.id, "profile.search", person) in lines
     assert (analyst, "profile.read", person) in lines
     stored = str(tp.warehouse.fetchall("SELECT * FROM audit_log"))
@@ -429,3 +433,12 @@ def test_the_login_goes_back_only_to_a_path_on_this_site(
         params = {"next": target} if target is not None else {}
         signed_in = client.post("/login", params=params, data=fields)
     assert signed_in.status_code == 303 and signed_in.headers["location"] == expected
+
+
+def test_a_long_list_in_a_detail_is_cut_short() -> None:
+    from touchpoints.access.audit import listed
+
+    persons = [f"person:{n}" for n in range(1, 64)]
+    assert listed(persons[:2]) == "person:1, person:2"
+    assert listed(persons).endswith("person:10 and 53 more")
+    assert len(f"detached an identifier of type email; now {listed(persons)}") < 300

@@ -157,6 +157,13 @@ def _checked(actor: str, action: str, target: str | None, detail: str | None) ->
         )
 
 
+def listed(items: list[str], shown: int = 10) -> str:
+    """``items`` for a detail, the first ``shown`` of them ("person:1, person:2 and 51
+    more"): a detail has at most 300 characters, and an unmerge can split a person in many."""
+    head = ", ".join(items[:shown])
+    return f"{head} and {len(items) - shown} more" if len(items) > shown else head
+
+
 def operator_names(page: AuditPage, users: Users, keys: KeyStore) -> dict[str, str]:
     """The names of the users and stored keys that ``page`` names by id, as actor or target
     (users are never deleted, only disabled, so an id keeps its name)."""

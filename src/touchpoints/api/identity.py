@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from touchpoints.access.audit import listed
 from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import audited, require
 from touchpoints.api.state import core
@@ -60,7 +61,7 @@ def unmerge(request: Request, admin: Admin, body: UnmergeRequest) -> Unmerged:
 def unmerge_detail(done: Unmerged) -> str:
     """The audit line's detail of an unmerge: the identifier's type, never its value."""
     kind = done.detached.partition(":")[0]
-    return f"detached an identifier of type {kind}; now {', '.join(done.persons)}"
+    return f"detached an identifier of type {kind}; now {listed(done.persons)}"
 
 
 @router.get("/v1/identity/links")
@@ -86,7 +87,7 @@ class Unlink(BaseModel):
 def remove_link(request: Request, admin: Admin, link_id: int, body: Unlink) -> Unlinked:
     """Unmerge a link: it no longer applies, and the persons it joined are recomputed."""
     done = core(request).identity.unlink(link_id, body.note)
-    audited(request, admin, "identity.unlink", f"link:{link_id}", f"now {', '.join(done.persons)}")
+    audited(request, admin, "identity.unlink", f"link:{link_id}", f"now {listed(done.persons)}")
     return done
 
 

@@ -450,7 +450,7 @@ class IdentityResolver:
         persons = self.detach(sid, note=note)
         return Unmerged(
             detached=str(identifier),
-            person=f"person:{old}",
+            person=None if old is None else f"person:{old}",
             persons=[f"person:{p}" for p in persons],
         )
 

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from touchpoints.access.audit import listed
 from touchpoints.errors import BadRequest, InvalidRequest, NotFound, TouchpointsError, status_of
 from touchpoints.events import StoredEvent
 from touchpoints.web.forms import form_fields
@@ -414,7 +415,7 @@ def _short(value: str) -> str:
 # -- unmerge ---------------------------------------------------------------------------------
 def _unmerge(
     dashboard: Dashboard, fields: dict[str, str]
-) -> tuple[str, list[str], tuple[str, str, str]]:
+) -> tuple[str, list[str], tuple[str, str | None, str]]:
     """Remove a link (``link``) or detach an identifier (``identifier``): the operations of
     the API's unmerge routes; what was done, the persons after it, and its audit line
     (action, target, detail: as the API records it)."""
@@ -428,11 +429,11 @@ def _unmerge(
                 N_("link: %(link)s is not a link number"), link=repr(fields["link"])
             ) from None
         persons = identity.unlink(link_id, note).persons
-        line = ("identity.unlink", f"link:{link_id}", f"now {', '.join(persons)}")
+        line = ("identity.unlink", f"link:{link_id}", f"now {listed(persons)}")
         return f"link {link_id}", persons, line
     unmerged = identity.unmerge(fields.get("identifier", ""), note)
     kind = unmerged.detached.partition(":")[0]
-    detail = f"detached an identifier of type {kind}; now {', '.join(unmerged.persons)}"
+    detail = f"detached an identifier of type {kind}; now {listed(unmerged.persons)}"
     return unmerged.detached, unmerged.persons, ("identity.unmerge", unmerged.person, detail)
 
 
