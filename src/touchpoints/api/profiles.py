@@ -11,7 +11,8 @@ assembled from the warehouse, in a worker thread. Measured on two cores (benchma
 FastAPI's dependency solving, thread hops and response validation cost about 0.4 ms a lookup.
 The FastAPI route below stays the documented contract (OpenAPI) and answers the same way; it
 serves the requests the lean route leaves to it (those with a query string, e.g. ``history``).
-The lean route's audit line is buffered (a few µs; written within 100 ms, and at shutdown).
+The lean route's audit line is buffered (written within 100 ms, and at shutdown; its cost:
+:mod:`touchpoints.access.audit`).
 """
 
 from __future__ import annotations
