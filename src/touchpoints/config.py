@@ -6,6 +6,7 @@ TOUCHPOINTS_DATA_DIR, then ``./touchpoints-data``) and the rest is read with it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -252,6 +253,24 @@ class Settings(BaseSettings):
                 )
         return self
 
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and "
+            "X-Forwarded-Proto are believed (the client's address, https); empty: none."
+        ),
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address or network (CIDR)") from None
+        return values
+
     @field_validator("match_comparisons")
     @classmethod
     def _comparisons_distinct(cls, names: list[str]) -> list[str]:
@@ -389,6 +408,7 @@ DEFAULT_CONFIG_TOML = """\
 # wal_fsync_interval_ms = 2.0   # longest wait to group requests into one fsync
 # builtin_channel_rules = true  # false: only your channel_rules decide the channel
 # log_level = "info"            # debug, info, warning or error
+# trusted_proxies = []          # e.g. ["127.0.0.1"]: a TLS proxy in front (docs/access.md)
 #
 # Identity resolution (see docs/identity.md):
 # phone_region = "DE"             # country for phone numbers written without one

@@ -63,3 +63,28 @@ def test_privacy_doc_names_every_personal_table_and_privacy_command() -> None:
     for command in privacy_app.registered_commands:
         name = command.name or (command.callback.__name__ if command.callback else "")
         assert f"touchpoints privacy {name}" in text, name
+
+
+def test_access_names_every_role_permission_and_audited_action() -> None:
+    from touchpoints.access.roles import ALL, KEY_PERMISSIONS, USER_PERMISSIONS
+
+    text = (DOCS / "access.md").read_text()
+    permissions = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|$", text, re.M))
+    assert set(permissions) == ALL
+    # The two role tables say what roles.py says, tick for tick.
+    header = re.search(r"^\| role \| (.+) \|$", text, re.M)
+    assert header
+    columns = [name.strip(" `") for name in header[1].split("|")]
+    assert set(columns) == ALL
+    rows = {
+        role: {p for p, cell in zip(columns, cells.split("|"), strict=True) if "✓" in cell}
+        for role, cells in re.findall(r"^\| `(\w+)` \| (.*) \|$", text, re.M)
+        if role not in ALL or cells.count("|") == len(columns) - 1
+    }
+    for role, granted in [*KEY_PERMISSIONS.items(), *USER_PERMISSIONS.items()]:
+        assert rows[role] == granted, role
+    from touchpoints.web.pages.audit import ACTIONS
+
+    for action in ACTIONS:
+        if not action.endswith("."):
+            assert f"`{action}`" in text, action

@@ -1,7 +1,8 @@
 """API keys and roles.
 
-Three roles: ``write`` sends events (the Segment write key), ``read`` reads events and profiles,
-``admin`` does everything, sending included. Only a SHA-256 of each key is stored; the key
+Three roles: ``write`` sends events (the Segment write key), ``read`` reads analyses, events and
+profiles, ``admin`` does everything, sending included (the permissions of each:
+:mod:`touchpoints.access.roles`). Only a SHA-256 of each key is stored; the key
 itself is shown once, when it is made. Verification is a dictionary lookup on the hash, held
 in memory because it runs on every collected request.
 
@@ -21,24 +22,20 @@ import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from pydantic import Field
 
+from touchpoints.access.roles import KEY_PERMISSIONS, KEY_ROLES, KeyRole
 from touchpoints.access.store import ApiKeyTable, StoredKey
 from touchpoints.answers import Answer
 from touchpoints.errors import InvalidRequest, NotFound
 from touchpoints.times import UtcTime
 from touchpoints.warehouse import Warehouse, utc_now
 
-Role = Literal["write", "read", "admin"]
-ROLES: tuple[Role, ...] = ("write", "read", "admin")
-# What each role may do; a route names the permission it needs.
-PERMISSIONS: dict[Role, frozenset[str]] = {
-    "write": frozenset({"collect"}),
-    "read": frozenset({"read"}),
-    "admin": frozenset({"collect", "read", "admin"}),
-}
+Role = KeyRole
+ROLES: tuple[Role, ...] = KEY_ROLES
+# What each role may do (defined in access/roles.py); a route names the permission it needs.
+PERMISSIONS = KEY_PERMISSIONS
 
 
 class KeyRefused(InvalidRequest):

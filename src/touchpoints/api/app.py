@@ -31,6 +31,7 @@ from fastapi import FastAPI
 from starlette.routing import Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from touchpoints.api import audit as audit_api
 from touchpoints.api import errors
 from touchpoints.api import events as events_api
 from touchpoints.api import identity as identity_api
@@ -39,6 +40,7 @@ from touchpoints.api import keys as keys_api
 from touchpoints.api import privacy as privacy_api
 from touchpoints.api import profiles as profiles_api
 from touchpoints.api import quarantine as quarantine_api
+from touchpoints.api import users as users_api
 from touchpoints.api.headers import secured
 from touchpoints.collect.routes import Collector
 from touchpoints.web.app import Dashboard
@@ -93,6 +95,8 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(identity_api.router)
     app.include_router(journeys_api.router)
     app.include_router(privacy_api.router)
+    app.include_router(users_api.router)
+    app.include_router(audit_api.router)
     router = Router(
         routes=[
             *Collector(tp).routes(),

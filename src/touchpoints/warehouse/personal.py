@@ -153,6 +153,15 @@ NOT_PERSONAL: dict[str, str] = {
         "a number that refers to nothing once the person is erased"
     ),
     "import_rejects": "the paths of files imports wrote rejected lines to (erasure rewrites them)",
+    "users": (
+        "operators' dashboard accounts (name, role, an argon2 hash of the password), "
+        "no customer data"
+    ),
+    "audit_log": (
+        "who did what, when and from where: operators' key or user ids, and persons only by "
+        "their pseudonymous number (person:17), never an identifier's value or a trait"
+    ),
+    "audit_head": "the audit log's chain head: the last line's number and hash",
 }
 
 

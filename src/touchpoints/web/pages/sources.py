@@ -1,6 +1,7 @@
 """Sources and keys: events per source (each write key's id is the ``source`` of what it
 sends), the API keys, and the snippets that point an SDK at this server. Admin sessions
-create write keys (the secret is shown once, in the answer to the form) and revoke keys."""
+create write keys (the secret is shown once, in the answer to the form) and revoke keys;
+both are recorded in the audit log."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from touchpoints.access.keys import ApiKey, KeyRefused
+from touchpoints.access.keys import ApiKey, KeyNotFound, KeyRefused
 from touchpoints.web import labels
-from touchpoints.web.app import Shown, Table, csv_response, form_fields
+from touchpoints.web.app import Shown, Table, csv_response
 from touchpoints.web.charts import bars
+from touchpoints.web.forms import form_fields
 from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 ORDER = 90
 NAV = (("/sources", N_("Sources and keys")),)
+PERMISSION = "analytics"  # aggregate figures (access/roles.py)
 
 PLACEHOLDER = "<your write key>"
 NAME_MAX = 200  # as the keys API (api/keys.py: NewKey.name)
@@ -63,6 +66,9 @@ def routes(dashboard: Dashboard) -> list[Route]:
             data = await run_in_threadpool(_data, dashboard, language)
             return _page(dashboard, request, session, data, error=error, new_name=name, status=422)
         key, secret = await run_in_threadpool(dashboard.tp.keys.create, "write", name)
+        await dashboard.audit(
+            request, session.actor.id, "key.create", f"key:{key.id}", f"role {key.role}"
+        )
         data = await run_in_threadpool(_data, dashboard, language)
         # The only answer that holds the secret: never stored, never in a URL (no redirect).
         return _page(dashboard, request, session, data, created=(key, secret), status=201)
@@ -73,18 +79,21 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return dashboard.stale_form(request)
         key_id = request.path_params["key_id"]
         try:
-            await run_in_threadpool(dashboard.tp.keys.revoke, key_id)
-        except KeyRefused as exc:
+            key = await run_in_threadpool(dashboard.tp.keys.revoke, key_id)
+        except (KeyRefused, KeyNotFound) as exc:
             data = await run_in_threadpool(_data, dashboard, dashboard.language(request))
             return _page(dashboard, request, session, data, error=str(exc), status=404)
+        await dashboard.audit(
+            request, session.actor.id, "key.revoke", f"key:{key.id}", f"role {key.role}"
+        )
         return RedirectResponse(f"/sources?revoked={key_id}", status_code=303)
 
     return [
-        Route("/sources", dashboard.page(sources)),
-        Route("/sources/keys", dashboard.page(create, admin=True), methods=["POST"]),
+        Route("/sources", dashboard.page(sources, PERMISSION)),
+        Route("/sources/keys", dashboard.page(create, "admin"), methods=["POST"]),
         Route(
             "/sources/keys/{key_id}/revoke",
-            dashboard.page(revoke, admin=True),
+            dashboard.page(revoke, "admin"),
             methods=["POST"],
         ),
     ]
