@@ -55,6 +55,15 @@ API = {
     ("GET", "/v1/profiles/{key:path}/timeline"): "profiles",
     ("GET", "/v1/profiles/{key:path}/merges"): "profiles",
     ("GET", "/v1/profiles/{key:path}"): "profiles",
+    ("GET", "/v1/profiles/{key:path}/consent"): "profiles",
+    ("GET", "/v1/privacy"): "privacy",
+    ("POST", "/v1/privacy/exports"): "privacy",
+    ("POST", "/v1/privacy/erasures"): "privacy",
+    ("GET", "/v1/privacy/requests"): "privacy",
+    ("GET", "/v1/privacy/requests/{request_id}"): "privacy",
+    ("POST", "/v1/privacy/requests/{request_id}/lift"): "admin",
+    ("POST", "/v1/privacy/retention"): "privacy",
+    ("POST", "/v1/privacy/reject-files"): "admin",
     ("GET", "/v1/quarantine"): "admin",
     ("GET", "/v1/quarantine/{item_id}"): "admin",
     ("POST", "/v1/quarantine/replay"): "admin",
@@ -88,6 +97,11 @@ PAGES = {
     "/users/new": "admin",
     "/users/{name}/{action:str}": "admin",
     "/audit": "audit",
+    "/privacy": "privacy",
+    "/privacy/export": "privacy",
+    "/privacy/erase": "privacy",
+    "/privacy/retention": "privacy",
+    "/privacy/requests/{request_id:int}/lift": "admin",
 }
 OPEN = {"/login", "/logout", "/language/{code}"}
 

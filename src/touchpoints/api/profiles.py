@@ -71,10 +71,12 @@ def profile_timeline(
 
 
 @router.get("/v1/profiles/{key:path}/consent")
-def profile_consent(request: Request, _: Reader, key: str) -> ConsentHistory:
+def profile_consent(request: Request, reader: Reader, key: str) -> ConsentHistory:
     """The person's consent per category as it stands (chosen, or the default), and every
     change they made with when, where (channel) and through which source."""
-    return core(request).profiles.consent_history(key)
+    history = core(request).profiles.consent_history(key)
+    audited(request, reader, "profile.consent", history.person, durable=False)
+    return history
 
 
 @router.get("/v1/profiles/{key:path}/merges")
