@@ -57,6 +57,8 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None = None
+    # Lives only in this process's memory (the server's own tools): never rate-limited.
+    ephemeral: bool = False
 
     def allows(self, permission: str) -> bool:
         return self.revoked_at is None and permission in PERMISSIONS[self.role]
@@ -172,7 +174,9 @@ class KeyStore:
         """A key that lives only in this process's memory (the server's control token, the
         demo loader); ``key_id`` becomes the ``source`` of the events it sends."""
         secret = new_secret(role)
-        key = ApiKey(key_id, role, f"in-memory key {key_id}", secret[:12], utc_now())
+        key = ApiKey(
+            key_id, role, f"in-memory key {key_id}", secret[:12], utc_now(), ephemeral=True
+        )
         with self._lock:
             self._ephemeral[_hash(secret)] = key
         return secret

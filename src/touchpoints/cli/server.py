@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -72,8 +73,10 @@ def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | Non
     import uvicorn
 
     from touchpoints.api.app import create_app
+    from touchpoints.cli.protocol import guarded_protocol
 
     settings = tp.settings
+    _raise_open_file_limit(settings.max_connections)
     config = uvicorn.Config(
         create_app(tp, on_started=on_started),
         host=settings.host,
@@ -83,6 +86,11 @@ def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | Non
         lifespan="on",
         server_header=False,
         proxy_headers=False,
+        # httptools, with the bounds on a request's head uvicorn lacks (cli/protocol.py);
+        # the body's are the app's (api/limits.py).
+        http=guarded_protocol(settings.header_timeout_seconds, settings.max_header_bytes),
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     if holder is not None:
@@ -101,6 +109,17 @@ def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | Non
 
 def _ignore(signum: int, frame: object) -> None:
     """A signal handler that does nothing (see _serve)."""
+
+
+def _raise_open_file_limit(connections: int) -> None:
+    """Let the process hold ``max_connections`` sockets (and its files) open: raise the soft
+    open-file limit toward the hard one when it is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _open_for_server(settings: Settings) -> Touchpoints:
