@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the server listens on.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port the server listens on.")
 
+    tls_cert: Path | None = Field(
+        default=None,
+        description=(
+            "Certificate (PEM, with its chain) to serve HTTPS with; relative paths are inside "
+            "the data directory. Unset: plain HTTP (behind a TLS-terminating proxy)."
+        ),
+    )
+    tls_key: Path | None = Field(
+        default=None, description="Private key (PEM) of tls_cert; set both or neither."
+    )
     max_connections: int = Field(
         default=1000,
         ge=1,
@@ -261,7 +271,22 @@ class Settings(BaseSettings):
             raise ValueError(
                 "max_body_bytes must be at least max_batch_bytes (a full batch is a body)"
             )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: set both (HTTPS) or neither (HTTP)")
         return self
+
+    def _inside(self, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        return path if path.is_absolute() else self.data_dir / path
+
+    @property
+    def tls_cert_path(self) -> Path | None:
+        return self._inside(self.tls_cert)
+
+    @property
+    def tls_key_path(self) -> Path | None:
+        return self._inside(self.tls_key)
 
     @property
     def database_path(self) -> Path:
@@ -290,7 +315,8 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
 
 def resolve_data_dir(data_dir: Path | str | None = None) -> Path:
@@ -340,6 +366,8 @@ DEFAULT_CONFIG_TOML = """\
 # Every setting is described in docs/configuration.md.
 # host = "127.0.0.1"
 # port = 8080
+# tls_cert: unset (plain HTTP); HTTPS: tls_cert = "cert.pem" and tls_key = "key.pem"
+# tls_key: unset
 # max_connections = 1000        # beyond, new requests are answered 503
 # keep_alive_seconds = 5.0      # an idle kept-alive connection is closed after this
 # header_timeout_seconds = 10.0 # a request's headers must arrive within this (else 408)

@@ -159,7 +159,9 @@ def _write_server_file(tp: Touchpoints, token: str) -> None:
     """
     settings = tp.settings
     path = settings.server_file
-    info = {"pid": os.getpid(), "url": settings.base_url, "token": token}
+    info: dict[str, object] = {"pid": os.getpid(), "url": settings.base_url, "token": token}
+    if settings.tls_cert_path is not None:  # the CLI trusts this certificate, and only it
+        info["tls_cert"] = str(settings.tls_cert_path)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
