@@ -252,7 +252,7 @@ class Collector:
         if isinstance(payload, dict) and "writeKey" in payload:
             # A secret: never stored with the event, nor in the quarantine.
             payload = {name: value for name, value in payload.items() if name != "writeKey"}
-        outcome = self.tp.judge(payload, route, source=key.id, received_at=received_at)
+        outcome = self.tp.judge(payload, route, source=key.event_source, received_at=received_at)
         if outcome.body_problems:
             await self._hold_body(json_text(payload), outcome.body_problems, key, route)
             errors = [p.as_dict() for p in outcome.body_problems]
@@ -289,7 +289,7 @@ class Collector:
         await run_in_threadpool(
             self.tp.quarantine.hold_events,
             outcome.rejected,
-            source=key.id,
+            source=key.event_source,
             route=route,
             envelope=outcome.envelope,
             received_at=utc_now(),
@@ -317,7 +317,7 @@ class Collector:
             self.tp.quarantine.hold_body,
             body,
             problems,
-            source=key.id,
+            source=key.event_source,
             route=route,
             received_at=utc_now(),
         )

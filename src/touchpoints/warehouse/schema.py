@@ -288,6 +288,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE identity_state ADD COLUMN generation BIGINT DEFAULT 0",
         ),
     ),
+    Migration(
+        6,
+        "write keys scoped to a source",
+        # NULL: the key's events have its id as their source (keys made before, as ever).
+        ("ALTER TABLE api_keys ADD COLUMN source VARCHAR",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

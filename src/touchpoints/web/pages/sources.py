@@ -127,14 +127,16 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
     by_source = tp.events.count_by("source")  # what GET /v1/events/stats gives as by_source
     keys = tp.keys.list()  # what GET /v1/keys gives
     keys_by_id = {key.id: key for key in keys}
+    # The key whose events carry each source (a rotated source: its newest key, listed last).
+    keys_by_source = {key.event_source: key for key in keys}
 
     def label(source: str) -> str:
-        key = keys_by_id.get(source)
+        key = keys_by_source.get(source)
         return f"{key.name} ({source})" if key is not None and key.name else source
 
     def role(source: str) -> Shown:
-        if source in keys_by_id:
-            name = keys_by_id[source].role
+        if source in keys_by_source:
+            name = keys_by_source[source].role
             return Shown(name, labels.label(language, "key role", name))
         return Shown("not a stored key", _("not a stored key"))
 
@@ -145,7 +147,7 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
         [
             [
                 source,
-                keys_by_id[source].name if source in keys_by_id else "",
+                keys_by_source[source].name if source in keys_by_source else "",
                 role(source),
                 n,
             ]
@@ -164,7 +166,7 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
                 key.prefix,
                 key.created_at,
                 key.revoked_at,
-                by_source.get(key.id, 0),
+                by_source.get(key.event_source, 0),
             ]
             for key in keys
         ],
