@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from typing import Any
 
 import orjson
 from fastapi import FastAPI
@@ -49,9 +50,26 @@ def invalid_request(exc: RequestValidationError) -> Response:
     """A request that does not fit its route's typed question: 422 with the problems in
     words (``detail``: "depth: Input should be …", as every other error reads) and as
     FastAPI lists them (``errors``), for programs."""
-    problems = jsonable_encoder(exc.errors())
+    problems = _writable(jsonable_encoder(exc.errors()))
     body = {"detail": describe(problems, request=True), "errors": problems}
     return Response(orjson.dumps(body), status_code=422, media_type=_JSON)
+
+
+_INT64 = range(-(2**63), 2**64)  # the integers orjson writes
+
+
+def _writable(value: Any) -> Any:
+    """``value`` with integers orjson cannot write (past 64 bits: an offset of 2**64 sent
+    to be refused) as their text, so the refusal itself can be written."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if value in _INT64 else str(value)
+    if isinstance(value, list):
+        return [_writable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _writable(item) for key, item in value.items()}
+    return value
 
 
 def install(app: FastAPI) -> None:
