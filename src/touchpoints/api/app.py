@@ -146,8 +146,7 @@ class _Guard:
         except Exception as exc:  # noqa: BLE001 - the last line: answer, log, go on
             if started:
                 return  # answered already (FastAPI's handler ran and re-raised)
-            where = f"in {scope.get('method', '')} {scope.get('path', '')}"
-            response = errors.error_response(exc, where)
+            response = errors.error_response(exc, errors.place(scope))
             await response(scope, receive, sending)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -44,6 +45,17 @@ def error_response(exc: Exception, where: str = "") -> Response:
     frames = "".join(traceback.format_tb(exc.__traceback__))
     log.error("unexpected %s %s\n%s", type(exc).__name__, where, frames.rstrip())
     return detail(500, INTERNAL)
+
+
+def place(scope: Mapping[str, Any]) -> str:
+    """Where a request went, for the log: its method and its route's template
+    (``/v1/profiles/{key}``), never the path it was sent to, which can hold an e-mail address
+    or a phone number (``/v1/profiles/email:…``)."""
+    route = getattr(scope.get("route"), "path", None)
+    if route is None:
+        endpoint = scope.get("endpoint")
+        route = getattr(endpoint, "__name__", None) or "(no route)"
+    return f"in {scope.get('method', '')} {route}"
 
 
 def invalid_request(exc: RequestValidationError) -> Response:
@@ -83,7 +95,7 @@ def install(app: FastAPI) -> None:
         return invalid_request(exc)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        return error_response(exc, f"in {request.method} {request.url.path}")
+        return error_response(exc, place(request.scope))
 
     app.add_exception_handler(TouchpointsError, known)
     app.add_exception_handler(RequestValidationError, malformed)
