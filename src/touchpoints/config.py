@@ -6,6 +6,7 @@ TOUCHPOINTS_DATA_DIR, then ``./touchpoints-data``) and the rest is read with it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -69,6 +70,13 @@ class Settings(BaseSettings):
     )
     tls_key: Path | None = Field(
         default=None, description="Private key (PEM) of tls_cert; set both or neither."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses (or networks) of reverse proxies whose X-Forwarded-For and "
+            "X-Forwarded-Proto are believed; empty: those headers are ignored."
+        ),
     )
     max_connections: int = Field(
         default=1000,
@@ -215,6 +223,18 @@ class Settings(BaseSettings):
             "directory); unset: the built-in model."
         ),
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{proxy!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
+                ) from None
+        return value
 
     @field_validator("match_comparisons")
     @classmethod
@@ -368,6 +388,7 @@ DEFAULT_CONFIG_TOML = """\
 # port = 8080
 # tls_cert: unset (plain HTTP); HTTPS: tls_cert = "cert.pem" and tls_key = "key.pem"
 # tls_key: unset
+# trusted_proxies = []          # e.g. ["127.0.0.1"]: a reverse proxy on this machine
 # max_connections = 1000        # beyond, new requests are answered 503
 # keep_alive_seconds = 5.0      # an idle kept-alive connection is closed after this
 # header_timeout_seconds = 10.0 # a request's headers must arrive within this (else 408)

@@ -142,3 +142,36 @@ def test_a_certificate_without_its_key_stops_serve(tmp_path: Path, pair: tuple[P
     result = _serve(tmp_path / "data", "--tls-cert", str(pair[0]))
     assert result.returncode != 0
     assert "tls_cert and tls_key" in _said(result), result.stderr
+
+
+# -- behind a reverse proxy (docs/security.md) ------------------------------------------------
+def test_a_trusted_proxys_forwarded_https_gets_hsts_and_others_are_ignored(
+    tmp_path: Path,
+) -> None:
+    """With ``trusted_proxies`` naming the proxy (here this machine), its X-Forwarded-Proto
+    is believed (HSTS over the proxy's TLS); without it, the header is anyone's and ignored."""
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+    trusting = start_server(tmp_path / "a", {"TOUCHPOINTS_TRUSTED_PROXIES": '["127.0.0.1"]'})
+    try:
+        response = httpx.get(f"{trusting.url}/health", headers=forwarded, timeout=10)
+        assert "Strict-Transport-Security" in response.headers
+        plain = httpx.get(f"{trusting.url}/health", timeout=10)
+        assert "Strict-Transport-Security" not in plain.headers
+    finally:
+        trusting.stop()
+    untrusting = start_server(tmp_path / "b")
+    try:
+        response = httpx.get(f"{untrusting.url}/health", headers=forwarded, timeout=10)
+        assert "Strict-Transport-Security" not in response.headers
+    finally:
+        untrusting.stop()
+
+
+def test_a_trusted_proxy_that_is_no_address_stops_serve(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run_cli("init", data_dir=data)
+    result = run_cli(
+        "serve", "--port", "1", data_dir=data, env={"TOUCHPOINTS_TRUSTED_PROXIES": '["nginx"]'}
+    )
+    assert result.returncode != 0
+    assert "'nginx' is not an IP address or network" in _said(result), result.stderr

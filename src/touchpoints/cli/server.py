@@ -88,7 +88,9 @@ def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | Non
         access_log=False,
         lifespan="on",
         server_header=False,
-        proxy_headers=False,
+        # X-Forwarded-For and -Proto only from the proxies named (anyone can send them).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         # httptools, with the bounds on a request's head uvicorn lacks (cli/protocol.py);
         # the body's are the app's (api/limits.py).
         http=guarded_protocol(settings.header_timeout_seconds, settings.max_header_bytes),
