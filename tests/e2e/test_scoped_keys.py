@@ -129,3 +129,30 @@ def test_keys_made_before_sources_keep_working(tmp_path: Path) -> None:
         assert found is not None and found.source is None and found.event_source == key.id
     finally:
         again.close()
+
+
+def test_an_admin_makes_a_scoped_key_on_the_sources_page(srv: Server) -> None:
+    import re
+
+    with httpx.Client(base_url=srv.url, timeout=30) as browser:
+        assert browser.post("/login", data={"key": srv.admin_key()}).status_code in (200, 303)
+        page = browser.get("/sources").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+        refused = browser.post(
+            "/sources/keys", data={"csrf": csrf[1], "name": "Shop", "source": "key_x"}
+        )
+        assert refused.status_code == 422
+        assert "looks like a key id" in refused.text
+        made = browser.post(
+            "/sources/keys", data={"csrf": csrf[1], "name": "Shop", "source": "dash-shop"}
+        )
+        assert made.status_code == 201, made.text[:500]
+        secret = re.search(r"tp_write_[0-9a-f]{32}", made.text)
+        assert secret is not None
+    sent = srv.post("/v1/track", json={"userId": "s4", "event": "E"}, auth=(secret[0], ""))
+    assert sent.is_success
+    assert _sources(srv, "s4") == ["dash-shop"]
+    with httpx.Client(base_url=srv.url, timeout=30) as browser:
+        browser.post("/login", data={"key": srv.admin_key()})
+        assert "dash-shop" in browser.get("/sources").text

@@ -59,10 +59,26 @@ def routes(dashboard: Dashboard) -> list[Route]:
                 length=len(name),
                 most=NAME_MAX,
             )
+        source = fields.get("source", "").strip() or None
+        if error is None:
+            try:
+                key, secret = await run_in_threadpool(
+                    dashboard.tp.keys.create, "write", name, source
+                )
+            except KeyRefused as exc:  # a source the key may not have: the reason, as the API
+                error = str(exc)
         if error is not None:
             data = await run_in_threadpool(_data, dashboard, language)
-            return _page(dashboard, request, session, data, error=error, new_name=name, status=422)
-        key, secret = await run_in_threadpool(dashboard.tp.keys.create, "write", name)
+            return _page(
+                dashboard,
+                request,
+                session,
+                data,
+                error=error,
+                new_name=name,
+                new_source=source or "",
+                status=422,
+            )
         data = await run_in_threadpool(_data, dashboard, language)
         # The only answer that holds the secret: never stored, never in a URL (no redirect).
         return _page(dashboard, request, session, data, created=(key, secret), status=201)
@@ -100,6 +116,7 @@ def _page(
     revoked: str | None = None,
     error: str | None = None,
     new_name: str = "",
+    new_source: str = "",
     status: int = 200,
 ) -> Response:
     base_url = str(request.base_url).rstrip("/")
@@ -115,6 +132,7 @@ def _page(
         revoked=data["keys_by_id"].get(revoked) if revoked else None,
         error=error,
         new_name=new_name,
+        new_source=new_source,
         base_url=base_url,
         placeholder=PLACEHOLDER,
         snippets=snippets(base_url, secret),
