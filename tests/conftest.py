@@ -209,8 +209,15 @@ def cli(
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    """Initialise ``data_dir`` if needed, make keys, start a server and wait until it answers."""
+def start_server(
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    serve_args: tuple[str, ...] = (),
+    verify: Any = True,
+) -> Server:
+    """Initialise ``data_dir`` if needed, make keys, start a server and wait until it answers
+    (``serve_args`` given to ``touchpoints serve``; with ``--tls-cert``, over HTTPS checked
+    with ``verify``)."""
     if not (data_dir / "touchpoints.duckdb").exists():
         assert cli("init", data_dir=data_dir).returncode == 0
     write_key = cli("keys", "create", "write", data_dir=data_dir).stdout.strip()
@@ -221,18 +228,19 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Ser
     env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), **(extra_env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "touchpoints", "serve", "--port", str(port)],
+            [sys.executable, "-m", "touchpoints", "serve", "--port", str(port), *serve_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
         )
-    url = f"http://127.0.0.1:{port}"
+    scheme = "https" if "--tls-cert" in serve_args else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=1, verify=verify).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.1)

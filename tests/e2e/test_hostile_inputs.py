@@ -205,6 +205,64 @@ def test_funnels_and_drop_offs_of_20_steps_answer(app: AppServer, order: str) ->
         assert "at most 20 steps" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("offset", [2**63, 2**64, 10**30])
+@pytest.mark.parametrize(
+    "path", ["/v1/identity/links", "/v1/identity/reviews", "/v1/journeys/funnels/drop-offs"]
+)
+def test_offsets_past_64_bits_are_422_naming_the_offset(
+    app: AppServer, path: str, offset: int
+) -> None:
+    with app.client() as http:
+        if path.endswith("drop-offs"):
+            funnel = {"steps": [{"event": "a"}, {"event": "b"}]}
+            response = http.post(path, params={"step": 1, "offset": offset}, json=funnel)
+        else:
+            response = http.get(path, params={"offset": offset})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("offset:"), response.text
+
+
+@pytest.mark.parametrize("number", [2**63, 2**64, -(2**64), 10**30])
+def test_integers_past_64_bits_in_a_json_body_are_422_not_500(app: AppServer, number: int) -> None:
+    """The refusal quotes what was sent: an integer orjson cannot write (past 64 bits) is
+    quoted as text (it was a 500: the 422 itself could not be written)."""
+    funnel = {"steps": [{"event": "a"}, {"event": "b"}]}
+    asked = [
+        {"kind": "drop_offs", "funnel": funnel, "step": 1, "offset": number},
+        {"kind": "drop_offs", "funnel": funnel, "step": number},
+        {"kind": "retention", "periods": number},
+    ]
+    with app.client() as http:
+        for body in asked:
+            response = http.post("/v1/journeys/query", json=body)
+            assert response.status_code == 422, response.text
+            assert str(number) in response.text
+
+
+BAD_TRAITS = [".", "a.", ".a", "a..b", "a.b.", "a b", "é"]
+
+
+@pytest.mark.parametrize("trait", BAD_TRAITS)
+def test_a_trait_that_cannot_be_one_is_422_naming_it(app: AppServer, trait: str) -> None:
+    with app.client() as http:
+        response = http.get("/v1/profiles", params={"trait": trait, "value": "x"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("trait:"), response.text
+    assert "is not a trait name" in response.json()["detail"]
+
+
+def test_the_dashboard_people_search_refuses_such_traits_with_its_reason(app: AppServer) -> None:
+    from touchpoints.cli.client import in_process_client
+
+    with in_process_client(app.app) as browser:
+        assert browser.post("/login", data={"key": app.read_key}).status_code in (200, 303)
+        for trait in BAD_TRAITS:
+            page = browser.get("/people", params={"q": f"{trait}=x"})
+            assert page.status_code == 422, (trait, page.status_code)
+            assert "is not a trait name" in page.text, trait
+        assert browser.get("/people", params={"q": "address.city=x"}).status_code == 200
+
+
 # -- deep JSON: refused with its reason, quarantined, the rest of the batch stored -----------
 def _nested(depth: int) -> str:
     """JSON text of an object nesting ``depth`` levels below the top (``{"x":{"x":…1}}``)."""

@@ -88,3 +88,20 @@ def test_access_names_every_role_permission_and_audited_action() -> None:
     for action in ACTIONS:
         if not action.endswith("."):
             assert f"`{action}`" in text, action
+
+
+def test_security_md_names_only_real_settings_and_every_limit_and_real_tests() -> None:
+    """docs/security.md as a contract: a `snake_case` name it shows that looks like a setting
+    is one; every setting that bounds a request, a connection or TLS is described there;
+    every test file it lists exists."""
+    text = (DOCS / "security.md").read_text()
+    fields = set(Settings.model_fields)
+    shown = set(re.findall(r"`([a-z]+(?:_[a-z]+)+)`", text))
+    setting_like = re.compile(r"^(max|rate|tls|trusted|keep|header|body)_")
+    assert {name for name in shown if setting_like.match(name)} <= fields
+    limits = {name for name in fields if setting_like.match(name)}
+    assert limits - shown == set(), limits - shown
+    root = DOCS.parent
+    listed = re.findall(r"`(tests/[\w/]+\.py)`", text)
+    assert len(listed) >= 8
+    assert [path for path in listed if not (root / path).is_file()] == []

@@ -26,6 +26,7 @@ class StoredKey(NamedTuple):
     key_hash: str
     created_at: datetime
     revoked_at: datetime | None
+    source: str | None = None
 
 
 class ApiKeyTable:
@@ -41,9 +42,9 @@ class ApiKeyTable:
 
     def insert(self, key: StoredKey) -> None:
         self.warehouse.run(
-            "INSERT INTO api_keys (id, role, name, prefix, key_hash, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [key.id, key.role, key.name, key.prefix, key.key_hash, key.created_at],
+            "INSERT INTO api_keys (id, role, name, prefix, key_hash, created_at, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [key.id, key.role, key.name, key.prefix, key.key_hash, key.created_at, key.source],
         )
 
     def revoke(self, key_id: str, at: datetime) -> None:

@@ -19,12 +19,20 @@ Admin = Annotated[ApiKey, Depends(require("admin"))]
 class NewKey(BaseModel):
     role: Literal["write", "read", "admin"]
     name: str | None = Field(default=None, max_length=200)
+    source: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "For a write key: the source its events are stamped with (web-shop); a new key "
+            "for a source carries on its events. None: the key's id is their source."
+        ),
+    )
 
 
 @router.post("", status_code=201)
 def create_key(request: Request, admin: Admin, body: NewKey) -> NewKeyInfo:
     """A new key; its secret is in this answer and nowhere else."""
-    key, secret = core(request).keys.create(body.role, body.name)
+    key, secret = core(request).keys.create(body.role, body.name, body.source)
     audited(request, admin, "key.create", f"key:{key.id}", f"role {key.role}")
     return NewKeyInfo(**key.info().model_dump(), secret=secret)
 

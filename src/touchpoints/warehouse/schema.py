@@ -394,6 +394,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"INSERT INTO audit_head VALUES (0, '{'0' * 64}')",
         ),
     ),
+    Migration(
+        8,
+        "write keys scoped to a source",
+        # NULL: the key's events have its id as their source (keys made before, as ever).
+        ("ALTER TABLE api_keys ADD COLUMN source VARCHAR",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -62,10 +62,26 @@ def routes(dashboard: Dashboard) -> list[Route]:
                 length=len(name),
                 most=NAME_MAX,
             )
+        source = fields.get("source", "").strip() or None
+        if error is None:
+            try:
+                key, secret = await run_in_threadpool(
+                    dashboard.tp.keys.create, "write", name, source
+                )
+            except KeyRefused as exc:  # a source the key may not have: the reason, as the API
+                error = str(exc)
         if error is not None:
             data = await run_in_threadpool(_data, dashboard, language)
-            return _page(dashboard, request, session, data, error=error, new_name=name, status=422)
-        key, secret = await run_in_threadpool(dashboard.tp.keys.create, "write", name)
+            return _page(
+                dashboard,
+                request,
+                session,
+                data,
+                error=error,
+                new_name=name,
+                new_source=source or "",
+                status=422,
+            )
         await dashboard.audit(
             request, session.actor.id, "key.create", f"key:{key.id}", f"role {key.role}"
         )
@@ -109,6 +125,7 @@ def _page(
     revoked: str | None = None,
     error: str | None = None,
     new_name: str = "",
+    new_source: str = "",
     status: int = 200,
 ) -> Response:
     base_url = str(request.base_url).rstrip("/")
@@ -124,6 +141,7 @@ def _page(
         revoked=data["keys_by_id"].get(revoked) if revoked else None,
         error=error,
         new_name=new_name,
+        new_source=new_source,
         base_url=base_url,
         placeholder=PLACEHOLDER,
         snippets=snippets(base_url, secret),
@@ -136,14 +154,16 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
     by_source = tp.events.count_by("source")  # what GET /v1/events/stats gives as by_source
     keys = tp.keys.list()  # what GET /v1/keys gives
     keys_by_id = {key.id: key for key in keys}
+    # The key whose events carry each source (a rotated source: its newest key, listed last).
+    keys_by_source = {key.event_source: key for key in keys}
 
     def label(source: str) -> str:
-        key = keys_by_id.get(source)
+        key = keys_by_source.get(source)
         return f"{key.name} ({source})" if key is not None and key.name else source
 
     def role(source: str) -> Shown:
-        if source in keys_by_id:
-            name = keys_by_id[source].role
+        if source in keys_by_source:
+            name = keys_by_source[source].role
             return Shown(name, labels.label(language, "key role", name))
         return Shown("not a stored key", _("not a stored key"))
 
@@ -154,7 +174,7 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
         [
             [
                 source,
-                keys_by_id[source].name if source in keys_by_id else "",
+                keys_by_source[source].name if source in keys_by_source else "",
                 role(source),
                 n,
             ]
@@ -173,7 +193,7 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
                 key.prefix,
                 key.created_at,
                 key.revoked_at,
-                by_source.get(key.id, 0),
+                by_source.get(key.event_source, 0),
             ]
             for key in keys
         ],
