@@ -32,6 +32,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
+def dashboard_sign_in(client: httpx.Client, key: str) -> httpx.Response:
+    """Sign ``client`` in to the dashboard with an API key, as the login page's key form does
+    (with the form's CSRF token); the answer to the form (303 when the key opens a session)."""
+    import re
+
+    form = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token is not None, form.text[:300]
+    return client.post("/login", data={"csrf": token[1], "key": key}, follow_redirects=False)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

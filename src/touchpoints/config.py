@@ -146,12 +146,12 @@ class Settings(BaseSettings):
         ),
     )
     rate_limit_api: float = Field(
-        default=50.0,
+        default=500.0,
         ge=0,
         description="Requests a second each read or admin key may make to the API (0: no limit).",
     )
     rate_limit_api_burst: int = Field(
-        default=200, ge=1, description="Requests a read or admin key may make at once."
+        default=1000, ge=1, description="Requests a read or admin key may make at once."
     )
     rate_limit_collect: float = Field(
         default=5000.0,
@@ -491,8 +491,8 @@ DEFAULT_CONFIG_TOML = """\
 # body_timeout_seconds = 30.0   # its body within this of its headers (else 408)
 # max_header_bytes = 16384      # request line and headers together (else 431)
 # max_body_bytes = 1048576      # any request body (else 413); at least max_batch_bytes
-# rate_limit_api = 50.0         # requests a second per read or admin key (0: no limit; 429)
-# rate_limit_api_burst = 200    # requests such a key may make at once
+# rate_limit_api = 500.0        # requests a second per read or admin key (0: no limit; 429)
+# rate_limit_api_burst = 1000   # requests such a key may make at once
 # rate_limit_collect = 5000.0   # requests a second per write key (0: no limit; 429)
 # rate_limit_collect_burst = 10000
 # max_event_bytes = 32768       # Segment's limit per event

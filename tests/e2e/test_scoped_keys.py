@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Server, run_cli, start_server
+from conftest import Server, dashboard_sign_in, run_cli, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +111,7 @@ def test_a_source_a_key_may_not_have_is_refused(
 
 
 def test_keys_made_before_sources_keep_working(tmp_path: Path) -> None:
-    """A data directory whose keys table has no source column (schema 5) is migrated; its
+    """A data directory whose keys table has no source column (before migration 8) is migrated; its
     keys verify and stamp their ids as before."""
     from touchpoints.config import load_settings
     from touchpoints.core import Touchpoints
@@ -121,7 +121,7 @@ def test_keys_made_before_sources_keep_working(tmp_path: Path) -> None:
     tp = Touchpoints(settings)
     key, secret = tp.keys.create("write", "old")
     tp.warehouse.run("ALTER TABLE api_keys DROP COLUMN source")
-    tp.warehouse.run("DELETE FROM schema_migrations WHERE version = 6")
+    tp.warehouse.run("DELETE FROM schema_migrations WHERE version = 8")
     tp.close()
     again = Touchpoints(load_settings(data))
     try:
@@ -135,7 +135,7 @@ def test_an_admin_makes_a_scoped_key_on_the_sources_page(srv: Server) -> None:
     import re
 
     with httpx.Client(base_url=srv.url, timeout=30) as browser:
-        assert browser.post("/login", data={"key": srv.admin_key()}).status_code in (200, 303)
+        assert dashboard_sign_in(browser, srv.admin_key()).status_code == 303
         page = browser.get("/sources").text
         csrf = re.search(r'name="csrf" value="([^"]+)"', page)
         assert csrf is not None
@@ -154,5 +154,5 @@ def test_an_admin_makes_a_scoped_key_on_the_sources_page(srv: Server) -> None:
     assert sent.is_success
     assert _sources(srv, "s4") == ["dash-shop"]
     with httpx.Client(base_url=srv.url, timeout=30) as browser:
-        browser.post("/login", data={"key": srv.admin_key()})
+        assert dashboard_sign_in(browser, srv.admin_key()).status_code == 303
         assert "dash-shop" in browser.get("/sources").text

@@ -18,12 +18,10 @@ Anyone who can write the database file can also rewrite the whole chain: to dete
 keep the head somewhere else now and then (``touchpoints audit verify`` prints it) and give
 it back as an anchor (``--anchor SEQ:HASH``).
 
-**Speed.** Recording is a check, a hash and an append to a list under a lock (about 20 µs
-on the 2-core test machine), so the hot profile lookup can record every read; measured with
-``benchmarks/lookup.py``, a cached lookup took a median 25 µs without its audit line and
-100 to 125 µs with it (the writer thread's batches compete for the GIL too): moving the
-hashing into the writer thread is the next step if that matters. While the server runs, a
-thread writes the lines every
+**Speed.** Recording is a check and an append to a list under a lock; numbering and hashing
+happen when the lines are written, off the request path, so the hot profile lookup can
+record every read (``benchmarks/lookup.py`` measures a lookup with and without its line;
+figures in benchmarks/RESULTS.md). While the server runs, a thread writes the lines every
 100 ms in one Arrow batch; :meth:`AuditLog.close` (a clean shutdown) writes what is left, and
 ``durable=True`` writes at once (changes to keys, users and persons). Without the thread
 (commands in process, tests) every line is written when it is recorded.
@@ -186,6 +184,10 @@ def parse_anchor(text: str) -> tuple[int, str]:
     return int(match[1]), match[2]
 
 
+# A recorded line before it is numbered and hashed: (at, actor, action, target, origin, detail).
+_Entry = tuple[datetime, str, str, str | None, str | None, str | None]
+
+
 class AuditLog:
     """The audit log of one warehouse (see the module's docstring)."""
 
@@ -195,7 +197,10 @@ class AuditLog:
         self._lock = threading.Lock()  # the chain's end and the pending lines
         self._write_lock = threading.Lock()  # one writer at a time, in order
         self._seq, self._hash = self._table.head()
-        self._pending: list[StoredLine] = []
+        # Recorded, not yet numbered and hashed (that is the writer's work, off the request
+        # path); then numbered, hashed and waiting to be written.
+        self._recorded: list[_Entry] = []
+        self._pending: list[tuple[_Entry, StoredLine]] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.write_failures = 0
@@ -210,42 +215,52 @@ class AuditLog:
         detail: str | None = None,
         *,
         durable: bool = False,
-    ) -> AuditLine:
+    ) -> AuditLine | None:
         """Add a line: ``actor`` did ``action`` to ``target`` from ``origin``.
 
-        Written within 100 ms while the server runs (at once with ``durable``, or when no
-        writer thread runs); on a clean shutdown everything recorded is written."""
+        Written within 100 ms while the server runs (numbered and hashed then, in the order
+        recorded), or at once with ``durable`` or when no writer thread runs: then the line
+        as written is returned. On a clean shutdown everything recorded is written."""
         _checked(actor, action, target, detail)
-        origin = origin[:100] if origin else None
-        at = utc_now()
+        entry = (utc_now(), actor, action, target, origin[:100] if origin else None, detail)
         with self._lock:
+            self._recorded.append(entry)
+        if durable or self._thread is None:
+            return _answer(self.flush()[id(entry)])
+        return None
+
+    def _seal(self) -> None:
+        """Number and hash the lines recorded so far, in order (under ``_lock``)."""
+        for entry in self._recorded:
+            at, actor, action, target, origin, detail = entry
             seq = self._seq + 1
             digest = line_hash(self._hash, seq, at, actor, action, target, origin, detail)
             line = StoredLine(seq, at, actor, action, target, origin, detail, self._hash, digest)
-            self._pending.append(line)
+            self._pending.append((entry, line))  # the entry kept: its id stays its own
             self._seq, self._hash = seq, digest
-        if durable or self._thread is None:
-            self.flush()
-        return _answer(line)
+        self._recorded.clear()
 
-    def flush(self) -> None:
-        """Write the lines recorded so far, in order, and move the head."""
+    def flush(self) -> dict[int, StoredLine]:
+        """Write the lines recorded so far, in order, and move the head; the lines written
+        by the id of what :meth:`record` made of them."""
         with self._write_lock:
             with self._lock:
-                lines, self._pending = self._pending, []
-            if not lines:
-                return
+                self._seal()
+                pending, self._pending = self._pending, []
+            if not pending:
+                return {}
             try:
-                self._table.append(lines)
+                self._table.append([line for _id, line in pending])
             except BaseException:
                 with self._lock:  # kept, in front of newer lines, for the next attempt
-                    self._pending[:0] = lines
+                    self._pending[:0] = pending
                 raise
+            return {id(entry): line for entry, line in pending}
 
     @property
     def pending(self) -> int:
         with self._lock:
-            return len(self._pending)
+            return len(self._recorded) + len(self._pending)
 
     # -- the writer thread -----------------------------------------------------------------
     def start(self) -> None:
