@@ -298,6 +298,22 @@ class Settings(BaseSettings):
         ge=1,
         description="Days to answer an access or erasure request (GDPR: one month).",
     )
+    destinations_retry_schedule: list[float] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0],
+        min_length=1,
+        description="Seconds before each attempt to deliver a message (the first: after it "
+        "was written); a message failing the last is a dead letter. Svix's schedule.",
+    )
+    destinations_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds one delivery attempt may take (connect, send, answer).",
+    )
+    destinations_allow_private: bool = Field(
+        default=False,
+        description="Let destinations send to private, loopback and link-local addresses.",
+    )
 
     @field_validator("consent_categories")
     @classmethod
@@ -533,6 +549,9 @@ DEFAULT_CONFIG_TOML = """\
 # consent_analyses = "exclude"    # or "aggregate": counted, never listed by name
 # quarantine_retention_days: unset (kept until deleted)
 # privacy_deadline_days = 30      # to answer an access or erasure request
+# destinations_retry_schedule = [0, 5, 300, 1800, 7200, 18000, 36000]   # seconds
+# destinations_timeout_seconds = 10.0
+# destinations_allow_private = false   # true: may send to 127.0.0.1, 10.0.0.0/8, …
 # retention = []                  # e.g. raw web page views 13 months, orders 10 years:
 # [[retention]]
 #   type = "page"

@@ -21,6 +21,7 @@ from touchpoints.access.audit import AuditLog
 from touchpoints.access.keys import KeyStore
 from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.users import Users
+from touchpoints.activate import DeliveryWorker, Destinations, Senders
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
@@ -145,6 +146,13 @@ class Touchpoints:
             _privacy_settings(settings),
             pause_writes=self._paused_writes,
         )
+        self.destinations = Destinations(
+            self.warehouse,
+            settings.consent_purposes,
+            self.profiles.allows,
+            first_delay=settings.destinations_retry_schedule[0],
+        )
+        self.delivery: DeliveryWorker | None = None
         # An erased person's identifiers keep their events out, whichever way they come.
         self.store.row_filter = self.privacy.suppressions.keep
         self.quarantine.withhold = self.privacy.suppressions.withholds
@@ -171,8 +179,8 @@ class Touchpoints:
         return replayed
 
     def start_writer(self) -> int:
-        """Recover (see :meth:`recover`), then start the buffered writer and the scheduled
-        jobs (retention, daily)."""
+        """Recover (see :meth:`recover`), then start the buffered writer, the scheduled jobs
+        (retention, daily) and the delivery worker (destinations' outbox)."""
         replayed = self.recover()
         self.writer = BufferedWriter(
             self.store,
@@ -188,8 +196,19 @@ class Touchpoints:
         self.jobs = [job for job in (self.privacy.retention_job(),) if job is not None]
         for job in self.jobs:
             job.start()
+        self.delivery = self.delivery_worker()
+        self.delivery.start()
         self.audit.start()
         return replayed
+
+    def delivery_worker(self) -> DeliveryWorker:
+        """A delivery worker for this data directory's destinations (not started)."""
+        settings = self.settings
+        return DeliveryWorker(
+            self.destinations,
+            Senders(settings.destinations_timeout_seconds, settings.destinations_allow_private),
+            settings.destinations_retry_schedule,
+        )
 
     def _paused_writes(self) -> AbstractContextManager[None]:
         """The writer held still (its buffer written first), or nothing to hold."""
@@ -198,6 +217,9 @@ class Touchpoints:
     def stop_writer(self) -> int | None:
         """Stop the scheduled jobs and the writer (writing what it buffers); how many events
         it held (None: no writer ran)."""
+        if self.delivery is not None:
+            self.delivery.stop()
+            self.delivery = None
         for job in self.jobs:
             job.stop()
         self.jobs = []

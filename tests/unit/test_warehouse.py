@@ -85,6 +85,9 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "users",
             "audit_log",
             "audit_head",
+            "destinations",
+            "outbox",
+            "delivery_attempts",
         }
         assert warehouse.schema_version() == LATEST_VERSION == max(m.version for m in MIGRATIONS)
         assert warehouse.fetchall(

@@ -135,6 +135,19 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "refused events and request bodies, as they were sent, with the reasons",
         time="received_at",
     ),
+    PersonalTable(
+        "outbox",
+        "person",
+        ("person",),
+        "messages to destinations (webhooks, collectors, e-mail, files) about the person: "
+        "pending, delivered and dead letters, with what they carry",
+    ),
+    PersonalTable(
+        "delivery_attempts",
+        "person",
+        ("person",),
+        "each attempt to deliver a message about the person: when, the answer, how long",
+    ),
 )
 
 # Tables that hold no data about a customer, and why.
@@ -162,6 +175,10 @@ NOT_PERSONAL: dict[str, str] = {
         "their pseudonymous number (person:17), never an identifier's value or a trait"
     ),
     "audit_head": "the audit log's chain head: the last line's number and hash",
+    "destinations": (
+        "where messages go (a URL, a host, a directory), their purposes and secrets: "
+        "operators' configuration, no customer data"
+    ),
 }
 
 

@@ -400,6 +400,68 @@ MIGRATIONS: tuple[Migration, ...] = (
         # NULL: the key's events have its id as their source (keys made before, as ever).
         ("ALTER TABLE api_keys ADD COLUMN source VARCHAR",),
     ),
+    Migration(
+        11,
+        "activation: destinations, the outbox of messages to them, and the delivery log",
+        (
+            # Numbered 11: another branch adds 9 and 10 (migrations are applied by number,
+            # so a version merged late still comes; renumber on merge if they collide).
+            # Destinations: where messages go. ``config`` holds what may be shown (a URL, a
+            # host, a directory); ``secrets`` what may not (a signing secret, a write key, a
+            # password), shown once when the destination is made and never again.
+            "CREATE SEQUENCE destination_id_seq START 1",
+            """
+            CREATE TABLE destinations (
+                id BIGINT NOT NULL,
+                kind VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                config VARCHAR NOT NULL,
+                secrets VARCHAR NOT NULL,
+                purposes VARCHAR NOT NULL,
+                state VARCHAR NOT NULL,
+                state_reason VARCHAR,
+                created_at TIMESTAMP NOT NULL,
+                changed_at TIMESTAMP NOT NULL
+            )
+            """,
+            # The durable outbox: a message is written in the same transaction as the change
+            # that caused it, and leaves ``pending`` only when delivered or dead (a dead
+            # letter, replayable). ``seq`` orders the messages of one ordering key (a person)
+            # per destination. No indexes (see migration 2): one writer keeps ids unique.
+            "CREATE SEQUENCE outbox_seq START 1",
+            """
+            CREATE TABLE outbox (
+                seq BIGINT NOT NULL,
+                message_id VARCHAR NOT NULL,
+                destination BIGINT NOT NULL,
+                person BIGINT,
+                ordering_key VARCHAR NOT NULL,
+                payload VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                next_attempt_at TIMESTAMP NOT NULL,
+                attempts INTEGER NOT NULL,
+                state VARCHAR NOT NULL,
+                last_status INTEGER,
+                last_error VARCHAR,
+                done_at TIMESTAMP
+            )
+            """,
+            # Every attempt: when, the answer's status, how long it took, and what failed.
+            """
+            CREATE TABLE delivery_attempts (
+                message_id VARCHAR NOT NULL,
+                destination BIGINT NOT NULL,
+                person BIGINT,
+                attempt INTEGER NOT NULL,
+                attempted_at TIMESTAMP NOT NULL,
+                status INTEGER,
+                outcome VARCHAR NOT NULL,
+                latency_ms DOUBLE NOT NULL,
+                error VARCHAR
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

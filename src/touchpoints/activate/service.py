@@ -1,0 +1,275 @@
+"""Destinations and their outbox: what producers (audiences, triggers, an operator's test)
+send through, and what the faces show.
+
+A producer calls :meth:`Destinations.enqueue` inside its own warehouse transaction (pass
+its cursor): the message is written with the change that caused it, or not at all. A person
+who has not granted every purpose the destination declares is not enqueued; the message is
+counted as skipped. The :class:`~touchpoints.activate.worker.DeliveryWorker` delivers.
+"""
+
+from __future__ import annotations
+
+import secrets as random_secrets
+import threading
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import duckdb
+import orjson
+
+from touchpoints.activate.results import (
+    Attempt,
+    AttemptList,
+    CreatedDestination,
+    Destination,
+    DestinationList,
+    Enqueued,
+    Message,
+    MessageList,
+    Replayed,
+)
+from touchpoints.activate.senders import KINDS, new_webhook_secret
+from touchpoints.activate.store import ActivationStore
+from touchpoints.errors import Conflict, InvalidRequest, NotFound
+from touchpoints.warehouse import Warehouse, utc_now
+
+# Per kind: the settings a destination needs, the ones it may have, and its secrets.
+_REQUIRED = {
+    "webhook": ("url",),
+    "segment": ("url",),
+    "email": ("host", "sender"),
+    "file": ("directory",),
+}
+_OPTIONAL = {
+    "webhook": (),
+    "segment": (),
+    "email": ("port", "user", "starttls"),
+    "file": ("format",),
+}
+_SECRETS = {"webhook": ("secret",), "segment": ("write_key",), "email": ("password",), "file": ()}
+
+
+class Destinations:
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        purposes: Iterable[str],
+        allows: Callable[[str, str], bool],
+        first_delay: float = 0.0,
+    ) -> None:
+        self.store = ActivationStore(warehouse)
+        self.purposes = set(purposes)
+        self.allows = allows
+        self.first_delay = first_delay
+        self.skipped: dict[int, int] = {}  # per destination, since start: persons without consent
+        self.wake = threading.Event()  # set when a message is written or replayed
+
+    # -- configuring -------------------------------------------------------------------------
+    def create(
+        self,
+        kind: str,
+        name: str,
+        config: dict[str, Any],
+        purposes: list[str],
+        secrets: dict[str, str] | None = None,
+    ) -> CreatedDestination:
+        config, given = _checked(kind, config, dict(secrets or {}))
+        unknown = sorted(set(purposes) - self.purposes)
+        if unknown:
+            raise InvalidRequest(
+                f"purposes: unknown {', '.join(unknown)}; known: {', '.join(sorted(self.purposes))}"
+                " (consent_purposes)"
+            )
+        if kind == "webhook":
+            secret = given.get("secret") or new_webhook_secret()
+            if not secret.startswith("whsec_"):
+                raise InvalidRequest("secrets.secret: a webhook secret starts with whsec_")
+            given["secret"] = secret
+        new_id = self.store.add_destination(
+            kind,
+            name,
+            orjson.dumps(config).decode(),
+            orjson.dumps(given).decode(),
+            orjson.dumps(sorted(set(purposes))).decode(),
+            utc_now(),
+        )
+        return CreatedDestination(destination=self.get(new_id), secrets=given)
+
+    def listing(self) -> DestinationList:
+        counts = self.store.counts()
+        return DestinationList(
+            destinations=[self._answer(row, counts) for row in self.store.destinations()]
+        )
+
+    def get(self, destination_id: int) -> Destination:
+        return self._answer(self._row(destination_id), self.store.counts())
+
+    def disable(self, destination_id: int, reason: str | None = None) -> Destination:
+        self._row(destination_id)
+        self.store.set_state(
+            destination_id, "disabled", reason or "disabled by an operator", utc_now()
+        )
+        return self.get(destination_id)
+
+    def enable(self, destination_id: int) -> Destination:
+        self._row(destination_id)
+        self.store.set_state(destination_id, "enabled", None, utc_now())
+        self.wake.set()
+        return self.get(destination_id)
+
+    def target(self, destination_id: int) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """The kind, config and secrets (for the worker only: never an answer)."""
+        row = self._row(destination_id)
+        return row[1], orjson.loads(row[3]), orjson.loads(row[4])
+
+    # -- the outbox --------------------------------------------------------------------------
+    def enqueue(
+        self,
+        destination_id: int,
+        payload: dict[str, Any],
+        *,
+        person: int | None = None,
+        ordering_key: str | None = None,
+        message_id: str | None = None,
+        cursor: duckdb.DuckDBPyConnection | None = None,
+    ) -> Enqueued:
+        """Write one message to ``destination_id`` about ``person`` (None: about nobody, such
+        as a test), in the transaction of ``cursor`` when given. Messages of one
+        ``ordering_key`` (default: the person) are delivered in the order written."""
+        row = self.store.destination(destination_id, cursor=cursor)
+        if row is None:
+            raise NotFound(f"no destination {destination_id}")
+        if person is not None:
+            for purpose in orjson.loads(row[5]):
+                if not self.allows(f"person:{person}", purpose):
+                    self.skipped[destination_id] = self.skipped.get(destination_id, 0) + 1
+                    return Enqueued(message_id=None, skipped=f"no consent for {purpose}")
+        message_id = message_id or "msg_" + random_secrets.token_hex(16)
+        key = ordering_key or (f"person:{person}" if person is not None else message_id)
+        body = orjson.dumps(payload).decode()
+        now = utc_now()
+        due = now + timedelta(seconds=self.first_delay)
+        self.store.enqueue([(message_id, destination_id, person, key, body)], now, due, cursor)
+        self.wake.set()
+        return Enqueued(message_id=message_id)
+
+    def messages(
+        self, destination: int | None = None, state: str | None = None, limit: int = 100
+    ) -> MessageList:
+        rows = self.store.messages(destination, state, limit)
+        return MessageList(messages=[_message(row) for row in rows])
+
+    def attempts(self, destination: int | None = None, limit: int = 100) -> AttemptList:
+        fields = list(Attempt.model_fields)
+        rows = self.store.attempts(destination, limit)
+        return AttemptList(
+            attempts=[Attempt(**dict(zip(fields, row, strict=True))) for row in rows]
+        )
+
+    def replay(self, destination: int | None, message_ids: list[str]) -> Replayed:
+        """Dead letters (all of ``destination``'s, or the ones named) sent again."""
+        if destination is not None:
+            row = self._row(destination)
+            if row[6] != "enabled":
+                raise Conflict(f"destination {destination} is disabled: enable it first")
+        replayed = self.store.replay(destination, message_ids, utc_now())
+        self.wake.set()
+        return Replayed(replayed=replayed)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _row(self, destination_id: int) -> tuple[Any, ...]:
+        row = self.store.destination(destination_id)
+        if row is None:
+            raise NotFound(f"no destination {destination_id}")
+        return row
+
+    def _answer(self, row: tuple[Any, ...], counts: dict[int, dict[str, int]]) -> Destination:
+        found = counts.get(row[0], {})
+        ok, failed = found.get("attempts_ok", 0), found.get("attempts_failed", 0)
+        return Destination(
+            id=row[0],
+            kind=row[1],
+            name=row[2],
+            config=orjson.loads(row[3]),
+            purposes=orjson.loads(row[5]),
+            state=row[6],
+            state_reason=row[7],
+            created_at=row[8],
+            changed_at=row[9],
+            pending=found.get("pending", 0),
+            delivered=found.get("delivered", 0),
+            dead=found.get("dead", 0),
+            attempts_ok=ok,
+            attempts_failed=failed,
+            success_rate=round(ok / (ok + failed), 4) if ok + failed else None,
+            skipped=self.skipped.get(row[0], 0),
+        )
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    (
+        _,
+        message_id,
+        destination,
+        person,
+        key,
+        _,
+        created,
+        due,
+        attempts,
+        state,
+        status,
+        error,
+        done,
+    ) = row
+    return Message(
+        message_id=message_id,
+        destination=destination,
+        person=person,
+        ordering_key=key,
+        created_at=created,
+        next_attempt_at=due,
+        attempts=attempts,
+        state=state,
+        last_status=status,
+        last_error=error,
+        done_at=done,
+    )
+
+
+def _checked(
+    kind: str, config: dict[str, Any], secrets: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A destination's config and secrets as its kind wants them, or InvalidRequest naming
+    the field."""
+    if kind not in KINDS:
+        raise InvalidRequest(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+    allowed = set(_REQUIRED[kind]) | set(_OPTIONAL[kind])
+    extra = sorted(set(config) - allowed)
+    if extra:
+        raise InvalidRequest(
+            f"config: {kind} takes no {', '.join(extra)} (it takes {', '.join(sorted(allowed))})"
+        )
+    missing = [name for name in _REQUIRED[kind] if not config.get(name)]
+    if missing:
+        raise InvalidRequest(f"config.{missing[0]}: a {kind} destination needs it")
+    wrong = sorted(set(secrets) - set(_SECRETS[kind]))
+    if wrong:
+        raise InvalidRequest(f"secrets: {kind} takes no {', '.join(wrong)}")
+    if kind == "segment" and not secrets.get("write_key"):
+        raise InvalidRequest(
+            "secrets.write_key: a segment destination needs the collector's write key"
+        )
+    if "url" in config:
+        parts = urlsplit(str(config["url"]))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidRequest("config.url: an http:// or https:// URL")
+    if kind == "file":
+        if not Path(str(config["directory"])).is_absolute():
+            raise InvalidRequest("config.directory: an absolute path")
+        if config.get("format", "csv") not in ("csv", "parquet"):
+            raise InvalidRequest("config.format: csv or parquet")
+    return config, secrets
