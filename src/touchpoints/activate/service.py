@@ -156,6 +156,25 @@ class Destinations:
         self.wake.set()
         return Enqueued(message_id=message_id)
 
+    def test(self, destination_id: int, to: str | None = None) -> Enqueued:
+        """A test message about nobody, in the kind's shape (an e-mail needs ``to``)."""
+        kind = self._row(destination_id)[1]
+        now = utc_now().isoformat(timespec="seconds") + "Z"
+        payloads: dict[str, dict[str, Any]] = {
+            "webhook": {"type": "touchpoints.test", "destination": destination_id, "at": now},
+            "segment": {
+                "type": "track",
+                "event": "Touchpoints Test",
+                "anonymousId": "touchpoints-test",
+                "timestamp": now,
+            },
+            "email": {"to": to, "subject": "touchpoints test", "text": f"A test, sent {now}."},
+            "file": {"name": "touchpoints-test", "members": [{"test": True, "at": now}]},
+        }
+        if kind == "email" and not to:
+            raise InvalidRequest("to: a test e-mail needs an address to go to")
+        return self.enqueue(destination_id, payloads[kind])
+
     def messages(
         self, destination: int | None = None, state: str | None = None, limit: int = 100
     ) -> MessageList:

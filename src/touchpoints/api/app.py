@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchpoints.access.limits import RateLimiter
 from touchpoints.api import audit as audit_api
+from touchpoints.api import destinations as destinations_api
 from touchpoints.api import errors
 from touchpoints.api import events as events_api
 from touchpoints.api import identity as identity_api
@@ -100,6 +101,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(privacy_api.router)
     app.include_router(users_api.router)
     app.include_router(audit_api.router)
+    app.include_router(destinations_api.router)
     collector = Collector(tp)
     router = Router(
         routes=[

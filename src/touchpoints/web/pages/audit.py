@@ -59,6 +59,13 @@ ACTIONS = (
     "signin.locked",
     "session.signout",
     "quarantine.",
+    "destination.",
+    "destination.create",
+    "destination.disable",
+    "destination.enable",
+    "destination.replay",
+    "destination.test",
+    "destination.send",
     "audit.",
 )
 
