@@ -105,3 +105,38 @@ def test_security_md_names_only_real_settings_and_every_limit_and_real_tests() -
     listed = re.findall(r"`(tests/[\w/]+\.py)`", text)
     assert len(listed) >= 8
     assert [path for path in listed if not (root / path).is_file()] == []
+
+
+def test_destinations_doc_names_every_command_route_kind_setting_and_its_check_works() -> None:
+    """docs/destinations.md as a contract: every command, route, kind and setting of
+    destinations is there, and its hand-written signature check accepts what we sign."""
+    from touchpoints.activate import KINDS, sign
+    from touchpoints.activate.senders import new_webhook_secret
+    from touchpoints.api.destinations import router
+    from touchpoints.cli.destinations import destinations_app
+
+    text = (DOCS / "destinations.md").read_text()
+    for command in destinations_app.registered_commands:
+        name = command.name or (command.callback.__name__ if command.callback else "")
+        assert f"touchpoints destinations {name}" in text, name
+    for route in router.routes:
+        for method in route.methods:
+            assert f"`{method} {route.path}`" in text, (method, route.path)
+    for kind in KINDS:
+        assert f"| `{kind}` |" in text, kind
+    for name in Settings.model_fields:
+        if name.startswith("destinations_"):
+            assert f"`{name}`" in text, name
+    example = re.search(r"```python\n(import base64.*?)```", text, re.S)
+    assert example
+    scope: dict[str, object] = {}
+    exec(example[1], scope)
+    verified = scope["verified"]
+    secret, body = new_webhook_secret(), b'{"n": 1}'
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": "1700000000",
+        "webhook-signature": sign(secret, "msg_1", 1700000000, body),
+    }
+    assert verified(secret, headers, body)
+    assert not verified(secret, headers, body + b" ")
