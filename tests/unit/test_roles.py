@@ -98,6 +98,8 @@ PAGES = {
     "/journeys/channel-mix": "analytics",
     "/journeys/attribution": "analytics",
     "/sources": "analytics",
+    "/destinations": "analytics",
+    "/destinations/{destination_id:int}/{action:str}": "admin",
     "/sources/keys": "admin",
     "/sources/keys/{key_id}/revoke": "admin",
     "/people": "profiles",
