@@ -196,8 +196,9 @@ class Touchpoints:
         self.jobs = [job for job in (self.privacy.retention_job(),) if job is not None]
         for job in self.jobs:
             job.start()
-        self.delivery = self.delivery_worker()
-        self.delivery.start()
+        if self.delivery is None:  # started once, however often the app starts
+            self.delivery = self.delivery_worker()
+            self.delivery.start()
         self.audit.start()
         return replayed
 

@@ -270,6 +270,12 @@ def test_a_destination_is_checked_when_made(tp: Touchpoints) -> None:
         make("segment", "x", {"url": "https://example.com"}, [])
     with pytest.raises(InvalidRequest, match="absolute"):
         make("file", "x", {"directory": "exports"}, [])
+    with pytest.raises(InvalidRequest, match="make it first"):
+        make("file", "x", {"directory": "/nonexistent/exports"}, [])
+    with pytest.raises(InvalidRequest, match="config.port"):
+        make("email", "x", {"host": "smtp.example.com", "sender": "a@b.c", "port": 0}, [])
+    with pytest.raises(InvalidRequest, match="url: give a string"):
+        make("webhook", "x", {"url": 2**70}, [])
 
 
 def test_segment_forwarding_posts_a_batch_with_the_write_key(
@@ -324,6 +330,7 @@ def test_email_goes_through_a_real_smtp_server(tp: Touchpoints) -> None:
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_file_export_writes_the_members(tp: Touchpoints, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "exports"
+    out.mkdir()
     made = tp.destinations.create("file", "files", {"directory": str(out), "format": fmt}, [])
     members = [{"person": 1, "email": "a@example.com"}, {"person": 2, "email": "b@example.com"}]
     sent = tp.destinations.enqueue(made.destination.id, {"name": "vip", "members": members})

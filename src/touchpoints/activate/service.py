@@ -149,7 +149,10 @@ class Destinations:
                     return Enqueued(message_id=None, skipped=f"no consent for {purpose}")
         message_id = message_id or "msg_" + random_secrets.token_hex(16)
         key = ordering_key or (f"person:{person}" if person is not None else message_id)
-        body = orjson.dumps(payload).decode()
+        try:
+            body = orjson.dumps(payload).decode()
+        except TypeError as exc:  # a number past 64 bits
+            raise InvalidRequest(f"payload: {exc}") from None
         now = utc_now()
         due = now + timedelta(seconds=self.first_delay)
         self.store.enqueue([(message_id, destination_id, person, key, body)], now, due, cursor)
@@ -266,6 +269,8 @@ def _checked(
     the field."""
     if kind not in KINDS:
         raise InvalidRequest(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+    for name, value in [*config.items(), *secrets.items()]:
+        _check_value(name, value)
     allowed = set(_REQUIRED[kind]) | set(_OPTIONAL[kind])
     extra = sorted(set(config) - allowed)
     if extra:
@@ -286,9 +291,23 @@ def _checked(
         parts = urlsplit(str(config["url"]))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidRequest("config.url: an http:// or https:// URL")
+    if "port" in config and (not isinstance(config["port"], int) or not 0 < config["port"] < 65536):
+        raise InvalidRequest("config.port: a port number, 1 to 65535")
     if kind == "file":
-        if not Path(str(config["directory"])).is_absolute():
+        directory = Path(str(config["directory"]))
+        if not directory.is_absolute():
             raise InvalidRequest("config.directory: an absolute path")
+        if not directory.is_dir():
+            raise InvalidRequest(f"config.directory: {directory} is not a directory; make it first")
         if config.get("format", "csv") not in ("csv", "parquet"):
             raise InvalidRequest("config.format: csv or parquet")
     return config, secrets
+
+
+def _check_value(name: str, value: object) -> None:
+    """A config or secret value is a short string, a number or a yes/no."""
+    if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 2**53):
+        return
+    if isinstance(value, str) and len(value) <= 2000 and "\x00" not in value:
+        return
+    raise InvalidRequest(f"{name}: give a string (up to 2,000 characters), a number or true/false")

@@ -126,9 +126,22 @@ class ActivationStore:
         seq, message_id, destination, person = message
         number, at, status, outcome, latency_ms, error = attempt
         with self.warehouse.transaction() as cursor:
+            # Only while the message exists: one erased during its attempt leaves no line.
             self.warehouse.run(
-                f"INSERT INTO delivery_attempts ({_ATTEMPT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [message_id, destination, person, number, at, status, outcome, latency_ms, error],
+                f"INSERT INTO delivery_attempts ({_ATTEMPT}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM outbox WHERE seq = ?)",
+                [
+                    message_id,
+                    destination,
+                    person,
+                    number,
+                    at,
+                    status,
+                    outcome,
+                    latency_ms,
+                    error,
+                    seq,
+                ],
                 cursor=cursor,
             )
             self.warehouse.run(

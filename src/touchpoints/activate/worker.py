@@ -131,7 +131,7 @@ class DeliveryWorker:
         self._stop.set()
         self.destinations.wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=self.senders.timeout + 30)  # a round ends within it
             self._thread = None
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.senders.close()

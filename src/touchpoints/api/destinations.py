@@ -30,6 +30,7 @@ Analyst = Annotated[ApiKey, Depends(require("analytics"))]
 Reader = Annotated[ApiKey, Depends(require("profiles"))]
 DestinationId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+Of = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Only this destination's")]
 
 
 class NewDestination(BaseModel):
@@ -55,7 +56,7 @@ class Disable(BaseModel):
 
 
 class Replay(BaseModel):
-    message_ids: list[str] = Field(
+    message_ids: list[Annotated[str, Field(max_length=200)]] = Field(
         default_factory=list, max_length=10_000, description="None named: every dead letter"
     )
 
@@ -95,7 +96,7 @@ def listing(request: Request, _: Analyst) -> DestinationList:
 
 @router.get("/deliveries")
 def deliveries(
-    request: Request, _: Reader, destination: int | None = None, limit: Limit = 100
+    request: Request, _: Reader, destination: Of = None, limit: Limit = 100
 ) -> AttemptList:
     """The delivery log, newest first: every attempt, its answer and how long it took."""
     return core(request).destinations.attempts(destination, limit)
@@ -105,7 +106,7 @@ def deliveries(
 def messages(
     request: Request,
     _: Reader,
-    destination: int | None = None,
+    destination: Of = None,
     state: Literal["pending", "delivered", "dead"] | None = None,
     limit: Limit = 100,
 ) -> MessageList:
