@@ -342,3 +342,55 @@ def test_file_export_writes_the_members(tp: Touchpoints, tmp_path: Path, fmt: st
         assert rows == [{k: str(v) for k, v in m.items()} for m in members]
     else:
         assert pq.read_table(written).to_pylist() == members
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected"),
+    [
+        (200, {}, "delivered"),
+        (204, {}, "delivered"),
+        (301, {"Location": "http://10.0.0.1/"}, "dead"),  # redirects are not followed
+        (400, {}, "dead"),
+        (404, {}, "dead"),
+        (408, {}, "retry"),
+        (410, {}, "gone"),
+        (422, {}, "dead"),
+        (429, {"Retry-After": "30"}, "retry"),
+        (500, {}, "retry"),
+        (503, {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"}, "retry"),
+    ],
+)
+def test_each_answer_is_delivered_retried_gone_or_dead(
+    status: int, headers: dict[str, str], expected: str
+) -> None:
+    import httpx
+
+    from touchpoints.activate.senders import http_outcome
+
+    outcome = http_outcome(httpx.Response(status, headers=headers))
+    found = (
+        "delivered"
+        if outcome.ok
+        else "gone"
+        if outcome.gone
+        else "retry"
+        if outcome.retry
+        else "dead"
+    )
+    assert (found, outcome.status) == (expected, status)
+    if status == 429:
+        assert outcome.retry_after == 30
+    if status == 503:
+        assert outcome.retry_after is not None and outcome.retry_after > 86_400
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "localhost", "10.1.2.3", "192.168.0.1", "169.254.169.254", "::1", "0.0.0.0"],
+)
+def test_the_guard_refuses_every_address_that_is_not_public(host: str) -> None:
+    from touchpoints.activate.guard import Refused, check_host
+
+    with pytest.raises(Refused, match="destinations_allow_private|does not resolve"):
+        check_host(host, 80, allow_private=False)
+    check_host(host, 80, allow_private=True)
