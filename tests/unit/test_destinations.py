@@ -394,3 +394,17 @@ def test_the_guard_refuses_every_address_that_is_not_public(host: str) -> None:
     with pytest.raises(Refused, match="destinations_allow_private|does not resolve"):
         check_host(host, 80, allow_private=False)
     check_host(host, 80, allow_private=True)
+
+
+def test_a_checked_address_is_the_one_connected_to() -> None:
+    from touchpoints.activate.guard import pinned
+
+    assert pinned("https://hooks.example.com/in?x=1", "93.184.216.34") == (
+        "https://93.184.216.34/in?x=1",
+        {"host": "hooks.example.com"},
+        {"sni_hostname": "hooks.example.com"},
+    )
+    assert pinned("http://hooks.example.com:8080/", "2606:2800::1")[0] == (
+        "http://[2606:2800::1]:8080/"
+    )
+    assert pinned("http://127.0.0.1:9/", None) == ("http://127.0.0.1:9/", {}, {})

@@ -36,7 +36,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from touchpoints.activate.guard import Refused, check_host
+from touchpoints.activate.guard import Refused, check_host, pinned
 
 KINDS = ("webhook", "segment", "email", "file")
 
@@ -139,8 +139,11 @@ class Senders:
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        check_host(parts.hostname or "", port, self.allow_private)
-        response = self._http.post(url, content=body, headers=headers)
+        address = check_host(parts.hostname or "", port, self.allow_private)
+        target, host, extensions = pinned(url, address)  # the address checked, no other
+        response = self._http.post(
+            target, content=body, headers={**headers, **host}, extensions=extensions
+        )
         return http_outcome(response)
 
     def webhook(self, target: Target, message_id: str, payload: bytes) -> Outcome:
