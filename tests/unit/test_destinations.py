@@ -408,3 +408,36 @@ def test_a_checked_address_is_the_one_connected_to() -> None:
         "http://[2606:2800::1]:8080/"
     )
     assert pinned("http://127.0.0.1:9/", None) == ("http://127.0.0.1:9/", {}, {})
+
+
+def test_collected_events_are_forwarded_to_a_collector_with_consent(
+    tp: Touchpoints, hook: Receiver
+) -> None:
+    _person(tp, "before", True)  # collected before the destination: not forwarded
+    made = tp.destinations.create(
+        "segment",
+        "rudder",
+        {"url": hook.url, "forward": "track,identify"},
+        ["marketing"],
+        {"write_key": "wk"},
+    )
+    with pytest.raises(InvalidRequest, match="config.forward: bogus"):
+        tp.destinations.create(
+            "segment", "x", {"url": hook.url, "forward": "track,bogus"}, [], {"write_key": "k"}
+        )
+    _person(tp, "yes", True)
+    _person(tp, "no", False)
+    events = [
+        {"type": "track", "userId": who, "event": "Order Completed", "messageId": f"o-{who}"}
+        for who in ("yes", "no")
+    ] + [{"type": "page", "userId": "yes", "name": "Home", "messageId": "p-yes"}]
+    tp.write_rows(tp.judge({"batch": events}, "batch", source="test").rows)
+    worker = _worker(tp, Clock())
+    worker.run_once()
+    worker.run_once()
+    sent = [orjson.loads(r.body)["batch"][0] for r in hook.received]
+    assert [(e["type"], e["userId"]) for e in sent] == [("identify", "yes"), ("track", "yes")]
+    assert sent[1]["messageId"] == "o-yes"  # the collector deduplicates by it
+    assert tp.destinations.forward() == 0  # each event once
+    found = tp.destinations.get(made.destination.id)
+    assert (found.delivered, found.skipped) == (2, 2)

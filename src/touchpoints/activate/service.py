@@ -45,10 +45,12 @@ _REQUIRED = {
 }
 _OPTIONAL = {
     "webhook": (),
-    "segment": (),
+    "segment": ("forward",),
     "email": ("port", "user", "starttls"),
     "file": ("format",),
 }
+# What a collector destination may forward as it is collected (config ``forward``).
+FORWARDABLE = ("track", "identify", "page", "screen", "group", "alias")
 _SECRETS = {"webhook": ("secret",), "segment": ("write_key",), "email": ("password",), "file": ()}
 
 
@@ -96,6 +98,8 @@ class Destinations:
             orjson.dumps(sorted(set(purposes))).decode(),
             utc_now(),
         )
+        if config.get("forward"):
+            self.store.start_forwarding(new_id)
         return CreatedDestination(destination=self.get(new_id), secrets=given)
 
     def listing(self) -> DestinationList:
@@ -177,6 +181,48 @@ class Destinations:
         if kind == "email" and not to:
             raise InvalidRequest("to: a test e-mail needs an address to go to")
         return self.enqueue(destination_id, payloads[kind])
+
+    def forward(self, limit: int = 1000) -> int:
+        """Put the events collected since the last call in the outbox of every destination
+        that forwards them (a collector with ``forward``), with the consent its purposes
+        need, checked against each event's person; the destination's place in the events
+        moves in the same transaction, so each event is put there once. Returns how many."""
+        written = 0
+        for destination, config, purposes, after in self.store.forwarding():
+            rows = self.store.events_to_forward(after, limit)
+            if not rows:
+                continue
+            types = set(str(orjson.loads(config).get("forward", "")).split(","))
+            allowed: dict[tuple[int, str], bool] = {}
+            messages = []
+            for _seq, kind, message_id, raw, person in rows:
+                if kind not in types:
+                    continue
+                if person is None or not all(
+                    self._allowed(person, purpose, allowed) for purpose in orjson.loads(purposes)
+                ):
+                    self.skipped[destination] = self.skipped.get(destination, 0) + 1
+                    continue
+                event = orjson.loads(raw)
+                event.setdefault("messageId", message_id)
+                body = orjson.dumps(event).decode()
+                new_id = "msg_" + random_secrets.token_hex(16)
+                messages.append((new_id, destination, person, f"person:{person}", body))
+            now = utc_now()
+            with self.store.warehouse.transaction() as cursor:
+                if messages:
+                    due = now + timedelta(seconds=self.first_delay)
+                    self.store.enqueue(messages, now, due, cursor)
+                self.store.forwarded(destination, rows[-1][0], cursor)
+            written += len(messages)
+        if written:
+            self.wake.set()
+        return written
+
+    def _allowed(self, person: int, purpose: str, seen: dict[tuple[int, str], bool]) -> bool:
+        if (person, purpose) not in seen:
+            seen[(person, purpose)] = self.allows(f"person:{person}", purpose)
+        return seen[(person, purpose)]
 
     def messages(
         self, destination: int | None = None, state: str | None = None, limit: int = 100
@@ -283,6 +329,28 @@ def _checked(
     wrong = sorted(set(secrets) - set(_SECRETS[kind]))
     if wrong:
         raise InvalidRequest(f"secrets: {kind} takes no {', '.join(wrong)}")
+    _check_kind(kind, config, secrets)
+    return config, secrets
+
+
+def _check_value(name: str, value: object) -> None:
+    """A config or secret value is a short string, a number or a yes/no."""
+    if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 2**53):
+        return
+    if isinstance(value, str) and len(value) <= 2000 and "\x00" not in value:
+        return
+    raise InvalidRequest(f"{name}: give a string (up to 2,000 characters), a number or true/false")
+
+
+def _check_kind(kind: str, config: dict[str, Any], secrets: dict[str, str]) -> None:
+    """What one kind of destination asks of its config and secrets."""
+    if config.get("forward"):
+        unknown = set(str(config["forward"]).split(",")) - set(FORWARDABLE)
+        if unknown:
+            raise InvalidRequest(
+                f"config.forward: {', '.join(sorted(unknown))} unknown; a comma-separated list "
+                f"of {', '.join(FORWARDABLE)}"
+            )
     if kind == "segment" and not secrets.get("write_key"):
         raise InvalidRequest(
             "secrets.write_key: a segment destination needs the collector's write key"
@@ -301,13 +369,3 @@ def _checked(
             raise InvalidRequest(f"config.directory: {directory} is not a directory; make it first")
         if config.get("format", "csv") not in ("csv", "parquet"):
             raise InvalidRequest("config.format: csv or parquet")
-    return config, secrets
-
-
-def _check_value(name: str, value: object) -> None:
-    """A config or secret value is a short string, a number or a yes/no."""
-    if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 2**53):
-        return
-    if isinstance(value, str) and len(value) <= 2000 and "\x00" not in value:
-        return
-    raise InvalidRequest(f"{name}: give a string (up to 2,000 characters), a number or true/false")

@@ -48,6 +48,45 @@ class ActivationStore:
             )
         return int(new_id)
 
+    def start_forwarding(self, destination_id: int) -> None:
+        """Forward the events collected from now on (not the history) to ``destination_id``."""
+        self.warehouse.run(
+            "UPDATE destinations SET forwarded_seq = "
+            "(SELECT coalesce(max(seq), 0) FROM events) WHERE id = ?",
+            [destination_id],
+        )
+
+    def forwarding(self) -> list[tuple[Any, ...]]:
+        """Enabled destinations that collected events are forwarded to: id, config,
+        purposes, and the last event forwarded."""
+        return self.warehouse.fetchall(
+            "SELECT id, config, purposes, forwarded_seq FROM destinations "
+            "WHERE state = 'enabled' AND forwarded_seq IS NOT NULL ORDER BY id"
+        )
+
+    def events_to_forward(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """Events after ``after`` that the identity map has read (so their person is known):
+        seq, type, message id, the event as sent, and its person."""
+        return self.warehouse.fetchall(
+            """
+            SELECT e.seq, e.type, e.message_id, e.raw,
+                   (SELECT min(i.person) FROM event_identifiers ei
+                    JOIN identifiers i ON i.sid = ei.sid WHERE ei.seq = e.seq)
+            FROM events e
+            WHERE e.seq > ? AND e.seq <= (SELECT processed_seq FROM identity_state)
+            ORDER BY e.seq
+            LIMIT ?
+            """,
+            [after, limit],
+        )
+
+    def forwarded(self, destination_id: int, seq: int, cursor: duckdb.DuckDBPyConnection) -> None:
+        self.warehouse.run(
+            "UPDATE destinations SET forwarded_seq = ? WHERE id = ?",
+            [seq, destination_id],
+            cursor=cursor,
+        )
+
     def destinations(self) -> list[tuple[Any, ...]]:
         return self.warehouse.fetchall(f"SELECT {_DESTINATION} FROM destinations ORDER BY id")
 

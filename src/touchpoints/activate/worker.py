@@ -60,6 +60,7 @@ class DeliveryWorker:
     def run_once(self) -> int:
         """Send the due messages once; return how many were attempted."""
         store = self.destinations.store
+        self.destinations.forward()  # collected events into the outbox first
         due = store.due(self.clock(), self.batch)
         if not due:
             return 0

@@ -47,6 +47,10 @@ def add(
     url: Annotated[
         str | None, typer.Option(help="webhook: where to POST; segment: the collector's base URL")
     ] = None,
+    forward: Annotated[
+        str | None,
+        typer.Option(help="segment: forward what is collected, e.g. track,identify"),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="email: the SMTP server")] = None,
     port: Annotated[int | None, typer.Option(help="email: its port (25)")] = None,
     sender: Annotated[str | None, typer.Option(help="email: the From address")] = None,
@@ -73,6 +77,7 @@ def add(
     """Add a destination; a webhook's signing secret is printed this once."""
     given = {
         "url": url,
+        "forward": forward,
         "host": host,
         "port": port,
         "sender": sender,

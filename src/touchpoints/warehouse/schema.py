@@ -421,9 +421,12 @@ MIGRATIONS: tuple[Migration, ...] = (
                 state VARCHAR NOT NULL,
                 state_reason VARCHAR,
                 created_at TIMESTAMP NOT NULL,
-                changed_at TIMESTAMP NOT NULL
+                changed_at TIMESTAMP NOT NULL,
+                forwarded_seq BIGINT
             )
             """,
+            # ``forwarded_seq``: for a collector that collected events are forwarded to, the
+            # last event put in the outbox (moved in the same transaction as the messages).
             # The durable outbox: a message is written in the same transaction as the change
             # that caused it, and leaves ``pending`` only when delivered or dead (a dead
             # letter, replayable). ``seq`` orders the messages of one ordering key (a person)
