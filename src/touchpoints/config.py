@@ -310,6 +310,11 @@ class Settings(BaseSettings):
         le=300,
         description="Seconds one delivery attempt may take (connect, send, answer).",
     )
+    destinations_keep_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days delivered messages, dead letters and their attempts are kept.",
+    )
     destinations_allow_private: bool = Field(
         default=False,
         description="Let destinations send to private, loopback and link-local addresses.",
@@ -551,6 +556,7 @@ DEFAULT_CONFIG_TOML = """\
 # privacy_deadline_days = 30      # to answer an access or erasure request
 # destinations_retry_schedule = [0, 5, 300, 1800, 7200, 18000, 36000]   # seconds
 # destinations_timeout_seconds = 10.0
+# destinations_keep_days = 30         # delivered messages, dead letters, the delivery log
 # destinations_allow_private = false   # true: may send to 127.0.0.1, 10.0.0.0/8, …
 # retention = []                  # e.g. raw web page views 13 months, orders 10 years:
 # [[retention]]

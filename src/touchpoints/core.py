@@ -209,6 +209,7 @@ class Touchpoints:
             self.destinations,
             Senders(settings.destinations_timeout_seconds, settings.destinations_allow_private),
             settings.destinations_retry_schedule,
+            keep_days=settings.destinations_keep_days,
         )
 
     def _paused_writes(self) -> AbstractContextManager[None]:

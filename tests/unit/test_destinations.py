@@ -441,3 +441,24 @@ def test_collected_events_are_forwarded_to_a_collector_with_consent(
     assert tp.destinations.forward() == 0  # each event once
     found = tp.destinations.get(made.destination.id)
     assert (found.delivered, found.skipped) == (2, 2)
+
+
+def test_done_messages_and_their_attempts_leave_after_the_keep_days(
+    tp: Touchpoints, hook: Receiver
+) -> None:
+    destination, _ = _webhook(tp, hook.url)
+    tp.destinations.enqueue(destination, {"n": 1})
+    clock = Clock()
+    worker = _worker(tp, clock)
+    worker.run_once()
+    hook.answer = lambda _: (503, {})
+    tp.destinations.enqueue(destination, {"n": 2})
+    clock.advance(1)
+    worker.run_once()  # n=2 is pending, with one failed attempt
+    clock.now = datetime.now() + timedelta(days=31)
+    worker.run_once()
+    left = tp.destinations.messages(destination).messages
+    assert [m.state for m in left] == ["pending"]
+    assert {a.message_id for a in tp.destinations.attempts(destination).attempts} == {
+        left[0].message_id
+    }

@@ -233,6 +233,23 @@ class ActivationStore:
             [*params, limit],
         )
 
+    def prune(self, before: datetime) -> tuple[int, int]:
+        """Delivered and dead messages done before ``before``, and attempts made before it
+        of messages no longer pending, deleted; how many of each."""
+        with self.warehouse.transaction() as cursor:
+            messages = self.warehouse.run(
+                "DELETE FROM outbox WHERE state <> 'pending' AND done_at < ? RETURNING seq",
+                [before],
+                cursor=cursor,
+            ).fetchall()
+            attempts = self.warehouse.run(
+                "DELETE FROM delivery_attempts WHERE attempted_at < ? AND message_id NOT IN "
+                "(SELECT message_id FROM outbox WHERE state = 'pending') RETURNING attempt",
+                [before],
+                cursor=cursor,
+            ).fetchall()
+        return len(messages), len(attempts)
+
     def counts(self) -> dict[int, dict[str, int]]:
         """Per destination: messages per state, and attempts that succeeded and failed."""
         out: dict[int, dict[str, int]] = {}

@@ -45,6 +45,7 @@ class DeliveryWorker:
         jitter: Callable[[], float] = random.random,
         batch: int = 64,
         parallel: int = 8,
+        keep_days: float = 30,
     ) -> None:
         self.destinations = destinations
         self.senders = senders
@@ -52,6 +53,8 @@ class DeliveryWorker:
         self.clock = clock
         self.jitter = jitter
         self.batch = batch
+        self.keep = timedelta(days=keep_days)
+        self._pruned: datetime | None = None
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="touchpoints-delivery")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -60,6 +63,7 @@ class DeliveryWorker:
     def run_once(self) -> int:
         """Send the due messages once; return how many were attempted."""
         store = self.destinations.store
+        self._prune()
         self.destinations.forward()  # collected events into the outbox first
         due = store.due(self.clock(), self.batch)
         if not due:
@@ -73,6 +77,16 @@ class DeliveryWorker:
         for row, (outcome, at, latency) in zip(due, sent, strict=True):
             self._record(row, outcome, at, latency)
         return len(due)
+
+    def _prune(self) -> None:
+        """Hourly: what is done and older than ``keep_days`` leaves the outbox and the log."""
+        now = self.clock()
+        if self._pruned is not None and now - self._pruned < timedelta(hours=1):
+            return
+        self._pruned = now
+        messages, attempts = self.destinations.store.prune(now - self.keep)
+        if messages or attempts:
+            log.info("pruned %d delivered or dead messages and %d attempts", messages, attempts)
 
     def _send(self, target: Target, row: tuple[Any, ...]) -> tuple[Outcome, datetime, float]:
         at = self.clock()
