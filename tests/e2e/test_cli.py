@@ -225,6 +225,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
         "journeys",
         "users",
         "audit",
+        "destinations",
     ):
         assert command in result.stdout
 
