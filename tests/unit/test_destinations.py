@@ -462,3 +462,23 @@ def test_done_messages_and_their_attempts_leave_after_the_keep_days(
     assert {a.message_id for a in tp.destinations.attempts(destination).attempts} == {
         left[0].message_id
     }
+
+
+def test_a_collector_gets_due_messages_of_different_persons_in_one_batch(
+    tp: Touchpoints, hook: Receiver
+) -> None:
+    made = tp.destinations.create("segment", "c", {"url": hook.url}, [], {"write_key": "k"})
+    destination = made.destination.id
+    for n in range(5):
+        event = {"type": "track", "userId": f"u{n}", "event": "E"}
+        tp.destinations.enqueue(destination, event, ordering_key=f"u{n}")
+    tp.destinations.enqueue(
+        destination, {"type": "track", "userId": "u0", "event": "F"}, ordering_key="u0"
+    )
+    worker = _worker(tp, Clock())
+    assert worker.run_once() == 5
+    assert worker.run_once() == 1  # u0's second waited for its first
+    first, second = (orjson.loads(r.body)["batch"] for r in hook.received)
+    assert [e["userId"] for e in first] == ["u0", "u1", "u2", "u3", "u4"]
+    assert [(e["userId"], e["event"]) for e in second] == [("u0", "F")]
+    assert tp.destinations.get(destination).delivered == 6

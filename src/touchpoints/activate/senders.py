@@ -127,8 +127,21 @@ class Senders:
         self._http.close()
 
     def send(self, target: Target, message_id: str, payload: bytes) -> Outcome:
+        return self._guarded(lambda: self.by_kind[target.kind](target, message_id, payload))
+
+    def send_many(self, target: Target, messages: list[tuple[str, bytes]]) -> Outcome:
+        """Several messages in one request where the kind takes a batch (a collector's
+        ``/v1/batch``), one answer for all; else the one message."""
+        if target.kind == "segment":
+            return self._guarded(lambda: self._segment_batch(target, messages))
+        (only,) = messages
+        return self.send(target, *only)
+
+    def _guarded(self, call: Callable[[], Outcome]) -> Outcome:
+        """``call``'s outcome, or what a refused address, a timeout or a failed connection
+        comes to."""
         try:
-            return self.by_kind[target.kind](target, message_id, payload)
+            return call()
         except Refused as exc:
             return Outcome(ok=False, error=f"refused: {exc}")
         except httpx.TimeoutException:
@@ -157,9 +170,15 @@ class Senders:
         return self._post(target.config["url"], payload, headers)
 
     def segment(self, target: Target, message_id: str, payload: bytes) -> Outcome:
-        event = orjson.loads(payload)
-        event.setdefault("messageId", message_id)
-        body = orjson.dumps({"batch": [event]})
+        return self._segment_batch(target, [(message_id, payload)])
+
+    def _segment_batch(self, target: Target, messages: list[tuple[str, bytes]]) -> Outcome:
+        batch = []
+        for message_id, payload in messages:
+            event = orjson.loads(payload)
+            event.setdefault("messageId", message_id)
+            batch.append(event)
+        body = orjson.dumps({"batch": batch})
         auth = base64.b64encode(f"{target.secrets['write_key']}:".encode()).decode()
         headers = {"content-type": "application/json", "authorization": f"Basic {auth}"}
         return self._post(target.config["url"].rstrip("/") + "/v1/batch", body, headers)

@@ -73,9 +73,11 @@ class DeliveryWorker:
             if row[2] not in targets:
                 kind, config, secrets = self.destinations.target(row[2])
                 targets[row[2]] = Target(row[2], kind, config, secrets)
-        sent = list(self._pool.map(lambda row: self._send(targets[row[2]], row), due))
-        for row, (outcome, at, latency) in zip(due, sent, strict=True):
-            self._record(row, outcome, at, latency)
+        jobs = _jobs(due, targets)
+        sent = list(self._pool.map(lambda job: self._send(job[0], job[1]), jobs))
+        for (_, rows), (outcome, at, latency) in zip(jobs, sent, strict=True):
+            for row in rows:
+                self._record(row, outcome, at, latency)
         return len(due)
 
     def _prune(self) -> None:
@@ -88,11 +90,11 @@ class DeliveryWorker:
         if messages or attempts:
             log.info("pruned %d delivered or dead messages and %d attempts", messages, attempts)
 
-    def _send(self, target: Target, row: tuple[Any, ...]) -> tuple[Outcome, datetime, float]:
+    def _send(self, target: Target, rows: list[tuple[Any, ...]]) -> tuple[Outcome, datetime, float]:
         at = self.clock()
         started = time.perf_counter()
         try:
-            outcome = self.senders.send(target, row[1], row[5].encode())
+            outcome = self.senders.send_many(target, [(row[1], row[5].encode()) for row in rows])
         except Exception as exc:  # noqa: BLE001 - a bad message must not stop the worker
             outcome = Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
         return outcome, at, round((time.perf_counter() - started) * 1000, 3)
@@ -170,3 +172,27 @@ class DeliveryWorker:
         if due is None:
             return 1.0
         return min(1.0, max(0.02, (due - self.clock()).total_seconds()))
+
+
+_BATCH = 100  # messages in one request to a collector's /v1/batch
+
+
+def _jobs(
+    due: list[tuple[Any, ...]], targets: dict[int, Target]
+) -> list[tuple[Target, list[tuple[Any, ...]]]]:
+    """What to send in one request each: a collector's due messages together (up to
+    ``_BATCH``: they are of different ordering keys, since only a key's oldest is due),
+    every other message alone."""
+    jobs: list[tuple[Target, list[tuple[Any, ...]]]] = []
+    batches: dict[int, list[tuple[Any, ...]]] = {}
+    for row in due:
+        target = targets[row[2]]
+        if target.kind != "segment":
+            jobs.append((target, [row]))
+            continue
+        batch = batches.get(target.id)
+        if batch is None or len(batch) >= _BATCH:
+            batch = batches[target.id] = []
+            jobs.append((target, batch))
+        batch.append(row)
+    return jobs
