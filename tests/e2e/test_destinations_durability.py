@@ -39,6 +39,8 @@ def test_a_server_killed_while_delivering_loses_nothing(tmp_path: Path) -> None:
                     json={"kind": "webhook", "name": "crm", "config": {"url": hook.url}},
                 ).json()
                 destination = made["destination"]["id"]
+                # Held while the messages are written, so the kill surely comes mid-way.
+                admin.post(f"/v1/destinations/{destination}/disable")
                 sent = {}
                 for n in range(60):
                     answer = admin.post(
@@ -46,6 +48,7 @@ def test_a_server_killed_while_delivering_loses_nothing(tmp_path: Path) -> None:
                         json={"payload": {"n": n}, "ordering_key": f"person-{n % 5}"},
                     ).json()
                     sent[answer["message_id"]] = n
+                admin.post(f"/v1/destinations/{destination}/enable")
             hook.wait_for(5)
         finally:
             assert server.stop(signal.SIGKILL) == -signal.SIGKILL
