@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -212,9 +213,16 @@ class Touchpoints:
             keep_days=settings.destinations_keep_days,
         )
 
-    def _paused_writes(self) -> AbstractContextManager[None]:
-        """The writer held still (its buffer written first), or nothing to hold."""
-        return self.writer.paused() if self.writer is not None else nullcontext()
+    @contextmanager
+    def _paused_writes(self) -> Iterator[None]:
+        """The writer held still (its buffer written first) and the delivery worker between
+        its writes, or nothing to hold."""
+        with ExitStack() as held:
+            if self.writer is not None:
+                held.enter_context(self.writer.paused())
+            if self.delivery is not None:
+                held.enter_context(self.delivery.writing)
+            yield
 
     def stop_writer(self) -> int | None:
         """Stop the scheduled jobs and the writer (writing what it buffers); how many events

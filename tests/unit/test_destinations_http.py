@@ -122,3 +122,30 @@ def test_a_slow_receiver_never_slows_ingest(app: AppServer) -> None:
                 assert answer.status_code == 200
                 assert time.perf_counter() - started < 0.5
         assert len(hook.received) < 10  # still delivering while the events were taken
+
+
+def test_an_erasure_while_delivering_takes_the_persons_messages(app: AppServer) -> None:
+    with receiver() as hook, _admin(app) as admin:
+        hook.answer = lambda _: (503, {})  # retried again and again meanwhile
+        destination = _create(admin, hook.url)["destination"]["id"]
+        with app.client(app.write_key) as writer:
+            for who in ("anna", "bert"):
+                writer.post("/v1/identify", json={"userId": who, "traits": {"plan": "pro"}})
+        app.wait_idle()
+        for who in ("anna", "bert"):
+            for n in range(3):
+                sent = admin.post(
+                    f"/v1/destinations/{destination}/messages",
+                    json={"payload": {"who": who, "n": n}, "key": f"user_id:{who}"},
+                )
+                assert sent.status_code == 202, sent.text
+        hook.wait_for(4)
+        erased = admin.post("/v1/privacy/erasures", json={"key": "user_id:anna"})
+        assert erased.status_code == 200, erased.text
+        left = admin.get("/v1/destinations/messages").json()["messages"]
+        assert len(left) == 3 and len({m["person"] for m in left}) == 1
+        attempts = admin.get("/v1/destinations/deliveries").json()["attempts"]
+        assert {a["person"] for a in attempts} == {left[0]["person"]}
+        count = len(hook.received)
+        time.sleep(1)
+        assert all(orjson.loads(r.body)["who"] == "bert" for r in hook.received[count:])
