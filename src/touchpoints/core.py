@@ -215,13 +215,12 @@ class Touchpoints:
 
     @contextmanager
     def _paused_writes(self) -> Iterator[None]:
-        """The writer held still (its buffer written first) and the delivery worker between
-        its writes, or nothing to hold."""
+        """The writer held still (its buffer written first, if one runs) and the outbox's
+        states (the delivery worker between its writes)."""
         with ExitStack() as held:
             if self.writer is not None:
                 held.enter_context(self.writer.paused())
-            if self.delivery is not None:
-                held.enter_context(self.delivery.writing)
+            held.enter_context(self.destinations.writing)
             yield
 
     def stop_writer(self) -> int | None:

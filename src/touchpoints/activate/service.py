@@ -68,6 +68,10 @@ class Destinations:
         self.first_delay = first_delay
         self.skipped: dict[int, int] = {}  # per destination, since start: persons without consent
         self.wake = threading.Event()  # set when a message is written or replayed
+        # Held by whoever changes destinations or the outbox's states (the delivery worker
+        # between sends, an operator, an erasure), so no two change the same rows at once: DuckDB
+        # would fail one of them. Writing new messages needs no hold.
+        self.writing = threading.RLock()
 
     # -- configuring -------------------------------------------------------------------------
     def create(
@@ -113,14 +117,16 @@ class Destinations:
 
     def disable(self, destination_id: int, reason: str | None = None) -> Destination:
         self._row(destination_id)
-        self.store.set_state(
-            destination_id, "disabled", reason or "disabled by an operator", utc_now()
-        )
+        with self.writing:
+            self.store.set_state(
+                destination_id, "disabled", reason or "disabled by an operator", utc_now()
+            )
         return self.get(destination_id)
 
     def enable(self, destination_id: int) -> Destination:
         self._row(destination_id)
-        self.store.set_state(destination_id, "enabled", None, utc_now())
+        with self.writing:
+            self.store.set_state(destination_id, "enabled", None, utc_now())
         self.wake.set()
         return self.get(destination_id)
 
@@ -243,7 +249,8 @@ class Destinations:
             row = self._row(destination)
             if row[6] != "enabled":
                 raise Conflict(f"destination {destination} is disabled: enable it first")
-        replayed = self.store.replay(destination, message_ids, utc_now())
+        with self.writing:
+            replayed = self.store.replay(destination, message_ids, utc_now())
         self.wake.set()
         return Replayed(replayed=replayed)
 

@@ -58,15 +58,12 @@ class DeliveryWorker:
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="touchpoints-delivery")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # Held while the worker writes (never while it waits for a receiver): an erasure
-        # holds it too, so the two never change the same outbox rows at once.
-        self.writing = threading.Lock()
 
     # -- one round ---------------------------------------------------------------------------
     def run_once(self) -> int:
         """Send the due messages once; return how many were attempted."""
         store = self.destinations.store
-        with self.writing:
+        with self.destinations.writing:
             self._prune()
             self.destinations.forward()  # collected events into the outbox first
             due = store.due(self.clock(), self.batch)
@@ -79,7 +76,7 @@ class DeliveryWorker:
                 targets[row[2]] = Target(row[2], kind, config, secrets)
         jobs = _jobs(due, targets)
         sent = list(self._pool.map(lambda job: self._send(job[0], job[1]), jobs))
-        with self.writing:
+        with self.destinations.writing:
             for (_, rows), (outcome, at, latency) in zip(jobs, sent, strict=True):
                 for row in rows:
                     self._record(row, outcome, at, latency)
