@@ -30,11 +30,13 @@ from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.resolver import IdentityResolver, LinkRequest
 from touchpoints.identity.results import (
     IdentifierRef,
+    MatchDiagnostics,
     MatchedPair,
     MatchRecord,
     MatchRun,
     PairPage,
     PairSide,
+    ScoreBand,
 )
 from touchpoints.identity.store.matching import (
     FIELDS,
@@ -85,26 +87,10 @@ class Linker:
         """The records matching compares (all persons, or the ones given)."""
         return self.store.records(self._priorities(), persons)
 
-    def settings(self) -> Any:
-        from touchpoints.identity.matching import MatchSettings
-
-        # Blocking and training rules that do not lean on e-mail: persons sharing an e-mail
-        # are one person already, so pairs agreeing on it are too rare to learn from.
-        blocking: list[tuple[str, ...]] = [
-            ("first_name", "last_name"),
-            ("birth_date",),
-            ("phone",),
-            ("postcode", "last_name"),
-            ("postcode", "first_name"),
-        ]
-        return MatchSettings(
-            comparisons=self.comparisons,
-            blocking_rules=tuple(blocking),
-            em_rules=(("birth_date",), ("first_name", "last_name")),
-            prior_rules=(("first_name", "last_name", "birth_date"),),
-            threshold=self.threshold,
-            review_band=(min(self.review_from, self.threshold), self.threshold),
-            phone_region=self.phone_region,
+    def settings(self, comparisons: tuple[str, ...] | None = None) -> Any:
+        """The matching settings of a run (``comparisons``: instead of the configured ones)."""
+        return linker_settings(
+            comparisons or self.comparisons, self.threshold, self.review_from, self.phone_region
         )
 
     def run(self) -> MatchRun:
@@ -125,7 +111,8 @@ class Linker:
                 f"{records.num_rows} person(s) have a name, e-mail or phone; matching compares "
                 "at least two"
             )
-        settings = self.settings()
+        comparisons, left_out = self._comparisons_with_data(records)
+        settings = self.settings(comparisons)
         try:
             # On its own in-memory database: Splink's work tables stay out of the warehouse.
             result = match_records(records.drop_columns(["person"]), settings)
@@ -180,7 +167,31 @@ class Linker:
             review=len(to_review),
             skipped=skipped,
             seconds=round(time.perf_counter() - started, 3),
+            diagnostics=_diagnostics(result.diagnostic, comparisons, left_out),
         )
+
+    def _comparisons_with_data(self, records: pa.Table) -> tuple[tuple[str, ...], list[str]]:
+        """The configured comparisons some person has a value for, and the ones left out.
+
+        A CRM export with names and birth dates only has no e-mail or phone to compare; a
+        comparison on a field nobody has teaches the model nothing and only slows it, so it is
+        left out, and the run's diagnostics say so."""
+        from touchpoints.identity.matching import COMPARISON_COLUMNS
+
+        def has_data(column: str) -> bool:
+            return bool(records.column(column).null_count < records.num_rows)
+
+        kept = tuple(
+            c for c in self.comparisons if all(has_data(col) for col in COMPARISON_COLUMNS[c])
+        )
+        left_out = [c for c in self.comparisons if c not in kept]
+        if not kept:
+            raise MatchingError(
+                f"no person has a value for any compared field ({', '.join(left_out)}); "
+                "import traits such as first_name, last_name and birthday, or change "
+                "match_comparisons"
+            )
+        return kept, left_out
 
     def _one_person(self, a: Identifier, b: Identifier) -> bool:
         pa_, pb = self.resolver.lookup(a), self.resolver.lookup(b)
@@ -243,6 +254,70 @@ class Linker:
             reason = outcome.refused or note or None
         self.store.decide(pair_id, status, link_id, reason)
         return self.pair(pair_id)
+
+
+def linker_settings(
+    comparisons: tuple[str, ...], threshold: float, review_from: float, phone_region: str
+) -> Any:
+    """The settings ``identity match`` runs with (a ``MatchSettings``).
+
+    Blocking and training rules do not lean on e-mail: persons sharing an e-mail are one
+    person already, so pairs agreeing on it are too rare to learn from. The prior comes from
+    rules that tolerate an error in any one of name and birth date (two of the three fields
+    agree). EM runs one session per field, blocked on that field alone, so each comparison is
+    trained on the true pairs whose error lies elsewhere; blocking on two fields at once
+    would train the third only on duplicates that have their error in it (issue 16).
+    """
+    from touchpoints.identity.matching import COMPARISON_COLUMNS, MatchSettings
+
+    compared = {column for c in comparisons for column in COMPARISON_COLUMNS[c]}
+    blocking = [
+        rule
+        for rule in (
+            ("first_name", "last_name"),
+            ("birth_date",),
+            ("phone",),
+            ("postcode", "last_name"),
+            ("postcode", "first_name"),
+        )
+        if set(rule) <= compared
+    ]
+    return MatchSettings(
+        comparisons=comparisons,
+        blocking_rules=tuple(blocking),
+        em_rules=(("birth_date",), ("first_name",), ("last_name",)),
+        em_max_pairs=2_000_000,
+        name_comparison="split",
+        prior_rules=(
+            ("first_name", "last_name"),
+            ("first_name", "birth_date"),
+            ("last_name", "birth_date"),
+        ),
+        prior_recall=0.9,
+        threshold=threshold,
+        review_band=(min(review_from, threshold), threshold),
+        phone_region=phone_region,
+    )
+
+
+def _diagnostics(found: Any, comparisons: tuple[str, ...], left_out: list[str]) -> Any:
+    if found is None:
+        return None
+    warnings = list(found.warnings)
+    if left_out:
+        warnings.append(
+            f"left out {', '.join(left_out)}: no person has a value for them (match_comparisons)"
+        )
+    return MatchDiagnostics(
+        pairs_compared=found.pairs_compared,
+        prior=found.prior,
+        prior_source=found.prior_source,
+        prior_pairs=found.prior_pairs,
+        comparisons=list(comparisons),
+        left_out=left_out,
+        bands=[ScoreBand(low=low, high=high, pairs=n) for low, high, n in found.bands],
+        warnings=warnings,
+    )
 
 
 def _identifier(record_id: str) -> Identifier:

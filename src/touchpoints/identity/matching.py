@@ -28,6 +28,7 @@ import duckdb
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
+import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 import splink.internals.expectation_maximisation as splink_em
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -40,7 +41,20 @@ Column = Literal[
     "first_name", "last_name", "email", "phone", "birth_date", "street", "postcode", "city"
 ]
 Comparison = Literal["name", "birth_date", "email", "phone", "street", "postcode", "city"]
-Rule = tuple[Column, ...]
+# Rules may also name columns derived from the input: birth_year (of birth_date).
+RuleColumn = Literal[
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "birth_date",
+    "street",
+    "postcode",
+    "city",
+    "birth_year",
+]
+Rule = tuple[RuleColumn, ...]
+DERIVED: dict[str, str] = {"birth_year": "birth_date"}
 
 COLUMNS: tuple[str, ...] = get_args(Column)
 # The columns each comparison reads: a training rule that blocks on any of them cannot
@@ -51,6 +65,10 @@ COMPARISON_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 _ID = pa.string()
 PAIR_SCHEMA = pa.schema({"record_id_l": _ID, "record_id_r": _ID, "match_probability": pa.float64()})
+# A prior resting on fewer pairs than this is a guess: the run says so.
+PRIOR_MIN_PAIRS = 20
+# The probability bands of the diagnostic: how many scored pairs fall in each.
+BANDS: tuple[float, ...] = (0.0, 0.01, 0.1, 0.5, 0.8, 0.9, 0.95, 0.99)
 
 
 class MatchSettings(BaseModel):
@@ -77,6 +95,14 @@ class MatchSettings(BaseModel):
         description="Pairs agreeing exactly on all columns of at least one rule are scored.",
     )
     block_swapped_names: bool = Field(True, description="Also score swapped first/last names.")
+    # "joint": one comparison of first and last name together (Splink's forename-surname
+    # levels): right where other fields (e-mail, phone, address) carry evidence too.
+    # "split": first and last name compared one by one, each with a swapped level, so a typo
+    # in one still leaves the other's full weight and EM can train each in sessions blocked on
+    # the other field: right for exports of names and birth dates only (issue 16).
+    name_comparison: Literal["joint", "split"] = Field(
+        "joint", description="How the name comparison compares first and last name."
+    )
     threshold: float = Field(0.9, gt=0, lt=1, description="Accept pairs at or above this.")
     review_band: tuple[float, float] | None = Field(
         None, description="[low, threshold): pairs for a person to decide. None: [0.5, threshold)"
@@ -90,11 +116,21 @@ class MatchSettings(BaseModel):
     )
     em_max_iterations: int = Field(25, ge=1, le=1000)
     em_convergence: float = Field(1e-4, gt=0, lt=1)
+    em_max_pairs: int = Field(
+        2_000_000, ge=10_000, description="An EM session with more pairs learns from a sample."
+    )
     u_max_pairs: int = Field(1_000_000, ge=1_000, description="Random pairs sampled for u.")
     prior: float | None = Field(None, gt=0, lt=1, description="P(two random records match).")
+    # The prior's rules must find most true pairs. Near-certain rules (an e-mail) do where
+    # duplicates share one; where every duplicate carries an error (a CRM export of names and
+    # birth dates), rules that need every field exact find none and the prior collapses
+    # (issue 16): there, use rules that tolerate an error in one field, as ``identity match``
+    # does (first and last name, first name and birth date, last name and birth date). A
+    # prior resting on fewer than PRIOR_MIN_PAIRS pairs is reported as a warning.
     prior_rules: tuple[Rule, ...] = Field(
         (("email",), ("first_name", "last_name", "birth_date")),
-        description="When prior is None: near-certain rules; their pairs / prior_recall give it.",
+        description="When prior is None: rules that find most true pairs; their pairs / "
+        "prior_recall give it.",
     )
     prior_recall: float = Field(0.8, gt=0, le=1)
     phone_region: str = Field("DE", description="Country of phone numbers written without one.")
@@ -176,8 +212,26 @@ class MatchSettings(BaseModel):
         """Input columns these settings read (besides ``record_id``)."""
         rules = self.blocking_rules + self.em_rules + (() if self.prior else self.prior_rules)
         return {c for name in self.comparisons for c in COMPARISON_COLUMNS[name]} | {
-            c for rule in rules for c in rule
+            DERIVED.get(c, c) for rule in rules for c in rule
         }
+
+
+@dataclass(frozen=True)
+class MatchDiagnostic:
+    """What a run saw, so a user can tell why nothing or everything was linked.
+
+    ``bands`` counts the scored pairs per probability band: ``(low, high, pairs)`` with
+    ``low <= p < high`` (the last band includes 1). ``warnings`` say what makes the run's
+    figures doubtful and what to do about it.
+    """
+
+    records: int
+    pairs_compared: int  # pairs the blocking rules made, all scored
+    prior: float = 0.0
+    prior_source: str = "setting"  # "setting" or "rules"
+    prior_pairs: int | None = None  # pairs the prior rules found (None: prior was set)
+    bands: tuple[tuple[float, float, int], ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,6 +240,7 @@ class MatchResult:
 
     accepted: pa.Table
     review: pa.Table
+    diagnostic: MatchDiagnostic | None = None
 
     @classmethod
     def empty(cls) -> Self:
@@ -267,48 +322,88 @@ def match_records(
 def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -> MatchResult:
     """Fellegi–Sunter in Splink's order: prior, u by sampling, m by EM, then score."""
     con = db_api.duckdb_con
+    em_sizes = []
     for index, rule in enumerate(settings.em_rules):
-        if not store.pair_count(con, table, (rule,)):
+        em_sizes.append(store.rule_pair_count(con, table, rule))
+        if not em_sizes[-1]:
             raise ValueError(
                 f"em_rules[{index}] {list(rule)}: no two records agree on it, so EM has no "
                 "pairs to learn from; use rules that pair at least a few hundred records"
             )
-    prior = settings.prior or _estimate_prior(con, table, settings)
+    count = store.record_count(con, table)
+    warnings: list[str] = []
+    if settings.prior:
+        prior, found = settings.prior, None
+    else:
+        found = store.pair_count(con, table, settings.prior_rules)
+        prior = _estimate_prior(count, found, settings.prior_recall)
+        if found < PRIOR_MIN_PAIRS:
+            rules = "; ".join(" + ".join(rule) for rule in settings.prior_rules)
+            warnings.append(
+                f"the prior ({prior:.3g}) rests on {found} pair(s) that the prior rules "
+                f"({rules}) found, too few to trust: set match_prior to the share of pairs "
+                "you expect to match (duplicates / all pairs), or prior rules that tolerate "
+                "an error in one field"
+            )
     linker = Linker(db_api.register(table), _splink_settings(settings, prior), log_level=None)
     linker.training.estimate_u_using_random_sampling(settings.u_max_pairs, seed=settings.seed)
-    for rule in settings.em_rules:
+    for rule, size in zip(settings.em_rules, em_sizes, strict=True):
         linker.training.estimate_parameters_using_expectation_maximisation(
-            block_on(*rule), estimate_without_term_frequencies=True
+            _em_blocking(rule, size, settings.em_max_pairs), estimate_without_term_frequencies=True
         )
     low, threshold = settings.band()
-    scored = linker.inference.predict(threshold_match_probability=low, warning_mode="never")
+    scored = linker.inference.predict(warning_mode="never")
+    compared, counts = store.score_bands(con, scored.physical_name, BANDS)
+    bands = tuple(
+        (edge, BANDS[i + 1] if i + 1 < len(BANDS) else 1.0, counts[i])
+        for i, edge in enumerate(BANDS)
+    )
     pairs = store.scored_pairs(con, scored.physical_name, low)
     above = pc.greater_equal(pairs["match_probability"], threshold)
     pairs = pairs.cast(PAIR_SCHEMA)
-    return MatchResult(pairs.filter(above), pairs.filter(pc.invert(above)))
+    diagnostic = MatchDiagnostic(
+        records=count,
+        pairs_compared=compared,
+        prior=prior,
+        prior_source="setting" if settings.prior else "rules",
+        prior_pairs=found,
+        bands=bands,
+        warnings=tuple(warnings),
+    )
+    return MatchResult(pairs.filter(above), pairs.filter(pc.invert(above)), diagnostic)
 
 
-def _estimate_prior(con: duckdb.DuckDBPyConnection, table: str, settings: MatchSettings) -> float:
+def _em_blocking(rule: Rule, pairs: int, most: int) -> Any:
+    """The rule's pairs for one EM session; past ``most`` pairs a sample of them.
+
+    A session blocked on one common field (the first name, in 100,000 records) holds tens of
+    millions of pairs. EM needs far fewer: the pairs of a random share of the left records
+    (picked by a hash of the id, so runs repeat) estimate the same m, since which records are
+    sampled does not depend on any compared field.
+    """
+    if pairs <= most:
+        return block_on(*rule)
+    share = math.ceil(pairs / most)
+    condition = " AND ".join(f"l.{c} = r.{c}" for c in rule)
+    return f"{condition} AND hash(l.record_id) % {share} = 0"
+
+
+def _estimate_prior(count: int, found: int, recall: float) -> float:
     """P(two random records match) estimated directly, as Splink recommends: the pairs that
-    near-certain rules find, divided by the rules' recall, over all pairs.
+    the prior rules find, divided by the rules' recall, over all pairs.
 
     Computed here rather than by Splink for two cases it gets wrong: when the rules find no
     pair it sets the prior to 0 and training fails on log2(0), so at least one match is
-    assumed; on a handful of records the estimate can pass 1, so it is capped at 0.5.
+    assumed (and the run warns); on a handful of records the estimate can pass 1, so it is
+    capped at 0.5.
     """
-    count = store.record_count(con, table)
-    found = store.pair_count(con, table, settings.prior_rules)
-    return min(max(found, 1) / settings.prior_recall / (count * (count - 1) / 2), 0.5)
+    return min(max(found, 1) / recall / (count * (count - 1) / 2), 0.5)
 
 
 def _splink_settings(settings: MatchSettings, prior: float) -> SettingsCreator:
     comparisons = {
-        # A reversed-names level catches swapped first and last names; term frequencies on
-        # the full name make "anna müller" weaker evidence than "ida lange".
-        "name": lambda: cl.ForenameSurnameComparison(
-            "first_name", "last_name", forename_surname_concat_col_name="full_name"
-        ),
-        "birth_date": lambda: cl.DateOfBirthComparison("birth_date", input_is_string=False),
+        "name": _name_comparisons if settings.name_comparison == "split" else _joint_names,
+        "birth_date": _birth_date_comparison,
         "email": lambda: cl.EmailComparison("email"),
         # Levenshtein on phones: 2.5 times faster than Damerau-Levenshtein here; a swap of two
         # digits is distance 2. Postcodes are short, so Damerau-Levenshtein is cheap there.
@@ -324,19 +419,98 @@ def _splink_settings(settings: MatchSettings, prior: float) -> SettingsCreator:
             term_frequency_adjustments=True
         ),
     }
+    made = [comparisons[name]() for name in settings.comparisons]  # "name" makes two
     blocking: list[Any] = [block_on(*rule) for rule in settings.blocking_rules]
     if settings.block_swapped_names:
         blocking.append("l.first_name = r.last_name and l.last_name = r.first_name")
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="record_id",
-        comparisons=[comparisons[name]() for name in settings.comparisons],
+        comparisons=[c for m in made for c in (m if isinstance(m, list) else [m])],
         blocking_rules_to_generate_predictions=blocking,
         probability_two_random_records_match=prior,
         em_convergence=settings.em_convergence,
         max_iterations=settings.em_max_iterations,
-        retain_matching_columns=False,
-        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=True,
+        retain_intermediate_calculation_columns=True,
+    )
+
+
+def _joint_names() -> Any:
+    # A reversed-names level catches swapped first and last names; term frequencies on the
+    # full name make "anna müller" weaker evidence than "ida lange".
+    return cl.ForenameSurnameComparison(
+        "first_name", "last_name", forename_surname_concat_col_name="full_name"
+    )
+
+
+def _name_comparisons() -> list[Any]:
+    """First and last name, each its own comparison on the normalised names (umlauts written
+    out, hyphens as spaces: see ``store.german_name_sql``).
+
+    Two comparisons rather than Splink's joint ``ForenameSurnameComparison``: a duplicate
+    with a typo in one name still earns the other name's full weight, and expectation
+    maximisation can learn each name's m in sessions blocked on the other one. With the joint
+    comparison, only sessions blocked on the birth date could train names, and when every
+    duplicate carries one error the true pairs there never agree on both names, so EM learnt
+    that an exact full name is rare among matches (issue 16). Levels: exact (with term
+    frequencies: agreeing on "mueller" counts less than on "zabrowski"); the names swapped
+    (this field equals the other's and back); for first names, one of a double name's parts
+    ("hans peter" / "hans"); Jaro-Winkler at 0.92 and 0.88; anything else.
+    """
+    return [
+        _name_comparison("first_name", "last_name", "first name"),
+        _name_comparison("last_name", "first_name", "last name"),
+    ]
+
+
+def _name_comparison(column: str, other: str, label: str) -> Any:
+    levels: list[Any] = [
+        cll.NullLevel(column),
+        cll.ExactMatchLevel(column).configure(
+            tf_adjustment_column=column, label_for_charts=f"Exact match on {label}"
+        ),
+        cll.CustomLevel(
+            f"{column}_l = {other}_r AND {column}_r = {other}_l",
+            label_for_charts="First and last name swapped",
+            base_dialect_str="duckdb",
+        ),
+    ]
+    if column == "first_name":
+        levels.append(
+            cll.CustomLevel(
+                f"len(list_intersect(string_split({column}_l, ' '), "
+                f"string_split({column}_r, ' '))) > 0",
+                label_for_charts="One of the first names agrees",
+                base_dialect_str="duckdb",
+            )
+        )
+    levels += [
+        cll.JaroWinklerLevel(column, threshold).configure(
+            label_for_charts=f"Jaro-Winkler >= {threshold}"
+        )
+        for threshold in (0.92, 0.88)
+    ]
+    return cl.CustomComparison(
+        output_column_name=column, comparison_levels=[*levels, cll.ElseLevel()]
+    )
+
+
+def _birth_date_comparison() -> Any:
+    """Splink's date-of-birth levels (exact; one character off, which is one digit off;
+    within a month, a year, ten years) and one more before the fuzzy ones: day and month
+    transposed (04.03. for 03.04.), a common slip between date formats."""
+    levels = cl.DateOfBirthComparison("birth_date", input_is_string=False)
+    created = levels.create_comparison_levels()
+    transposed = cll.CustomLevel(
+        "year(birth_date_l) = year(birth_date_r) AND month(birth_date_l) = day(birth_date_r) "
+        "AND day(birth_date_l) = month(birth_date_r)",
+        label_for_charts="Day and month transposed",
+        base_dialect_str="duckdb",
+    )
+    return cl.CustomComparison(
+        output_column_name="birth_date",
+        comparison_levels=[*created[:2], transposed, *created[2:]],
     )
 
 

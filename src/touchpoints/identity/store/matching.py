@@ -239,13 +239,16 @@ def normalise_sql(source: str, target: str, present: list[str], region_code: int
     def words(column: str) -> str:
         return f"NULLIF(lower(trim(regexp_replace({text(column)}, '\\s+', ' ', 'g'))), '')"
 
+    def name(column: str) -> str:
+        return f"NULLIF({german_name_sql(text(column))}, '')"
+
     return f"""
         CREATE TEMP TABLE {target} AS
         WITH cleaned AS (
             SELECT
                 CAST(record_id AS VARCHAR) AS record_id,
-                {words("first_name")} AS first_name,
-                {words("last_name")} AS last_name,
+                {name("first_name")} AS first_name,
+                {name("last_name")} AS last_name,
                 NULLIF(lower(trim({text("email")})), '') AS email,
                 regexp_replace({text("phone")}, '[^0-9]', '', 'g') AS phone_digits,
                 NULLIF(trim({text("birth_date")}), '') AS birth_date_text,
@@ -265,9 +268,25 @@ def normalise_sql(source: str, target: str, present: list[str], region_code: int
             birth_date_text,
             CASE WHEN regexp_full_match(birth_date_text, '\\d{{4}}-\\d{{2}}-\\d{{2}}')
                 THEN TRY_CAST(birth_date_text AS DATE) END AS birth_date,
+            -- derived, for blocking rules: the year of a valid birth date
+            CASE WHEN TRY_CAST(birth_date_text AS DATE) IS NOT NULL
+                AND regexp_full_match(birth_date_text, '\\d{{4}}-\\d{{2}}-\\d{{2}}')
+                THEN left(birth_date_text, 4) END AS birth_year,
             street, postcode, city
         FROM cleaned
     """
+
+
+def german_name_sql(expression: str) -> str:
+    """A name as German CRM systems disagree on it, in one form: lower case, umlauts and ß
+    written out as a system without them does (Müller → mueller, Weiß → weiss), hyphens,
+    dots and runs of spaces as one space (Hans-Peter → hans peter). Accents of other
+    languages are dropped (José → jose)."""
+    lowered = f"lower({expression})"
+    for char, spelt in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        lowered = f"replace({lowered}, '{char}', '{spelt}')"
+    spaced = f"regexp_replace(strip_accents({lowered}), '[\\s.\\-]+', ' ', 'g')"
+    return f"trim({spaced})"
 
 
 def input_problems(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -301,6 +320,17 @@ def pair_count(con: duckdb.DuckDBPyConnection, table: str, rules: Sequence[Seque
     return _count(con, pair_count_sql(table, rules))
 
 
+def rule_pair_count(con: duckdb.DuckDBPyConnection, table: str, rule: Sequence[str]) -> int:
+    """Pairs agreeing on every column of ``rule``, counted per group (no join is made)."""
+    columns = ", ".join(rule)
+    not_null = " AND ".join(f"{c} IS NOT NULL" for c in rule)
+    return _count(
+        con,
+        f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM "
+        f"(SELECT count(*) AS n FROM {table} WHERE {not_null} GROUP BY {columns})",
+    )
+
+
 def pair_count_sql(table: str, rules: Sequence[Sequence[str]]) -> str:
     """Distinct pairs agreeing on every column of at least one rule (a union of equi-joins)."""
     joins = [
@@ -319,6 +349,20 @@ def scored_pairs(con: duckdb.DuckDBPyConnection, scores: str, low: float) -> pa.
         f"SELECT record_id_l, record_id_r, match_probability FROM {scores} "
         f"WHERE match_probability >= {float(low)!r} ORDER BY record_id_l, record_id_r",
     )
+
+
+def score_bands(
+    con: duckdb.DuckDBPyConnection, scores: str, edges: Sequence[float]
+) -> tuple[int, list[int]]:
+    """(all pairs, pairs per band) of Splink's scores table: band i holds
+    ``edges[i] <= p < edges[i + 1]``, the last band everything from its edge up."""
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE match_probability >= {float(low)!r}"
+        + (f" AND match_probability < {float(edges[i + 1])!r})" if i + 1 < len(edges) else ")")
+        for i, low in enumerate(edges)
+    )
+    row = run_sql(con, f"SELECT count(*), {counts} FROM {scores}").fetchall()[0]
+    return int(row[0]), [int(n) for n in row[1:]]
 
 
 def drop_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
