@@ -4,6 +4,8 @@ that need every field exact, found no pair and linked nothing."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from touchpoints.demo.crm_duplicates import german_crm
@@ -81,3 +83,45 @@ def test_a_prior_from_exact_rules_says_it_rests_on_too_few_pairs(export) -> None
     assert found is not None and found.prior_pairs is not None and found.prior_pairs < 20
     [warning] = found.warnings
     assert "too few to trust" in warning and "match_prior" in warning
+
+
+def test_every_pair_is_explained_by_weights_that_add_up_to_its_score(
+    result: MatchResult,
+) -> None:
+    """The evidence names each comparison's level and match weight, and the prior's weight;
+    they add up to the pair's match weight, so the probability follows from them."""
+    for row in result.review.to_pylist()[:50] + result.accepted.to_pylist()[:50]:
+        evidence = json.loads(row["evidence"])
+        assert [e["comparison"] for e in evidence] == [
+            "prior",
+            "first_name",
+            "last_name",
+            "birth_date",
+        ]
+        weight = sum(e["weight"] for e in evidence)
+        assert 2**weight / (1 + 2**weight) == pytest.approx(row["match_probability"], abs=1e-3)
+    levels = {
+        e["level"]
+        for row in result.accepted.to_pylist()
+        for e in json.loads(row["evidence"])
+        if e["comparison"] == "birth_date"
+    }
+    assert {"Exact match on date of birth", "Day and month transposed"} <= levels
+
+
+def test_agreeing_on_a_common_surname_counts_less_than_on_a_rare_one(
+    result: MatchResult, export
+) -> None:
+    records, _truth = export
+    last = {r["record_id"]: r["last_name"] for r in records}
+    weights: dict[str, list[float]] = {"Müller": [], "rare": []}
+    for row in result.accepted.to_pylist():
+        [e] = [e for e in json.loads(row["evidence"]) if e["comparison"] == "last_name"]
+        if e["level"] == "Exact match on last name":
+            name = last[row["record_id_l"]]
+            if name == "Müller":
+                weights["Müller"].append(e["weight"])
+            elif name and sum(v == name for v in last.values()) <= 3:
+                weights["rare"].append(e["weight"])
+    assert weights["Müller"] and weights["rare"]
+    assert max(weights["Müller"]) < min(weights["rare"])

@@ -18,6 +18,7 @@ share no identifier; this job finds them:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ from touchpoints.errors import Conflict, InvalidRequest, NotFound
 from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.resolver import IdentityResolver, LinkRequest
 from touchpoints.identity.results import (
+    Evidence,
     IdentifierRef,
     MatchDiagnostics,
     MatchedPair,
@@ -135,28 +137,32 @@ class Linker:
         # refused by the merge rules, or linked (a link an operator removed stays removed).
         known = self.store.known_pairs()
         linked = refused = skipped = 0
-        to_link: list[tuple[Identifier, Identifier, float]] = []
-        to_review: list[tuple[Identifier, Identifier, float]] = []
+        to_link: list[tuple[Identifier, Identifier, float, str | None]] = []
+        to_review: list[tuple[Identifier, Identifier, float, str | None]] = []
         for table, target in ((result.accepted, to_link), (result.review, to_review)):
-            for left, right, probability in zip(
+            for left, right, probability, evidence in zip(
                 table["record_id_l"].to_pylist(),
                 table["record_id_r"].to_pylist(),
                 table["match_probability"].to_pylist(),
+                table["evidence"].to_pylist(),
                 strict=True,
             ):
                 a, b = _identifier(left), _identifier(right)
                 if (left, right) in known or self._one_person(a, b):
                     skipped += 1
                     continue
-                target.append((a, b, float(probability)))
-        outcomes = self.resolver.add_links([LinkRequest(a, b, "match", p) for a, b, p in to_link])
+                target.append((a, b, float(probability), evidence))
+        # The merge log names each link's evidence: which fields agreed, at which level.
+        outcomes = self.resolver.add_links(
+            [LinkRequest(a, b, "match", p, evidence_text(e)) for a, b, p, e in to_link]
+        )
         rows: list[NewPair] = []
-        for (a, b, p), outcome in zip(to_link, outcomes, strict=True):
+        for (a, b, p, e), outcome in zip(to_link, outcomes, strict=True):
             status = "refused" if outcome.refused else "linked"
             linked += outcome.refused is None
             refused += outcome.refused is not None
-            rows.append(NewPair(a, b, p, status, outcome.link_id, outcome.refused))
-        rows += [NewPair(a, b, p, "review", None, None) for a, b, p in to_review]
+            rows.append(NewPair(a, b, p, status, outcome.link_id, outcome.refused, e))
+        rows += [NewPair(a, b, p, "review", None, None, e) for a, b, p, e in to_review]
         self.store.add_pairs(run_id, rows)
         return MatchRun(
             run_id=run_id,
@@ -229,6 +235,7 @@ class Linker:
                 note=row.note,
                 a=_side(row.a, persons[row.a], records),
                 b=_side(row.b, persons[row.b], records),
+                evidence=[Evidence(**item) for item in json.loads(row.evidence or "[]")],
             )
             for row in rows
         ]
@@ -246,14 +253,29 @@ class Linker:
         b = Identifier(found.b.identifier.type, found.b.identifier.value)
         link_id, status, reason = None, "rejected", note or None
         if accept:
+            evidence = evidence_text([e.model_dump() for e in found.evidence])
+            why = "; ".join(filter(None, (note, evidence)))
             [outcome] = self.resolver.add_links(
-                [LinkRequest(a, b, "review", found.probability, note)]
+                [LinkRequest(a, b, "review", found.probability, why)]
             )
             link_id = outcome.link_id
             status = "refused" if outcome.refused else "accepted"
             reason = outcome.refused or note or None
         self.store.decide(pair_id, status, link_id, reason)
         return self.pair(pair_id)
+
+
+def evidence_text(evidence: str | list[dict[str, Any]] | None) -> str:
+    """A pair's evidence in one line, for the merge log: each comparison's level and weight,
+    e.g. "last_name: Exact match on last name (+4.5), birth_date: … ; prior -13.3"."""
+    items = json.loads(evidence) if isinstance(evidence, str) else (evidence or [])
+    parts = [
+        f"{i['comparison']}: {i['level']} ({i['weight']:+.1f})"
+        for i in items
+        if i["comparison"] != "prior"
+    ]
+    prior = [f"prior {i['weight']:+.1f}" for i in items if i["comparison"] == "prior"]
+    return ", ".join(parts) + (f"; {prior[0]}" if prior and parts else "")
 
 
 def linker_settings(

@@ -15,6 +15,7 @@ runs give the same pairs.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -64,7 +65,17 @@ COMPARISON_COLUMNS: dict[str, tuple[str, ...]] = {
     **{name: (name,) for name in ("birth_date", "email", "phone", "street", "postcode", "city")},
 }
 _ID = pa.string()
-PAIR_SCHEMA = pa.schema({"record_id_l": _ID, "record_id_r": _ID, "match_probability": pa.float64()})
+# evidence: JSON, a list of {"comparison", "level", "weight"}: the prior's weight first, then
+# each comparison's level and match weight (log2 of its Bayes factor, term frequency included);
+# the weights add up to the pair's match weight. Labels and numbers only, never values.
+PAIR_SCHEMA = pa.schema(
+    {
+        "record_id_l": _ID,
+        "record_id_r": _ID,
+        "match_probability": pa.float64(),
+        "evidence": pa.string(),
+    }
+)
 # A prior resting on fewer pairs than this is a guess: the run says so.
 PRIOR_MIN_PAIRS = 20
 # The probability bands of the diagnostic: how many scored pairs fall in each.
@@ -358,7 +369,9 @@ def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -
         (edge, BANDS[i + 1] if i + 1 < len(BANDS) else 1.0, counts[i])
         for i, edge in enumerate(BANDS)
     )
-    pairs = store.scored_pairs(con, scored.physical_name, low)
+    names, labels = _level_labels(linker)
+    pairs = store.scored_pairs(con, scored.physical_name, low, names)
+    pairs = _with_evidence(pairs, names, labels, prior)
     above = pc.greater_equal(pairs["match_probability"], threshold)
     pairs = pairs.cast(PAIR_SCHEMA)
     diagnostic = MatchDiagnostic(
@@ -371,6 +384,42 @@ def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -
         warnings=tuple(warnings),
     )
     return MatchResult(pairs.filter(above), pairs.filter(pc.invert(above)), diagnostic)
+
+
+def _level_labels(linker: Linker) -> tuple[list[str], dict[tuple[str, int], str]]:
+    """The comparisons' output names, and each (comparison, gamma) level's label."""
+    model = linker.misc.save_model_to_json()
+    names: list[str] = []
+    labels: dict[tuple[str, int], str] = {}
+    for comparison in model["comparisons"]:
+        name = comparison["output_column_name"]
+        names.append(name)
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        labels[(name, -1)] = "missing on one side"
+        for index, level in enumerate(levels):
+            label = level.get("label_for_charts") or level["sql_condition"]
+            labels[(name, len(levels) - 1 - index)] = label
+    return names, labels
+
+
+def _with_evidence(
+    pairs: pa.Table, names: list[str], labels: dict[tuple[str, int], str], prior: float
+) -> pa.Table:
+    """The pairs with their evidence (see ``PAIR_SCHEMA``), the Splink columns dropped."""
+    rows = pairs.to_pylist()
+    prior_weight = round(math.log2(prior / (1 - prior)), 3)
+    evidence = []
+    for row in rows:
+        items: list[dict[str, Any]] = [
+            {"comparison": "prior", "level": f"prior {prior:.3g}", "weight": prior_weight}
+        ]
+        for name in names:
+            weight = (row.get(f"mw_{name}") or 0.0) + (row.get(f"mw_tf_adj_{name}") or 0.0)
+            level = labels.get((name, row[f"gamma_{name}"]), str(row[f"gamma_{name}"]))
+            items.append({"comparison": name, "level": level, "weight": round(weight, 3)})
+        evidence.append(json.dumps(items, ensure_ascii=False))
+    base = pairs.select(["record_id_l", "record_id_r", "match_probability"])
+    return base.append_column("evidence", pa.array(evidence, pa.string()))
 
 
 def _em_blocking(rule: Rule, pairs: int, most: int) -> Any:

@@ -105,6 +105,14 @@ class PairSide(Answer):
     record: MatchRecord | None
 
 
+class Evidence(Answer):
+    """One part of a pair's score: the prior, or a comparison at the level it reached."""
+
+    comparison: str = Field(description="prior, or a comparison (first_name, birth_date, …)")
+    level: str = Field(description="The level the pair reached, e.g. 'Exact match on last name'")
+    weight: float = Field(description="Match weight (log2 Bayes factor); the weights add up")
+
+
 class MatchedPair(Answer):
     pair_id: int
     run_id: int
@@ -116,6 +124,9 @@ class MatchedPair(Answer):
     note: str | None
     a: PairSide
     b: PairSide
+    evidence: list[Evidence] = Field(
+        default_factory=list, description="What scored the pair (empty for older pairs)"
+    )
 
 
 class PairPage(Answer):

@@ -80,7 +80,7 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "identity_match_pairs",
         "identifier",
         ("type_a", "value_a", "type_b", "value_b"),
-        "pairs probabilistic matching scored, with the decision on each",
+        "pairs probabilistic matching scored, with the evidence and the decision on each",
     ),
     PersonalTable(
         "journey_events",

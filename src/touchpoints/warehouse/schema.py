@@ -400,6 +400,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         # NULL: the key's events have its id as their source (keys made before, as ever).
         ("ALTER TABLE api_keys ADD COLUMN source VARCHAR",),
     ),
+    Migration(
+        9,
+        "each matched pair's evidence",
+        # JSON: the comparison levels and match weights that scored the pair (labels and
+        # numbers, never values); NULL for pairs scored before.
+        ("ALTER TABLE identity_match_pairs ADD COLUMN evidence VARCHAR",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -41,7 +41,7 @@ _DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%Y%m%d")
 _PAIRS_SQL = """
     SELECT p.pair_id, p.run_id, p.type_a, p.value_a, p.type_b, p.value_b, p.probability,
            CASE WHEN l.removed THEN 'unlinked' ELSE p.status END AS status,
-           p.created_at, p.decided_at, p.link_id, p.note
+           p.created_at, p.decided_at, p.link_id, p.note, p.evidence
     FROM identity_match_pairs p LEFT JOIN identity_links l USING (link_id)
 """
 
@@ -57,6 +57,7 @@ class StoredPair(NamedTuple):
     decided_at: datetime | None
     link_id: int | None
     note: str | None
+    evidence: str | None  # JSON (matching.PAIR_SCHEMA)
 
 
 class NewPair(NamedTuple):
@@ -66,6 +67,7 @@ class NewPair(NamedTuple):
     status: str  # linked, refused or review
     link_id: int | None
     note: str | None
+    evidence: str | None = None
 
 
 # -- the person records ----------------------------------------------------------------------
@@ -163,6 +165,7 @@ class MatchStore:
                 ),
                 "link_id": pa.array([p.link_id for p in pairs], pa.int64()),
                 "note": pa.array([p.note for p in pairs], pa.string()),
+                "evidence": pa.array([p.evidence for p in pairs], pa.string()),
             }
         )
         self.warehouse.insert_arrow("identity_match_pairs", ", ".join(table.column_names), table)
@@ -195,7 +198,7 @@ class MatchStore:
 
 def _pair(row: Sequence[Any]) -> StoredPair:
     (pair_id, run_id, type_a, value_a, type_b, value_b, probability, status) = row[:8]
-    created_at, decided_at, link_id, note = row[8:]
+    created_at, decided_at, link_id, note, evidence = row[8:]
     return StoredPair(
         pair_id,
         run_id,
@@ -207,6 +210,7 @@ def _pair(row: Sequence[Any]) -> StoredPair:
         decided_at,
         link_id,
         note,
+        evidence,
     )
 
 
@@ -341,12 +345,23 @@ def pair_count_sql(table: str, rules: Sequence[Sequence[str]]) -> str:
     return f"SELECT count(*) FROM ({' UNION '.join(joins)})"
 
 
-def scored_pairs(con: duckdb.DuckDBPyConnection, scores: str, low: float) -> pa.Table:
-    """(record_id_l, record_id_r, match_probability) of Splink's scores table ``scores`` at
-    or above ``low``, sorted by the two ids."""
+def scored_pairs(
+    con: duckdb.DuckDBPyConnection, scores: str, low: float, comparisons: Sequence[str] = ()
+) -> pa.Table:
+    """(record_id_l, record_id_r, match_probability, and per comparison its gamma, match
+    weight and term-frequency adjustment when Splink wrote them) of Splink's scores table
+    ``scores`` at or above ``low``, sorted by the two ids."""
+    present = {row[0] for row in run_sql(con, f"DESCRIBE {scores}").fetchall()}
+    extra = [
+        f"{prefix}{name}"
+        for name in comparisons
+        for prefix in ("gamma_", "mw_", "mw_tf_adj_")
+        if f"{prefix}{name}" in present
+    ]
+    columns = ", ".join(["record_id_l", "record_id_r", "match_probability", *extra])
     return arrow_sql(
         con,
-        f"SELECT record_id_l, record_id_r, match_probability FROM {scores} "
+        f"SELECT {columns} FROM {scores} "
         f"WHERE match_probability >= {float(low)!r} ORDER BY record_id_l, record_id_r",
     )
 
