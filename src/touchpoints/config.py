@@ -35,6 +35,16 @@ class ConfigError(Exception):
 # What probabilistic matching can compare between two persons' traits.
 Comparison = Literal["name", "birth_date", "email", "phone", "street", "postcode", "city"]
 DEFAULT_COMPARISONS: tuple[Comparison, ...] = ("name", "birth_date", "email", "phone", "postcode")
+# The fields a rule of matching may name.
+MatchField = Literal[
+    "first_name", "last_name", "email", "phone", "birth_date", "street", "postcode", "city"
+]
+# Rules that tolerate an error in any one of name and birth date: two of the three agree.
+DEFAULT_PRIOR_RULES: tuple[tuple[MatchField, ...], ...] = (
+    ("first_name", "last_name"),
+    ("first_name", "birth_date"),
+    ("last_name", "birth_date"),
+)
 
 
 DEFAULT_CONSENT_CATEGORIES = (
@@ -249,6 +259,22 @@ class Settings(BaseSettings):
         lt=1,
         description="Pairs from this probability up to the threshold go to the review list.",
     )
+    match_prior: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description=(
+            "The chance that two random persons are one (duplicates / all pairs); unset: "
+            "estimated from match_prior_rules."
+        ),
+    )
+    match_prior_rules: list[list[MatchField]] = Field(
+        default_factory=lambda: [list(rule) for rule in DEFAULT_PRIOR_RULES],
+        description=(
+            "Rules whose pairs (divided by 0.9, the share of true pairs they are taken to "
+            "find) estimate match_prior: pairs agreeing on every field of a rule."
+        ),
+    )
 
     stage_model: Path | None = Field(
         default=None,
@@ -339,6 +365,18 @@ class Settings(BaseSettings):
         if twice:
             raise ValueError(f"named more than once: {', '.join(twice)}")
         return names
+
+    @field_validator("match_prior_rules")
+    @classmethod
+    def _prior_rules_well_formed(cls, rules: list[list[str]]) -> list[list[str]]:
+        if not rules:
+            raise ValueError("give at least one rule, or set match_prior")
+        for index, rule in enumerate(rules):
+            if not rule:
+                raise ValueError(f"rule {index} is empty; name at least one field")
+            if len(set(rule)) != len(rule):
+                raise ValueError(f"rule {index} names a field twice: {rule}")
+        return rules
 
     @field_validator("identity_block_patterns")
     @classmethod
@@ -515,6 +553,8 @@ DEFAULT_CONFIG_TOML = """\
 # match_comparisons = ["name", "birth_date", "email", "phone", "postcode"]  # street, city
 # match_threshold = 0.95          # linked at or above this match probability
 # match_review_from = 0.5         # from here up to the threshold: the review list
+# match_prior: unset (estimated from match_prior_rules); e.g. match_prior = 0.0001
+# match_prior_rules = [["first_name","last_name"],["first_name","birth_date"],["last_name","birth_date"]]
 #
 # Journeys (see docs/journeys.md):
 # stage_model: unset (the built-in model); yours, in the data directory: stage_model = "stages.yaml"
@@ -547,4 +587,4 @@ DEFAULT_CONFIG_TOML = """\
 # field = "context.library.name"
 # equals = "twilio"
 # channel = "sms"
-"""
+"""  # noqa: E501 (a setting's line stays whole: tests/unit/test_docs.py reads it)

@@ -124,6 +124,8 @@ class Touchpoints:
             settings.match_threshold,
             settings.match_review_from,
             settings.phone_region,
+            settings.match_prior,
+            tuple(tuple(rule) for rule in settings.match_prior_rules),
         )
         analyses = settings.consent_purposes.get("analyses")
         self.journeys = Journeys(

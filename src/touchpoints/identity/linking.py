@@ -71,6 +71,8 @@ class Linker:
         threshold: float = 0.95,
         review_from: float = 0.5,
         phone_region: str = "DE",
+        prior: float | None = None,
+        prior_rules: tuple[tuple[str, ...], ...] | None = None,
     ) -> None:
         self.resolver = resolver
         self.warehouse = resolver.warehouse
@@ -79,6 +81,8 @@ class Linker:
         self.threshold = threshold
         self.review_from = review_from
         self.phone_region = phone_region
+        self.prior = prior
+        self.prior_rules = prior_rules
         # One run or decision at a time: run ids, pair ids and "decided already" stay true.
         self._lock = threading.Lock()
 
@@ -92,7 +96,12 @@ class Linker:
     def settings(self, comparisons: tuple[str, ...] | None = None) -> Any:
         """The matching settings of a run (``comparisons``: instead of the configured ones)."""
         return linker_settings(
-            comparisons or self.comparisons, self.threshold, self.review_from, self.phone_region
+            comparisons or self.comparisons,
+            self.threshold,
+            self.review_from,
+            self.phone_region,
+            self.prior,
+            self.prior_rules,
         )
 
     def run(self) -> MatchRun:
@@ -279,7 +288,12 @@ def evidence_text(evidence: str | list[dict[str, Any]] | None) -> str:
 
 
 def linker_settings(
-    comparisons: tuple[str, ...], threshold: float, review_from: float, phone_region: str
+    comparisons: tuple[str, ...],
+    threshold: float,
+    review_from: float,
+    phone_region: str,
+    prior: float | None = None,
+    prior_rules: tuple[tuple[str, ...], ...] | None = None,
 ) -> Any:
     """The settings ``identity match`` runs with (a ``MatchSettings``).
 
@@ -310,7 +324,10 @@ def linker_settings(
         em_rules=(("birth_date",), ("first_name",), ("last_name",)),
         em_max_pairs=2_000_000,
         name_comparison="split",
-        prior_rules=(
+        date_transposed=True,
+        prior=prior,
+        prior_rules=prior_rules
+        or (
             ("first_name", "last_name"),
             ("first_name", "birth_date"),
             ("last_name", "birth_date"),
