@@ -319,7 +319,7 @@ def match_records(
         store.set_progress_bar(con, False)
         code = phonenumbers.country_code_for_region(settings.phone_region)
         store.normalise_records(con, table, prepared, raw, code)
-        problems = store.input_problems(con, prepared)
+        problems = store.input_problems(con, prepared) + _empty_comparisons(con, prepared, settings)
         if problems:
             raise ValueError(problems[0])
         with _splink_quietly():
@@ -333,6 +333,20 @@ def match_records(
             con.close()
         else:
             store.set_progress_bar(con, progress)
+
+
+def _empty_comparisons(
+    con: duckdb.DuckDBPyConnection, table: str, settings: MatchSettings
+) -> list[str]:
+    """A comparison on a field no record has: it can teach the model nothing (and its m
+    cannot be estimated), so it is refused, naming it."""
+    filled = store.filled_counts(con, table, sorted(settings.columns_used()))
+    return [
+        f"comparisons[{index}] {name!r} reads {', '.join(empty)}, which no record has a value "
+        "for; leave it out of the comparisons"
+        for index, name in enumerate(settings.comparisons)
+        if (empty := [c for c in COMPARISON_COLUMNS[name] if not filled.get(c)])
+    ]
 
 
 def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -> MatchResult:

@@ -315,6 +315,18 @@ def input_problems(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return found
 
 
+def filled_counts(
+    con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str]
+) -> dict[str, int]:
+    """How many records have a value in each of ``columns``."""
+    if not columns:
+        return {}
+    row = run_sql(
+        con, f"SELECT {', '.join(f'count({c})' for c in columns)} FROM {table}"
+    ).fetchall()[0]
+    return dict(zip(columns, (int(n) for n in row), strict=True))
+
+
 def record_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return _count(con, f"SELECT count(*) FROM {table}")
 
