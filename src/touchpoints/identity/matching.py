@@ -415,6 +415,9 @@ def _level_labels(linker: Linker) -> tuple[list[str], dict[tuple[str, int], str]
         names.append(name)
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         labels[(name, -1)] = "missing on one side"
+        for level in comparison["comparison_levels"][1:]:
+            if level.get("is_null_level"):  # a neutral level: the swapped names' other half
+                labels[(name, -2)] = level.get("label_for_charts") or "neutral"
         for index, level in enumerate(levels):
             label = level.get("label_for_charts") or level["sql_condition"]
             labels[(name, len(levels) - 1 - index)] = label
@@ -432,9 +435,15 @@ def _with_evidence(
         items: list[dict[str, Any]] = [
             {"comparison": "prior", "level": f"prior {prior:.3g}", "weight": prior_weight}
         ]
+        swapped = any(
+            labels.get((n, row[f"gamma_{n}"])) == "First and last name swapped" for n in names
+        )
         for name in names:
             weight = (row.get(f"mw_{name}") or 0.0) + (row.get(f"mw_tf_adj_{name}") or 0.0)
-            level = labels.get((name, row[f"gamma_{name}"]), str(row[f"gamma_{name}"]))
+            gamma = row[f"gamma_{name}"]
+            if gamma == -1 and swapped and (name, -2) in labels:
+                gamma = -2
+            level = labels.get((name, gamma), str(gamma))
             items.append({"comparison": name, "level": level, "weight": round(weight, 3)})
         evidence.append(json.dumps(items, ensure_ascii=False))
     base = pairs.select(["record_id_l", "record_id_r", "match_probability"])
@@ -538,11 +547,15 @@ def _name_comparison(column: str, other: str, label: str) -> Any:
         cll.ExactMatchLevel(column).configure(
             tf_adjustment_column=column, label_for_charts=f"Exact match on {label}"
         ),
+        # The names swapped: one piece of evidence, so counted once, under the first name;
+        # the last name's level is neutral (weight 0, like a missing value). Counted in both,
+        # namesakes entered the other way round ("Meyer, Klaus") outweighed any birth date.
         cll.CustomLevel(
             f"{column}_l = {other}_r AND {column}_r = {other}_l",
-            label_for_charts="First and last name swapped",
+            label_for_charts="First and last name swapped"
+            + ("" if column == "first_name" else " (counted under first_name)"),
             base_dialect_str="duckdb",
-        ),
+        ).configure(is_null_level=column != "first_name"),
     ]
     if column == "first_name":
         levels.append(
