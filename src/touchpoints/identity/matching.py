@@ -41,20 +41,7 @@ Column = Literal[
     "first_name", "last_name", "email", "phone", "birth_date", "street", "postcode", "city"
 ]
 Comparison = Literal["name", "birth_date", "email", "phone", "street", "postcode", "city"]
-# Rules may also name columns derived from the input: birth_year (of birth_date).
-RuleColumn = Literal[
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "birth_date",
-    "street",
-    "postcode",
-    "city",
-    "birth_year",
-]
-Rule = tuple[RuleColumn, ...]
-DERIVED: dict[str, str] = {"birth_year": "birth_date"}
+Rule = tuple[Column, ...]
 
 COLUMNS: tuple[str, ...] = get_args(Column)
 # The columns each comparison reads: a training rule that blocks on any of them cannot
@@ -227,7 +214,7 @@ class MatchSettings(BaseModel):
         """Input columns these settings read (besides ``record_id``)."""
         rules = self.blocking_rules + self.em_rules + (() if self.prior else self.prior_rules)
         return {c for name in self.comparisons for c in COMPARISON_COLUMNS[name]} | {
-            DERIVED.get(c, c) for rule in rules for c in rule
+            c for rule in rules for c in rule
         }
 
 

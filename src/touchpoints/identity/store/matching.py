@@ -272,10 +272,6 @@ def normalise_sql(source: str, target: str, present: list[str], region_code: int
             birth_date_text,
             CASE WHEN regexp_full_match(birth_date_text, '\\d{{4}}-\\d{{2}}-\\d{{2}}')
                 THEN TRY_CAST(birth_date_text AS DATE) END AS birth_date,
-            -- derived, for blocking rules: the year of a valid birth date
-            CASE WHEN TRY_CAST(birth_date_text AS DATE) IS NOT NULL
-                AND regexp_full_match(birth_date_text, '\\d{{4}}-\\d{{2}}-\\d{{2}}')
-                THEN left(birth_date_text, 4) END AS birth_year,
             street, postcode, city
         FROM cleaned
     """
