@@ -82,6 +82,8 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "suppressed_events",
             "privacy_requests",
             "import_rejects",
+            "prediction_models",
+            "predictions",
         }
         assert warehouse.schema_version() == LATEST_VERSION == len(MIGRATIONS)
         assert warehouse.fetchall(

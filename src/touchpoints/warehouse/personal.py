@@ -129,6 +129,13 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "the consent choices the person's events carried (category, granted or denied)",
     ),
     PersonalTable(
+        "predictions",
+        "person",
+        ("person",),
+        "the person's predicted lifetime value: purchases expected, probability of being a "
+        "customer still, order value, with the model and time they were computed",
+    ),
+    PersonalTable(
         "quarantine",
         "text",
         ("raw", "envelope"),
@@ -153,6 +160,10 @@ NOT_PERSONAL: dict[str, str] = {
         "a number that refers to nothing once the person is erased"
     ),
     "import_rejects": "the paths of files imports wrote rejected lines to (erasure rewrites them)",
+    "prediction_models": (
+        "model cards: parameters and metrics fitted on all customers together, the data "
+        "window and settings; counts and figures about the whole base, none about one person"
+    ),
 }
 
 

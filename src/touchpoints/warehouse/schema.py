@@ -352,6 +352,54 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        7,
+        "predictions: model cards of every training run, and each person's latest scores",
+        (
+            # One card per training run, kept whether it succeeded or not: the kind and
+            # version of the model, the data window it learnt from (days, UTC, both ends
+            # included), the settings and period unit it used, its parameters and metrics
+            # (JSON text), and its status (trained, or failed with the reason). The newest
+            # trained card of a kind is the model in use; a failed run changes nothing else.
+            "CREATE SEQUENCE prediction_model_id START 1",
+            """
+            CREATE TABLE prediction_models (
+                id BIGINT PRIMARY KEY DEFAULT nextval('prediction_model_id'),
+                kind VARCHAR NOT NULL,
+                version VARCHAR NOT NULL,
+                trained_at TIMESTAMP NOT NULL,
+                data_from DATE,
+                data_until DATE NOT NULL,
+                period VARCHAR NOT NULL,
+                features VARCHAR NOT NULL,
+                parameters VARCHAR,
+                metrics VARCHAR,
+                status VARCHAR NOT NULL,
+                message VARCHAR
+            )
+            """,
+            # Each person's figures from the latest scoring (one row a person), with the
+            # model that made them and when; the RFM summary they were computed from is kept
+            # beside them (periods in the model's unit).
+            """
+            CREATE TABLE predictions (
+                person BIGINT NOT NULL,
+                model_id BIGINT NOT NULL,
+                scored_at TIMESTAMP NOT NULL,
+                frequency BIGINT NOT NULL,
+                recency DOUBLE NOT NULL,
+                age DOUBLE NOT NULL,
+                average_order_value DOUBLE,
+                p_alive DOUBLE NOT NULL,
+                expected_purchases_30d DOUBLE NOT NULL,
+                expected_purchases_90d DOUBLE NOT NULL,
+                expected_purchases_365d DOUBLE NOT NULL,
+                expected_order_value DOUBLE,
+                predicted_clv_12m DOUBLE
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
