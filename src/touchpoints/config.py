@@ -231,6 +231,32 @@ class Settings(BaseSettings):
         description="Days to answer an access or erasure request (GDPR: one month).",
     )
 
+    predictions_conversion_event: str = Field(
+        default="Order Completed",
+        min_length=1,
+        description="The track event that is a purchase, for the lifetime-value models.",
+    )
+    predictions_revenue_property: str = Field(
+        default="revenue",
+        pattern=r'^[^"\\]+$',
+        description="The purchase event's property holding its value (a JSON number).",
+    )
+    predictions_discount_rate: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        description=(
+            "Monthly discount rate of the 12-month lifetime value (0.01: about 12.7 % a year)."
+        ),
+    )
+    predictions_period: Literal["days", "weeks"] = Field(
+        default="weeks",
+        description=(
+            "The time unit the lifetime-value models count in (their alpha parameter, "
+            "frequency and recency): the papers count weeks."
+        ),
+    )
+
     @field_validator("consent_categories")
     @classmethod
     def _categories_lower(cls, names: list[str]) -> list[str]:
@@ -424,6 +450,12 @@ DEFAULT_CONFIG_TOML = """\
 # [[retention]]
 #   event = "Order Completed"
 #   days = 3650
+#
+# Predictions (see docs/predictions.md):
+# predictions_conversion_event = "Order Completed"  # the track event that is a purchase
+# predictions_revenue_property = "revenue"          # its value, a JSON number
+# predictions_discount_rate = 0.01                  # a month, for the 12-month lifetime value
+# predictions_period = "weeks"                      # or "days": the models' time unit
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]

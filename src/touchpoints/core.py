@@ -29,6 +29,7 @@ from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
+from touchpoints.predictions import LtvSettings, Predictions
 from touchpoints.privacy.retention import RetentionJob
 from touchpoints.privacy.service import Privacy, PrivacySettings
 from touchpoints.profiles import Profiles
@@ -125,6 +126,16 @@ class Touchpoints:
             model,
             self.profiles.resolve,
             consent=(analyses, settings.consent_analyses) if analyses else None,
+        )
+        self.predictions = Predictions(
+            self.warehouse,
+            self.profiles.resolve,
+            LtvSettings(
+                conversion_event=settings.predictions_conversion_event,
+                revenue_property=settings.predictions_revenue_property,
+                discount_rate=settings.predictions_discount_rate,
+                period=settings.predictions_period,
+            ),
         )
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None

@@ -21,11 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import OptimizeResult, minimize
-from scipy.special import expit, gammaln, hyp2f1
+
+# scipy is imported where it is used: scipy.special and scipy.optimize take most of a second
+# to import, which every CLI command (they import the core) would pay.
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 Array = npt.NDArray[np.float64]
 
@@ -63,6 +67,8 @@ def log_likelihood_terms(
 ) -> Array:
     """Each customer's log-likelihood (FHL 2005, eq. 6):
     ``A_1 + A_2 + log(exp(A_3) + [x > 0] exp(A_4))``."""
+    from scipy.special import gammaln
+
     x, t_x, T = _arrays(x, t_x, T)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     a1: Array = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
@@ -121,6 +127,8 @@ def _maximise(negative: Callable[[Array], float], size: int) -> OptimizeResult:
     """Minimise ``negative`` over ``size`` log-parameters from 0 (every parameter 1):
     quasi-Newton first, then Nelder-Mead from where it stopped (robust where BFGS's
     numerical gradient stalls on a flat ridge)."""
+    from scipy.optimize import minimize
+
     start = np.zeros(size)
     found = minimize(negative, start, method="BFGS", options={"gtol": 1e-8, "maxiter": 2000})
     polished = minimize(
@@ -146,6 +154,8 @@ def probability_alive(
 ) -> Array:
     """P(alive | x, t_x, T) (FHL 2005, eq. 13). A customer without a repeat purchase is
     alive by the model's definition (dropping out happens only after a purchase): 1."""
+    from scipy.special import expit
+
     x, t_x, T = _arrays(x, t_x, T)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     repeat = x > 0
@@ -165,6 +175,8 @@ def _unchanged(params: BgNbdParams, x: Array, age: Array, t: Array) -> Array:
     x = 800 over ten years. Transformed, x appears only in C, the series converges at z = 1
     (C - A - B = x+r+1-a > 0) and every term is small. (Pfaff's transformation to z/(z-1)
     keeps r+x as a parameter, and scipy answers NaN already for x = 150 over a year.)"""
+    from scipy.special import hyp2f1
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     remaining = (alpha + age) / (alpha + age + t)  # 1 - z
     series: Array = hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, 1 - remaining)

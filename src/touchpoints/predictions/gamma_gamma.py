@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize
-from scipy.special import gammaln
 
 from touchpoints.predictions.bgnbd import (
     Array,
@@ -45,6 +43,8 @@ class GammaGammaFit:
 def log_likelihood_terms(params: GammaGammaParams, x: npt.ArrayLike, m: npt.ArrayLike) -> Array:
     """Each repeat buyer's log-likelihood of their average spend ``m`` over ``x``
     transactions (the note's eq. 4, in logs)."""
+    from scipy.special import gammaln  # not at import: see touchpoints.predictions.bgnbd
+
     n = np.asarray(x, dtype=np.float64)
     mean = np.asarray(m, dtype=np.float64)
     p, q, v = params.p, params.q, params.v
@@ -68,6 +68,8 @@ def fit(x: npt.ArrayLike, m: npt.ArrayLike) -> GammaGammaFit:
 
     Money is scaled to a mean spend of 1 before fitting (only ``v`` depends on the
     currency), and ``v`` scaled back."""
+    from scipy.optimize import minimize  # not at import: see touchpoints.predictions.bgnbd
+
     x = np.asarray(x, dtype=np.float64)
     m = np.asarray(m, dtype=np.float64)
     if x.shape != m.shape or x.ndim != 1 or x.size == 0:

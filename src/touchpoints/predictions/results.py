@@ -1,0 +1,98 @@
+"""The predictions' answers: model cards, a person's lifetime value, a scoring run, and the
+calibration/holdout comparison (see :mod:`touchpoints.answers`)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import Field
+
+from touchpoints.answers import Answer
+from touchpoints.times import UtcTime
+
+Period = Literal["days", "weeks"]
+
+
+class ModelCard(Answer):
+    """One training run: what it learnt from, with which settings, what it found."""
+
+    id: int
+    kind: str = Field(description="ltv: the model in use; ltv_holdout: a holdout evaluation")
+    version: str = Field(description="The models and the version of their code")
+    trained_at: UtcTime
+    data_from: date | None = Field(description="First day of purchases (UTC); null: the first")
+    data_until: date = Field(description="Last day of purchases and end of observation (UTC)")
+    period: Period = Field(description="The time unit of alpha, frequency and recency")
+    features: dict[str, Any] = Field(
+        description="The conversion event, revenue property and discount rate used, and the "
+        "inputs per person"
+    )
+    parameters: dict[str, dict[str, float]] | None = Field(
+        description="bgnbd: r, alpha, a, b; gamma_gamma: p, q, v"
+    )
+    metrics: dict[str, Any] | None = Field(
+        description="Customers, repeat buyers, log-likelihoods, and what else the run measured"
+    )
+    status: Literal["trained", "failed"]
+    message: str | None = Field(description="Why a run failed")
+
+
+class ModelCards(Answer):
+    cards: list[ModelCard]
+
+
+class PersonLtv(Answer):
+    """A person's lifetime-value figures from the latest scoring: the traits
+    ``p_alive``, ``expected_purchases_*``, ``expected_order_value``, ``predicted_clv_12m``."""
+
+    person: int
+    model_id: int = Field(description="The model card that made them")
+    model_version: str
+    scored_at: UtcTime
+    period: Period
+    frequency: int = Field(description="Repeat purchase days up to scoring")
+    recency: float = Field(description="First to last purchase, in the period unit")
+    age: float = Field(description="First purchase to scoring, in the period unit")
+    average_order_value: float | None = Field(description="Of the repeat purchases")
+    p_alive: float = Field(description="Probability the person still buys (BG/NBD)")
+    expected_purchases_30d: float
+    expected_purchases_90d: float
+    expected_purchases_365d: float
+    expected_order_value: float | None = Field(description="Gamma-Gamma's expected spend")
+    predicted_clv_12m: float | None = Field(
+        description="Discounted value of the next 12 months' purchases"
+    )
+
+
+class Scoring(Answer):
+    """A scoring run: every person with a purchase got new figures."""
+
+    model_id: int
+    scored_at: UtcTime
+    persons: int
+    expected_purchases_365d: float = Field(description="Over all persons")
+    predicted_clv_12m: float = Field(description="Over all persons")
+    mean_p_alive: float
+
+
+class HoldoutRow(Answer):
+    frequency: str = Field(description="Repeat purchases in the calibration period (7+: more)")
+    customers: int
+    actual: float = Field(description="Mean purchases in the holdout period")
+    predicted: float = Field(description="Mean expected purchases in the holdout period")
+
+
+class HoldoutEvaluation(Answer):
+    """Predicted against actual purchases in a holdout period, by calibration frequency
+    (Fader, Hardie & Lee 2005, figure 4)."""
+
+    model: ModelCard = Field(description="The model fitted on the calibration period")
+    holdout_from: date
+    holdout_until: date
+    holdout_length: float = Field(description="In the period unit")
+    customers: int
+    rows: list[HoldoutRow]
+    actual_total: int
+    predicted_total: float
+    mean_absolute_error: float = Field(description="Per customer, in purchases")
