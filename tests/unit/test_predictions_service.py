@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 import cdnow
+from conftest import run_cli
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.errors import Conflict, InvalidRequest, NotFound
-from touchpoints.predictions import HoldoutQuery, LtvTraining
+from touchpoints.predictions import HoldoutQuery, LtvTraining, bgnbd, gamma_gamma
 
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_SPEND = {"p": 6.25, "q": 3.74, "v": 15.44}
@@ -207,3 +208,56 @@ def test_the_core_does_not_import_scipy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert found.strip() == "False"
+
+
+# -- the paper through the product ------------------------------------------------------------
+ORDERS_MAPPING = """\
+type = "track"
+user_id = "customer"
+event_name = "Order Completed"
+timestamp = "date"
+numbers = ["revenue"]
+
+[properties]
+order_id = "order"
+revenue = "amount"
+"""
+
+
+@pytest.mark.slow
+def test_a_transactions_csv_imported_with_the_cli_reproduces_the_published_fit(
+    tmp_path: Path,
+) -> None:
+    """A user's way: CDNOW as an order export (order, customer, date, amount), imported with
+    ``touchpoints import`` and a mapping, gives the fit of the published summary."""
+    lines = ["order,customer,date,amount"]
+    for number, (customer, day, amount) in enumerate(cdnow.transactions(), start=1):
+        lines.append(f"{number},{customer},{day.isoformat()},{amount:.2f}")
+    orders = tmp_path / "cdnow_orders.csv"
+    orders.write_text("\n".join(lines) + "\n")
+    mapping = tmp_path / "orders.toml"
+    mapping.write_text(ORDERS_MAPPING)
+    data_dir = tmp_path / "data"
+    assert run_cli("init", data_dir=data_dir).returncode == 0
+    result = run_cli("import", str(orders), "--mapping", str(mapping), data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "6,919 accepted (6,919 stored" in result.stdout
+
+    with Touchpoints(load_settings(data_dir)) as tp:
+        card = tp.predictions.train_ltv(LtvTraining(until=cdnow.CALIBRATION_END))
+    published = cdnow.summary()
+    reference = bgnbd.fit(published.x, published.t_x, published.T).params
+    repeat = published.x > 0
+    spend = gamma_gamma.fit(published.x[repeat], published.zbar[repeat]).params
+    for name in ("r", "alpha", "a", "b"):
+        assert card.parameters["bgnbd"][name] == pytest.approx(
+            getattr(reference, name), rel=1e-3
+        ), name
+        assert card.parameters["bgnbd"][name] == pytest.approx(PUBLISHED[name], rel=0.01)
+    for name in ("p", "q", "v"):
+        assert card.parameters["gamma_gamma"][name] == pytest.approx(
+            getattr(spend, name), rel=1e-3
+        ), name
+        assert card.parameters["gamma_gamma"][name] == pytest.approx(
+            PUBLISHED_SPEND[name], rel=0.01
+        )
