@@ -145,6 +145,28 @@ def test_a_failed_training_leaves_the_model_and_its_scores(shop: Touchpoints, tr
     assert failed.status == "failed" and "amount" in (failed.message or "")
 
 
+def test_an_export_holds_and_an_erasure_removes_the_persons_figures(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    import orjson
+
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        send(tp, [order(c, day, amount) for c, day, amount in cdnow.transactions()])
+        tp.predictions.today = lambda: cdnow.CALIBRATION_END
+        tp.predictions.train_ltv()
+        tp.predictions.score()
+        person = tp.predictions.ltv("user_id:0002").person
+        _, archive = tp.privacy.export("user_id:0002")
+        with zipfile.ZipFile(io.BytesIO(archive)) as files:
+            rows = orjson.loads(files.read("tables/predictions.json"))
+        assert [row["person"] for row in rows] == [person]
+        assert rows[0]["predicted_clv_12m"] > 0
+        tp.privacy.erase("user_id:0002")
+        assert tp.predictions.store.prediction(person) is None
+        assert tp.predictions.store.scored()[0] == 2356
+
+
 # -- bad input, each a plain message -------------------------------------------------------
 @pytest.fixture
 def tp(tmp_path: Path) -> Iterator[Touchpoints]:
