@@ -16,17 +16,14 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
-import pyarrow as pa
 
 from touchpoints.errors import Conflict, InvalidRequest, NotFound, TouchpointsError
-from touchpoints.predictions import bgnbd, gamma_gamma
-from touchpoints.predictions.bgnbd import Array, BgNbdParams, FitFailed
-from touchpoints.predictions.gamma_gamma import PERIODS_PER_MONTH, GammaGammaParams
+from touchpoints.predictions import bgnbd, ltv
+from touchpoints.predictions.bgnbd import FitFailed
+from touchpoints.predictions.ltv import DAYS_PER_PERIOD, Customers
 from touchpoints.predictions.queries import HoldoutQuery, LtvTraining
 from touchpoints.predictions.results import (
     HoldoutEvaluation,
-    HoldoutRow,
     ModelCard,
     ModelCards,
     PersonLtv,
@@ -41,8 +38,6 @@ VERSION = "bgnbd+gamma-gamma/1"
 # Below these the likelihoods are too flat to identify four (or three) parameters.
 MIN_CUSTOMERS = 20
 MIN_REPEAT_BUYERS = 5
-DAYS_PER_PERIOD = {"days": 1.0, "weeks": 7.0}
-HORIZONS_DAYS = (30, 90, 365)
 _NUMBERS = ("DOUBLE", "BIGINT", "UBIGINT")
 _INPUTS = ["frequency", "recency", "age", "average repeat order value"]
 
@@ -55,23 +50,6 @@ class LtvSettings:
     revenue_property: str
     discount_rate: float  # a month
     period: Period
-
-
-@dataclass(frozen=True)
-class Customers:
-    """The RFM summary of everyone with a purchase in a window, times in the period unit;
-    ``value``: the average of the repeat purchase days with a value (NaN: none)."""
-
-    person: npt.NDArray[np.int64]
-    x: Array
-    t_x: Array
-    T: Array
-    value: Array
-
-    @property
-    def spenders(self) -> Array:
-        """Repeat buyers with a positive average value: what Gamma-Gamma learns from."""
-        return np.asarray((self.x > 0) & np.isfinite(self.value) & (self.value > 0))
 
 
 @dataclass(frozen=True)
@@ -114,7 +92,7 @@ class Predictions:
         try:
             customers = self._customers(event, revenue, query.since, until, need_value=True)
             _enough(customers, event)
-            parameters, metrics = _fit(customers)
+            parameters, metrics = ltv.fit(customers)
         except (TouchpointsError, FitFailed) as exc:
             self._add_card(run, status="failed", message=str(exc))
             raise exc if isinstance(exc, TouchpointsError) else Conflict(str(exc)) from None
@@ -208,9 +186,11 @@ class Predictions:
         event = model.features["conversion_event"]
         revenue = model.features["revenue_property"]
         customers = self._customers(event, revenue, model.data_from, self.today(), need_value=True)
-        figures = _figures(model, customers, self.settings.discount_rate)
+        figures = ltv.figures(
+            model.parameters or {}, model.period, customers, self.settings.discount_rate
+        )
         scored_at = utc_now()
-        self.store.replace_predictions(_rows(model.id, scored_at, customers, figures))
+        self.store.replace_predictions(ltv.score_rows(model.id, scored_at, customers, figures))
         clv = figures["predicted_clv_12m"]
         return Scoring(
             model_id=model.id,
@@ -261,15 +241,15 @@ class Predictions:
         predicted = bgnbd.conditional_expected_purchases(
             fitted.params, length, customers.x, customers.t_x, customers.T
         )
-        rows = _by_frequency(customers.x, actual, predicted)
+        rows = ltv.by_frequency(customers.x, actual, predicted)
         metrics = {
-            **_bgnbd_metrics(customers, fitted),
+            **ltv.bgnbd_metrics(customers, fitted),
             "holdout_until": query.holdout_end.isoformat(),
             "holdout_actual": int(actual.sum()),
             "holdout_predicted": float(predicted.sum()),
             "mean_absolute_error": float(np.mean(np.abs(actual - predicted))),
         }
-        parameters = {"bgnbd": _bgnbd_parameters(fitted.params)}
+        parameters = {"bgnbd": ltv.bgnbd_parameters(fitted.params)}
         card_id = self._add_card(run, parameters=parameters, metrics=metrics)
         return HoldoutEvaluation(
             model=self.card(card_id),
@@ -323,124 +303,6 @@ def _enough(customers: Customers, event: str, spend: bool = True) -> None:
             f"repeat buyers{with_value}; the models need at least {MIN_CUSTOMERS} customers "
             f"and {MIN_REPEAT_BUYERS} repeat buyers"
         )
-
-
-# -- fitting and scoring -------------------------------------------------------------------
-def _fit(customers: Customers) -> tuple[dict[str, Any], dict[str, Any]]:
-    fitted = bgnbd.fit(customers.x, customers.t_x, customers.T)
-    spenders = customers.spenders
-    x, m = customers.x[spenders], customers.value[spenders]
-    spend = gamma_gamma.fit(x, m)
-    if spend.params.q <= 1:
-        raise FitFailed(
-            f"the spend model's q is {spend.params.q:.3g} (at most 1): the order values have "
-            "no finite average; the lifetime value cannot be computed"
-        )
-    correlation = float(np.corrcoef(x, m)[0, 1]) if np.std(x) > 0 and np.std(m) > 0 else None
-    parameters = {
-        "bgnbd": _bgnbd_parameters(fitted.params),
-        "gamma_gamma": {"p": spend.params.p, "q": spend.params.q, "v": spend.params.v},
-    }
-    metrics = {
-        **_bgnbd_metrics(customers, fitted),
-        "spend_customers": spend.customers,
-        "gamma_gamma_log_likelihood": spend.log_likelihood,
-        # Gamma-Gamma assumes order value and frequency independent: near 0 is good.
-        "spend_frequency_correlation": correlation,
-    }
-    return parameters, metrics
-
-
-def _bgnbd_parameters(params: BgNbdParams) -> dict[str, float]:
-    return {"r": params.r, "alpha": params.alpha, "a": params.a, "b": params.b}
-
-
-def _bgnbd_metrics(customers: Customers, fitted: bgnbd.BgNbdFit) -> dict[str, Any]:
-    return {
-        "customers": fitted.customers,
-        "repeat_buyers": int(np.sum(customers.x > 0)),
-        "repeat_purchases": int(np.sum(customers.x)),
-        "bgnbd_log_likelihood": fitted.log_likelihood,
-    }
-
-
-def _figures(model: CardRow, customers: Customers, discount_rate: float) -> dict[str, Array]:
-    """Every person's figures under ``model``."""
-    assert model.parameters is not None  # a trained card has them
-    bg = BgNbdParams(**model.parameters["bgnbd"])
-    gg = GammaGammaParams(**model.parameters["gamma_gamma"])
-    x, t_x, T = customers.x, customers.t_x, customers.T
-    days = DAYS_PER_PERIOD[model.period]
-    spenders = customers.spenders
-    # Without a repeat purchase of known value, the expected spend is the population's.
-    spend = gamma_gamma.conditional_expected_spend(
-        gg, np.where(spenders, x, 0.0), np.where(spenders, customers.value, 0.0)
-    )
-    figures = {
-        "p_alive": bgnbd.probability_alive(bg, x, t_x, T),
-        "expected_order_value": spend,
-        "predicted_clv_12m": gamma_gamma.customer_lifetime_value(
-            bg,
-            spend,
-            x,
-            t_x,
-            T,
-            months=12,
-            monthly_discount_rate=discount_rate,
-            periods_per_month=PERIODS_PER_MONTH[model.period],
-        ),
-    }
-    for horizon in HORIZONS_DAYS:
-        figures[f"expected_purchases_{horizon}d"] = bgnbd.conditional_expected_purchases(
-            bg, horizon / days, x, t_x, T
-        )
-    return figures
-
-
-def _rows(
-    model_id: int, scored_at: datetime, customers: Customers, figures: dict[str, Array]
-) -> pa.Table:
-    count = customers.person.size
-    value = customers.value
-    return pa.table(
-        {
-            "person": pa.array(customers.person, pa.int64()),
-            "model_id": pa.array(np.full(count, model_id), pa.int64()),
-            "scored_at": pa.array([scored_at] * count, pa.timestamp("us")),
-            "frequency": pa.array(customers.x.astype(np.int64), pa.int64()),
-            "recency": pa.array(customers.t_x, pa.float64()),
-            "age": pa.array(customers.T, pa.float64()),
-            "average_order_value": pa.array(value, pa.float64(), mask=~np.isfinite(value)),
-            **{
-                name: pa.array(figures[name], pa.float64(), mask=~np.isfinite(figures[name]))
-                for name in (
-                    "p_alive",
-                    "expected_purchases_30d",
-                    "expected_purchases_90d",
-                    "expected_purchases_365d",
-                    "expected_order_value",
-                    "predicted_clv_12m",
-                )
-            },
-        }
-    )
-
-
-def _by_frequency(x: Array, actual: Array, predicted: Array) -> list[HoldoutRow]:
-    """Mean actual and predicted holdout purchases per calibration frequency 0 to 6, and 7+."""
-    rows = []
-    for label, chosen in [(str(n), x == n) for n in range(7)] + [("7+", x >= 7)]:
-        if not np.any(chosen):
-            continue
-        rows.append(
-            HoldoutRow(
-                frequency=label,
-                customers=int(np.sum(chosen)),
-                actual=float(np.mean(actual[chosen])),
-                predicted=float(np.mean(predicted[chosen])),
-            )
-        )
-    return rows
 
 
 def _model_card(row: CardRow) -> ModelCard:
