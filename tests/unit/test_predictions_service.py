@@ -5,6 +5,7 @@ message."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,22 @@ def test_scoring_stores_every_persons_figures(shop: Touchpoints, trained: Any) -
     assert single.frequency == 0 and single.p_alive == 1.0
     assert single.average_order_value is None
     assert single.expected_order_value == pytest.approx(spend["p"] * spend["v"] / (spend["q"] - 1))
+
+
+def test_scoring_counts_in_the_models_period_whatever_the_setting_says_now(
+    shop: Touchpoints, trained: Any
+) -> None:
+    shop.predictions.score()
+    weeks = shop.predictions.ltv("user_id:0001")
+    settings = shop.predictions.settings
+    shop.predictions.settings = replace(settings, period="days")
+    try:
+        shop.predictions.score()
+        again = shop.predictions.ltv("user_id:0001")
+    finally:
+        shop.predictions.settings = settings
+    assert again.period == "weeks" and again.recency == weeks.recency
+    assert again.predicted_clv_12m == pytest.approx(weeks.predicted_clv_12m)
 
 
 def test_holdout_evaluation_compares_predicted_and_actual_purchases(shop: Touchpoints) -> None:

@@ -25,8 +25,7 @@ class ModelCard(Answer):
     data_until: date = Field(description="Last day of purchases and end of observation (UTC)")
     period: Period = Field(description="The time unit of alpha, frequency and recency")
     features: dict[str, Any] = Field(
-        description="The conversion event, revenue property and discount rate used, and the "
-        "inputs per person"
+        description="The conversion event and revenue property used, and the inputs per person"
     )
     parameters: dict[str, dict[str, float]] | None = Field(
         description="bgnbd: r, alpha, a, b; gamma_gamma: p, q, v"
@@ -74,6 +73,9 @@ class Scoring(Answer):
     expected_purchases_365d: float = Field(description="Over all persons")
     predicted_clv_12m: float = Field(description="Over all persons")
     mean_p_alive: float
+    discount_rate: float = Field(
+        description="Monthly, of predicted_clv_12m: the setting when the scores were made"
+    )
 
 
 class HoldoutRow(Answer):

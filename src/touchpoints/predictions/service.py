@@ -90,7 +90,7 @@ class Predictions:
         features = self._features(event, revenue)
         run = _Run(KIND, query.since, until, features)
         try:
-            customers = self._customers(event, revenue, query.since, until, need_value=True)
+            customers = self._customers(event, revenue, query.since, until)
             _enough(customers, event)
             parameters, metrics = ltv.fit(customers)
         except (TouchpointsError, FitFailed) as exc:
@@ -103,7 +103,6 @@ class Predictions:
         return {
             "conversion_event": event,
             "revenue_property": revenue,
-            "discount_rate_monthly": self.settings.discount_rate,
             "inputs": _INPUTS,
         }
 
@@ -131,8 +130,17 @@ class Predictions:
         )
 
     def _customers(
-        self, event: str, revenue: str, since: date | None, until: date, *, need_value: bool
+        self,
+        event: str,
+        revenue: str,
+        since: date | None,
+        until: date,
+        *,
+        need_value: bool = True,
+        period: str | None = None,
     ) -> Customers:
+        """Everyone's RFM summary of the window, in ``period`` (unset: the setting's); the
+        purchase event and (``need_value``) the revenue property checked first."""
         kinds = self.store.value_types(event, revenue, since, until)
         window = f"from {since.isoformat() if since else 'the first day'} to {until.isoformat()}"
         if not kinds:
@@ -143,7 +151,7 @@ class Predictions:
         if need_value:
             _check_values(kinds, event, revenue)
         table = self.store.summary(event, revenue, since, until)
-        days = DAYS_PER_PERIOD[self.settings.period]
+        days = DAYS_PER_PERIOD[period or self.settings.period]
         column = table.column
         return Customers(
             person=column("person").to_numpy(),
@@ -185,7 +193,10 @@ class Predictions:
         model = self._current()
         event = model.features["conversion_event"]
         revenue = model.features["revenue_property"]
-        customers = self._customers(event, revenue, model.data_from, self.today(), need_value=True)
+        # In the model's period unit (its alpha is), whatever the setting says now.
+        customers = self._customers(
+            event, revenue, model.data_from, self.today(), period=model.period
+        )
         figures = ltv.figures(
             model.parameters or {}, model.period, customers, self.settings.discount_rate
         )
@@ -199,6 +210,7 @@ class Predictions:
             expected_purchases_365d=float(np.sum(figures["expected_purchases_365d"])),
             predicted_clv_12m=float(np.nansum(clv)),
             mean_p_alive=float(np.mean(figures["p_alive"])),
+            discount_rate=self.settings.discount_rate,
         )
 
     def ltv(self, key: str) -> PersonLtv:
