@@ -214,6 +214,14 @@ def test_a_text_revenue_names_the_revenue_property(tp: Touchpoints) -> None:
     assert tp.predictions.cards().cards[0].status == "failed"
 
 
+def test_a_revenue_that_is_no_number_names_the_revenue_property(tp: Touchpoints) -> None:
+    send(tp, _customers(30, 10) + [order("c1", date(2026, 5, 1), {"amount": 3})])
+    with pytest.raises(
+        InvalidRequest, match=r"^revenue_property: 'revenue' is not a number in 1 of 41 "
+    ):
+        tp.predictions.train_ltv()
+
+
 def test_too_little_data_is_a_conflict(tp: Touchpoints) -> None:
     send(tp, _customers(8, 2))
     with pytest.raises(Conflict, match="too little data: 8 customers .* 2 of them repeat"):
