@@ -308,3 +308,21 @@ def test_a_transactions_csv_imported_with_the_cli_reproduces_the_published_fit(
         assert card.parameters["gamma_gamma"][name] == pytest.approx(
             PUBLISHED_SPEND[name], rel=0.01
         )
+
+
+@pytest.mark.slow
+def test_the_example_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "predictions.md").read_text()
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    with Touchpoints(load_settings(tmp_path / "touchpoints-data")) as tp:
+        send(tp, [order(c, day, amount) for c, day, amount in cdnow.transactions()])
+    printed: list[Any] = []
+
+    def show(*values: Any) -> None:
+        printed.extend(values)
+
+    exec(compile(example, "docs/predictions.md", "exec"), {"print": show})
+    parameters, _metrics, person = printed
+    assert parameters["bgnbd"]["r"] == pytest.approx(PUBLISHED["r"], rel=0.01)
+    assert person.frequency >= 2 and person.model_id == 1
