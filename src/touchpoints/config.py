@@ -256,6 +256,26 @@ class Settings(BaseSettings):
             "frequency and recency): the papers count weeks."
         ),
     )
+    predictions_churn_events: list[str] = Field(
+        default_factory=list,
+        description=(
+            "The events that count as activity for churn risk: a person has churned who does "
+            "none of them for predictions_churn_window_days; empty: any event."
+        ),
+    )
+    predictions_churn_window_days: int = Field(
+        default=90,
+        ge=7,
+        le=730,
+        description="Days without activity that make a person churned (and the label's window).",
+    )
+    predictions_churn_population: Literal["purchasers", "everyone"] = Field(
+        default="purchasers",
+        description=(
+            "Whose churn risk is predicted: persons with a predictions_conversion_event "
+            "(purchasers) or everyone; either way only those active in the last window."
+        ),
+    )
 
     @field_validator("consent_categories")
     @classmethod
@@ -456,6 +476,9 @@ DEFAULT_CONFIG_TOML = """\
 # predictions_revenue_property = "revenue"          # its value, a JSON number
 # predictions_discount_rate = 0.01                  # a month, for the 12-month lifetime value
 # predictions_period = "weeks"                      # or "days": the models' time unit
+# predictions_churn_events = []                    # activity for churn risk; []: any event
+# predictions_churn_window_days = 90                # no activity this long: churned
+# predictions_churn_population = "purchasers"       # or "everyone"
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]

@@ -84,6 +84,8 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "import_rejects",
             "prediction_models",
             "predictions",
+            "churn_scores",
+            "prediction_estimators",
         }
         assert warehouse.schema_version() == LATEST_VERSION == len(MIGRATIONS)
         assert warehouse.fetchall(

@@ -136,6 +136,13 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "customer still, order value, with the model and time they were computed",
     ),
     PersonalTable(
+        "churn_scores",
+        "person",
+        ("person",),
+        "the person's churn risk: the probability of no activity in the coming window, its "
+        "percentile, and the features of their journey that raised or lowered it",
+    ),
+    PersonalTable(
         "quarantine",
         "text",
         ("raw", "envelope"),
@@ -163,6 +170,11 @@ NOT_PERSONAL: dict[str, str] = {
     "prediction_models": (
         "model cards: parameters and metrics fitted on all customers together, the data "
         "window and settings; counts and figures about the whole base, none about one person"
+    ),
+    "prediction_estimators": (
+        "fitted churn models (gradient-boosted trees, a logistic regression): split points "
+        "between feature values, leaf values averaged over at least 20 persons, coefficients "
+        "over all; no row of any one person"
     ),
 }
 

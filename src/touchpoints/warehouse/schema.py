@@ -400,6 +400,39 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        8,
+        "churn risk: each person's latest churn scores, and the fitted estimators",
+        (
+            # Each person's churn risk from the latest scoring (one row a person): the
+            # probability of no activity in the window after scoring, its percentile among
+            # the persons scored, and the features that pushed it up or down (JSON: the base
+            # risk and a list of {feature, value, points}, biggest first), with the model and
+            # the time.
+            """
+            CREATE TABLE churn_scores (
+                person BIGINT NOT NULL,
+                model_id BIGINT NOT NULL,
+                scored_at TIMESTAMP NOT NULL,
+                churn_risk DOUBLE NOT NULL,
+                churn_percentile DOUBLE NOT NULL,
+                contributions VARCHAR NOT NULL
+            )
+            """,
+            # The fitted estimator of a model card that needs one to score (churn risk), as
+            # joblib bytes with their SHA-256 (the card names it too); kept
+            # in the warehouse, so it is written in the card's transaction, backed up and
+            # copied with the data, and never read from a file anyone else could have put.
+            """
+            CREATE TABLE prediction_estimators (
+                model_id BIGINT PRIMARY KEY,
+                format VARCHAR NOT NULL,
+                sha256 VARCHAR NOT NULL,
+                estimator BLOB NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
