@@ -29,7 +29,7 @@ from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
-from touchpoints.predictions import LtvSettings, Predictions
+from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
 from touchpoints.privacy.retention import RetentionJob
 from touchpoints.privacy.service import Privacy, PrivacySettings
 from touchpoints.profiles import Profiles
@@ -135,6 +135,20 @@ class Touchpoints:
                 revenue_property=settings.predictions_revenue_property,
                 discount_rate=settings.predictions_discount_rate,
                 period=settings.predictions_period,
+            ),
+        )
+        # Churn risk reads the journeys as analyses do: without persons who denied them.
+        self.churn = ChurnRisk(
+            self.warehouse,
+            self.profiles.resolve,
+            self.journeys.source,
+            model,
+            ChurnSettings(
+                events=tuple(settings.predictions_churn_events),
+                window_days=settings.predictions_churn_window_days,
+                population=settings.predictions_churn_population,
+                conversion_event=settings.predictions_conversion_event,
+                revenue_property=settings.predictions_revenue_property,
             ),
         )
         self.normalizer = build_normalizer(settings)

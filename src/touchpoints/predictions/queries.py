@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -57,3 +58,23 @@ class HoldoutQuery(BaseModel):
         if self.since is not None and self.calibration_end <= self.since:
             raise ValueError("calibration_end: give a day after since")
         return self
+
+
+class ChurnTraining(BaseModel):
+    """Train the churn-risk models: on the persons at a cutoff two windows before ``until``,
+    labelled by the window after it, tested on the persons at the next cutoff, one window
+    before ``until``, labelled by the last window. Unset fields: the settings."""
+
+    model_config = _FROZEN
+    until: date | None = Field(
+        default=None, description="Last day of the test period's window; unset: yesterday"
+    )
+    events: list[str] | None = Field(
+        default=None, description="Activity events; empty: any event (predictions_churn_events)"
+    )
+    window_days: int | None = Field(
+        default=None, ge=7, le=730, description="unset: predictions_churn_window_days"
+    )
+    population: Literal["purchasers", "everyone"] | None = Field(
+        default=None, description="unset: predictions_churn_population"
+    )

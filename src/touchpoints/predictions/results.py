@@ -98,3 +98,38 @@ class HoldoutEvaluation(Answer):
     actual_total: int
     predicted_total: float
     mean_absolute_error: float = Field(description="Per customer, in purchases")
+
+
+class ChurnContribution(Answer):
+    """One feature's push on a person's churn risk: the face words it ("3 support contacts
+    in 90 days: +12 points") from the feature's name, its value and the points."""
+
+    feature: str = Field(description="The feature (see docs/predictions.md#churn-risk)")
+    label: str = Field(description="What the feature is, in English")
+    value: float | None = Field(description="The person's value; null: unknown")
+    points: float = Field(description="Percentage points of risk it adds (negative: removes)")
+
+
+class PersonChurn(Answer):
+    """A person's churn risk from the latest scoring: the traits ``churn_risk`` and
+    ``churn_percentile``, and what raised or lowered it."""
+
+    person: int
+    model_id: int = Field(description="The model card that made them")
+    model_version: str
+    scored_at: UtcTime
+    window_days: int = Field(description="Churned: no activity this many days from scoring")
+    churn_risk: float = Field(description="Probability of no activity in the window")
+    churn_percentile: float = Field(description="Among the persons scored (100: riskiest)")
+    base_risk: float | None = Field(description="The risk before any feature's points")
+    contributions: list[ChurnContribution] = Field(description="Biggest first, either way")
+
+
+class ChurnScoring(Answer):
+    """A scoring run: every person of the population got a churn risk."""
+
+    model_id: int
+    scored_at: UtcTime
+    persons: int
+    mean_churn_risk: float
+    base_risk: float

@@ -166,15 +166,15 @@ class Predictions:
         found = self.store.card(card_id)
         if found is None:
             raise NotFound(f"no model card {card_id}")
-        return _model_card(found)
+        return model_card(found)
 
     def model(self) -> ModelCard:
         """The model in use: the newest trained lifetime-value card."""
-        return _model_card(self._current())
+        return model_card(self._current())
 
     def cards(self, limit: int = 50) -> ModelCards:
         """Every training run, newest first (holdout evaluations too)."""
-        return ModelCards(cards=[_model_card(row) for row in self.store.cards(None, limit)])
+        return ModelCards(cards=[model_card(row) for row in self.store.cards(None, limit)])
 
     def _current(self) -> CardRow:
         found = self.store.latest_trained(KIND)
@@ -317,7 +317,8 @@ def _enough(customers: Customers, event: str, spend: bool = True) -> None:
         )
 
 
-def _model_card(row: CardRow) -> ModelCard:
+def model_card(row: CardRow) -> ModelCard:
+    """A card as the answer shows it (churn risk's cards too)."""
     return ModelCard(
         id=row.id,
         kind=row.kind,

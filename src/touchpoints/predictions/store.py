@@ -1,5 +1,6 @@
-"""The predictions' tables (``prediction_models``, ``predictions``) and the purchase summary
-the models learn from, read from the events and the identity map.
+"""The predictions' tables (``prediction_models``, ``predictions``, ``churn_scores``,
+``prediction_estimators``) and the purchase summary the models learn from, read from the
+events and the identity map.
 
 A purchase is a ``track`` event of the conversion event's name; its person is the person of
 its first identifier (as the journey facts find it); its value the revenue property, when that
@@ -203,6 +204,57 @@ class PredictionStore:
         rows = self.warehouse.fetchall("SELECT count(*), max(model_id) FROM predictions")
         count, model = rows[0]
         return int(count), None if model is None else int(model)
+
+
+class ChurnStore:
+    """Churn risk's tables: the fitted estimators of the model cards, each person's scores."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+
+    def add_estimator(self, model_id: int, fmt: str, sha256: str, data: bytes) -> None:
+        self.warehouse.run(
+            "INSERT INTO prediction_estimators (model_id, format, sha256, estimator) "
+            "VALUES (?, ?, ?, ?)",
+            [model_id, fmt, sha256, data],
+        )
+
+    def estimator(self, model_id: int) -> tuple[str, str, bytes] | None:
+        """(format, sha256, bytes) of a card's fitted estimator."""
+        rows = self.warehouse.fetchall(
+            "SELECT format, sha256, estimator FROM prediction_estimators WHERE model_id = ?",
+            [model_id],
+        )
+        if not rows:
+            return None
+        fmt, sha256, data = rows[0]
+        return str(fmt), str(sha256), bytes(data)
+
+    def replace_scores(self, rows: pa.Table) -> None:
+        """The latest churn scores, all at once: the previous ones stay until these are
+        written."""
+        with self.warehouse.transaction() as cursor:
+            self.warehouse.run("DELETE FROM churn_scores", cursor=cursor)
+            self.warehouse.insert_arrow("churn_scores", _CHURN_COLUMNS, rows, cursor=cursor)
+
+    def score(self, person: int) -> dict[str, Any] | None:
+        rows = self.warehouse.fetchall(
+            f"SELECT {_CHURN_COLUMNS} FROM churn_scores WHERE person = ?", [person]
+        )
+        if not rows:
+            return None
+        found = dict(zip(_CHURN_COLUMNS.split(", "), rows[0], strict=True))
+        found["contributions"] = orjson.loads(found["contributions"])
+        return found
+
+    def scored(self) -> tuple[int, int | None]:
+        """(persons scored, the model that scored them)."""
+        rows = self.warehouse.fetchall("SELECT count(*), max(model_id) FROM churn_scores")
+        count, model = rows[0]
+        return int(count), None if model is None else int(model)
+
+
+_CHURN_COLUMNS = "person, model_id, scored_at, churn_risk, churn_percentile, contributions"
 
 
 def _next(day: date) -> date:
