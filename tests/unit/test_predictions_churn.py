@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +36,17 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def customers(count: int, seed: int = 1) -> list[dict[str, Any]]:
-    """Segment messages: each customer buys once, then drives until they stop."""
+def customers(count: int, seed: int = 1, start: datetime = START) -> list[dict[str, Any]]:
+    """Segment messages: each customer buys once, then drives until they stop; 420 days
+    from ``start``."""
     rng = random.Random(seed)
+    end = start + (END - START)
     messages: list[dict[str, Any]] = []
     for n in range(count):
         user = f"c{n:05d}"
 
         def track(event: str, at: datetime, user: str = user, **props: Any) -> None:
-            if at < END:
+            if at < end:
                 messages.append(
                     {
                         "type": "track",
@@ -56,7 +58,7 @@ def customers(count: int, seed: int = 1) -> list[dict[str, Any]]:
                     }
                 )
 
-        bought = START + timedelta(days=rng.uniform(0, 250))
+        bought = start + timedelta(days=rng.uniform(0, 250))
         track("Order Completed", bought, revenue=float(rng.randint(100, 900)))
         unhappy = rng.random() < 0.4
         if unhappy:
@@ -246,6 +248,26 @@ def test_a_failed_training_keeps_the_model_and_its_scores(tp: Touchpoints) -> No
 def test_churn_scores_are_personal_data() -> None:
     table = registered("churn_scores")
     assert table is not None and table.finds == "person"
+
+
+@pytest.mark.slow
+def test_the_example_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "predictions.md").read_text()
+    example = text.split("## Churn risk", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    today = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    with Touchpoints(load_settings(tmp_path / "touchpoints-data")) as tp:
+        _load(tp, customers(900, start=today - (END - START)))
+    printed: list[Any] = []
+
+    def show(*values: Any) -> None:
+        printed.extend(values)
+
+    exec(compile(example, "docs/predictions.md", "exec"), {"print": show})
+    model, baseline, scoring, person = printed
+    assert model["auc"] > 0.7 and set(baseline) == set(model)
+    assert scoring.persons > 100
+    assert person.contributions and person.model_id == scoring.model_id
 
 
 # -- engines -----------------------------------------------------------------------------------
