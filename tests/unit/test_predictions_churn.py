@@ -245,9 +245,27 @@ def test_a_failed_training_keeps_the_model_and_its_scores(tp: Touchpoints) -> No
     assert tp.churn.score().model_id == card.id
 
 
-def test_churn_scores_are_personal_data() -> None:
-    table = registered("churn_scores")
-    assert table is not None and table.finds == "person"
+def test_an_export_holds_and_an_erasure_removes_the_persons_churn_scores(tp: Touchpoints) -> None:
+    import io
+    import zipfile
+
+    import orjson
+
+    assert (found := registered("churn_scores")) is not None and found.finds == "person"
+    tp.churn.train()
+    scored = tp.churn.score().persons
+    person = int(tp.warehouse.scalar("SELECT min(person) FROM churn_scores"))
+    user = tp.warehouse.scalar(
+        "SELECT value FROM identifiers WHERE person = ? AND type = 'user_id'", [person]
+    )
+    _, archive = tp.privacy.export(f"user_id:{user}")
+    with zipfile.ZipFile(io.BytesIO(archive)) as files:
+        rows = orjson.loads(files.read("tables/churn_scores.json"))
+    assert [row["person"] for row in rows] == [person]
+    assert "contributions" in rows[0] and 0 <= rows[0]["churn_risk"] <= 1
+    tp.privacy.erase(f"user_id:{user}")
+    assert tp.churn.store.score(person) is None
+    assert tp.churn.store.scored()[0] == scored - 1
 
 
 @pytest.mark.slow
