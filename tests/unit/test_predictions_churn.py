@@ -156,6 +156,7 @@ def test_training_splits_by_time_and_keeps_a_card(tp: Touchpoints) -> None:
     assert tp.churn.model_card().id == card.id
 
 
+@pytest.mark.slow
 def test_nothing_of_the_test_window_reaches_the_training_rows(tp: Touchpoints) -> None:
     """The training rows (features and labels) at the training cutoff are the same whatever
     happens from the test cutoff on: events added there change nothing."""
@@ -213,6 +214,7 @@ def test_the_test_window_must_be_over(tp: Touchpoints) -> None:
 
 
 # -- scoring -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_scores_with_reasons_survive_a_restart(tp: Touchpoints) -> None:
     card = tp.churn.train()
     scoring = tp.churn.score()
@@ -233,6 +235,7 @@ def test_scores_with_reasons_survive_a_restart(tp: Touchpoints) -> None:
         assert again.churn.risk(key).churn_risk == pytest.approx(one.churn_risk)
 
 
+@pytest.mark.slow
 def test_a_failed_training_keeps_the_model_and_its_scores(tp: Touchpoints) -> None:
     card = tp.churn.train()
     tp.churn.score()
@@ -245,6 +248,7 @@ def test_a_failed_training_keeps_the_model_and_its_scores(tp: Touchpoints) -> No
     assert tp.churn.score().model_id == card.id
 
 
+@pytest.mark.slow
 def test_an_export_holds_and_an_erasure_removes_the_persons_churn_scores(tp: Touchpoints) -> None:
     import io
     import zipfile
