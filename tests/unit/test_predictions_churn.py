@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,15 @@ def test_too_few_churned_or_stayed_is_refused_naming_what_is_missing(tmp_path: P
 def test_the_test_window_must_be_over(tp: Touchpoints) -> None:
     with pytest.raises(InvalidRequest, match="^until: "):
         tp.churn.train(ChurnTraining(until=END.date()))
+
+
+def test_a_definition_that_finds_nobody_names_the_field(tp: Touchpoints) -> None:
+    with pytest.raises(InvalidRequest, match="^events: nobody did any of 'Trip Taken'"):
+        tp.churn.train(ChurnTraining(events=["Trip Taken"]))
+    tp.churn.settings = replace(tp.churn.settings, conversion_event="Purchase")
+    with pytest.raises(InvalidRequest, match="^population: nobody with a 'Purchase' event"):
+        tp.churn.train()
+    assert [c.status for c in tp.predictions.cards().cards] == ["failed", "failed"]
 
 
 # -- scoring -----------------------------------------------------------------------------------

@@ -104,6 +104,7 @@ class ChurnRisk:
             source = self.source()
             train = self._frame(source, spec, train_cutoff, label=True)
             test = self._frame(source, spec, test_cutoff, label=True)
+            _anyone(train, test, spec)
             _enough(train, test, train_cutoff, test_cutoff)
             assert train.y is not None and test.y is not None
             fitted = churn.fit(train.x, train.y)
@@ -341,6 +342,24 @@ def _counts(frame: _Frame) -> dict[str, int]:
     assert frame.y is not None
     churned = int(np.sum(frame.y))
     return {"persons": int(frame.y.size), "churned": churned, "stayed": frame.y.size - churned}
+
+
+def _anyone(train: _Frame, test: _Frame, spec: ChurnSpec) -> None:
+    """Nobody at either cutoff: the definition names nothing that happens (422 naming it)."""
+    if train.person.size or test.person.size:
+        return
+    if spec.events:
+        raise InvalidRequest(
+            f"events: nobody did any of {', '.join(map(repr, spec.events))} in the window "
+            "before either cutoff; name the events that show a customer is active (the "
+            "setting predictions_churn_events; none named: any event)"
+        )
+    if spec.population == "purchasers":
+        raise InvalidRequest(
+            f"population: nobody with a {spec.conversion_event!r} event was active before "
+            "either cutoff; the setting predictions_conversion_event names the purchase "
+            'event, or ask about everyone (predictions_churn_population = "everyone")'
+        )
 
 
 def _enough(train: _Frame, test: _Frame, train_cutoff: datetime, test_cutoff: datetime) -> None:

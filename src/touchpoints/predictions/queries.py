@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -69,7 +69,7 @@ class ChurnTraining(BaseModel):
     until: date | None = Field(
         default=None, description="Last day of the test period's window; unset: yesterday"
     )
-    events: list[str] | None = Field(
+    events: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None, description="Activity events; empty: any event (predictions_churn_events)"
     )
     window_days: int | None = Field(
