@@ -128,6 +128,7 @@ def test_points_add_up_to_the_risk_above_the_base() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(600, 4))
     y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(size=600) > 0.8).astype(np.int64)
+    x[rng.random(600) < 0.3, 3] = np.nan  # a feature unknown for some: the trees route it
     fitted = churn.fit(x, y)
     explained = churn.explain(fitted.trees, x[:50])
     assert explained.risk == pytest.approx(churn.risk(fitted.trees, x[:50]))
