@@ -18,10 +18,14 @@ class ModelCard(Answer):
     """One training run: what it learnt from, with which settings, what it found."""
 
     id: int
-    kind: str = Field(description="ltv: the model in use; ltv_holdout: a holdout evaluation")
+    kind: str = Field(
+        description="ltv: lifetime value; ltv_holdout: a holdout evaluation; churn: churn risk"
+    )
     version: str = Field(description="The models and the version of their code")
     trained_at: UtcTime
-    data_from: date | None = Field(description="First day of purchases (UTC); null: the first")
+    data_from: date | None = Field(
+        description="First day of purchases (UTC); null: the first (churn: always)"
+    )
     data_until: date = Field(description="Last day of purchases and end of observation (UTC)")
     period: Period = Field(description="The time unit of alpha, frequency and recency")
     features: dict[str, Any] = Field(
