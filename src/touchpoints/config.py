@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -256,7 +256,7 @@ class Settings(BaseSettings):
             "frequency and recency): the papers count weeks."
         ),
     )
-    predictions_churn_events: list[str] = Field(
+    predictions_churn_events: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         description=(
             "The events that count as activity for churn risk: a person has churned who does "
