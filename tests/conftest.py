@@ -32,6 +32,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
+def dashboard_sign_in(client: httpx.Client, key: str) -> httpx.Response:
+    """Sign ``client`` in to the dashboard with an API key, as the login page's key form does
+    (with the form's CSRF token); the answer to the form (303 when the key opens a session)."""
+    import re
+
+    form = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token is not None, form.text[:300]
+    return client.post("/login", data={"csrf": token[1], "key": key}, follow_redirects=False)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -209,8 +220,15 @@ def cli(
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    """Initialise ``data_dir`` if needed, make keys, start a server and wait until it answers."""
+def start_server(
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    serve_args: tuple[str, ...] = (),
+    verify: Any = True,
+) -> Server:
+    """Initialise ``data_dir`` if needed, make keys, start a server and wait until it answers
+    (``serve_args`` given to ``touchpoints serve``; with ``--tls-cert``, over HTTPS checked
+    with ``verify``)."""
     if not (data_dir / "touchpoints.duckdb").exists():
         assert cli("init", data_dir=data_dir).returncode == 0
     write_key = cli("keys", "create", "write", data_dir=data_dir).stdout.strip()
@@ -221,18 +239,19 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Ser
     env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), **(extra_env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "touchpoints", "serve", "--port", str(port)],
+            [sys.executable, "-m", "touchpoints", "serve", "--port", str(port), *serve_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
         )
-    url = f"http://127.0.0.1:{port}"
+    scheme = "https" if "--tls-cert" in serve_args else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=1, verify=verify).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.1)

@@ -6,6 +6,7 @@ TOUCHPOINTS_DATA_DIR, then ``./touchpoints-data``) and the rest is read with it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -93,6 +94,73 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the server listens on.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port the server listens on.")
+
+    tls_cert: Path | None = Field(
+        default=None,
+        description=(
+            "Certificate (PEM, with its chain) to serve HTTPS with; relative paths are inside "
+            "the data directory. Unset: plain HTTP (behind a TLS-terminating proxy)."
+        ),
+    )
+    tls_key: Path | None = Field(
+        default=None, description="Private key (PEM) of tls_cert; set both or neither."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses (or networks) of reverse proxies whose X-Forwarded-For and "
+            "X-Forwarded-Proto are believed; empty: those headers are ignored."
+        ),
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description=(
+            "Open connections the server holds at most; beyond, new requests are answered 503."
+        ),
+    )
+    keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="An idle kept-alive connection is closed after this."
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this (else 408, closed).",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request's body must arrive within this of its headers (else 408, closed).",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest request line and headers together (else 431, closed).",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body of any route (else 413); the collector's own limits, "
+            "max_event_bytes and max_batch_bytes, are tighter. At least max_batch_bytes."
+        ),
+    )
+    rate_limit_api: float = Field(
+        default=500.0,
+        ge=0,
+        description="Requests a second each read or admin key may make to the API (0: no limit).",
+    )
+    rate_limit_api_burst: int = Field(
+        default=1000, ge=1, description="Requests a read or admin key may make at once."
+    )
+    rate_limit_collect: float = Field(
+        default=5000.0,
+        ge=0,
+        description="Requests a second each write key may send to the collector (0: no limit).",
+    )
+    rate_limit_collect_burst: int = Field(
+        default=10_000, ge=1, description="Requests a write key may send at once."
+    )
 
     max_event_bytes: int = Field(
         default=32 * 1024, ge=1024, description="Largest accepted single event (Segment: 32 KB)."
@@ -298,6 +366,18 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{proxy!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
+                ) from None
+        return value
+
     @field_validator("match_comparisons")
     @classmethod
     def _comparisons_distinct(cls, names: list[str]) -> list[str]:
@@ -347,6 +427,29 @@ class Settings(BaseSettings):
             raise ValueError("max_batch_events must not exceed max_pending_events")
         return self
 
+    @model_validator(mode="after")
+    def _limits_consistent(self) -> Settings:
+        if self.max_body_bytes < self.max_batch_bytes:
+            raise ValueError(
+                "max_body_bytes must be at least max_batch_bytes (a full batch is a body)"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: set both (HTTPS) or neither (HTTP)")
+        return self
+
+    def _inside(self, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        return path if path.is_absolute() else self.data_dir / path
+
+    @property
+    def tls_cert_path(self) -> Path | None:
+        return self._inside(self.tls_cert)
+
+    @property
+    def tls_key_path(self) -> Path | None:
+        return self._inside(self.tls_key)
+
     @property
     def database_path(self) -> Path:
         return self.data_dir / "touchpoints.duckdb"
@@ -374,7 +477,8 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
 
 def resolve_data_dir(data_dir: Path | str | None = None) -> Path:
@@ -424,6 +528,19 @@ DEFAULT_CONFIG_TOML = """\
 # Every setting is described in docs/configuration.md.
 # host = "127.0.0.1"
 # port = 8080
+# tls_cert: unset (plain HTTP); HTTPS: tls_cert = "cert.pem" and tls_key = "key.pem"
+# tls_key: unset
+# trusted_proxies = []          # e.g. ["127.0.0.1"]: a reverse proxy on this machine
+# max_connections = 1000        # beyond, new requests are answered 503
+# keep_alive_seconds = 5.0      # an idle kept-alive connection is closed after this
+# header_timeout_seconds = 10.0 # a request's headers must arrive within this (else 408)
+# body_timeout_seconds = 30.0   # its body within this of its headers (else 408)
+# max_header_bytes = 16384      # request line and headers together (else 431)
+# max_body_bytes = 1048576      # any request body (else 413); at least max_batch_bytes
+# rate_limit_api = 500.0        # requests a second per read or admin key (0: no limit; 429)
+# rate_limit_api_burst = 1000   # requests such a key may make at once
+# rate_limit_collect = 5000.0   # requests a second per write key (0: no limit; 429)
+# rate_limit_collect_burst = 10000
 # max_event_bytes = 32768       # Segment's limit per event
 # max_batch_bytes = 512000      # Segment's limit per request
 # max_batch_events = 2500       # Segment's limit per batch

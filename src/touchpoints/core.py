@@ -17,7 +17,10 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from touchpoints.access.audit import AuditLog
 from touchpoints.access.keys import KeyStore
+from touchpoints.access.proxies import TrustedProxies
+from touchpoints.access.users import Users
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
@@ -98,6 +101,9 @@ class Touchpoints:
         self.warehouse = Warehouse(settings.database_path, read_only=read_only)
         make_private(settings.data_dir)
         self.keys = KeyStore(self.warehouse)
+        self.users = Users(self.warehouse)
+        self.audit = AuditLog(self.warehouse)
+        self.proxies = TrustedProxies(settings.trusted_proxies)
         self.events = EventReader(self.warehouse)
         self.store = EventStore(self.warehouse)
         self.quarantine = Quarantine(self.warehouse)
@@ -207,6 +213,7 @@ class Touchpoints:
         self.jobs = [job for job in (self.privacy.retention_job(),) if job is not None]
         for job in self.jobs:
             job.start()
+        self.audit.start()
         return replayed
 
     def _paused_writes(self) -> AbstractContextManager[None]:
@@ -228,6 +235,7 @@ class Touchpoints:
 
     def close(self) -> None:
         self.stop_writer()
+        self.audit.close()  # what was recorded is written: a clean shutdown loses no line
         self.warehouse.close()
 
     def __enter__(self) -> Touchpoints:

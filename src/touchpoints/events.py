@@ -586,7 +586,9 @@ class StoredEvent(Answer):
     sent_at: UtcTime | None = None
     received_at: UtcTime
     channel: str
-    source: str = Field(description="The id of the key that sent it")
+    source: str = Field(
+        description="The source of the key that sent it: the one it was made for, else its id"
+    )
     raw: dict[str, Any] = Field(description="The message as it came (without a writeKey)")
 
 

@@ -18,7 +18,7 @@ def sign_in(page: Any, server: Server, key: str) -> None:
     """Open the dashboard and sign in with ``key`` (lands on the login form first)."""
     page.goto(f"{server.url}/")
     page.fill("#key", key)
-    page.click("button[type=submit]")
+    page.click("#key-login button[type=submit]")
 
 
 def chart_series(page: Any, figure: str) -> list[list[Any]]:

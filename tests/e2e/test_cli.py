@@ -223,6 +223,8 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
         "quarantine",
         "identity",
         "journeys",
+        "users",
+        "audit",
     ):
         assert command in result.stdout
 

@@ -31,7 +31,13 @@ def test_no_page_without_a_login_and_the_session_cookie_is_http_only(
     assert "not valid" in page.inner_text("p.error")
     sign_in(page, demo_server, demo_server.write_key)
     assert "only sends events" in page.inner_text("p.error")
-    assert not context.cookies()
+    # No session: only the sign-in form's CSRF cookie (http-only, for /login alone).
+    [form_cookie] = context.cookies()
+    assert (form_cookie["name"], form_cookie["httpOnly"], form_cookie["path"]) == (
+        "tp_login",
+        True,
+        "/login",
+    )
     # A read key opens the overview; the cookie cannot be read by scripts and stays on site.
     sign_in(page, demo_server, demo_server.read_key)
     page.wait_for_selector("h1:text('Overview')")

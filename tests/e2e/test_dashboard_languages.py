@@ -238,7 +238,7 @@ def test_the_switch_changes_the_language_and_it_sticks_across_pages(
     page.wait_for_selector("h1:text('Anmelden')")
     assert "/login?next=" in page.url
     page.fill("#key", "tp_read_00000000000000000000000000000000")
-    page.click("main button[type=submit]")
+    page.click("#key-login button[type=submit]")
     assert page.inner_text("p.error") == (
         "Dieser Schlüssel ist nicht gültig (unbekannt oder widerrufen)."
     )

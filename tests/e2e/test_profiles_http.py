@@ -129,7 +129,7 @@ def test_profile_lookups_answer_alike_on_the_lean_route_and_through_fastapi(
             refused = client.get("/v1/profiles/user_id:u-7")
             assert refused.status_code == 403
             assert refused.json() == {
-                "detail": "a write key may not do this; it needs the 'read' permission"
+                "detail": "a write key may not do this; it needs the 'profiles' permission"
             }
 
         # Revoking the read key shuts it out at once, though its lookups were served from memory.

@@ -63,3 +63,45 @@ def test_privacy_doc_names_every_personal_table_and_privacy_command() -> None:
     for command in privacy_app.registered_commands:
         name = command.name or (command.callback.__name__ if command.callback else "")
         assert f"touchpoints privacy {name}" in text, name
+
+
+def test_access_names_every_role_permission_and_audited_action() -> None:
+    from touchpoints.access.roles import ALL, KEY_PERMISSIONS, USER_PERMISSIONS
+
+    text = (DOCS / "access.md").read_text()
+    permissions = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|$", text, re.M))
+    assert set(permissions) == ALL
+    # The two role tables say what roles.py says, tick for tick.
+    header = re.search(r"^\| role \| (.+) \|$", text, re.M)
+    assert header
+    columns = [name.strip(" `") for name in header[1].split("|")]
+    assert set(columns) == ALL
+    rows = {
+        role: {p for p, cell in zip(columns, cells.split("|"), strict=True) if "✓" in cell}
+        for role, cells in re.findall(r"^\| `(\w+)` \| (.*) \|$", text, re.M)
+        if role not in ALL or cells.count("|") == len(columns) - 1
+    }
+    for role, granted in [*KEY_PERMISSIONS.items(), *USER_PERMISSIONS.items()]:
+        assert rows[role] == granted, role
+    from touchpoints.web.pages.audit import ACTIONS
+
+    for action in ACTIONS:
+        if not action.endswith("."):
+            assert f"`{action}`" in text, action
+
+
+def test_security_md_names_only_real_settings_and_every_limit_and_real_tests() -> None:
+    """docs/security.md as a contract: a `snake_case` name it shows that looks like a setting
+    is one; every setting that bounds a request, a connection or TLS is described there;
+    every test file it lists exists."""
+    text = (DOCS / "security.md").read_text()
+    fields = set(Settings.model_fields)
+    shown = set(re.findall(r"`([a-z]+(?:_[a-z]+)+)`", text))
+    setting_like = re.compile(r"^(max|rate|tls|trusted|keep|header|body)_")
+    assert {name for name in shown if setting_like.match(name)} <= fields
+    limits = {name for name in fields if setting_like.match(name)}
+    assert limits - shown == set(), limits - shown
+    root = DOCS.parent
+    listed = re.findall(r"`(tests/[\w/]+\.py)`", text)
+    assert len(listed) >= 8
+    assert [path for path in listed if not (root / path).is_file()] == []

@@ -50,24 +50,21 @@ def test_unknown_role_is_refused(tp: Touchpoints) -> None:
 
 
 @pytest.mark.parametrize(
-    ("role", "collect", "read", "admin"),
+    ("role", "allowed"),
     [
-        ("write", True, False, False),
-        ("read", False, True, False),
-        ("admin", True, True, True),
+        ("write", {"collect"}),
+        ("read", {"analytics", "profiles"}),
+        ("admin", {"collect", "analytics", "profiles", "admin", "privacy", "audit"}),
     ],
 )
 def test_each_role_has_exactly_its_permissions(
-    tp: Touchpoints, role: str, collect: bool, read: bool, admin: bool
+    tp: Touchpoints, role: str, allowed: set[str]
 ) -> None:
     key, secret = tp.keys.create(role)
     verified = tp.keys.verify(secret)
     assert verified is not None
-    assert (verified.allows("collect"), verified.allows("read"), verified.allows("admin")) == (
-        collect,
-        read,
-        admin,
-    )
+    every = ("collect", "analytics", "profiles", "admin", "privacy", "audit")
+    assert {permission for permission in every if verified.allows(permission)} == allowed
 
 
 def test_only_the_hash_is_stored_never_the_secret(settings: Settings) -> None:
@@ -119,7 +116,8 @@ def test_a_write_key_cannot_read(tp: Touchpoints) -> None:
     key = tp.keys.verify(secret)
     assert key is not None
     assert key.allows("collect") is True
-    assert key.allows("read") is False
+    assert key.allows("analytics") is False
+    assert key.allows("profiles") is False
     assert key.allows("admin") is False
 
 

@@ -86,8 +86,11 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "predictions",
             "churn_scores",
             "prediction_estimators",
+            "users",
+            "audit_log",
+            "audit_head",
         }
-        assert warehouse.schema_version() == LATEST_VERSION == len(MIGRATIONS)
+        assert warehouse.schema_version() == LATEST_VERSION == max(m.version for m in MIGRATIONS)
         assert warehouse.fetchall(
             "SELECT version, name FROM schema_migrations ORDER BY version"
         ) == [(m.version, m.name) for m in MIGRATIONS]
@@ -157,6 +160,28 @@ def test_a_failing_migration_is_rolled_back_as_a_whole(
             )
             == 0
         )
+    finally:
+        warehouse.close()
+
+
+def test_a_migration_merged_after_a_later_one_is_still_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Versions are applied by number, not by "newer than the newest": a branch's migration
+    that arrives after a file got a higher one still runs."""
+    path = tmp_path / "w.duckdb"
+    later = Migration(LATEST_VERSION + 2, "merged first", ("CREATE TABLE later (x INTEGER)",))
+    late = Migration(LATEST_VERSION + 1, "merged late", ("CREATE TABLE late (x INTEGER)",))
+    monkeypatch.setattr(connection, "LATEST_VERSION", LATEST_VERSION + 2)
+    monkeypatch.setattr(connection, "MIGRATIONS", (*MIGRATIONS, later))
+    Warehouse(path).close()
+    monkeypatch.setattr(connection, "MIGRATIONS", (*MIGRATIONS, late, later))
+    warehouse = Warehouse(path)
+    try:
+        versions = warehouse.fetchall("SELECT version FROM schema_migrations ORDER BY version")
+        assert versions[-2:] == [(LATEST_VERSION + 1,), (LATEST_VERSION + 2,)]
+        assert warehouse.fetchall("SELECT x FROM late") == []
+        assert warehouse.migrate() == []
     finally:
         warehouse.close()
 

@@ -1,7 +1,11 @@
 """API keys and roles.
 
-Three roles: ``write`` sends events (the Segment write key), ``read`` reads events and profiles,
-``admin`` does everything, sending included. Only a SHA-256 of each key is stored; the key
+Three roles: ``write`` sends events (the Segment write key), ``read`` reads analyses, events and
+profiles, ``admin`` does everything, sending included (the permissions of each:
+:mod:`touchpoints.access.roles`). A write key may be made for a named source
+(``web-shop``): the events it sends are stamped with that source, whatever they say, and a
+new key for the same source (a rotated one) carries on its events; a key made without one
+stamps its own id, as keys always did. Only a SHA-256 of each key is stored; the key
 itself is shown once, when it is made. Verification is a dictionary lookup on the hash, held
 in memory because it runs on every collected request.
 
@@ -16,29 +20,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
+import re
 import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from pydantic import Field
 
+from touchpoints.access.roles import KEY_PERMISSIONS, KEY_ROLES, KeyRole
 from touchpoints.access.store import ApiKeyTable, StoredKey
 from touchpoints.answers import Answer
 from touchpoints.errors import InvalidRequest, NotFound
 from touchpoints.times import UtcTime
 from touchpoints.warehouse import Warehouse, utc_now
 
-Role = Literal["write", "read", "admin"]
-ROLES: tuple[Role, ...] = ("write", "read", "admin")
-# What each role may do; a route names the permission it needs.
-PERMISSIONS: dict[Role, frozenset[str]] = {
-    "write": frozenset({"collect"}),
-    "read": frozenset({"read"}),
-    "admin": frozenset({"collect", "read", "admin"}),
-}
+Role = KeyRole
+ROLES: tuple[Role, ...] = KEY_ROLES
+# What each role may do (defined in access/roles.py); a route names the permission it needs.
+PERMISSIONS = KEY_PERMISSIONS
 
 
 class KeyRefused(InvalidRequest):
@@ -57,9 +59,18 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None = None
+    # Lives only in this process's memory (the server's own tools): never rate-limited.
+    ephemeral: bool = False
+    # The source a write key was made for (None: its events' source is the key's id).
+    source: str | None = None
 
     def allows(self, permission: str) -> bool:
         return self.revoked_at is None and permission in PERMISSIONS[self.role]
+
+    @property
+    def event_source(self) -> str:
+        """The ``source`` stamped on every event this key sends."""
+        return self.source or self.id
 
     def info(self) -> KeyInfo:
         """The key as the API shows it (never its secret)."""
@@ -70,6 +81,7 @@ class ApiKey:
             prefix=self.prefix,
             created_at=self.created_at,
             revoked_at=self.revoked_at,
+            source=self.source,
         )
 
 
@@ -80,6 +92,10 @@ class KeyInfo(Answer):
     prefix: str = Field(description="The secret's first characters, to tell keys apart")
     created_at: UtcTime
     revoked_at: UtcTime | None
+    source: str | None = Field(
+        default=None,
+        description="The source a write key's events are stamped with (none: the key's id)",
+    )
 
 
 class NewKeyInfo(KeyInfo):
@@ -97,6 +113,32 @@ MAX_SECRET_LENGTH = max(len(f"tp_{role}_") for role in ROLES) + 32
 MAX_HEADER_LENGTH = 256
 # Verified secrets whose hash is remembered (each one a live key; cleared when full).
 _DIGEST_CACHE_SIZE = 10_000
+
+
+# A source's name: what an operator calls a website or app (web-shop, ios.app, crm_sync).
+SOURCE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+# Sources the server stamps itself (bulk import, its in-memory keys), and the shape of key
+# ids (the source of keys made without one): a named source may not pass for any of them.
+_RESERVED_SOURCES = frozenset({"import", "cli", "demo"})
+
+
+def check_source(role: str, source: str | None) -> str | None:
+    """``source`` if a key of ``role`` may be made for it; else :class:`KeyRefused` saying
+    why."""
+    if source is None:
+        return None
+    if role != "write":
+        raise KeyRefused(f"only write keys send events, so only they have a source (not {role})")
+    if not re.fullmatch(SOURCE_PATTERN, source):
+        raise KeyRefused(
+            f"source {source[:80]!r}: use 1 to 64 letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit"
+        )
+    if source.lower() in _RESERVED_SOURCES or source.lower().startswith("key_"):
+        raise KeyRefused(
+            f"source {source!r} is the server's own or looks like a key id; choose another name"
+        )
+    return source
 
 
 def _hash(secret: str) -> str:
@@ -145,14 +187,19 @@ class KeyStore:
                     row.prefix,
                     row.created_at,
                     row.revoked_at,
+                    source=row.source,
                 )
                 for row in rows
             }
 
-    def create(self, role: str, name: str | None = None) -> tuple[ApiKey, str]:
-        """Make a key; return it and its secret (the only time the secret is known)."""
+    def create(
+        self, role: str, name: str | None = None, source: str | None = None
+    ) -> tuple[ApiKey, str]:
+        """Make a key (a write key may be for a ``source``); return it and its secret (the
+        only time the secret is known)."""
         if role not in ROLES:
             raise KeyRefused(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        source = check_source(role, source)
         secret = new_secret(role)
         key = ApiKey(
             id=f"key_{secrets.token_hex(6)}",
@@ -160,9 +207,19 @@ class KeyStore:
             name=name,
             prefix=secret[: len(role) + 8],
             created_at=utc_now(),
+            source=source,
         )
         self._table.insert(
-            StoredKey(key.id, key.role, key.name, key.prefix, _hash(secret), key.created_at, None)
+            StoredKey(
+                key.id,
+                key.role,
+                key.name,
+                key.prefix,
+                _hash(secret),
+                key.created_at,
+                None,
+                key.source,
+            )
         )
         with self._lock:
             self._by_hash[_hash(secret)] = key
@@ -172,7 +229,9 @@ class KeyStore:
         """A key that lives only in this process's memory (the server's control token, the
         demo loader); ``key_id`` becomes the ``source`` of the events it sends."""
         secret = new_secret(role)
-        key = ApiKey(key_id, role, f"in-memory key {key_id}", secret[:12], utc_now())
+        key = ApiKey(
+            key_id, role, f"in-memory key {key_id}", secret[:12], utc_now(), ephemeral=True
+        )
         with self._lock:
             self._ephemeral[_hash(secret)] = key
         return secret
@@ -187,7 +246,7 @@ class KeyStore:
         revoked_at = utc_now()
         self._table.revoke(key_id, revoked_at)
         self.reload()
-        return ApiKey(found.id, found.role, found.name, found.prefix, found.created_at, revoked_at)
+        return dataclasses.replace(found, revoked_at=revoked_at)
 
     def list(self) -> list[ApiKey]:
         with self._lock:

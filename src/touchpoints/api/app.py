@@ -28,9 +28,12 @@ from typing import TYPE_CHECKING
 
 import orjson
 from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
 from starlette.routing import Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from touchpoints.access.limits import RateLimiter
+from touchpoints.api import audit as audit_api
 from touchpoints.api import errors
 from touchpoints.api import events as events_api
 from touchpoints.api import identity as identity_api
@@ -39,7 +42,9 @@ from touchpoints.api import keys as keys_api
 from touchpoints.api import privacy as privacy_api
 from touchpoints.api import profiles as profiles_api
 from touchpoints.api import quarantine as quarantine_api
+from touchpoints.api import users as users_api
 from touchpoints.api.headers import secured
+from touchpoints.api.limits import KeyRateLimit, RequestGuard
 from touchpoints.collect.routes import Collector
 from touchpoints.web.app import Dashboard
 
@@ -93,25 +98,36 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(identity_api.router)
     app.include_router(journeys_api.router)
     app.include_router(privacy_api.router)
+    app.include_router(users_api.router)
+    app.include_router(audit_api.router)
+    collector = Collector(tp)
     router = Router(
         routes=[
-            *Collector(tp).routes(),
+            *collector.routes(),
             profiles_api.lookup_route(tp),
             *Dashboard(tp).routes(),
             Mount("", app=app),
         ],
         lifespan=lifespan,
     )
-    return _Guard(router)
+    settings = tp.settings
+    limited = KeyRateLimit(
+        router,
+        tp.keys,
+        RateLimiter(settings.rate_limit_api, settings.rate_limit_api_burst),
+        exempt=collector.paths(),
+    )
+    return _Guard(RequestGuard(limited, settings.body_timeout_seconds, settings.max_body_bytes))
 
 
 class _Guard:
-    """Answers 500 for an exception no route handled (before any answer was sent), and
+    """Answers 500 for an exception no route handled (before any answer was sent; a client
+    that left needs no answer), and
     swallows what FastAPI re-raises after answering it: the error is logged once, without
     its text (:func:`touchpoints.api.errors.error_response`). Every answer, whichever route
     gave it, leaves with the security headers (:mod:`touchpoints.api.headers`)."""
 
-    def __init__(self, app: Router) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,11 +145,12 @@ class _Guard:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            return
         except Exception as exc:  # noqa: BLE001 - the last line: answer, log, go on
             if started:
                 return  # answered already (FastAPI's handler ran and re-raised)
-            where = f"in {scope.get('method', '')} {scope.get('path', '')}"
-            response = errors.error_response(exc, where)
+            response = errors.error_response(exc, errors.place(scope))
             await response(scope, receive, sending)
 
 
@@ -145,7 +162,9 @@ def _write_server_file(tp: Touchpoints, token: str) -> None:
     """
     settings = tp.settings
     path = settings.server_file
-    info = {"pid": os.getpid(), "url": settings.base_url, "token": token}
+    info: dict[str, object] = {"pid": os.getpid(), "url": settings.base_url, "token": token}
+    if settings.tls_cert_path is not None:  # the CLI trusts this certificate, and only it
+        info["tls_cert"] = str(settings.tls_cert_path)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from fastapi import FastAPI
@@ -45,13 +47,41 @@ def error_response(exc: Exception, where: str = "") -> Response:
     return detail(500, INTERNAL)
 
 
+def place(scope: Mapping[str, Any]) -> str:
+    """Where a request went, for the log: its method and its route's template
+    (``/v1/profiles/{key}``), never the path it was sent to, which can hold an e-mail address
+    or a phone number (``/v1/profiles/email:…``)."""
+    route = getattr(scope.get("route"), "path", None)
+    if route is None:
+        endpoint = scope.get("endpoint")
+        route = getattr(endpoint, "__name__", None) or "(no route)"
+    return f"in {scope.get('method', '')} {route}"
+
+
 def invalid_request(exc: RequestValidationError) -> Response:
     """A request that does not fit its route's typed question: 422 with the problems in
     words (``detail``: "depth: Input should be …", as every other error reads) and as
     FastAPI lists them (``errors``), for programs."""
-    problems = jsonable_encoder(exc.errors())
+    problems = _writable(jsonable_encoder(exc.errors()))
     body = {"detail": describe(problems, request=True), "errors": problems}
     return Response(orjson.dumps(body), status_code=422, media_type=_JSON)
+
+
+_INT64 = range(-(2**63), 2**64)  # the integers orjson writes
+
+
+def _writable(value: Any) -> Any:
+    """``value`` with integers orjson cannot write (past 64 bits: an offset of 2**64 sent
+    to be refused) as their text, so the refusal itself can be written."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if value in _INT64 else str(value)
+    if isinstance(value, list):
+        return [_writable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _writable(item) for key, item in value.items()}
+    return value
 
 
 def install(app: FastAPI) -> None:
@@ -65,7 +95,7 @@ def install(app: FastAPI) -> None:
         return invalid_request(exc)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        return error_response(exc, f"in {request.method} {request.url.path}")
+        return error_response(exc, place(request.scope))
 
     app.add_exception_handler(TouchpointsError, known)
     app.add_exception_handler(RequestValidationError, malformed)

@@ -1,4 +1,5 @@
-"""API keys: create (the secret is shown once), list and revoke. Admin only."""
+"""API keys: create (the secret is shown once), list and revoke. Admin only; creations and
+revocations are recorded in the audit log."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from touchpoints.access.keys import ApiKey, KeyInfo, KeyList, NewKeyInfo
-from touchpoints.api.auth import require
+from touchpoints.api.auth import audited, require
 from touchpoints.api.state import core
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
@@ -18,12 +19,21 @@ Admin = Annotated[ApiKey, Depends(require("admin"))]
 class NewKey(BaseModel):
     role: Literal["write", "read", "admin"]
     name: str | None = Field(default=None, max_length=200)
+    source: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "For a write key: the source its events are stamped with (web-shop); a new key "
+            "for a source carries on its events. None: the key's id is their source."
+        ),
+    )
 
 
 @router.post("", status_code=201)
-def create_key(request: Request, _: Admin, body: NewKey) -> NewKeyInfo:
+def create_key(request: Request, admin: Admin, body: NewKey) -> NewKeyInfo:
     """A new key; its secret is in this answer and nowhere else."""
-    key, secret = core(request).keys.create(body.role, body.name)
+    key, secret = core(request).keys.create(body.role, body.name, body.source)
+    audited(request, admin, "key.create", f"key:{key.id}", f"role {key.role}")
     return NewKeyInfo(**key.info().model_dump(), secret=secret)
 
 
@@ -34,6 +44,8 @@ def list_keys(request: Request, _: Admin) -> KeyList:
 
 
 @router.delete("/{key_id}")
-def revoke_key(request: Request, _: Admin, key_id: str) -> KeyInfo:
+def revoke_key(request: Request, admin: Admin, key_id: str) -> KeyInfo:
     """Revoke a key: it stops working at once, sessions signed in with it end."""
-    return core(request).keys.revoke(key_id).info()
+    key = core(request).keys.revoke(key_id)
+    audited(request, admin, "key.revoke", f"key:{key.id}", f"role {key.role}")
+    return key.info()

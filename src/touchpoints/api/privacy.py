@@ -14,13 +14,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from touchpoints.access.keys import ApiKey
-from touchpoints.api.auth import require
+from touchpoints.api.auth import allow, audited, require
 from touchpoints.api.state import core
 from touchpoints.privacy.results import Erasure, Lifted, PrivacyRequest, RequestList, RetentionRun
 from touchpoints.privacy.service import PrivacyOverview
 
 router = APIRouter(prefix="/v1/privacy", tags=["privacy"])
-Officer = Annotated[ApiKey, Depends(require("admin"))]
+Officer = Annotated[ApiKey, Depends(require("privacy"))]
 Admin = Annotated[ApiKey, Depends(require("admin"))]
 
 _KEY = Field(
@@ -66,6 +66,7 @@ def export(request: Request, key: Officer, body: ExportRequest) -> Response:
     consent, stages, and every stored row per table as JSON and CSV, with a README. The
     request is recorded; its id is in the ``X-Privacy-Request`` header."""
     done, archive = core(request).privacy.export(body.key, by=key.id)
+    audited(request, key, "privacy.export", done.subject, f"request {done.id}")
     return Response(
         archive,
         media_type="application/zip",
@@ -83,7 +84,10 @@ def erase(request: Request, key: Officer, body: ErasureRequest) -> Erasure:
     reject files; the database file is rewritten so nothing is left in its free space.
     Their identifiers are suppressed (kept as keyed hashes): later events carrying one are
     dropped. Answers with counts, never the data."""
-    return core(request).privacy.erase(body.key, by=key.id, note=body.note)
+    erasure = core(request).privacy.erase(body.key, by=key.id, note=body.note)
+    detail = f"request {erasure.request.id}, {erasure.identifiers} identifiers"
+    audited(request, key, "privacy.erase", erasure.person, detail)
+    return erasure
 
 
 @router.get("/requests")
@@ -105,14 +109,23 @@ def one_request(request: Request, _: Officer, request_id: RequestId) -> PrivacyR
 @router.post("/requests/{request_id}/lift")
 def lift(request: Request, key: Admin, request_id: RequestId) -> Lifted:
     """Accept again the events of the identifiers an erasure suppressed (admin only)."""
-    return core(request).privacy.lift(request_id, by=key.id)
+    lifted = core(request).privacy.lift(request_id, by=key.id)
+    audited(
+        request, key, "privacy.lift", None, f"request {request_id}, {lifted.lifted} identifiers"
+    )
+    return lifted
 
 
 @router.post("/retention")
-def retention(request: Request, _: Admin, dry_run: bool = False) -> RetentionRun:
-    """Remove what is past its retention now (as the daily job does); with ``dry_run``,
-    count it only."""
-    return core(request).privacy.run_retention(dry_run=dry_run)
+def retention(request: Request, key: Officer, dry_run: bool = False) -> RetentionRun:
+    """Remove what is past its retention now (as the daily job does; admin only); with
+    ``dry_run``, count it only (the privacy permission is enough)."""
+    if not dry_run:
+        allow(key, "admin")
+    run = core(request).privacy.run_retention(dry_run=dry_run)
+    if not dry_run:
+        audited(request, key, "privacy.retention", None, f"{run.events} events")
+    return run
 
 
 @router.post("/reject-files", status_code=204)

@@ -1,4 +1,5 @@
-"""Quarantined events: list, show, replay, delete. Admin only (items hold raw personal data)."""
+"""Quarantined events: list, show, replay, delete. Admin only (items hold raw personal data);
+showing, replaying and deleting items are recorded in the audit log."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from touchpoints.access.keys import ApiKey
-from touchpoints.api.auth import require
+from touchpoints.api.auth import audited, require
 from touchpoints.api.state import core
 from touchpoints.collect.quarantine import Deleted, QuarantineItem, QuarantinePage, ReplayResult
 
@@ -32,18 +33,25 @@ def list_items(
 
 
 @router.get("/{item_id}")
-def show_item(request: Request, _: Admin, item_id: int) -> QuarantineItem:
+def show_item(request: Request, admin: Admin, item_id: int) -> QuarantineItem:
     """One item, with what was sent."""
-    return core(request).quarantine.item(item_id)
+    item = core(request).quarantine.item(item_id)
+    audited(request, admin, "quarantine.read", f"item:{item_id}", durable=False)
+    return item
 
 
 @router.post("/replay")
-def replay(request: Request, _: Admin, body: ReplayRequest) -> ReplayResult:
+def replay(request: Request, admin: Admin, body: ReplayRequest) -> ReplayResult:
     """Run held items (all, or ``ids``) through today's rules; what passes is stored."""
-    return core(request).replay_quarantine(body.ids)
+    result = core(request).replay_quarantine(body.ids)
+    detail = f"replayed {result.replayed}, stored {result.events_stored}"
+    audited(request, admin, "quarantine.replay", None, detail)
+    return result
 
 
 @router.delete("/{item_id}")
-def delete_item(request: Request, _: Admin, item_id: int) -> Deleted:
+def delete_item(request: Request, admin: Admin, item_id: int) -> Deleted:
     """Delete an item for good (when it should never be stored)."""
-    return core(request).quarantine.remove(item_id)
+    deleted = core(request).quarantine.remove(item_id)
+    audited(request, admin, "quarantine.delete", f"item:{item_id}")
+    return deleted

@@ -49,8 +49,10 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(identity_app, name="identity")
 app.add_typer(journeys_app, name="journeys")
 
-out = Console()
-err = Console(stderr=True)
+# Messages are never broken into lines (a path or a key stays whole to copy, and a script
+# reads one line per message); tables still fit the terminal's width.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,

@@ -12,6 +12,7 @@ no second implementation of anything for the CLI.
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -217,13 +218,27 @@ def in_process_client(app: Any, token: str | None = None) -> httpx.Client:
     )
 
 
+def _pinned(cert: object) -> ssl.SSLContext | bool:
+    """For a server serving HTTPS, trust its own certificate (named in server.json) and no
+    other: the CLI speaks to it on this machine, by an address the certificate may not name
+    (127.0.0.1, 0.0.0.0), and the certificate itself is the identity checked."""
+    if not isinstance(cert, str):
+        return True
+    context = ssl.create_default_context(cafile=cert)
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the leaf itself is trusted
+    return context
+
+
 @contextmanager
 def connect(settings: Settings) -> Iterator[Api]:
     """The API of ``settings.data_dir``: the running server's, or the app in process."""
     info = running_server(settings)
     if info is not None:
         http = httpx.Client(
-            base_url=info["url"], headers={"Authorization": f"Bearer {info['token']}"}
+            base_url=info["url"],
+            headers={"Authorization": f"Bearer {info['token']}"},
+            verify=_pinned(info.get("tls_cert")),
         )
         api = Api(http, f"the server (pid {info['pid']}) at {info['url']}")
         try:

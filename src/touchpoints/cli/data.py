@@ -271,15 +271,26 @@ def events_stats(data_dir: DataDir = None) -> None:
 # -- keys ------------------------------------------------------------------------------------
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Argument(help="write, read or admin")],
+    role: Annotated[str | None, typer.Argument(help="write, read or admin")] = None,
     data_dir: DataDir = None,
     name: Annotated[str | None, typer.Option(help="What the key is for")] = None,
+    role_option: Annotated[
+        str | None, typer.Option("--role", help="The role, as an option (write, read, admin)")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="A write key's source: its events are stamped with it (web-shop)"),
+    ] = None,
 ) -> None:
     """Create a key and print only the key (it is not shown again)."""
+    if role is not None and role_option is not None and role != role_option:
+        raise fail(f"two roles given: {role!r} and --role {role_option!r}")
+    role = role or role_option
     if role not in ROLES:
         raise fail(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    body = {"role": role, "name": name, "source": source}
     with client_for(data_dir) as api:
-        print(api.post("/v1/keys", {"role": role, "name": name}, NewKeyInfo).secret)
+        print(api.post("/v1/keys", body, NewKeyInfo).secret)
 
 
 @keys_app.command("list")
@@ -288,13 +299,14 @@ def keys_list(data_dir: DataDir = None) -> None:
     with client_for(data_dir) as api:
         keys = api.get("/v1/keys", KeyList).keys
     table = Table()
-    for column in ("id", "role", "name", "prefix", "created", "revoked"):
+    for column in ("id", "role", "name", "source", "prefix", "created", "revoked"):
         table.add_column(column)
     for key in keys:
         table.add_row(
             key.id,
             key.role,
             key.name or "",
+            key.source or "",
             key.prefix + "…",
             iso(key.created_at)[:19],
             (iso_or_none(key.revoked_at) or "")[:19],

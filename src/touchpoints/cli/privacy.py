@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from touchpoints.cli.base import DataDir, app, client_for, fail, out
-from touchpoints.privacy.results import Erasure, Lifted, RequestList, RetentionRun
+from touchpoints.privacy.results import Erasure, Lifted, RequestList, RetentionRun, outcome_text
 from touchpoints.privacy.service import PrivacyOverview
 from touchpoints.times import iso, iso_or_none
 
@@ -109,7 +109,7 @@ def requests(
             iso(item.due_at)[:10],
             (iso_or_none(item.done_at) or "")[:19],
             item.requested_by or "",
-            item.outcome or "",
+            outcome_text(item.outcome),
         )
     out.print(table)
 

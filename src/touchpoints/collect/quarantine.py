@@ -38,7 +38,9 @@ class QuarantineItem(Answer):
 
     id: int
     received_at: UtcTime
-    source: str = Field(description="The id of the key that sent it")
+    source: str = Field(
+        description="The source of the key that sent it: the one it was made for, else its id"
+    )
     route: str
     kind: str = Field(description="event or body")
     reasons: list[dict[str, Any]] = Field(description="field, message and index of each")

@@ -9,7 +9,8 @@ before the answer, which then says how many were new (``stored``).
 Status codes: 200 accepted (a batch may report ``rejected`` events, which are quarantined);
 400 nothing valid (quarantined); 401 no or wrong write key (nothing stored); 413 body too
 large and 415 wrong content type (nothing stored: the sender still holds the data and is told
-why); 429 writer behind (nothing stored; retry after ``Retry-After`` seconds).
+why); 429 writer behind or the key past its rate (``rate_limit_collect``; nothing stored;
+retry after ``Retry-After`` seconds).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from touchpoints.access.keys import ApiKey, secret_from_header
+from touchpoints.access.limits import RateLimiter
 from touchpoints.collect.ingest import BATCH_ROUTES, SINGLE_ROUTES, Outcome
 from touchpoints.collect.writer import Backpressure
 from touchpoints.events import EventRow, Problem, json_text, now_micros
@@ -98,15 +100,21 @@ class Collector:
     def __init__(self, tp: Touchpoints) -> None:
         self.tp = tp
         self._auth_cache: dict[str, str] = {}
+        settings = tp.settings
+        self._limiter = RateLimiter(settings.rate_limit_collect, settings.rate_limit_collect_burst)
 
-    def routes(self) -> list[Route]:
-        """The Segment routes, plus analytics.js's short forms (/v1/t, /v1/p, … /v1/b)."""
+    def paths(self) -> dict[str, str]:
+        """The Segment routes' paths, plus analytics.js's short forms (/v1/t, /v1/p, …
+        /v1/b), with the route each takes."""
         paths = {f"/v1/{name}": name for name in SINGLE_ROUTES}
         paths.update({f"/v1/{name[0]}": name for name in SINGLE_ROUTES})
         paths.update({"/v1/batch": "batch", "/v1/b": "batch", "/v1/import": "import"})
+        return paths
+
+    def routes(self) -> list[Route]:
         return [
             Route(path, self._endpoint(route), methods=["POST", "OPTIONS"])
-            for path, route in paths.items()
+            for path, route in self.paths().items()
         ]
 
     def _endpoint(self, route: str) -> Any:
@@ -202,9 +210,15 @@ class Collector:
         return self._allowed(secret)
 
     def _allowed(self, secret: str) -> ApiKey:
+        """The live key of ``secret`` allowed to send, within its rate (else 401, 429)."""
         key = self.tp.keys.verify(secret)
         if key is None or not key.allows("collect"):
             raise _Answered(_error(401, "the write key is not valid (unknown or revoked)"))
+        wait = self._limiter.wait(key)
+        if wait:
+            response = _error(429, f"{self._limiter.message(wait)}; nothing was stored")
+            response.headers["Retry-After"] = str(wait)
+            raise _Answered(response)
         return key
 
     async def _payload(self, body: bytes, key: ApiKey | None, route: str) -> Any:
@@ -238,7 +252,7 @@ class Collector:
         if isinstance(payload, dict) and "writeKey" in payload:
             # A secret: never stored with the event, nor in the quarantine.
             payload = {name: value for name, value in payload.items() if name != "writeKey"}
-        outcome = self.tp.judge(payload, route, source=key.id, received_at=received_at)
+        outcome = self.tp.judge(payload, route, source=key.event_source, received_at=received_at)
         if outcome.body_problems:
             await self._hold_body(json_text(payload), outcome.body_problems, key, route)
             errors = [p.as_dict() for p in outcome.body_problems]
@@ -275,7 +289,7 @@ class Collector:
         await run_in_threadpool(
             self.tp.quarantine.hold_events,
             outcome.rejected,
-            source=key.id,
+            source=key.event_source,
             route=route,
             envelope=outcome.envelope,
             received_at=utc_now(),
@@ -303,7 +317,7 @@ class Collector:
             self.tp.quarantine.hold_body,
             body,
             problems,
-            source=key.id,
+            source=key.event_source,
             route=route,
             received_at=utc_now(),
         )

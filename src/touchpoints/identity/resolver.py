@@ -471,8 +471,13 @@ class IdentityResolver:
         sid = self.sid_of(identifier)
         if sid is None:
             raise NotFound(f"no identifier {identifier}")
+        old = self.lookup(identifier)
         persons = self.detach(sid, note=note)
-        return Unmerged(detached=str(identifier), persons=[f"person:{p}" for p in persons])
+        return Unmerged(
+            detached=str(identifier),
+            person=None if old is None else f"person:{old}",
+            persons=[f"person:{p}" for p in persons],
+        )
 
     def unlink(self, link_id: int, note: str = "") -> Unlinked:
         """Remove the link ``link_id`` (see :meth:`remove_link`)."""

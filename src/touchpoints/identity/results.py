@@ -41,6 +41,7 @@ class LinkPage(Answer):
 
 class Unmerged(Answer):
     detached: str = Field(description="The identifier that no longer joins anything")
+    person: str | None = Field(description="The person it belonged to (person:N)")
     persons: list[str] = Field(description="The persons the old person split into")
 
 

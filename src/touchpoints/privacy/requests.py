@@ -61,5 +61,5 @@ def _request(row: tuple[Any, ...]) -> PrivacyRequest:
         overdue=done is None and due < _now(),
         requested_by=by,
         note=note,
-        outcome=outcome,
+        outcome=orjson.loads(outcome) if outcome else None,
     )

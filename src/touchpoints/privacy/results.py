@@ -3,6 +3,8 @@ requests, what an erasure removed (counts, never the data), suppressions and ret
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from touchpoints.answers import Answer
@@ -23,7 +25,27 @@ class PrivacyRequest(Answer):
     overdue: bool = Field(description="Not done and past its due time")
     requested_by: str | None = Field(description="The key or user that asked")
     note: str | None
-    outcome: str | None = Field(description="What was done: counts per table, never the data")
+    outcome: dict[str, Any] | None = Field(
+        description="What was done: counts (rows per table, identifiers, reject-file lines), "
+        "never the data; for a refused request, why"
+    )
+
+
+def outcome_items(outcome: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """A request's outcome flattened for a table: ``("rows events", 12)``,
+    ``("identifiers", 3)``, ``("reason", "no such person")``."""
+    items: list[tuple[str, Any]] = []
+    for name, value in (outcome or {}).items():
+        if isinstance(value, dict):
+            items.extend((f"{name} {inner}", count) for inner, count in value.items())
+        else:
+            items.append((name, value))
+    return items
+
+
+def outcome_text(outcome: dict[str, Any] | None) -> str:
+    """The outcome on one line: ``rows events: 12, identifiers: 3``."""
+    return ", ".join(f"{name}: {value}" for name, value in outcome_items(outcome))
 
 
 class RequestList(Answer):

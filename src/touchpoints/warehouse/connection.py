@@ -263,7 +263,7 @@ class Warehouse:
         return int(self.scalar("SELECT coalesce(max(version), 0) FROM schema_migrations"))
 
     def migrate(self) -> list[int]:
-        """Apply the migrations this file lacks, each in its own transaction."""
+        """Apply the migrations this file lacks (by number), each in its own transaction."""
         self.run(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
@@ -274,9 +274,10 @@ class Warehouse:
                 f"{self.path} has schema version {current}, newer than this touchpoints "
                 f"({LATEST_VERSION}); upgrade touchpoints"
             )
+        done = {version for (version,) in self.fetchall("SELECT version FROM schema_migrations")}
         applied = []
         for migration in MIGRATIONS:
-            if migration.version <= current:
+            if migration.version in done:  # by number: a version merged late still comes
                 continue
             with self.transaction() as cursor:
                 for statement in migration.statements:

@@ -176,6 +176,15 @@ NOT_PERSONAL: dict[str, str] = {
         "between feature values, leaf values averaged over at least 20 persons, coefficients "
         "over all; no row of any one person"
     ),
+    "users": (
+        "operators' dashboard accounts (name, role, an argon2 hash of the password), "
+        "no customer data"
+    ),
+    "audit_log": (
+        "who did what, when and from where: operators' key or user ids, and persons only by "
+        "their pseudonymous number (person:17), never an identifier's value or a trait"
+    ),
+    "audit_head": "the audit log's chain head: the last line's number and hash",
 }
 
 

@@ -354,6 +354,54 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         7,
+        "access: dashboard users and the audit log with its hash chain",
+        (
+            # Operators of the dashboard. Only an argon2 hash of each password; names are
+            # kept in lower case and unique (by the one writer: access/users.py), no index
+            # (see migration 2).
+            """
+            CREATE TABLE users (
+                id VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                role VARCHAR NOT NULL,
+                password_hash VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                changed_at TIMESTAMP NOT NULL,
+                password_changed_at TIMESTAMP NOT NULL,
+                last_signin_at TIMESTAMP,
+                disabled_at TIMESTAMP
+            )
+            """,
+            # Append-only: who did what to which target, when and from where. Each line's
+            # hash covers the previous line's hash and its own fields (access/audit.py).
+            # Targets name persons by number (person:17), never by an identifier's value.
+            """
+            CREATE TABLE audit_log (
+                seq BIGINT NOT NULL,
+                logged_at TIMESTAMP NOT NULL,
+                actor VARCHAR NOT NULL,
+                action VARCHAR NOT NULL,
+                target VARCHAR,
+                origin VARCHAR,
+                detail VARCHAR,
+                prev_hash VARCHAR NOT NULL,
+                hash VARCHAR NOT NULL
+            )
+            """,
+            # The chain's head: the last line's number and hash, written with every append,
+            # so that lines cut off the end are noticed too.
+            "CREATE TABLE audit_head (seq BIGINT NOT NULL, hash VARCHAR NOT NULL)",
+            f"INSERT INTO audit_head VALUES (0, '{'0' * 64}')",
+        ),
+    ),
+    Migration(
+        8,
+        "write keys scoped to a source",
+        # NULL: the key's events have its id as their source (keys made before, as ever).
+        ("ALTER TABLE api_keys ADD COLUMN source VARCHAR",),
+    ),
+    Migration(
+        9,
         "predictions: model cards of every training run, and each person's latest scores",
         (
             # One card per training run, kept whether it succeeded or not: the kind and
@@ -401,7 +449,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
-        8,
+        10,
         "churn risk: each person's latest churn scores, and the fitted estimators",
         (
             # Each person's churn risk from the latest scoring (one row a person): the

@@ -11,9 +11,12 @@ Each chart is an Apache ECharts option (:mod:`touchpoints.web.charts`) drawn by
 htmx are vendored under ``static/vendor`` with their licences.
 
 Each page is a module of :mod:`touchpoints.web.pages` (found at start, in ``ORDER``), with its
-routes and its place in the navigation. Access: a login form takes a read or admin key and
-sets an http-only, same-site session cookie (:mod:`touchpoints.web.sessions`); without it
-every page redirects to the login.
+routes and its place in the navigation. Access: the sign-in form takes a user's name and
+password or a read or admin key (:mod:`touchpoints.web.signin`) and sets an http-only,
+same-site session cookie (:mod:`touchpoints.web.sessions`); without it every page redirects
+to the login. Each page names the permission it needs (``dashboard.page(handler,
+"profiles")``; :mod:`touchpoints.access.roles`): a session without it gets 403, and the
+navigation shows only what the session may open.
 
 Every page speaks English and German (:mod:`touchpoints.web.i18n`): one Jinja environment per
 language, with that language's catalog installed (``jinja2.ext.i18n``, new-style gettext) and
@@ -24,6 +27,7 @@ language for the texts they make.
 from __future__ import annotations
 
 import csv
+import hmac
 import importlib
 import io
 import json
@@ -35,7 +39,7 @@ from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import quote, urlencode
 
 import jinja2
 from markupsafe import Markup
@@ -47,13 +51,15 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from touchpoints.errors import InvalidRequest, TooLarge
+from touchpoints.access.lockout import SignInLimiter
+from touchpoints.access.roles import checked
+from touchpoints.errors import InvalidRequest
 from touchpoints.journeys.queries import Answers
 from touchpoints.journeys.spec import validated
 from touchpoints.times import iso
-from touchpoints.web import i18n, labels
+from touchpoints.web import i18n, labels, signin
 from touchpoints.web.i18n import N_, Explained, Language
-from touchpoints.web.sessions import COOKIE, LIFETIME_SECONDS, LoginRefused, Session, Sessions
+from touchpoints.web.sessions import COOKIE, LoginTokens, Session, Sessions
 
 if TYPE_CHECKING:
     from touchpoints.core import Touchpoints
@@ -143,24 +149,6 @@ def csv_response(
     )
 
 
-# The dashboard's forms hold a key, a search or a few fields: a larger body is no form of ours.
-MAX_FORM_BYTES = 64 * 1024
-
-
-async def form_fields(request: Request) -> dict[str, str]:
-    """An url-encoded form's fields (the first value of each), read up to
-    :data:`MAX_FORM_BYTES` (:class:`~touchpoints.errors.TooLarge` past that: 413)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            raise TooLarge(f"the form is larger than {MAX_FORM_BYTES // 1024} KB; nothing was read")
-        chunks.append(chunk)
-    body = b"".join(chunks).decode("utf-8", errors="replace")
-    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
-
-
 def _chart(option: dict[str, Any]) -> Markup:
     """An ECharts option as an HTML attribute value (app.js draws it)."""
     return Markup.escape(json.dumps(option, separators=(",", ":")))
@@ -215,27 +203,33 @@ def page_modules() -> list[Any]:
 class Dashboard:
     def __init__(self, tp: Touchpoints) -> None:
         self.tp = tp
-        self.sessions = Sessions(tp.keys)
+        self.sessions = Sessions(tp.keys, tp.users)
+        self.login_tokens = LoginTokens()
+        self.limiter = SignInLimiter()
         self.languages = i18n.load()
         self.templates = {code: templates(found) for code, found in self.languages.items()}
         self.pages = page_modules()
-        self.nav = [entry for module in self.pages for entry in module.NAV]
+        # (address, label, the permission its page needs): a session sees what it may open.
+        self.nav = [
+            (href, label, checked(getattr(module, "PERMISSION", "admin")))
+            for module in self.pages
+            for href, label in module.NAV
+        ]
 
     def routes(self) -> list[BaseRoute]:
         return [
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
-            Route("/login", self.login, methods=["GET", "POST"]),
-            Route("/logout", self.logout, methods=["POST"]),
+            Route("/login", partial(signin.login, self), methods=["GET", "POST"]),
+            Route("/logout", partial(signin.logout, self), methods=["POST"]),
             Route("/language/{code}", self.choose_language),
             *[route for module in self.pages for route in module.routes(self)],
         ]
 
     # -- access ----------------------------------------------------------------------------
-    def page(
-        self, handler: Handler, admin: bool = False
-    ) -> Callable[[Request], Awaitable[Response]]:
-        """``handler`` for a signed-in session (with ``admin``, an admin key's); otherwise a
-        redirect to the login (or 403 for a read key on an admin page)."""
+    def page(self, handler: Handler, permission: str) -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` for a signed-in session allowed ``permission``; without a session a
+        redirect to the login, without the permission 403."""
+        checked(permission)
 
         async def page(request: Request) -> Response:
             session = self.sessions.get(request.cookies.get(COOKIE))
@@ -244,14 +238,60 @@ class Dashboard:
                     return Response(status_code=401, headers={"HX-Redirect": "/login"})
                 wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(wanted)}", status_code=303)
-            if admin and not session.admin:
-                text = self.language(request).gettext(
-                    "this page needs an admin key: sign out and sign in with one"
-                )
-                return PlainTextResponse(text, 403)
+            if not session.allows(permission):
+                return self.forbidden(request, session, permission)
             return await handler(request, session)
 
+        page.permission = permission  # type: ignore[attr-defined]  # tests/unit/test_roles.py
         return page
+
+    def forbidden(self, request: Request, session: Session, permission: str) -> Response:
+        """403: the session's role may not do this (said with the permission it lacks)."""
+        language = self.language(request)
+        text = language.gettext(
+            "Your role (%(role)s) does not allow this: it needs the permission “%(permission)s”.",
+            role=labels.role(language, session.actor),
+            permission=labels.label(language, "permission", permission),
+        )
+        if request.method != "GET" or request.headers.get("hx-request"):
+            return PlainTextResponse(text, 403)
+        return self.render(request, "forbidden.html", session, status_code=403, message=text)
+
+    def landing(self, session: Session, target: str) -> str:
+        """Where a new session goes: ``target``, or for the overview without ``analytics``
+        (a privacy officer) the first page the session may open."""
+        if target != "/" or session.allows("analytics"):
+            return target
+        return next((href for href, _l, p in self.nav if session.allows(p)), "/")
+
+    def https(self, request: Request) -> bool:
+        """Whether the request came over https (directly, or to a trusted proxy)."""
+        peer = request.client.host if request.client else None
+        forwarded = request.headers.get("x-forwarded-proto")
+        return self.tp.proxies.https(request.url.scheme, peer, forwarded)
+
+    def client(self, request: Request) -> str | None:
+        """The client's address (behind a trusted proxy, the one it forwarded for)."""
+        peer = request.client.host if request.client else None
+        return self.tp.proxies.client(peer, request.headers.get("x-forwarded-for"))
+
+    async def audit(
+        self,
+        request: Request,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        detail: str | None = None,
+        *,
+        durable: bool = True,
+    ) -> None:
+        """Record a line in the audit log (written at once in a worker thread, unless
+        ``durable`` is False: reads, written by the log's thread within 100 ms)."""
+        record = partial(self.tp.audit.record, actor, action, target, self.client(request), detail)
+        if durable:
+            await run_in_threadpool(record, durable=True)
+        else:
+            record()
 
     # -- language --------------------------------------------------------------------------
     def language(self, request: Request) -> Language:
@@ -268,7 +308,8 @@ class Dashboard:
         """The switch on every page: remember the language in a cookie for a year and go back
         (to ``next``, a path on this site). Open without a session: the login page has it."""
         code = request.path_params["code"]
-        response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+        target = signin.safe_next(request.query_params.get("next"))
+        response = RedirectResponse(target, status_code=303)
         if code in self.languages:
             response.set_cookie(
                 i18n.COOKIE,
@@ -276,7 +317,7 @@ class Dashboard:
                 max_age=i18n.COOKIE_SECONDS,
                 httponly=True,
                 samesite="strict",
-                secure=request.url.scheme == "https",
+                secure=self.https(request),
                 path="/",
             )
         return response
@@ -301,42 +342,8 @@ class Dashboard:
 
     def csrf_ok(self, session: Session, fields: dict[str, str]) -> bool:
         """Whether a posted form carries this session's form token."""
-        return fields.get("csrf") == session.csrf
-
-    async def login(self, request: Request) -> Response:
-        target = _safe_next(request.query_params.get("next"))
-        if request.method == "GET":
-            return self.render(request, "login.html", None, next=target, error=None)
-        fields = await form_fields(request)
-        try:
-            session = self.sessions.login(fields.get("key", ""))
-        except LoginRefused as exc:
-            error = self.language(request).explain(exc)
-            return self.render(
-                request, "login.html", None, next=target, error=error, status_code=401
-            )
-        response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            COOKIE,
-            session.token,
-            max_age=LIFETIME_SECONDS,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/",
-        )
-        return response
-
-    async def logout(self, request: Request) -> Response:
-        token = request.cookies.get(COOKIE)
-        session = self.sessions.get(token)
-        fields = await form_fields(request)
-        if session is not None and not self.csrf_ok(session, fields):
-            return self.stale_form(request)
-        self.sessions.logout(token)
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE, path="/")
-        return response
+        given = fields.get("csrf", "")
+        return hmac.compare_digest(given.encode(), session.csrf.encode())
 
     # -- rendering -------------------------------------------------------------------------
     def render(
@@ -355,7 +362,11 @@ class Dashboard:
             name,
             {
                 "session": session,
-                "nav": [(href, language.translate(label)) for href, label in self.nav],
+                "nav": [
+                    (href, language.translate(label))
+                    for href, label, permission in self.nav
+                    if session is not None and session.allows(permission)
+                ],
                 "path": request.url.path,
                 # A table's CSV link keeps the page's question: ``{{ csv_link }}<table>``.
                 "csv_link": f"?{kept}&csv=" if kept else "?csv=",
@@ -373,10 +384,3 @@ class Dashboard:
                 "Vary": "Accept-Language, Cookie",
             },
         )
-
-
-def _safe_next(target: str | None) -> str:
-    """Where to go after the login: a path on this site only (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    return target

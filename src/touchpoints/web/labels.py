@@ -1,7 +1,7 @@
 """Display labels for the few names touchpoints itself gives to data: its twelve channels, the
-default stage model's six stages, the age group of people without an age, the roles of keys,
-the attribution models, the kinds of merges, and the placeholders of the analyses ("(other)",
-"(none)").
+default stage model's six stages, the age group of people without an age, the roles of keys
+and of users, the permissions, the attribution models, the kinds of merges, and the
+placeholders of the analyses ("(other)", "(none)").
 
 Only the label changes with the language; the name stays what it is everywhere else (in
 links, form values, CSV downloads, the API). English shows the names as events and the API
@@ -46,6 +46,22 @@ ROLES = {
     "read": NP_("key role", "read"),
     "admin": NP_("key role", "admin"),
 }
+USER_ROLES = {
+    # Translators: the roles of dashboard users.
+    "viewer": NP_("user role", "viewer"),
+    "analyst": NP_("user role", "analyst"),
+    "privacy_officer": NP_("user role", "privacy_officer"),
+    "admin": NP_("user role", "admin"),
+}
+PERMISSIONS = {
+    # Translators: what a role allows (docs/access.md): a short name each.
+    "collect": NP_("permission", "collect"),
+    "analytics": NP_("permission", "analytics"),
+    "profiles": NP_("permission", "profiles"),
+    "admin": NP_("permission", "admin"),
+    "privacy": NP_("permission", "privacy"),
+    "audit": NP_("permission", "audit"),
+}
 MERGE_KINDS = {
     # Translators: the kinds of entries of a person's merge log.
     "merge": NP_("merge kind", "merge"),
@@ -75,6 +91,8 @@ _KINDS = {
     "stage": STAGES,
     "age group": AGE_GROUPS,
     "key role": ROLES,
+    "user role": USER_ROLES,
+    "permission": PERMISSIONS,
     "attribution model": MODELS,
     "merge kind": MERGE_KINDS,
     "placeholder": PLACEHOLDERS,
@@ -83,8 +101,8 @@ _KINDS = {
 
 def label(language: Language, kind: str, name: Any) -> str:
     """The label of ``name`` as a ``kind`` ("channel", "stage", "age group", "key role",
-    "attribution model", "merge kind", "placeholder") in ``language``; a name touchpoints
-    did not give, as it is."""
+    "user role", "permission", "attribution model", "merge kind", "placeholder") in
+    ``language``; a name touchpoints did not give, as it is."""
     text = "" if name is None else str(name)
     known = _KINDS[kind]
     return language.translate(known[text], kind) if text in known else text
@@ -96,6 +114,12 @@ def channel(language: Language, name: Any) -> str:
 
 def stage(language: Language, name: Any) -> str:
     return label(language, "stage", name)
+
+
+def role(language: Language, actor: Any) -> str:
+    """The role of a session's actor (a key's or a user's) in ``language``."""
+    kind = "user role" if getattr(actor, "kind", "key") == "user" else "key role"
+    return label(language, kind, actor.role)
 
 
 def placeholder(language: Language, name: Any) -> str:

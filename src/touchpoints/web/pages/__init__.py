@@ -2,13 +2,19 @@
 
 - ``ORDER``: its place in the navigation (lower first);
 - ``NAV``: ``((path, label), …)``, the navigation entries it adds (may be empty);
+- ``PERMISSION``: what a session needs to see its navigation entries (``analytics``,
+  ``profiles``, ``admin``, ``audit``, …: :mod:`touchpoints.access.roles`; without it, only
+  admins see them);
 - ``routes(dashboard) -> list[Route]``: its routes, each handler wrapped in
-  ``dashboard.page(handler)`` (``admin=True`` for admin-only pages), rendering with
-  ``dashboard.render(request, template, session, **context)``.
+  ``dashboard.page(handler, permission)`` (a session without the permission gets 403),
+  rendering with ``dashboard.render(request, template, session, **context)``.
 
 Handlers read through the same functions as the API (``dashboard.tp.…``), run blocking calls
 with ``starlette.concurrency.run_in_threadpool``, offer each chart's ``Table`` as CSV with
-``csv_response`` and check ``dashboard.csrf_ok`` on every form post.
+``csv_response``, check ``dashboard.csrf_ok`` on every form post (read with
+``touchpoints.web.forms.form_fields``, bounded in size), and record in the audit log what
+shows a person or changes something (``await dashboard.audit(request, session.actor.id,
+action, target)``).
 
 Every page is bilingual from the start (docs/translating.md): a template writes its texts as
 ``{{ _("Show") }}`` (``{{ _("%(n)s people", n=…) }}``, ``{% trans %}`` for texts with markup)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 ORDER = 70
 NAV = (("/journeys/attribution", N_("Attribution")),)
+PERMISSION = "analytics"  # aggregate figures (access/roles.py)
 MODELS = {
     "first_touch": N_("first touch"),
     "last_touch": N_("last touch"),
@@ -66,7 +67,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return csv_response(data["tables"], wanted, "attribution", language)
         return dashboard.render(request, "attribution.html", session, **context, **data)
 
-    return [Route("/journeys/attribution", dashboard.page(attribution))]
+    return [Route("/journeys/attribution", dashboard.page(attribution, PERMISSION))]
 
 
 def _shown(value: Any) -> str:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 ORDER = 60
 NAV = (("/journeys/channel-mix", N_("Channel mix")),)
+PERMISSION = "analytics"  # aggregate figures (access/roles.py)
 MEASURES = {
     "people_share": N_("Share of the band's people using each channel (%%)"),
     "contact_share": N_("Share of the band's contacts on each channel (%%)"),
@@ -65,7 +66,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return csv_response(data["tables"], wanted, "channel-mix", language)
         return dashboard.render(request, "channel_mix.html", session, **context, **data)
 
-    return [Route("/journeys/channel-mix", dashboard.page(channel_mix))]
+    return [Route("/journeys/channel-mix", dashboard.page(channel_mix, PERMISSION))]
 
 
 def _question(bands: str, as_of: str, measure: str) -> tuple[list[str] | None, date | None]:

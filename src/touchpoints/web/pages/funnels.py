@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 ORDER = 30
 NAV = (("/journeys/funnels", N_("Funnels")),)
+PERMISSION = "analytics"  # aggregate figures (access/roles.py)
 
 EXAMPLE = ("Product Viewed", "Configuration Saved", "Order Completed")
 BREAKDOWNS = ("channel", "device_type", "age_group")
@@ -55,6 +56,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
         try:
             spec = _spec(form)
             wanted = _drop_off_request(request)
+            if wanted is not None and not session.allows("profiles"):  # lists of persons
+                return dashboard.forbidden(request, session, "profiles")
             both = await dashboard.ask(FunnelComparisonQuery, spec)
             dropped = None
             if wanted is not None:
@@ -63,6 +66,15 @@ def routes(dashboard: Dashboard) -> list[Route]:
                     DropOffsQuery,
                     {"funnel": spec, "step": step, "limit": PAGE_SIZE, "offset": offset},
                 )
+                for unit in dropped.units:  # persons listed: recorded as the API records them
+                    await dashboard.audit(
+                        request,
+                        session.actor.id,
+                        "profile.list",
+                        f"person:{unit.person}",
+                        "funnel drop-offs",
+                        durable=False,
+                    )
         except TouchpointsError as exc:
             context["error"] = language.explain(exc)
             return dashboard.render(
@@ -73,7 +85,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return csv_response(data["tables"], csv, "funnel", language)
         return dashboard.render(request, "funnels.html", session, **context, **data)
 
-    return [Route("/journeys/funnels", dashboard.page(funnels))]
+    return [Route("/journeys/funnels", dashboard.page(funnels, PERMISSION))]
 
 
 # -- the question -----------------------------------------------------------------------------

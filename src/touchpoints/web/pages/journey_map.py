@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 ORDER = 20
 NAV = (("/journeys/map", N_("Journey map")),)
+PERMISSION = "analytics"  # aggregate figures (access/roles.py)
 FILTERS = ("since", "until", "channel", "age_group", "segment")
 
 
@@ -58,7 +59,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return csv_response(data["tables"], wanted, "journey-map", language)
         return dashboard.render(request, "journey_map.html", session, **context, **data)
 
-    return [Route("/journeys/map", dashboard.page(journey_map))]
+    return [Route("/journeys/map", dashboard.page(journey_map, PERMISSION))]
 
 
 def _view(found: JourneyMap, language: Language) -> dict[str, Any]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 ORDER = 10
 NAV = (("/", N_("Overview")),)
+PERMISSION = "analytics"  # aggregate figures (access/roles.py)
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
@@ -38,7 +39,10 @@ def routes(dashboard: Dashboard) -> list[Route]:
         shown = dashboard.language(request).number(total)
         return HTMLResponse(f'<span id="live-total" data-total="{total}">{shown}</span>')
 
-    return [Route("/", dashboard.page(overview)), Route("/live", dashboard.page(live))]
+    return [
+        Route("/", dashboard.page(overview, PERMISSION)),
+        Route("/live", dashboard.page(live, PERMISSION)),
+    ]
 
 
 def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:

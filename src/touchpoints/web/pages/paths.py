@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 ORDER = 40
 NAV = (("/journeys/paths", N_("Paths")),)
+PERMISSION = "analytics"  # aggregate figures (access/roles.py)
 
 EXAMPLE = "Product Viewed"
 MAX_DEPTH = MAX_PATH_DEPTH
@@ -58,7 +59,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return csv_response(data["tables"], wanted, "paths", language)
         return dashboard.render(request, "paths.html", session, **context, **data)
 
-    return [Route("/journeys/paths", dashboard.page(paths))]
+    return [Route("/journeys/paths", dashboard.page(paths, PERMISSION))]
 
 
 # -- the question -----------------------------------------------------------------------------

@@ -22,9 +22,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from touchpoints.access.audit import listed
 from touchpoints.errors import BadRequest, InvalidRequest, NotFound, TouchpointsError, status_of
 from touchpoints.events import StoredEvent
-from touchpoints.web.app import form_fields
+from touchpoints.web.forms import form_fields
 from touchpoints.web.i18n import N_, Explained, Language
 from touchpoints.web.sessions import Session
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 ORDER = 80
 NAV = (("/people", N_("People")),)
+PERMISSION = "profiles"  # individual persons (access/roles.py)
 
 TIMELINE_PAGE = 25
 SEARCH_LIMIT = 50
@@ -73,6 +75,9 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return dashboard.render(request, "people.html", session, **context)
         try:
             context.update(await run_in_threadpool(_search, dashboard, q, language))
+            for found in context["results"]:
+                actor = session.actor.id
+                await dashboard.audit(request, actor, "profile.search", found["key"], durable=False)
         except TouchpointsError as exc:
             context["error"] = language.explain(exc)
             return dashboard.render(
@@ -96,6 +101,9 @@ def routes(dashboard: Dashboard) -> list[Route]:
                 error=str(exc),
             )
         data["after"] = _after(request, language)
+        await dashboard.audit(
+            request, session.actor.id, "profile.read", data["person"], "dashboard", durable=False
+        )
         return dashboard.render(request, "profile.html", session, key=key, error=None, **data)
 
     async def unmerge(request: Request, session: Session) -> Response:
@@ -105,21 +113,22 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return dashboard.stale_form(request)
         language = dashboard.language(request)
         try:
-            done, persons = await run_in_threadpool(_unmerge, dashboard, fields)
+            done, persons, line = await run_in_threadpool(_unmerge, dashboard, fields)
         except (TouchpointsError, UnmergeError) as exc:
             return PlainTextResponse(language.explain(exc), status_of(exc))
+        await dashboard.audit(request, session.actor.id, *line)
         numbers = (p.removeprefix("person:") for p in persons)
         query = urlencode({"unmerged": done, "persons": ",".join(numbers)})
         return RedirectResponse(f"/people/{quote(key, safe=':@+')}?{query}", status_code=303)
 
     return [
-        Route("/people", dashboard.page(people)),
+        Route("/people", dashboard.page(people, PERMISSION)),
         Route(
             "/people/{key:path}/unmerge",
-            dashboard.page(unmerge, admin=True),
+            dashboard.page(unmerge, "admin"),
             methods=["POST"],
         ),
-        Route("/people/{key:path}", dashboard.page(profile)),
+        Route("/people/{key:path}", dashboard.page(profile, PERMISSION)),
     ]
 
 
@@ -404,9 +413,12 @@ def _short(value: str) -> str:
 
 
 # -- unmerge ---------------------------------------------------------------------------------
-def _unmerge(dashboard: Dashboard, fields: dict[str, str]) -> tuple[str, list[str]]:
+def _unmerge(
+    dashboard: Dashboard, fields: dict[str, str]
+) -> tuple[str, list[str], tuple[str, str | None, str]]:
     """Remove a link (``link``) or detach an identifier (``identifier``): the operations of
-    the API's unmerge routes; what was done and the persons after it."""
+    the API's unmerge routes; what was done, the persons after it, and its audit line
+    (action, target, detail: as the API records it)."""
     identity = dashboard.tp.identity
     note = fields.get("note", "")[:500]
     if fields.get("link"):
@@ -416,9 +428,13 @@ def _unmerge(dashboard: Dashboard, fields: dict[str, str]) -> tuple[str, list[st
             raise UnmergeError(
                 N_("link: %(link)s is not a link number"), link=repr(fields["link"])
             ) from None
-        return f"link {link_id}", identity.unlink(link_id, note).persons
+        persons = identity.unlink(link_id, note).persons
+        line = ("identity.unlink", f"link:{link_id}", f"now {listed(persons)}")
+        return f"link {link_id}", persons, line
     unmerged = identity.unmerge(fields.get("identifier", ""), note)
-    return unmerged.detached, unmerged.persons
+    kind = unmerged.detached.partition(":")[0]
+    detail = f"detached an identifier of type {kind}; now {listed(unmerged.persons)}"
+    return unmerged.detached, unmerged.persons, ("identity.unmerge", unmerged.person, detail)
 
 
 def _after(request: Request, language: Language) -> dict[str, Any] | None:

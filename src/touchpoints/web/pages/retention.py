@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 ORDER = 50
 NAV = (("/journeys/retention", N_("Retention")),)
+PERMISSION = "analytics"  # aggregate figures (access/roles.py)
 FIELDS = ("period", "periods", "start_event", "return_event", "unit", "since", "until")
 
 
@@ -49,7 +50,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return csv_response(data["tables"], wanted, "retention", language)
         return dashboard.render(request, "retention.html", session, **context, **data)
 
-    return [Route("/journeys/retention", dashboard.page(retention))]
+    return [Route("/journeys/retention", dashboard.page(retention, PERMISSION))]
 
 
 def _view(found: RetentionResult, language: Language) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Sources and keys: events per source (each write key's id is the ``source`` of what it
 sends), the API keys, and the snippets that point an SDK at this server. Admin sessions
-create write keys (the secret is shown once, in the answer to the form) and revoke keys."""
+create write keys (the secret is shown once, in the answer to the form) and revoke keys;
+both are recorded in the audit log."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from touchpoints.access.keys import ApiKey, KeyRefused
+from touchpoints.access.keys import ApiKey, KeyNotFound, KeyRefused
 from touchpoints.web import labels
-from touchpoints.web.app import Shown, Table, csv_response, form_fields
+from touchpoints.web.app import Shown, Table, csv_response
 from touchpoints.web.charts import bars
+from touchpoints.web.forms import form_fields
 from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 ORDER = 90
 NAV = (("/sources", N_("Sources and keys")),)
+PERMISSION = "analytics"  # aggregate figures (access/roles.py)
 
 PLACEHOLDER = "<your write key>"
 NAME_MAX = 200  # as the keys API (api/keys.py: NewKey.name)
@@ -59,10 +62,29 @@ def routes(dashboard: Dashboard) -> list[Route]:
                 length=len(name),
                 most=NAME_MAX,
             )
+        source = fields.get("source", "").strip() or None
+        if error is None:
+            try:
+                key, secret = await run_in_threadpool(
+                    dashboard.tp.keys.create, "write", name, source
+                )
+            except KeyRefused as exc:  # a source the key may not have: the reason, as the API
+                error = str(exc)
         if error is not None:
             data = await run_in_threadpool(_data, dashboard, language)
-            return _page(dashboard, request, session, data, error=error, new_name=name, status=422)
-        key, secret = await run_in_threadpool(dashboard.tp.keys.create, "write", name)
+            return _page(
+                dashboard,
+                request,
+                session,
+                data,
+                error=error,
+                new_name=name,
+                new_source=source or "",
+                status=422,
+            )
+        await dashboard.audit(
+            request, session.actor.id, "key.create", f"key:{key.id}", f"role {key.role}"
+        )
         data = await run_in_threadpool(_data, dashboard, language)
         # The only answer that holds the secret: never stored, never in a URL (no redirect).
         return _page(dashboard, request, session, data, created=(key, secret), status=201)
@@ -73,18 +95,21 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return dashboard.stale_form(request)
         key_id = request.path_params["key_id"]
         try:
-            await run_in_threadpool(dashboard.tp.keys.revoke, key_id)
-        except KeyRefused as exc:
+            key = await run_in_threadpool(dashboard.tp.keys.revoke, key_id)
+        except (KeyRefused, KeyNotFound) as exc:
             data = await run_in_threadpool(_data, dashboard, dashboard.language(request))
             return _page(dashboard, request, session, data, error=str(exc), status=404)
+        await dashboard.audit(
+            request, session.actor.id, "key.revoke", f"key:{key.id}", f"role {key.role}"
+        )
         return RedirectResponse(f"/sources?revoked={key_id}", status_code=303)
 
     return [
-        Route("/sources", dashboard.page(sources)),
-        Route("/sources/keys", dashboard.page(create, admin=True), methods=["POST"]),
+        Route("/sources", dashboard.page(sources, PERMISSION)),
+        Route("/sources/keys", dashboard.page(create, "admin"), methods=["POST"]),
         Route(
             "/sources/keys/{key_id}/revoke",
-            dashboard.page(revoke, admin=True),
+            dashboard.page(revoke, "admin"),
             methods=["POST"],
         ),
     ]
@@ -100,6 +125,7 @@ def _page(
     revoked: str | None = None,
     error: str | None = None,
     new_name: str = "",
+    new_source: str = "",
     status: int = 200,
 ) -> Response:
     base_url = str(request.base_url).rstrip("/")
@@ -115,6 +141,7 @@ def _page(
         revoked=data["keys_by_id"].get(revoked) if revoked else None,
         error=error,
         new_name=new_name,
+        new_source=new_source,
         base_url=base_url,
         placeholder=PLACEHOLDER,
         snippets=snippets(base_url, secret),
@@ -127,14 +154,16 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
     by_source = tp.events.count_by("source")  # what GET /v1/events/stats gives as by_source
     keys = tp.keys.list()  # what GET /v1/keys gives
     keys_by_id = {key.id: key for key in keys}
+    # The key whose events carry each source (a rotated source: its newest key, listed last).
+    keys_by_source = {key.event_source: key for key in keys}
 
     def label(source: str) -> str:
-        key = keys_by_id.get(source)
+        key = keys_by_source.get(source)
         return f"{key.name} ({source})" if key is not None and key.name else source
 
     def role(source: str) -> Shown:
-        if source in keys_by_id:
-            name = keys_by_id[source].role
+        if source in keys_by_source:
+            name = keys_by_source[source].role
             return Shown(name, labels.label(language, "key role", name))
         return Shown("not a stored key", _("not a stored key"))
 
@@ -145,7 +174,7 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
         [
             [
                 source,
-                keys_by_id[source].name if source in keys_by_id else "",
+                keys_by_source[source].name if source in keys_by_source else "",
                 role(source),
                 n,
             ]
@@ -164,7 +193,7 @@ def _data(dashboard: Dashboard, language: Language) -> dict[str, Any]:
                 key.prefix,
                 key.created_at,
                 key.revoked_at,
-                by_source.get(key.id, 0),
+                by_source.get(key.event_source, 0),
             ]
             for key in keys
         ],

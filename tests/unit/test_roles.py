@@ -1,0 +1,148 @@
+"""Every API route and every dashboard page names the permission it needs, and the table of
+:mod:`touchpoints.access.roles` alone decides who holds it: a route added without a
+permission, or with another one than this table says, fails here (change the table
+deliberately, with docs/access.md)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import Route
+
+import touchpoints.api
+from touchpoints.access.roles import ALL, KEY_PERMISSIONS, USER_PERMISSIONS, checked
+from touchpoints.config import load_settings
+from touchpoints.core import Touchpoints
+from touchpoints.web.app import Dashboard
+
+# (method, path) → the permission its dependency requires. Two analytics routes answer
+# some questions with persons and ask for ``profiles`` as well, inside: a person's stages
+# (/v1/journeys/stages/{key}) and a funnel's drop-offs (tests/unit/test_access_http.py).
+API = {
+    ("GET", "/v1/audit"): "audit",
+    ("GET", "/v1/audit/verify"): "audit",
+    ("GET", "/v1/events"): "profiles",
+    ("GET", "/v1/events/count"): "analytics",
+    ("GET", "/v1/events/stats"): "analytics",
+    ("GET", "/v1/identity/summary"): "analytics",
+    ("POST", "/v1/identity/unmerge"): "admin",
+    ("GET", "/v1/identity/links"): "profiles",
+    ("POST", "/v1/identity/links/{link_id}/remove"): "admin",
+    ("POST", "/v1/identity/match"): "admin",
+    ("GET", "/v1/identity/reviews"): "profiles",
+    ("POST", "/v1/identity/reviews/{pair_id}"): "admin",
+    ("POST", "/v1/identity/rebuild"): "admin",
+    ("POST", "/v1/journeys/query"): "analytics",
+    ("GET", "/v1/journeys/stages"): "analytics",
+    ("GET", "/v1/journeys/stages/{key:path}"): "analytics",
+    ("GET", "/v1/journeys/map"): "analytics",
+    ("POST", "/v1/journeys/funnels"): "analytics",
+    ("POST", "/v1/journeys/funnels/drop-offs"): "analytics",
+    ("POST", "/v1/journeys/retention"): "analytics",
+    ("GET", "/v1/journeys/paths"): "analytics",
+    ("GET", "/v1/journeys/variants"): "analytics",
+    ("GET", "/v1/journeys/channel-mix"): "analytics",
+    ("GET", "/v1/journeys/attribution"): "analytics",
+    ("POST", "/v1/keys"): "admin",
+    ("GET", "/v1/keys"): "admin",
+    ("DELETE", "/v1/keys/{key_id}"): "admin",
+    ("GET", "/v1/profiles"): "profiles",
+    ("GET", "/v1/profiles/{key:path}/timeline"): "profiles",
+    ("GET", "/v1/profiles/{key:path}/merges"): "profiles",
+    ("GET", "/v1/profiles/{key:path}"): "profiles",
+    ("GET", "/v1/profiles/{key:path}/consent"): "profiles",
+    ("GET", "/v1/privacy"): "privacy",
+    ("POST", "/v1/privacy/exports"): "privacy",
+    ("POST", "/v1/privacy/erasures"): "privacy",
+    ("GET", "/v1/privacy/requests"): "privacy",
+    ("GET", "/v1/privacy/requests/{request_id}"): "privacy",
+    ("POST", "/v1/privacy/requests/{request_id}/lift"): "admin",
+    ("POST", "/v1/privacy/retention"): "privacy",
+    ("POST", "/v1/privacy/reject-files"): "admin",
+    ("GET", "/v1/quarantine"): "admin",
+    ("GET", "/v1/quarantine/{item_id}"): "admin",
+    ("POST", "/v1/quarantine/replay"): "admin",
+    ("DELETE", "/v1/quarantine/{item_id}"): "admin",
+    ("POST", "/v1/users"): "admin",
+    ("GET", "/v1/users"): "admin",
+    ("GET", "/v1/users/{name}"): "admin",
+    ("PUT", "/v1/users/{name}/role"): "admin",
+    ("POST", "/v1/users/{name}/disable"): "admin",
+    ("POST", "/v1/users/{name}/enable"): "admin",
+    ("PUT", "/v1/users/{name}/password"): "admin",
+}
+# Dashboard routes → the permission of their page (the sign-in, sign-out, language switch
+# and static files are open: they show nothing).
+PAGES = {
+    "/": "analytics",
+    "/live": "analytics",
+    "/journeys/map": "analytics",
+    "/journeys/funnels": "analytics",
+    "/journeys/paths": "analytics",
+    "/journeys/retention": "analytics",
+    "/journeys/channel-mix": "analytics",
+    "/journeys/attribution": "analytics",
+    "/sources": "analytics",
+    "/sources/keys": "admin",
+    "/sources/keys/{key_id}/revoke": "admin",
+    "/people": "profiles",
+    "/people/{key:path}": "profiles",
+    "/people/{key:path}/unmerge": "admin",
+    "/users": "admin",
+    "/users/new": "admin",
+    "/users/{name}/{action:str}": "admin",
+    "/audit": "audit",
+    "/privacy": "privacy",
+    "/privacy/export": "privacy",
+    "/privacy/erase": "privacy",
+    "/privacy/retention": "privacy",
+    "/privacy/requests/{request_id:int}/lift": "admin",
+}
+OPEN = {"/login", "/logout", "/language/{code}"}
+
+
+def _api_routes() -> dict[tuple[str, str], list[str]]:
+    found: dict[tuple[str, str], list[str]] = {}
+    for info in pkgutil.iter_modules(touchpoints.api.__path__):
+        module = importlib.import_module(f"{touchpoints.api.__name__}.{info.name}")
+        router = getattr(module, "router", None)
+        for route in getattr(router, "routes", ()):
+            assert isinstance(route, APIRoute), route
+            needs = [
+                dep.call.permission  # type: ignore[union-attr]
+                for dep in route.dependant.dependencies
+                if hasattr(dep.call, "permission")
+            ]
+            for method in route.methods:
+                found[(method, route.path)] = needs
+    return found
+
+
+def test_every_api_route_names_exactly_one_permission_as_the_table_says() -> None:
+    found = _api_routes()
+    assert {route: needs for route, needs in found.items() if len(needs) != 1} == {}
+    assert {route: needs[0] for route, needs in found.items()} == API
+
+
+def test_every_dashboard_page_names_its_permission(tmp_path: Path) -> None:
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        routes = [r for r in Dashboard(tp).routes() if isinstance(r, Route)]
+    found: dict[str, Any] = {r.path: getattr(r.endpoint, "permission", None) for r in routes}
+    assert {path: found.pop(path) for path in OPEN} == dict.fromkeys(OPEN)
+    assert found == PAGES
+
+
+def test_the_table_holds_known_permissions_only() -> None:
+    for table in (KEY_PERMISSIONS, USER_PERMISSIONS):
+        for granted in table.values():
+            assert granted <= ALL
+    assert KEY_PERMISSIONS["admin"] == USER_PERMISSIONS["admin"] == ALL
+    assert USER_PERMISSIONS["viewer"] == {"analytics"}
+    assert KEY_PERMISSIONS["write"] == {"collect"}
+    with pytest.raises(ValueError, match="unknown permission 'read'"):
+        checked("read")
