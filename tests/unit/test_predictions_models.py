@@ -142,6 +142,24 @@ def test_conditional_expectation_stays_accurate_for_frequent_buyers(
     assert 0 < got < 2 * (x + FITTED.r) / (T + FITTED.alpha) * t
 
 
+def test_a_fit_where_everyone_drops_out_alike_gives_finite_expectations() -> None:
+    """a and b in the millions (one drop-out probability for all, as a fit of such data
+    finds): the series overflows, and its limit takes over, close to the series where both
+    are finite."""
+    x, t_x, T = np.array([0.0, 3.0, 12.0]), np.array([0.0, 20.0, 50.0]), np.array([30.0] * 3)
+    huge = BgNbdParams(r=0.0857, alpha=2.1386, a=1.17e6, b=4.44e6)
+    got = bgnbd.conditional_expected_purchases(huge, 52.0, x, t_x, T)
+    assert np.all(np.isfinite(got)) and np.all(got > 0)
+    assert np.all(np.isfinite(bgnbd.expected_purchases(huge, np.array([4.0, 52.0]))))
+    p = huge.a / (huge.a + huge.b)
+    limit = (1 - ((huge.alpha + T) / (huge.alpha + T + p * 52.0)) ** (huge.r + x)) / p
+    alive = bgnbd.probability_alive(huge, x, t_x, T)
+    np.testing.assert_allclose(got, limit * alive, rtol=1e-4)
+    moderate = BgNbdParams(r=0.0857, alpha=2.1386, a=400.0, b=400.0 * huge.b / huge.a)
+    near = bgnbd.conditional_expected_purchases(moderate, 52.0, x, t_x, T)
+    np.testing.assert_allclose(near, got, rtol=0.02)
+
+
 def test_spend_without_repeat_purchases_is_the_population_mean() -> None:
     params = GammaGammaParams(p=6.25, q=3.74, v=15.44)
     mean = params.p * params.v / (params.q - 1)

@@ -179,8 +179,18 @@ def _unchanged(params: BgNbdParams, x: Array, age: Array, t: Array) -> Array:
 
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     remaining = (alpha + age) / (alpha + age + t)  # 1 - z
-    series: Array = hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, 1 - remaining)
-    return remaining ** (a - 1) * series
+    with np.errstate(invalid="ignore", over="ignore"):
+        series: Array = hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, 1 - remaining)
+        exact: Array = remaining ** (a - 1) * series
+    if np.all(np.isfinite(exact)):
+        return exact
+    # A fit where every customer drops out with the same probability p = a/(a+b) runs a and
+    # b off to the millions, and the series overflows (NaN). Its limit as a, b grow with p
+    # fixed: 2F1(A, B; C; z) → (1 - (B/C) z)^-A, so ((alpha+age)/(alpha+age+p t))^(r+x)
+    # (within 1e-5 of the series where both are finite, a in the thousands).
+    p = a / (a + b)
+    limit = ((alpha + age) / (alpha + age + p * t)) ** (r + x)
+    return np.asarray(np.where(np.isfinite(exact), exact, limit), dtype=np.float64)
 
 
 def expected_purchases(params: BgNbdParams, t: npt.ArrayLike) -> Array:
