@@ -50,6 +50,7 @@ DEFAULT_CONSENT_PURPOSES = {
     "marketing": "marketing",  # destinations and triggers that contact the person
     "advertising": "advertising",  # audiences sent to ad platforms
     "transcripts": "analytics",  # keeping the assistant's conversations
+    "predictions": "analytics",  # churn risk and lifetime value per person (profiling)
 }
 
 
@@ -344,6 +345,16 @@ class Settings(BaseSettings):
             "(purchasers) or everyone; either way only those active in the last window."
         ),
     )
+    predictions_score_interval_hours: float = Field(
+        default=24,
+        ge=0,
+        le=24 * 366,
+        description=(
+            "How often a running server scores everyone with the models in use (lifetime "
+            "value and churn risk), in a thread beside the writer; 0: only on demand "
+            "(touchpoints predict score, POST /v1/predictions/score)."
+        ),
+    )
 
     @field_validator("consent_categories")
     @classmethod
@@ -575,7 +586,8 @@ DEFAULT_CONFIG_TOML = """\
 # consent_categories = ["necessary", "analytics", "marketing", "personalisation", "advertising"]
 # consent_defaults = { necessary = true }      # a person who never chose: only these
 # consent_purposes: which category each use needs (analyses: analytics, personalisation,
-#   marketing, advertising, transcripts: analytics), e.g. { transcripts = "necessary" }
+#   marketing, advertising, transcripts and predictions: analytics),
+#   e.g. { transcripts = "necessary" }
 # consent_analyses = "exclude"    # or "aggregate": counted, never listed by name
 # quarantine_retention_days: unset (kept until deleted)
 # privacy_deadline_days = 30      # to answer an access or erasure request
@@ -596,6 +608,7 @@ DEFAULT_CONFIG_TOML = """\
 # predictions_churn_events = []                    # activity for churn risk; []: any event
 # predictions_churn_window_days = 90                # no activity this long: churned
 # predictions_churn_population = "purchasers"       # or "everyone"
+# predictions_score_interval_hours = 24            # the server scores everyone; 0: off
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]

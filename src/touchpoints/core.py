@@ -33,6 +33,8 @@ from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
 from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
+from touchpoints.predictions.figures import Figures
+from touchpoints.predictions.schedule import ScoringJob
 from touchpoints.privacy.retention import RetentionJob
 from touchpoints.privacy.service import Privacy, PrivacySettings
 from touchpoints.profiles import Profiles
@@ -142,6 +144,7 @@ class Touchpoints:
                 discount_rate=settings.predictions_discount_rate,
                 period=settings.predictions_period,
             ),
+            withheld=self._predictions_withheld,
         )
         # Churn risk reads the journeys as analyses do: without persons who denied them.
         self.churn = ChurnRisk(
@@ -156,10 +159,12 @@ class Touchpoints:
                 conversion_event=settings.predictions_conversion_event,
                 revenue_property=settings.predictions_revenue_property,
             ),
+            withheld=self._predictions_withheld,
         )
+        self.figures = Figures(self.predictions, self.churn)
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
-        self.jobs: list[RetentionJob] = []  # what a server runs on a schedule
+        self.jobs: list[RetentionJob | ScoringJob] = []  # what a server runs on a schedule
         self.privacy = Privacy(
             self.warehouse,
             self.identity,
@@ -197,7 +202,7 @@ class Touchpoints:
 
     def start_writer(self) -> int:
         """Recover (see :meth:`recover`), then start the buffered writer and the scheduled
-        jobs (retention, daily)."""
+        jobs (retention, daily; scoring, predictions_score_interval_hours)."""
         replayed = self.recover()
         self.writer = BufferedWriter(
             self.store,
@@ -210,11 +215,32 @@ class Touchpoints:
             after_write=self.identity.catch_up,
         )
         self.writer.start()
-        self.jobs = [job for job in (self.privacy.retention_job(),) if job is not None]
+        self.jobs = [
+            job for job in (self.privacy.retention_job(), self.scoring_job()) if job is not None
+        ]
         for job in self.jobs:
             job.start()
         self.audit.start()
         return replayed
+
+    def scoring_job(self) -> ScoringJob | None:
+        """Scoring every ``predictions_score_interval_hours`` (None: 0, on demand only)."""
+        hours = self.settings.predictions_score_interval_hours
+        return ScoringJob(self.figures.score, hours * 3600) if hours else None
+
+    def _predictions_withheld(self) -> set[int]:
+        """Persons whose latest choice denies the consent category of the purpose
+        ``predictions`` (predictions are profiling): they are never scored. As for the
+        analyses, a person who never chose is scored; denying is what takes them out."""
+        purposes = self.settings.consent_purposes
+        category = purposes.get("predictions") or purposes.get("analyses")
+        if category is None:
+            return set()
+        source = self.journeys.person_source().respecting(category, "exclude")
+        if source.withheld is None:
+            return set()
+        column = source.arrow(source.withheld).column("person")
+        return {int(person) for person in column.to_pylist()}
 
     def _paused_writes(self) -> AbstractContextManager[None]:
         """The writer held still (its buffer written first), or nothing to hold."""

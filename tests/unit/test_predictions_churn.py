@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import spark_source
+from shop import END, START, customers, iso
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.errors import Conflict, InvalidRequest
@@ -28,53 +29,6 @@ from touchpoints.predictions import ChurnTraining, churn
 from touchpoints.predictions.churn_features import churn_table
 from touchpoints.predictions.churn_service import card_spec
 from touchpoints.warehouse.personal import registered
-
-START = datetime(2025, 1, 1)
-END = START + timedelta(days=420)  # the data's last moment; "now" in these tests
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def customers(count: int, seed: int = 1, start: datetime = START) -> list[dict[str, Any]]:
-    """Segment messages: each customer buys once, then drives until they stop; 420 days
-    from ``start``."""
-    rng = random.Random(seed)
-    end = start + (END - START)
-    messages: list[dict[str, Any]] = []
-    for n in range(count):
-        user = f"c{n:05d}"
-
-        def track(event: str, at: datetime, user: str = user, **props: Any) -> None:
-            if at < end:
-                messages.append(
-                    {
-                        "type": "track",
-                        "event": event,
-                        "userId": user,
-                        "timestamp": _iso(at),
-                        "messageId": f"{user}-{len(messages)}",
-                        "properties": props,
-                    }
-                )
-
-        bought = start + timedelta(days=rng.uniform(0, 250))
-        track("Order Completed", bought, revenue=float(rng.randint(100, 900)))
-        unhappy = rng.random() < 0.4
-        if unhappy:
-            trouble = bought + timedelta(days=rng.uniform(5, 40))
-            if rng.random() < 0.5:
-                track("Complaint Filed", trouble)
-            else:
-                track("Call Completed", trouble)
-                track("Call Completed", trouble + timedelta(days=rng.uniform(0.5, 5)))
-        stops = bought + timedelta(days=rng.expovariate(1 / (60 if unhappy else 400)))
-        at = bought + timedelta(days=rng.uniform(1, 7))
-        while at < stops:
-            track("Trip Completed", at, km=round(rng.uniform(3, 90), 1))
-            at += timedelta(days=rng.uniform(3, 11))
-    return messages
 
 
 def _load(tp: Touchpoints, messages: list[dict[str, Any]]) -> None:
@@ -153,7 +107,16 @@ def test_training_splits_by_time_and_keeps_a_card(tp: Touchpoints) -> None:
     for period in ("training", "test"):
         assert metrics[period]["churned"] >= 100 and metrics[period]["stayed"] >= 100
     assert metrics["model"]["auc"] > 0.7
-    assert set(metrics["baseline"]) == {"auc", "pr_auc", "top_decile_lift", "brier", "calibration"}
+    assert set(metrics["baseline"]) == {
+        "auc", "pr_auc", "top_decile_lift", "brier", "calibration", "lift"
+    }  # fmt: skip
+    lift = metrics["model"]["lift"]
+    assert [d["decile"] for d in lift] == list(range(1, 11))
+    assert lift[0]["lift"] == pytest.approx(metrics["model"]["top_decile_lift"], rel=0.05)
+    assert lift[-1]["cumulative_lift"] == pytest.approx(1.0)
+    importance = metrics["feature_importance"]
+    assert {f["feature"] for f in importance} == set(card.features["features"])
+    assert importance[0]["points"] >= importance[-1]["points"] >= 0
     assert card.parameters and set(card.parameters) == {"trees", "baseline"}
     assert tp.churn.model_card().id == card.id
 
@@ -182,7 +145,7 @@ def test_nothing_of_the_test_window_reaches_the_training_rows(tp: Touchpoints) -
             "type": "track",
             "event": rng.choice(("Trip Completed", "Complaint Filed", "Order Completed")),
             "userId": f"c{rng.randrange(900):05d}",
-            "timestamp": _iso(test_cutoff + timedelta(days=rng.uniform(0, 89))),
+            "timestamp": iso(test_cutoff + timedelta(days=rng.uniform(0, 89))),
             "messageId": f"later-{i}",
             "properties": {"revenue": 10.0},
         }

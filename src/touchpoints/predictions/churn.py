@@ -99,7 +99,35 @@ def metrics(y: npt.NDArray[np.int64], p: Array) -> dict[str, Any]:
         "top_decile_lift": top_lift(y, p),
         "brier": float(brier_score_loss(y, p)),
         "calibration": calibration(y, p),
+        "lift": lift_curve(y, p),
     }
+
+
+def lift_curve(y: npt.NDArray[np.int64], p: Array) -> list[dict[str, float]]:
+    """Per decile of persons by risk (1: the riskiest tenth): persons, mean predicted risk,
+    churn rate, and the lift (its churn rate over everyone's) and cumulative lift."""
+    order = np.argsort(-p, kind="stable")
+    overall = float(np.mean(y)) or 1.0
+    out = []
+    seen = 0
+    churned = 0
+    for decile, chosen in enumerate(np.array_split(order, 10), start=1):
+        if not chosen.size:
+            continue
+        seen += chosen.size
+        churned += int(np.sum(y[chosen]))
+        rate = float(np.mean(y[chosen]))
+        out.append(
+            {
+                "decile": decile,
+                "persons": int(chosen.size),
+                "predicted": float(np.mean(p[chosen])),
+                "actual": rate,
+                "lift": rate / overall,
+                "cumulative_lift": churned / seen / overall,
+            }
+        )
+    return out
 
 
 def top_lift(y: npt.NDArray[np.int64], p: Array, share: float = TOP_SHARE) -> float:
@@ -169,6 +197,14 @@ def explain(trees: Any, x: Array) -> Explained:
     tiny = np.abs(total) < 1e-9
     scale = np.where(tiny, slope, difference / np.where(tiny, 1.0, total))
     return Explained(person_risk, base, 100.0 * phi * scale)
+
+
+def importance(names: list[str], points: Array) -> list[dict[str, Any]]:
+    """Each feature's mean absolute points of risk over the persons explained, biggest
+    first: how much it moves a person's risk either way (mean |SHAP|, in points)."""
+    mean = np.mean(np.abs(points), axis=0) if points.size else np.zeros(len(names))
+    order = np.argsort(-mean, kind="stable")
+    return [{"feature": names[i], "points": round(float(mean[i]), 3)} for i in order]
 
 
 def top_contributions(

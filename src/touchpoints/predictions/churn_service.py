@@ -70,6 +70,7 @@ class ChurnRisk:
         model: StageModel,
         settings: ChurnSettings,
         now: Callable[[], datetime] = utc_now,
+        withheld: Callable[[], set[int]] = set,
     ) -> None:
         self.cards = PredictionStore(warehouse)
         self.store = ChurnStore(warehouse)
@@ -79,6 +80,8 @@ class ChurnRisk:
         self.model = model  # the stage model: its pain points are features
         self.settings = settings
         self.now = now  # naive UTC
+        # Persons whose consent denies predictions (profiling): never scored.
+        self.withheld = withheld
 
     # -- training ----------------------------------------------------------------------------
     def train(self, query: ChurnTraining | None = None) -> ModelCard:
@@ -111,6 +114,9 @@ class ChurnRisk:
             measured = {
                 "model": churn.metrics(test.y, churn.risk(fitted.trees, test.x)),
                 "baseline": churn.metrics(test.y, churn.risk(fitted.baseline, test.x)),
+                "feature_importance": churn.importance(
+                    names, churn.explain(fitted.trees, test.x).points
+                ),
             }
             data, sha256 = churn.dump(fitted)
         except (TouchpointsError, ValueError) as exc:
@@ -196,9 +202,10 @@ class ChurnRisk:
         found = self.cards.latest_trained(KIND)
         if found is None:
             raise Conflict(
-                "no churn-risk model is trained yet: train one first (it needs at least "
-                f"{churn.MIN_POSITIVES} persons who churned and {churn.MIN_NEGATIVES} who "
-                "stayed at each of two cutoffs a window apart)"
+                "no churn-risk model is trained yet: train one first with "
+                "'touchpoints predict train churn' (POST /v1/predictions/churn/train); it "
+                f"needs at least {churn.MIN_POSITIVES} persons who churned and "
+                f"{churn.MIN_NEGATIVES} who stayed at each of two cutoffs a window apart"
             )
         return found
 
@@ -223,7 +230,7 @@ class ChurnRisk:
             raise Conflict(f"{exc} (card {card.id}): train it again") from None
         spec = card_spec(card)
         scored_at = self.now()
-        frame = self._frame(self.source(), spec, scored_at, label=False)
+        frame = _without(self._frame(self.source(), spec, scored_at, label=False), self.withheld())
         if not frame.person.size:
             raise Conflict(
                 "nobody to score: no person of the population was active in the last "
@@ -252,6 +259,8 @@ class ChurnRisk:
                     "churn_risk": pa.array(explained.risk, pa.float64()),
                     "churn_percentile": pa.array(ranks, pa.float64()),
                     "contributions": pa.array(contributions, pa.string()),
+                    "stage": pa.array(_stages(self.model, names, frame.x), pa.string()),
+                    "channel": pa.array(_channels(names, frame.x), pa.string()),
                 }
             )
         )
@@ -275,7 +284,7 @@ class ChurnRisk:
                 "population is everyone)"
             )
         card = self.cards.card(int(row["model_id"]))
-        labels = _labels(self.model)
+        labels = feature_labels(self.model)
         explained = row["contributions"]
         return PersonChurn(
             person=person,
@@ -326,7 +335,7 @@ def card_spec(card: CardRow) -> ChurnSpec:
     )
 
 
-def _labels(model: StageModel) -> dict[str, str]:
+def feature_labels(model: StageModel) -> dict[str, str]:
     """What each feature is, in English (the face translates by the feature's name)."""
     from touchpoints.channels import CHANNELS
 
@@ -336,6 +345,34 @@ def _labels(model: StageModel) -> dict[str, str]:
     for i, pain in enumerate(model.pain_points):
         labels[f"pain_{i}"] = f"{pain.name} in the window before"
     return labels
+
+
+def _without(frame: _Frame, withheld: set[int]) -> _Frame:
+    """The frame without the persons ``withheld`` (their consent denies predictions)."""
+    if not withheld:
+        return frame
+    keep = ~np.isin(frame.person, np.fromiter(withheld, np.int64, len(withheld)))
+    return _Frame(frame.person[keep], frame.x[keep], None if frame.y is None else frame.y[keep])
+
+
+def _stages(model: StageModel, names: list[str], x: np.ndarray) -> list[str | None]:
+    """Each person's furthest stage entered, by name (None: none)."""
+    column = x[:, names.index("stage")]
+    stages = [stage.name for stage in model.stages]
+    return [
+        stages[int(v)] if np.isfinite(v) and 0 <= int(v) < len(stages) else None for v in column
+    ]
+
+
+def _channels(names: list[str], x: np.ndarray) -> list[str | None]:
+    """Each person's channel with the biggest share of the window's events (None: none)."""
+    columns = [i for i, name in enumerate(names) if name.startswith("channel_")]
+    shares = np.nan_to_num(x[:, columns])
+    best = np.argmax(shares, axis=1)
+    return [
+        names[columns[b]].removeprefix("channel_") if shares[i, b] > 0 else None
+        for i, b in enumerate(best)
+    ]
 
 
 def _counts(frame: _Frame) -> dict[str, int]:

@@ -137,3 +137,104 @@ class ChurnScoring(Answer):
     persons: int
     mean_churn_risk: float
     base_risk: float
+
+
+class PersonPredictions(Answer):
+    """Everything predicted about one person: lifetime value and churn risk, each null with
+    the reason where the latest scoring left the person out."""
+
+    person: int
+    ltv: PersonLtv | None
+    ltv_missing: str | None = Field(description="Why there is no lifetime value")
+    churn: PersonChurn | None
+    churn_missing: str | None = Field(description="Why there is no churn risk")
+
+
+class ClvBucket(Answer):
+    low: float = Field(description="Predicted 12-month value from (included)")
+    high: float | None = Field(description="Up to (excluded); null: no upper end")
+    persons: int
+    value: float = Field(description="The bucket's persons' predicted 12-month value together")
+
+
+class ClvDistribution(Answer):
+    """How the predicted 12-month value spreads over the persons scored."""
+
+    persons: int
+    total: float
+    mean: float
+    median: float
+    top_decile_share: float = Field(description="Share of the total held by the top 10 %")
+    buckets: list[ClvBucket]
+
+
+class ChurnGroup(Answer):
+    name: str | None = Field(description="The stage or channel; null: none (no stage entered)")
+    persons: int
+    mean_risk: float
+    high_risk: int = Field(description="Persons with a churn risk of 50 % or more")
+
+
+class CalibrationBin(Answer):
+    low: float = Field(description="Predicted risk from")
+    high: float = Field(description="Predicted risk up to")
+    persons: int
+    predicted: float = Field(description="Mean predicted risk in the test period")
+    actual: float = Field(description="Share who churned in the test period")
+
+
+class LiftDecile(Answer):
+    decile: int = Field(description="1: the tenth of persons with the highest risk")
+    persons: int
+    predicted: float
+    actual: float = Field(description="Share who churned")
+    lift: float = Field(description="The decile's churn rate over everyone's")
+    cumulative_lift: float = Field(description="Deciles 1 to this one together")
+
+
+class FeatureImportance(Answer):
+    feature: str
+    label: str = Field(description="What the feature is, in English")
+    points: float = Field(description="Mean absolute points of churn risk in the test period")
+
+
+class TopCustomer(Answer):
+    person: int
+    predicted_clv_12m: float
+    p_alive: float
+    expected_purchases_365d: float
+    churn_risk: float | None
+
+
+class TopCustomers(Answer):
+    customers: list[TopCustomer]
+
+
+class PredictionsOverview(Answer):
+    """The aggregate figures of the models in use (no person named): their cards, the
+    12-month value's distribution, churn risk by stage and channel, the churn model's
+    calibration, lift and feature importance on its test period, and the lifetime-value
+    model's latest holdout comparison."""
+
+    ltv_model: ModelCard | None = Field(description="The lifetime-value model in use")
+    churn_model: ModelCard | None = Field(description="The churn-risk model in use")
+    holdout_model: ModelCard | None = Field(description="The latest holdout evaluation")
+    ltv_persons: int = Field(description="Persons with lifetime-value figures")
+    churn_persons: int = Field(description="Persons with a churn risk")
+    clv: ClvDistribution | None
+    churn_by_stage: list[ChurnGroup]
+    churn_by_channel: list[ChurnGroup]
+    calibration: list[CalibrationBin] = Field(description="The churn model on its test period")
+    lift: list[LiftDecile] = Field(description="The churn model on its test period")
+    baseline_lift: list[LiftDecile] = Field(description="The logistic baseline, the same")
+    feature_importance: list[FeatureImportance]
+    holdout: list[HoldoutRow] = Field(description="The latest holdout, by frequency")
+
+
+class ScoringRun(Answer):
+    """Both models' scoring, each null with the reason where it could not run."""
+
+    ltv: Scoring | None
+    ltv_error: str | None
+    churn: ChurnScoring | None
+    churn_error: str | None

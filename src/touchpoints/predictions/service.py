@@ -73,11 +73,14 @@ class Predictions:
         resolve: Callable[[str], int],
         settings: LtvSettings,
         today: Callable[[], date] = _today,
+        withheld: Callable[[], set[int]] = set,
     ) -> None:
         self.store = PredictionStore(warehouse)
         self.resolve = resolve  # a key (identifier or person:N) to its person
         self.settings = settings
         self.today = today
+        # Persons whose consent denies predictions (profiling): never scored.
+        self.withheld = withheld
 
     # -- training ----------------------------------------------------------------------------
     def train_ltv(self, query: LtvTraining | None = None) -> ModelCard:
@@ -93,6 +96,12 @@ class Predictions:
             customers = self._customers(event, revenue, query.since, until)
             _enough(customers, event)
             parameters, metrics = ltv.fit(customers)
+            _finite(
+                ltv.figures(
+                    parameters, self.settings.period, customers, self.settings.discount_rate
+                ),
+                "the fitted models",
+            )
         except (TouchpointsError, FitFailed) as exc:
             self._add_card(run, status="failed", message=str(exc))
             raise exc if isinstance(exc, TouchpointsError) else Conflict(str(exc)) from None
@@ -180,9 +189,10 @@ class Predictions:
         found = self.store.latest_trained(KIND)
         if found is None:
             raise Conflict(
-                "no lifetime-value model is trained yet: train one first (it needs the "
-                "purchases of at least "
-                f"{MIN_CUSTOMERS} customers, {MIN_REPEAT_BUYERS} of them repeat buyers)"
+                "no lifetime-value model is trained yet: train one first with "
+                "'touchpoints predict train ltv' (POST /v1/predictions/ltv/train); it needs the "
+                f"purchases of at least {MIN_CUSTOMERS} customers, {MIN_REPEAT_BUYERS} of them "
+                "repeat buyers"
             )
         return found
 
@@ -197,9 +207,18 @@ class Predictions:
         customers = self._customers(
             event, revenue, model.data_from, self.today(), period=model.period
         )
+        customers = _without(customers, self.withheld())
+        if not customers.person.size:
+            raise Conflict(
+                f"nobody to score: no person whose consent allows predictions has a {event!r} event"
+            )
         figures = ltv.figures(
             model.parameters or {}, model.period, customers, self.settings.discount_rate
         )
+        try:
+            _finite(figures, f"the model in use (card {model.id})")
+        except FitFailed as exc:
+            raise Conflict(f"{exc}: train it again") from None
         scored_at = utc_now()
         self.store.replace_predictions(ltv.score_rows(model.id, scored_at, customers, figures))
         clv = figures["predicted_clv_12m"]
@@ -260,6 +279,7 @@ class Predictions:
             "holdout_actual": int(actual.sum()),
             "holdout_predicted": float(predicted.sum()),
             "mean_absolute_error": float(np.mean(np.abs(actual - predicted))),
+            "by_frequency": [row.model_dump() for row in rows],
         }
         parameters = {"bgnbd": ltv.bgnbd_parameters(fitted.params)}
         card_id = self._add_card(run, parameters=parameters, metrics=metrics)
@@ -274,6 +294,20 @@ class Predictions:
             predicted_total=float(predicted.sum()),
             mean_absolute_error=metrics["mean_absolute_error"],
         )
+
+
+def _without(customers: Customers, withheld: set[int]) -> Customers:
+    """The customers without the persons ``withheld`` (their consent denies predictions)."""
+    if not withheld:
+        return customers
+    keep = ~np.isin(customers.person, np.fromiter(withheld, np.int64, len(withheld)))
+    return Customers(
+        person=customers.person[keep],
+        x=customers.x[keep],
+        t_x=customers.t_x[keep],
+        T=customers.T[keep],
+        value=customers.value[keep],
+    )
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -298,6 +332,20 @@ def _check_values(kinds: dict[str, int], event: str, revenue: str) -> None:
             f"{revenue!r}; name the property that holds an order's value "
             "(the setting predictions_revenue_property)"
         )
+
+
+def _finite(figures: dict[str, np.ndarray], which: str) -> None:
+    """Every person's expected purchases and probability alive must be numbers: a fit that
+    ran to its limits (no customer ever drops out: a and b in the millions) can make the
+    hypergeometric series overflow; such a model is refused, not stored as NaN."""
+    for name in ("p_alive", "expected_purchases_30d", "expected_purchases_365d"):
+        bad = int(np.sum(~np.isfinite(figures[name])))
+        if bad:
+            raise FitFailed(
+                f"{which} give no finite {name} for {bad} of {figures[name].size} persons: the "
+                "fit ran to the edge of the model (customers who never drop out); train on a "
+                "longer history, or in days (predictions_period)"
+            )
 
 
 def _enough(customers: Customers, event: str, spend: bool = True) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pyarrow as pa
@@ -199,6 +199,25 @@ class PredictionStore:
         rows = cursor.fetchall()
         return dict(zip(names, rows[0], strict=True)) if rows else None
 
+    def clv_values(self) -> pa.Table:
+        """Every scored person's ``predicted_clv_12m`` (those with one)."""
+        return self.warehouse.fetch_arrow(
+            "SELECT predicted_clv_12m AS clv FROM predictions "
+            "WHERE predicted_clv_12m IS NOT NULL AND isfinite(predicted_clv_12m)"
+        )
+
+    def top(self, limit: int) -> list[dict[str, Any]]:
+        """The persons with the highest 12-month value, with their churn risk if scored."""
+        cursor = self.warehouse.run(
+            "SELECT p.person, p.predicted_clv_12m, p.p_alive, p.expected_purchases_365d, "
+            "c.churn_risk FROM predictions p LEFT JOIN churn_scores c USING (person) "
+            "WHERE p.predicted_clv_12m IS NOT NULL AND isfinite(p.predicted_clv_12m) "
+            "ORDER BY p.predicted_clv_12m DESC, p.person LIMIT ?",
+            [limit],
+        )
+        names = [column[0] for column in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
     def scored(self) -> tuple[int, int | None]:
         """(persons scored, the model that scored them)."""
         rows = self.warehouse.fetchall("SELECT count(*), max(model_id) FROM predictions")
@@ -247,6 +266,13 @@ class ChurnStore:
         found["contributions"] = orjson.loads(found["contributions"])
         return found
 
+    def by(self, column: Literal["stage", "channel"]) -> list[tuple[str | None, int, float, int]]:
+        """(name, persons, mean risk, persons at 50 % or more) per stage or channel."""
+        if column not in ("stage", "channel"):
+            raise ValueError(column)
+        rows = self.warehouse.fetchall(_CHURN_BY_SQL.format(column=column))
+        return [(name, int(n), float(risk), int(high)) for name, n, risk, high in rows]
+
     def scored(self) -> tuple[int, int | None]:
         """(persons scored, the model that scored them)."""
         rows = self.warehouse.fetchall("SELECT count(*), max(model_id) FROM churn_scores")
@@ -254,7 +280,16 @@ class ChurnStore:
         return int(count), None if model is None else int(model)
 
 
-_CHURN_COLUMNS = "person, model_id, scored_at, churn_risk, churn_percentile, contributions"
+# Churn risk per group of persons: persons, mean risk, persons at 50 % or more.
+_CHURN_BY_SQL = """
+    SELECT {column} AS name, count(*) AS persons, avg(churn_risk) AS mean_risk,
+           count(*) FILTER (WHERE churn_risk >= 0.5) AS high_risk
+    FROM churn_scores GROUP BY ALL ORDER BY persons DESC, name NULLS LAST
+"""
+
+_CHURN_COLUMNS = (
+    "person, model_id, scored_at, churn_risk, churn_percentile, contributions, stage, channel"
+)
 
 
 def _next(day: date) -> date:

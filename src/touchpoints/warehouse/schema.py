@@ -456,7 +456,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             # probability of no activity in the window after scoring, its percentile among
             # the persons scored, and the features that pushed it up or down (JSON: the base
             # risk and a list of {feature, value, points}, biggest first), with the model and
-            # the time.
+            # the time; the furthest stage entered and the channel most used in the window
+            # before (null: none), for the figures by stage and channel.
             """
             CREATE TABLE churn_scores (
                 person BIGINT NOT NULL,
@@ -464,7 +465,9 @@ MIGRATIONS: tuple[Migration, ...] = (
                 scored_at TIMESTAMP NOT NULL,
                 churn_risk DOUBLE NOT NULL,
                 churn_percentile DOUBLE NOT NULL,
-                contributions VARCHAR NOT NULL
+                contributions VARCHAR NOT NULL,
+                stage VARCHAR,
+                channel VARCHAR
             )
             """,
             # The fitted estimator of a model card that needs one to score (churn risk), as
