@@ -34,6 +34,7 @@ from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
 from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
 from touchpoints.predictions.figures import Figures
+from touchpoints.predictions.offers import Offers
 from touchpoints.predictions.schedule import ScoringJob
 from touchpoints.privacy.retention import RetentionJob
 from touchpoints.privacy.service import Privacy, PrivacySettings
@@ -162,6 +163,13 @@ class Touchpoints:
             withheld=self._predictions_withheld,
         )
         self.figures = Figures(self.predictions, self.churn)
+        self.offers = Offers(
+            self.warehouse,
+            self.profiles.resolve,
+            settings.predictions_conversion_event,
+            today=lambda: self.predictions.today(),
+            withheld=self._predictions_withheld,
+        )
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
         self.jobs: list[RetentionJob | ScoringJob] = []  # what a server runs on a schedule

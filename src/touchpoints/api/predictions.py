@@ -17,6 +17,7 @@ from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import audited, require
 from touchpoints.api.state import core
 from touchpoints.predictions import ChurnTraining, HoldoutQuery, LtvTraining
+from touchpoints.predictions.offers import OfferEvaluation, OfferEvaluationQuery, PersonOffers
 from touchpoints.predictions.results import (
     HoldoutEvaluation,
     ModelCard,
@@ -72,6 +73,25 @@ def person(request: Request, reader: Reader, key: str) -> PersonPredictions:
     found = core(request).figures.person(key)
     audited(request, reader, "profile.predictions", f"person:{found.person}", durable=False)
     return found
+
+
+@router.get("/offers/{key:path}")
+def offers(request: Request, reader: Reader, key: str) -> PersonOffers:
+    """The person's next best offers: the items they are likeliest to buy next, from what
+    they and others viewed, configured and bought (item-to-item co-occurrence), without
+    what they bought; none where their consent does not allow predictions."""
+    found = core(request).offers.for_person(key)
+    audited(request, reader, "profile.predictions", f"person:{found.person}", "offers")
+    return found
+
+
+@router.post("/offers/evaluate")
+def evaluate_offers(
+    request: Request, _: Analyst, body: OfferEvaluationQuery | None = None
+) -> OfferEvaluation:
+    """Precision@10 and recall@10 of the offers on a time split, beside a popularity
+    baseline (aggregate figures; nothing is stored)."""
+    return core(request).offers.evaluate(body or OfferEvaluationQuery())
 
 
 @router.post("/ltv/train")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from touchpoints.cli.base import DataDir, app, client_for, fail, out
 from touchpoints.predictions import ChurnTraining, HoldoutQuery, LtvTraining
+from touchpoints.predictions.offers import OfferEvaluation, OfferEvaluationQuery, PersonOffers
 from touchpoints.predictions.results import HoldoutEvaluation, ModelCard, ModelCards, ScoringRun
 
 predict_app = typer.Typer(
@@ -108,6 +109,49 @@ def evaluate(
         f"model card {found.model.id}: {found.customers:,} customers; purchases in the holdout: "
         f"{found.actual_total:,} actual, {found.predicted_total:,.1f} predicted; mean absolute "
         f"error {found.mean_absolute_error:.3f} a customer",
+        highlight=False,
+    )
+
+
+@predict_app.command()
+def offers(
+    key: Annotated[
+        str,
+        typer.Argument(help="Any identifier as TYPE:VALUE (email:anna@example.com) or person:N"),
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """The person's next best offers: the items they are likeliest to buy next (item-to-item
+    co-occurrence of what persons viewed and bought), without what they bought."""
+    with client_for(data_dir) as api:
+        found: PersonOffers = api.get(f"/v1/predictions/offers/{key}", PersonOffers)
+    table = Table()
+    for column in ("item", "score", "because of"):
+        table.add_column(column, overflow="fold")
+    for offer in found.offers:
+        table.add_row(offer.item, f"{offer.score:.3f}", ", ".join(offer.because))
+    out.print(table)
+    out.print(
+        f"person:{found.person} bought: {', '.join(found.bought) or 'nothing'}", highlight=False
+    )
+
+
+@predict_app.command("evaluate-offers")
+def evaluate_offers(
+    data_dir: DataDir = None,
+    until: Day = None,
+    holdout_days: Annotated[int, typer.Option(min=7, max=730)] = 90,
+) -> None:
+    """Precision@10 and recall@10 of the offers on a time split, beside the ten best sellers."""
+    query = _checked(OfferEvaluationQuery, until=_day(until), holdout_days=holdout_days)
+    with client_for(data_dir) as api:
+        found: OfferEvaluation = api.post("/v1/predictions/offers/evaluate", query, OfferEvaluation)
+    out.print(
+        f"learnt up to {found.cutoff}, {found.persons:,} persons bought a new item by "
+        f"{found.until}: offers precision@10 {found.model.precision_at_10:.3f}, recall@10 "
+        f"{found.model.recall_at_10:.3f}; best sellers {found.baseline.precision_at_10:.3f}, "
+        f"{found.baseline.recall_at_10:.3f}"
+        + ("" if found.beats_baseline else " (the offers do not beat the best sellers)"),
         highlight=False,
     )
 
