@@ -345,6 +345,13 @@ class Settings(BaseSettings):
             "(purchasers) or everyone; either way only those active in the last window."
         ),
     )
+    next_best_actions: Path | None = Field(
+        default=None,
+        description=(
+            "A YAML file of next best action rules (relative paths are inside the data "
+            "directory), checked at start; unset: none."
+        ),
+    )
     predictions_score_interval_hours: float = Field(
         default=24,
         ge=0,
@@ -472,6 +479,13 @@ class Settings(BaseSettings):
         return (
             self.stage_model if self.stage_model.is_absolute() else self.data_dir / self.stage_model
         )
+
+    @property
+    def next_best_actions_path(self) -> Path | None:
+        if self.next_best_actions is None:
+            return None
+        found = self.next_best_actions
+        return found if found.is_absolute() else self.data_dir / found
 
     @property
     def wal_dir(self) -> Path:
@@ -609,6 +623,7 @@ DEFAULT_CONFIG_TOML = """\
 # predictions_churn_window_days = 90                # no activity this long: churned
 # predictions_churn_population = "purchasers"       # or "everyone"
 # predictions_score_interval_hours = 24            # the server scores everyone; 0: off
+# next_best_actions: unset (no rules); e.g. next_best_actions = "actions.yaml"
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]

@@ -33,6 +33,7 @@ from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
 from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
+from touchpoints.predictions.actions import ActionRulesError, load_actions
 from touchpoints.predictions.figures import Figures
 from touchpoints.predictions.offers import Offers
 from touchpoints.predictions.schedule import ScoringJob
@@ -101,6 +102,11 @@ class Touchpoints:
             model = load_model(settings.stage_model_path)
         except StageModelError as exc:
             raise ConfigError(f"stage_model: {exc}") from None
+        actions = settings.next_best_actions_path
+        try:
+            self.action_rules = load_actions(actions) if actions is not None else None
+        except ActionRulesError as exc:
+            raise ConfigError(f"next_best_actions: {exc}") from None
         self.warehouse = Warehouse(settings.database_path, read_only=read_only)
         make_private(settings.data_dir)
         self.keys = KeyStore(self.warehouse)

@@ -61,6 +61,7 @@ API = {
     ("GET", "/v1/predictions/top-customers"): "profiles",
     ("GET", "/v1/predictions/persons/{key:path}"): "profiles",
     ("GET", "/v1/predictions/offers/{key:path}"): "profiles",
+    ("GET", "/v1/predictions/actions/{key:path}"): "profiles",
     ("POST", "/v1/predictions/offers/evaluate"): "analytics",
     ("POST", "/v1/predictions/ltv/train"): "admin",
     ("POST", "/v1/predictions/churn/train"): "admin",

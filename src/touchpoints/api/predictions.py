@@ -17,6 +17,7 @@ from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import audited, require
 from touchpoints.api.state import core
 from touchpoints.predictions import ChurnTraining, HoldoutQuery, LtvTraining
+from touchpoints.predictions.actions import PersonActions
 from touchpoints.predictions.offers import OfferEvaluation, OfferEvaluationQuery, PersonOffers
 from touchpoints.predictions.results import (
     HoldoutEvaluation,
@@ -82,6 +83,17 @@ def offers(request: Request, reader: Reader, key: str) -> PersonOffers:
     what they bought; none where their consent does not allow predictions."""
     found = core(request).offers.for_person(key)
     audited(request, reader, "profile.predictions", f"person:{found.person}", "offers")
+    return found
+
+
+@router.get("/actions/{key:path}")
+def actions(request: Request, reader: Reader, key: str) -> PersonActions:
+    """The person's next best actions: the rules of the next_best_actions file that hold
+    for their latest figures, highest priority first, each with the figures that made it
+    hold (409 without rules)."""
+    tp = core(request)
+    found = tp.figures.actions(key, tp.action_rules)
+    audited(request, reader, "profile.predictions", f"person:{found.person}", "actions")
     return found
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from touchpoints.errors import Conflict, NotFound, TouchpointsError
+from touchpoints.predictions.actions import ActionRules, PersonActions, choose
 from touchpoints.predictions.churn_service import KIND as CHURN_KIND
 from touchpoints.predictions.churn_service import ChurnRisk, feature_labels
 from touchpoints.predictions.results import (
@@ -109,6 +110,27 @@ class Figures:
             churn=churn,
             churn_missing=churn_missing,
         )
+
+    def actions(self, key: str, rules: ActionRules | None) -> PersonActions:
+        """The next best actions for the person: the rules that hold for their latest
+        figures (409 without rules: the setting next_best_actions names the file)."""
+        if rules is None:
+            raise Conflict(
+                "no next best action rules: set next_best_actions to a YAML file of rules "
+                "(docs/predictions.md#next-best-action)"
+            )
+        found = self.person(key)
+        figures: dict[str, Any] = {}
+        if found.ltv is not None:
+            figures |= found.ltv.model_dump()
+        if found.churn is not None:
+            figures |= {
+                "churn_risk": found.churn.churn_risk,
+                "churn_percentile": found.churn.churn_percentile,
+            }
+            scored = self.churn.store.score(found.person) or {}
+            figures |= {"stage": scored.get("stage"), "channel": scored.get("channel")}
+        return choose(rules, found.person, figures)
 
     def top_customers(self, limit: int) -> TopCustomers:
         """The persons of highest predicted 12-month value (409 before any model)."""
