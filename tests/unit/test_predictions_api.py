@@ -287,3 +287,13 @@ def test_a_viewer_sees_the_figures_but_no_person(tp: Touchpoints) -> None:
         assert page.status_code == 200 and 'id="clv-chart"' in page.text
         assert 'id="top-customers"' not in page.text and "person:" not in page.text
         assert client.get("/predictions", params={"csv": "top"}).status_code == 404
+
+
+def test_days_too_early_for_the_windows_are_422_naming_until(tmp_path: Path) -> None:
+    with Touchpoints(load_settings(tmp_path / "data")) as core:
+        _, admin = core.keys.create("admin", "a")
+        with in_process_client(create_app(core), admin) as client:
+            offers = client.post("/v1/predictions/offers/evaluate", json={"until": "0001-01-05"})
+            churn = client.post("/v1/predictions/churn/train", json={"until": "0001-01-05"})
+    assert offers.status_code == 422 and offers.json()["detail"].startswith("until: 0001-01-05")
+    assert churn.status_code == 422 and churn.json()["detail"].startswith("until: 0001-01-05")

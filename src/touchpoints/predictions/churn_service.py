@@ -97,6 +97,11 @@ class ChurnRisk:
                 f"until: {until.isoformat()} is not over yet; the test window must have ended "
                 f"(give {(today - timedelta(days=1)).isoformat()} or earlier)"
             )
+        if until.toordinal() <= 2 * spec.window_days:
+            raise InvalidRequest(
+                f"until: {until.isoformat()} leaves no room for two windows of "
+                f"{spec.window_days} days before it; give a later day"
+            )
         end = datetime.combine(until + timedelta(days=1), time())
         window = timedelta(days=spec.window_days)
         test_cutoff = end - window

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from touchpoints.answers import Answer
 from touchpoints.errors import Conflict
@@ -73,6 +73,15 @@ class OffersQuery(BaseModel):
 class OfferEvaluationQuery(OffersQuery):
     until: date | None = Field(default=None, description="Last day of the data; unset: today")
     holdout_days: int = Field(default=90, ge=7, le=730, description="Days after the cutoff")
+
+    @model_validator(mode="after")
+    def _room(self) -> OfferEvaluationQuery:
+        if self.until is not None and self.until.toordinal() <= self.holdout_days:
+            raise ValueError(
+                f"until: {self.until.isoformat()} leaves no room for {self.holdout_days} "
+                "days before it; give a later day"
+            )
+        return self
 
 
 class Offer(Answer):
