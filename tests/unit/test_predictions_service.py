@@ -228,6 +228,28 @@ def test_too_little_data_is_a_conflict(tp: Touchpoints) -> None:
         tp.predictions.train_ltv()
 
 
+def test_a_customer_whose_first_purchase_is_on_the_last_day_is_scored_not_fitted(
+    tmp_path: Path,
+) -> None:
+    """Age 0 (first purchase on ``until``, or on the calibration's last day) adds nothing to
+    the likelihood: the fit leaves the customer out (it refuses an age of 0), scoring does
+    not."""
+    last = cdnow.CALIBRATION_END
+    with Touchpoints(load_settings(tmp_path / "data")) as core:
+        core.predictions.today = lambda: last
+        send(core, [order(c, day, amount) for c, day, amount in cdnow.transactions()])
+        send(core, [order("late", last, 30.0)])
+        card = core.predictions.train_ltv(LtvTraining(until=last))
+        assert card.status == "trained"
+        assert card.metrics and card.metrics["customers"] == 2357
+        assert core.predictions.score().persons == 2358
+        assert core.predictions.ltv("user_id:late").age == 0
+        held = core.predictions.evaluate(
+            HoldoutQuery(calibration_end=last, holdout_end=date(1998, 6, 30))
+        )
+        assert held.model.status == "trained" and held.customers == 2358
+
+
 def test_scores_before_a_model_is_trained_are_a_conflict(tp: Touchpoints) -> None:
     send(tp, _customers(3, 1))
     with pytest.raises(Conflict, match="no lifetime-value model is trained yet"):

@@ -95,7 +95,7 @@ class Predictions:
         try:
             customers = self._customers(event, revenue, query.since, until)
             _enough(customers, event)
-            parameters, metrics = ltv.fit(customers)
+            parameters, metrics = ltv.fit(_observed(customers))
             _finite(
                 ltv.figures(
                     parameters, self.settings.period, customers, self.settings.discount_rate
@@ -261,7 +261,8 @@ class Predictions:
                 event, revenue, query.since, query.calibration_end, need_value=False
             )
             _enough(customers, event, spend=False)
-            fitted = bgnbd.fit(customers.x, customers.t_x, customers.T)
+            observed = _observed(customers)
+            fitted = bgnbd.fit(observed.x, observed.t_x, observed.T)
         except (TouchpointsError, FitFailed) as exc:
             self._add_card(run, status="failed", message=str(exc))
             raise exc if isinstance(exc, TouchpointsError) else Conflict(str(exc)) from None
@@ -300,7 +301,16 @@ def _without(customers: Customers, withheld: set[int]) -> Customers:
     """The customers without the persons ``withheld`` (their consent denies predictions)."""
     if not withheld:
         return customers
-    keep = ~np.isin(customers.person, np.fromiter(withheld, np.int64, len(withheld)))
+    return _kept(customers, ~np.isin(customers.person, np.fromiter(withheld, np.int64)))
+
+
+def _observed(customers: Customers) -> Customers:
+    """The customers observed for some time: one whose first purchase is on the window's
+    last day (age 0) adds nothing to the likelihood, and the fit refuses an age of 0."""
+    return _kept(customers, customers.T > 0)
+
+
+def _kept(customers: Customers, keep: np.ndarray) -> Customers:
     return Customers(
         person=customers.person[keep],
         x=customers.x[keep],
