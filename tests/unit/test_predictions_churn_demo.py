@@ -115,4 +115,4 @@ def _owners(tp: Touchpoints, truth: dict[str, dict[str, Any]]) -> dict[int, str]
 
 
 def _short(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 4) for k, v in metrics.items() if k != "calibration"}
+    return {k: round(v, 4) for k, v in metrics.items() if k not in ("calibration", "lift")}
