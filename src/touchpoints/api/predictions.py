@@ -28,7 +28,6 @@ from touchpoints.predictions.results import (
     ScoringRun,
     TopCustomers,
 )
-from touchpoints.predictions.service import model_card
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
 Analyst = Annotated[ApiKey, Depends(require("analytics"))]
@@ -52,8 +51,7 @@ def models(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> ModelCards:
     """Every training run's model card, newest first (failed runs too, with the reason)."""
-    cards = core(request).predictions.store.cards(kind, limit)
-    return ModelCards(cards=[model_card(row) for row in cards])
+    return core(request).predictions.cards(limit, kind)
 
 
 @router.get("/top-customers")

@@ -181,9 +181,10 @@ class Predictions:
         """The model in use: the newest trained lifetime-value card."""
         return model_card(self._current())
 
-    def cards(self, limit: int = 50) -> ModelCards:
-        """Every training run, newest first (holdout evaluations too)."""
-        return ModelCards(cards=[model_card(row) for row in self.store.cards(None, limit)])
+    def cards(self, limit: int = 50, kind: str | None = None) -> ModelCards:
+        """Every training run (of ``kind``), newest first (holdout evaluations and churn risk's
+        too)."""
+        return ModelCards(cards=[model_card(row) for row in self.store.cards(kind, limit)])
 
     def _current(self) -> CardRow:
         found = self.store.latest_trained(KIND)
