@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -60,6 +60,7 @@ DEFAULT_CONSENT_PURPOSES = {
     "marketing": "marketing",  # destinations and triggers that contact the person
     "advertising": "advertising",  # audiences sent to ad platforms
     "transcripts": "analytics",  # keeping the assistant's conversations
+    "predictions": "analytics",  # churn risk and lifetime value per person (profiling)
 }
 
 
@@ -325,6 +326,69 @@ class Settings(BaseSettings):
         description="Days to answer an access or erasure request (GDPR: one month).",
     )
 
+    predictions_conversion_event: str = Field(
+        default="Order Completed",
+        min_length=1,
+        description="The track event that is a purchase, for the lifetime-value models.",
+    )
+    predictions_revenue_property: str = Field(
+        default="revenue",
+        pattern=r'^[^"\\]+$',
+        description="The purchase event's property holding its value (a JSON number).",
+    )
+    predictions_discount_rate: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        description=(
+            "Monthly discount rate of the 12-month lifetime value (0.01: about 12.7 % a year)."
+        ),
+    )
+    predictions_period: Literal["days", "weeks"] = Field(
+        default="weeks",
+        description=(
+            "The time unit the lifetime-value models count in (their alpha parameter, "
+            "frequency and recency): the papers count weeks."
+        ),
+    )
+    predictions_churn_events: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description=(
+            "The events that count as activity for churn risk: a person has churned who does "
+            "none of them for predictions_churn_window_days; empty: any event."
+        ),
+    )
+    predictions_churn_window_days: int = Field(
+        default=90,
+        ge=7,
+        le=730,
+        description="Days without activity that make a person churned (and the label's window).",
+    )
+    predictions_churn_population: Literal["purchasers", "everyone"] = Field(
+        default="purchasers",
+        description=(
+            "Whose churn risk is predicted: persons with a predictions_conversion_event "
+            "(purchasers) or everyone; either way only those active in the last window."
+        ),
+    )
+    next_best_actions: Path | None = Field(
+        default=None,
+        description=(
+            "A YAML file of next best action rules (relative paths are inside the data "
+            "directory), checked at start; unset: none."
+        ),
+    )
+    predictions_score_interval_hours: float = Field(
+        default=24,
+        ge=0,
+        le=24 * 366,
+        description=(
+            "How often a running server scores everyone with the models in use (lifetime "
+            "value and churn risk), in a thread beside the writer; 0: only on demand "
+            "(touchpoints predict score, POST /v1/predictions/score)."
+        ),
+    )
+
     @field_validator("consent_categories")
     @classmethod
     def _categories_lower(cls, names: list[str]) -> list[str]:
@@ -455,6 +519,13 @@ class Settings(BaseSettings):
         )
 
     @property
+    def next_best_actions_path(self) -> Path | None:
+        if self.next_best_actions is None:
+            return None
+        found = self.next_best_actions
+        return found if found.is_absolute() else self.data_dir / found
+
+    @property
     def wal_dir(self) -> Path:
         return self.data_dir / "wal"
 
@@ -569,7 +640,8 @@ DEFAULT_CONFIG_TOML = """\
 # consent_categories = ["necessary", "analytics", "marketing", "personalisation", "advertising"]
 # consent_defaults = { necessary = true }      # a person who never chose: only these
 # consent_purposes: which category each use needs (analyses: analytics, personalisation,
-#   marketing, advertising, transcripts: analytics), e.g. { transcripts = "necessary" }
+#   marketing, advertising, transcripts and predictions: analytics),
+#   e.g. { transcripts = "necessary" }
 # consent_analyses = "exclude"    # or "aggregate": counted, never listed by name
 # quarantine_retention_days: unset (kept until deleted)
 # privacy_deadline_days = 30      # to answer an access or erasure request
@@ -581,6 +653,17 @@ DEFAULT_CONFIG_TOML = """\
 # [[retention]]
 #   event = "Order Completed"
 #   days = 3650
+#
+# Predictions (see docs/predictions.md):
+# predictions_conversion_event = "Order Completed"  # the track event that is a purchase
+# predictions_revenue_property = "revenue"          # its value, a JSON number
+# predictions_discount_rate = 0.01                  # a month, for the 12-month lifetime value
+# predictions_period = "weeks"                      # or "days": the models' time unit
+# predictions_churn_events = []                    # activity for churn risk; []: any event
+# predictions_churn_window_days = 90                # no activity this long: churned
+# predictions_churn_population = "purchasers"       # or "everyone"
+# predictions_score_interval_hours = 24            # the server scores everyone; 0: off
+# next_best_actions: unset (no rules); e.g. next_best_actions = "actions.yaml"
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]
