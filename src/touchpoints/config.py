@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -35,6 +35,16 @@ class ConfigError(Exception):
 # What probabilistic matching can compare between two persons' traits.
 Comparison = Literal["name", "birth_date", "email", "phone", "street", "postcode", "city"]
 DEFAULT_COMPARISONS: tuple[Comparison, ...] = ("name", "birth_date", "email", "phone", "postcode")
+# The fields a rule of matching may name.
+MatchField = Literal[
+    "first_name", "last_name", "email", "phone", "birth_date", "street", "postcode", "city"
+]
+# Rules that tolerate an error in any one of name and birth date: two of the three agree.
+DEFAULT_PRIOR_RULES: tuple[tuple[MatchField, ...], ...] = (
+    ("first_name", "last_name"),
+    ("first_name", "birth_date"),
+    ("last_name", "birth_date"),
+)
 
 
 DEFAULT_CONSENT_CATEGORIES = (
@@ -50,6 +60,7 @@ DEFAULT_CONSENT_PURPOSES = {
     "marketing": "marketing",  # destinations and triggers that contact the person
     "advertising": "advertising",  # audiences sent to ad platforms
     "transcripts": "analytics",  # keeping the assistant's conversations
+    "predictions": "analytics",  # churn risk and lifetime value per person (profiling)
 }
 
 
@@ -249,6 +260,22 @@ class Settings(BaseSettings):
         lt=1,
         description="Pairs from this probability up to the threshold go to the review list.",
     )
+    match_prior: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description=(
+            "The chance that two random persons are one (duplicates / all pairs); unset: "
+            "estimated from match_prior_rules."
+        ),
+    )
+    match_prior_rules: list[list[MatchField]] = Field(
+        default_factory=lambda: [list(rule) for rule in DEFAULT_PRIOR_RULES],
+        description=(
+            "Rules whose pairs (divided by 0.9, the share of true pairs they are taken to "
+            "find) estimate match_prior: pairs agreeing on every field of a rule."
+        ),
+    )
 
     stage_model: Path | None = Field(
         default=None,
@@ -320,6 +347,69 @@ class Settings(BaseSettings):
         description="Let destinations send to private, loopback and link-local addresses.",
     )
 
+    predictions_conversion_event: str = Field(
+        default="Order Completed",
+        min_length=1,
+        description="The track event that is a purchase, for the lifetime-value models.",
+    )
+    predictions_revenue_property: str = Field(
+        default="revenue",
+        pattern=r'^[^"\\]+$',
+        description="The purchase event's property holding its value (a JSON number).",
+    )
+    predictions_discount_rate: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        description=(
+            "Monthly discount rate of the 12-month lifetime value (0.01: about 12.7 % a year)."
+        ),
+    )
+    predictions_period: Literal["days", "weeks"] = Field(
+        default="weeks",
+        description=(
+            "The time unit the lifetime-value models count in (their alpha parameter, "
+            "frequency and recency): the papers count weeks."
+        ),
+    )
+    predictions_churn_events: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description=(
+            "The events that count as activity for churn risk: a person has churned who does "
+            "none of them for predictions_churn_window_days; empty: any event."
+        ),
+    )
+    predictions_churn_window_days: int = Field(
+        default=90,
+        ge=7,
+        le=730,
+        description="Days without activity that make a person churned (and the label's window).",
+    )
+    predictions_churn_population: Literal["purchasers", "everyone"] = Field(
+        default="purchasers",
+        description=(
+            "Whose churn risk is predicted: persons with a predictions_conversion_event "
+            "(purchasers) or everyone; either way only those active in the last window."
+        ),
+    )
+    next_best_actions: Path | None = Field(
+        default=None,
+        description=(
+            "A YAML file of next best action rules (relative paths are inside the data "
+            "directory), checked at start; unset: none."
+        ),
+    )
+    predictions_score_interval_hours: float = Field(
+        default=24,
+        ge=0,
+        le=24 * 366,
+        description=(
+            "How often a running server scores everyone with the models in use (lifetime "
+            "value and churn risk), in a thread beside the writer; 0: only on demand "
+            "(touchpoints predict score, POST /v1/predictions/score)."
+        ),
+    )
+
     @field_validator("consent_categories")
     @classmethod
     def _categories_lower(cls, names: list[str]) -> list[str]:
@@ -360,6 +450,18 @@ class Settings(BaseSettings):
         if twice:
             raise ValueError(f"named more than once: {', '.join(twice)}")
         return names
+
+    @field_validator("match_prior_rules")
+    @classmethod
+    def _prior_rules_well_formed(cls, rules: list[list[str]]) -> list[list[str]]:
+        if not rules:
+            raise ValueError("give at least one rule, or set match_prior")
+        for index, rule in enumerate(rules):
+            if not rule:
+                raise ValueError(f"rule {index} is empty; name at least one field")
+            if len(set(rule)) != len(rule):
+                raise ValueError(f"rule {index} names a field twice: {rule}")
+        return rules
 
     @field_validator("identity_block_patterns")
     @classmethod
@@ -436,6 +538,13 @@ class Settings(BaseSettings):
         return (
             self.stage_model if self.stage_model.is_absolute() else self.data_dir / self.stage_model
         )
+
+    @property
+    def next_best_actions_path(self) -> Path | None:
+        if self.next_best_actions is None:
+            return None
+        found = self.next_best_actions
+        return found if found.is_absolute() else self.data_dir / found
 
     @property
     def wal_dir(self) -> Path:
@@ -536,6 +645,8 @@ DEFAULT_CONFIG_TOML = """\
 # match_comparisons = ["name", "birth_date", "email", "phone", "postcode"]  # street, city
 # match_threshold = 0.95          # linked at or above this match probability
 # match_review_from = 0.5         # from here up to the threshold: the review list
+# match_prior: unset (estimated from match_prior_rules); e.g. match_prior = 0.0001
+# match_prior_rules = [["first_name","last_name"],["first_name","birth_date"],["last_name","birth_date"]]
 #
 # Journeys (see docs/journeys.md):
 # stage_model: unset (the built-in model); yours, in the data directory: stage_model = "stages.yaml"
@@ -550,7 +661,8 @@ DEFAULT_CONFIG_TOML = """\
 # consent_categories = ["necessary", "analytics", "marketing", "personalisation", "advertising"]
 # consent_defaults = { necessary = true }      # a person who never chose: only these
 # consent_purposes: which category each use needs (analyses: analytics, personalisation,
-#   marketing, advertising, transcripts: analytics), e.g. { transcripts = "necessary" }
+#   marketing, advertising, transcripts and predictions: analytics),
+#   e.g. { transcripts = "necessary" }
 # consent_analyses = "exclude"    # or "aggregate": counted, never listed by name
 # quarantine_retention_days: unset (kept until deleted)
 # privacy_deadline_days = 30      # to answer an access or erasure request
@@ -567,9 +679,20 @@ DEFAULT_CONFIG_TOML = """\
 #   event = "Order Completed"
 #   days = 3650
 #
+# Predictions (see docs/predictions.md):
+# predictions_conversion_event = "Order Completed"  # the track event that is a purchase
+# predictions_revenue_property = "revenue"          # its value, a JSON number
+# predictions_discount_rate = 0.01                  # a month, for the 12-month lifetime value
+# predictions_period = "weeks"                      # or "days": the models' time unit
+# predictions_churn_events = []                    # activity for churn risk; []: any event
+# predictions_churn_window_days = 90                # no activity this long: churned
+# predictions_churn_population = "purchasers"       # or "everyone"
+# predictions_score_interval_hours = 24            # the server scores everyone; 0: off
+# next_best_actions: unset (no rules); e.g. next_best_actions = "actions.yaml"
+#
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]
 # field = "context.library.name"
 # equals = "twilio"
 # channel = "sms"
-"""
+"""  # noqa: E501 (a setting's line stays whole: tests/unit/test_docs.py reads it)

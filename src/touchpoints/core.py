@@ -34,6 +34,11 @@ from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
+from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
+from touchpoints.predictions.actions import ActionRulesError, load_actions
+from touchpoints.predictions.figures import Figures
+from touchpoints.predictions.offers import Offers
+from touchpoints.predictions.schedule import ScoringJob
 from touchpoints.privacy.retention import RetentionJob
 from touchpoints.privacy.service import Privacy, PrivacySettings
 from touchpoints.profiles import Profiles
@@ -99,6 +104,11 @@ class Touchpoints:
             model = load_model(settings.stage_model_path)
         except StageModelError as exc:
             raise ConfigError(f"stage_model: {exc}") from None
+        actions = settings.next_best_actions_path
+        try:
+            self.action_rules = load_actions(actions) if actions is not None else None
+        except ActionRulesError as exc:
+            raise ConfigError(f"next_best_actions: {exc}") from None
         self.warehouse = Warehouse(settings.database_path, read_only=read_only)
         make_private(settings.data_dir)
         self.keys = KeyStore(self.warehouse)
@@ -126,6 +136,8 @@ class Touchpoints:
             settings.match_threshold,
             settings.match_review_from,
             settings.phone_region,
+            settings.match_prior,
+            tuple(tuple(rule) for rule in settings.match_prior_rules),
         )
         analyses = settings.consent_purposes.get("analyses")
         self.journeys = Journeys(
@@ -134,9 +146,43 @@ class Touchpoints:
             self.profiles.resolve,
             consent=(analyses, settings.consent_analyses) if analyses else None,
         )
+        self.predictions = Predictions(
+            self.warehouse,
+            self.profiles.resolve,
+            LtvSettings(
+                conversion_event=settings.predictions_conversion_event,
+                revenue_property=settings.predictions_revenue_property,
+                discount_rate=settings.predictions_discount_rate,
+                period=settings.predictions_period,
+            ),
+            withheld=self._predictions_withheld,
+        )
+        # Churn risk reads the journeys as analyses do: without persons who denied them.
+        self.churn = ChurnRisk(
+            self.warehouse,
+            self.profiles.resolve,
+            self.journeys.source,
+            model,
+            ChurnSettings(
+                events=tuple(settings.predictions_churn_events),
+                window_days=settings.predictions_churn_window_days,
+                population=settings.predictions_churn_population,
+                conversion_event=settings.predictions_conversion_event,
+                revenue_property=settings.predictions_revenue_property,
+            ),
+            withheld=self._predictions_withheld,
+        )
+        self.figures = Figures(self.predictions, self.churn)
+        self.offers = Offers(
+            self.warehouse,
+            self.profiles.resolve,
+            settings.predictions_conversion_event,
+            today=lambda: self.predictions.today(),
+            withheld=self._predictions_withheld,
+        )
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
-        self.jobs: list[RetentionJob] = []  # what a server runs on a schedule
+        self.jobs: list[RetentionJob | ScoringJob] = []  # what a server runs on a schedule
         self.privacy = Privacy(
             self.warehouse,
             self.identity,
@@ -180,8 +226,9 @@ class Touchpoints:
         return replayed
 
     def start_writer(self) -> int:
-        """Recover (see :meth:`recover`), then start the buffered writer, the scheduled jobs
-        (retention, daily) and the delivery worker (destinations' outbox)."""
+        """Recover (see :meth:`recover`), then start the buffered writer, the scheduled
+        jobs (retention, daily; scoring, predictions_score_interval_hours) and the delivery
+        worker (destinations' outbox)."""
         replayed = self.recover()
         self.writer = BufferedWriter(
             self.store,
@@ -194,7 +241,9 @@ class Touchpoints:
             after_write=self.identity.catch_up,
         )
         self.writer.start()
-        self.jobs = [job for job in (self.privacy.retention_job(),) if job is not None]
+        self.jobs = [
+            job for job in (self.privacy.retention_job(), self.scoring_job()) if job is not None
+        ]
         for job in self.jobs:
             job.start()
         if self.delivery is None:  # started once, however often the app starts
@@ -212,6 +261,25 @@ class Touchpoints:
             settings.destinations_retry_schedule,
             keep_days=settings.destinations_keep_days,
         )
+
+    def scoring_job(self) -> ScoringJob | None:
+        """Scoring every ``predictions_score_interval_hours`` (None: 0, on demand only)."""
+        hours = self.settings.predictions_score_interval_hours
+        return ScoringJob(self.figures.score, hours * 3600) if hours else None
+
+    def _predictions_withheld(self) -> set[int]:
+        """Persons whose latest choice denies the consent category of the purpose
+        ``predictions`` (predictions are profiling): they are never scored. As for the
+        analyses, a person who never chose is scored; denying is what takes them out."""
+        purposes = self.settings.consent_purposes
+        category = purposes.get("predictions") or purposes.get("analyses")
+        if category is None:
+            return set()
+        source = self.journeys.person_source().respecting(category, "exclude")
+        if source.withheld is None:
+            return set()
+        column = source.arrow(source.withheld).column("person")
+        return {int(person) for person in column.to_pylist()}
 
     @contextmanager
     def _paused_writes(self) -> Iterator[None]:

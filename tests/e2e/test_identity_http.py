@@ -40,6 +40,9 @@ def test_matching_reviews_and_unlinking_over_http_and_the_cli(tmp_path: Path) ->
         assert ran.returncode == 0, ran.stderr
         assert "360 persons compared" in ran.stdout
         assert "0 linked" in ran.stdout
+        # The diagnostic: pairs compared, the prior and where it came from, the score bands.
+        assert "pairs compared" in ran.stdout and "from " in ran.stdout
+        assert "pairs per probability band: 0-0.01: " in ran.stdout
 
         with server.client() as reader:
             listed = reader.get("/v1/identity/reviews", params={"limit": 1000}).json()
@@ -52,11 +55,19 @@ def test_matching_reviews_and_unlinking_over_http_and_the_cli(tmp_path: Path) ->
             ]
             best = dealer_pairs[0]
             assert best["a"]["record"]["birth_date"] == best["b"]["record"]["birth_date"]
+            # Each pair is explained: the prior and every comparison's level and weight,
+            # adding up to the pair's match weight.
+            evidence = {e["comparison"]: e for e in best["evidence"]}
+            assert evidence["birth_date"]["level"] == "Exact match on date of birth"
+            assert evidence["birth_date"]["weight"] > 0 and evidence["prior"]["weight"] < 0
+            weight = sum(e["weight"] for e in best["evidence"])
+            assert 2**weight / (1 + 2**weight) == pytest.approx(best["probability"], abs=1e-3)
             assert reader.get("/v1/identity/reviews", params={"status": "nope"}).status_code == 422
 
         shown = run_cli("identity", "reviews", "--limit", "3", data_dir=server.data_dir)
         assert shown.returncode == 0, shown.stderr
         assert f"{listed['count']:,} pairs (review)" in shown.stdout
+        assert "birth_date: Exact match on date of birth +" in shown.stdout
 
         accepted = run_cli(
             "identity", "review", str(best["pair_id"]), "--accept", "--note", "same person",
@@ -70,6 +81,10 @@ def test_matching_reviews_and_unlinking_over_http_and_the_cli(tmp_path: Path) ->
             right = reader.get(f"/v1/profiles/{b['type']}:{b['value']}").json()
             assert left["person"] == right["person"]
             assert [m["kind"] for m in left["merges"]] == ["link"]
+            # The merge log names the reviewer's note and the evidence.
+            assert "same person; " in str(left["merges"]) and "birth_date: Exact" in str(
+                left["merges"]
+            )
             links = reader.get("/v1/identity/links").json()
             assert links["count"] == 1
             assert links["links"][0]["source"] == "review"

@@ -304,6 +304,11 @@ def test_channel_rules_that_are_not_json_raise_config_error(
         ('log_level = "loud"\n', "log_level"),
         ("wal_fsync = 3\n", "wal_fsync"),
         ("max_batch_bytes = 10\n", "max_batch_bytes"),
+        ("match_prior = 1.5\n", "match_prior"),
+        ("match_prior = 0\n", "match_prior"),
+        ('match_prior_rules = [["first_name", "zip"]]\n', "match_prior_rules"),
+        ("match_prior_rules = [[]]\n", "match_prior_rules"),
+        ("match_prior_rules = []\n", "match_prior_rules"),
     ],
 )
 def test_an_invalid_file_value_names_the_setting(data_dir: Path, text: str, setting: str) -> None:

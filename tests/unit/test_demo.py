@@ -449,6 +449,23 @@ def test_churned_people_stop_their_journey(demo: Demo) -> None:
     assert {"awareness", "consideration", "decision", "purchase", "retention"} <= set(churned)
 
 
+def test_lapsed_customers_do_nothing_more(demo: Demo) -> None:
+    """A customer who bought lives on month by month with a churn hazard (life.py) until they
+    lapse: nothing of theirs comes after (household visits on another's device aside), and
+    the hazards the truth records are probabilities, higher after pain points."""
+    lapsed = [pid for pid, p in demo.persons.items() if p["lapsed_at"]]
+    living = [pid for pid, p in demo.persons.items() if p["churn_hazards"]]
+    assert len(lapsed) > 50 and len(living) > 10
+    for pid in lapsed:
+        person = demo.persons[pid]
+        assert person["purchase_at"], pid
+        own = [e for e in demo.by_person[pid] if e.get("userId") == demo.people[pid].user_id]
+        assert all(e["timestamp"] <= person["lapsed_at"] for e in own), pid
+    for pid in living:
+        hazards = [float(item.split("=")[1]) for item in demo.persons[pid]["churn_hazards"].split()]
+        assert all(0 < h < 1 for h in hazards), pid
+
+
 # -- channels --------------------------------------------------------------------------------
 def test_age_group_channel_effect(demo: Demo) -> None:
     detector = ChannelDetector()

@@ -409,6 +409,37 @@ def test_a_track_mapping_with_a_fixed_event_name(tp: Touchpoints, tmp_path: Path
     ]
 
 
+def test_numbers_in_a_mapping_are_sent_as_json_numbers(tp: Touchpoints, tmp_path: Path) -> None:
+    csv_path = tmp_path / "orders.csv"
+    csv_path.write_text(
+        "order,customer,amount,items\n1,K-1,120.50,3\n2,K-2,,1\n3,K-1,12,50,2\n4,K-3,1e2,x\n"
+    )
+    mapping_path = tmp_path / "orders.toml"
+    mapping_path.write_text(
+        'type = "track"\nuser_id = "customer"\nevent_name = "Order Completed"\n'
+        'numbers = ["revenue", "items"]\n'
+        '[properties]\norder_id = "order"\nrevenue = "amount"\nitems = "items"\n'
+    )
+    summary = run_import(tp, csv_path, load_mapping(mapping_path))
+    assert summary_of(summary) == (4, 2, 2, 2)
+    rows = tp.events.list(newest_first=False)
+    assert [orjson.loads(e["properties"]) for e in rows] == [
+        {"order_id": "1", "revenue": 120.5, "items": 3},
+        {"order_id": "2", "items": 1},  # an empty cell is left out, as ever
+    ]
+    reasons = [entry["errors"] for entry in rejects(tmp_path / "orders.csv.rejects.jsonl")]
+    assert reasons == [
+        [("", "has 5 fields, the header has 4")],
+        [
+            (
+                "",
+                "column 'items': 'x' is not a number (write it like 29.90: digits, a decimal "
+                "point, no thousands separator)",
+            )
+        ],
+    ]
+
+
 def test_an_empty_csv_and_a_header_only_csv_import_nothing(tp: Touchpoints, tmp_path: Path) -> None:
     mapping_path = tmp_path / "m.toml"
     mapping_path.write_text(CRM_MAPPING)
@@ -435,6 +466,11 @@ def test_an_empty_csv_and_a_header_only_csv_import_nothing(tp: Touchpoints, tmp_
         ("user_id = 3\n", "user_id must be a string"),
         ('user_id = "id"\n[traits]\nemail = 1\n', "[traits] must map names to column names"),
         ('user_id = "id\n', "is not valid TOML: "),
+        ('user_id = "id"\nnumbers = "revenue"\n', "numbers must be a list of names"),
+        (
+            'user_id = "id"\nnumbers = ["revenue"]\n[traits]\nemail = "E-Mail"\n',
+            "numbers names 'revenue', which [traits] and [properties] do not",
+        ),
     ],
 )
 def test_a_bad_mapping_file_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:

@@ -326,3 +326,15 @@ def test_a_column_the_settings_use_must_be_present() -> None:
         blocking_rules=(("first_name", "last_name"), ("email",)),
     )
     assert pairs(match_records(records, settings).accepted) >= {("d01", "p01"), ("d02", "p02")}
+
+
+def test_a_comparison_on_a_field_no_record_has_is_refused_by_name() -> None:
+    records = [{**r, "phone": None} for r in RECORDS]
+    with pytest.raises(ValueError, match=r"comparisons\[3\] 'phone' reads phone, which no record"):
+        match_records(records, MatchSettings())
+
+
+def test_a_prior_outside_zero_and_one_is_refused() -> None:
+    for prior in (0.0, 1.0, -0.1):
+        errors = settings_errors(prior=prior)
+        assert [e["loc"] for e in errors] == [("prior",)]

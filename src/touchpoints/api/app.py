@@ -40,6 +40,7 @@ from touchpoints.api import events as events_api
 from touchpoints.api import identity as identity_api
 from touchpoints.api import journeys as journeys_api
 from touchpoints.api import keys as keys_api
+from touchpoints.api import predictions as predictions_api
 from touchpoints.api import privacy as privacy_api
 from touchpoints.api import profiles as profiles_api
 from touchpoints.api import quarantine as quarantine_api
@@ -98,6 +99,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(profiles_api.router)
     app.include_router(identity_api.router)
     app.include_router(journeys_api.router)
+    app.include_router(predictions_api.router)
     app.include_router(privacy_api.router)
     app.include_router(users_api.router)
     app.include_router(audit_api.router)

@@ -8,7 +8,8 @@ import os
 
 # isort: off
 # Importing the command modules registers their commands, in this order in --help.
-from touchpoints.cli import server, data, identity, journeys, privacy, access, destinations  # noqa: F401,E501
+from touchpoints.cli import server, data, identity, journeys, privacy, access  # noqa: F401
+from touchpoints.cli import destinations, predict  # noqa: F401
 from touchpoints.cli.base import app
 
 # isort: on

@@ -178,6 +178,22 @@ def identity_match(data_dir: DataDir = None) -> None:
         f"(already one person or decided before) in {run.seconds:.1f} s",
         highlight=False,
     )
+    found = run.diagnostics
+    if found is not None:
+        source = (
+            "set by match_prior"
+            if found.prior_source == "setting"
+            else f"from {found.prior_pairs:,} pairs found by the prior rules"
+        )
+        out.print(
+            f"{found.pairs_compared:,} pairs compared ({', '.join(found.comparisons)}); "
+            f"prior {found.prior:.3g}, {source}",
+            highlight=False,
+        )
+        bands = ", ".join(f"{b.low:g}-{b.high:g}: {b.pairs:,}" for b in found.bands)
+        out.print(f"pairs per probability band: {bands}", highlight=False)
+        for warning in found.warnings:
+            out.print(f"warning: {warning}", highlight=False)
     if run.review:
         out.print("review them: touchpoints identity reviews", highlight=False)
 
@@ -211,7 +227,7 @@ def identity_reviews(
         sys.stdout.write(page.model_dump_json() + "\n")
         return
     table = Table(title=f"{page.count:,} pairs ({status})")
-    for column in ("pair", "p", "status", "a", "b"):
+    for column in ("pair", "p", "status", "a", "b", "evidence (match weight)"):
         table.add_column(column, overflow="fold")
     for pair in page.pairs:
         table.add_row(
@@ -220,6 +236,7 @@ def identity_reviews(
             pair.status,
             _record_text(pair.a),
             _record_text(pair.b),
+            "\n".join(f"{e.comparison}: {e.level} {e.weight:+.1f}" for e in pair.evidence),
         )
     out.print(table)
     if status == "review" and page.pairs:

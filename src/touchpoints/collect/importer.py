@@ -10,6 +10,7 @@ The CSV mapping file (TOML) turns each row into one call, for example a CRM expo
     user_id = "Kundennummer"     # column for userId; anonymous_id = "..." also possible
     timestamp = "Geaendert_am"   # optional column with the event time
     message_id_prefix = "crm"    # optional
+    numbers = ["revenue"]        # optional: traits or properties whose cells are numbers
     [traits]                     # identify: trait = column ([properties] for track)
     email = "E-Mail"
     [context]                    # constant values added to every event's context
@@ -21,6 +22,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -104,6 +106,8 @@ class CsvMapping:
     properties: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)
     delimiter: str | None = None
+    # Traits or properties sent as JSON numbers rather than text (an order's revenue).
+    numbers: list[str] = field(default_factory=list)
 
     def columns(self) -> dict[str, str]:
         """Every column the mapping reads, by the setting that names it."""
@@ -141,6 +145,16 @@ def load_mapping(path: Path) -> CsvMapping:
     for name in ("type", "user_id", "anonymous_id", "timestamp", "event", "event_name"):
         if name in data and not isinstance(data[name], str):
             raise ImportError_(f"mapping file {path}: {name} must be a string")
+    numbers = data.get("numbers", [])
+    if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
+        raise ImportError_(f"mapping file {path}: numbers must be a list of names")
+    named = {*data.get("traits", {}), *data.get("properties", {})}
+    unnamed = [n for n in numbers if n not in named]
+    if unnamed:
+        raise ImportError_(
+            f"mapping file {path}: numbers names {', '.join(map(repr, unnamed))}, which "
+            "[traits] and [properties] do not"
+        )
     mapping = CsvMapping(**data)
     if mapping.type not in ("identify", "track"):
         raise ImportError_(f"mapping file {path}: type must be identify or track")
@@ -233,18 +247,40 @@ def _csv_message(row: dict[str, str], mapping: CsvMapping) -> dict[str, Any]:
             message["timestamp"] = _csv_time(row[mapping.timestamp])
         except ValueError as exc:
             raise ValueError(f"column {mapping.timestamp!r}: {exc}") from None
+    properties = _values(row, mapping.properties, mapping.numbers)
     if mapping.type == "track":
         message["event"] = row[mapping.event] if mapping.event else mapping.event_name
-        message["properties"] = {k: row[c] for k, c in mapping.properties.items() if row[c]}
+        message["properties"] = properties
     else:
-        traits = {k: row[c] for k, c in mapping.traits.items() if row[c]}
-        message["traits"] = traits
-        message["properties"] = {k: row[c] for k, c in mapping.properties.items() if row[c]}
-        if not message["properties"]:
-            del message["properties"]
+        message["traits"] = _values(row, mapping.traits, mapping.numbers)
+        if properties:
+            message["properties"] = properties
     if mapping.context:
         message["context"] = dict(mapping.context)
     return message
+
+
+def _values(row: dict[str, str], columns: dict[str, str], numbers: list[str]) -> dict[str, Any]:
+    """name → the cell of its column, left out when empty; a number for names in ``numbers``."""
+    return {
+        name: _number(column, row[column]) if name in numbers else row[column]
+        for name, column in columns.items()
+        if row[column]
+    }
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _number(column: str, text: str) -> int | float:
+    """A cell of a ``numbers`` column: an integer or a decimal with a point (29.90; a comma
+    could be a decimal or a thousands separator, so it is refused rather than guessed)."""
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(
+            f"column {column!r}: {text!r} is not a number (write it like 29.90: digits, a "
+            "decimal point, no thousands separator)"
+        )
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
 
 
 # -- Parquet ---------------------------------------------------------------------------------

@@ -141,6 +141,8 @@ def write_demo_files(sim: Simulator, out_dir: Path) -> DemoFiles:
             "pain_points",
             "preferred_channels",
             "household_id",
+            "lapsed_at",
+            "churn_hazards",
         ]
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()

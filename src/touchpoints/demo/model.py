@@ -82,6 +82,8 @@ class Person:
     dealer_records: dict[str, DealerRecord] = field(default_factory=dict)  # by dealer
     household_id: str | None = None  # shared with the person they live with, if any
     shared: SharedDevice | None = None  # the household device they use (not in ``devices``)
+    lapsed_at: str | None = None  # when a customer stopped (life.py); None: still one
+    churn_hazards: list[tuple[str, float]] = field(default_factory=list)  # (month, hazard)
 
 
 @dataclass

@@ -15,8 +15,9 @@ name, birth date and address a salesperson typed in (dealers.py).
 Everything is derived from the seed (``random.Random`` per person, no clock, no uuid4), so the
 same configuration gives the same events byte for byte. The ground truth records which
 identifiers belong to which person (each to exactly one: a shared device to the household
-member who used it first) and how far each got, for measuring identity resolution
-and journey analytics later.
+member who used it first), how far each got, and when a customer lapsed with the monthly
+churn hazards that drove it (life.py), for measuring identity resolution, journey analytics
+and churn risk.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from touchpoints.demo.catalogue import (
 from touchpoints.demo.dealers import DealerBook, dealer_identifiers
 from touchpoints.demo.households import household_rng, join_household, shared_device_visits
 from touchpoints.demo.journey import Journey
+from touchpoints.demo.life import customer_life
 from touchpoints.demo.model import (
     DemoConfig,
     Device,
@@ -176,6 +178,7 @@ class Simulator:
                     "retention": 40,
                 }[stage]
             )
+        customer_life(j, end)
         newsletters(j, end)
         shared_device_visits(j, household, end)
         j.events.sort(key=lambda e: e["timestamp"])  # later steps interleave with the journey
@@ -223,6 +226,8 @@ class Simulator:
                 "pain_points": p.pain_points,
                 "preferred_channels": " ".join(ch for ch, on in p.affinity.items() if on),
                 "household_id": p.household_id or "",
+                "lapsed_at": p.lapsed_at or "",
+                "churn_hazards": " ".join(f"{m}={h}" for m, h in p.churn_hazards),
             }
         )
 

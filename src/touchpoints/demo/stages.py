@@ -23,15 +23,19 @@ from touchpoints.demo.model import _hex, _iso
 
 
 def newsletters(j: Journey, end: datetime) -> None:
-    """Subscribers get a newsletter every two weeks until they unsubscribe; some open it,
+    """Subscribers get a newsletter every two weeks until they unsubscribe (or lapse, as a
+    customer: life.py); some open it,
     a few click through to the website (an e-mail campaign visit)."""
     subscribed = next(
         (e["timestamp"] for e in j.events if e.get("event") == "Newsletter Subscribed"), None
     )
     if subscribed is None:
         return
+    p = j.p
     stop = next((e["timestamp"] for e in j.events if e.get("event") == "Unsubscribed"), _iso(end))
-    p, rng = j.p, j.rng
+    if p.lapsed_at is not None:  # a lapsed customer's account and mailing list end (life.py)
+        stop = min(stop, p.lapsed_at)
+    rng = j.rng
     j.now = datetime.fromisoformat(subscribed) + timedelta(days=rng.uniform(3, 14))
     issue = 0
     opens = 0.65 if p.affinity["email"] else 0.25
@@ -41,9 +45,13 @@ def newsletters(j: Journey, end: datetime) -> None:
         j.service("email", "Email Delivered", props)
         if rng.random() < opens:
             j.advance(rng.uniform(20, 2000))
+            if p.lapsed_at is not None and _iso(j.now) >= p.lapsed_at:
+                break  # the last issue reached a customer who had left
             j.service("email", "Email Opened", props)
             if rng.random() < 0.3:
                 j.advance(rng.uniform(0.2, 5))
+                if p.lapsed_at is not None and _iso(j.now) >= p.lapsed_at:
+                    break
                 j.service("email", "Email Clicked", props)
                 device = rng.choice(p.devices)
                 campaign = {

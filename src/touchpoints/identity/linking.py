@@ -18,6 +18,7 @@ share no identifier; this job finds them:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -29,12 +30,15 @@ from touchpoints.errors import Conflict, InvalidRequest, NotFound
 from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.resolver import IdentityResolver, LinkRequest
 from touchpoints.identity.results import (
+    Evidence,
     IdentifierRef,
+    MatchDiagnostics,
     MatchedPair,
     MatchRecord,
     MatchRun,
     PairPage,
     PairSide,
+    ScoreBand,
 )
 from touchpoints.identity.store.matching import (
     FIELDS,
@@ -67,6 +71,8 @@ class Linker:
         threshold: float = 0.95,
         review_from: float = 0.5,
         phone_region: str = "DE",
+        prior: float | None = None,
+        prior_rules: tuple[tuple[str, ...], ...] | None = None,
     ) -> None:
         self.resolver = resolver
         self.warehouse = resolver.warehouse
@@ -75,6 +81,8 @@ class Linker:
         self.threshold = threshold
         self.review_from = review_from
         self.phone_region = phone_region
+        self.prior = prior
+        self.prior_rules = prior_rules
         # One run or decision at a time: run ids, pair ids and "decided already" stay true.
         self._lock = threading.Lock()
 
@@ -85,26 +93,15 @@ class Linker:
         """The records matching compares (all persons, or the ones given)."""
         return self.store.records(self._priorities(), persons)
 
-    def settings(self) -> Any:
-        from touchpoints.identity.matching import MatchSettings
-
-        # Blocking and training rules that do not lean on e-mail: persons sharing an e-mail
-        # are one person already, so pairs agreeing on it are too rare to learn from.
-        blocking: list[tuple[str, ...]] = [
-            ("first_name", "last_name"),
-            ("birth_date",),
-            ("phone",),
-            ("postcode", "last_name"),
-            ("postcode", "first_name"),
-        ]
-        return MatchSettings(
-            comparisons=self.comparisons,
-            blocking_rules=tuple(blocking),
-            em_rules=(("birth_date",), ("first_name", "last_name")),
-            prior_rules=(("first_name", "last_name", "birth_date"),),
-            threshold=self.threshold,
-            review_band=(min(self.review_from, self.threshold), self.threshold),
-            phone_region=self.phone_region,
+    def settings(self, comparisons: tuple[str, ...] | None = None) -> Any:
+        """The matching settings of a run (``comparisons``: instead of the configured ones)."""
+        return linker_settings(
+            comparisons or self.comparisons,
+            self.threshold,
+            self.review_from,
+            self.phone_region,
+            self.prior,
+            self.prior_rules,
         )
 
     def run(self) -> MatchRun:
@@ -125,7 +122,8 @@ class Linker:
                 f"{records.num_rows} person(s) have a name, e-mail or phone; matching compares "
                 "at least two"
             )
-        settings = self.settings()
+        comparisons, left_out = self._comparisons_with_data(records)
+        settings = self.settings(comparisons)
         try:
             # On its own in-memory database: Splink's work tables stay out of the warehouse.
             result = match_records(records.drop_columns(["person"]), settings)
@@ -148,28 +146,32 @@ class Linker:
         # refused by the merge rules, or linked (a link an operator removed stays removed).
         known = self.store.known_pairs()
         linked = refused = skipped = 0
-        to_link: list[tuple[Identifier, Identifier, float]] = []
-        to_review: list[tuple[Identifier, Identifier, float]] = []
+        to_link: list[tuple[Identifier, Identifier, float, str | None]] = []
+        to_review: list[tuple[Identifier, Identifier, float, str | None]] = []
         for table, target in ((result.accepted, to_link), (result.review, to_review)):
-            for left, right, probability in zip(
+            for left, right, probability, evidence in zip(
                 table["record_id_l"].to_pylist(),
                 table["record_id_r"].to_pylist(),
                 table["match_probability"].to_pylist(),
+                table["evidence"].to_pylist(),
                 strict=True,
             ):
                 a, b = _identifier(left), _identifier(right)
                 if (left, right) in known or self._one_person(a, b):
                     skipped += 1
                     continue
-                target.append((a, b, float(probability)))
-        outcomes = self.resolver.add_links([LinkRequest(a, b, "match", p) for a, b, p in to_link])
+                target.append((a, b, float(probability), evidence))
+        # The merge log names each link's evidence: which fields agreed, at which level.
+        outcomes = self.resolver.add_links(
+            [LinkRequest(a, b, "match", p, evidence_text(e)) for a, b, p, e in to_link]
+        )
         rows: list[NewPair] = []
-        for (a, b, p), outcome in zip(to_link, outcomes, strict=True):
+        for (a, b, p, e), outcome in zip(to_link, outcomes, strict=True):
             status = "refused" if outcome.refused else "linked"
             linked += outcome.refused is None
             refused += outcome.refused is not None
-            rows.append(NewPair(a, b, p, status, outcome.link_id, outcome.refused))
-        rows += [NewPair(a, b, p, "review", None, None) for a, b, p in to_review]
+            rows.append(NewPair(a, b, p, status, outcome.link_id, outcome.refused, e))
+        rows += [NewPair(a, b, p, "review", None, None, e) for a, b, p, e in to_review]
         self.store.add_pairs(run_id, rows)
         return MatchRun(
             run_id=run_id,
@@ -180,7 +182,31 @@ class Linker:
             review=len(to_review),
             skipped=skipped,
             seconds=round(time.perf_counter() - started, 3),
+            diagnostics=_diagnostics(result.diagnostic, comparisons, left_out),
         )
+
+    def _comparisons_with_data(self, records: pa.Table) -> tuple[tuple[str, ...], list[str]]:
+        """The configured comparisons some person has a value for, and the ones left out.
+
+        A CRM export with names and birth dates only has no e-mail or phone to compare; a
+        comparison on a field nobody has teaches the model nothing and only slows it, so it is
+        left out, and the run's diagnostics say so."""
+        from touchpoints.identity.matching import COMPARISON_COLUMNS
+
+        def has_data(column: str) -> bool:
+            return bool(records.column(column).null_count < records.num_rows)
+
+        kept = tuple(
+            c for c in self.comparisons if all(has_data(col) for col in COMPARISON_COLUMNS[c])
+        )
+        left_out = [c for c in self.comparisons if c not in kept]
+        if not kept:
+            raise MatchingError(
+                f"no person has a value for any compared field ({', '.join(left_out)}); "
+                "import traits such as first_name, last_name and birthday, or change "
+                "match_comparisons"
+            )
+        return kept, left_out
 
     def _one_person(self, a: Identifier, b: Identifier) -> bool:
         pa_, pb = self.resolver.lookup(a), self.resolver.lookup(b)
@@ -218,6 +244,7 @@ class Linker:
                 note=row.note,
                 a=_side(row.a, persons[row.a], records),
                 b=_side(row.b, persons[row.b], records),
+                evidence=[Evidence(**item) for item in json.loads(row.evidence or "[]")],
             )
             for row in rows
         ]
@@ -235,14 +262,101 @@ class Linker:
         b = Identifier(found.b.identifier.type, found.b.identifier.value)
         link_id, status, reason = None, "rejected", note or None
         if accept:
+            evidence = evidence_text([e.model_dump() for e in found.evidence])
+            why = "; ".join(filter(None, (note, evidence)))
             [outcome] = self.resolver.add_links(
-                [LinkRequest(a, b, "review", found.probability, note)]
+                [LinkRequest(a, b, "review", found.probability, why)]
             )
             link_id = outcome.link_id
             status = "refused" if outcome.refused else "accepted"
             reason = outcome.refused or note or None
         self.store.decide(pair_id, status, link_id, reason)
         return self.pair(pair_id)
+
+
+def evidence_text(evidence: str | list[dict[str, Any]] | None) -> str:
+    """A pair's evidence in one line, for the merge log: each comparison's level and weight,
+    e.g. "last_name: Exact match on last name (+4.5), birth_date: … ; prior -13.3"."""
+    items = json.loads(evidence) if isinstance(evidence, str) else (evidence or [])
+    parts = [
+        f"{i['comparison']}: {i['level']} ({i['weight']:+.1f})"
+        for i in items
+        if i["comparison"] != "prior"
+    ]
+    prior = [f"prior {i['weight']:+.1f}" for i in items if i["comparison"] == "prior"]
+    return ", ".join(parts) + (f"; {prior[0]}" if prior and parts else "")
+
+
+def linker_settings(
+    comparisons: tuple[str, ...],
+    threshold: float,
+    review_from: float,
+    phone_region: str,
+    prior: float | None = None,
+    prior_rules: tuple[tuple[str, ...], ...] | None = None,
+) -> Any:
+    """The settings ``identity match`` runs with (a ``MatchSettings``).
+
+    Blocking and training rules do not lean on e-mail: persons sharing an e-mail are one
+    person already, so pairs agreeing on it are too rare to learn from. The prior comes from
+    rules that tolerate an error in any one of name and birth date (two of the three fields
+    agree). EM runs one session per field, blocked on that field alone, so each comparison is
+    trained on the true pairs whose error lies elsewhere; blocking on two fields at once
+    would train the third only on duplicates that have their error in it (issue 16).
+    """
+    from touchpoints.identity.matching import COMPARISON_COLUMNS, MatchSettings
+
+    compared = {column for c in comparisons for column in COMPARISON_COLUMNS[c]}
+    blocking = [
+        rule
+        for rule in (
+            ("first_name", "last_name"),
+            ("birth_date",),
+            ("phone",),
+            ("postcode", "last_name"),
+            ("postcode", "first_name"),
+        )
+        if set(rule) <= compared
+    ]
+    return MatchSettings(
+        comparisons=comparisons,
+        blocking_rules=tuple(blocking),
+        em_rules=(("birth_date",), ("first_name",), ("last_name",)),
+        em_max_pairs=2_000_000,
+        name_comparison="split",
+        date_transposed=True,
+        prior=prior,
+        prior_rules=prior_rules
+        or (
+            ("first_name", "last_name"),
+            ("first_name", "birth_date"),
+            ("last_name", "birth_date"),
+        ),
+        prior_recall=0.9,
+        threshold=threshold,
+        review_band=(min(review_from, threshold), threshold),
+        phone_region=phone_region,
+    )
+
+
+def _diagnostics(found: Any, comparisons: tuple[str, ...], left_out: list[str]) -> Any:
+    if found is None:
+        return None
+    warnings = list(found.warnings)
+    if left_out:
+        warnings.append(
+            f"left out {', '.join(left_out)}: no person has a value for them (match_comparisons)"
+        )
+    return MatchDiagnostics(
+        pairs_compared=found.pairs_compared,
+        prior=found.prior,
+        prior_source=found.prior_source,
+        prior_pairs=found.prior_pairs,
+        comparisons=list(comparisons),
+        left_out=left_out,
+        bands=[ScoreBand(low=low, high=high, pairs=n) for low, high, n in found.bands],
+        warnings=warnings,
+    )
 
 
 def _identifier(record_id: str) -> Identifier:

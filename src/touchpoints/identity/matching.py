@@ -15,6 +15,7 @@ runs give the same pairs.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -28,12 +29,12 @@ import duckdb
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
-import splink.comparison_library as cl
 import splink.internals.expectation_maximisation as splink_em
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.internals.comparison_level import M_U_CLAMP_MIN
 
+from touchpoints.identity.comparisons import splink_comparisons
 from touchpoints.identity.store import matching as store
 
 Column = Literal[
@@ -50,7 +51,21 @@ COMPARISON_COLUMNS: dict[str, tuple[str, ...]] = {
     **{name: (name,) for name in ("birth_date", "email", "phone", "street", "postcode", "city")},
 }
 _ID = pa.string()
-PAIR_SCHEMA = pa.schema({"record_id_l": _ID, "record_id_r": _ID, "match_probability": pa.float64()})
+# evidence: JSON, a list of {"comparison", "level", "weight"}: the prior's weight first, then
+# each comparison's level and match weight (log2 of its Bayes factor, term frequency included);
+# the weights add up to the pair's match weight. Labels and numbers only, never values.
+PAIR_SCHEMA = pa.schema(
+    {
+        "record_id_l": _ID,
+        "record_id_r": _ID,
+        "match_probability": pa.float64(),
+        "evidence": pa.string(),
+    }
+)
+# A prior resting on fewer pairs than this is a guess: the run says so.
+PRIOR_MIN_PAIRS = 20
+# The probability bands of the diagnostic: how many scored pairs fall in each.
+BANDS: tuple[float, ...] = (0.0, 0.01, 0.1, 0.5, 0.8, 0.9, 0.95, 0.99)
 
 
 class MatchSettings(BaseModel):
@@ -77,6 +92,19 @@ class MatchSettings(BaseModel):
         description="Pairs agreeing exactly on all columns of at least one rule are scored.",
     )
     block_swapped_names: bool = Field(True, description="Also score swapped first/last names.")
+    # "joint": one comparison of first and last name together (Splink's forename-surname
+    # levels): right where other fields (e-mail, phone, address) carry evidence too.
+    # "split": first and last name compared one by one, each with a swapped level, so a typo
+    # in one still leaves the other's full weight and EM can train each in sessions blocked on
+    # the other field: right for exports of names and birth dates only (issue 16).
+    name_comparison: Literal["joint", "split"] = Field(
+        "joint", description="How the name comparison compares first and last name."
+    )
+    # Off by default: on FEBRL 3 the extra level shifts EM's estimates enough to lose one of
+    # 6,405 pairs; identity match turns it on (German CRM exports mix date formats).
+    date_transposed: bool = Field(
+        False, description="A birth-date level for day and month transposed (03.04./04.03.)."
+    )
     threshold: float = Field(0.9, gt=0, lt=1, description="Accept pairs at or above this.")
     review_band: tuple[float, float] | None = Field(
         None, description="[low, threshold): pairs for a person to decide. None: [0.5, threshold)"
@@ -90,11 +118,21 @@ class MatchSettings(BaseModel):
     )
     em_max_iterations: int = Field(25, ge=1, le=1000)
     em_convergence: float = Field(1e-4, gt=0, lt=1)
+    em_max_pairs: int = Field(
+        2_000_000, ge=10_000, description="An EM session with more pairs learns from a sample."
+    )
     u_max_pairs: int = Field(1_000_000, ge=1_000, description="Random pairs sampled for u.")
     prior: float | None = Field(None, gt=0, lt=1, description="P(two random records match).")
+    # The prior's rules must find most true pairs. Near-certain rules (an e-mail) do where
+    # duplicates share one; where every duplicate carries an error (a CRM export of names and
+    # birth dates), rules that need every field exact find none and the prior collapses
+    # (issue 16): there, use rules that tolerate an error in one field, as ``identity match``
+    # does (first and last name, first name and birth date, last name and birth date). A
+    # prior resting on fewer than PRIOR_MIN_PAIRS pairs is reported as a warning.
     prior_rules: tuple[Rule, ...] = Field(
         (("email",), ("first_name", "last_name", "birth_date")),
-        description="When prior is None: near-certain rules; their pairs / prior_recall give it.",
+        description="When prior is None: rules that find most true pairs; their pairs / "
+        "prior_recall give it.",
     )
     prior_recall: float = Field(0.8, gt=0, le=1)
     phone_region: str = Field("DE", description="Country of phone numbers written without one.")
@@ -181,11 +219,30 @@ class MatchSettings(BaseModel):
 
 
 @dataclass(frozen=True)
+class MatchDiagnostic:
+    """What a run saw, so a user can tell why nothing or everything was linked.
+
+    ``bands`` counts the scored pairs per probability band: ``(low, high, pairs)`` with
+    ``low <= p < high`` (the last band includes 1). ``warnings`` say what makes the run's
+    figures doubtful and what to do about it.
+    """
+
+    records: int
+    pairs_compared: int  # pairs the blocking rules made, all scored
+    prior: float = 0.0
+    prior_source: str = "setting"  # "setting" or "rules"
+    prior_pairs: int | None = None  # pairs the prior rules found (None: prior was set)
+    bands: tuple[tuple[float, float, int], ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MatchResult:
     """Scored pairs (``record_id_l < record_id_r``), each table sorted by the two ids."""
 
     accepted: pa.Table
     review: pa.Table
+    diagnostic: MatchDiagnostic | None = None
 
     @classmethod
     def empty(cls) -> Self:
@@ -248,7 +305,7 @@ def match_records(
         store.set_progress_bar(con, False)
         code = phonenumbers.country_code_for_region(settings.phone_region)
         store.normalise_records(con, table, prepared, raw, code)
-        problems = store.input_problems(con, prepared)
+        problems = store.input_problems(con, prepared) + _empty_comparisons(con, prepared, settings)
         if problems:
             raise ValueError(problems[0])
         with _splink_quietly():
@@ -264,79 +321,164 @@ def match_records(
             store.set_progress_bar(con, progress)
 
 
+def _empty_comparisons(
+    con: duckdb.DuckDBPyConnection, table: str, settings: MatchSettings
+) -> list[str]:
+    """A comparison on a field no record has: it can teach the model nothing (and its m
+    cannot be estimated), so it is refused, naming it."""
+    filled = store.filled_counts(con, table, sorted(settings.columns_used()))
+    return [
+        f"comparisons[{index}] {name!r} reads {', '.join(empty)}, which no record has a value "
+        "for; leave it out of the comparisons"
+        for index, name in enumerate(settings.comparisons)
+        if (empty := [c for c in COMPARISON_COLUMNS[name] if not filled.get(c)])
+    ]
+
+
 def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -> MatchResult:
     """Fellegi–Sunter in Splink's order: prior, u by sampling, m by EM, then score."""
     con = db_api.duckdb_con
+    em_sizes = []
     for index, rule in enumerate(settings.em_rules):
-        if not store.pair_count(con, table, (rule,)):
+        em_sizes.append(store.rule_pair_count(con, table, rule))
+        if not em_sizes[-1]:
             raise ValueError(
                 f"em_rules[{index}] {list(rule)}: no two records agree on it, so EM has no "
                 "pairs to learn from; use rules that pair at least a few hundred records"
             )
-    prior = settings.prior or _estimate_prior(con, table, settings)
+    count = store.record_count(con, table)
+    warnings: list[str] = []
+    if settings.prior:
+        prior, found = settings.prior, None
+    else:
+        found = store.pair_count(con, table, settings.prior_rules)
+        prior = _estimate_prior(count, found, settings.prior_recall)
+        if found < PRIOR_MIN_PAIRS:
+            rules = "; ".join(" + ".join(rule) for rule in settings.prior_rules)
+            warnings.append(
+                f"the prior ({prior:.3g}) rests on {found} pair(s) that the prior rules "
+                f"({rules}) found, too few to trust: set match_prior to the share of pairs "
+                "you expect to match (duplicates / all pairs), or prior rules that tolerate "
+                "an error in one field"
+            )
     linker = Linker(db_api.register(table), _splink_settings(settings, prior), log_level=None)
     linker.training.estimate_u_using_random_sampling(settings.u_max_pairs, seed=settings.seed)
-    for rule in settings.em_rules:
+    for rule, size in zip(settings.em_rules, em_sizes, strict=True):
         linker.training.estimate_parameters_using_expectation_maximisation(
-            block_on(*rule), estimate_without_term_frequencies=True
+            _em_blocking(rule, size, settings.em_max_pairs), estimate_without_term_frequencies=True
         )
     low, threshold = settings.band()
-    scored = linker.inference.predict(threshold_match_probability=low, warning_mode="never")
-    pairs = store.scored_pairs(con, scored.physical_name, low)
+    scored = linker.inference.predict(warning_mode="never")
+    compared, counts = store.score_bands(con, scored.physical_name, BANDS)
+    bands = tuple(
+        (edge, BANDS[i + 1] if i + 1 < len(BANDS) else 1.0, counts[i])
+        for i, edge in enumerate(BANDS)
+    )
+    names, labels = _level_labels(linker)
+    pairs = store.scored_pairs(con, scored.physical_name, low, names)
+    pairs = _with_evidence(pairs, names, labels, prior)
     above = pc.greater_equal(pairs["match_probability"], threshold)
     pairs = pairs.cast(PAIR_SCHEMA)
-    return MatchResult(pairs.filter(above), pairs.filter(pc.invert(above)))
+    diagnostic = MatchDiagnostic(
+        records=count,
+        pairs_compared=compared,
+        prior=prior,
+        prior_source="setting" if settings.prior else "rules",
+        prior_pairs=found,
+        bands=bands,
+        warnings=tuple(warnings),
+    )
+    return MatchResult(pairs.filter(above), pairs.filter(pc.invert(above)), diagnostic)
 
 
-def _estimate_prior(con: duckdb.DuckDBPyConnection, table: str, settings: MatchSettings) -> float:
+def _level_labels(linker: Linker) -> tuple[list[str], dict[tuple[str, int], str]]:
+    """The comparisons' output names, and each (comparison, gamma) level's label."""
+    model = linker.misc.save_model_to_json()
+    names: list[str] = []
+    labels: dict[tuple[str, int], str] = {}
+    for comparison in model["comparisons"]:
+        name = comparison["output_column_name"]
+        names.append(name)
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        labels[(name, -1)] = "missing on one side"
+        for level in comparison["comparison_levels"][1:]:
+            if level.get("is_null_level"):  # a neutral level: the swapped names' other half
+                labels[(name, -2)] = level.get("label_for_charts") or "neutral"
+        for index, level in enumerate(levels):
+            label = level.get("label_for_charts") or level["sql_condition"]
+            labels[(name, len(levels) - 1 - index)] = label
+    return names, labels
+
+
+def _with_evidence(
+    pairs: pa.Table, names: list[str], labels: dict[tuple[str, int], str], prior: float
+) -> pa.Table:
+    """The pairs with their evidence (see ``PAIR_SCHEMA``), the Splink columns dropped."""
+    rows = pairs.to_pylist()
+    prior_weight = round(math.log2(prior / (1 - prior)), 3)
+    evidence = []
+    for row in rows:
+        items: list[dict[str, Any]] = [
+            {"comparison": "prior", "level": f"prior {prior:.3g}", "weight": prior_weight}
+        ]
+        swapped = any(
+            labels.get((n, row[f"gamma_{n}"])) == "First and last name swapped" for n in names
+        )
+        for name in names:
+            weight = (row.get(f"mw_{name}") or 0.0) + (row.get(f"mw_tf_adj_{name}") or 0.0)
+            gamma = row[f"gamma_{name}"]
+            if gamma == -1 and swapped and (name, -2) in labels:
+                gamma = -2
+            level = labels.get((name, gamma), str(gamma))
+            items.append({"comparison": name, "level": level, "weight": round(weight, 3)})
+        evidence.append(json.dumps(items, ensure_ascii=False))
+    base = pairs.select(["record_id_l", "record_id_r", "match_probability"])
+    return base.append_column("evidence", pa.array(evidence, pa.string()))
+
+
+def _em_blocking(rule: Rule, pairs: int, most: int) -> Any:
+    """The rule's pairs for one EM session; past ``most`` pairs a sample of them.
+
+    A session blocked on one common field (the first name, in 100,000 records) holds tens of
+    millions of pairs. EM needs far fewer: the pairs of a random share of the left records
+    (picked by a hash of the id, so runs repeat) estimate the same m, since which records are
+    sampled does not depend on any compared field.
+    """
+    if pairs <= most:
+        return block_on(*rule)
+    share = math.ceil(pairs / most)
+    condition = " AND ".join(f"l.{c} = r.{c}" for c in rule)
+    return f"{condition} AND hash(l.record_id) % {share} = 0"
+
+
+def _estimate_prior(count: int, found: int, recall: float) -> float:
     """P(two random records match) estimated directly, as Splink recommends: the pairs that
-    near-certain rules find, divided by the rules' recall, over all pairs.
+    the prior rules find, divided by the rules' recall, over all pairs.
 
     Computed here rather than by Splink for two cases it gets wrong: when the rules find no
     pair it sets the prior to 0 and training fails on log2(0), so at least one match is
-    assumed; on a handful of records the estimate can pass 1, so it is capped at 0.5.
+    assumed (and the run warns); on a handful of records the estimate can pass 1, so it is
+    capped at 0.5.
     """
-    count = store.record_count(con, table)
-    found = store.pair_count(con, table, settings.prior_rules)
-    return min(max(found, 1) / settings.prior_recall / (count * (count - 1) / 2), 0.5)
+    return min(max(found, 1) / recall / (count * (count - 1) / 2), 0.5)
 
 
 def _splink_settings(settings: MatchSettings, prior: float) -> SettingsCreator:
-    comparisons = {
-        # A reversed-names level catches swapped first and last names; term frequencies on
-        # the full name make "anna müller" weaker evidence than "ida lange".
-        "name": lambda: cl.ForenameSurnameComparison(
-            "first_name", "last_name", forename_surname_concat_col_name="full_name"
-        ),
-        "birth_date": lambda: cl.DateOfBirthComparison("birth_date", input_is_string=False),
-        "email": lambda: cl.EmailComparison("email"),
-        # Levenshtein on phones: 2.5 times faster than Damerau-Levenshtein here; a swap of two
-        # digits is distance 2. Postcodes are short, so Damerau-Levenshtein is cheap there.
-        "phone": lambda: cl.LevenshteinAtThresholds("phone", [1, 2]),
-        # A street line ("12 lange straße"), typed by hand. Jaro-Winkler: on FEBRL4 as
-        # accurate as Damerau-Levenshtein at [1, 3] (F1 0.9977 against 0.9975) and 5 times
-        # faster.
-        "street": lambda: cl.JaroWinklerAtThresholds("street", [0.95, 0.88]),
-        "postcode": lambda: cl.DamerauLevenshteinAtThresholds("postcode", [1]).configure(
-            term_frequency_adjustments=True
-        ),
-        "city": lambda: cl.JaroWinklerAtThresholds("city", [0.9]).configure(
-            term_frequency_adjustments=True
-        ),
-    }
     blocking: list[Any] = [block_on(*rule) for rule in settings.blocking_rules]
     if settings.block_swapped_names:
         blocking.append("l.first_name = r.last_name and l.last_name = r.first_name")
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="record_id",
-        comparisons=[comparisons[name]() for name in settings.comparisons],
+        comparisons=splink_comparisons(
+            settings.comparisons, settings.name_comparison, settings.date_transposed
+        ),
         blocking_rules_to_generate_predictions=blocking,
         probability_two_random_records_match=prior,
         em_convergence=settings.em_convergence,
         max_iterations=settings.em_max_iterations,
-        retain_matching_columns=False,
-        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=True,
+        retain_intermediate_calculation_columns=True,
     )
 
 

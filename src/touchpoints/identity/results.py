@@ -50,6 +50,25 @@ class Unlinked(Answer):
     persons: list[str] = Field(description="The persons its two identifiers belong to now")
 
 
+class ScoreBand(Answer):
+    low: float = Field(description="Pairs scored at or above this …")
+    high: float = Field(description="… and below this (the top band includes 1)")
+    pairs: int
+
+
+class MatchDiagnostics(Answer):
+    """Why a run linked what it linked: enough to see why nothing or everything was linked."""
+
+    pairs_compared: int = Field(description="Pairs the blocking rules made, all scored")
+    prior: float = Field(description="P(two random persons are one), the model's start")
+    prior_source: str = Field(description="setting (match_prior) or rules (match_prior_rules)")
+    prior_pairs: int | None = Field(description="Pairs the prior rules found (rules only)")
+    comparisons: list[str] = Field(description="The comparisons the run made")
+    left_out: list[str] = Field(description="Comparisons left out: no person has the field")
+    bands: list[ScoreBand] = Field(description="Scored pairs per probability band")
+    warnings: list[str] = Field(description="What makes the figures doubtful, and what to do")
+
+
 class MatchRun(Answer):
     run_id: int
     records: int = Field(description="Persons compared")
@@ -59,6 +78,7 @@ class MatchRun(Answer):
     review: int = Field(description="Put on the review list")
     skipped: int = Field(description="Already one person, decided before, or listed already")
     seconds: float
+    diagnostics: MatchDiagnostics | None = None
 
 
 class IdentifierRef(Answer):
@@ -85,6 +105,14 @@ class PairSide(Answer):
     record: MatchRecord | None
 
 
+class Evidence(Answer):
+    """One part of a pair's score: the prior, or a comparison at the level it reached."""
+
+    comparison: str = Field(description="prior, or a comparison (first_name, birth_date, …)")
+    level: str = Field(description="The level the pair reached, e.g. 'Exact match on last name'")
+    weight: float = Field(description="Match weight (log2 Bayes factor); the weights add up")
+
+
 class MatchedPair(Answer):
     pair_id: int
     run_id: int
@@ -96,6 +124,9 @@ class MatchedPair(Answer):
     note: str | None
     a: PairSide
     b: PairSide
+    evidence: list[Evidence] = Field(
+        default_factory=list, description="What scored the pair (empty for older pairs)"
+    )
 
 
 class PairPage(Answer):

@@ -386,22 +386,22 @@ def _signals(
     return reduce(lambda a, b: a.union(b, distinct=True), parts)
 
 
-def _pain_points(
+def pain_signals(
     source: Source,
     model: StageModel,
     events: ir.Table,
     entries: ir.Table,
-    progress: ir.Table,
-    placed: ir.Table,
-    steps: list[StageStep],
-) -> list[PainPointStat]:
+    keep: list[str],
+) -> ir.Table | None:
+    """(``keep`` columns, pain): the events of ``events`` that are a signal of one of the
+    model's pain points (a person's ``min_count``-th matching event for a repeated one), each
+    with the pain point's name; ``entries`` the stage entries that ``after`` rules read. The
+    one definition of a pain signal: the journey map weighs them, churn risk counts them.
+    None when the model has no pain points."""
     if not model.pain_points:
-        return []
+        return None
     by_name = {name: entries.filter(entries.stage == name) for name in model.names}
-    # Kept facts carry the stage of each event: a signal needs no join to find its stage.
-    staged = "stage_index" in events.columns
-    keep = ["person", "seq", "ts", *(["stage_index"] if staged else [])]
-    signals = reduce(
+    return reduce(
         lambda a, b: a.union(b),
         [
             _repeated(
@@ -412,6 +412,23 @@ def _pain_points(
             for pain in model.pain_points
         ],
     )
+
+
+def _pain_points(
+    source: Source,
+    model: StageModel,
+    events: ir.Table,
+    entries: ir.Table,
+    progress: ir.Table,
+    placed: ir.Table,
+    steps: list[StageStep],
+) -> list[PainPointStat]:
+    # Kept facts carry the stage of each event: a signal needs no join to find its stage.
+    staged = "stage_index" in events.columns
+    keep = ["person", "seq", "ts", *(["stage_index"] if staged else [])]
+    signals = pain_signals(source, model, events, entries, keep)
+    if signals is None:
+        return []
     if staged:
         where = signals.filter(signals.stage_index.notnull())
     else:

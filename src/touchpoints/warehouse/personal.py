@@ -80,7 +80,7 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "identity_match_pairs",
         "identifier",
         ("type_a", "value_a", "type_b", "value_b"),
-        "pairs probabilistic matching scored, with the decision on each",
+        "pairs probabilistic matching scored, with the evidence and the decision on each",
     ),
     PersonalTable(
         "journey_events",
@@ -129,6 +129,20 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "the consent choices the person's events carried (category, granted or denied)",
     ),
     PersonalTable(
+        "predictions",
+        "person",
+        ("person",),
+        "the person's predicted lifetime value: purchases expected, probability of being a "
+        "customer still, order value, with the model and time they were computed",
+    ),
+    PersonalTable(
+        "churn_scores",
+        "person",
+        ("person",),
+        "the person's churn risk: the probability of no activity in the coming window, its "
+        "percentile, and the features of their journey that raised or lowered it",
+    ),
+    PersonalTable(
         "quarantine",
         "text",
         ("raw", "envelope"),
@@ -166,6 +180,15 @@ NOT_PERSONAL: dict[str, str] = {
         "a number that refers to nothing once the person is erased"
     ),
     "import_rejects": "the paths of files imports wrote rejected lines to (erasure rewrites them)",
+    "prediction_models": (
+        "model cards: parameters and metrics fitted on all customers together, the data "
+        "window and settings; counts and figures about the whole base, none about one person"
+    ),
+    "prediction_estimators": (
+        "fitted churn models (gradient-boosted trees, a logistic regression): split points "
+        "between feature values, leaf values averaged over at least 20 persons, coefficients "
+        "over all; no row of any one person"
+    ),
     "users": (
         "operators' dashboard accounts (name, role, an argon2 hash of the password), "
         "no customer data"

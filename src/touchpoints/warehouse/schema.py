@@ -401,11 +401,100 @@ MIGRATIONS: tuple[Migration, ...] = (
         ("ALTER TABLE api_keys ADD COLUMN source VARCHAR",),
     ),
     Migration(
+        9,
+        "predictions: model cards of every training run, and each person's latest scores",
+        (
+            # One card per training run, kept whether it succeeded or not: the kind and
+            # version of the model, the data window it learnt from (days, UTC, both ends
+            # included), the settings and period unit it used, its parameters and metrics
+            # (JSON text), and its status (trained, or failed with the reason). The newest
+            # trained card of a kind is the model in use; a failed run changes nothing else.
+            "CREATE SEQUENCE prediction_model_id START 1",
+            """
+            CREATE TABLE prediction_models (
+                id BIGINT PRIMARY KEY DEFAULT nextval('prediction_model_id'),
+                kind VARCHAR NOT NULL,
+                version VARCHAR NOT NULL,
+                trained_at TIMESTAMP NOT NULL,
+                data_from DATE,
+                data_until DATE NOT NULL,
+                period VARCHAR NOT NULL,
+                features VARCHAR NOT NULL,
+                parameters VARCHAR,
+                metrics VARCHAR,
+                status VARCHAR NOT NULL,
+                message VARCHAR
+            )
+            """,
+            # Each person's figures from the latest scoring (one row a person), with the
+            # model that made them and when; the RFM summary they were computed from is kept
+            # beside them (periods in the model's unit).
+            """
+            CREATE TABLE predictions (
+                person BIGINT NOT NULL,
+                model_id BIGINT NOT NULL,
+                scored_at TIMESTAMP NOT NULL,
+                frequency BIGINT NOT NULL,
+                recency DOUBLE NOT NULL,
+                age DOUBLE NOT NULL,
+                average_order_value DOUBLE,
+                p_alive DOUBLE NOT NULL,
+                expected_purchases_30d DOUBLE NOT NULL,
+                expected_purchases_90d DOUBLE NOT NULL,
+                expected_purchases_365d DOUBLE NOT NULL,
+                expected_order_value DOUBLE,
+                predicted_clv_12m DOUBLE
+            )
+            """,
+        ),
+    ),
+    Migration(
+        10,
+        "churn risk: each person's latest churn scores, and the fitted estimators",
+        (
+            # Each person's churn risk from the latest scoring (one row a person): the
+            # probability of no activity in the window after scoring, its percentile among
+            # the persons scored, and the features that pushed it up or down (JSON: the base
+            # risk and a list of {feature, value, points}, biggest first), with the model and
+            # the time; the furthest stage entered and the channel most used in the window
+            # before (null: none), for the figures by stage and channel.
+            """
+            CREATE TABLE churn_scores (
+                person BIGINT NOT NULL,
+                model_id BIGINT NOT NULL,
+                scored_at TIMESTAMP NOT NULL,
+                churn_risk DOUBLE NOT NULL,
+                churn_percentile DOUBLE NOT NULL,
+                contributions VARCHAR NOT NULL,
+                stage VARCHAR,
+                channel VARCHAR
+            )
+            """,
+            # The fitted estimator of a model card that needs one to score (churn risk), as
+            # joblib bytes with their SHA-256 (the card names it too); kept
+            # in the warehouse, so it is written in the card's transaction, backed up and
+            # copied with the data, and never read from a file anyone else could have put.
+            """
+            CREATE TABLE prediction_estimators (
+                model_id BIGINT PRIMARY KEY,
+                format VARCHAR NOT NULL,
+                sha256 VARCHAR NOT NULL,
+                estimator BLOB NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
         11,
+        "each matched pair's evidence",
+        # JSON: the comparison levels and match weights that scored the pair (labels and
+        # numbers, never values); NULL for pairs scored before.
+        ("ALTER TABLE identity_match_pairs ADD COLUMN evidence VARCHAR",),
+    ),
+    Migration(
+        12,
         "activation: destinations, the outbox of messages to them, and the delivery log",
         (
-            # Numbered 11: another branch adds 9 and 10 (migrations are applied by number,
-            # so a version merged late still comes; renumber on merge if they collide).
             # Destinations: where messages go. ``config`` holds what may be shown (a URL, a
             # host, a directory); ``secrets`` what may not (a signing secret, a write key, a
             # password), shown once when the destination is made and never again.

@@ -22,6 +22,37 @@ def bars(
     }
 
 
+def lines(
+    labels: list[Any], series: dict[str, list[Any]], diagonal: bool = False
+) -> dict[str, Any]:
+    """A line chart: one line per entry of ``series`` over the categories ``labels``;
+    ``diagonal`` draws the values' own line as a dashed one (perfect calibration, where the
+    labels are the predicted values themselves)."""
+    drawn = [
+        {"name": name, "type": "line", "data": data, "symbolSize": 7}
+        for name, data in series.items()
+    ]
+    if diagonal:
+        drawn.append(
+            {
+                "name": "",
+                "type": "line",
+                "data": list(labels),
+                "symbol": "none",
+                "lineStyle": {"type": "dashed", "opacity": 0.5},
+                "tooltip": {"show": False},
+            }
+        )
+    return {
+        "tooltip": {"trigger": "axis"},
+        "legend": {"show": len(series) > 1, "top": 0, "data": list(series)},
+        "grid": {"left": 8, "right": 24, "top": 36, "bottom": 8, "containLabel": True},
+        "xAxis": {"type": "category", "data": labels, "axisLabel": {"interval": 0}},
+        "yAxis": {"type": "value"},
+        "series": drawn,
+    }
+
+
 def sankey(nodes: list[str] | None, links: list[tuple[str, str, int]]) -> dict[str, Any]:
     """A Sankey diagram (the links must not form a cycle); ``nodes`` in order, else the
     names the links use."""

@@ -41,7 +41,7 @@ _DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%Y%m%d")
 _PAIRS_SQL = """
     SELECT p.pair_id, p.run_id, p.type_a, p.value_a, p.type_b, p.value_b, p.probability,
            CASE WHEN l.removed THEN 'unlinked' ELSE p.status END AS status,
-           p.created_at, p.decided_at, p.link_id, p.note
+           p.created_at, p.decided_at, p.link_id, p.note, p.evidence
     FROM identity_match_pairs p LEFT JOIN identity_links l USING (link_id)
 """
 
@@ -57,6 +57,7 @@ class StoredPair(NamedTuple):
     decided_at: datetime | None
     link_id: int | None
     note: str | None
+    evidence: str | None  # JSON (matching.PAIR_SCHEMA)
 
 
 class NewPair(NamedTuple):
@@ -66,6 +67,7 @@ class NewPair(NamedTuple):
     status: str  # linked, refused or review
     link_id: int | None
     note: str | None
+    evidence: str | None = None
 
 
 # -- the person records ----------------------------------------------------------------------
@@ -163,6 +165,7 @@ class MatchStore:
                 ),
                 "link_id": pa.array([p.link_id for p in pairs], pa.int64()),
                 "note": pa.array([p.note for p in pairs], pa.string()),
+                "evidence": pa.array([p.evidence for p in pairs], pa.string()),
             }
         )
         self.warehouse.insert_arrow("identity_match_pairs", ", ".join(table.column_names), table)
@@ -195,7 +198,7 @@ class MatchStore:
 
 def _pair(row: Sequence[Any]) -> StoredPair:
     (pair_id, run_id, type_a, value_a, type_b, value_b, probability, status) = row[:8]
-    created_at, decided_at, link_id, note = row[8:]
+    created_at, decided_at, link_id, note, evidence = row[8:]
     return StoredPair(
         pair_id,
         run_id,
@@ -207,6 +210,7 @@ def _pair(row: Sequence[Any]) -> StoredPair:
         decided_at,
         link_id,
         note,
+        evidence,
     )
 
 
@@ -239,13 +243,16 @@ def normalise_sql(source: str, target: str, present: list[str], region_code: int
     def words(column: str) -> str:
         return f"NULLIF(lower(trim(regexp_replace({text(column)}, '\\s+', ' ', 'g'))), '')"
 
+    def name(column: str) -> str:
+        return f"NULLIF({german_name_sql(text(column))}, '')"
+
     return f"""
         CREATE TEMP TABLE {target} AS
         WITH cleaned AS (
             SELECT
                 CAST(record_id AS VARCHAR) AS record_id,
-                {words("first_name")} AS first_name,
-                {words("last_name")} AS last_name,
+                {name("first_name")} AS first_name,
+                {name("last_name")} AS last_name,
                 NULLIF(lower(trim({text("email")})), '') AS email,
                 regexp_replace({text("phone")}, '[^0-9]', '', 'g') AS phone_digits,
                 NULLIF(trim({text("birth_date")}), '') AS birth_date_text,
@@ -270,6 +277,18 @@ def normalise_sql(source: str, target: str, present: list[str], region_code: int
     """
 
 
+def german_name_sql(expression: str) -> str:
+    """A name as German CRM systems disagree on it, in one form: lower case, umlauts and ß
+    written out as a system without them does (Müller → mueller, Weiß → weiss), hyphens,
+    dots and runs of spaces as one space (Hans-Peter → hans peter). Accents of other
+    languages are dropped (José → jose)."""
+    lowered = f"lower({expression})"
+    for char, spelt in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        lowered = f"replace({lowered}, '{char}', '{spelt}')"
+    spaced = f"regexp_replace(strip_accents({lowered}), '[\\s.\\-]+', ' ', 'g')"
+    return f"trim({spaced})"
+
+
 def input_problems(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     """What is wrong with the normalised records, one message each. Messages name record
     ids, never values: an error message may end up in a log."""
@@ -292,6 +311,18 @@ def input_problems(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return found
 
 
+def filled_counts(
+    con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str]
+) -> dict[str, int]:
+    """How many records have a value in each of ``columns``."""
+    if not columns:
+        return {}
+    row = run_sql(
+        con, f"SELECT {', '.join(f'count({c})' for c in columns)} FROM {table}"
+    ).fetchall()[0]
+    return dict(zip(columns, (int(n) for n in row), strict=True))
+
+
 def record_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return _count(con, f"SELECT count(*) FROM {table}")
 
@@ -299,6 +330,17 @@ def record_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 def pair_count(con: duckdb.DuckDBPyConnection, table: str, rules: Sequence[Sequence[str]]) -> int:
     """Distinct pairs agreeing on every column of at least one rule."""
     return _count(con, pair_count_sql(table, rules))
+
+
+def rule_pair_count(con: duckdb.DuckDBPyConnection, table: str, rule: Sequence[str]) -> int:
+    """Pairs agreeing on every column of ``rule``, counted per group (no join is made)."""
+    columns = ", ".join(rule)
+    not_null = " AND ".join(f"{c} IS NOT NULL" for c in rule)
+    return _count(
+        con,
+        f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM "
+        f"(SELECT count(*) AS n FROM {table} WHERE {not_null} GROUP BY {columns})",
+    )
 
 
 def pair_count_sql(table: str, rules: Sequence[Sequence[str]]) -> str:
@@ -311,14 +353,39 @@ def pair_count_sql(table: str, rules: Sequence[Sequence[str]]) -> str:
     return f"SELECT count(*) FROM ({' UNION '.join(joins)})"
 
 
-def scored_pairs(con: duckdb.DuckDBPyConnection, scores: str, low: float) -> pa.Table:
-    """(record_id_l, record_id_r, match_probability) of Splink's scores table ``scores`` at
-    or above ``low``, sorted by the two ids."""
+def scored_pairs(
+    con: duckdb.DuckDBPyConnection, scores: str, low: float, comparisons: Sequence[str] = ()
+) -> pa.Table:
+    """(record_id_l, record_id_r, match_probability, and per comparison its gamma, match
+    weight and term-frequency adjustment when Splink wrote them) of Splink's scores table
+    ``scores`` at or above ``low``, sorted by the two ids."""
+    present = {row[0] for row in run_sql(con, f"DESCRIBE {scores}").fetchall()}
+    extra = [
+        f"{prefix}{name}"
+        for name in comparisons
+        for prefix in ("gamma_", "mw_", "mw_tf_adj_")
+        if f"{prefix}{name}" in present
+    ]
+    columns = ", ".join(["record_id_l", "record_id_r", "match_probability", *extra])
     return arrow_sql(
         con,
-        f"SELECT record_id_l, record_id_r, match_probability FROM {scores} "
+        f"SELECT {columns} FROM {scores} "
         f"WHERE match_probability >= {float(low)!r} ORDER BY record_id_l, record_id_r",
     )
+
+
+def score_bands(
+    con: duckdb.DuckDBPyConnection, scores: str, edges: Sequence[float]
+) -> tuple[int, list[int]]:
+    """(all pairs, pairs per band) of Splink's scores table: band i holds
+    ``edges[i] <= p < edges[i + 1]``, the last band everything from its edge up."""
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE match_probability >= {float(low)!r}"
+        + (f" AND match_probability < {float(edges[i + 1])!r})" if i + 1 < len(edges) else ")")
+        for i, low in enumerate(edges)
+    )
+    row = run_sql(con, f"SELECT count(*), {counts} FROM {scores}").fetchall()[0]
+    return int(row[0]), [int(n) for n in row[1:]]
 
 
 def drop_table(con: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -104,6 +104,15 @@ def routes(dashboard: Dashboard) -> list[Route]:
         await dashboard.audit(
             request, session.actor.id, "profile.read", data["person"], "dashboard", durable=False
         )
+        if data["predictions"].ltv or data["predictions"].churn:
+            await dashboard.audit(
+                request,
+                session.actor.id,
+                "profile.predictions",
+                data["person"],
+                "dashboard",
+                durable=False,
+            )
         return dashboard.render(request, "profile.html", session, key=key, error=None, **data)
 
     async def unmerge(request: Request, session: Session) -> Response:
@@ -243,7 +252,28 @@ def _profile(
         "links": links,
         "colours": {t: _colour(t) for t in profile["identifiers"]},
         "graph": _graph(dashboard, person, profile["identifiers"], merges, links, language),
+        **_predictions(dashboard, person, language),
     }
+
+
+def _predictions(dashboard: Dashboard, person: int, language: Language) -> dict[str, Any]:
+    """The person's lifetime value and churn risk from the latest scoring, and the churn
+    reasons in words (:mod:`touchpoints.web.reasons`)."""
+    from touchpoints.web.reasons import reasons
+
+    tp = dashboard.tp
+    found = tp.figures.person(f"person:{person}")
+    words: list[str] = []
+    if found.churn is not None:
+        model = tp.churn.model
+        words = reasons(
+            language,
+            found.churn.contributions,
+            found.churn.window_days,
+            [pain.name for pain in model.pain_points],
+            [stage.name for stage in model.stages],
+        )
+    return {"predictions": found, "churn_reasons": words}
 
 
 def _links_of(dashboard: Dashboard, mine: set[str]) -> list[dict[str, Any]]:

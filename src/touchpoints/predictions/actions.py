@@ -1,0 +1,197 @@
+"""Next best action: rules in YAML that turn a person's predictions into what to do next.
+
+```yaml
+actions:
+  - name: win-back call
+    action: call
+    channel: phone
+    priority: 10
+    reason: a valuable customer is slipping away
+    when:
+      churn_risk: {at_least: 0.6}
+      predicted_clv_12m: {at_least: 500}
+```
+
+A rule applies when every condition holds for the person's latest figures (a figure the
+person has none of holds no condition); the rules that apply are answered by priority,
+highest first. The file is read and checked when touchpoints starts (the setting
+``next_best_actions``): a mistake is named with its place (``actions[1].when.churn_risk``)
+and its reason, or its line for YAML that cannot be read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from touchpoints.answers import Answer
+
+# The figures a rule may ask about: numbers from the latest scoring, and the furthest stage
+# and main channel churn risk saw.
+NUMBERS = (
+    "p_alive",
+    "expected_purchases_30d",
+    "expected_purchases_90d",
+    "expected_purchases_365d",
+    "predicted_clv_12m",
+    "churn_risk",
+    "churn_percentile",
+)
+NAMES = ("stage", "channel")
+
+
+class ActionRulesError(ValueError):
+    """A rules file that is not valid; the message names the place and the reason."""
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    at_least: float | None = None
+    below: float | None = None
+    equals: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Condition:
+        if self.at_least is None and self.below is None and self.equals is None:
+            raise ValueError("give at_least, below or equals")
+        if self.equals is not None and (self.at_least is not None or self.below is not None):
+            raise ValueError("equals stands alone (a stage or channel by name)")
+        if self.at_least is not None and self.below is not None and self.below <= self.at_least:
+            raise ValueError(
+                f"below ({self.below:g}) must be more than at_least ({self.at_least:g})"
+            )
+        return self
+
+
+class ActionRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1, max_length=200)
+    action: str = Field(min_length=1, max_length=200, description="What to do: call, offer, …")
+    channel: str | None = Field(default=None, max_length=100)
+    priority: int = 0
+    reason: str | None = Field(default=None, max_length=500)
+    when: dict[str, Condition] = Field(min_length=1)
+
+    @field_validator("when")
+    @classmethod
+    def _figures(cls, when: dict[str, Condition]) -> dict[str, Condition]:
+        for figure, condition in when.items():
+            if figure not in NUMBERS + NAMES:
+                raise ValueError(
+                    f"{figure!r} is no figure; give one of {', '.join(NUMBERS + NAMES)}"
+                )
+            if figure in NAMES and condition.equals is None:
+                raise ValueError(f"{figure}: give equals (a {figure} by name)")
+            if figure in NUMBERS and condition.equals is not None:
+                raise ValueError(f"{figure}: give at_least or below (a number), not equals")
+        return when
+
+
+class ActionRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    actions: list[ActionRule] = Field(min_length=1)
+
+    @field_validator("actions")
+    @classmethod
+    def _unique(cls, actions: list[ActionRule]) -> list[ActionRule]:
+        seen: set[str] = set()
+        for rule in actions:
+            if rule.name in seen:
+                raise ValueError(f"two rules are named {rule.name!r}")
+            seen.add(rule.name)
+        return actions
+
+
+class Action(Answer):
+    name: str
+    action: str
+    channel: str | None
+    priority: int
+    reason: str | None
+    because: list[str] = Field(description="Each condition with the person's figure")
+
+
+class PersonActions(Answer):
+    person: int
+    actions: list[Action] = Field(description="The rules that apply, highest priority first")
+
+
+def load_actions(path: Path) -> ActionRules:
+    """The rules in ``path``, checked (:class:`ActionRulesError` names place and reason)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ActionRulesError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ActionRulesError(f"{path} is not valid YAML{line}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ActionRulesError(f"{path}: expected a mapping with 'actions' at the top")
+    try:
+        return ActionRules.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_place(err['loc'])}: {str(err['msg']).removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
+        raise ActionRulesError(f"{path}: {problems}") from None
+
+
+def _place(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top)"
+
+
+def choose(rules: ActionRules, person: int, figures: dict[str, Any]) -> PersonActions:
+    """The rules whose every condition holds for ``figures``, highest priority first (in
+    the file's order among equals)."""
+    found = []
+    for rule in rules.actions:
+        because = []
+        for figure, condition in rule.when.items():
+            value = figures.get(figure)
+            if value is None or not _holds(condition, value):
+                break
+            because.append(_words(figure, condition, value))
+        else:
+            found.append(
+                Action(
+                    name=rule.name,
+                    action=rule.action,
+                    channel=rule.channel,
+                    priority=rule.priority,
+                    reason=rule.reason,
+                    because=because,
+                )
+            )
+    found.sort(key=lambda a: -a.priority)
+    return PersonActions(person=person, actions=found)
+
+
+def _holds(condition: Condition, value: Any) -> bool:
+    if condition.equals is not None:
+        return str(value) == condition.equals
+    number = float(value)
+    if condition.at_least is not None and number < condition.at_least:
+        return False
+    return not (condition.below is not None and number >= condition.below)
+
+
+def _words(figure: str, condition: Condition, value: Any) -> str:
+    if condition.equals is not None:
+        return f"{figure} is {value}"
+    parts = []
+    if condition.at_least is not None:
+        parts.append(f"≥ {condition.at_least:g}")
+    if condition.below is not None:
+        parts.append(f"< {condition.below:g}")
+    return f"{figure} {float(value):.4g} ({' and '.join(parts)})"
