@@ -277,13 +277,15 @@ class BufferedWriter:
         self._rate = max(1000.0, len(batch) / elapsed)
         self.inserted += result.inserted
         self.duplicates += result.duplicates
-        self._in_flight = 0
         old_segment.unlink(missing_ok=True)
         if self._after_write is not None:
             try:
                 self._after_write()
             except Exception:  # noqa: BLE001 - the events are stored; the follower catches up later
                 log.exception("updating after a write failed; it is retried after the next one")
+        # Counted as pending until the identity map has caught up with them too: a client that
+        # waits for pending_events == 0 (GET /health) can then look their persons up.
+        self._in_flight = 0
 
     # -- the log -----------------------------------------------------------------------------
     def _current_segment_path(self) -> Path:
