@@ -20,6 +20,7 @@ from touchpoints.errors import Conflict
 from touchpoints.predictions.offers import OfferEvaluationQuery
 
 TODAY = date(2026, 6, 30)
+GRANTED = {"consent": {"categoryPreferences": {"analytics": True}}}
 START = datetime(2025, 7, 1)
 FAMILIES = {f"f{n}": [f"f{n}-item{k}" for k in range(6)] for n in range(8)}
 
@@ -48,6 +49,7 @@ def _shop(persons: int = 600, seed: int = 3) -> list[dict[str, Any]]:
             at += timedelta(hours=rng.uniform(1, 48))
         first = {"revenue": 100.0, "products": [{"product_id": seen[0], "quantity": 1}]}
         messages.append(_event(user, "Order Completed", at, first))
+        messages[-1]["context"] = GRANTED  # the checkout's consent banner
         later = rng.choice([i for i in family if i != seen[0]])
         at = datetime.combine(TODAY, datetime.min.time()) - timedelta(days=rng.uniform(1, 80))
         again = {"revenue": 80.0, "products": [{"product_id": later, "quantity": 1}]}
@@ -90,7 +92,8 @@ def test_co_occurrence_beats_the_best_sellers_on_a_time_split(shop: Touchpoints)
 def test_offers_through_the_api_are_audited_and_consent_is_honoured(shop: Touchpoints) -> None:
     app = create_app(shop)
     _, read = shop.keys.create("read", "r")
-    denial = _event("u0002", "Segment Consent Preference Updated", START, {})
+    # After the grant of their first purchase: the latest choice counts.
+    denial = _event("u0002", "Segment Consent Preference Updated", datetime(2026, 6, 1), {})
     denial["context"] = {"consent": {"categoryPreferences": {"analytics": False}}}
     _load(shop, [denial])
     with in_process_client(app, read) as client:

@@ -25,6 +25,7 @@ from touchpoints.errors import Conflict, InvalidRequest, NotFound, TouchpointsEr
 from touchpoints.journeys.model import StageModel
 from touchpoints.predictions import churn
 from touchpoints.predictions.churn_spec import FEATURES, ChurnSpec, Population, feature_names
+from touchpoints.predictions.consent import EVERYONE, Allowed
 from touchpoints.predictions.queries import ChurnTraining
 from touchpoints.predictions.results import (
     ChurnContribution,
@@ -70,7 +71,7 @@ class ChurnRisk:
         model: StageModel,
         settings: ChurnSettings,
         now: Callable[[], datetime] = utc_now,
-        withheld: Callable[[], set[int]] = set,
+        allowed: Callable[[], Allowed] = lambda: EVERYONE,
     ) -> None:
         self.cards = PredictionStore(warehouse)
         self.store = ChurnStore(warehouse)
@@ -80,8 +81,8 @@ class ChurnRisk:
         self.model = model  # the stage model: its pain points are features
         self.settings = settings
         self.now = now  # naive UTC
-        # Persons whose consent denies predictions (profiling): never scored.
-        self.withheld = withheld
+        # Whose consent allows predictions (profiling): no one else is scored.
+        self.allowed = allowed
 
     # -- training ----------------------------------------------------------------------------
     def train(self, query: ChurnTraining | None = None) -> ModelCard:
@@ -235,7 +236,7 @@ class ChurnRisk:
             raise Conflict(f"{exc} (card {card.id}): train it again") from None
         spec = card_spec(card)
         scored_at = self.now()
-        frame = _without(self._frame(self.source(), spec, scored_at, label=False), self.withheld())
+        frame = _kept(self._frame(self.source(), spec, scored_at, label=False), self.allowed())
         if not frame.person.size:
             raise Conflict(
                 "nobody to score: no person of the population was active in the last "
@@ -352,11 +353,11 @@ def feature_labels(model: StageModel) -> dict[str, str]:
     return labels
 
 
-def _without(frame: _Frame, withheld: set[int]) -> _Frame:
-    """The frame without the persons ``withheld`` (their consent denies predictions)."""
-    if not withheld:
+def _kept(frame: _Frame, allowed: Allowed) -> _Frame:
+    """The frame of the persons whose consent allows predictions."""
+    keep = allowed.mask(frame.person)
+    if keep.all():
         return frame
-    keep = ~np.isin(frame.person, np.fromiter(withheld, np.int64, len(withheld)))
     return _Frame(frame.person[keep], frame.x[keep], None if frame.y is None else frame.y[keep])
 
 

@@ -143,6 +143,20 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "percentile, and the features of their journey that raised or lowered it",
     ),
     PersonalTable(
+        "next_best_products",
+        "person",
+        ("person",),
+        "the items the person is likeliest to buy next, with their scores, the model and time "
+        "they were chosen",
+    ),
+    PersonalTable(
+        "next_best_actions",
+        "person",
+        ("person",),
+        "the next best action for the person (the rules of next_best_actions that held for "
+        "their predictions, with the figures that made them hold) and when it was chosen",
+    ),
+    PersonalTable(
         "quarantine",
         "text",
         ("raw", "envelope"),
