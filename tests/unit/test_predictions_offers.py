@@ -272,6 +272,23 @@ def test_scoring_stores_offers_and_actions_as_the_persons_predicted_traits(
         person = tp.profiles.resolve("user_id:u0001")
         has_action = (person,) in holders
         assert ("next_best_action" in predicted) == has_action
+        # The profile page, in both languages: the action first (of a person who has one),
+        # then the products.
+        from test_predictions_api import _signed_in
+
+        acted = holders[0][0]
+        for language, words in (
+            ("en", ("Next best action", "Next best products", "by co-occurrence")),
+            ("de", ("Nächste beste Aktion", "Nächste beste Produkte", "nach gemeinsamem")),
+        ):
+            with _signed_in(app, read, language) as client:
+                page = client.get(f"/people/person:{acted}").text
+            assert all(word in page for word in words), language
+            assert "<strong>family follow-up</strong> (offer, email)" in page
+            assert "top_offer = f0-item3" in page
+            products = tp.figures.person(f"person:{acted}").next_best_products
+            assert products is not None
+            assert ", ".join(o.item for o in products.products) in page
         # Personal data: exported with the person, erased with them.
         import io
         import zipfile

@@ -196,7 +196,7 @@ def _holds(condition: Condition, value: Any) -> bool:
 
 def _words(figure: str, condition: Condition, value: Any) -> str:
     if condition.equals is not None:
-        return f"{figure} is {value}"
+        return f"{figure} = {value}"
     parts = []
     if condition.at_least is not None:
         parts.append(f"≥ {condition.at_least:g}")
