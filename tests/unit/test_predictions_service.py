@@ -143,7 +143,11 @@ def test_scoring_counts_in_the_models_period_whatever_the_setting_says_now(
     assert again.predicted_clv_12m == pytest.approx(weeks.predicted_clv_12m)
 
 
-def test_holdout_evaluation_compares_predicted_and_actual_purchases(shop: Touchpoints) -> None:
+def test_holdout_evaluation_compares_predicted_and_actual_purchases(
+    shop: Touchpoints, trained: Any
+) -> None:
+    # trained: the model in use, which the evaluation must leave (under xdist this test may
+    # run before the one that trains).
     result = shop.predictions.evaluate(
         HoldoutQuery(calibration_end=cdnow.CALIBRATION_END, holdout_end=cdnow.HOLDOUT_END)
     )
