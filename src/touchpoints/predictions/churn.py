@@ -199,6 +199,13 @@ def explain(trees: Any, x: Array) -> Explained:
     return Explained(person_risk, base, 100.0 * phi * scale)
 
 
+def base_risk(trees: Any) -> float:
+    """The risk of a person with average contributions (the explanations' starting point)."""
+    import shap
+
+    return float(_sigmoid(np.ravel(shap.TreeExplainer(trees).expected_value)[:1])[0])
+
+
 def importance(names: list[str], points: Array) -> list[dict[str, Any]]:
     """Each feature's mean absolute points of risk over the persons explained, biggest
     first: how much it moves a person's risk either way (mean |SHAP|, in points)."""

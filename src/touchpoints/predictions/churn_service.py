@@ -18,7 +18,6 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
 from touchpoints.errors import Conflict, InvalidRequest, NotFound, TouchpointsError
@@ -83,6 +82,7 @@ class ChurnRisk:
         self.now = now  # naive UTC
         # Whose consent allows predictions (profiling): no one else is scored.
         self.allowed = allowed
+        self._fitted: dict[int, churn.Fitted] = {}  # the scoring model, to explain a person
 
     # -- training ----------------------------------------------------------------------------
     def train(self, query: ChurnTraining | None = None) -> ModelCard:
@@ -242,19 +242,8 @@ class ChurnRisk:
                 "nobody to score: no person of the population was active in the last "
                 f"{spec.window_days} days"
             )
-        explained = churn.explain(fitted.trees, frame.x)
-        ranks = churn.percentiles(explained.risk)
-        contributions = [
-            orjson.dumps(
-                {
-                    "base_risk": explained.base,
-                    "contributions": churn.top_contributions(
-                        names, frame.x[i], explained.points[i]
-                    ),
-                }
-            ).decode()
-            for i in range(frame.person.size)
-        ]
+        risk = churn.risk(fitted.trees, frame.x)
+        ranks = churn.percentiles(risk)
         count = frame.person.size
         self.store.replace_scores(
             pa.table(
@@ -262,11 +251,13 @@ class ChurnRisk:
                     "person": pa.array(frame.person, pa.int64()),
                     "model_id": pa.array(np.full(count, card.id), pa.int64()),
                     "scored_at": pa.array([scored_at] * count, pa.timestamp("us")),
-                    "churn_risk": pa.array(explained.risk, pa.float64()),
+                    "churn_risk": pa.array(risk, pa.float64()),
                     "churn_percentile": pa.array(ranks, pa.float64()),
-                    "contributions": pa.array(contributions, pa.string()),
+                    # Explained when asked for (risk()), from the features kept here.
+                    "contributions": pa.nulls(count, pa.string()),
                     "stage": pa.array(_stages(self.model, names, frame.x), pa.string()),
                     "channel": pa.array(_channels(names, frame.x), pa.string()),
+                    "features": _feature_lists(frame.x),
                 }
             )
         )
@@ -274,8 +265,8 @@ class ChurnRisk:
             model_id=card.id,
             scored_at=scored_at,
             persons=int(count),
-            mean_churn_risk=float(np.mean(explained.risk)),
-            base_risk=explained.base,
+            mean_churn_risk=float(np.mean(risk)),
+            base_risk=churn.base_risk(fitted.trees),
         )
 
     def risk(self, key: str) -> PersonChurn:
@@ -292,6 +283,8 @@ class ChurnRisk:
         card = self.cards.card(int(row["model_id"]))
         labels = feature_labels(self.model)
         explained = row["contributions"]
+        if explained is None:  # scored with its features: explained now
+            explained = self._explain(card, row["features"])
         return PersonChurn(
             person=person,
             model_id=int(row["model_id"]),
@@ -307,8 +300,39 @@ class ChurnRisk:
             ],
         )
 
+    def _explain(self, card: CardRow | None, features: list[float | None]) -> dict[str, Any]:
+        """A person's base risk and the features that pushed their risk most (tree SHAP on
+        the model that scored them, from the features it scored), as scoring used to
+        store them for everyone."""
+        if card is None or features is None:
+            return {}
+        fitted = self._fitted.get(card.id)
+        if fitted is None:
+            stored = self.store.estimator(card.id)
+            if stored is None:
+                return {}
+            fitted = churn.load(stored[2], card.features["estimator_sha256"])
+            self._fitted = {card.id: fitted}  # the model in use, kept for the next person
+        x = np.array([np.nan if v is None else v for v in features], dtype=np.float64)
+        explained = churn.explain(fitted.trees, x[None, :])
+        return {
+            "base_risk": explained.base,
+            "contributions": churn.top_contributions(
+                card.features["features"], x, explained.points[0]
+            ),
+        }
+
 
 # -- pieces ------------------------------------------------------------------------------------
+def _feature_lists(x: np.ndarray) -> pa.Array:
+    """Each row of ``x`` as a list of doubles (missing: null), without a Python loop."""
+    count, width = x.shape
+    flat = x.ravel()
+    values = pa.array(flat, pa.float64(), mask=np.isnan(flat))
+    offsets = pa.array(np.arange(0, count * width + 1, width, dtype=np.int32), pa.int32())
+    return pa.ListArray.from_arrays(offsets, values)
+
+
 def _card_features(
     spec: ChurnSpec,
     model: StageModel,

@@ -309,7 +309,8 @@ class ChurnStore:
         if not rows:
             return None
         found = dict(zip(_CHURN_COLUMNS.split(", "), rows[0], strict=True))
-        found["contributions"] = orjson.loads(found["contributions"])
+        if found["contributions"] is not None:
+            found["contributions"] = orjson.loads(found["contributions"])
         return found
 
     def by(self, column: Literal["stage", "channel"]) -> list[tuple[str | None, int, float, int]]:
@@ -334,7 +335,8 @@ _CHURN_BY_SQL = """
 """
 
 _CHURN_COLUMNS = (
-    "person, model_id, scored_at, churn_risk, churn_percentile, contributions, stage, channel"
+    "person, model_id, scored_at, churn_risk, churn_percentile, contributions, stage, channel, "
+    "features"
 )
 
 

@@ -140,7 +140,8 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "person",
         ("person",),
         "the person's churn risk: the probability of no activity in the coming window, its "
-        "percentile, and the features of their journey that raised or lowered it",
+        "percentile, and the features of their journey it was computed from (what raised or "
+        "lowered it is worked out from them when asked)",
     ),
     PersonalTable(
         "next_best_products",
