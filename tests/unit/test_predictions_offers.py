@@ -170,11 +170,11 @@ def test_both_methods_offer_the_rest_of_a_persons_group_and_never_what_they_boug
     row = x.row(999)
     assert row is not None
     for method in ("co-occurrence", "factorisation"):
-        columns, scores = _Fitted(x, method).top(np.array([row]))
-        offered = [x.items[j] for j in columns[0] if j >= 0]
+        chosen = _Fitted(x, method).top(np.array([row]))
+        offered = [x.items[j] for j in chosen.column]
         assert set(offered[:3]) == {"a2", "a3", "a4"}, method
         assert not {"a0", "a1"} & set(offered), method
-        assert list(scores[0][: len(offered)]) == sorted(scores[0][: len(offered)], reverse=True)
+        assert list(chosen.score) == sorted(chosen.score, reverse=True)
 
 
 def test_factorisation_is_seeded_the_same_data_gives_the_same_factors() -> None:

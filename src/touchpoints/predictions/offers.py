@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -151,11 +150,20 @@ class _Fitted:
         count = len(range(*rows.indices(self.x.shape[0]))) if isinstance(rows, slice) else rows.size
         return np.tile(self.popular, (count, 1))
 
-    def top(self, rows: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Factorisation scores an item a person has nothing to do with too (that is its
-        # point): its offers need not be positive.
-        positive = self.method != "factorisation"
-        return recommend.top(self.scores(rows), self.x.bought[rows], TOP, positive)
+    def top(self, rows: slice | np.ndarray) -> recommend.Chosen:
+        """The persons' best items, flat (see :class:`recommend.Chosen`). Co-occurrence
+        offers only items their items lead to; factorisation scores an item a person has
+        nothing to do with too (that is its point): its offers need not be positive."""
+        bought = self.x.bought[rows]
+        if self.weights is not None:
+            seen = self.x.interest[rows].copy()
+            seen.data[:] = 1.0
+            return recommend.top_sparse(seen @ self.weights, bought, TOP)
+        chosen = recommend.top_dense(self.scores(rows), bought, TOP)
+        if self.popular is not None:  # the best sellers: only items someone bought
+            keep = chosen.score > 0
+            return recommend.Chosen(chosen.row[keep], chosen.column[keep], chosen.score[keep])
+        return chosen
 
     def because(self, row: int, column: int, count: int = 3) -> list[str]:
         """The person's items that explain the offer of ``column``, strongest first."""
@@ -293,33 +301,33 @@ class Offers:
         self._checked(query, table)
         x = recommend.interactions(table)
         fitted = _Fitted(x, method)
-        allowed = self.allowed().mask(x.persons)
-        persons: list[int] = []
-        products: list[str] = []
+        allowed = np.flatnonzero(self.allowed().mask(x.persons))
+        items = pa.array(x.items, pa.string())
+        parts: list[pa.Table] = []
         for block in recommend.blocks(x):
-            chosen = np.flatnonzero(allowed[block]) + block.start
-            if not chosen.size:
+            rows = allowed[(allowed >= block.start) & (allowed < block.stop)]
+            if not rows.size:
                 continue
-            columns, scores = fitted.top(chosen)
-            for row, picked, values in zip(chosen, columns, scores, strict=True):
-                offers = [
-                    {"item": x.items[j], "score": round(float(v), 6)}
-                    for j, v in zip(picked, values, strict=True)
-                    if j >= 0
-                ]
-                if offers:
-                    persons.append(int(x.persons[row]))
-                    products.append(orjson.dumps(offers).decode())
+            chosen = fitted.top(rows)
+            parts.append(
+                pa.table(
+                    {
+                        "person": pa.array(x.persons[rows][chosen.row], pa.int64()),
+                        "item": items.take(pa.array(chosen.column)),
+                        "score": pa.array(np.round(chosen.score, 6), pa.float64()),
+                    }
+                )
+            )
+        offers = pa.concat_tables(parts) if parts else _NO_OFFERS
+        offered = len(pc.unique(offers.column("person")))
         scored_at = utc_now()
-        card_id = self._card(query, method, today, x, len(persons))
-        self.next_best.replace_products(
-            _product_rows(persons, products, card_id, scored_at, method)
-        )
+        card_id = self._card(query, method, today, x, offered)
+        self.next_best.replace_products(offers, card_id, scored_at, method)
         return OfferScoring(
             model_id=card_id,
             method=method,
             scored_at=scored_at,
-            persons=len(persons),
+            persons=offered,
             items=len(x.items),
         )
 
@@ -391,24 +399,18 @@ def _measure(fitted: _Fitted, rows: np.ndarray, later: dict[int, set[str]]) -> t
         chosen = rows[(rows >= block.start) & (rows < block.stop)]
         if not chosen.size:
             continue
-        columns, _scores = fitted.top(chosen)
-        for row, picked in zip(chosen, columns, strict=True):
-            hits = len({x.items[j] for j in picked if j >= 0} & later[int(row)])
+        picks = fitted.top(chosen).per_row(chosen.size)
+        for row, picked in zip(chosen, picks, strict=True):
+            hits = len({x.items[j] for j in picked} & later[int(row)])
             precision += hits / TOP
             recall += hits / len(later[int(row)])
     return precision / rows.size, recall / rows.size
 
 
-def _product_rows(
-    persons: list[int], products: list[str], card_id: int, scored_at: datetime, method: str
-) -> pa.Table:
-    count = len(persons)
-    return pa.table(
-        {
-            "person": pa.array(persons, pa.int64()),
-            "model_id": pa.array(np.full(count, card_id), pa.int64()),
-            "scored_at": pa.array([scored_at] * count, pa.timestamp("us")),
-            "method": pa.array([method] * count, pa.string()),
-            "products": pa.array(products, pa.string()),
-        }
-    )
+_NO_OFFERS = pa.table(
+    {
+        "person": pa.array([], pa.int64()),
+        "item": pa.array([], pa.string()),
+        "score": pa.array([], pa.float64()),
+    }
+)

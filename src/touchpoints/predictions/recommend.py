@@ -172,21 +172,46 @@ def blocks(x: Interactions) -> list[slice]:
     return [slice(i, min(i + size, x.shape[0])) for i in range(0, x.shape[0], size)]
 
 
-def top(
-    scores: np.ndarray, bought: sp.csr_matrix, n: int = TOP, positive: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``n`` best columns, best first (ties: the lower column, the item's name
-    first), never a column the row bought; ``positive``: only scores above 0 (an item
-    nothing leads to is no offer). Returns (columns, scores); a column of -1 is no offer."""
+@dataclass(frozen=True)
+class Chosen:
+    """Each person's best items, flat: ``row`` (into the block's persons), ``column`` (the
+    item), ``score``, sorted by row, then best first (ties: the item's name first)."""
+
+    row: np.ndarray
+    column: np.ndarray
+    score: np.ndarray
+
+    def per_row(self, rows: int) -> list[np.ndarray]:
+        """The columns chosen for each of ``rows`` rows, best first."""
+        bounds = np.searchsorted(self.row, np.arange(rows + 1))
+        return [self.column[bounds[i] : bounds[i + 1]] for i in range(rows)]
+
+
+def top_sparse(scores: sp.csr_matrix, bought: sp.csr_matrix, n: int = TOP) -> Chosen:
+    """The ``n`` best positive scores of each row of a sparse matrix, never a column the row
+    bought: one sort of the non-zero scores (a person's co-occurrence scores touch only the
+    items their items were seen with, so the rows stay short)."""
+    scores = scores.tocsr()
+    scores = (scores - scores.multiply(bought)).tocsr()
+    scores.data[scores.data <= 0] = 0.0
+    scores.eliminate_zeros()
+    rows = np.repeat(np.arange(scores.shape[0]), np.diff(scores.indptr))
+    order = np.lexsort((scores.indices, -scores.data, rows))
+    rows, columns, values = rows[order], scores.indices[order], scores.data[order]
+    rank = np.arange(rows.size) - scores.indptr[rows]
+    keep = rank < n
+    return Chosen(rows[keep], columns[keep].astype(np.int64), values[keep])
+
+
+def top_dense(scores: np.ndarray, bought: sp.csr_matrix, n: int = TOP) -> Chosen:
+    """The ``n`` best scores of each row of a dense block, never a column the row bought."""
     scores = np.array(scores, dtype=np.float64, copy=True)
     coo = bought.tocoo()
     scores[coo.row, coo.col] = -np.inf
-    if positive:
-        scores[scores <= 0] = -np.inf
     k = min(n, scores.shape[1])
-    if k == 0:
-        empty = np.empty((scores.shape[0], 0))
-        return empty.astype(np.int64), empty
+    if k == 0 or scores.shape[0] == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return Chosen(empty, empty, np.empty(0))
     if k < scores.shape[1]:
         picked = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     else:
@@ -195,5 +220,6 @@ def top(
     order = np.lexsort((picked, -values), axis=1)
     picked = np.take_along_axis(picked, order, axis=1)
     values = np.take_along_axis(values, order, axis=1)
-    picked[~np.isfinite(values)] = -1
-    return picked, values
+    rows = np.repeat(np.arange(scores.shape[0]), k)
+    keep = np.isfinite(values.ravel())
+    return Chosen(rows[keep], picked.ravel()[keep], values.ravel()[keep])

@@ -346,11 +346,16 @@ class NextBestStore:
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
 
-    def replace_products(self, rows: pa.Table) -> None:
-        """The latest offers, all at once (the previous stay until these are written)."""
+    def replace_products(
+        self, offers: pa.Table, model_id: int, scored_at: datetime, method: str
+    ) -> None:
+        """The latest offers, all at once (the previous stay until these are written):
+        ``offers`` has a row per (person, item) with its score, each person's best first;
+        each person's are kept as one JSON list of ``{item, score}``."""
         with self.warehouse.transaction() as cursor:
-            self.warehouse.run("DELETE FROM next_best_products", cursor=cursor)
-            self.warehouse.insert_arrow("next_best_products", _PRODUCT_COLUMNS, rows, cursor=cursor)
+            with self.warehouse.registered("offers_chosen", offers, cursor):
+                self.warehouse.run("DELETE FROM next_best_products", cursor=cursor)
+                self.warehouse.run(_PRODUCTS_SQL, [model_id, scored_at, method], cursor=cursor)
 
     def replace_actions(self, rows: pa.Table) -> None:
         """The latest actions, all at once (the previous stay until these are written)."""
@@ -393,6 +398,14 @@ class NextBestStore:
 
 
 _PRODUCT_COLUMNS = "person, model_id, scored_at, method, products"
+# Each person's offers (rows in their order: best first) as one JSON list.
+_PRODUCTS_SQL = f"""
+    INSERT INTO next_best_products ({_PRODUCT_COLUMNS})
+    SELECT person, ?, ?, ?,
+           to_json(list({{'item': item, 'score': score}} ORDER BY n))::VARCHAR
+    FROM (SELECT *, row_number() OVER () AS n FROM offers_chosen)
+    GROUP BY person
+"""
 _ACTION_COLUMNS = "person, scored_at, rules_version, action, actions"
 
 # Per person scored by any model: the figures an action rule may ask about.
