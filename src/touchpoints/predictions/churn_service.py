@@ -121,7 +121,7 @@ class ChurnRisk:
                 "model": churn.metrics(test.y, churn.risk(fitted.trees, test.x)),
                 "baseline": churn.metrics(test.y, churn.risk(fitted.baseline, test.x)),
                 "feature_importance": churn.importance(
-                    names, churn.explain(fitted.trees, test.x).points
+                    names, churn.explain(fitted.trees, churn.sample(test.x)).points
                 ),
             }
             data, sha256 = churn.dump(fitted)
