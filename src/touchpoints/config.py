@@ -392,6 +392,13 @@ class Settings(BaseSettings):
             "(purchasers) or everyone; either way only those active in the last window."
         ),
     )
+    predictions_offers_method: Literal["co-occurrence", "factorisation"] = Field(
+        default="co-occurrence",
+        description=(
+            "How next best offers are chosen: item-to-item co-occurrence, or implicit-feedback "
+            "matrix factorisation (ALS); touchpoints predict evaluate-offers measures both."
+        ),
+    )
     next_best_actions: Path | None = Field(
         default=None,
         description=(
@@ -688,6 +695,7 @@ DEFAULT_CONFIG_TOML = """\
 # predictions_churn_window_days = 90                # no activity this long: churned
 # predictions_churn_population = "purchasers"       # or "everyone"
 # predictions_score_interval_hours = 24            # the server scores everyone; 0: off
+# predictions_offers_method = "co-occurrence"       # or "factorisation" (matrix factorisation)
 # next_best_actions: unset (no rules); e.g. next_best_actions = "actions.yaml"
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):

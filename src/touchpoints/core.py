@@ -36,6 +36,8 @@ from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
 from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
 from touchpoints.predictions.actions import ActionRulesError, load_actions
+from touchpoints.predictions.actions import rules_version as rules_version_of
+from touchpoints.predictions.consent import EVERYONE, Allowed
 from touchpoints.predictions.figures import Figures
 from touchpoints.predictions.offers import Offers
 from touchpoints.predictions.schedule import ScoringJob
@@ -109,6 +111,7 @@ class Touchpoints:
             self.action_rules = load_actions(actions) if actions is not None else None
         except ActionRulesError as exc:
             raise ConfigError(f"next_best_actions: {exc}") from None
+        rules_version = rules_version_of(actions) if actions is not None else None
         self.warehouse = Warehouse(settings.database_path, read_only=read_only)
         make_private(settings.data_dir)
         self.keys = KeyStore(self.warehouse)
@@ -155,7 +158,7 @@ class Touchpoints:
                 discount_rate=settings.predictions_discount_rate,
                 period=settings.predictions_period,
             ),
-            withheld=self._predictions_withheld,
+            allowed=self._predictions_allowed,
         )
         # Churn risk reads the journeys as analyses do: without persons who denied them.
         self.churn = ChurnRisk(
@@ -170,16 +173,23 @@ class Touchpoints:
                 conversion_event=settings.predictions_conversion_event,
                 revenue_property=settings.predictions_revenue_property,
             ),
-            withheld=self._predictions_withheld,
+            allowed=self._predictions_allowed,
         )
-        self.figures = Figures(self.predictions, self.churn)
         self.offers = Offers(
             self.warehouse,
             self.profiles.resolve,
             settings.predictions_conversion_event,
+            settings.predictions_offers_method,
             today=lambda: self.predictions.today(),
-            withheld=self._predictions_withheld,
+            allowed=self._predictions_allowed,
         )
+        self.figures = Figures(
+            self.predictions, self.churn, self.offers, self.action_rules, rules_version
+        )
+        # The predictions are traits of the person's profile; a scoring run makes the
+        # cached profiles stale.
+        self.profiles.predicted = self.figures.traits
+        self.figures.listeners.append(self.profiles.forget)
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
         self.jobs: list[RetentionJob | ScoringJob] = []  # what a server runs on a schedule
@@ -267,19 +277,25 @@ class Touchpoints:
         hours = self.settings.predictions_score_interval_hours
         return ScoringJob(self.figures.score, hours * 3600) if hours else None
 
-    def _predictions_withheld(self) -> set[int]:
-        """Persons whose latest choice denies the consent category of the purpose
-        ``predictions`` (predictions are profiling): they are never scored. As for the
-        analyses, a person who never chose is scored; denying is what takes them out."""
+    def _predictions_allowed(self) -> Allowed:
+        """Whose consent allows predictions (profiling): the category of the purpose
+        ``predictions`` granted by the person's latest choice, or by its default
+        (``consent_defaults``) for a person who never chose, as ``Profiles.allows`` answers
+        for one person. By default only ``necessary`` is granted without a choice, so a
+        person who never chose is not scored."""
         purposes = self.settings.consent_purposes
         category = purposes.get("predictions") or purposes.get("analyses")
         if category is None:
-            return set()
-        source = self.journeys.person_source().respecting(category, "exclude")
-        if source.withheld is None:
-            return set()
-        column = source.arrow(source.withheld).column("person")
-        return {int(person) for person in column.to_pylist()}
+            return EVERYONE
+        source = self.journeys.person_source()
+        latest = source.arrow(source.latest_choices(category))
+        persons = latest.column("person").to_numpy()
+        granted = latest.column("granted").to_numpy(zero_copy_only=False).astype(bool)
+        return Allowed(
+            default=bool(self.settings.consent_defaults.get(category, False)),
+            granted=frozenset(int(p) for p in persons[granted]),
+            denied=frozenset(int(p) for p in persons[~granted]),
+        )
 
     @contextmanager
     def _paused_writes(self) -> Iterator[None]:

@@ -86,6 +86,8 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "predictions",
             "churn_scores",
             "prediction_estimators",
+            "next_best_products",
+            "next_best_actions",
             "users",
             "audit_log",
             "audit_head",

@@ -140,7 +140,22 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "person",
         ("person",),
         "the person's churn risk: the probability of no activity in the coming window, its "
-        "percentile, and the features of their journey that raised or lowered it",
+        "percentile, and the features of their journey it was computed from (what raised or "
+        "lowered it is worked out from them when asked)",
+    ),
+    PersonalTable(
+        "next_best_products",
+        "person",
+        ("person",),
+        "the items the person is likeliest to buy next, with their scores, the model and time "
+        "they were chosen",
+    ),
+    PersonalTable(
+        "next_best_actions",
+        "person",
+        ("person",),
+        "the next best action for the person (the rules of next_best_actions that held for "
+        "their predictions, with the figures that made them hold) and when it was chosen",
     ),
     PersonalTable(
         "quarantine",

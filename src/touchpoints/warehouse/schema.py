@@ -554,6 +554,49 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        13,
+        "predictions: each person's next best products and next best action",
+        (
+            # The items a person is likeliest to buy next from the latest scoring (JSON: a
+            # list of {item, score}, best first; never an item they bought), with the model
+            # card of the fit that chose them (its method: co-occurrence or factorisation).
+            """
+            CREATE TABLE next_best_products (
+                person BIGINT NOT NULL,
+                model_id BIGINT NOT NULL,
+                scored_at TIMESTAMP NOT NULL,
+                method VARCHAR NOT NULL,
+                products VARCHAR NOT NULL
+            )
+            """,
+            # The next best action from the latest scoring: the name of the highest-priority
+            # rule of next_best_actions that holds for the person's figures, and every rule
+            # that holds (JSON: {name, action, channel, priority, reason, because}), with the
+            # version of the rules file (the start of its SHA-256).
+            """
+            CREATE TABLE next_best_actions (
+                person BIGINT NOT NULL,
+                scored_at TIMESTAMP NOT NULL,
+                rules_version VARCHAR NOT NULL,
+                action VARCHAR NOT NULL,
+                actions VARCHAR NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        14,
+        "churn reasons from each person's features, when they are asked for",
+        (
+            # Churn scoring keeps each person's features (in the order of the model card's
+            # features; null: missing) and explains a person's risk when it is asked for:
+            # tree SHAP for everyone at scoring would take ten minutes for 1,000,000
+            # persons. Scores made before keep their reasons in contributions.
+            "ALTER TABLE churn_scores ADD COLUMN features DOUBLE[]",
+            "ALTER TABLE churn_scores ALTER COLUMN contributions DROP NOT NULL",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

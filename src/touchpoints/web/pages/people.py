@@ -104,7 +104,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
         await dashboard.audit(
             request, session.actor.id, "profile.read", data["person"], "dashboard", durable=False
         )
-        if data["predictions"].ltv or data["predictions"].churn:
+        found = data["predictions"]
+        if found.ltv or found.churn or found.next_best_products or found.next_best_action:
             await dashboard.audit(
                 request,
                 session.actor.id,
@@ -257,8 +258,8 @@ def _profile(
 
 
 def _predictions(dashboard: Dashboard, person: int, language: Language) -> dict[str, Any]:
-    """The person's lifetime value and churn risk from the latest scoring, and the churn
-    reasons in words (:mod:`touchpoints.web.reasons`)."""
+    """The person's lifetime value, churn risk, next best action and products from the latest
+    scoring, and the churn reasons in words (:mod:`touchpoints.web.reasons`)."""
     from touchpoints.web.reasons import reasons
 
     tp = dashboard.tp
