@@ -66,6 +66,7 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "identity_merges",
             "identity_rejections",
             "identity_state",
+            "event_sequence",
             "identity_links",
             "identity_match_pairs",
             "journey_events",

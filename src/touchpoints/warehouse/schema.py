@@ -491,6 +491,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         # numbers, never values); NULL for pairs scored before.
         ("ALTER TABLE identity_match_pairs ADD COLUMN evidence VARCHAR",),
     ),
+    Migration(
+        12,
+        "the events' sequence: a seq is never given twice, even after the newest are deleted",
+        (
+            # The last seq given (written with every batch): an erasure or retention that
+            # deletes the newest events must not hand their numbers out again, for the
+            # identity map, the journey tables and an export go by "every seq above N".
+            # Started at the highest seq any of them has seen.
+            "CREATE TABLE event_sequence (last_seq BIGINT NOT NULL)",
+            """
+            INSERT INTO event_sequence SELECT greatest(
+                (SELECT coalesce(max(seq), 0) FROM events),
+                (SELECT coalesce(max(processed_seq), 0) FROM identity_state),
+                (SELECT coalesce(max(seq), 0) FROM journey_events)
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
