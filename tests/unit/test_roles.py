@@ -28,6 +28,7 @@ API = {
     ("GET", "/v1/audit/verify"): "audit",
     ("GET", "/v1/events"): "profiles",
     ("GET", "/v1/events/count"): "analytics",
+    ("POST", "/v1/export"): "admin",
     ("GET", "/v1/events/stats"): "analytics",
     ("GET", "/v1/identity/summary"): "analytics",
     ("POST", "/v1/identity/unmerge"): "admin",

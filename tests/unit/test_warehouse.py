@@ -83,6 +83,7 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "suppressed_events",
             "privacy_requests",
             "import_rejects",
+            "export_targets",
             "prediction_models",
             "predictions",
             "churn_scores",

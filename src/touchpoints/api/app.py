@@ -36,6 +36,7 @@ from touchpoints.access.limits import RateLimiter
 from touchpoints.api import audit as audit_api
 from touchpoints.api import errors
 from touchpoints.api import events as events_api
+from touchpoints.api import export as export_api
 from touchpoints.api import identity as identity_api
 from touchpoints.api import journeys as journeys_api
 from touchpoints.api import keys as keys_api
@@ -102,6 +103,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(privacy_api.router)
     app.include_router(users_api.router)
     app.include_router(audit_api.router)
+    app.include_router(export_api.router)
     collector = Collector(tp)
     router = Router(
         routes=[

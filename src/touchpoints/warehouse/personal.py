@@ -168,6 +168,10 @@ NOT_PERSONAL: dict[str, str] = {
         "a number that refers to nothing once the person is erased"
     ),
     "import_rejects": "the paths of files imports wrote rejected lines to (erasure rewrites them)",
+    "export_targets": (
+        "the directories the tables were exported to as Parquet (erasure and retention "
+        "write their files again)"
+    ),
     "prediction_models": (
         "model cards: parameters and metrics fitted on all customers together, the data "
         "window and settings; counts and figures about the whole base, none about one person"

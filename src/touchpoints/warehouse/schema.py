@@ -509,6 +509,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        13,
+        "the directories the tables were exported to as Parquet",
+        # touchpoints export --to DIR, or the server's export_dir: erasure and retention
+        # write again the files there that held what they removed (export/service.py).
+        (
+            """
+            CREATE TABLE export_targets (
+                path VARCHAR NOT NULL,
+                first_at TIMESTAMP NOT NULL,
+                last_at TIMESTAMP NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

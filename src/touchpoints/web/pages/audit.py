@@ -61,6 +61,8 @@ ACTIONS = (
     "signin.locked",
     "session.signout",
     "quarantine.",
+    "export.",
+    "export.tables",
     "audit.",
 )
 
