@@ -155,7 +155,10 @@ PERSONAL: tuple[PersonalTable, ...] = (
 NOT_PERSONAL: dict[str, str] = {
     "schema_migrations": "the versions of the schema applied to this file",
     "api_keys": "operators' API keys: a hash of each secret, its role and name, no customer data",
-    "identity_state": "how far the identity map has read the events",
+    "identity_state": (
+        "how far the identity map has read the events, and a fingerprint of the identifier "
+        "rules it read them by"
+    ),
     "event_sequence": "the last event number given (so that none is given twice)",
     "journey_state": "which stage model and identity map the journey facts were derived with",
     "suppressions": (

@@ -524,6 +524,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        14,
+        "the identifier rules the stored event identifiers were found by",
+        # A fingerprint of the rules (IdentifierExtractor.fingerprint); NULL: unknown, or
+        # found by more than one set of rules. A rebuild reuses the stored event identifiers
+        # when it equals today's rules, and extracts them from every event again otherwise.
+        ("ALTER TABLE identity_state ADD COLUMN rules VARCHAR",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

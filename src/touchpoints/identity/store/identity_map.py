@@ -184,6 +184,23 @@ class IdentityStore:
     def processed_seq(self) -> int:
         return int(self.warehouse.scalar("SELECT processed_seq FROM identity_state") or 0)
 
+    def rules(self) -> str | None:
+        """The fingerprint of the rules every stored event identifier was found by (None:
+        unknown, or more than one)."""
+        found = self.warehouse.scalar("SELECT rules FROM identity_state")
+        return None if found is None else str(found)
+
+    def note_rules(self, rules: str) -> None:
+        """A process about to extract identifiers by ``rules``: a map with none extracted yet
+        takes them; one found by other rules is no longer found by one set (NULL), until a
+        rebuild extracts every event's identifiers again."""
+        self.warehouse.run(
+            "UPDATE identity_state SET rules = CASE "
+            "WHEN rules IS NULL AND processed_seq = 0 THEN ? "
+            "WHEN rules <> ? THEN NULL ELSE rules END",
+            [rules, rules],
+        )
+
     def events_after(self, seq: int, limit: int) -> list[NewEvent]:
         """Stored events past ``seq``, in seq order, at most ``limit``."""
         rows = self.warehouse.fetchall(
