@@ -416,6 +416,20 @@ class Settings(BaseSettings):
             "(touchpoints predict score, POST /v1/predictions/score)."
         ),
     )
+    export_dir: Path | None = Field(
+        default=None,
+        description=(
+            "A directory a running server exports the tables to as Parquet every "
+            "export_interval_minutes (as touchpoints export --to does); relative paths are "
+            "inside the data directory. Unset: no continuous export."
+        ),
+    )
+    export_interval_minutes: float = Field(
+        default=60,
+        ge=1,
+        le=60 * 24 * 31,
+        description="How often a running server with an export_dir exports what is new.",
+    )
 
     @field_validator("consent_categories")
     @classmethod
@@ -552,6 +566,10 @@ class Settings(BaseSettings):
             return None
         found = self.next_best_actions
         return found if found.is_absolute() else self.data_dir / found
+
+    @property
+    def export_dir_path(self) -> Path | None:
+        return self._inside(self.export_dir)
 
     @property
     def wal_dir(self) -> Path:
@@ -697,6 +715,10 @@ DEFAULT_CONFIG_TOML = """\
 # predictions_score_interval_hours = 24            # the server scores everyone; 0: off
 # predictions_offers_method = "co-occurrence"       # or "factorisation" (matrix factorisation)
 # next_best_actions: unset (no rules); e.g. next_best_actions = "actions.yaml"
+#
+# Open tables (see docs/export.md):
+# export_dir: unset (no continuous export); e.g. export_dir = "/srv/lake/touchpoints"
+# export_interval_minutes = 60    # how often a server with an export_dir exports
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]

@@ -15,6 +15,7 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from touchpoints.collect.quarantine import Quarantine, ReplayResult
 from touchpoints.collect.writer import BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
 from touchpoints.events import EventNormalizer, EventRow, Limits, now_micros
+from touchpoints.export import Exporter, ExportJob, ExportQuery, ExportsReached
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
@@ -192,7 +194,8 @@ class Touchpoints:
         self.figures.listeners.append(self.profiles.forget)
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
-        self.jobs: list[RetentionJob | ScoringJob] = []  # what a server runs on a schedule
+        self.jobs: list[RetentionJob | ScoringJob | ExportJob] = []  # a server's schedule
+        self.exporter = Exporter(self.warehouse, self._current, _written_by())
         self.privacy = Privacy(
             self.warehouse,
             self.identity,
@@ -202,6 +205,7 @@ class Touchpoints:
             settings.data_dir,
             _privacy_settings(settings),
             pause_writes=self._paused_writes,
+            reach_exports=self._reach_exports,
         )
         self.destinations = Destinations(
             self.warehouse,
@@ -251,9 +255,8 @@ class Touchpoints:
             after_write=self.identity.catch_up,
         )
         self.writer.start()
-        self.jobs = [
-            job for job in (self.privacy.retention_job(), self.scoring_job()) if job is not None
-        ]
+        jobs = (self.privacy.retention_job(), self.scoring_job(), self.export_job())
+        self.jobs = [job for job in jobs if job is not None]
         for job in self.jobs:
             job.start()
         if self.delivery is None:  # started once, however often the app starts
@@ -276,6 +279,26 @@ class Touchpoints:
         """Scoring every ``predictions_score_interval_hours`` (None: 0, on demand only)."""
         hours = self.settings.predictions_score_interval_hours
         return ScoringJob(self.figures.score, hours * 3600) if hours else None
+
+    def export_job(self) -> ExportJob | None:
+        """The export to ``export_dir`` every ``export_interval_minutes`` (None: unset)."""
+        directory = self.settings.export_dir_path
+        if directory is None:
+            return None
+        query = ExportQuery(to=str(directory.absolute()))
+        return ExportJob(
+            lambda: self.exporter.run(query), self.settings.export_interval_minutes * 60
+        )
+
+    def _current(self) -> None:
+        """The identity map and the journey facts up to date with the stored events."""
+        self.identity.catch_up()
+        self.journeys.refresh()
+
+    def _reach_exports(self) -> ExportsReached:
+        """The export directories written before, without what was just removed."""
+        directory = self.settings.export_dir_path
+        return self.exporter.reach(directory.absolute() if directory else None)
 
     def _predictions_allowed(self) -> Allowed:
         """Whose consent allows predictions (profiling): the category of the purpose
@@ -368,6 +391,13 @@ class Touchpoints:
 
     def replay_quarantine(self, ids: list[int] | None = None) -> ReplayResult:
         return self.quarantine.replay(self.normalizer, self.write_rows, ids)
+
+
+def _written_by() -> str:
+    try:
+        return f"touchpoints {metadata.version('touchpoints')}"
+    except metadata.PackageNotFoundError:
+        return "touchpoints"
 
 
 def _privacy_settings(settings: Settings) -> PrivacySettings:

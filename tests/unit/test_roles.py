@@ -38,6 +38,7 @@ API = {
     ("POST", "/v1/destinations/{destination_id}/messages"): "admin",
     ("GET", "/v1/events"): "profiles",
     ("GET", "/v1/events/count"): "analytics",
+    ("POST", "/v1/export"): "admin",
     ("GET", "/v1/events/stats"): "analytics",
     ("GET", "/v1/identity/summary"): "analytics",
     ("POST", "/v1/identity/unmerge"): "admin",

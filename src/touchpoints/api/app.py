@@ -37,6 +37,7 @@ from touchpoints.api import audit as audit_api
 from touchpoints.api import destinations as destinations_api
 from touchpoints.api import errors
 from touchpoints.api import events as events_api
+from touchpoints.api import export as export_api
 from touchpoints.api import identity as identity_api
 from touchpoints.api import journeys as journeys_api
 from touchpoints.api import keys as keys_api
@@ -104,6 +105,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(users_api.router)
     app.include_router(audit_api.router)
     app.include_router(destinations_api.router)
+    app.include_router(export_api.router)
     collector = Collector(tp)
     router = Router(
         routes=[

@@ -183,7 +183,11 @@ PERSONAL: tuple[PersonalTable, ...] = (
 NOT_PERSONAL: dict[str, str] = {
     "schema_migrations": "the versions of the schema applied to this file",
     "api_keys": "operators' API keys: a hash of each secret, its role and name, no customer data",
-    "identity_state": "how far the identity map has read the events",
+    "identity_state": (
+        "how far the identity map has read the events, and a fingerprint of the identifier "
+        "rules it read them by"
+    ),
+    "event_sequence": "the last event number given (so that none is given twice)",
     "journey_state": "which stage model and identity map the journey facts were derived with",
     "suppressions": (
         "erased identifiers as keyed hashes (HMAC-SHA256 with the data directory's own key): "
@@ -195,6 +199,10 @@ NOT_PERSONAL: dict[str, str] = {
         "a number that refers to nothing once the person is erased"
     ),
     "import_rejects": "the paths of files imports wrote rejected lines to (erasure rewrites them)",
+    "export_targets": (
+        "the directories the tables were exported to as Parquet (erasure and retention "
+        "write their files again)"
+    ),
     "prediction_models": (
         "model cards: parameters and metrics fitted on all customers together, the data "
         "window and settings; counts and figures about the whole base, none about one person"

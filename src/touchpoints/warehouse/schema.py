@@ -597,6 +597,47 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE churn_scores ALTER COLUMN contributions DROP NOT NULL",
         ),
     ),
+    Migration(
+        15,
+        "the events' sequence: a seq is never given twice, even after the newest are deleted",
+        (
+            # The last seq given (written with every batch): an erasure or retention that
+            # deletes the newest events must not hand their numbers out again, for the
+            # identity map, the journey tables and an export go by "every seq above N".
+            # Started at the highest seq any of them has seen.
+            "CREATE TABLE event_sequence (last_seq BIGINT NOT NULL)",
+            """
+            INSERT INTO event_sequence SELECT greatest(
+                (SELECT coalesce(max(seq), 0) FROM events),
+                (SELECT coalesce(max(processed_seq), 0) FROM identity_state),
+                (SELECT coalesce(max(seq), 0) FROM journey_events)
+            )
+            """,
+        ),
+    ),
+    Migration(
+        16,
+        "the directories the tables were exported to as Parquet",
+        # touchpoints export --to DIR, or the server's export_dir: erasure and retention
+        # write again the files there that held what they removed (export/service.py).
+        (
+            """
+            CREATE TABLE export_targets (
+                path VARCHAR NOT NULL,
+                first_at TIMESTAMP NOT NULL,
+                last_at TIMESTAMP NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        17,
+        "the identifier rules the stored event identifiers were found by",
+        # A fingerprint of the rules (IdentifierExtractor.fingerprint); NULL: unknown, or
+        # found by more than one set of rules. A rebuild reuses the stored event identifiers
+        # when it equals today's rules, and extracts them from every event again otherwise.
+        ("ALTER TABLE identity_state ADD COLUMN rules VARCHAR",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -68,6 +68,8 @@ ACTIONS = (
     "destination.replay",
     "destination.test",
     "destination.send",
+    "export.",
+    "export.tables",
     "audit.",
 )
 
