@@ -604,8 +604,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                 entered_at TIMESTAMP NOT NULL
             )
             """,
+            # ``seq`` orders them (one evaluation's changes share their moment).
+            "CREATE SEQUENCE audience_change_seq START 1",
             """
             CREATE TABLE audience_changes (
+                seq BIGINT NOT NULL,
                 audience_id BIGINT NOT NULL,
                 person BIGINT NOT NULL,
                 change VARCHAR NOT NULL,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import reduce
 from typing import Any
 
@@ -41,19 +40,20 @@ from touchpoints.activate.audiences.conditions import (
 )
 from touchpoints.activate.audiences.traits import COUNTS, ComputedTraitDefinition
 
+CLOCK = "_tp_clock"
 _PERSON = dt.Int64(nullable=True)
 _CHURN = ("churn_risk", "churn_percentile")
 
 
 @dataclass(frozen=True)
 class World:
-    """What expressions read: an Ibis backend's tables, the moment windows end at, the
-    persons computed (``scope``, a table with ``person``; None: everyone), and what the
-    definitions name (stages by index, consent defaults, computed traits and audiences by
-    key)."""
+    """What expressions read: an Ibis backend's tables, the persons computed (``scope``, a
+    table with ``person``; None: everyone), and what the definitions name (stages by index,
+    consent defaults, computed traits and audiences by key). The moment windows end at is
+    read from the one-row table ``_tp_clock`` (``now``), so an expression's SQL is the same
+    whenever it runs and can be compiled once."""
 
     backend: Any
-    now: datetime
     scope: ir.Table | None = None
     stages: Mapping[str, int] | None = None
     consent_defaults: Mapping[str, bool] | None = None
@@ -78,8 +78,10 @@ class World:
         """Every event (in scope) with its person: (seq, ts, event, channel, person, …)."""
         return self.table("journey_facts")
 
-    def since(self, days: int) -> datetime:
-        return self.now - timedelta(days=days)
+    def since(self, days: int) -> Any:
+        """The start of the window of the last ``days`` days."""
+        now = self.backend.table(CLOCK).now.max().as_scalar()
+        return now - ibis.interval(days=days)
 
 
 def _persons(table: ir.Table) -> ir.Table:

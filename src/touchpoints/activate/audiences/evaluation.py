@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-import ibis
 import orjson
 import pyarrow as pa
 
@@ -44,7 +43,7 @@ from touchpoints.activate.audiences.conditions import (
     AudienceDefinition,
     leaves,
 )
-from touchpoints.activate.audiences.store import SCOPE, AudienceStore
+from touchpoints.activate.audiences.store import CONSENTING, SCOPE, AudienceStore
 from touchpoints.activate.audiences.sync import payload
 from touchpoints.activate.audiences.traits import (
     NUMBERS,
@@ -132,6 +131,7 @@ class Evaluation:
         self.listeners: list[Callable[[list[MembershipChange]], None]] = []
         self.wake = threading.Event()  # set when the identity map reports a change
         self._parsed: dict[tuple[str, int, datetime], Any] = {}
+        self._compiled: dict[tuple[Any, ...], str] = {}
 
     def touched(self, persons: set[int] | None) -> None:
         """The identity map's listener: its persons changed, evaluate them soon."""
@@ -158,17 +158,36 @@ class Evaluation:
             self._parsed[key] = kind.model_validate(orjson.loads(row[3]))
         return self._parsed[key]
 
-    def world(self, backend: Any, now: datetime, scope: Any = None) -> expressions.World:
+    def queries(self, cursor: Any, scope: str | None = None) -> Queries:
+        """The expressions' SQL on ``cursor`` for the persons in the temporary table
+        ``scope`` (None: everyone), compiled once per definition and context."""
         model = self.journeys.model
-        return expressions.World(
-            backend,
-            now,
-            scope=scope,
-            stages={stage.name: index for index, stage in enumerate(model.stages)},
-            consent_defaults=self.consent_defaults,
-            traits={trait.key: trait.definition for trait in self.traits()},
-            audiences={row[1]: row[0] for row in self.store.definitions("audiences")},
-        )
+        traits = {trait.key: trait.definition for trait in self.traits()}
+        audiences = {row[1]: row[0] for row in self.store.definitions("audiences")}
+        stages = {stage.name: index for index, stage in enumerate(model.stages)}
+        context = orjson.dumps(
+            [
+                scope,
+                sorted((k, t.model_dump_json()) for k, t in traits.items()),
+                sorted(audiences.items()),
+                sorted(stages.items()),
+                sorted(self.consent_defaults.items()),
+            ]
+        ).decode()
+
+        def world(backend: Any) -> expressions.World:
+            return expressions.World(
+                backend,
+                scope=backend.table(scope) if scope is not None else None,
+                stages=stages,
+                consent_defaults=self.consent_defaults,
+                traits=traits,
+                audiences=audiences,
+            )
+
+        if len(self._compiled) > 1000:
+            self._compiled.clear()
+        return Queries(IbisGateway(self.warehouse, cursor), world, context, self._compiled)
 
     # -- evaluating ------------------------------------------------------------------------------
     def catch_up(self, now: datetime | None = None) -> Round:
@@ -224,28 +243,25 @@ class Evaluation:
                     self.store.seen(changed.facts_seq, False, now, cursor)
                     return Round()
                 done.persons = changed.persons
-            gateway = IbisGateway(self.warehouse, cursor)
             scoped = mode == "changed"
-            scope = gateway.backend.table(SCOPE) if scoped else None
-            world = self.world(gateway.backend, now, scope)
+            self.store.clock(now, cursor)
+            queries = self.queries(cursor, SCOPE if scoped else None)
             for trait in traits:
-                rows = _values(gateway, world, trait, now)
+                rows = _values(self.store, queries, trait, now, cursor)
                 self.store.replace_values(trait.id, rows, scoped, cursor)
             moves = changed.moves if changed is not None else []
             for audience in audiences:
-                self._members(gateway, world, audience, moves, scoped, now, done, cursor)
+                self._members(queries, audience, moves, scoped, now, done, cursor)
             self.store.evaluated("computed_traits", [t.id for t in traits], now, cursor)
             self.store.evaluated("audiences", [a.id for a in audiences], now, cursor)
             if changed is not None:
                 self.store.seen(changed.facts_seq, mode == "all", now, cursor)
-            if scoped:
-                self.store.drop_scope(cursor)
+            self.store.drop_scope(cursor)
         return done
 
     def _members(
         self,
-        gateway: IbisGateway,
-        world: expressions.World,
+        queries: Queries,
         audience: Audience,
         moves: list[tuple[int, int]],
         scoped: bool,
@@ -255,12 +271,15 @@ class Evaluation:
     ) -> None:
         """Evaluate one audience, write its changes and the messages they cause."""
         condition = audience.definition.condition
-        taken_from = defaultdict(set)  # person → persons they took identifiers from
+        taken_from: dict[int, set[int]] = defaultdict(set)  # person → whom they took ids from
         for before, after in moves:
             taken_from[after].add(before)
         givers = sorted({before for before, _ in moves})
         were = self.store.members_among(audience.id, givers, cursor)
-        select = gateway.compile(expressions.persons(world, condition))
+        select = queries.sql(
+            ("members", audience.definition.model_dump_json()),
+            lambda world: expressions.persons(world, condition),
+        )
         changes = self.store.replace_members(audience.id, select, scoped, now, cursor)
         if changes.entered or changes.exited or not scoped:
             self.store.count_day(
@@ -273,17 +292,15 @@ class Evaluation:
             )
         done.entered += len(changes.entered)
         done.exited += len(changes.exited)
-        known = self.store.known(changes.exited, cursor)
-        # Who took identifiers from a member, is no member, and was none: sent an exit too.
-        heirs = sorted(
-            {
-                person
-                for person, givers_of in taken_from.items()
-                if givers_of & were and person not in changes.exited
-            }
-        )
-        heirs = sorted(set(heirs) - self.store.members_among(audience.id, heirs, cursor))
-        exits = sorted(set(known) | set(heirs))
+        # Exits are sent to persons that still exist, and to those who took identifiers from
+        # a member and are none (nor were: they would have exited themselves).
+        heirs = {
+            person
+            for person, givers_of in taken_from.items()
+            if givers_of & were and person not in changes.exited
+        }
+        heirs -= self.store.members_among(audience.id, sorted(heirs), cursor)
+        exits = sorted(set(self.store.known(changes.exited, cursor)) | heirs)
         done.messages += self.send(audience, changes.entered, exits, now, cursor)
         done.changes += [
             MembershipChange(audience.key, audience.id, person, "entered", now)
@@ -318,14 +335,13 @@ class Evaluation:
         written = 0
         for _, destination_id, mode, *_rest in links:
             _kind, purposes = self.destinations.purposes_of(destination_id, cursor)
-            consented = self.consented(persons, purposes, now, cursor)
+            consented = self.consented(persons, purposes, cursor)
             messages = []
             for member, group in ((True, entered), (False, exited)):
                 for person in group:
                     message_id = "msg_" + secrets.token_hex(16)
-                    call = payload(
-                        mode, about, person, member, ids.get(person, {}), message_id, now
-                    )
+                    found = ids.get(person, {})
+                    call = payload(mode, about, person, member, found, message_id, now)
                     messages.append((person, call, message_id))
             sent = self.destinations.enqueue_many(
                 destination_id, messages, consented=consented, cursor=cursor
@@ -334,32 +350,32 @@ class Evaluation:
             written += sent
         return written
 
-    def consented(
-        self, persons: Sequence[int], purposes: Sequence[str], now: datetime, cursor: Any
-    ) -> set[int]:
+    def consented(self, persons: Sequence[int], purposes: Sequence[str], cursor: Any) -> set[int]:
         """Of ``persons``, those who granted the consent category of every one of
         ``purposes`` (by their latest choice, or the category's default)."""
         allowed = set(persons)
         if not purposes or not allowed:
             return allowed
-        gateway = IbisGateway(self.warehouse, cursor)
-        scope = ibis.memtable(pa.table({"person": pa.array(sorted(allowed), pa.int64())}))
-        world = self.world(gateway.backend, now, scope)
+        self.store.persons_table(CONSENTING, sorted(allowed), cursor)
+        queries = self.queries(cursor, CONSENTING)
         for purpose in purposes:
             category = self.consent_purposes.get(purpose)
             if category is None:  # a purpose no longer configured: nobody has granted it
                 return set()
-            found = gateway.arrow(expressions.granted(world, category))
+            select = queries.sql(("granted", category), _granting(category))
+            found = self.store.rows(select, cursor)
             allowed &= {int(p) for p in found.column("person").to_pylist()}
         return allowed
 
     def preview(self, condition: Any, now: datetime | None = None) -> tuple[int, int]:
         """(persons ``condition`` holds for, persons there are), now; nothing is written."""
         self.journeys.person_source()
-        gateway = IbisGateway(self.warehouse)
-        world = self.world(gateway.backend, now or self.clock())
-        size = gateway.arrow(expressions.persons(world, condition).count()).as_py()
-        total = gateway.arrow(world.persons().count()).as_py()
+        with self.warehouse.transaction() as cursor:
+            self.store.clock(now or self.clock(), cursor)
+            queries = self.queries(cursor)
+            world = queries.world()
+            size = queries.gateway.arrow(expressions.persons(world, condition).count()).as_py()
+            total = queries.gateway.arrow(world.persons().count()).as_py()
         return int(size), int(total)
 
     def link(self, audience: Audience, destination: int, mode: str) -> int:
@@ -379,18 +395,56 @@ class Evaluation:
                 log.exception("an audience listener failed")
 
 
+class Queries:
+    """The SQL of expressions on one cursor: compiled by Ibis on first use, then kept in
+    ``cache`` by what it depends on (the definition and ``context``: the other definitions
+    it may name, the scope table, the stages; never the moment, read from ``_tp_clock``)."""
+
+    def __init__(
+        self,
+        gateway: IbisGateway,
+        make_world: Callable[[Any], expressions.World],
+        context: str,
+        cache: dict[tuple[Any, ...], str],
+    ) -> None:
+        self.gateway = gateway
+        self._make_world = make_world
+        self._world: expressions.World | None = None
+        self.context = context
+        self.cache = cache
+
+    def world(self) -> expressions.World:
+        if self._world is None:
+            self._world = self._make_world(self.gateway.backend)
+        return self._world
+
+    def sql(self, what: tuple[Any, ...], build: Callable[[expressions.World], Any]) -> str:
+        key = (*what, self.context)
+        found = self.cache.get(key)
+        if found is None:
+            found = self.cache[key] = self.gateway.compile(build(self.world()))
+        return found
+
+
 def _values(
-    gateway: IbisGateway, world: expressions.World, trait: Trait, now: datetime
+    store: AudienceStore, queries: Queries, trait: Trait, now: datetime, cursor: Any
 ) -> pa.Table:
     """A computed trait's values as stored: (person, value as JSON, number_value,
     text_value, computed_at)."""
     definition = trait.definition
-    found = gateway.arrow(expressions.trait_values(world, definition))
+    what = definition.model_dump_json()
+    select = queries.sql(
+        ("values", what), lambda world: expressions.trait_values(world, definition)
+    )
+    found = store.rows(select, cursor)
     persons = found.column("person").to_pylist()
     numbers = found.column("number_value").to_pylist()
     texts = found.column("text_value").to_pylist()
     if definition.kind == "unique":
-        listed = gateway.arrow(expressions.trait_list(world, definition))
+        select = queries.sql(
+            ("list", what), lambda world: expressions.trait_list(world, definition)
+        )
+        listed = store.rows(select, cursor)
         lists: dict[int, list[str]] = defaultdict(list)
         for person, text in zip(
             listed.column("person").to_pylist(),
@@ -413,6 +467,10 @@ def _values(
             "computed_at": pa.array([now] * len(persons), pa.timestamp("us")),
         }
     )
+
+
+def _granting(category: str) -> Callable[[expressions.World], Any]:
+    return lambda world: expressions.granted(world, category)
 
 
 def _json(number: float | None, text: str | None, numeric: bool) -> str:

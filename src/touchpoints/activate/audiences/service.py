@@ -247,8 +247,9 @@ class Audiences:
         traits = {t.key: t.definition for t in self.evaluation.traits()}
         audiences = {a.key: a for a in self.evaluation.audiences()}
         stages = [stage.name for stage in self.evaluation.journeys.model.stages]
+        known = {**audiences, audience.key: Audience(0, audience.key, audience)}
         for place, leaf in leaves(audience.condition):
-            problem = self._problem(leaf, traits, audiences, stages)
+            problem = self._problem(leaf, traits, known, stages)
             if problem:
                 raise DefinitionError(f"{place}: {problem}")
         needs = {key: found.needs() for key, found in audiences.items()}

@@ -17,9 +17,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from touchpoints.warehouse import Warehouse, registered, run_sql
+from touchpoints.activate.audiences.compile import CLOCK
+from touchpoints.warehouse import Warehouse, arrow_sql, registered, run_sql
 
 SCOPE = "_tp_scope"
+CONSENTING = "_tp_consenting"
 _NEW = "_tp_members"
 _DEFINITION = "id, key, name, definition, created_at, changed_at, evaluated_at"
 
@@ -131,15 +133,29 @@ class AudienceStore:
     def _scope(self, cursor: duckdb.DuckDBPyConnection) -> None:
         run_sql(cursor, f"CREATE OR REPLACE TEMP TABLE {SCOPE} (person BIGINT)")
 
-    def scope_of(self, persons: Sequence[int], cursor: duckdb.DuckDBPyConnection) -> None:
-        """``_tp_scope`` holding ``persons``."""
-        self._scope(cursor)
+    def persons_table(
+        self, name: str, persons: Sequence[int], cursor: duckdb.DuckDBPyConnection
+    ) -> None:
+        """A temporary table ``name`` (person) holding ``persons``."""
+        run_sql(cursor, f"CREATE OR REPLACE TEMP TABLE {name} (person BIGINT)")
         table = pa.table({"person": pa.array(list(persons), pa.int64())})
-        with registered(cursor, "_tp_scope_rows", table):
-            run_sql(cursor, f"INSERT INTO {SCOPE} SELECT person FROM _tp_scope_rows")
+        with registered(cursor, "_tp_person_rows", table):
+            run_sql(cursor, f"INSERT INTO {name} SELECT person FROM _tp_person_rows")
 
     def drop_scope(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        run_sql(cursor, f"DROP TABLE IF EXISTS {SCOPE}")
+        """The temporary tables of an evaluation dropped."""
+        for name in (SCOPE, _NEW):
+            run_sql(cursor, f"DROP TABLE IF EXISTS {name}")
+
+    def clock(self, now: datetime, cursor: duckdb.DuckDBPyConnection) -> None:
+        """``_tp_clock``: the moment the windows of days end at, for the queries that follow."""
+        run_sql(
+            cursor, f"CREATE OR REPLACE TEMP TABLE {CLOCK} AS SELECT ?::TIMESTAMP AS now", [now]
+        )
+
+    def rows(self, select: str, cursor: duckdb.DuckDBPyConnection) -> pa.Table:
+        """The rows of ``select`` (a query compiled by Ibis)."""
+        return arrow_sql(cursor, select, inline_values=True)
 
     def seen(self, upto: int, full: bool, now: datetime, cursor: duckdb.DuckDBPyConnection) -> None:
         """The identity map and the events as this evaluation saw them: the next one looks
@@ -230,22 +246,21 @@ class AudienceStore:
     ) -> MemberChanges:
         """The persons of ``select`` (a query compiled by Ibis: one column, person) as the
         members of ``audience_id`` among the persons in scope (or all); who entered and who
-        exited are written to the history and answered."""
+        exited are written to the history and answered (``size``: -1 when nobody did and
+        the evaluation is scoped, as nothing then needs it)."""
         run_sql(cursor, f"CREATE OR REPLACE TEMP TABLE {_NEW} AS {select}", inline_values=True)
         where = f" AND person IN (SELECT person FROM {SCOPE})" if scoped else ""
         old = f"SELECT person FROM audience_members WHERE audience_id = ?{where}"
-        entered = [
-            p
-            for (p,) in run_sql(
-                cursor, f"SELECT person FROM {_NEW} EXCEPT {old} ORDER BY 1", [audience_id]
-            ).fetchall()
-        ]
-        exited = [
-            p
-            for (p,) in run_sql(
-                cursor, f"{old} EXCEPT SELECT person FROM {_NEW} ORDER BY 1", [audience_id]
-            ).fetchall()
-        ]
+        found = run_sql(
+            cursor,
+            f"(SELECT person, true FROM (SELECT person FROM {_NEW} EXCEPT {old})) UNION ALL "
+            f"(SELECT person, false FROM ({old} EXCEPT SELECT person FROM {_NEW})) ORDER BY 1",
+            [audience_id, audience_id],
+        ).fetchall()
+        entered = [person for person, entering in found if entering]
+        exited = [person for person, entering in found if not entering]
+        if not found:
+            return MemberChanges([], [], -1 if scoped else self._size(audience_id, cursor))
         if exited:
             run_sql(
                 cursor,
@@ -260,23 +275,27 @@ class AudienceStore:
             }
         )
         with registered(cursor, "_tp_changes", changes):
+            if entered:
+                run_sql(
+                    cursor,
+                    "INSERT INTO audience_members (audience_id, person, entered_at) "
+                    "SELECT ?, person, ? FROM _tp_changes WHERE change = 'entered'",
+                    [audience_id, now],
+                )
             run_sql(
                 cursor,
-                "INSERT INTO audience_members (audience_id, person, entered_at) "
-                "SELECT ?, person, ? FROM _tp_changes WHERE change = 'entered'",
+                "INSERT INTO audience_changes (seq, audience_id, person, change, changed_at) "
+                "SELECT nextval('audience_change_seq'), ?, person, change, ? FROM _tp_changes "
+                "ORDER BY change DESC, person",
                 [audience_id, now],
             )
-            run_sql(
-                cursor,
-                "INSERT INTO audience_changes (audience_id, person, change, changed_at) "
-                "SELECT ?, person, change, ? FROM _tp_changes",
-                [audience_id, now],
-            )
-        run_sql(cursor, f"DROP TABLE IF EXISTS {_NEW}")
+        return MemberChanges(entered, exited, self._size(audience_id, cursor))
+
+    def _size(self, audience_id: int, cursor: duckdb.DuckDBPyConnection) -> int:
         (size,) = run_sql(
             cursor, "SELECT count(*) FROM audience_members WHERE audience_id = ?", [audience_id]
         ).fetchall()[0]
-        return MemberChanges(entered, exited, int(size))
+        return int(size)
 
     def members_among(
         self, audience_id: int, persons: Sequence[int], cursor: duckdb.DuckDBPyConnection
@@ -381,7 +400,7 @@ class AudienceStore:
             params.append(person)
         return self.warehouse.fetchall(
             "SELECT audience_id, person, change, changed_at FROM audience_changes "
-            f"WHERE {' AND '.join(clauses)} ORDER BY changed_at DESC, person LIMIT ?",
+            f"WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?",
             [*params, limit],
         )
 
