@@ -100,8 +100,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
         try:
             found = await run_in_threadpool(_preview, dashboard, fields.get("definition", ""))
         except TouchpointsError as exc:
-            body = _fragment("preview-error", "error", language.explain(exc))
-            return HTMLResponse(body, status_of(exc))
+            # 200: htmx puts only a success's answer in the page, and the mistake is the answer.
+            return HTMLResponse(_fragment("preview-error", "error", language.explain(exc)))
         text = language.gettext(
             "%(size)s of %(persons)s persons are in it now.",
             size=language.number(found.size),
