@@ -17,7 +17,7 @@ import pytest
 
 from conftest import AppServer, start_app
 from receiver import receiver
-from touchpoints.activate.audiences import MembershipChange
+from touchpoints.activate.audiences import MembershipChanges
 
 HIGH_INTENT = {
     "key": "high_intent",
@@ -116,7 +116,7 @@ def test_definitions_are_checked_and_answered_with_the_place(app: AppServer) -> 
 
 
 def test_membership_is_live_and_sent_to_a_destination_as_segment_does(app: AppServer) -> None:
-    heard: list[MembershipChange] = []
+    heard: list[MembershipChanges] = []
     app.tp.evaluation.listeners.append(heard.extend)
     with receiver() as hook, app.client(app.admin_key()) as admin, app.client() as reader:
         made = admin.post(
@@ -128,6 +128,7 @@ def test_membership_is_live_and_sent_to_a_destination_as_segment_does(app: AppSe
             _track(app, "anna", "Configuration Saved", n, properties={"model": "E3"})
             _track(app, "ben", "Configuration Saved", n)
         _wait(lambda: len(_members(app, "high_intent")) == 2)  # the live thread did it
+        anna, ben = app.tp.profiles.resolve("user_id:anna"), app.tp.profiles.resolve("user_id:ben")
         linked = admin.post(
             "/v1/audiences/high_intent/destinations", json={"destination": destination}
         )
@@ -151,8 +152,10 @@ def test_membership_is_live_and_sent_to_a_destination_as_segment_does(app: AppSe
         assert [c["change"] for c in history] == ["exited", "entered", "entered"]
         sizes = reader.get("/v1/audiences/high_intent/sizes").json()["sizes"]
         assert sizes[-1]["size"] == 1 and sizes[-1]["entered"] == 2 and sizes[-1]["exited"] == 1
-    changes = {(c.audience, c.change) for c in heard}
-    assert changes == {("high_intent", "entered"), ("high_intent", "exited")}
+    assert {(c.audience, person) for c in heard for person in c.entered} == {
+        ("high_intent", p) for p in (anna, ben)
+    }
+    assert [(c.audience, c.exited) for c in heard if c.exited] == [("high_intent", (ben,))]
 
 
 def test_track_mode_and_consent_to_the_destinations_purposes(app: AppServer) -> None:

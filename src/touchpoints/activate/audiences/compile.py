@@ -342,6 +342,7 @@ def prediction_persons(world: World, condition: PredictionCondition) -> ir.Table
     """Persons whose latest prediction passes: churn risk and its percentile from
     ``churn_scores``, lifetime value and purchases from ``predictions``."""
     table = world.table("churn_scores" if condition.prediction in _CHURN else "predictions")
+    table = _known(world, table)  # scored before a merge: a person that may be gone
     value = table[condition.prediction]
     compare = condition.compare()
     if compare.test() == "exists":
@@ -388,7 +389,12 @@ def granted(world: World, category: str) -> ir.Table:
 def audience_persons(world: World, condition: AudienceCondition) -> ir.Table:
     members = world.table("audience_members")
     audience = (world.audiences or {})[condition.audience]
-    return _persons(members.filter(members.audience_id == audience))
+    return _persons(_known(world, members.filter(members.audience_id == audience)))
+
+
+def _known(world: World, table: ir.Table) -> ir.Table:
+    """``table``'s rows of persons the journey tables know."""
+    return table.filter(table.person.isin(world.persons().person))
 
 
 _LEAVES: dict[type, Any] = {
@@ -403,14 +409,22 @@ _LEAVES: dict[type, Any] = {
 
 
 def persons(world: World, condition: Any) -> ir.Table:
-    """The persons (in scope) ``condition`` holds for: (person), each once."""
-    return _set_of(world, condition).intersect(world.persons())
+    """The persons (in scope) ``condition`` holds for: (person), each once. Every leaf
+    gives persons the journey tables know (those from other tables are checked), so the
+    sets need no last check."""
+    return _set_of(world, condition)
 
 
 def _set_of(world: World, condition: Any) -> ir.Table:
     if isinstance(condition, AllOf):
-        parts = [_set_of(world, child) for child in condition.all_of]
-        return reduce(lambda a, b: a.intersect(b), parts)
+        # The parts that hold, intersected, less the parts that must not: "and not" never
+        # needs everyone else (the rest of a million persons) as a set.
+        held = [_set_of(world, c) for c in condition.all_of if not isinstance(c, NoneOf)]
+        found = reduce(lambda a, b: a.intersect(b), held) if held else world.persons()
+        for part in condition.all_of:
+            if isinstance(part, NoneOf):
+                found = found.difference(_set_of(world, part.negated))
+        return found
     if isinstance(condition, AnyOf):
         parts = [_set_of(world, child) for child in condition.any_of]
         return reduce(lambda a, b: a.union(b, distinct=True), parts)

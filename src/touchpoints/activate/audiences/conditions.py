@@ -129,7 +129,7 @@ _BOUNDS = ("gt", "gte", "lt", "lte")
 
 
 def _property_test(value: Any) -> str:
-    return "test" if isinstance(value, dict) else "value"
+    return "test" if isinstance(value, dict | Compare) else "value"
 
 
 # A property filter: a value it must equal, or a test.

@@ -59,13 +59,14 @@ log = logging.getLogger("touchpoints.audiences")
 
 
 @dataclass(frozen=True)
-class MembershipChange:
-    """A person entered or exited an audience (what a trigger listens for)."""
+class MembershipChanges:
+    """Who entered and who exited one audience in one evaluation (what a trigger listens
+    for)."""
 
     audience: str  # the audience's key
     audience_id: int
-    person: int
-    change: Literal["entered", "exited"]
+    entered: tuple[int, ...]  # persons, by number
+    exited: tuple[int, ...]
     at: datetime
 
 
@@ -81,7 +82,7 @@ class Round:
     exited: int = 0
     messages: int = 0
     seconds: float = 0.0
-    changes: list[MembershipChange] = field(default_factory=list)
+    changes: list[MembershipChanges] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Evaluation:
         # Held while evaluating (and by an erasure, which deletes rows evaluation writes).
         self.lock = threading.RLock()
         # Called after each evaluation that changed membership, with the changes.
-        self.listeners: list[Callable[[list[MembershipChange]], None]] = []
+        self.listeners: list[Callable[[list[MembershipChanges]], None]] = []
         self.wake = threading.Event()  # set when the identity map reports a change
         self._parsed: dict[tuple[str, int, datetime], Any] = {}
         self._compiled: dict[tuple[Any, ...], str] = {}
@@ -240,7 +241,7 @@ class Evaluation:
             changed = None if mode == "some" else self.store.changed(cursor, mode == "all")
             if changed is not None and mode == "changed":
                 if changed.persons == 0:
-                    self.store.seen(changed.facts_seq, False, now, cursor)
+                    self.store.seen(changed, now, cursor)
                     return Round()
                 done.persons = changed.persons
             scoped = mode == "changed"
@@ -255,7 +256,7 @@ class Evaluation:
             self.store.evaluated("computed_traits", [t.id for t in traits], now, cursor)
             self.store.evaluated("audiences", [a.id for a in audiences], now, cursor)
             if changed is not None:
-                self.store.seen(changed.facts_seq, mode == "all", now, cursor)
+                self.store.seen(changed, now, cursor)
             self.store.drop_scope(cursor)
         return done
 
@@ -302,13 +303,16 @@ class Evaluation:
         heirs -= self.store.members_among(audience.id, sorted(heirs), cursor)
         exits = sorted(set(self.store.known(changes.exited, cursor)) | heirs)
         done.messages += self.send(audience, changes.entered, exits, now, cursor)
-        done.changes += [
-            MembershipChange(audience.key, audience.id, person, "entered", now)
-            for person in changes.entered
-        ] + [
-            MembershipChange(audience.key, audience.id, person, "exited", now)
-            for person in changes.exited
-        ]
+        if changes.entered or changes.exited:
+            done.changes.append(
+                MembershipChanges(
+                    audience.key,
+                    audience.id,
+                    tuple(changes.entered),
+                    tuple(changes.exited),
+                    now,
+                )
+            )
 
     # -- messages --------------------------------------------------------------------------------
     def send(
@@ -387,7 +391,7 @@ class Evaluation:
             members = self.store.all_members(audience.id, cursor)
             return self.send(audience, members, [], now, cursor, destination)
 
-    def _tell(self, changes: list[MembershipChange]) -> None:
+    def _tell(self, changes: list[MembershipChanges]) -> None:
         for listener in self.listeners:
             try:
                 listener(changes)

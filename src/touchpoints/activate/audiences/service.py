@@ -238,7 +238,7 @@ class Audiences:
             data = {"key": "unsaved", "name": "unsaved", **data}
         found = parsed_definition(data)
         self._check(found)
-        now = utc_now()
+        now = self.evaluation.clock()
         size, total = self.evaluation.preview(found.condition, now)
         return Preview(size=size, persons=total, at=now)
 

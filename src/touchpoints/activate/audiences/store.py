@@ -35,6 +35,7 @@ class Changed:
     persons: int
     moves: list[tuple[int, int]]
     facts_seq: int
+    persons_hash: int  # the checksum of the map it saw
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,22 @@ class AudienceStore:
         """The persons the journey tables moved identifiers to or from, or gave new events,
         since the last evaluation, into ``_tp_scope`` (read in the caller's transaction, so
         they agree with the journey tables it reads); with ``everyone``, only the moves and
-        the last event (everyone is evaluated)."""
-        (seen,) = run_sql(cursor, "SELECT evaluated_seq FROM activation_state").fetchall()[0]
+        the last event (everyone is evaluated). The moves are kept in ``_tp_moves`` for
+        :meth:`seen`; when the map's checksum is the one the last evaluation saw, nothing
+        moved and the map is not compared."""
+        seen, known_hash = run_sql(
+            cursor, "SELECT evaluated_seq, persons_hash FROM activation_state"
+        ).fetchall()[0]
         (upto,) = run_sql(
             cursor, "SELECT coalesce(max(facts_seq), 0) FROM journey_state"
         ).fetchall()[0]
-        run_sql(cursor, f"CREATE OR REPLACE TEMP TABLE _tp_moves AS {_MOVES_SQL}")
+        (now_hash,) = run_sql(cursor, _HASH_SQL).fetchall()[0]
+        run_sql(
+            cursor,
+            "CREATE OR REPLACE TEMP TABLE _tp_moves (sid BIGINT, before BIGINT, after BIGINT)",
+        )
+        if known_hash is None or int(known_hash) != int(now_hash):
+            run_sql(cursor, f"INSERT INTO _tp_moves {_MOVES_SQL}")
         moves = run_sql(
             cursor,
             "SELECT DISTINCT before, after FROM _tp_moves "
@@ -127,8 +138,7 @@ class AudienceStore:
                 [seen, upto],
             )
             (persons,) = run_sql(cursor, f"SELECT count(*) FROM {SCOPE}").fetchall()[0]
-        run_sql(cursor, "DROP TABLE IF EXISTS _tp_moves")
-        return Changed(int(persons), [(b, a) for b, a in moves], int(upto))
+        return Changed(int(persons), [(b, a) for b, a in moves], int(upto), int(now_hash))
 
     def _scope(self, cursor: duckdb.DuckDBPyConnection) -> None:
         run_sql(cursor, f"CREATE OR REPLACE TEMP TABLE {SCOPE} (person BIGINT)")
@@ -157,35 +167,30 @@ class AudienceStore:
         """The rows of ``select`` (a query compiled by Ibis)."""
         return arrow_sql(cursor, select, inline_values=True)
 
-    def seen(self, upto: int, full: bool, now: datetime, cursor: duckdb.DuckDBPyConnection) -> None:
-        """The identity map and the events as this evaluation saw them: the next one looks
-        at what changed after."""
-        if full:
-            run_sql(cursor, "DELETE FROM activation_persons")
-            run_sql(
-                cursor, "INSERT INTO activation_persons SELECT sid, person FROM journey_persons"
-            )
-        else:
-            run_sql(
-                cursor,
-                "UPDATE activation_persons AS a SET person = j.person FROM journey_persons j "
-                "WHERE j.sid = a.sid AND j.person <> a.person",
-            )
-            run_sql(
-                cursor,
-                "DELETE FROM activation_persons WHERE sid NOT IN (SELECT sid FROM journey_persons)",
-            )
-            run_sql(
-                cursor,
-                "INSERT INTO activation_persons SELECT j.sid, j.person FROM journey_persons j "
-                "ANTI JOIN activation_persons a ON a.sid = j.sid",
-            )
+    def seen(self, changed: Changed, now: datetime, cursor: duckdb.DuckDBPyConnection) -> None:
+        """The identity map and the events as this evaluation saw them (the moves
+        :meth:`changed` found applied): the next one looks at what changed after."""
+        run_sql(
+            cursor,
+            "UPDATE activation_persons AS a SET person = m.after FROM _tp_moves m "
+            "WHERE m.sid = a.sid AND m.before IS NOT NULL AND m.after IS NOT NULL",
+        )
+        run_sql(
+            cursor,
+            "DELETE FROM activation_persons "
+            "WHERE sid IN (SELECT sid FROM _tp_moves WHERE after IS NULL)",
+        )
+        run_sql(
+            cursor,
+            "INSERT INTO activation_persons SELECT sid, after FROM _tp_moves WHERE before IS NULL",
+        )
         run_sql(
             cursor,
             "UPDATE activation_state SET evaluated_seq = greatest(evaluated_seq, ?), "
-            "evaluated_at = ?",
-            [upto, now],
+            "evaluated_at = ?, persons_hash = ?",
+            [changed.facts_seq, now, changed.persons_hash],
         )
+        run_sql(cursor, "DROP TABLE IF EXISTS _tp_moves")
 
     # -- computed trait values -----------------------------------------------------------------
     def replace_values(
@@ -494,10 +499,13 @@ def _table(name: str) -> str:
     return name
 
 
-# Identifiers whose person changed since the last evaluation (before, after); NULL before: a
-# new identifier; NULL after: one that is gone (erased, or no event carries it any more).
+# Identifiers whose person changed since the last evaluation (sid, before, after); NULL
+# before: a new identifier; NULL after: one that is gone (erased, or no event carries it).
 _MOVES_SQL = """
-    SELECT a.person AS before, j.person AS after
+    SELECT coalesce(a.sid, j.sid), a.person AS before, j.person AS after
     FROM activation_persons a FULL JOIN journey_persons j ON j.sid = a.sid
     WHERE a.person IS DISTINCT FROM j.person
 """
+# The checksum of the identity map the journey tables hold: a change of any identifier's
+# person changes it (63 bits of each hash, so it fits a BIGINT).
+_HASH_SQL = "SELECT coalesce(bit_xor(hash(sid, person) >> 1), 0)::BIGINT FROM journey_persons"
