@@ -434,8 +434,9 @@ class Audiences:
 
 
 def _stored(definition: AudienceDefinition | ComputedTraitDefinition) -> str:
-    """A definition as stored: as validated, by its aliases (``and``), without defaults."""
-    return definition.model_dump_json(by_alias=True, exclude_none=True, exclude_defaults=True)
+    """A definition as stored: as validated, by its aliases (``and``), with what was written
+    (no defaults added)."""
+    return definition.model_dump_json(by_alias=True, exclude_unset=True)
 
 
 def _trait(row: tuple[Any, ...], counts: dict[int, int]) -> ComputedTrait:
