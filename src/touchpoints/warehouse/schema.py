@@ -640,7 +640,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
             # The identity map as the last evaluation saw it (the journey tables' persons),
             # and the last event it saw: their differences name the persons to evaluate again.
-            # ``persons_hash``: a checksum of that map (the xor of a hash of each identifier
+            # ``persons_hash``: a checksum of that map (the sum of a hash of each identifier
             # and its person), so an evaluation after new events only need not compare it.
             "CREATE TABLE activation_persons (sid BIGINT NOT NULL, person BIGINT NOT NULL)",
             """

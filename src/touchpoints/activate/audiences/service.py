@@ -89,7 +89,10 @@ class ComputedTraits:
         found = parsed_trait(data)
         if self.store.definition("computed_traits", found.key) is not None:
             raise Conflict(f"key: a computed trait {found.key} exists; change it instead")
-        new_id = self.store.add("computed_traits", found.key, found.name, _stored(found), utc_now())
+        with self.evaluation.lock:  # evaluations write the definitions' rows too
+            new_id = self.store.add(
+                "computed_traits", found.key, found.name, _stored(found), utc_now()
+            )
         self.evaluation.evaluate_some(traits=[new_id])
         return self.get(found.key, catch_up=False)
 
@@ -101,7 +104,8 @@ class ComputedTraits:
         if found.key != key:
             raise InvalidRequest(f"key: a computed trait's key stays {key}")
         self._check_users(key, found)
-        self.store.change("computed_traits", key, found.name, _stored(found), utc_now())
+        with self.evaluation.lock:
+            self.store.change("computed_traits", key, found.name, _stored(found), utc_now())
         self.evaluation.evaluate_some(traits=[row[0]])
         users = [a.id for a in self.evaluation.audiences() if key in _traits_named(a.definition)]
         if users:
@@ -205,7 +209,8 @@ class Audiences:
         if self.store.definition("audiences", found.key) is not None:
             raise Conflict(f"key: an audience {found.key} exists; change it instead")
         self._check(found)
-        new_id = self.store.add("audiences", found.key, found.name, _stored(found), utc_now())
+        with self.evaluation.lock:  # evaluations write the definitions' rows too
+            new_id = self.store.add("audiences", found.key, found.name, _stored(found), utc_now())
         self.evaluation.evaluate_some(audiences=[new_id])
         return self.get(found.key, catch_up=False)
 
@@ -217,7 +222,8 @@ class Audiences:
         if found.key != key:
             raise InvalidRequest(f"key: an audience's key stays {key} (destinations know it so)")
         self._check(found)
-        self.store.change("audiences", key, found.name, _stored(found), utc_now())
+        with self.evaluation.lock:
+            self.store.change("audiences", key, found.name, _stored(found), utc_now())
         self.evaluation.evaluate_some(audiences=[row[0]])
         return self.get(key, catch_up=False)
 

@@ -507,5 +507,10 @@ _MOVES_SQL = """
     WHERE a.person IS DISTINCT FROM j.person
 """
 # The checksum of the identity map the journey tables hold: a change of any identifier's
-# person changes it (63 bits of each hash, so it fits a BIGINT).
-_HASH_SQL = "SELECT coalesce(bit_xor(hash(sid, person) >> 1), 0)::BIGINT FROM journey_persons"
+# person changes it. A sum, not an xor: DuckDB combines the hashes of several values with an
+# xor, so the person's part of two identifiers of one person would cancel out. Kept below
+# 2^62, so it fits a BIGINT.
+_HASH_SQL = (
+    "SELECT (coalesce(sum((hash(sid, person) >> 2)::HUGEINT), 0) % 4611686018427387904)"
+    "::BIGINT FROM journey_persons"
+)
