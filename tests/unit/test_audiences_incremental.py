@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.errors import TouchpointsError
+from touchpoints.identity.identifiers import Identifier
+from touchpoints.identity.resolver import LinkRequest
 
 NOW = datetime(2026, 6, 30, 12, 0)
 EVENTS = ("Configuration Saved", "Order Completed", "Product Viewed")
@@ -59,7 +61,7 @@ AUDIENCES = [
 ]  # fmt: skip
 
 # A step: ("events", [(device, event, days ago, model, revenue)]), ("signin", device, user),
-# ("consent", device, granted), ("unmerge", device).
+# ("consent", device, granted), ("unmerge", device), ("link", device, device).
 event = st.tuples(
     st.integers(0, 5),
     st.sampled_from(EVENTS),
@@ -72,6 +74,7 @@ step = st.one_of(
     st.tuples(st.just("signin"), st.integers(0, 5), st.integers(0, 2)),
     st.tuples(st.just("consent"), st.integers(0, 5), st.booleans()),
     st.tuples(st.just("unmerge"), st.integers(0, 5)),
+    st.tuples(st.just("link"), st.integers(0, 5), st.integers(0, 5)),
 )
 
 
@@ -128,12 +131,23 @@ class World:
                     )
                 ]
             )
+        elif kind == "link":  # an accepted probabilistic match between two devices
+            try:
+                self.tp.identity.add_links([_link(step[1], step[2])])
+            except (LookupError, ValueError):
+                pass  # a device not seen yet, or the same one twice
         else:
             try:
                 self.tp.identity.unmerge(f"anonymous_id:d{step[1]}")
             except TouchpointsError:
                 pass  # a device not seen yet
         self.tp.evaluation.catch_up(now=NOW)
+
+
+def _link(a: int, b: int) -> LinkRequest:
+    return LinkRequest(
+        Identifier("anonymous_id", f"d{a}"), Identifier("anonymous_id", f"d{b}"), "match"
+    )
 
 
 def stored(tp: Touchpoints) -> tuple[dict[Any, Any], dict[str, set[int]]]:
@@ -243,6 +257,7 @@ def test_live_evaluation_through_merges_consent_and_unmerges_equals_afresh(tmp_p
             ("signin", 2, 1),  # d2's order joins d0: no longer high intent
             ("events", [(3, EVENTS[2], 5, "C", 100), (3, EVENTS[2], 50, "C", 100)]),
             ("unmerge", 2),  # d2 leaves again: d0 is high intent once more
+            ("link", 1, 3),  # a probabilistic match joins d1 and d3
             ("events", [(1, EVENTS[0], 0, "B", 100), (1, EVENTS[0], 25, "B", 100)]),
             # Two identifiers move together and no new one comes: d5 and u2 join d4's person.
             ("events", [(4, EVENTS[1], 3, "A", 600)]),
