@@ -258,10 +258,10 @@ def main() -> None:
         check=True,
     )
     figures = json.loads(found.stdout.strip().splitlines()[-1])
-    print(f"{'step':<46} {'seconds':>8} {'persons':>10}")
+    print(f"{'step':<52} {'seconds':>8} {'persons':>10}")
     for step, value in figures.items():
         if isinstance(value, list):
-            print(f"{step:<46} {value[0]:>8.2f} {value[1]:>10,}")
+            print(f"{step:<52} {value[0]:>8.2f} {value[1]:>10,}")
     print(f"peak memory of the evaluating process: {figures['peak MB']} MB")
 
 
