@@ -66,6 +66,9 @@ def test_an_admin_previews_saves_and_sees_an_audience(app: AppServer) -> None:
         assert 'id="preview-error"' in wrong.text and "condition.event.at_least" in wrong.text
         broken = _form(http, "/audiences/preview", csrf=csrf, definition="a: [1,")
         assert 'id="preview-error"' in broken.text and "line 1" in broken.text
+        bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"  # the "billion laughs", small
+        refused = _form(http, "/audiences/preview", csrf=csrf, definition=bomb)
+        assert "aliases (*name) are not taken" in refused.text
         assert _form(http, "/audiences/new", definition=DEFINITION).status_code == 403
         refused = _form(http, "/audiences/new", csrf=csrf, definition="key: k\nname: n")
         assert refused.status_code == 422 and "condition: Field required" in refused.text

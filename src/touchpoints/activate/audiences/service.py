@@ -67,11 +67,24 @@ from touchpoints.warehouse import utc_now
 _TEXT_TESTS = ("contains", "starts_with")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML without aliases (``*name``): a definition has no use for them, and a few lines
+    of nested aliases stand for billions of values to check (the "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not taken in a definition", mark
+            )
+        return super().compose_node(parent, index)
+
+
 def loaded(text: str, place: str = "definition") -> Any:
     """A definition written as YAML or JSON (JSON is YAML), or :class:`DefinitionError`
     naming the line."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader, aliases refused
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -335,7 +348,7 @@ class Audiences:
     def sizes(self, key: str, days: int = 90) -> SizeHistory:
         row = self._row(key)
         self.evaluation.catch_up()
-        since = utc_now().date() - timedelta(days=days - 1)
+        since = self.evaluation.clock().date() - timedelta(days=days - 1)
         return SizeHistory(
             key=key,
             sizes=[
