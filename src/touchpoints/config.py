@@ -430,6 +430,29 @@ class Settings(BaseSettings):
         le=60 * 24 * 31,
         description="How often a running server with an export_dir exports what is new.",
     )
+    audiences_live: bool = Field(
+        default=True,
+        description=(
+            "Evaluate computed traits and audiences for the persons each written batch of "
+            "events (or a merge, an unmerge) touched, at once; false: only on the schedule."
+        ),
+    )
+    audiences_interval_minutes: float = Field(
+        default=60,
+        ge=0,
+        le=24 * 60,
+        description=(
+            "Minutes between evaluations of every computed trait and audience for everyone "
+            "(windows of days move on), besides one just after each midnight (UTC); "
+            "0: only at midnight."
+        ),
+    )
+    audiences_keep_days: int = Field(
+        default=365,
+        ge=1,
+        le=36500,
+        description="Days each entry into and exit from an audience is kept in its history.",
+    )
 
     @field_validator("consent_categories")
     @classmethod
@@ -714,6 +737,9 @@ DEFAULT_CONFIG_TOML = """\
 # predictions_churn_population = "purchasers"       # or "everyone"
 # predictions_score_interval_hours = 24            # the server scores everyone; 0: off
 # predictions_offers_method = "co-occurrence"       # or "factorisation" (matrix factorisation)
+# audiences_live = true                   # evaluate persons as their events arrive
+# audiences_interval_minutes = 60         # everyone again (and just after midnight, UTC)
+# audiences_keep_days = 365               # entries into and exits from audiences
 # next_best_actions: unset (no rules); e.g. next_best_actions = "actions.yaml"
 #
 # Open tables (see docs/export.md):

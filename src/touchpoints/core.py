@@ -24,6 +24,7 @@ from touchpoints.access.keys import KeyStore
 from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.users import Users
 from touchpoints.activate import DeliveryWorker, Destinations, Senders
+from touchpoints.activate.audiences import Audiences, ComputedTraits, Evaluation, LiveAudiences
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
@@ -214,6 +215,20 @@ class Touchpoints:
             first_delay=settings.destinations_retry_schedule[0],
         )
         self.delivery: DeliveryWorker | None = None
+        # Computed traits and audiences, evaluated as the identity map reports persons changed.
+        self.evaluation = Evaluation(
+            self.warehouse,
+            self.journeys,
+            self.destinations,
+            settings.consent_defaults,
+            settings.consent_purposes,
+        )
+        self.identity.listeners.append(self.evaluation.touched)
+        self.traits = ComputedTraits(self.evaluation, self.profiles.resolve)
+        self.audiences = Audiences(
+            self.evaluation, self.destinations, self.profiles.resolve, settings.consent_categories
+        )
+        self.live: LiveAudiences | None = None
         # An erased person's identifiers keep their events out, whichever way they come.
         self.store.row_filter = self.privacy.suppressions.keep
         self.quarantine.withhold = self.privacy.suppressions.withholds
@@ -241,8 +256,8 @@ class Touchpoints:
 
     def start_writer(self) -> int:
         """Recover (see :meth:`recover`), then start the buffered writer, the scheduled
-        jobs (retention, daily; scoring, predictions_score_interval_hours) and the delivery
-        worker (destinations' outbox)."""
+        jobs (retention, daily; scoring, predictions_score_interval_hours), the delivery
+        worker (destinations' outbox) and the live evaluation of audiences."""
         replayed = self.recover()
         self.writer = BufferedWriter(
             self.store,
@@ -262,6 +277,14 @@ class Touchpoints:
         if self.delivery is None:  # started once, however often the app starts
             self.delivery = self.delivery_worker()
             self.delivery.start()
+        if self.live is None:
+            self.live = LiveAudiences(
+                self.evaluation,
+                interval_minutes=self.settings.audiences_interval_minutes,
+                live=self.settings.audiences_live,
+                keep_days=self.settings.audiences_keep_days,
+            )
+            self.live.start()
         self.audit.start()
         return replayed
 
@@ -322,17 +345,21 @@ class Touchpoints:
 
     @contextmanager
     def _paused_writes(self) -> Iterator[None]:
-        """The writer held still (its buffer written first, if one runs) and the outbox's
-        states (the delivery worker between its writes)."""
+        """The writer held still (its buffer written first, if one runs), the outbox's
+        states (the delivery worker between its writes) and the evaluation of audiences."""
         with ExitStack() as held:
             if self.writer is not None:
                 held.enter_context(self.writer.paused())
             held.enter_context(self.destinations.writing)
+            held.enter_context(self.evaluation.lock)
             yield
 
     def stop_writer(self) -> int | None:
         """Stop the scheduled jobs and the writer (writing what it buffers); how many events
         it held (None: no writer ran)."""
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
         if self.delivery is not None:
             self.delivery.stop()
             self.delivery = None

@@ -249,6 +249,8 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
         "users",
         "audit",
         "destinations",
+        "audiences",
+        "traits",
     ):
         assert command in result.stdout
 

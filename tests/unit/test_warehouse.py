@@ -96,6 +96,15 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "destinations",
             "outbox",
             "delivery_attempts",
+            "computed_traits",
+            "computed_trait_values",
+            "audiences",
+            "audience_members",
+            "audience_changes",
+            "audience_sizes",
+            "audience_destinations",
+            "activation_persons",
+            "activation_state",
         }
         assert warehouse.schema_version() == LATEST_VERSION == max(m.version for m in MIGRATIONS)
         assert warehouse.fetchall(

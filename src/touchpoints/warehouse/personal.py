@@ -172,6 +172,32 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "pending, delivered and dead letters, with what they carry",
     ),
     PersonalTable(
+        "computed_trait_values",
+        "person",
+        ("person",),
+        "the person's computed traits (counts, sums, most frequent, first, last, unique "
+        "values of their events' properties), with when they were computed",
+    ),
+    PersonalTable(
+        "audience_members",
+        "person",
+        ("person",),
+        "the audiences the person is in now, and since when",
+    ),
+    PersonalTable(
+        "audience_changes",
+        "person",
+        ("person",),
+        "every time the person entered or exited an audience",
+        time="changed_at",
+    ),
+    PersonalTable(
+        "activation_persons",
+        "sid",
+        ("sid",),
+        "the identity map as audiences and computed traits were last evaluated with it",
+    ),
+    PersonalTable(
         "delivery_attempts",
         "person",
         ("person",),
@@ -221,6 +247,11 @@ NOT_PERSONAL: dict[str, str] = {
         "their pseudonymous number (person:17), never an identifier's value or a trait"
     ),
     "audit_head": "the audit log's chain head: the last line's number and hash",
+    "computed_traits": "definitions of computed traits (what is counted, over which days)",
+    "audiences": "definitions of audiences: conditions, no person",
+    "audience_sizes": "each audience's size and entries and exits per day: counts, no person",
+    "audience_destinations": "which destinations each audience is sent to, how, and when",
+    "activation_state": "how far audiences and computed traits have read the events",
     "destinations": (
         "where messages go (a URL, a host, a directory), their purposes and secrets: "
         "operators' configuration, no customer data"

@@ -638,6 +638,105 @@ MIGRATIONS: tuple[Migration, ...] = (
         # when it equals today's rules, and extracts them from every event again otherwise.
         ("ALTER TABLE identity_state ADD COLUMN rules VARCHAR",),
     ),
+    Migration(
+        18,
+        "audiences and computed traits: definitions, values, members, their history and sizes",
+        (
+            # Definitions, as validated JSON (activate/audiences/conditions.py, traits.py);
+            # ``key`` is unique (kept by the one writer: no index, see migration 2).
+            "CREATE SEQUENCE computed_trait_id START 1",
+            """
+            CREATE TABLE computed_traits (
+                id BIGINT NOT NULL,
+                key VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                definition VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                changed_at TIMESTAMP NOT NULL,
+                evaluated_at TIMESTAMP
+            )
+            """,
+            # Each person's value of each computed trait: ``value`` as JSON (a number, a text,
+            # a list), and as a number or text for tests. Only persons with a value have a row.
+            """
+            CREATE TABLE computed_trait_values (
+                trait_id BIGINT NOT NULL,
+                person BIGINT NOT NULL,
+                value VARCHAR NOT NULL,
+                number_value DOUBLE,
+                text_value VARCHAR,
+                computed_at TIMESTAMP NOT NULL
+            )
+            """,
+            "CREATE SEQUENCE audience_id START 1",
+            """
+            CREATE TABLE audiences (
+                id BIGINT NOT NULL,
+                key VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                definition VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                changed_at TIMESTAMP NOT NULL,
+                evaluated_at TIMESTAMP
+            )
+            """,
+            # Who is in each audience now, since when; and every entry and exit.
+            """
+            CREATE TABLE audience_members (
+                audience_id BIGINT NOT NULL,
+                person BIGINT NOT NULL,
+                entered_at TIMESTAMP NOT NULL
+            )
+            """,
+            # ``seq`` orders them (one evaluation's changes share their moment).
+            "CREATE SEQUENCE audience_change_seq START 1",
+            """
+            CREATE TABLE audience_changes (
+                seq BIGINT NOT NULL,
+                audience_id BIGINT NOT NULL,
+                person BIGINT NOT NULL,
+                change VARCHAR NOT NULL,
+                changed_at TIMESTAMP NOT NULL
+            )
+            """,
+            # Each audience's size at the end of each day (UTC), and how many entered and
+            # exited that day: counts, no person.
+            """
+            CREATE TABLE audience_sizes (
+                audience_id BIGINT NOT NULL,
+                day DATE NOT NULL,
+                size BIGINT NOT NULL,
+                entered BIGINT NOT NULL,
+                exited BIGINT NOT NULL
+            )
+            """,
+            # Destinations an audience's membership is sent to, and how (identify: the
+            # audience's key as a trait, true or false; track: Audience Entered / Exited).
+            """
+            CREATE TABLE audience_destinations (
+                audience_id BIGINT NOT NULL,
+                destination_id BIGINT NOT NULL,
+                mode VARCHAR NOT NULL,
+                linked_at TIMESTAMP NOT NULL,
+                synced_at TIMESTAMP,
+                sent BIGINT NOT NULL
+            )
+            """,
+            # The identity map as the last evaluation saw it (the journey tables' persons),
+            # and the last event it saw: their differences name the persons to evaluate again.
+            # ``persons_hash``: a checksum of that map (the sum of a hash of each identifier
+            # and its person), so an evaluation after new events only need not compare it.
+            "CREATE TABLE activation_persons (sid BIGINT NOT NULL, person BIGINT NOT NULL)",
+            """
+            CREATE TABLE activation_state (
+                evaluated_seq BIGINT NOT NULL,
+                evaluated_at TIMESTAMP,
+                persons_hash BIGINT
+            )
+            """,
+            "INSERT INTO activation_state VALUES (0, NULL, NULL)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

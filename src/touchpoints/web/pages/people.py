@@ -1,10 +1,12 @@
 """People: search by identifier or trait, and the 360° profile of one person (traits with
 source and time, identifiers by type, the identity graph, merges with an unmerge button,
-the cross-channel timeline, stages and channels).
+the cross-channel timeline, stages and channels, computed traits with their definitions,
+audiences with their entries and exits).
 
 Everything is read through the services the API calls: ``tp.profiles.resolve`` /
 ``profile`` / ``timeline_page`` / ``search``, ``tp.identity.links`` and
-``tp.journeys.run(StageHistoryQuery(…))``; an unmerge is ``tp.identity.unmerge`` or
+``tp.journeys.run(StageHistoryQuery(…))``, ``tp.traits.of_person``,
+``tp.audiences.of_person``; an unmerge is ``tp.identity.unmerge`` or
 ``tp.identity.unlink``, the very operations of ``POST /v1/identity/unmerge`` and
 ``POST /v1/identity/links/{id}/remove``.
 """
@@ -254,6 +256,9 @@ def _profile(
         "colours": {t: _colour(t) for t in profile["identifiers"]},
         "graph": _graph(dashboard, person, profile["identifiers"], merges, links, language),
         **_predictions(dashboard, person, language),
+        "computed_traits": tp.traits.of_person(f"person:{person}").traits,
+        "memberships": tp.audiences.of_person(f"person:{person}", 20),
+        "dumps": lambda value: orjson.dumps(value).decode(),
     }
 
 
