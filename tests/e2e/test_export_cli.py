@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def test_export_writes_the_tables_and_a_second_run_says_nothing_new(tmp_path: Pa
     first = cli("export", "--to", str(lake), data_dir=data_dir)
     assert first.returncode == 0, first.stderr
     assert f"exported to {lake}" in first.stdout
-    assert "│ events         │     300 │" in first.stdout
+    assert re.search(r"│ events +│ +300 │", first.stdout), first.stdout  # widths follow the names
     assert f"manifest: {lake}/_manifest.json" in first.stdout
     assert exported(lake) == 300
     again = cli("export", "--to", str(lake), data_dir=data_dir)
