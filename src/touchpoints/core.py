@@ -31,10 +31,11 @@ from touchpoints.collect.quarantine import Quarantine, ReplayResult
 from touchpoints.collect.writer import BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
 from touchpoints.events import EventNormalizer, EventRow, Limits, now_micros
-from touchpoints.export import Exporter, ExportJob, ExportQuery, ExportsReached
+from touchpoints.export import Exporter, ExportQuery, ExportRun, ExportsReached, export_job
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
+from touchpoints.jobs import PeriodicJob
 from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
 from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
@@ -43,8 +44,8 @@ from touchpoints.predictions.actions import rules_version as rules_version_of
 from touchpoints.predictions.consent import EVERYONE, Allowed
 from touchpoints.predictions.figures import Figures
 from touchpoints.predictions.offers import Offers
-from touchpoints.predictions.schedule import ScoringJob
-from touchpoints.privacy.retention import RetentionJob
+from touchpoints.predictions.results import ScoringRun
+from touchpoints.predictions.schedule import scoring_job
 from touchpoints.privacy.service import Privacy, PrivacySettings
 from touchpoints.profiles import Profiles
 from touchpoints.profiles.profile import ConsentRules
@@ -195,7 +196,7 @@ class Touchpoints:
         self.figures.listeners.append(self.profiles.forget)
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
-        self.jobs: list[RetentionJob | ScoringJob | ExportJob] = []  # a server's schedule
+        self.jobs: list[PeriodicJob[Any]] = []  # a server's schedule
         self.exporter = Exporter(self.warehouse, self._current, _written_by())
         self.privacy = Privacy(
             self.warehouse,
@@ -298,18 +299,18 @@ class Touchpoints:
             keep_days=settings.destinations_keep_days,
         )
 
-    def scoring_job(self) -> ScoringJob | None:
+    def scoring_job(self) -> PeriodicJob[ScoringRun] | None:
         """Scoring every ``predictions_score_interval_hours`` (None: 0, on demand only)."""
         hours = self.settings.predictions_score_interval_hours
-        return ScoringJob(self.figures.score, hours * 3600) if hours else None
+        return scoring_job(self.figures.score, hours * 3600) if hours else None
 
-    def export_job(self) -> ExportJob | None:
+    def export_job(self) -> PeriodicJob[ExportRun] | None:
         """The export to ``export_dir`` every ``export_interval_minutes`` (None: unset)."""
         directory = self.settings.export_dir_path
         if directory is None:
             return None
         query = ExportQuery(to=str(directory.absolute()))
-        return ExportJob(
+        return export_job(
             lambda: self.exporter.run(query), self.settings.export_interval_minutes * 60
         )
 

@@ -215,11 +215,11 @@ def test_a_default_that_grants_the_category_scores_who_never_chose(trained: Path
 
 
 def test_a_server_scores_on_a_schedule(trained: Path, tmp_path: Path) -> None:
-    from touchpoints.predictions.schedule import ScoringJob
+    from touchpoints.predictions.schedule import scoring_job
 
     with Touchpoints(load_settings(trained)) as core:
         before = core.warehouse.scalar("SELECT max(scored_at) FROM predictions")
-        job = ScoringJob(core.figures.score, interval=3600, first=0.05)
+        job = scoring_job(core.figures.score, interval=3600, first=0.05)
         job.start()
         try:
             for _ in range(600):

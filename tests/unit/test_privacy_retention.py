@@ -15,7 +15,7 @@ from test_journey_store import MODEL, computed, kept
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.journeys.store import refresh
-from touchpoints.privacy.retention import RetentionJob
+from touchpoints.privacy.retention import retention_job
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -102,7 +102,7 @@ def test_retention_removes_what_its_rules_say_and_keeps_the_rest(tmp_path: Path)
 def test_the_server_runs_retention_on_a_schedule(tmp_path: Path) -> None:
     with Touchpoints.open(settings_at(tmp_path)) as tp:
         send(tp, EVENTS)
-        job = RetentionJob(tp.privacy.retention, interval=3600, first=0.05)
+        job = retention_job(tp.privacy.retention, interval=3600, first=0.05)
         job.start()
         try:
             deadline = time.monotonic() + 20

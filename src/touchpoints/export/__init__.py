@@ -2,7 +2,14 @@
 other engines (``touchpoints export``); see :mod:`touchpoints.export.service`."""
 
 from touchpoints.export.results import ExportQuery, ExportRun, ExportsReached, TableExported
-from touchpoints.export.schedule import ExportJob
+from touchpoints.export.schedule import export_job
 from touchpoints.export.service import Exporter
 
-__all__ = ["ExportJob", "ExportQuery", "ExportRun", "Exporter", "ExportsReached", "TableExported"]
+__all__ = [
+    "ExportQuery",
+    "ExportRun",
+    "Exporter",
+    "ExportsReached",
+    "TableExported",
+    "export_job",
+]

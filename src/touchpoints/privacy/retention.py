@@ -12,7 +12,6 @@ web event 13 months). An event no rule matches is kept. The server runs this onc
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from touchpoints.config import RetentionRule
 from touchpoints.export.results import ExportsReached
 from touchpoints.identity.resolver import IdentityResolver
+from touchpoints.jobs import PeriodicJob
 from touchpoints.journeys.store import derive_again
 from touchpoints.privacy.results import RetentionRun
 from touchpoints.privacy.store import PrivacyStore
@@ -115,45 +115,18 @@ class Retention:
         return self.store.quarantine_count_before(before) if before else 0
 
 
-class RetentionJob:
-    """Runs :meth:`Retention.run` in a thread of the server: a minute after it starts (what
-    accumulated while it was down), then every ``interval`` seconds (a day). Logs counts, never
-    rows; a failure is logged and tried again at the next turn."""
+def _described(done: RetentionRun) -> str:
+    return (
+        f"removed {done.events} events, {done.quarantine} quarantined items, "
+        f"{done.identifiers} identifiers in {done.seconds:.1f} s"
+    )
 
-    def __init__(self, retention: Retention, interval: float = 86_400, first: float = 60) -> None:
-        self.retention = retention
-        self.interval = interval
-        self.first = first
-        self.runs = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._loop, name="touchpoints-retention", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _loop(self) -> None:
-        wait = self.first
-        while not self._stop.wait(wait):
-            wait = self.interval
-            try:
-                done = self.retention.run()
-            except Exception as exc:  # noqa: BLE001 - a daily job must outlive one failure
-                log.error("retention failed (%s); tried again in %.0f s", type(exc).__name__, wait)
-                continue
-            self.runs += 1
-            log.info(
-                "retention removed %d events, %d quarantined items, %d identifiers in %.1f s",
-                done.events,
-                done.quarantine,
-                done.identifiers,
-                done.seconds,
-            )
+def retention_job(
+    retention: Retention, interval: float = 86_400, first: float = 60
+) -> PeriodicJob[RetentionRun]:
+    """:meth:`Retention.run` in a thread of the server: a minute after it starts (what
+    accumulated while it was down), then every ``interval`` seconds (a day)."""
+    return PeriodicJob(
+        "retention", retention.run, _described, interval=interval, first=first, log=log
+    )

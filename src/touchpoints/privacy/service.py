@@ -18,6 +18,7 @@ from touchpoints.config import RetentionRule
 from touchpoints.errors import Conflict, InvalidRequest
 from touchpoints.identity.identifiers import IdentifierExtractor
 from touchpoints.identity.resolver import IdentityResolver
+from touchpoints.jobs import PeriodicJob
 from touchpoints.journeys.service import Journeys
 from touchpoints.privacy.requests import Requests
 from touchpoints.privacy.results import (
@@ -28,7 +29,7 @@ from touchpoints.privacy.results import (
     RetentionRun,
     Suppression,
 )
-from touchpoints.privacy.retention import Retention, RetentionJob
+from touchpoints.privacy.retention import Retention, retention_job
 from touchpoints.privacy.rights import Pause, ReachExports, Rights
 from touchpoints.privacy.store import PrivacyStore
 from touchpoints.privacy.suppression import Suppressions
@@ -128,11 +129,11 @@ class Privacy:
     def run_retention(self, dry_run: bool = False) -> RetentionRun:
         return self.retention.run(dry_run=dry_run)
 
-    def retention_job(self) -> RetentionJob | None:
+    def retention_job(self) -> PeriodicJob[RetentionRun] | None:
         """The daily retention job a server runs, when something has a retention period."""
         if not self.settings.retention and not self.settings.quarantine_retention_days:
             return None
-        return RetentionJob(self.retention)
+        return retention_job(self.retention)
 
     # -- imports ---------------------------------------------------------------------------------
     def reject_file(self, path: str) -> None:

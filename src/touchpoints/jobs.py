@@ -1,0 +1,97 @@
+"""Periodic jobs of the server: retention, scoring and the continuous export each run a
+function in a thread of their own, beside the writer (the collector answers from the
+write-ahead log, so ingest never waits for them).
+
+One class for all of them, so each job starts, stops, counts its runs and outlives a failure
+the same way. A job logs what its ``describe`` makes of the result: counts, never rows or
+persons. A :class:`TouchpointsError` is an expected refusal (a model not trained yet, an
+export directory that went away) and is logged with its message, which is ours; any other
+failure is logged by its type only, since a library's message may quote the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from touchpoints.errors import TouchpointsError
+
+T = TypeVar("T")
+
+
+class PeriodicJob(Generic[T]):
+    """Runs ``work`` in a thread named ``touchpoints-<name>``: ``first`` seconds after
+    :meth:`start` (never later than ``interval``), then every ``interval`` seconds; a failure is
+    logged and tried again at the next turn."""
+
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], T],
+        describe: Callable[[T], str],
+        *,
+        interval: float,
+        first: float,
+        log: logging.Logger,
+        refusal_level: int = logging.ERROR,
+    ) -> None:
+        self.name = name
+        self.work = work
+        self.describe = describe
+        self.interval = interval
+        self.first = min(first, interval)
+        self.log = log
+        self.refusal_level = refusal_level
+        self.runs = 0
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"touchpoints-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop after the run in progress, if any (waiting at most ``timeout`` seconds)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        wait = self.first
+        while not self._stop.wait(wait):
+            wait = self.interval
+            self.run_once()
+
+    def run_once(self) -> bool:
+        """One turn, as the thread runs it; whether it succeeded."""
+        try:
+            result = self.work()
+        except TouchpointsError as exc:
+            self.failures += 1
+            self.log.log(
+                self.refusal_level,
+                "%s not done: %s; tried again in %.0f s",
+                self.name,
+                exc,
+                self.interval,
+            )
+            return False
+        except Exception as exc:  # noqa: BLE001 - a scheduled job must outlive one failure
+            self.failures += 1
+            self.log.error(
+                "%s failed (%s); tried again in %.0f s",
+                self.name,
+                type(exc).__name__,
+                self.interval,
+            )
+            return False
+        self.runs += 1
+        self.log.info("%s: %s", self.name, self.describe(result))
+        return True
