@@ -284,6 +284,16 @@ class Settings(BaseSettings):
             "directory); unset: the built-in model."
         ),
     )
+    journeys_refresh_seconds: float = Field(
+        default=60,
+        ge=0,
+        le=24 * 3600,
+        description=(
+            "How often a running server brings the kept journey facts up to date in the "
+            "background (the first time a few seconds after it starts), so an analysis does "
+            "not pay for deriving them; 0: only when an analysis asks."
+        ),
+    )
 
     consent_categories: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CONSENT_CATEGORIES),
@@ -698,6 +708,7 @@ DEFAULT_CONFIG_TOML = """\
 #
 # Journeys (see docs/journeys.md):
 # stage_model: unset (the built-in model); yours, in the data directory: stage_model = "stages.yaml"
+# journeys_refresh_seconds = 60   # the server keeps the journey facts current; 0: on demand
 # identifier_types = []           # more types, or a built-in one changed, e.g.
 # [[identifier_types]]
 # name = "loyalty_card"

@@ -37,7 +37,9 @@ from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.jobs import PeriodicJob
 from touchpoints.journeys.model import StageModelError, load_model
+from touchpoints.journeys.schedule import journeys_job
 from touchpoints.journeys.service import Journeys
+from touchpoints.journeys.store import Refreshed
 from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
 from touchpoints.predictions.actions import ActionRulesError, load_actions
 from touchpoints.predictions.actions import rules_version as rules_version_of
@@ -271,7 +273,12 @@ class Touchpoints:
             after_write=self.identity.catch_up,
         )
         self.writer.start()
-        jobs = (self.privacy.retention_job(), self.scoring_job(), self.export_job())
+        jobs = (
+            self.privacy.retention_job(),
+            self.scoring_job(),
+            self.export_job(),
+            self.journeys_job(),
+        )
         self.jobs = [job for job in jobs if job is not None]
         for job in self.jobs:
             job.start()
@@ -303,6 +310,12 @@ class Touchpoints:
         """Scoring every ``predictions_score_interval_hours`` (None: 0, on demand only)."""
         hours = self.settings.predictions_score_interval_hours
         return scoring_job(self.figures.score, hours * 3600) if hours else None
+
+    def journeys_job(self) -> PeriodicJob[Refreshed] | None:
+        """The journey facts kept current every ``journeys_refresh_seconds`` (None: 0), the
+        first time five seconds after the start (recovery and the identity map first)."""
+        seconds = self.settings.journeys_refresh_seconds
+        return journeys_job(self.journeys.refresh, seconds, first=5) if seconds else None
 
     def export_job(self) -> PeriodicJob[ExportRun] | None:
         """The export to ``export_dir`` every ``export_interval_minutes`` (None: unset)."""

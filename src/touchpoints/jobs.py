@@ -4,9 +4,10 @@ write-ahead log, so ingest never waits for them).
 
 One class for all of them, so each job starts, stops, counts its runs and outlives a failure
 the same way. A job logs what its ``describe`` makes of the result: counts, never rows or
-persons. A :class:`TouchpointsError` is an expected refusal (a model not trained yet, an
-export directory that went away) and is logged with its message, which is ours; any other
-failure is logged by its type only, since a library's message may quote the data.
+persons (or nothing, for a turn that had nothing to do). A :class:`TouchpointsError` is an
+expected refusal (a model not trained yet, an export directory that went away) and is logged
+with its message, which is ours; any other failure is logged by its type only, since a
+library's message may quote the data.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class PeriodicJob(Generic[T]):
         self,
         name: str,
         work: Callable[[], T],
-        describe: Callable[[T], str],
+        describe: Callable[[T], str | None],
         *,
         interval: float,
         first: float,
@@ -93,5 +94,7 @@ class PeriodicJob(Generic[T]):
             )
             return False
         self.runs += 1
-        self.log.info("%s: %s", self.name, self.describe(result))
+        described = self.describe(result)
+        if described is not None:  # None: nothing worth a line (a turn with nothing to do)
+            self.log.info("%s: %s", self.name, described)
         return True

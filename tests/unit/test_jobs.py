@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
+from touchpoints.config import load_settings
+from touchpoints.core import Touchpoints
 from touchpoints.errors import TouchpointsError
 from touchpoints.jobs import PeriodicJob
 
@@ -71,3 +74,35 @@ def test_a_failure_is_outlived_and_logged_without_its_message(
     assert "scoring: 7 scored" in text
     levels = [r.levelno for r in caplog.records]
     assert levels == [logging.ERROR, logging.INFO, logging.INFO]
+
+
+def test_a_server_keeps_the_journey_facts_current_without_an_analysis(tmp_path: Path) -> None:
+    events = [
+        {"type": "page", "anonymousId": f"device-{i % 7}", "name": "Home",
+         "messageId": f"m{i}", "timestamp": f"2026-05-0{1 + i % 9}T10:00:00Z"}
+        for i in range(40)
+    ]  # fmt: skip
+    with Touchpoints.open(load_settings(tmp_path / "off", journeys_refresh_seconds=0)) as off:
+        assert off.journeys_job() is None
+    with Touchpoints.open(load_settings(tmp_path / "data")) as tp:
+        outcome = tp.judge({"batch": events}, "batch", source="jobs-test")
+        tp.write_rows(outcome.rows)
+        tp.identity.catch_up()
+        assert tp.warehouse.scalar("SELECT count(*) FROM journey_facts") == 0
+        job = tp.journeys_job()
+        assert job is not None and job.interval == 60
+        job.first = 0.05
+        job.start()
+        try:
+            deadline = time.monotonic() + 60
+            while job.runs == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            job.stop()
+        assert job.runs == 1
+        # Derived in the background: every event has its facts, and the analysis's own
+        # refresh finds nothing left to do.
+        assert tp.warehouse.scalar("SELECT count(*) FROM journey_facts") == 40
+        assert tp.warehouse.scalar("SELECT count(DISTINCT person) FROM journey_facts") == 7
+        done = tp.journeys.refresh()
+        assert (done.events, done.persons, done.full) == (0, 0, False)
