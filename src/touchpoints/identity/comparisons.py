@@ -135,10 +135,9 @@ def _birth_date_comparison(transposed_level: bool, missing_level: bool) -> Any:
     evidence of a duplicate: on the German CRM export, EM learns m 0.054 (true 0.045) against
     u 0.012, +2.2 bits, and the share of true pairs linked or for review rose from about 0.96
     to 0.986 (the duplicates without a birth date, whose twin shares their full name, had
-    scored 0.2 to 0.5 against the namesakes). Where
-    originals miss it as often, m comes out near u and it weighs nothing. (The same level on
-    the names made EM unstable there, m 0.2 to 0.4 against a true 0.05, so names keep the
-    neutral level.)
+    scored 0.2 to 0.5 against the namesakes). Where originals miss it as often, m comes out
+    near u and it weighs nothing. (The same level on the names made EM unstable there, m 0.2
+    to 0.4 against a true 0.05, so names keep the neutral level.)
     """
     created = cl.DateOfBirthComparison("birth_date", input_is_string=False)
     if not transposed_level and not missing_level:
