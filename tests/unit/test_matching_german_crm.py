@@ -43,21 +43,77 @@ def test_the_export_is_seeded_and_shaped_like_the_benchmark(export) -> None:
     assert sum(r["last_name"] == "Müller" for r in records) > 50
 
 
-def test_links_at_precision_098_and_recall_088(result: MatchResult, export) -> None:
-    """Issue 16 asks for recall 0.90: reached (0.923) only with a prior twice the true share
-    of matching pairs (namesakes counted by the prior rules); with the true share, 0.889."""
+def test_links_at_precision_098_and_recall_090(result: MatchResult, export) -> None:
+    """Issue 16's targets, with the prior at the true share of matching pairs (2.07e-05
+    estimated, 2.0e-05 true): 0.9989 and 0.904 (0.890 before u left out the matches in its
+    random sample, the swapped level stopped keeping the names out of EM's sessions blocked
+    on a name, and a lost umlaut counted as one letter)."""
     _records, truth = export
     linked = pairs(result, "accepted")
     assert len(linked & truth) / len(linked) >= 0.98
-    assert len(linked & truth) / len(truth) >= 0.88
+    assert len(linked & truth) / len(truth) >= 0.90
 
 
-def test_linked_or_listed_for_review_covers_095_of_true_pairs(result: MatchResult, export) -> None:
-    """Most pairs still missed are a duplicate without a birth date whose twin shares its
-    full name: scored below the review line (issue 16 asks for 0.97; 0.955 now)."""
+def test_linked_or_listed_for_review_covers_097_of_true_pairs(result: MatchResult, export) -> None:
+    """0.986 (0.955 before a birth date missing on one side became a level of its own: the
+    duplicates without one, whose twin shares their full name, were scored 0.2 to 0.5)."""
     _records, truth = export
     shown = pairs(result, "accepted") | pairs(result, "review")
-    assert len(shown & truth) / len(truth) >= 0.95
+    assert len(shown & truth) / len(truth) >= 0.97
+
+
+def test_a_missing_birth_date_is_learnt_evidence_and_both_missing_is_neutral(
+    result: MatchResult, export
+) -> None:
+    """In this export only duplicates miss a field, so EM learns that a birth date missing on
+    one side speaks for a match (a positive weight, the same for every such pair); two
+    records both without one are neither for nor against."""
+    records, truth = export
+    no_date = {r["record_id"] for r in records if r["birth_date"] is None}
+    weights = {}
+    for row in result.review.to_pylist() + result.accepted.to_pylist():
+        pair = (row["record_id_l"], row["record_id_r"])
+        [date] = [e for e in json.loads(row["evidence"]) if e["comparison"] == "birth_date"]
+        if len(no_date & set(pair)) == 1:
+            assert date["level"] == "Birth date missing on one side"
+            weights[pair] = date["weight"]
+    assert len(weights.keys() & truth) >= 30
+    assert len(set(weights.values())) == 1 and 1 < next(iter(weights.values())) < 4
+    twins = [dict(records[0], record_id=f"x{n}", birth_date=None) for n in (1, 2)]
+    settings = linker_settings(("name", "birth_date"), 0.95, 0.5, "DE")
+    found = match_records(
+        records[:3000] + twins, settings.model_copy(update={"review_band": (1e-9, 0.95)})
+    )
+    [row] = [
+        r
+        for table in (found.accepted, found.review)
+        for r in table.to_pylist()
+        if (r["record_id_l"], r["record_id_r"]) == ("x1", "x2")
+    ]
+    [date] = [e for e in json.loads(row["evidence"]) if e["comparison"] == "birth_date"]
+    assert date == {"comparison": "birth_date", "level": "missing on both sides", "weight": 0}
+
+
+def test_a_typo_that_dropped_an_umlaut_is_one_letter_off(result: MatchResult, export) -> None:
+    """ "Krger" for "Krüger" is two edits from the normalised "krueger" (Jaro-Winkler 0.87,
+    "All other comparisons" before) but one from "kruger": the fuzzy levels read the names
+    with umlauts as plain vowels, so these pairs are linked."""
+    records, truth = export
+    by_id = {r["record_id"]: r for r in records}
+    linked = pairs(result, "accepted")
+    dropped = [
+        (a, b)
+        for a, b in truth
+        for field in ("first_name", "last_name")
+        if by_id[a][field] and by_id[b][field]
+        and any(c in "äöü" for c in by_id[a][field] + by_id[b][field])
+        and len(by_id[a][field]) != len(by_id[b][field])
+        and {by_id[a][field], by_id[b][field]} & {
+            "".join(c for c in n if c not in "äöü") for n in (by_id[a][field], by_id[b][field])
+        }
+    ]  # fmt: skip
+    assert len(dropped) >= 3
+    assert all(pair in linked for pair in dropped)
 
 
 def test_swapped_names_count_once(result: MatchResult) -> None:
@@ -184,6 +240,6 @@ def test_the_issue_reproduced_through_import_and_identity_match(tmp_path, export
         together.setdefault(who, []).append(value)
     linked = sum(len(g) * (len(g) - 1) // 2 for g in together.values())
     found = sum(person[a] == person[b] for a, b in truth)
-    assert found / linked >= 0.98 and found / len(truth) >= 0.88
+    assert found / linked >= 0.98 and found / len(truth) >= 0.90
     listed = sum(tuple(sorted(pair)) in truth for pair in review)
-    assert (found + listed) / len(truth) >= 0.95
+    assert (found + listed) / len(truth) >= 0.97

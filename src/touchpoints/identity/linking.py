@@ -325,6 +325,7 @@ def linker_settings(
         em_max_pairs=2_000_000,
         name_comparison="split",
         date_transposed=True,
+        missing_birth_date_level=True,
         prior=prior,
         prior_rules=prior_rules
         or (

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.internals.comparison_level import M_U_CLAMP_MIN
 
-from touchpoints.identity.comparisons import splink_comparisons
+from touchpoints.identity.comparisons import MISSING_BOTH, splink_comparisons
 from touchpoints.identity.store import matching as store
 
 Column = Literal[
@@ -104,6 +104,11 @@ class MatchSettings(BaseModel):
     # 6,405 pairs; identity match turns it on (German CRM exports mix date formats).
     date_transposed: bool = Field(
         False, description="A birth-date level for day and month transposed (03.04./04.03.)."
+    )
+    # Off by default (Splink's: a missing value is neutral); identity match turns it on. See
+    # ``comparisons._birth_date_comparison``.
+    missing_birth_date_level: bool = Field(
+        False, description="A learnt level for a birth date missing on one side."
     )
     threshold: float = Field(0.9, gt=0, lt=1, description="Accept pairs at or above this.")
     review_band: tuple[float, float] | None = Field(
@@ -367,6 +372,10 @@ def _train_and_predict(db_api: DuckDBAPI, table: str, settings: MatchSettings) -
         linker.training.estimate_parameters_using_expectation_maximisation(
             _em_blocking(rule, size, settings.em_max_pairs), estimate_without_term_frequencies=True
         )
+    model = linker.misc.save_model_to_json()
+    sampled = min(settings.u_max_pairs, count * (count - 1) // 2)
+    _u_without_matches(model, prior, sampled)
+    linker = Linker(db_api.register(table), model, log_level=None)
     low, threshold = settings.band()
     scored = linker.inference.predict(warning_mode="never")
     compared, counts = store.score_bands(con, scored.physical_name, BANDS)
@@ -400,7 +409,10 @@ def _level_labels(linker: Linker) -> tuple[list[str], dict[tuple[str, int], str]
         name = comparison["output_column_name"]
         names.append(name)
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
-        labels[(name, -1)] = "missing on one side"
+        first = comparison["comparison_levels"][0]
+        labels[(name, -1)] = (
+            MISSING_BOTH if first.get("label_for_charts") == MISSING_BOTH else "missing on one side"
+        )
         for level in comparison["comparison_levels"][1:]:
             if level.get("is_null_level"):  # a neutral level: the swapped names' other half
                 labels[(name, -2)] = level.get("label_for_charts") or "neutral"
@@ -434,6 +446,27 @@ def _with_evidence(
         evidence.append(json.dumps(items, ensure_ascii=False))
     base = pairs.select(["record_id_l", "record_id_r", "match_probability"])
     return base.append_column("evidence", pa.array(evidence, pa.string()))
+
+
+def _u_without_matches(model: dict[str, Any], prior: float, sampled: int) -> None:
+    """Take the matches out of each level's u, in the saved ``model`` (changed in place).
+
+    u is P(level | not a match), but Splink estimates it from random pairs as they come,
+    matches included, taking them to be too few to matter. For the rarest levels they are
+    not: on the German CRM export a random pair shares its birth date with probability
+    3.9e-5 by chance and 1.4e-5 more because it is a duplicate, so the exact birth date was
+    worth 0.5 bits less than it is, and nearly every random pair with swapped names was a
+    duplicate. Random pairs are a mixture, ``u_sampled = prior * m + (1 - prior) * u``, so
+    ``u = (u_sampled - prior * m) / (1 - prior)``, with EM's m; never below one pair's worth
+    of the sample (``1 / sampled``), below which the sample cannot tell.
+    """
+    floor = 1 / max(sampled, 1)
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            m, u = level.get("m_probability"), level.get("u_probability")
+            if level.get("is_null_level") or not isinstance(m, float) or not isinstance(u, float):
+                continue
+            level["u_probability"] = max((u - prior * m) / (1 - prior), min(u, floor))
 
 
 def _em_blocking(rule: Rule, pairs: int, most: int) -> Any:
@@ -471,7 +504,10 @@ def _splink_settings(settings: MatchSettings, prior: float) -> SettingsCreator:
         link_type="dedupe_only",
         unique_id_column_name="record_id",
         comparisons=splink_comparisons(
-            settings.comparisons, settings.name_comparison, settings.date_transposed
+            settings.comparisons,
+            settings.name_comparison,
+            settings.date_transposed,
+            settings.missing_birth_date_level,
         ),
         blocking_rules_to_generate_predictions=blocking,
         probability_two_random_records_match=prior,
