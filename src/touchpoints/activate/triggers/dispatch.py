@@ -208,8 +208,8 @@ class Dispatch:
             ("trigger-event", when.model_dump_json()),
             lambda world: _matched(world, when),
         )
-        rows = run_sql(cursor, select).fetchall()
-        return [Cause(int(row[1]), "event", int(row[0]), str(row[2])) for row in rows]
+        matched: list[Any] = run_sql(cursor, select).fetchall()
+        return [Cause(int(row[1]), "event", int(row[0]), str(row[2])) for row in matched]
 
     def _fire(
         self, trigger: Trigger, causes: list[Cause], now: datetime, cursor: Any, done: Dispatched
