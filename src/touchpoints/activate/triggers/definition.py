@@ -31,7 +31,7 @@ limit:                        # the frequency cap: at most 1 firing per person p
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -252,7 +252,7 @@ def parsed_trigger(data: Any) -> TriggerDefinition:
     try:
         found = TriggerDefinition.model_validate(data)
     except ValidationError as exc:
-        raise DefinitionError(described(exc)) from None
+        raise DefinitionError(described(cast(ValidationError, _Untagged(exc)))) from None
     for index, step in enumerate(found.steps):
         if isinstance(step, DelayStep) and step.check is not None:
             count, depth = size(step.check)
@@ -261,6 +261,26 @@ def parsed_trigger(data: Any) -> TriggerDefinition:
                     f"steps[{index}].check: {count} conditions {depth} deep; at most 200, 12 deep"
                 )
     return found
+
+
+class _Untagged:
+    """pydantic's problems without the tags of this module's unions (``when.event.where`` is
+    ``when.where``, ``steps[0].delay.check`` is ``steps[0].check``); the audience language's
+    own tags :func:`described` takes away."""
+
+    def __init__(self, exc: ValidationError) -> None:
+        self.exc = exc
+
+    def errors(self) -> list[Any]:
+        found = []
+        for problem in self.exc.errors():
+            loc = list(problem["loc"])
+            if len(loc) > 2 and loc[0] == "when" and loc[1] in _WHEN_KINDS and loc[2] != loc[1]:
+                del loc[1]
+            elif len(loc) > 3 and loc[0] == "steps" and loc[2] in _STEP_KINDS and loc[3] != loc[2]:
+                del loc[2]
+            found.append({**problem, "loc": tuple(loc)})
+        return found
 
 
 def stored(definition: TriggerDefinition) -> str:
