@@ -40,6 +40,7 @@ from touchpoints.activate.triggers.definition import (
 )
 from touchpoints.activate.triggers.store import TriggerStore
 from touchpoints.errors import NotFound
+from touchpoints.journeys.store import refresh
 from touchpoints.times import iso
 from touchpoints.warehouse import Warehouse, run_sql, utc_now
 from touchpoints.warehouse.ibis_gateway import IbisGateway
@@ -93,15 +94,38 @@ class _Firing:
     notes: list[str] = field(default_factory=list)
 
 
-class _NewFacts(expressions.World):
-    """The journey facts of the events a dispatch reads only (seq in the window)."""
+class _NewEvents:
+    """An Ibis backend as event triggers read it: ``journey_facts`` is the events of the
+    window only (the narrow copy, ``journey_events``, with each event's person from the
+    identity map), and ``journey_properties`` their properties only. The kept facts
+    (stages, devices) need not be derived again for that: dispatching follows each
+    written batch at once, whatever the journeys' derivation costs."""
 
-    def facts(self) -> Any:
-        facts = super().facts()
-        window = self.backend.table(WINDOW)
-        return facts.filter(
-            facts.seq > window.low.max().as_scalar(), facts.seq <= window.high.max().as_scalar()
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def _window(self, table: Any) -> Any:
+        window = self._backend.table(WINDOW)
+        low, high = window.low.max().as_scalar(), window.high.max().as_scalar()
+        return table.filter(table.seq > low, table.seq <= high)
+
+    def table(self, name: str) -> Any:
+        if name == "journey_properties":
+            return self._window(self._backend.table(name))
+        if name != "journey_facts":
+            return self._backend.table(name)
+        events = self._window(self._backend.table("journey_events"))
+        carried = self._window(self._backend.table("event_identifiers"))
+        identifiers = self._backend.table("identifiers")
+        persons = (
+            carried.join(identifiers, carried.sid == identifiers.sid)
+            .group_by(carried.seq)
+            .aggregate(person=identifiers.person.min())
         )
+        return events.join(persons, "seq").select("seq", "ts", "event", "channel", "person")
 
 
 class Dispatch:
@@ -154,13 +178,16 @@ class Dispatch:
         with self.lock:
             applied = self.store.applied()
             triggers = [t for t in self.triggers() if t.enabled]
-            facts = any(not isinstance(t.definition.when, AudienceWhen) for t in triggers)
-            if facts and applied != self._applied:
-                self.journeys.person_source()  # the journey facts caught up with the events
+            stages = any(isinstance(t.definition.when, StageWhen) for t in triggers)
+            facts = stages or any(isinstance(t.definition.when, EventWhen) for t in triggers)
+            if stages and applied != self._applied:
+                self.journeys.person_source()  # stage entries caught up with the events
+            elif facts and applied != self._applied:
+                refresh(self.warehouse)  # the events' narrow copy, without deriving facts
             with self.warehouse.transaction() as cursor:
                 events_seq, audience_seq = self.store.position(cursor)
-                facts_seq, changes_seq = self.store.heads(cursor)
-                if not facts:  # nothing reads the facts: what came before a trigger is past
+                facts_seq, changes_seq = self.store.heads(cursor, derived=stages)
+                if not facts:  # nothing reads the events: what came before a trigger is past
                     facts_seq = max(facts_seq, applied)
                 new_events, new_changes = max(events_seq, facts_seq), max(audience_seq, changes_seq)
                 if (new_events, new_changes) == (events_seq, audience_seq):
@@ -203,7 +230,12 @@ class Dispatch:
             f"CREATE OR REPLACE TEMP TABLE {WINDOW} AS SELECT ?::BIGINT AS low, ?::BIGINT AS high",
             list(events),
         )
-        queries = Queries(IbisGateway(self.warehouse, cursor), _NewFacts, "", self._compiled)
+        queries = Queries(
+            IbisGateway(self.warehouse, cursor),
+            lambda backend: expressions.World(_NewEvents(backend)),
+            "",
+            self._compiled,
+        )
         select = queries.sql(
             ("trigger-event", when.model_dump_json()),
             lambda world: _matched(world, when),

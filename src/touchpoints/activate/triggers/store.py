@@ -73,9 +73,13 @@ class TriggerStore:
             [events_seq, audience_seq],
         )
 
-    def heads(self, cursor: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-        """(the last event the journey facts hold, the last audience change)."""
-        facts = run_sql(cursor, "SELECT max(facts_seq) FROM journey_state").fetchone()
+    def heads(self, cursor: duckdb.DuckDBPyConnection, derived: bool) -> tuple[int, int]:
+        """(the last event the journey tables hold, the last audience change); with
+        ``derived``, the last event the derived facts and stage entries hold."""
+        if derived:
+            facts = run_sql(cursor, "SELECT max(facts_seq) FROM journey_state").fetchone()
+        else:
+            facts = run_sql(cursor, "SELECT max(seq) FROM journey_events").fetchone()
         changes = run_sql(cursor, "SELECT max(seq) FROM audience_changes").fetchone()
         return int((facts or (0,))[0] or 0), int((changes or (0,))[0] or 0)
 
