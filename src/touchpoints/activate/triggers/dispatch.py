@@ -176,6 +176,7 @@ class Dispatch:
         started = time.perf_counter()
         done = Dispatched()
         with self.lock:
+            now = now or self.clock()  # the firings' moment: when the dispatch began
             applied = self.store.applied()
             triggers = [t for t in self.triggers() if t.enabled]
             stages = any(isinstance(t.definition.when, StageWhen) for t in triggers)
@@ -193,7 +194,6 @@ class Dispatch:
                 if (new_events, new_changes) == (events_seq, audience_seq):
                     self._applied = applied
                     return done
-                now = now or self.clock()
                 for trigger in triggers:
                     causes = self._causes(
                         trigger, (events_seq, new_events), (audience_seq, new_changes), cursor
