@@ -248,3 +248,29 @@ def test_a_persons_firings_are_in_their_export_and_gone_with_their_erasure(
         for table in ("trigger_firings", "trigger_delays", "outbox"):
             assert tp.warehouse.scalar(count.format(table), [anna]) == 0, table
         assert tp.triggers.get("viewed").fired == 1  # the other person's stays
+
+
+def test_waiting_firings_stop_when_the_trigger_is_disabled_or_loses_its_delay(
+    tmp_path: Path,
+) -> None:
+    with _open(tmp_path) as tp:
+        hook = _hook(tp)
+        definition = {
+            "key": "later",
+            "name": "Later",
+            "when": {"event": "Viewed"},
+            "steps": [{"send": hook}, {"delay": "1h"}, {"send": hook}],
+        }
+        tp.triggers.create(definition)
+        _send(tp, _track("u1", "Viewed"))
+        assert tp.dispatch.run().delays == 1
+        tp.triggers.change("later", {**definition, "steps": [{"send": hook}]})
+        _send(tp, _track("u2", "Viewed"))
+        assert tp.dispatch.run().fired == 1
+        done = tp.dispatch.run_delays(utc_now() + timedelta(hours=2))
+        assert (done.stopped, done.messages) == (1, 0)
+        details = [f.detail for f in tp.triggers.firings("later").firings]
+        assert "stopped after the delay: the trigger was changed while it waited" in details
+        tp.triggers.change("later", {**definition, "enabled": False})
+        _send(tp, _track("u3", "Viewed"))
+        assert tp.dispatch.run().fired == 0  # a disabled trigger fires for nothing

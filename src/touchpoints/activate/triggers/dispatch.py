@@ -416,16 +416,21 @@ class Dispatch:
         cursor: Any,
         done: Dispatched,
     ) -> None:
-        step = trigger.definition.steps[index]
+        steps = trigger.definition.steps
+        step = steps[index] if index < len(steps) else None
         going = firings
-        if not trigger.enabled:
-            going = []
-        elif isinstance(step, DelayStep) and step.check is not None:
-            holding = self._holding(step.check, sorted({f.person for f in firings}), now, cursor)
-            going = [f for f in firings if f.person in holding]
+        if not isinstance(step, DelayStep):  # changed meanwhile: no delay at that step now
+            going, reason = [], "the trigger was changed while it waited"
+        elif not trigger.enabled:
+            going, reason = [], "the trigger is disabled"
+        else:
+            reason = "its check failed"
+            if step.check is not None:
+                persons = sorted({f.person for f in firings})
+                holding = self._holding(step.check, persons, now, cursor)
+                going = [f for f in firings if f.person in holding]
         for firing in firings:
             if firing not in going:
-                reason = "the trigger is disabled" if not trigger.enabled else "check failed"
                 firing.state, firing.done = "stopped", index + 1
                 firing.notes.append(f"stopped after the delay: {reason}")
                 done.stopped += 1
