@@ -88,6 +88,8 @@ def test_an_admin_writes_changes_and_deletes_a_trigger(app: AppServer) -> None:
         assert app.tp.triggers.get("viewed").name == "Viewed again"
         german = http.get("/triggers", headers={"accept-language": "de-DE,de;q=0.9"})
         assert "Auslöser" in german.text and "Letzte Auslösungen" in german.text
+        assert "Ereignis Product Viewed → an Ziel 1 senden (höchstens 1 je 1d)" in german.text
+        assert "event Product Viewed → send to destination 1 (at most 1 per 1d)" in shown.text
         deleted = _form(http, "/triggers/viewed/delete", csrf=csrf)
         assert deleted.status_code == 303
         assert app.tp.triggers.listing().triggers == []

@@ -232,12 +232,19 @@ class TriggerDefinition(_Strict):
             elif isinstance(step, SetTraitStep):
                 steps.append(f"set {step.set_trait}")
             else:
-                steps.append(f"wait {_duration(step.delay)}" + (", check" if step.check else ""))
-        cap = f" (at most {self.limit.times} per {_duration(self.limit.per)})" if self.limit else ""
+                steps.append(
+                    f"wait {duration_text(step.delay)}" + (", check" if step.check else "")
+                )
+        cap = (
+            f" (at most {self.limit.times} per {duration_text(self.limit.per)})"
+            if self.limit
+            else ""
+        )
         return f"{cause} → {'; '.join(steps)}{cap}"
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """Seconds as a definition writes them: ``30m``, ``2h``, ``7d``, ``90s``."""
     for unit in ("d", "h", "m"):
         if seconds >= _UNIT[unit] and seconds % _UNIT[unit] == 0:
             return f"{int(seconds // _UNIT[unit])}{unit}"

@@ -20,10 +20,18 @@ from starlette.routing import Route
 
 from touchpoints.activate.audiences.conditions import valid_key
 from touchpoints.activate.audiences.service import loaded
+from touchpoints.activate.triggers.definition import (
+    AudienceWhen,
+    DelayStep,
+    EventWhen,
+    SendStep,
+    TriggerDefinition,
+    duration_text,
+)
 from touchpoints.activate.triggers.results import Trigger
 from touchpoints.errors import NotFound, TouchpointsError, status_of
 from touchpoints.web.forms import form_fields
-from touchpoints.web.i18n import N_
+from touchpoints.web.i18n import N_, Language
 from touchpoints.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -131,6 +139,8 @@ async def _page(
         else:
             text = STARTER
     done = request.query_params.get("done")
+    language = dashboard.language(request)
+    summaries = {t.key: summary(t.definition, language) for t in data["triggers"]}
     return dashboard.render(
         request,
         "triggers.html",
@@ -144,6 +154,7 @@ async def _page(
         done_key=request.query_params.get("key", ""),
         admin=session.allows("admin"),
         persons=with_persons,
+        summaries=summaries,
         link=lambda person: "/people/" + quote(person, safe=":"),
     )
 
@@ -157,3 +168,42 @@ def _data(dashboard: Dashboard, with_persons: bool) -> dict[str, Any]:
     if with_persons:
         data["firings"] = tp.triggers.firings(None, None, FIRINGS).firings
     return data
+
+
+def summary(definition: dict[str, Any], language: Language) -> str:
+    """What a trigger does, in a line, in the page's language (the API's ``summary`` is
+    English)."""
+    _ = language.gettext
+    found = TriggerDefinition.model_validate(definition)
+    when = found.when
+    if isinstance(when, EventWhen):
+        names = when.event if isinstance(when.event, str) else ", ".join(when.event)
+        cause = _("event %(names)s", names=names)
+    elif isinstance(when, AudienceWhen):
+        if when.on == "entered":
+            cause = _("enters audience %(key)s", key=when.audience)
+        else:
+            cause = _("exits audience %(key)s", key=when.audience)
+    else:
+        cause = _("enters journey stage %(stage)s", stage=when.journey_stage)
+    steps = []
+    for step in found.steps:
+        if isinstance(step, SendStep):
+            steps.append(_("send to destination %(id)s", id=step.send))
+        elif isinstance(step, DelayStep):
+            wait = duration_text(step.delay)
+            if step.check is not None:
+                steps.append(_("wait %(duration)s, then check", duration=wait))
+            else:
+                steps.append(_("wait %(duration)s", duration=wait))
+        else:
+            steps.append(_("set trait %(trait)s", trait=step.set_trait))
+    line = f"{cause} → {'; '.join(steps)}"
+    if found.limit is not None:
+        cap = _(
+            "at most %(times)s per %(duration)s",
+            times=found.limit.times,
+            duration=duration_text(found.limit.per),
+        )
+        line += f" ({cap})"
+    return line
