@@ -25,6 +25,7 @@ from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.users import Users
 from touchpoints.activate import DeliveryWorker, Destinations, Senders
 from touchpoints.activate.audiences import Audiences, ComputedTraits, Evaluation, LiveAudiences
+from touchpoints.activate.triggers import Dispatch, LiveTriggers, Triggers
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
@@ -232,6 +233,12 @@ class Touchpoints:
             self.evaluation, self.destinations, self.profiles.resolve, settings.consent_categories
         )
         self.live: LiveAudiences | None = None
+        # Triggers, dispatched as the writer commits events and as audiences change.
+        self.dispatch = Dispatch(self.warehouse, self.evaluation, self._write_calls)
+        self.identity.listeners.append(self.dispatch.touched)
+        self.evaluation.listeners.append(self.dispatch.audiences_changed)
+        self.triggers = Triggers(self.dispatch, self.audiences, self.profiles.resolve)
+        self.live_triggers: LiveTriggers | None = None
         # An erased person's identifiers keep their events out, whichever way they come.
         self.store.row_filter = self.privacy.suppressions.keep
         self.quarantine.withhold = self.privacy.suppressions.withholds
@@ -293,6 +300,9 @@ class Touchpoints:
                 keep_days=self.settings.audiences_keep_days,
             )
             self.live.start()
+        if self.live_triggers is None:
+            self.live_triggers = LiveTriggers(self.dispatch)
+            self.live_triggers.start()
         self.audit.start()
         return replayed
 
@@ -366,11 +376,15 @@ class Touchpoints:
                 held.enter_context(self.writer.paused())
             held.enter_context(self.destinations.writing)
             held.enter_context(self.evaluation.lock)
+            held.enter_context(self.dispatch.lock)
             yield
 
     def stop_writer(self) -> int | None:
         """Stop the scheduled jobs and the writer (writing what it buffers); how many events
         it held (None: no writer ran)."""
+        if self.live_triggers is not None:
+            self.live_triggers.stop()
+            self.live_triggers = None
         if self.live is not None:
             self.live.stop()
             self.live = None
@@ -429,6 +443,16 @@ class Touchpoints:
         inserted = self.store.append(rows).inserted
         self.identity.catch_up()
         return inserted
+
+    def _write_calls(self, calls: list[dict[str, Any]]) -> None:
+        """Calls touchpoints makes itself (a trigger setting a trait), stored as collected
+        ones are, from the source ``touchpoints-triggers``."""
+        rows: list[EventRow] = []
+        for call in calls:
+            outcome = self.judge(call, str(call["type"]), source="touchpoints-triggers")
+            rows.extend(outcome.rows)
+        if rows:
+            self.write_rows(rows)
 
     def replay_quarantine(self, ids: list[int] | None = None) -> ReplayResult:
         return self.quarantine.replay(self.normalizer, self.write_rows, ids)

@@ -181,3 +181,16 @@ def test_audiences_doc_names_every_command_route_setting_and_its_definitions_wor
                 assert tp.traits.create(definition).key == definition["key"]
             else:
                 assert tp.audiences.create(definition).key == definition["key"]
+
+
+def test_triggers_doc_names_every_command_and_route() -> None:
+    from touchpoints.api.triggers import router
+    from touchpoints.cli.triggers import triggers_app
+
+    text = (DOCS / "triggers.md").read_text()
+    for command in triggers_app.registered_commands:
+        name = command.name or (command.callback.__name__ if command.callback else "")
+        assert f"touchpoints triggers {name}" in text, name
+    for route in router.routes:
+        for method in route.methods:
+            assert f"`{method} {route.path}`" in text, (method, route.path)

@@ -46,6 +46,7 @@ from touchpoints.api import predictions as predictions_api
 from touchpoints.api import privacy as privacy_api
 from touchpoints.api import profiles as profiles_api
 from touchpoints.api import quarantine as quarantine_api
+from touchpoints.api import triggers as triggers_api
 from touchpoints.api import users as users_api
 from touchpoints.api.headers import secured
 from touchpoints.api.limits import KeyRateLimit, RequestGuard
@@ -108,6 +109,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(destinations_api.router)
     app.include_router(export_api.router)
     app.include_router(audiences_api.router)
+    app.include_router(triggers_api.router)
     collector = Collector(tp)
     router = Router(
         routes=[

@@ -198,6 +198,20 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "the identity map as audiences and computed traits were last evaluated with it",
     ),
     PersonalTable(
+        "trigger_firings",
+        "person",
+        ("person",),
+        "every time a trigger fired for the person: what caused it (an event, an audience "
+        "entered or exited, a journey stage), when, and what it did",
+        time="fired_at",
+    ),
+    PersonalTable(
+        "trigger_delays",
+        "person",
+        ("person",),
+        "the triggers waiting for the person (a delay before a condition is checked again)",
+    ),
+    PersonalTable(
         "delivery_attempts",
         "person",
         ("person",),
@@ -252,6 +266,8 @@ NOT_PERSONAL: dict[str, str] = {
     "audience_sizes": "each audience's size and entries and exits per day: counts, no person",
     "audience_destinations": "which destinations each audience is sent to, how, and when",
     "activation_state": "how far audiences and computed traits have read the events",
+    "triggers": "definitions of triggers: what makes them fire and what they do, no person",
+    "trigger_state": "how far triggers have read the events and the audiences' changes",
     "destinations": (
         "where messages go (a URL, a host, a directory), their purposes and secrets: "
         "operators' configuration, no customer data"

@@ -737,6 +737,69 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO activation_state VALUES (0, NULL, NULL)",
         ),
     ),
+    Migration(
+        20,
+        "triggers: definitions, firings per person, pending delays, how far they have read",
+        (
+            # Definitions, as validated JSON (activate/triggers/definition.py); ``key`` is
+            # unique (kept by the one writer).
+            "CREATE SEQUENCE trigger_id START 1",
+            """
+            CREATE TABLE triggers (
+                id BIGINT NOT NULL,
+                key VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                definition VARCHAR NOT NULL,
+                enabled BOOLEAN NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                changed_at TIMESTAMP NOT NULL
+            )
+            """,
+            # Each time a trigger fired for a person: the cause (an event's seq, an audience
+            # change's seq or a stage entry's event), the steps done so far and its state
+            # (waiting: a delay is pending; done; stopped: a re-checked condition failed).
+            # The frequency cap counts these rows.
+            "CREATE SEQUENCE trigger_firing_id START 1",
+            """
+            CREATE TABLE trigger_firings (
+                id BIGINT NOT NULL,
+                trigger_id BIGINT NOT NULL,
+                person BIGINT NOT NULL,
+                cause VARCHAR NOT NULL,
+                cause_seq BIGINT,
+                fired_at TIMESTAMP NOT NULL,
+                state VARCHAR NOT NULL,
+                steps_done BIGINT NOT NULL,
+                detail VARCHAR,
+                changed_at TIMESTAMP NOT NULL
+            )
+            """,
+            # Delays waiting: the firing goes on at ``step`` once ``due_at`` has passed (kept
+            # here, so a delay survives a restart).
+            """
+            CREATE TABLE trigger_delays (
+                firing_id BIGINT NOT NULL,
+                trigger_id BIGINT NOT NULL,
+                person BIGINT NOT NULL,
+                step BIGINT NOT NULL,
+                due_at TIMESTAMP NOT NULL
+            )
+            """,
+            # How far triggers have read the journey facts (events and stage entries, by
+            # event seq) and the audiences' entries and exits (by their seq).
+            """
+            CREATE TABLE trigger_state (
+                events_seq BIGINT NOT NULL,
+                audience_seq BIGINT NOT NULL
+            )
+            """,
+            """
+            INSERT INTO trigger_state SELECT
+                (SELECT coalesce(max(last_seq), 0) FROM event_sequence),
+                (SELECT coalesce(max(seq), 0) FROM audience_changes)
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -286,6 +286,17 @@ class Audiences:
                 seen.add(key)
                 waiting.extend(sorted(needs.get(key, ())))
 
+    def check_condition(self, condition: Any, place: str) -> None:
+        """What ``condition`` (used elsewhere, such as a trigger's check) names exists, or
+        :class:`DefinitionError` naming its place under ``place``."""
+        traits = {t.key: t.definition for t in self.evaluation.traits()}
+        audiences = {a.key: a for a in self.evaluation.audiences()}
+        stages = [stage.name for stage in self.evaluation.journeys.model.stages]
+        for where, leaf in leaves(condition, place):
+            problem = self._problem(leaf, traits, audiences, stages)
+            if problem:
+                raise DefinitionError(f"{where}: {problem}")
+
     def _problem(
         self,
         leaf: Any,

@@ -83,6 +83,10 @@ ACTIONS = (
     "trait.create",
     "trait.change",
     "trait.delete",
+    "trigger.",
+    "trigger.create",
+    "trigger.change",
+    "trigger.delete",
     "audit.",
 )
 

@@ -1,0 +1,276 @@
+"""Triggers on a real DuckDB file: definitions refused with their place and reason; an event
+with matching properties fires, the frequency cap holds (also across a merge of two
+persons), audience entries and journey stages fire, a delay survives closing the data
+directory and checks its condition again, traits are set through an identify call, and a
+person's firings are in their export and gone with their erasure."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from touchpoints.activate.audiences.conditions import DefinitionError
+from touchpoints.config import load_settings
+from touchpoints.core import Touchpoints
+from touchpoints.errors import Conflict
+from touchpoints.warehouse import utc_now
+
+
+def _open(path: Path) -> Touchpoints:
+    return Touchpoints.open(load_settings(path / "data"))
+
+
+def _send(tp: Touchpoints, *messages: dict[str, Any]) -> None:
+    outcome = tp.judge({"batch": list(messages)}, "batch", source="trigger-test")
+    assert not outcome.rejected, outcome.rejected
+    tp.write_rows(outcome.rows)
+
+
+_N = iter(range(1_000_000))
+
+
+def _track(user: str, event: str, key: str = "userId", **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        key: user,
+        "event": event,
+        "properties": properties,
+        "messageId": f"m{next(_N)}",
+    }
+
+
+def _hook(tp: Touchpoints) -> int:
+    made = tp.destinations.create("webhook", "crm", {"url": "https://example.com/hook"}, [])
+    return made.destination.id
+
+
+def _outbox(tp: Touchpoints) -> list[dict[str, Any]]:
+    rows = tp.warehouse.fetchall("SELECT payload FROM outbox ORDER BY seq")
+    return [orjson.loads(row[0]) for row in rows]
+
+
+def test_mistakes_are_answered_with_their_place_and_reason(tmp_path: Path) -> None:
+    with _open(tmp_path) as tp:
+        hook = _hook(tp)
+        base = {"key": "t", "name": "T", "when": {"event": "Viewed"}, "steps": [{"send": hook}]}
+        cases = [
+            ({**base, "steps": [{"sned": 1}]}, "steps[0]: a step is an object with one of"),
+            ({**base, "steps": [{"delay": "5x"}]}, "steps[0].delay: give a duration"),
+            ({**base, "when": {"evnt": "Viewed"}}, "when: when is an object with one of the keys"),
+            ({**base, "limit": {"times": 0, "per": "1d"}}, "limit.times"),
+            ({**base, "steps": []}, "steps: List should have at least 1 item"),
+            (
+                {**base, "when": {"event": "V", "where": {"price": {"gte": 5, "equals": 1}}}},
+                "when.where.price: give one test",
+            ),
+            ({**base, "steps": [{"send": 99}]}, "steps[0].send: no destination 99"),
+            ({**base, "when": {"audience": "nobody"}}, "when.audience: no audience nobody"),
+            ({**base, "when": {"journey_stage": "Nirvana"}}, "when.journey_stage: no journey"),
+            (
+                {**base, "steps": [{"delay": "1h", "check": {"not": {"audience": "gone"}}}]},
+                "steps[0].check.not: no audience gone",
+            ),
+            ({**base, "key": "firings"}, "key: firings is a word of the API"),
+        ]
+        for definition, expected in cases:
+            with pytest.raises(DefinitionError) as caught:
+                tp.triggers.create(definition)
+            assert expected in str(caught.value), (definition, str(caught.value))
+        tp.triggers.create(base)
+        with pytest.raises(Conflict, match="key: a trigger t exists"):
+            tp.triggers.create(base)
+        assert [t.key for t in tp.triggers.listing().triggers] == ["t"]
+
+
+def test_an_event_with_matching_properties_fires_within_the_frequency_cap(tmp_path: Path) -> None:
+    with _open(tmp_path) as tp:
+        hook = _hook(tp)
+        _send(tp, _track("u1", "Product Added", price=500))  # before the trigger: not its cause
+        tp.triggers.create(
+            {
+                "key": "big_cart",
+                "name": "Big cart",
+                "when": {"event": "Product Added", "where": {"price": {"gte": 100}}},
+                "steps": [{"send": hook, "event": "Cart Reminder"}],
+                "limit": {"times": 2, "per": "1d"},
+            }
+        )
+        _send(
+            tp,
+            _track("u1", "Product Added", price=50),  # filtered out
+            _track("u1", "Product Added", price=150, sku="A"),
+            _track("u1", "Product Viewed", price=150),  # another event
+            _track("u1", "Product Added", price=250),
+            _track("u1", "Product Added", price=350),  # over the cap
+            _track("u2", "Product Added", price=120),
+        )
+        done = tp.dispatch.run()
+        assert (done.fired, done.capped, done.messages) == (3, 1, 3)
+        assert tp.dispatch.run().fired == 0  # each cause once
+        calls = _outbox(tp)
+        assert [c["properties"]["price"] for c in calls] == [150, 250, 120]
+        first = calls[0]
+        assert first["event"] == "Cart Reminder" and first["userId"] == "u1"
+        assert first["properties"] == {"price": 150, "sku": "A", "trigger": "big_cart"}
+        assert first["context"]["trigger"]["event"] == "Product Added"
+        assert tp.triggers.get("big_cart").fired == 3
+        # A day later the cap has room again.
+        later = utc_now() + timedelta(days=1, minutes=1)
+        _send(tp, _track("u1", "Product Added", price=999))
+        assert tp.dispatch.run(later).fired == 1
+
+
+def test_a_merge_of_two_persons_does_not_fire_beyond_the_cap(tmp_path: Path) -> None:
+    with _open(tmp_path) as tp:
+        hook = _hook(tp)
+        tp.triggers.create(
+            {
+                "key": "viewed",
+                "name": "Viewed",
+                "when": {"event": "Viewed"},
+                "steps": [{"send": hook}],
+                "limit": {"times": 2, "per": "7d"},
+            }
+        )
+        _send(tp, _track("device-1", "Viewed", key="anonymousId"), _track("u1", "Viewed"))
+        assert tp.dispatch.run().fired == 2  # two persons, once each
+        before = {tp.profiles.resolve("anonymous_id:device-1"), tp.profiles.resolve("user_id:u1")}
+        assert len(before) == 2
+        # Signing in on the device merges them: the merged person has fired twice already.
+        _send(
+            tp,
+            {**_track("u1", "Viewed"), "anonymousId": "device-1"},
+            _track("u1", "Viewed"),
+        )
+        assert tp.profiles.resolve("anonymous_id:device-1") == tp.profiles.resolve("user_id:u1")
+        done = tp.dispatch.run()
+        assert (done.fired, done.capped) == (0, 2)
+        assert len(_outbox(tp)) == 2
+        merged = tp.profiles.resolve("user_id:u1")
+        shown = tp.triggers.firings(person=f"person:{merged}").firings
+        assert len(shown) == 2  # both persons' firings are the merged person's history
+
+
+def test_audience_entries_and_journey_stages_fire(tmp_path: Path) -> None:
+    with _open(tmp_path) as tp:
+        hook = _hook(tp)
+        tp.audiences.create(
+            {"key": "buyers", "name": "Buyers", "condition": {"event": "Order Completed"}}
+        )
+        tp.triggers.create(
+            {
+                "key": "welcome",
+                "name": "Welcome buyer",
+                "when": {"audience": "buyers"},
+                "steps": [{"send": hook}],
+            }
+        )
+        tp.triggers.create(
+            {
+                "key": "deciding",
+                "name": "Deciding",
+                "when": {"journey_stage": "decision"},
+                "steps": [{"send": hook, "event": "Deciding"}],
+            }
+        )
+        _send(tp, _track("u1", "Order Completed", total=10), _track("u2", "Quote Requested"))
+        tp.evaluation.catch_up()
+        tp.dispatch.run()
+        calls = {(c["event"], c.get("userId")) for c in _outbox(tp)}
+        assert calls == {("Welcome buyer", "u1"), ("Deciding", "u2")}
+        _send(tp, _track("u2", "Product Added"))  # decision again: entered once only
+        tp.dispatch.run()
+        assert len(_outbox(tp)) == 2
+
+
+def test_a_delay_survives_a_restart_and_checks_its_condition_again(tmp_path: Path) -> None:
+    with _open(tmp_path) as tp:
+        hook = _hook(tp)
+        tp.triggers.create(
+            {
+                "key": "abandoned",
+                "name": "Abandoned cart",
+                "when": {"event": "Product Added"},
+                "steps": [
+                    {"delay": "30m", "check": {"not": {"event": "Order Completed"}}},
+                    {"send": hook},
+                    {"set_trait": "reminded", "value": True},
+                ],
+            }
+        )
+        _send(tp, _track("u1", "Product Added"), _track("u2", "Product Added"))
+        done = tp.dispatch.run()
+        assert (done.fired, done.delays, done.messages) == (2, 2, 0)
+        _send(tp, _track("u2", "Order Completed"))
+    with _open(tmp_path) as tp:
+        assert tp.triggers.get("abandoned").waiting == 2
+        assert tp.dispatch.run_delays().resumed == 0  # not yet due
+        done = tp.dispatch.run_delays(utc_now() + timedelta(minutes=31))
+        assert (done.resumed, done.stopped, done.messages, done.traits) == (1, 1, 1, 1)
+        assert [c.get("userId") for c in _outbox(tp)] == ["u1"]
+        states = {f.person: f.state for f in tp.triggers.firings("abandoned").firings}
+        assert sorted(states.values()) == ["done", "stopped"]
+        assert tp.triggers.get("abandoned").waiting == 0
+        anna = tp.profiles.resolve("user_id:u1")
+        assert tp.profiles.get(anna).traits["reminded"].value is True
+
+
+def test_a_persons_firings_are_in_their_export_and_gone_with_their_erasure(
+    tmp_path: Path,
+) -> None:
+    with _open(tmp_path) as tp:
+        hook = _hook(tp)
+        tp.triggers.create(
+            {
+                "key": "viewed",
+                "name": "Viewed",
+                "when": {"event": "Viewed"},
+                "steps": [{"send": hook}, {"delay": "1d"}, {"send": hook}],
+            }
+        )
+        _send(tp, _track("u1", "Viewed"), _track("u2", "Viewed"))
+        tp.dispatch.run()
+        anna = tp.profiles.resolve("user_id:u1")
+        count = "SELECT count(*) FROM {} WHERE person = ?"
+        for table in ("trigger_firings", "trigger_delays"):
+            assert tp.warehouse.scalar(count.format(table), [anna]) == 1
+        _request, archive = tp.privacy.export("user_id:u1")
+        files = zipfile.ZipFile(io.BytesIO(archive))
+        firings = orjson.loads(files.read("tables/trigger_firings.json"))
+        assert [row["person"] for row in firings] == [anna]
+        tp.privacy.erase("user_id:u1")
+        for table in ("trigger_firings", "trigger_delays", "outbox"):
+            assert tp.warehouse.scalar(count.format(table), [anna]) == 0, table
+        assert tp.triggers.get("viewed").fired == 1  # the other person's stays
+
+
+def test_waiting_firings_stop_when_the_trigger_is_disabled_or_loses_its_delay(
+    tmp_path: Path,
+) -> None:
+    with _open(tmp_path) as tp:
+        hook = _hook(tp)
+        definition = {
+            "key": "later",
+            "name": "Later",
+            "when": {"event": "Viewed"},
+            "steps": [{"send": hook}, {"delay": "1h"}, {"send": hook}],
+        }
+        tp.triggers.create(definition)
+        _send(tp, _track("u1", "Viewed"))
+        assert tp.dispatch.run().delays == 1
+        tp.triggers.change("later", {**definition, "steps": [{"send": hook}]})
+        _send(tp, _track("u2", "Viewed"))
+        assert tp.dispatch.run().fired == 1
+        done = tp.dispatch.run_delays(utc_now() + timedelta(hours=2))
+        assert (done.stopped, done.messages) == (1, 0)
+        details = [f.detail for f in tp.triggers.firings("later").firings]
+        assert "stopped after the delay: the trigger was changed while it waited" in details
+        tp.triggers.change("later", {**definition, "enabled": False})
+        _send(tp, _track("u3", "Viewed"))
+        assert tp.dispatch.run().fired == 0  # a disabled trigger fires for nothing
