@@ -192,6 +192,13 @@ def timed(label: str, step: Callable[[], T], rows: list[tuple[str, float, float]
     return found
 
 
+def _one_thread(step: Callable[[], T]) -> T:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return step()
+
+
 def churn_matrix(tp: Touchpoints, at: datetime, label: bool) -> Any:
     """The churn features (and labels) of everyone at ``at``, as the service builds them."""
     from touchpoints.predictions.churn_service import card_spec
@@ -224,8 +231,10 @@ def train(tp: Touchpoints, rows: list[tuple[str, float, float]]) -> None:
     frame = timed("  churn features at the training cutoff (Ibis on DuckDB)",
                   lambda: churn_matrix(tp, cutoff, True), rows)  # fmt: skip
     trees = HistGradientBoostingClassifier(**churn.TREE_PARAMETERS, early_stopping=False)
-    timed("  bare HistGradientBoostingClassifier.fit, same matrix",
+    timed("  bare HistGradientBoostingClassifier.fit, same matrix (OpenMP on every core)",
           lambda: trees.fit(frame.x, frame.y), rows)  # fmt: skip
+    timed("  bare HistGradientBoostingClassifier.fit, same matrix (one thread)",
+          lambda: _one_thread(lambda: trees.fit(frame.x, frame.y)), rows)  # fmt: skip
     baseline = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
                              LogisticRegression(max_iter=2000))  # fmt: skip
     timed("  bare LogisticRegression.fit (imputed, scaled), same matrix",
@@ -248,8 +257,10 @@ def score(tp: Touchpoints, rows: list[tuple[str, float, float]]) -> None:
     stored = tp.churn.store.estimator(card.id)
     assert stored is not None
     fitted = churn.load(stored[2], card.features["estimator_sha256"])
-    timed("  bare trees predict_proba, same matrix",
+    timed("  bare trees predict_proba, same matrix (OpenMP on every core)",
           lambda: fitted.trees.predict_proba(frame.x), rows)  # fmt: skip
+    timed("  bare trees predict_proba, same matrix (one thread)",
+          lambda: _one_thread(lambda: fitted.trees.predict_proba(frame.x)), rows)  # fmt: skip
     for method in ("co-occurrence", "factorisation"):
         offers = timed(f"next best products: score ({method})",
                        lambda m=method: tp.offers.score(OffersQuery(method=m)), rows)  # fmt: skip
