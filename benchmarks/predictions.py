@@ -19,9 +19,13 @@ the step through /proc/self/clear_refs):
   (``churn.train``: features from the journey tables at two cutoffs, the trees, the logistic
   baseline, SHAP on the test period), beside a bare ``HistGradientBoostingClassifier`` and
   ``LogisticRegression`` fit on the same matrix;
-- scoring everyone of the scoring shop with models trained there: lifetime value, churn risk
-  (features, SHAP, every person's reasons), next best products (both methods) and actions,
+- scoring everyone of the scoring shop with models trained there (untimed): lifetime value,
+  churn risk (features, the trees, stored with each person's features; the reasons are
+  worked out when a person is asked for), next best products (both methods) and actions,
   beside the bare trees' ``predict_proba`` on the same matrix.
+
+BLAS and OpenMP: the product holds them to one thread (touchpoints.predictions.threads); the
+bare fits run both ways.
 """
 
 from __future__ import annotations
@@ -221,7 +225,11 @@ def train(tp: Touchpoints, rows: list[tuple[str, float, float]]) -> None:
     card = timed("lifetime value: train_ltv (BG/NBD + Gamma-Gamma)", tp.predictions.train_ltv, rows)
     metrics = card.metrics or {}
     print(f"    {metrics.get('customers'):,} customers, {metrics.get('repeat_buyers'):,} repeat")
-    card = timed("churn risk: churn.train (features, trees, baseline, SHAP)", tp.churn.train, rows)
+    card = timed(
+        "churn risk: churn.train (features at two cutoffs, trees, baseline, SHAP sample)",
+        tp.churn.train,
+        rows,
+    )
     metrics = card.metrics or {}
     print(
         f"    training {metrics['training']}, test {metrics['test']}; AUC trees "
@@ -246,7 +254,9 @@ def score(tp: Touchpoints, rows: list[tuple[str, float, float]]) -> None:
 
     ltv = timed("lifetime value: score", tp.predictions.score, rows)
     print(f"    {ltv.persons:,} persons scored")
-    found = timed("churn risk: score (features, SHAP, reasons)", tp.churn.score, rows)
+    found = timed(
+        "churn risk: score (features, trees, stored with the features)", tp.churn.score, rows
+    )
     print(f"    {found.persons:,} persons scored")
     frame = timed("  churn features now (Ibis on DuckDB)",
                   lambda: churn_matrix(tp, tp.churn.now(), False), rows)  # fmt: skip
