@@ -34,6 +34,7 @@ from touchpoints.predictions.results import (
 )
 from touchpoints.predictions.service import model_card
 from touchpoints.predictions.store import CardRow, ChurnStore, PredictionStore
+from touchpoints.predictions.threads import single_threaded
 from touchpoints.warehouse import Warehouse, utc_now
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class ChurnRisk:
         self._fitted: dict[int, churn.Fitted] = {}  # the scoring model, to explain a person
 
     # -- training ----------------------------------------------------------------------------
+    @single_threaded
     def train(self, query: ChurnTraining | None = None) -> ModelCard:
         """Fit the trees and the baseline on the training cutoff, measure both on the test
         cutoff, and keep the card (with the fitted estimators); the new model is the one in
@@ -216,6 +218,7 @@ class ChurnRisk:
         return found
 
     # -- scoring -----------------------------------------------------------------------------
+    @single_threaded
     def score(self) -> ChurnScoring:
         """Every person of the population now gets a churn risk from the model in use, with
         the features that raised or lowered it; they replace the previous scores at once."""

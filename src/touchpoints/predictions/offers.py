@@ -37,6 +37,7 @@ from touchpoints.predictions.consent import EVERYONE, Allowed
 from touchpoints.predictions.recommend import METHODS, TOP, Interactions, Method
 from touchpoints.predictions.results import OfferScoring
 from touchpoints.predictions.store import NextBestStore, PredictionStore
+from touchpoints.predictions.threads import single_threaded
 from touchpoints.warehouse import Warehouse, utc_now
 
 KIND = "offers"
@@ -217,6 +218,7 @@ class Offers:
                 f"items in {query.products_property}[].{query.item_property}"
             )
 
+    @single_threaded
     def for_person(self, key: str, query: OffersQuery | None = None) -> PersonOffers:
         """The person's next best offers (the items they are likeliest to buy next), by the
         method of the query or the setting, fitted on everything up to today."""
@@ -245,6 +247,7 @@ class Offers:
         ]
         return PersonOffers(person=person, method=method, offers=offers, bought=sorted(bought))
 
+    @single_threaded
     def evaluate(self, query: OfferEvaluationQuery) -> OfferEvaluation:
         """Precision@10 and recall@10 of every method on a time split, beside popularity."""
         until = query.until or self.today()
@@ -290,6 +293,7 @@ class Offers:
             methods=methods,
         )
 
+    @single_threaded
     def score(self, query: OffersQuery | None = None) -> OfferScoring:
         """Everyone allowed gets their ten best items by the method in use, fitted on
         everything up to today; the fit is kept as a card, the offers replace the previous

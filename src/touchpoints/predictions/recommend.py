@@ -5,7 +5,8 @@ squares), and the popularity baseline both must beat.
 Persons and items are rows and columns of sparse matrices (items in the order of their
 names, so ties rank by name): ``interest`` counts each person's interest events and purchases
 of an item, ``bought`` marks what the person bought. Every method scores items for a block
-of persons at once; :func:`top` picks each person's best, never an item they bought.
+of persons at once; :func:`top_sparse` (co-occurrence's short rows) and :func:`top_dense`
+pick each person's best, never an item they bought.
 
 **Co-occurrence**: item i leads to item j by the persons who showed interest in (or bought)
 i and bought j, as a cosine (``count(i → j) / sqrt(n_i · m_j)``); a person's score for j adds
@@ -14,9 +15,8 @@ up what their items lead to.
 **Matrix factorisation** (``implicit``'s ALS, Hu, Koren & Volinsky 2008): persons and items
 get ``FACTORS`` latent factors each, fitted to the confidence that a person wants an item
 (``1 + ALPHA · events``: their interest events and purchases of it); a person's score for an
-item is the dot product of their factors. Seeded and run in one BLAS
-thread (implicit's own threads solve each person or item independently), so the same data
-gives the same factors.
+item is the dot product of their factors. Seeded and run in one BLAS thread (implicit's own
+threads solve each person or item independently), so the same data gives the same factors.
 
 **Popularity**: the items bought by the most persons, the same for everyone.
 """

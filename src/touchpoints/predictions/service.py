@@ -31,6 +31,7 @@ from touchpoints.predictions.results import (
     Scoring,
 )
 from touchpoints.predictions.store import CardRow, PredictionStore
+from touchpoints.predictions.threads import single_threaded
 from touchpoints.warehouse import Warehouse, utc_now
 
 KIND = "ltv"
@@ -84,6 +85,7 @@ class Predictions:
         self.allowed = allowed
 
     # -- training ----------------------------------------------------------------------------
+    @single_threaded
     def train_ltv(self, query: LtvTraining | None = None) -> ModelCard:
         """Fit both models on the window's purchases and keep the card; the new model is
         the one in use if it trained. A failed run is kept as a failed card, and raises."""
@@ -199,6 +201,7 @@ class Predictions:
         return found
 
     # -- scoring -----------------------------------------------------------------------------
+    @single_threaded
     def score(self) -> Scoring:
         """Every person with a purchase in the model's window up to today gets new figures,
         computed with the model in use; they replace the previous ones all at once."""
@@ -250,6 +253,7 @@ class Predictions:
         return PersonLtv(model_version=version, period=period, **row)
 
     # -- holdout -----------------------------------------------------------------------------
+    @single_threaded
     def evaluate(self, query: HoldoutQuery) -> HoldoutEvaluation:
         """Fit BG/NBD on the calibration period, predict each customer's purchases in the
         holdout period and compare with what they bought, by calibration frequency. The
