@@ -123,6 +123,12 @@ def main() -> None:
             print(f"    offers shared with the fit on everyone: "
                   f"{_shared(chosen['factorisation'], everyone):.2f} of 10 a person",
                   flush=True)  # fmt: skip
+            family = _families(table)
+            print(f"    first five offers from the person's own family (what they buy next): "
+                  f"sampled {_in_family(chosen['factorisation'], family):.3f}, "
+                  f"on everyone {_in_family(everyone, family):.3f}, "
+                  f"co-occurrence {_in_family(chosen['co-occurrence'], family):.3f}",
+                  flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="tp-offers-") as data_dir:
         with Touchpoints(load_settings(Path(data_dir))) as tp:
             offers = chosen["co-occurrence"]
@@ -132,6 +138,31 @@ def main() -> None:
     print("\n| step | seconds | CPU seconds | peak MB |\n| --- | ---: | ---: | ---: |")
     for label, wall, cpu, peak in rows:
         print(f"| {label} | {wall:.1f} | {cpu:.1f} | {peak:,.0f} |")
+
+
+def _families(table: pa.Table) -> pa.Table:
+    """Each person's family (every item of theirs is of it): ``person, family``."""
+    import pyarrow.compute as pc
+
+    firsts = table.group_by("person").aggregate([("item", "min")])
+    return pa.table(
+        {
+            "person": firsts.column("person"),
+            "family": pc.utf8_slice_codeunits(firsts.column("item_min"), 0, 3),
+        }
+    )
+
+
+def _in_family(offers: pa.Table, families: pa.Table) -> float:
+    """The share of the persons' first five offers that are of their own family."""
+    import pyarrow.compute as pc
+
+    person = offers.column("person").to_numpy()
+    starts = np.r_[0, np.flatnonzero(np.diff(person)) + 1]
+    rank = np.arange(person.size) - np.repeat(starts, np.diff(np.r_[starts, person.size]))
+    first = offers.filter(pa.array(rank < 5)).join(families, "person")
+    same = pc.equal(pc.utf8_slice_codeunits(first.column("item"), 0, 3), first.column("family"))
+    return float(pc.mean(pc.cast(same, pa.float64())).as_py() or 0.0)
 
 
 def _shared(first: pa.Table, second: pa.Table) -> float:
