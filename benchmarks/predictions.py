@@ -19,9 +19,13 @@ the step through /proc/self/clear_refs):
   (``churn.train``: features from the journey tables at two cutoffs, the trees, the logistic
   baseline, SHAP on the test period), beside a bare ``HistGradientBoostingClassifier`` and
   ``LogisticRegression`` fit on the same matrix;
-- scoring everyone of the scoring shop with models trained there: lifetime value, churn risk
-  (features, SHAP, every person's reasons), next best products (both methods) and actions,
+- scoring everyone of the scoring shop with models trained there (untimed): lifetime value,
+  churn risk (features, the trees, stored with each person's features; the reasons are
+  worked out when a person is asked for), next best products (both methods) and actions,
   beside the bare trees' ``predict_proba`` on the same matrix.
+
+BLAS and OpenMP: the product holds them to one thread (touchpoints.predictions.threads); the
+bare fits run both ways.
 """
 
 from __future__ import annotations
@@ -192,6 +196,13 @@ def timed(label: str, step: Callable[[], T], rows: list[tuple[str, float, float]
     return found
 
 
+def _one_thread(step: Callable[[], T]) -> T:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return step()
+
+
 def churn_matrix(tp: Touchpoints, at: datetime, label: bool) -> Any:
     """The churn features (and labels) of everyone at ``at``, as the service builds them."""
     from touchpoints.predictions.churn_service import card_spec
@@ -214,7 +225,11 @@ def train(tp: Touchpoints, rows: list[tuple[str, float, float]]) -> None:
     card = timed("lifetime value: train_ltv (BG/NBD + Gamma-Gamma)", tp.predictions.train_ltv, rows)
     metrics = card.metrics or {}
     print(f"    {metrics.get('customers'):,} customers, {metrics.get('repeat_buyers'):,} repeat")
-    card = timed("churn risk: churn.train (features, trees, baseline, SHAP)", tp.churn.train, rows)
+    card = timed(
+        "churn risk: churn.train (features at two cutoffs, trees, baseline, SHAP sample)",
+        tp.churn.train,
+        rows,
+    )
     metrics = card.metrics or {}
     print(
         f"    training {metrics['training']}, test {metrics['test']}; AUC trees "
@@ -224,8 +239,10 @@ def train(tp: Touchpoints, rows: list[tuple[str, float, float]]) -> None:
     frame = timed("  churn features at the training cutoff (Ibis on DuckDB)",
                   lambda: churn_matrix(tp, cutoff, True), rows)  # fmt: skip
     trees = HistGradientBoostingClassifier(**churn.TREE_PARAMETERS, early_stopping=False)
-    timed("  bare HistGradientBoostingClassifier.fit, same matrix",
+    timed("  bare HistGradientBoostingClassifier.fit, same matrix (OpenMP on every core)",
           lambda: trees.fit(frame.x, frame.y), rows)  # fmt: skip
+    timed("  bare HistGradientBoostingClassifier.fit, same matrix (one thread)",
+          lambda: _one_thread(lambda: trees.fit(frame.x, frame.y)), rows)  # fmt: skip
     baseline = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
                              LogisticRegression(max_iter=2000))  # fmt: skip
     timed("  bare LogisticRegression.fit (imputed, scaled), same matrix",
@@ -237,7 +254,9 @@ def score(tp: Touchpoints, rows: list[tuple[str, float, float]]) -> None:
 
     ltv = timed("lifetime value: score", tp.predictions.score, rows)
     print(f"    {ltv.persons:,} persons scored")
-    found = timed("churn risk: score (features, SHAP, reasons)", tp.churn.score, rows)
+    found = timed(
+        "churn risk: score (features, trees, stored with the features)", tp.churn.score, rows
+    )
     print(f"    {found.persons:,} persons scored")
     frame = timed("  churn features now (Ibis on DuckDB)",
                   lambda: churn_matrix(tp, tp.churn.now(), False), rows)  # fmt: skip
@@ -248,8 +267,10 @@ def score(tp: Touchpoints, rows: list[tuple[str, float, float]]) -> None:
     stored = tp.churn.store.estimator(card.id)
     assert stored is not None
     fitted = churn.load(stored[2], card.features["estimator_sha256"])
-    timed("  bare trees predict_proba, same matrix",
+    timed("  bare trees predict_proba, same matrix (OpenMP on every core)",
           lambda: fitted.trees.predict_proba(frame.x), rows)  # fmt: skip
+    timed("  bare trees predict_proba, same matrix (one thread)",
+          lambda: _one_thread(lambda: fitted.trees.predict_proba(frame.x)), rows)  # fmt: skip
     for method in ("co-occurrence", "factorisation"):
         offers = timed(f"next best products: score ({method})",
                        lambda m=method: tp.offers.score(OffersQuery(method=m)), rows)  # fmt: skip

@@ -16,7 +16,7 @@ import pytest
 from e2e_browser import admin_key, chart_series, screenshot, sign_in
 
 from conftest import Server, start_server
-from shop import DENIED, END, START, shop
+from shop import DENIED, END, NEVER_CHOSE, START, shop
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 
@@ -60,6 +60,14 @@ def test_the_api_answers_figures_persons_and_refusals(trained: Server) -> None:
         assert values == sorted(values, reverse=True) and len(values) == 5
         person = api.get(f"/v1/predictions/persons/person:{top[0]['person']}").json()
         assert person["ltv"]["predicted_clv_12m"] == pytest.approx(values[0])
+        # The same figures are traits of the person's profile, with their model and time.
+        predicted = api.get(f"/v1/profiles/person:{top[0]['person']}").json()["predicted"]
+        assert predicted["predicted_clv_12m"]["value"] == pytest.approx(values[0])
+        assert predicted["p_alive"]["model_version"] == person["ltv"]["model_version"]
+        if person["churn"] is not None:
+            assert predicted["churn_risk"]["value"] == pytest.approx(person["churn"]["churn_risk"])
+        never = api.get(f"/v1/profiles/user_id:{NEVER_CHOSE}").json()
+        assert never["predicted"] == {}  # never chose: only the defaults, no predictions
         denied = api.get(f"/v1/predictions/persons/user_id:{DENIED}").json()
         assert denied["ltv"] is None and denied["churn"] is None
         refused = api.post("/v1/predictions/score")

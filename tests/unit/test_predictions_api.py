@@ -186,6 +186,43 @@ def test_a_person_who_denied_the_consent_is_not_scored(tp: Touchpoints) -> None:
     assert other.ltv is not None and other.churn is not None
 
 
+def test_a_person_who_denied_or_never_chose_is_not_learnt_from(tp: Touchpoints) -> None:
+    """Training reads only the persons whose consent allows predictions, as scoring does:
+    the lifetime-value fit's customers are the purchasers less DENIED and NEVER_CHOSE, and
+    the churn model's training and test persons the population less them; each card counts
+    who was left out."""
+    from touchpoints.predictions.churn_service import card_spec
+
+    ltv, churn = tp.predictions.card(1), tp.predictions.card(2)
+    assert ltv.kind == "ltv" and churn.kind == "churn"
+    left_out = {tp.profiles.resolve(f"user_id:{u}") for u in (DENIED, NEVER_CHOSE)}
+    # Purchasers observed before the window's last day (the fit's customers), all of them.
+    buyers = {
+        person
+        for (person,) in tp.warehouse.fetchall(
+            "SELECT i.person FROM events e "
+            "JOIN event_identifiers a ON a.seq = e.seq AND a.pos = 0 "
+            "JOIN identifiers i ON i.sid = a.sid "
+            "WHERE e.event = 'Order Completed' AND CAST(e.timestamp AS DATE) <= ? "
+            "GROUP BY i.person HAVING min(CAST(e.timestamp AS DATE)) < ?",
+            [ltv.data_until, ltv.data_until],
+        )
+    }
+    assert left_out <= buyers
+    metrics = ltv.metrics or {}
+    assert metrics["left_out_by_consent"] == 2
+    assert metrics["customers"] == len(buyers) - 2
+    churned = churn.metrics or {}
+    counted = 0
+    for period, key in (("training", "train_cutoff"), ("test", "test_cutoff")):
+        cutoff = datetime.fromisoformat(churn.features[key])
+        frame = tp.churn._frame(tp.churn.source(), card_spec(churn), cutoff, label=True)
+        population = {int(p) for p in frame.person}
+        assert churned[period]["persons"] == len(population - left_out)
+        counted += len(population & left_out)
+    assert counted and churned["left_out_by_consent"] == counted
+
+
 def test_a_person_who_never_chose_gets_only_the_defaults_and_is_not_scored(
     tp: Touchpoints,
 ) -> None:

@@ -18,7 +18,7 @@ from touchpoints.api.app import create_app
 from touchpoints.cli.client import in_process_client
 from touchpoints.core import Touchpoints
 from touchpoints.errors import Conflict
-from touchpoints.predictions.offers import OfferEvaluationQuery
+from touchpoints.predictions.offers import OfferEvaluationQuery, OffersQuery
 
 TODAY = date(2026, 6, 30)
 GRANTED = {"consent": {"categoryPreferences": {"analytics": True}}}
@@ -73,7 +73,10 @@ def shop(tp: Touchpoints) -> Touchpoints:
 
 
 def test_offers_come_from_the_persons_family_without_what_they_bought(shop: Touchpoints) -> None:
+    scored = shop.offers.score()
     found = shop.offers.for_person("user_id:u0001")
+    assert found.model_id == scored.model_id and found.scored_at == scored.scored_at
+    assert found.missing is None and found.model_version == "offers/co-occurrence/1"
     family = next(f for f in FAMILIES.values() if found.bought[0] in f)
     assert found.offers and not set(found.bought) & {o.item for o in found.offers}
     assert found.offers[0].item in family and len(found.offers) <= 10
@@ -98,10 +101,14 @@ def test_offers_through_the_api_are_audited_and_consent_is_honoured(shop: Touchp
     denial["context"] = {"consent": {"categoryPreferences": {"analytics": False}}}
     _load(shop, [denial])
     with in_process_client(app, read) as client:
+        early = client.get("/v1/predictions/offers/user_id:u0001")
+        assert early.status_code == 409 and "touchpoints predict score" in early.text
+        shop.offers.score()
         offered = client.get("/v1/predictions/offers/user_id:u0001")
         assert offered.status_code == 200 and offered.json()["offers"]
         denied = client.get("/v1/predictions/offers/user_id:u0002")
         assert denied.status_code == 200 and denied.json()["offers"] == []
+        assert denied.json()["missing"] == "the person's consent does not allow predictions"
         measured = client.post("/v1/predictions/offers/evaluate", json={"holdout_days": 90})
         assert measured.status_code == 200 and measured.json()["beats_baseline"]
         bad = client.post("/v1/predictions/offers/evaluate", json={"holdout_days": 1})
@@ -115,7 +122,64 @@ def test_offers_through_the_api_are_audited_and_consent_is_honoured(shop: Touchp
 def test_a_shop_without_items_in_its_purchases_is_refused(tp: Touchpoints) -> None:
     _load(tp, [_event("u1", "Order Completed", START, {"revenue": 10.0})])
     with pytest.raises(Conflict, match=r"products\[\]\.product_id"):
+        tp.offers.score()
+    with pytest.raises(Conflict, match="no offers are scored yet"):
         tp.offers.for_person("user_id:u1")
+
+
+def test_a_request_reads_the_stored_offers_and_fits_nothing(shop: Touchpoints) -> None:
+    """Offers are chosen when everyone is scored; a request reads them (new events change
+    nothing until the next scoring) and explains them with the stored item model."""
+    scored = shop.offers.score()
+    before = shop.offers.for_person("user_id:u0001")
+    # u0001 now buys what they were offered first: until the next scoring, it stays offered.
+    first = before.offers[0].item
+    bought = {"revenue": 50.0, "products": [{"product_id": first, "quantity": 1}]}
+    _load(shop, [_event("u0001", "Order Completed", datetime(2026, 6, 29), bought)])
+    again = shop.offers.for_person("user_id:u0001")
+    assert [o.item for o in again.offers] == [o.item for o in before.offers]
+    assert again.model_id == scored.model_id and first in again.bought
+    assert [o.because for o in again.offers] == [o.because for o in before.offers]
+    assert (
+        shop.warehouse.scalar("SELECT count(*) FROM prediction_models WHERE kind = 'offers'") == 1
+    )
+    rescored = shop.offers.score()
+    after = shop.offers.for_person("user_id:u0001")
+    assert after.model_id == rescored.model_id and first not in {o.item for o in after.offers}
+    # Only the latest scoring's item model is kept.
+    kept = shop.warehouse.fetchall("SELECT model_id FROM prediction_estimators")
+    assert kept == [(rescored.model_id,)]
+
+
+def test_a_person_who_refused_is_not_learnt_from(shop: Touchpoints) -> None:
+    """u0002 views f0-item0 and buys a secret item nobody else knows, then refuses: the item
+    is not learnt, so nobody who looked at f0-item0 is offered it; granted, it would be."""
+    secret = {"revenue": 10.0, "products": [{"product_id": "secret", "quantity": 1}]}
+    viewed = _event("u0002", "Product Viewed", datetime(2026, 5, 1), {"product_id": "f0-item0"})
+    bought = _event("u0002", "Order Completed", datetime(2026, 5, 2), secret)
+    _load(shop, [viewed, bought])
+    granted = shop.offers.score()
+    offered = shop.warehouse.scalar(
+        "SELECT count(*) FROM next_best_products WHERE products LIKE '%\"secret\"%'"
+    )
+    assert granted.items == 49 and offered > 0
+    denial = _event("u0002", "Segment Consent Preference Updated", datetime(2026, 6, 1), {})
+    denial["context"] = {"consent": {"categoryPreferences": {"analytics": False}}}
+    _load(shop, [denial])
+    refused = shop.offers.score()
+    assert refused.items == 48
+    assert not shop.warehouse.scalar(
+        "SELECT count(*) FROM next_best_products WHERE products LIKE '%secret%'"
+    )
+    person = shop.profiles.resolve("user_id:u0002")
+    table, left_out = shop.offers._table(OffersQuery(), TODAY)
+    assert left_out == 1 and person not in set(table.column("person").to_pylist())
+    metrics = shop.predictions.card(refused.model_id).metrics or {}
+    assert metrics["persons"] == 599 and metrics["left_out_by_consent"] == 1
+    assert (granted_metrics := shop.predictions.card(granted.model_id).metrics or {})
+    assert granted_metrics["persons"] == 600 and granted_metrics["left_out_by_consent"] == 0
+    measured = shop.offers.evaluate(OfferEvaluationQuery(holdout_days=90))
+    assert measured.items == 48
 
 
 def test_the_cli_offers_and_measures(tmp_path: Path) -> None:
@@ -128,9 +192,13 @@ def test_the_cli_offers_and_measures(tmp_path: Path) -> None:
     assert cli("init", data_dir=data_dir).returncode == 0
     with Touchpoints(load_settings(data_dir)) as tp:
         _load(tp, _shop(200))
+    early = run("predict", "offers", "user_id:u0001", data_dir=data_dir)
+    assert early.returncode == 1 and "touchpoints predict score" in early.stderr
+    assert run("predict", "score", data_dir=data_dir).returncode == 0
     offered = run("predict", "offers", "user_id:u0001", data_dir=data_dir)
     assert offered.returncode == 0, offered.stderr
     assert "-item" in offered.stdout and "person:" in offered.stdout
+    assert "co-occurrence, model card 1" in offered.stdout
     measured = run("predict", "evaluate-offers", "--until", TODAY.isoformat(), data_dir=data_dir)
     assert measured.returncode == 0, measured.stderr
     assert "offers precision@10" in measured.stdout and "do not beat" not in measured.stdout
@@ -212,7 +280,8 @@ def test_every_method_is_measured_and_both_beat_the_best_sellers(shop: Touchpoin
 def test_factorisation_offers_explain_themselves_by_the_persons_items(shop: Touchpoints) -> None:
     from touchpoints.predictions.offers import OffersQuery
 
-    found = shop.offers.for_person("user_id:u0001", OffersQuery(method="factorisation"))
+    shop.offers.score(OffersQuery(method="factorisation"))
+    found = shop.offers.for_person("user_id:u0001")
     family = next(f for f in FAMILIES.values() if found.bought[0] in f)
     assert found.method == "factorisation" and len(found.offers) == 10
     assert found.offers[0].item in family and found.offers[0].because
@@ -253,7 +322,7 @@ def test_scoring_stores_offers_and_actions_as_the_persons_predicted_traits(
         assert run.actions is not None and run.actions.rules_version.startswith("rules/")
         live = tp.offers.for_person("user_id:u0001")
         stored = tp.figures.person("user_id:u0001").next_best_products
-        assert stored is not None and stored.model_id == run.offers.model_id
+        assert stored is not None and stored.model_id == run.offers.model_id == live.model_id
         assert [o.item for o in stored.products] == [o.item for o in live.offers]
         card = tp.predictions.card(run.offers.model_id)
         assert card.kind == "offers" and card.metrics and card.metrics["offered"] == 600
@@ -322,11 +391,7 @@ def test_bad_methods_are_refused_naming_the_field(shop: Touchpoints) -> None:
     app = create_app(shop)
     _, read = shop.keys.create("read", "r")
     with in_process_client(app, read) as client:
-        bad = client.get("/v1/predictions/offers/user_id:u0001", params={"method": "svd"})
-        assert bad.status_code == 422 and "method" in bad.text
         worse = client.post("/v1/predictions/offers/evaluate", json={"method": "svd"})
         assert worse.status_code == 422 and "method" in worse.text
-        good = client.get(
-            "/v1/predictions/offers/user_id:u0001", params={"method": "factorisation"}
-        )
+        good = client.post("/v1/predictions/offers/evaluate", json={"method": "factorisation"})
         assert good.status_code == 200 and good.json()["method"] == "factorisation"

@@ -330,8 +330,19 @@ def test_a_transactions_csv_imported_with_the_cli_reproduces_the_published_fit(
     assert result.returncode == 0, result.stderr
     assert "6,919 accepted (6,919 stored" in result.stdout
 
+    # The orders carry no consent choice: nobody may be learnt from until the operator
+    # grants the category by default, as the refusal says.
+    refused = run_cli("predict", "train", "ltv", "--until", "1997-09-30", data_dir=data_dir)
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "2,357 more are left out" in said
+    assert "consent_defaults" in said
+    settings = data_dir / "touchpoints.toml"
+    settings.write_text(
+        settings.read_text() + "\nconsent_defaults = { necessary = true, analytics = true }\n"
+    )
     with Touchpoints(load_settings(data_dir)) as tp:
         card = tp.predictions.train_ltv(LtvTraining(until=cdnow.CALIBRATION_END))
+    assert card.metrics and card.metrics["left_out_by_consent"] == 0
     published = cdnow.summary()
     reference = bgnbd.fit(published.x, published.t_x, published.T).params
     repeat = published.x > 0

@@ -18,13 +18,7 @@ from touchpoints.api.auth import audited, require
 from touchpoints.api.state import core
 from touchpoints.predictions import ChurnTraining, HoldoutQuery, LtvTraining
 from touchpoints.predictions.actions import PersonActions
-from touchpoints.predictions.offers import (
-    OfferEvaluation,
-    OfferEvaluationQuery,
-    OffersQuery,
-    PersonOffers,
-)
-from touchpoints.predictions.recommend import Method
+from touchpoints.predictions.offers import OfferEvaluation, OfferEvaluationQuery, PersonOffers
 from touchpoints.predictions.results import (
     HoldoutEvaluation,
     ModelCard,
@@ -81,14 +75,13 @@ def person(request: Request, reader: Reader, key: str) -> PersonPredictions:
 
 
 @router.get("/offers/{key:path}")
-def offers(
-    request: Request, reader: Reader, key: str, method: Method | None = None
-) -> PersonOffers:
-    """The person's next best offers: the items they are likeliest to buy next, from what
-    they and others viewed, configured and bought (item-to-item co-occurrence, or matrix
-    factorisation: ``method``, unset: the setting predictions_offers_method), without what
-    they bought; none where their consent does not allow predictions."""
-    found = core(request).offers.for_person(key, OffersQuery(method=method))
+def offers(request: Request, reader: Reader, key: str) -> PersonOffers:
+    """The person's next best offers from the latest scoring: the items they are likeliest
+    to buy next, from what they and others viewed, configured and bought (item-to-item
+    co-occurrence or matrix factorisation: the setting predictions_offers_method), without
+    what they bought, each explained by the person's items; none, with the reason, where
+    their consent does not allow predictions. Nothing scored yet: 409 saying what to run."""
+    found = core(request).offers.for_person(key)
     audited(request, reader, "profile.predictions", f"person:{found.person}", "offers")
     return found
 

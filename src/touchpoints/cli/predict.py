@@ -13,7 +13,6 @@ from rich.table import Table
 from touchpoints.cli.base import DataDir, app, client_for, fail, out
 from touchpoints.predictions import ChurnTraining, HoldoutQuery, LtvTraining
 from touchpoints.predictions.offers import OfferEvaluation, OfferEvaluationQuery, PersonOffers
-from touchpoints.predictions.recommend import Method
 from touchpoints.predictions.results import HoldoutEvaluation, ModelCard, ModelCards, ScoringRun
 
 predict_app = typer.Typer(
@@ -137,24 +136,24 @@ def offers(
         typer.Argument(help="Any identifier as TYPE:VALUE (email:anna@example.com) or person:N"),
     ],
     data_dir: DataDir = None,
-    method: Annotated[
-        Method | None,
-        typer.Option(help="co-occurrence or factorisation [setting predictions_offers_method]"),
-    ] = None,
 ) -> None:
-    """The person's next best offers: the items they are likeliest to buy next (from what
-    persons viewed and bought: item-to-item co-occurrence or matrix factorisation), without
-    what they bought."""
+    """The person's next best offers from the latest scoring (touchpoints predict score):
+    the items they are likeliest to buy next (from what persons viewed and bought: item-to-
+    item co-occurrence or matrix factorisation), without what they bought."""
     with client_for(data_dir) as api:
-        found: PersonOffers = api.get(f"/v1/predictions/offers/{key}", PersonOffers, method=method)
-    table = Table()
-    for column in ("item", "score", "because of"):
-        table.add_column(column, overflow="fold")
-    for offer in found.offers:
-        table.add_row(offer.item, f"{offer.score:.3f}", ", ".join(offer.because))
-    out.print(table)
+        found: PersonOffers = api.get(f"/v1/predictions/offers/{key}", PersonOffers)
+    if found.missing:
+        out.print(f"person:{found.person}: no offers: {found.missing}", highlight=False)
+    else:
+        table = Table()
+        for column in ("item", "score", "because of"):
+            table.add_column(column, overflow="fold")
+        for offer in found.offers:
+            table.add_row(offer.item, f"{offer.score:.3f}", ", ".join(offer.because))
+        out.print(table)
     out.print(
-        f"person:{found.person} ({found.method}) bought: {', '.join(found.bought) or 'nothing'}",
+        f"person:{found.person} ({found.method}, model card {found.model_id}, scored "
+        f"{found.scored_at:%Y-%m-%d %H:%M} UTC) bought: {', '.join(found.bought) or 'nothing'}",
         highlight=False,
     )
 
@@ -242,7 +241,20 @@ def _figures(card: ModelCard) -> str:
             f"holdout purchases {metrics.get('holdout_actual')} actual, "
             f"{metrics.get('holdout_predicted', 0):.1f} predicted"
         )
-    return f"{metrics.get('customers', 0):,} customers, {metrics.get('repeat_buyers', 0):,} repeat"
+    found = f"{metrics.get('customers', 0):,} customers, {metrics.get('repeat_buyers', 0):,} repeat"
+    if metrics.get("left_out_by_consent"):
+        found += f" ({metrics['left_out_by_consent']:,} left out by their consent)"
+    parameters = card.parameters or {}
+    if "bgnbd" in parameters:
+        bgnbd = parameters["bgnbd"]
+        found += (
+            f"; BG/NBD r {bgnbd['r']:.3f}, alpha {bgnbd['alpha']:.3f}, a {bgnbd['a']:.3f}, "
+            f"b {bgnbd['b']:.3f}"
+        )
+    if "gamma_gamma" in parameters:
+        spend = parameters["gamma_gamma"]
+        found += f"; Gamma-Gamma p {spend['p']:.2f}, q {spend['q']:.2f}, v {spend['v']:.2f}"
+    return found
 
 
 def _checked(kind: type[Q], **fields: Any) -> Q:

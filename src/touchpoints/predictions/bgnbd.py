@@ -223,7 +223,7 @@ def polish_options(value: float) -> dict[str, float]:
     """Nelder-Mead's stopping rule for a log-likelihood of about ``value``: the parameters
     (on the log scale) within 1e-8 and the likelihood within 1e-10 of itself. An absolute
     1e-10 (as before) is below the rounding of a sum over 100,000 customers: the simplex never
-    met it and ran its 40,000 evaluations (26 s for 4,700 customers; measured in
+    met it and ran its 40,000 evaluations (26 s for 5,000 customers; measured in
     benchmarks/RESULTS.md), for digits the data do not hold."""
     scale = abs(value) if np.isfinite(value) else 1.0
     return {"xatol": 1e-8, "fatol": 1e-10 * max(1.0, scale), "maxiter": 20000, "maxfev": 40000}

@@ -34,6 +34,7 @@ from touchpoints.predictions.results import (
 )
 from touchpoints.predictions.service import model_card
 from touchpoints.predictions.store import CardRow, ChurnStore, PredictionStore
+from touchpoints.predictions.threads import single_threaded
 from touchpoints.warehouse import Warehouse, utc_now
 
 if TYPE_CHECKING:
@@ -85,10 +86,12 @@ class ChurnRisk:
         self._fitted: dict[int, churn.Fitted] = {}  # the scoring model, to explain a person
 
     # -- training ----------------------------------------------------------------------------
+    @single_threaded
     def train(self, query: ChurnTraining | None = None) -> ModelCard:
         """Fit the trees and the baseline on the training cutoff, measure both on the test
         cutoff, and keep the card (with the fitted estimators); the new model is the one in
-        use if it trained. A failed run is kept as a failed card, and raises."""
+        use if it trained. Only persons whose consent allows predictions are learnt from (the
+        card counts the others). A failed run is kept as a failed card, and raises."""
         query = query or ChurnTraining()
         spec = self._spec(query)
         today = self.now().date()
@@ -111,8 +114,18 @@ class ChurnRisk:
         features = _card_features(spec, self.model, names, train_cutoff, test_cutoff)
         try:
             source = self.source()
-            train = self._frame(source, spec, train_cutoff, label=True)
-            test = self._frame(source, spec, test_cutoff, label=True)
+            allowed = self.allowed()
+            # A person whose consent does not allow predictions is not learnt from either.
+            found = [self._frame(source, spec, c, label=True) for c in (train_cutoff, test_cutoff)]
+            refused = sum(int(f.person.size) for f in found)
+            train, test = (_kept(f, allowed) for f in found)
+            refused -= int(train.person.size + test.person.size)
+            if refused and not (train.person.size or test.person.size):
+                raise Conflict(
+                    f"nobody to learn from: the consent of all {refused} persons of the "
+                    "population at either cutoff does not allow predictions (the category of "
+                    "consent_purposes.predictions)"
+                )
             _anyone(train, test, spec)
             _enough(train, test, train_cutoff, test_cutoff)
             assert train.y is not None and test.y is not None
@@ -131,6 +144,8 @@ class ChurnRisk:
         metrics = {
             "training": _counts(train),
             "test": _counts(test),
+            # At either cutoff: persons of the population whose consent did not allow it.
+            "left_out_by_consent": refused,
             **measured,
         }
         parameters = {
@@ -216,6 +231,7 @@ class ChurnRisk:
         return found
 
     # -- scoring -----------------------------------------------------------------------------
+    @single_threaded
     def score(self) -> ChurnScoring:
         """Every person of the population now gets a churn risk from the model in use, with
         the features that raised or lowered it; they replace the previous scores at once."""

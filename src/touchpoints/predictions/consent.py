@@ -33,8 +33,8 @@ class Allowed:
         if self.default:
             if not self.denied:
                 return np.ones(persons.size, dtype=bool)
-            return ~np.isin(persons, _array(self.denied))
-        return np.isin(persons, _array(self.granted))
+            return ~_isin(persons, _array(self.denied))
+        return _isin(persons, _array(self.granted))
 
 
 EVERYONE = Allowed(default=True)  # no consent purpose names predictions
@@ -42,3 +42,12 @@ EVERYONE = Allowed(default=True)  # no consent purpose names predictions
 
 def _array(persons: frozenset[int]) -> np.ndarray:
     return np.fromiter(persons, np.int64, len(persons))
+
+
+def _isin(persons: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """``np.isin`` by a lookup table where the persons' numbers span a modest range (7
+    million rows against 950,000 persons: 0.1 s of CPU, sorting both: 2 s)."""
+    if not persons.size or not chosen.size:
+        return np.zeros(persons.size, dtype=bool)
+    span = int(max(persons.max(), chosen.max())) - int(min(persons.min(), chosen.min()))
+    return np.isin(persons, chosen, kind="table" if span < 20_000_000 else "sort")

@@ -14,8 +14,10 @@ both methods beside a popularity baseline (the ten best-selling items before the
 less the person's own).
 
 Scoring fits the method in use on everything up to today, keeps the fit as a model card
-(kind ``offers``) and replaces every person's stored offers (``next_best_products``) at once;
-persons whose consent does not allow predictions get none.
+(kind ``offers``, with the items' side of the fit that explains an offer) and replaces every
+person's stored offers (``next_best_products``) at once. A person's offers are read from
+there, never fitted again on a request. Persons whose consent does not allow predictions are
+neither learnt from nor given offers.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from touchpoints.predictions import recommend
 from touchpoints.predictions.consent import EVERYONE, Allowed
 from touchpoints.predictions.recommend import METHODS, TOP, Interactions, Method
 from touchpoints.predictions.results import OfferScoring
-from touchpoints.predictions.store import NextBestStore, PredictionStore
+from touchpoints.predictions.store import CardRow, NextBestStore, PredictionStore
+from touchpoints.predictions.threads import single_threaded
+from touchpoints.times import UtcTime
 from touchpoints.warehouse import Warehouse, utc_now
 
 KIND = "offers"
@@ -99,9 +103,17 @@ class Offer(Answer):
 
 
 class PersonOffers(Answer):
+    """The person's offers of the latest scoring, explained by their items."""
+
     person: int
-    method: Method
+    method: Method = Field(description="The method of the scoring that chose them")
+    model_id: int = Field(description="The model card of that scoring")
+    model_version: str
+    scored_at: UtcTime = Field(description="When the offers were chosen")
     offers: list[Offer]
+    missing: str | None = Field(
+        default=None, description="Why the person has no offers (null: they have some)"
+    )
     bought: list[str] = Field(description="Items the person bought (never offered)")
 
 
@@ -165,21 +177,13 @@ class _Fitted:
             return recommend.Chosen(chosen.row[keep], chosen.column[keep], chosen.score[keep])
         return chosen
 
-    def because(self, row: int, column: int, count: int = 3) -> list[str]:
-        """The person's items that explain the offer of ``column``, strongest first."""
-        mine = self.x.interest[row].indices
-        if self.weights is not None:
-            weights = np.asarray(self.weights[mine, column].todense()).ravel()
-        elif self.factors is not None:
-            items = self.factors.items
-            norms = np.linalg.norm(items, axis=1) + 1e-12
-            weights = (items[mine] @ items[column]) / (norms[mine] * norms[column])
-        else:
-            return []
-        ranked = sorted(
-            ((-w, self.x.items[i]) for w, i in zip(weights, mine, strict=True) if w > 0)
+    def item_model(self) -> recommend.ItemModel:
+        """The items' side of the fit: what explains an offer later."""
+        return recommend.ItemModel(
+            self.x.items,
+            weights=self.weights,
+            factors=None if self.factors is None else self.factors.items,
         )
-        return [item for _, item in ranked[:count]]
 
 
 class Offers:
@@ -198,9 +202,12 @@ class Offers:
         self.conversion_event = conversion_event
         self.method = method  # the setting predictions_offers_method
         self.today = today
-        self.allowed = allowed  # consent: persons given offers
+        self.allowed = allowed  # consent: persons learnt from and given offers
+        self._explained: dict[int, recommend.ItemModel | None] = {}  # by model card
 
-    def _table(self, query: OffersQuery, until: date) -> pa.Table:
+    def _table(self, query: OffersQuery, until: date) -> tuple[pa.Table, int]:
+        """The interactions up to ``until`` of the persons whose consent allows predictions
+        (a person who refused is not learnt from), and how many persons were left out."""
         table = self.store.interactions(
             until,
             list(query.interest_events),
@@ -208,48 +215,96 @@ class Offers:
             query.purchase_event or self.conversion_event,
             query.products_property,
         )
-        return table.filter(pc.is_valid(table.column("item")))
+        table = table.filter(pc.is_valid(table.column("item")))
+        persons = table.column("person").to_numpy()
+        keep = self.allowed().mask(persons)
+        if keep.all():
+            return table, 0
+        refused = np.unique(persons[~keep]).size
+        return table.filter(pa.array(keep)), int(refused)
 
-    def _checked(self, query: OffersQuery, table: pa.Table) -> None:
+    def _checked(self, query: OffersQuery, table: pa.Table, refused: int = 0) -> None:
         if not pc.any(table.column("bought")).as_py():
+            consent = (
+                f" of the persons whose consent allows predictions ({refused} left out)"
+                if refused
+                else ""
+            )
             raise Conflict(
-                f"no offers: no {query.purchase_event or self.conversion_event!r} event names "
-                f"items in {query.products_property}[].{query.item_property}"
+                f"no offers: no {query.purchase_event or self.conversion_event!r} event"
+                f"{consent} names items in {query.products_property}[].{query.item_property}"
             )
 
-    def for_person(self, key: str, query: OffersQuery | None = None) -> PersonOffers:
-        """The person's next best offers (the items they are likeliest to buy next), by the
-        method of the query or the setting, fitted on everything up to today."""
-        query = query or OffersQuery()
-        method = query.method or self.method
+    def for_person(self, key: str) -> PersonOffers:
+        """The person's next best offers from the latest scoring (the items they are
+        likeliest to buy next), each explained by the person's own items; nothing is fitted.
+        Before any scoring: 409 saying what to run."""
         person = self.resolve(key)
-        table = self._table(query, self.today())
-        self._checked(query, table)
-        x = recommend.interactions(table)
-        row = x.row(person)
-        bought = [] if row is None else [x.items[j] for j in x.bought[row].indices]
-        if row is None or person not in self.allowed():
-            return PersonOffers(person=person, method=method, offers=[], bought=sorted(bought))
-        fitted = _Fitted(x, method)
-        scores = fitted.scores(np.array([row]))[0]
-        # One person: a full ranking, ties by the item's name.
-        scores[x.bought[row].indices] = -np.inf
-        if method != "factorisation":
-            scores[scores <= 0] = -np.inf
-        ranked = [
-            j for j in np.lexsort((np.arange(scores.size), -scores)) if np.isfinite(scores[j])
-        ]
+        latest = self.store.latest_trained(KIND)
+        if latest is None:
+            raise Conflict(
+                "no offers are scored yet: score everyone first with 'touchpoints predict "
+                "score' (POST /v1/predictions/score; the server also scores on a schedule); "
+                "offers need purchase events that name their items"
+            )
+        stored = self.next_best.products(person)
+        card = self.store.card(int(stored["model_id"])) if stored else None
+        card = card or latest
+        features = card.features
+        mine = self.store.person_interactions(
+            person,
+            list(features["interest_events"]),
+            features["item_property"],
+            features["purchase_event"],
+            features["products_property"],
+        )
+        mine = mine.filter(pc.is_valid(mine.column("item")))
+        items = mine.column("item").to_pylist()
+        bought = sorted(set(mine.filter(mine.column("bought")).column("item").to_pylist()))
+        answer: dict[str, Any] = {
+            "person": person,
+            "method": stored["method"] if stored else features["method"],
+            "model_id": card.id,
+            "model_version": card.version,
+            "scored_at": stored["scored_at"] if stored else card.trained_at,
+            "bought": bought,
+        }
+        if stored is None:
+            return PersonOffers(offers=[], missing=self._missing(person, card), **answer)
+        model = self._item_model(card.id)
+        known = model.columns(sorted(set(items))) if model else None
         offers = [
-            Offer(item=x.items[j], score=round(float(scores[j]), 6), because=fitted.because(row, j))
-            for j in ranked[:TOP]
+            Offer(
+                item=offer["item"],
+                score=offer["score"],
+                because=_because(model, known, offer["item"]),
+            )
+            for offer in stored["products"]
         ]
-        return PersonOffers(person=person, method=method, offers=offers, bought=sorted(bought))
+        return PersonOffers(offers=offers, **answer)
 
+    def _missing(self, person: int, card: CardRow) -> str:
+        if person not in self.allowed():
+            return "the person's consent does not allow predictions"
+        return (
+            "the person had viewed or bought none of the items, or bought every one, when "
+            f"offers were last scored ({card.trained_at:%Y-%m-%d %H:%M} UTC)"
+        )
+
+    def _item_model(self, card_id: int) -> recommend.ItemModel | None:
+        if card_id not in self._explained:
+            stored = self.store.item_model(card_id)
+            self._explained = {
+                card_id: None if stored is None else recommend.ItemModel.load(stored)
+            }
+        return self._explained[card_id]
+
+    @single_threaded
     def evaluate(self, query: OfferEvaluationQuery) -> OfferEvaluation:
         """Precision@10 and recall@10 of every method on a time split, beside popularity."""
         until = query.until or self.today()
         cutoff = until - timedelta(days=query.holdout_days)
-        table = self._table(query, until)
+        table, _refused = self._table(query, until)
         days = table.column("day")
         before = table.filter(pc.less_equal(days, pa.scalar(cutoff, pa.date32())))
         x = recommend.interactions(before)
@@ -290,39 +345,27 @@ class Offers:
             methods=methods,
         )
 
+    @single_threaded
     def score(self, query: OffersQuery | None = None) -> OfferScoring:
         """Everyone allowed gets their ten best items by the method in use, fitted on
-        everything up to today; the fit is kept as a card, the offers replace the previous
-        ones at once. Nothing to learn from: 409, and the previous offers stay."""
+        everything up to today of the persons allowed; the fit is kept as a card, the offers
+        replace the previous ones at once. Nothing to learn from: 409, and the previous
+        offers stay."""
         query = query or OffersQuery()
         method = query.method or self.method
         today = self.today()
-        table = self._table(query, today)
-        self._checked(query, table)
+        table, refused = self._table(query, today)
+        self._checked(query, table, refused)
         x = recommend.interactions(table)
+        del table
         fitted = _Fitted(x, method)
-        allowed = np.flatnonzero(self.allowed().mask(x.persons))
-        items = pa.array(x.items, pa.string())
-        parts: list[pa.Table] = []
-        for block in recommend.blocks(x):
-            rows = allowed[(allowed >= block.start) & (allowed < block.stop)]
-            if not rows.size:
-                continue
-            chosen = fitted.top(rows)
-            parts.append(
-                pa.table(
-                    {
-                        "person": pa.array(x.persons[rows][chosen.row], pa.int64()),
-                        "item": items.take(pa.array(chosen.column)),
-                        "score": pa.array(np.round(chosen.score, 6), pa.float64()),
-                    }
-                )
-            )
-        offers = pa.concat_tables(parts) if parts else _NO_OFFERS
+        offers = choose(fitted)
         offered = len(pc.unique(offers.column("person")))
         scored_at = utc_now()
-        card_id = self._card(query, method, today, x, offered)
-        self.next_best.replace_products(offers, card_id, scored_at, method)
+        card_id = self._card(query, method, today, x, offered, refused)
+        self.next_best.replace_products(
+            offers, card_id, scored_at, method, fitted.item_model().dump()
+        )
         return OfferScoring(
             model_id=card_id,
             method=method,
@@ -332,7 +375,13 @@ class Offers:
         )
 
     def _card(
-        self, query: OffersQuery, method: Method, today: date, x: Interactions, offered: int
+        self,
+        query: OffersQuery,
+        method: Method,
+        today: date,
+        x: Interactions,
+        offered: int,
+        refused: int,
     ) -> int:
         parameters: dict[str, Any] = {}
         if method == "factorisation":
@@ -366,10 +415,32 @@ class Offers:
                 "interactions": int(x.interest.nnz),
                 "purchases": int(x.bought.nnz),
                 "offered": offered,
+                # Persons with items whose consent did not allow them to be learnt from.
+                "left_out_by_consent": refused,
             },
             status="trained",
             message=None,
         )
+
+
+def choose(fitted: _Fitted) -> pa.Table:
+    """Everyone's ten best items by the fit, as one table of ``person, item, score`` (each
+    person's best first): blocks of persons at once, no loop over persons."""
+    x = fitted.x
+    items = pa.array(x.items, pa.string())
+    parts: list[pa.Table] = []
+    for block in recommend.blocks(x):
+        chosen = fitted.top(block)
+        parts.append(
+            pa.table(
+                {
+                    "person": pa.array(x.persons[block][chosen.row], pa.int64()),
+                    "item": items.take(pa.array(chosen.column)),
+                    "score": pa.array(np.round(chosen.score, 6), pa.float64()),
+                }
+            )
+        )
+    return pa.concat_tables(parts) if parts else _NO_OFFERS
 
 
 def _later(x: Interactions, after: pa.Table) -> dict[int, set[str]]:
@@ -389,6 +460,14 @@ def _later(x: Interactions, after: pa.Table) -> dict[int, set[str]]:
             continue
         later[row].add(item)
     return later
+
+
+def _because(model: recommend.ItemModel | None, mine: np.ndarray | None, item: str) -> list[str]:
+    """The person's items (columns ``mine``) that explain the offer of ``item``."""
+    if model is None or mine is None or not mine.size:
+        return []
+    column = model.columns([item])
+    return model.because(mine, int(column[0])) if column.size else []
 
 
 def _measure(fitted: _Fitted, rows: np.ndarray, later: dict[int, set[str]]) -> tuple[float, float]:

@@ -31,6 +31,7 @@ from touchpoints.predictions.results import (
     Scoring,
 )
 from touchpoints.predictions.store import CardRow, PredictionStore
+from touchpoints.predictions.threads import single_threaded
 from touchpoints.warehouse import Warehouse, utc_now
 
 KIND = "ltv"
@@ -84,8 +85,10 @@ class Predictions:
         self.allowed = allowed
 
     # -- training ----------------------------------------------------------------------------
+    @single_threaded
     def train_ltv(self, query: LtvTraining | None = None) -> ModelCard:
-        """Fit both models on the window's purchases and keep the card; the new model is
+        """Fit both models on the window's purchases of the persons whose consent allows
+        predictions and keep the card (``left_out_by_consent``: the others); the new model is
         the one in use if it trained. A failed run is kept as a failed card, and raises."""
         query = query or LtvTraining()
         event = query.conversion_event or self.settings.conversion_event
@@ -94,9 +97,12 @@ class Predictions:
         features = self._features(event, revenue)
         run = _Run(KIND, query.since, until, features)
         try:
-            customers = self._customers(event, revenue, query.since, until)
-            _enough(customers, event)
+            customers, refused = self._consenting(
+                self._customers(event, revenue, query.since, until)
+            )
+            _enough(customers, event, refused=refused)
             parameters, metrics = ltv.fit(_observed(customers))
+            metrics["left_out_by_consent"] = refused
             _finite(
                 ltv.figures(
                     parameters, self.settings.period, customers, self.settings.discount_rate
@@ -108,6 +114,12 @@ class Predictions:
             raise exc if isinstance(exc, TouchpointsError) else Conflict(str(exc)) from None
         card_id = self._add_card(run, parameters=parameters, metrics=metrics)
         return self.card(card_id)
+
+    def _consenting(self, customers: Customers) -> tuple[Customers, int]:
+        """The customers whose consent allows predictions, and how many were left out: a
+        person who refused is not learnt from, as they are not scored."""
+        keep = self.allowed().mask(customers.person)
+        return _kept(customers, keep), int(keep.size - np.count_nonzero(keep))
 
     def _features(self, event: str, revenue: str) -> dict[str, Any]:
         return {
@@ -199,6 +211,7 @@ class Predictions:
         return found
 
     # -- scoring -----------------------------------------------------------------------------
+    @single_threaded
     def score(self) -> Scoring:
         """Every person with a purchase in the model's window up to today gets new figures,
         computed with the model in use; they replace the previous ones all at once."""
@@ -250,6 +263,7 @@ class Predictions:
         return PersonLtv(model_version=version, period=period, **row)
 
     # -- holdout -----------------------------------------------------------------------------
+    @single_threaded
     def evaluate(self, query: HoldoutQuery) -> HoldoutEvaluation:
         """Fit BG/NBD on the calibration period, predict each customer's purchases in the
         holdout period and compare with what they bought, by calibration frequency. The
@@ -259,10 +273,12 @@ class Predictions:
         features = self._features(event, revenue)
         run = _Run(HOLDOUT_KIND, query.since, query.calibration_end, features)
         try:
-            customers = self._customers(
-                event, revenue, query.since, query.calibration_end, need_value=False
+            customers, refused = self._consenting(
+                self._customers(
+                    event, revenue, query.since, query.calibration_end, need_value=False
+                )
             )
-            _enough(customers, event, spend=False)
+            _enough(customers, event, spend=False, refused=refused)
             observed = _observed(customers)
             fitted = bgnbd.fit(observed.x, observed.t_x, observed.T)
         except (TouchpointsError, FitFailed) as exc:
@@ -278,6 +294,7 @@ class Predictions:
         rows = ltv.by_frequency(customers.x, actual, predicted)
         metrics = {
             **ltv.bgnbd_metrics(customers, fitted),
+            "left_out_by_consent": refused,
             "holdout_until": query.holdout_end.isoformat(),
             "holdout_actual": int(actual.sum()),
             "holdout_predicted": float(predicted.sum()),
@@ -353,7 +370,7 @@ def _finite(figures: dict[str, np.ndarray], which: str) -> None:
             )
 
 
-def _enough(customers: Customers, event: str, spend: bool = True) -> None:
+def _enough(customers: Customers, event: str, spend: bool = True, refused: int = 0) -> None:
     count = int(customers.person.size)
     repeat = int(np.sum(customers.x > 0))
     spenders = int(np.sum(customers.spenders))
@@ -363,10 +380,17 @@ def _enough(customers: Customers, event: str, spend: bool = True) -> None:
         or (spend and spenders < MIN_REPEAT_BUYERS)
     ):
         with_value = f", {spenders} with a positive order value" if spend else ""
+        left_out = (
+            f"; {refused:,} more are left out because their consent does not allow "
+            "predictions (a person who never chose counts only where consent_defaults grants "
+            "the category of the purpose predictions: docs/predictions.md#privacy)"
+            if refused
+            else ""
+        )
         raise Conflict(
             f"too little data: {count} customers with a {event!r} event, {repeat} of them "
             f"repeat buyers{with_value}; the models need at least {MIN_CUSTOMERS} customers "
-            f"and {MIN_REPEAT_BUYERS} repeat buyers"
+            f"and {MIN_REPEAT_BUYERS} repeat buyers{left_out}"
         )
 
 

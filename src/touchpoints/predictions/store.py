@@ -11,6 +11,7 @@ occasion with their values added, as the BG/NBD papers count CDNOW.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -60,8 +61,9 @@ _VALUE_TYPES_SQL = """
     GROUP BY ALL
 """
 
-# (person, item, bought, day) of every interest and purchase event up to a day: the item of
-# an interest event is a property, a purchase names its items in a list of objects.
+# (person, item, bought, day) of every interest and purchase event up to a day (of one
+# person: {person}): the item of an interest event is a property, a purchase names its items
+# in a list of objects.
 _INTERACTIONS_SQL = """
     WITH anchored AS (
         SELECT i.person AS person, e.event AS event, e.properties AS properties,
@@ -70,7 +72,7 @@ _INTERACTIONS_SQL = """
         JOIN event_identifiers a ON a.seq = e.seq AND a.pos = 0
         JOIN identifiers i ON i.sid = a.sid
         WHERE e.type = 'track' AND CAST(e."timestamp" AS DATE) <= ?
-          AND (list_contains(?, e.event) OR e.event = ?)
+          AND (list_contains(?, e.event) OR e.event = ?) {person}
     )
     SELECT person, json_extract_string(properties, ?) AS item, false AS bought, day
     FROM anchored WHERE list_contains(?, event)
@@ -91,6 +93,7 @@ _PREDICTION_COLUMNS = (
 )
 
 _FAR_PAST = date(1, 1, 1)
+ITEM_MODEL = "offers-items/npz-1"  # the format of an offers scoring's item model
 
 
 @dataclass(frozen=True)
@@ -156,20 +159,55 @@ class PredictionStore:
         """``person, item, bought, day`` of every interest event (its ``item_property``) and
         every item of every purchase (``products_property[].item_property``) up to ``until``
         (items that are not there: null)."""
+        return self._interactions(
+            until, interest_events, item_property, purchase_event, products_property, None
+        )
+
+    def person_interactions(
+        self,
+        person: int,
+        interest_events: list[str],
+        item_property: str,
+        purchase_event: str,
+        products_property: str,
+    ) -> pa.Table:
+        """The same of one person, up to now."""
+        return self._interactions(
+            date.max, interest_events, item_property, purchase_event, products_property, person
+        )
+
+    def _interactions(
+        self,
+        until: date,
+        interest_events: list[str],
+        item_property: str,
+        purchase_event: str,
+        products_property: str,
+        person: int | None,
+    ) -> pa.Table:
         item = property_path(item_property)
         products = property_path(products_property) + "[*]." + _json_key(item_property)
+        one = [] if person is None else [person]
         return self.warehouse.fetch_arrow(
-            _INTERACTIONS_SQL,
+            _INTERACTIONS_SQL.format(person="" if person is None else "AND i.person = ?"),
             [
                 until,
                 interest_events,
                 purchase_event,
+                *one,
                 item,
                 interest_events,
                 products,
                 purchase_event,
             ],
         )
+
+    def item_model(self, card_id: int) -> bytes | None:
+        """The items' side of an offers scoring (what explains an offer), if kept."""
+        rows = self.warehouse.fetchall(
+            "SELECT estimator FROM prediction_estimators WHERE model_id = ?", [card_id]
+        )
+        return bytes(rows[0][0]) if rows else None
 
     # -- model cards -------------------------------------------------------------------------
     def add_card(
@@ -347,15 +385,30 @@ class NextBestStore:
         self.warehouse = warehouse
 
     def replace_products(
-        self, offers: pa.Table, model_id: int, scored_at: datetime, method: str
+        self,
+        offers: pa.Table,
+        model_id: int,
+        scored_at: datetime,
+        method: str,
+        item_model: bytes,
     ) -> None:
         """The latest offers, all at once (the previous stay until these are written):
         ``offers`` has a row per (person, item) with its score, each person's best first;
-        each person's are kept as one JSON list of ``{item, score}``."""
+        each person's are kept as one JSON list of ``{item, score}``. The items' side of the
+        fit that chose them replaces the previous scoring's (only the latest is read)."""
         with self.warehouse.transaction() as cursor:
             with self.warehouse.registered("offers_chosen", offers, cursor):
                 self.warehouse.run("DELETE FROM next_best_products", cursor=cursor)
                 self.warehouse.run(_PRODUCTS_SQL, [model_id, scored_at, method], cursor=cursor)
+            self.warehouse.run(
+                "DELETE FROM prediction_estimators WHERE format = ?", [ITEM_MODEL], cursor=cursor
+            )
+            self.warehouse.run(
+                "INSERT INTO prediction_estimators (model_id, format, sha256, estimator) "
+                "VALUES (?, ?, ?, ?)",
+                [model_id, ITEM_MODEL, hashlib.sha256(item_model).hexdigest(), item_model],
+                cursor=cursor,
+            )
 
     def replace_actions(self, rows: pa.Table) -> None:
         """The latest actions, all at once (the previous stay until these are written)."""
