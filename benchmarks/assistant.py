@@ -22,16 +22,15 @@ language detection; sentiment.
 from __future__ import annotations
 
 import argparse
-import random
 import resource
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from touchpoints.assist.classifier import fit_head, score
+from touchpoints.assist.classifier import fit_head, held_out, score
 from touchpoints.assist.encoder import Encoder
 from touchpoints.assist.faq import Faq, load_faq
 from touchpoints.assist.intents import OUT_OF_SCOPE, load_intents
@@ -39,21 +38,6 @@ from touchpoints.assist.language import detect
 from touchpoints.assist.sentiment import sentiment
 
 DATA = Path(__file__).with_name("assistant_data.yaml")
-
-
-def split(phrases: list[tuple[str, str, str]], share: float, seed: int) -> tuple[list, list]:
-    groups: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
-    for phrase in phrases:
-        groups[(phrase[1], phrase[2])].append(phrase)
-    rng = random.Random(seed)
-    train, test = [], []
-    for key in sorted(groups):
-        items = groups[key][:]
-        rng.shuffle(items)
-        cut = max(1, round(len(items) * share))
-        test.extend(items[:cut])
-        train.extend(items[cut:])
-    return train, test
 
 
 def report(name: str, test: list, predicted: list[str]) -> None:
@@ -67,7 +51,7 @@ def report(name: str, test: list, predicted: list[str]) -> None:
 
 def intents(seed: int, share: float, encoder: Encoder) -> None:
     phrases = load_intents().phrases()
-    train, test = split(phrases, share, seed)
+    train, test = held_out(phrases, share, seed)
     counts = Counter(label == OUT_OF_SCOPE for _, label, _ in test)
     print(f"phrases: {len(phrases)}; training {len(train)}, held out {len(test)} "
           f"({counts[False]} in scope, {counts[True]} out of scope)\n")  # fmt: skip
@@ -129,7 +113,7 @@ def faq(encoder: Encoder, seed: int, share: float) -> None:
         print(f"| {language} ({len(pairs)}) | {methods['meaning']} | "
               f"{methods['meaning and words']} | {methods['words']} | "
               f"{right / len(pairs):.1%} | {methods['none']} |")  # fmt: skip
-    _, test = split(load_intents().phrases(), share, seed)
+    _, test = held_out(load_intents().phrases(), share, seed)
     outside = [p[0] for p in test if p[1] == OUT_OF_SCOPE]
     false = sum(found.answer(text, encoder.one(text)) is not None for text in outside)
     print(f"held-out out-of-scope phrases answered from the FAQ (wrongly): {false} of "

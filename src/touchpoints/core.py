@@ -23,16 +23,23 @@ from touchpoints.access.keys import KeyStore
 from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.users import Users
 from touchpoints.activate import DeliveryWorker, Destinations, Senders
+from touchpoints.assist.agents import Agents
+from touchpoints.assist.files import AssistantFileError
+from touchpoints.assist.handover import Sources
+from touchpoints.assist.maintenance import AssistantJob
+from touchpoints.assist.results import Touchpoint
+from touchpoints.assist.service import Assistant, AssistantSettings
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
-from touchpoints.collect.writer import BufferedWriter, replay_wal
+from touchpoints.collect.writer import Backpressure, BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
 from touchpoints.events import EventNormalizer, EventRow, Limits, now_micros
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.model import StageModelError, load_model
+from touchpoints.journeys.queries import StageHistoryQuery
 from touchpoints.journeys.service import Journeys
 from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
 from touchpoints.predictions.actions import ActionRulesError, load_actions
@@ -182,7 +189,7 @@ class Touchpoints:
         )
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
-        self.jobs: list[RetentionJob | ScoringJob] = []  # what a server runs on a schedule
+        self.jobs: list[RetentionJob | ScoringJob | AssistantJob] = []  # run on a schedule
         self.privacy = Privacy(
             self.warehouse,
             self.identity,
@@ -200,6 +207,18 @@ class Touchpoints:
             first_delay=settings.destinations_retry_schedule[0],
         )
         self.delivery: DeliveryWorker | None = None
+        try:
+            self.assistant = Assistant(
+                self.warehouse,
+                _assistant_settings(settings),
+                self.profiles,
+                self.destinations,
+                self._assistant_sources(),
+                self._record_assistant,
+            )
+        except AssistantFileError as exc:
+            raise ConfigError(f"assistant: {exc}") from None
+        self.agents = Agents(self.assistant)
         # An erased person's identifiers keep their events out, whichever way they come.
         self.store.row_filter = self.privacy.suppressions.keep
         self.quarantine.withhold = self.privacy.suppressions.withholds
@@ -244,6 +263,7 @@ class Touchpoints:
         self.jobs = [
             job for job in (self.privacy.retention_job(), self.scoring_job()) if job is not None
         ]
+        self.jobs.append(AssistantJob(self.assistant, self.agents))
         for job in self.jobs:
             job.start()
         if self.delivery is None:  # started once, however often the app starts
@@ -289,6 +309,7 @@ class Touchpoints:
             if self.writer is not None:
                 held.enter_context(self.writer.paused())
             held.enter_context(self.destinations.writing)
+            held.enter_context(self.assistant.paused())
             yield
 
     def stop_writer(self) -> int | None:
@@ -352,6 +373,76 @@ class Touchpoints:
 
     def replay_quarantine(self, ids: list[int] | None = None) -> ReplayResult:
         return self.quarantine.replay(self.normalizer, self.write_rows, ids)
+
+    # -- the assistant -----------------------------------------------------------------------
+    def _record_assistant(self, messages: list[dict[str, Any]]) -> None:
+        """The assistant's events, through the collector's judge and writer as any sender's
+        (source ``assistant``). A customer's message is never refused for them: a refusal
+        or a full writer is logged (a count, no content) and the conversation goes on."""
+        if not messages:
+            return
+        outcome = self.judge({"batch": messages}, "batch", source="assistant")
+        if outcome.rejected or outcome.body_problems:
+            log.warning("assistant: %d of its events were refused", len(outcome.rejected) or 1)
+        if outcome.rows:
+            try:
+                self.write_rows(outcome.rows)
+            except Backpressure:
+                log.warning(
+                    "assistant: %d events not written: the writer is full", len(outcome.rows)
+                )
+
+    def _assistant_sources(self) -> Sources:
+        """What a handover's summary and routing read about the customer."""
+
+        def name(person: int) -> str | None:
+            traits = self.profiles.get(person).traits
+            parts = [traits[t].value for t in ("first_name", "last_name") if t in traits]
+            return " ".join(str(part) for part in parts) or None
+
+        def stage(person: int) -> str | None:
+            return self.journeys.run(StageHistoryQuery(person=f"person:{person}")).current
+
+        def clv(person: int) -> float | None:
+            return self.predictions.ltv(f"person:{person}").predicted_clv_12m
+
+        def churn_risk(person: int) -> float | None:
+            return self.churn.risk(f"person:{person}").churn_risk
+
+        def recent(person: int) -> list[Touchpoint]:
+            """The latest touchpoints but the conversation's own messages."""
+            rows = self.profiles.timeline(person, 40)
+            return [
+                Touchpoint(
+                    at=row["timestamp"],
+                    event=row.get("event") or row.get("name") or row.get("type"),
+                    channel=row["channel"],
+                )
+                for row in rows
+                if not str(row.get("event") or "").startswith("Live Chat Message")
+            ][:8]
+
+        return Sources(name, stage, clv, churn_risk, recent)
+
+
+def _assistant_settings(settings: Settings) -> AssistantSettings:
+    return AssistantSettings(
+        intents=settings.assistant_file("intents"),
+        faq=settings.assistant_file("faq"),
+        routing=settings.assistant_file("routing"),
+        dealers=settings.assistant_file("dealers"),
+        identity_secret=settings.assistant_identity_secret,
+        code_destination=settings.assistant_code_destination,
+        code_tries=settings.assistant_code_tries,
+        code_minutes=settings.assistant_code_minutes,
+        transcript_days=settings.assistant_transcript_days,
+        redact=settings.assistant_redact,
+        max_chars=settings.assistant_max_message_chars,
+        first_response_seconds=settings.assistant_first_response_seconds,
+        idle_minutes=settings.assistant_idle_minutes,
+        order_event=settings.predictions_conversion_event,
+        marketing_category=settings.consent_purposes.get("marketing"),
+    )
 
 
 def _privacy_settings(settings: Settings) -> PrivacySettings:

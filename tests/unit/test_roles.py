@@ -24,6 +24,20 @@ from touchpoints.web.app import Dashboard
 # some questions with persons and ask for ``profiles`` as well, inside: a person's stages
 # (/v1/journeys/stages/{key}) and a funnel's drop-offs (tests/unit/test_access_http.py).
 API = {
+    ("POST", "/v1/assistant/messages"): "collect",
+    ("GET", "/v1/assistant/conversations/{conversation_id}/messages"): "collect",
+    ("GET", "/v1/assistant/conversations/{conversation_id}/stream"): "collect",
+    ("POST", "/v1/assistant/conversations/{conversation_id}/rating"): "collect",
+    ("POST", "/v1/assistant/voice"): "collect",
+    ("POST", "/v1/assistant/sms"): "collect",
+    ("GET", "/v1/assistant/queues"): "assist",
+    ("GET", "/v1/assistant/conversations"): "assist",
+    ("GET", "/v1/assistant/conversations/{conversation_id}"): "assist",
+    ("POST", "/v1/assistant/conversations/{conversation_id}/replies"): "assist",
+    ("POST", "/v1/assistant/conversations/{conversation_id}/close"): "assist",
+    ("GET", "/v1/assistant/figures"): "analytics",
+    ("POST", "/v1/assistant/trial"): "admin",
+    ("POST", "/v1/assistant/evaluate"): "analytics",
     ("GET", "/v1/audit"): "audit",
     ("GET", "/v1/audit/verify"): "audit",
     ("POST", "/v1/destinations"): "admin",

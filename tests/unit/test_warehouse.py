@@ -92,6 +92,8 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "destinations",
             "outbox",
             "delivery_attempts",
+            "assistant_conversations",
+            "assistant_messages",
         }
         assert warehouse.schema_version() == LATEST_VERSION == max(m.version for m in MIGRATIONS)
         assert warehouse.fetchall(

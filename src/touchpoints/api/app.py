@@ -33,6 +33,7 @@ from starlette.routing import Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchpoints.access.limits import RateLimiter
+from touchpoints.api import assistant as assistant_api
 from touchpoints.api import audit as audit_api
 from touchpoints.api import destinations as destinations_api
 from touchpoints.api import errors
@@ -104,11 +105,13 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(users_api.router)
     app.include_router(audit_api.router)
     app.include_router(destinations_api.router)
+    app.include_router(assistant_api.router)
     collector = Collector(tp)
     router = Router(
         routes=[
             *collector.routes(),
             profiles_api.lookup_route(tp),
+            *assistant_api.preflight_routes(),
             *Dashboard(tp).routes(),
             Mount("", app=app),
         ],

@@ -71,6 +71,28 @@ class Head:
         return Guess(intent, confidence, best, ranking)
 
 
+def held_out(
+    phrases: Sequence[tuple[str, str, str]], share: float, seed: int
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """(training, held out): ``share`` of each (intent, language)'s phrases held out, at
+    least one, chosen at random with ``seed``."""
+    import random
+
+    groups: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for phrase in phrases:
+        groups.setdefault((phrase[1], phrase[2]), []).append(phrase)
+    rng = random.Random(seed)
+    train: list[tuple[str, str, str]] = []
+    test: list[tuple[str, str, str]] = []
+    for key in sorted(groups):
+        items = groups[key][:]
+        rng.shuffle(items)
+        cut = max(1, round(len(items) * share))
+        test.extend(items[:cut])
+        train.extend(items[cut:])
+    return train, test
+
+
 def _logistic(seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
 

@@ -68,6 +68,10 @@ ACTIONS = (
     "destination.replay",
     "destination.test",
     "destination.send",
+    "assistant.",
+    "assistant.read",
+    "assistant.reply",
+    "assistant.close",
     "audit.",
 )
 

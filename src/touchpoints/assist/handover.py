@@ -1,0 +1,150 @@
+"""Handing a conversation to a person: who the customer is, what the routing rules are
+told (intent, language, sentiment, business hours, journey stage, lifetime value, churn
+risk, an open complaint), where they send it, and the summary the agent reads first.
+
+The customer's context is gathered once, at the handover (a stage history, two scores, a
+few events: tens of milliseconds), never for ordinary messages. Scores and stages a person
+does not have (anonymous, never scored, or withheld for want of consent) are simply absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from touchpoints.assist.customer import Customer
+from touchpoints.assist.directory import Directory
+from touchpoints.assist.live import Conversation
+from touchpoints.assist.results import LastOrder, Summary, Touchpoint
+from touchpoints.assist.routing import Facts, Route, Routing
+from touchpoints.errors import TouchpointsError
+
+
+@dataclass(frozen=True)
+class Context:
+    """What touchpoints knows of the customer at the handover."""
+
+    who: str
+    stage: str | None = None
+    clv: float | None = None
+    churn_risk: float | None = None
+    open_complaint: bool = False
+    last_order: LastOrder | None = None
+    recent: tuple[Touchpoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the context comes from (the parts below the assistant)."""
+
+    name: Callable[[int], str | None]
+    stage: Callable[[int], str | None]
+    clv: Callable[[int], float | None]
+    churn_risk: Callable[[int], float | None]
+    recent: Callable[[int], list[Touchpoint]]
+
+
+def _quietly(read: Callable[[int], object], person: int) -> object:
+    """A lookup whose absence is an answer (no score, no stage): None instead of an error."""
+    try:
+        return read(person)
+    except TouchpointsError:
+        return None
+
+
+class Handover:
+    def __init__(
+        self, routing: Routing, directory: Directory, customer: Customer, sources: Sources
+    ) -> None:
+        self.routing = routing
+        self.directory = directory
+        self.customer = customer
+        self.sources = sources
+
+    def context(self, conv: Conversation) -> Context:
+        person = conv.subject
+        if person is None:
+            return Context(who=_anonymous(conv))
+        name = _quietly(self.sources.name, person)
+        order = None
+        if conv.verified_person is not None:  # the agent sees the order of a proven person
+            found = self.customer.latest_order(person)
+            if found is not None:
+                order = LastOrder(
+                    order_id=found.order_id,
+                    placed_at=found.placed_at,
+                    state=found.state,
+                    total=found.total,
+                    currency=found.currency,
+                )
+        recent = _quietly(self.sources.recent, person)
+        return Context(
+            who=str(name) if name else f"person:{person}",
+            stage=_quietly(self.sources.stage, person),  # type: ignore[arg-type]
+            clv=_quietly(self.sources.clv, person),  # type: ignore[arg-type]
+            churn_risk=_quietly(self.sources.churn_risk, person),  # type: ignore[arg-type]
+            open_complaint=self.customer.open_complaint(person),
+            last_order=order,
+            recent=tuple(recent) if isinstance(recent, list) else (),
+        )
+
+    def route(
+        self,
+        conv: Conversation,
+        context: Context,
+        intent: str | None,
+        sentiment: tuple[str, float],
+        now: datetime | None = None,
+    ) -> tuple[Route, bool]:
+        now = now or datetime.now(UTC)
+        hours = self.directory.business_hours(now)
+        facts = Facts(
+            intent=intent,
+            language=conv.language,
+            channel=conv.channel,
+            sentiment=sentiment[0],
+            sentiment_score=sentiment[1],
+            stage=context.stage,
+            business_hours=hours,
+            open_complaint=context.open_complaint,
+            verified=conv.verified_person is not None,
+            clv=context.clv,
+            churn_risk=context.churn_risk,
+        )
+        return self.routing.route(facts), hours
+
+    def summary(
+        self,
+        conv: Conversation,
+        context: Context,
+        route: Route,
+        hours: bool,
+        reason: str,
+        understood: list[str],
+        sentiment: str,
+    ) -> Summary:
+        return Summary(
+            who=context.who,
+            person=f"person:{conv.subject}" if conv.subject is not None else None,
+            verified=conv.verified,
+            stage=context.stage,
+            clv=context.clv,
+            churn_risk=context.churn_risk,
+            open_complaint=context.open_complaint,
+            last_order=context.last_order,
+            recent=list(context.recent),
+            understood=understood,
+            sentiment=sentiment,
+            reason=reason,
+            team=route.team,
+            priority=route.priority,
+            rule=route.rule,
+            business_hours=hours,
+        )
+
+
+def _anonymous(conv: Conversation) -> str:
+    return {"chat": "anonymous visitor", "voice": "unknown caller", "sms": "unknown sender"}.get(
+        conv.channel, "anonymous"
+    )

@@ -1,0 +1,94 @@
+"""Keeping the assistant's tables tidy, in a thread of the server, every minute:
+
+- a conversation with the assistant alone that has been idle ``assistant_idle_minutes`` is
+  closed: *resolved* when the assistant's last answer answered, *unresolved* when it had not
+  understood (or the customer declined, or never proved who they were);
+- one waiting for or with a person, idle a day, is closed as *abandoned*;
+- closed conversations and their messages leave the database after
+  ``assistant_transcript_days`` (storage limitation: a transcript is personal data).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+from touchpoints.assist.agents import Agents
+from touchpoints.assist.service import Assistant
+
+log = logging.getLogger("touchpoints.assist")
+_UNRESOLVED = {
+    "not_understood",
+    "other_language",
+    "declined",
+    "verify",
+    "code_sent",
+    "code_wrong",
+    "code_expired",
+    "code_used_up",
+    "code_no_code",
+}
+WAITING_HOURS = 24
+
+
+def tidy(assistant: Assistant, agents: Agents, now: datetime | None = None) -> tuple[int, int]:
+    """Close idle conversations and prune old ones; (closed, removed)."""
+    now = now or datetime.now(UTC)
+    naive = now.replace(tzinfo=None)
+    closed = 0
+    idle = naive - timedelta(minutes=assistant.settings.idle_minutes)
+    for conversation_id in assistant.store.idle(idle):
+        with assistant.live.lock(conversation_id):
+            conv = assistant.conversation(conversation_id)
+            if not conv.open:
+                continue
+            if conv.state == "bot":
+                last = assistant.store.messages(conversation_id)
+                outcome = last[-1].outcome if last else None
+                agents.end(conv, "unresolved" if outcome in _UNRESOLVED else "resolved")
+            elif conv.updated_at < naive - timedelta(hours=WAITING_HOURS):
+                agents.end(conv, "abandoned")
+            else:
+                continue
+            closed += 1
+    removed, _messages = assistant.store.prune(
+        naive - timedelta(days=assistant.settings.transcript_days)
+    )
+    return closed, removed
+
+
+class AssistantJob:
+    """:func:`tidy` every ``interval`` seconds in a thread; logs counts, never content."""
+
+    def __init__(self, assistant: Assistant, agents: Agents, interval: float = 60) -> None:
+        self.assistant = assistant
+        self.agents = agents
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, name="touchpoints-assistant", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        self.assistant.warm()
+        while not self._stop.wait(self.interval):
+            try:
+                closed, removed = tidy(self.assistant, self.agents)
+            except Exception as exc:  # noqa: BLE001 - a scheduled job must outlive one failure
+                log.error("tidying the assistant's conversations failed (%s)", type(exc).__name__)
+                continue
+            if closed or removed:
+                log.info(
+                    "assistant: closed %d idle conversations, removed %d old ones", closed, removed
+                )
