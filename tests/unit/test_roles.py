@@ -140,6 +140,10 @@ PAGES = {
     "/privacy/erase": "privacy",
     "/privacy/retention": "privacy",
     "/privacy/requests/{request_id:int}/lift": "admin",
+    "/assistant": "assist",
+    "/assistant/conversations/{conversation_id:str}/messages": "assist",
+    "/assistant/conversations/{conversation_id:str}/reply": "assist",
+    "/assistant/conversations/{conversation_id:str}/close": "assist",
 }
 OPEN = {"/login", "/logout", "/language/{code}"}
 
