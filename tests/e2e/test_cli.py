@@ -226,6 +226,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
         "users",
         "audit",
         "destinations",
+        "assistant",
     ):
         assert command in result.stdout
 
