@@ -39,7 +39,6 @@ from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType
 from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.model import StageModelError, load_model
-from touchpoints.journeys.queries import StageHistoryQuery
 from touchpoints.journeys.service import Journeys
 from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
 from touchpoints.predictions.actions import ActionRulesError, load_actions
@@ -263,7 +262,9 @@ class Touchpoints:
         self.jobs = [
             job for job in (self.privacy.retention_job(), self.scoring_job()) if job is not None
         ]
-        self.jobs.append(AssistantJob(self.assistant, self.agents))
+        self.jobs.append(
+            AssistantJob(self.assistant, self.agents, refresh=self.journeys.person_source)
+        )
         for job in self.jobs:
             job.start()
         if self.delivery is None:  # started once, however often the app starts
@@ -401,7 +402,7 @@ class Touchpoints:
             return " ".join(str(part) for part in parts) or None
 
         def stage(person: int) -> str | None:
-            return self.journeys.run(StageHistoryQuery(person=f"person:{person}")).current
+            return self.journeys.kept_stage(person)
 
         def clv(person: int) -> float | None:
             return self.predictions.ltv(f"person:{person}").predicted_clv_12m

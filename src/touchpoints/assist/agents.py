@@ -116,10 +116,7 @@ class Agents:
                 agent=agent,
             )
             conv.updated_at = at
-            with assistant.writing, assistant.store.warehouse.transaction() as cursor:
-                assistant.store.add_messages([row], cursor)
-                assistant.store.save_conversation(conv.row(), cursor)
-            assistant.live.changed(conv)
+            assistant.write(conv, [row])
             assistant.record(
                 [
                     signals.track(
@@ -168,8 +165,7 @@ class Agents:
         conv.closed_at = conv.updated_at = now.replace(tzinfo=None)
         if by is not None and conv.agent is None:
             conv.agent = by
-        with assistant.writing:
-            assistant.store.save_conversation(conv.row())
+        assistant.save(conv)
         assistant.codes.forget(conv.id)
         conv.texts.clear()
         assistant.live.changed(conv)
@@ -197,8 +193,7 @@ class Agents:
         with assistant.live.lock(conversation_id):
             conv = assistant.conversation(conversation_id)
             conv.rating = rating
-            with assistant.writing:
-                assistant.store.save_conversation(conv.row())
+            assistant.save(conv)
         return self._answer(conv)
 
     def _answer(self, conv: Conversation) -> ConversationAnswer:

@@ -26,7 +26,7 @@ from touchpoints.assist.live import Conversation
 from touchpoints.assist.redact import EMAIL
 from touchpoints.assist.replies import say
 from touchpoints.assist.results import Source
-from touchpoints.assist.understanding import Reading
+from touchpoints.assist.understanding import FAQ, Reading
 from touchpoints.assist.verification import Codes
 
 PERSONAL = ("order_status", "delivery_date")
@@ -106,7 +106,7 @@ class Dialogue:
 
     def _intent(self, conv: Conversation, text: str, reading: Reading) -> Decision:
         intent = reading.intent
-        if intent == OUT_OF_SCOPE:
+        if intent in (OUT_OF_SCOPE, FAQ):
             return self._out_of_scope(conv, reading)
         conv.misunderstood = 0
         handler = getattr(self, f"_{intent}", None) if intent in BUILT_IN else None

@@ -58,13 +58,13 @@ class Conversation:
     pending_intent: str | None = None
     misunderstood: int = 0
     offered_person: str | None = None  # the intent a person was offered for
-    consent: bool | None = None
-    consent_checked: float = 0.0
     texts: dict[int, str] = field(default_factory=dict)
+    stored: bool = False  # its row is in the database (else the next save inserts it)
 
     @classmethod
     def from_row(cls, row: ConversationRow) -> Conversation:
         found = cls(*row)
+        found.stored = True
         if found.visitor_type == "anonymous_id":
             found.anonymous_id = found.visitor_value
         elif found.visitor_type == "phone":

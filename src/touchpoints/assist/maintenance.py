@@ -5,13 +5,15 @@
   understood (or the customer declined, or never proved who they were);
 - one waiting for or with a person, idle a day, is closed as *abandoned*;
 - closed conversations and their messages leave the database after
-  ``assistant_transcript_days`` (storage limitation: a transcript is personal data).
+  ``assistant_transcript_days`` (storage limitation: a transcript is personal data);
+- the journey tables are brought up to date when customers wrote (their stages).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from touchpoints.assist.agents import Agents
@@ -59,12 +61,22 @@ def tidy(assistant: Assistant, agents: Agents, now: datetime | None = None) -> t
 
 
 class AssistantJob:
-    """:func:`tidy` every ``interval`` seconds in a thread; logs counts, never content."""
+    """:func:`tidy` every ``interval`` seconds in a thread; logs counts, never content. When
+    customers wrote since the last turn, ``refresh`` too (the journey tables: a handover's
+    routing reads the stage as last derived, so it is at most a minute behind)."""
 
-    def __init__(self, assistant: Assistant, agents: Agents, interval: float = 60) -> None:
+    def __init__(
+        self,
+        assistant: Assistant,
+        agents: Agents,
+        interval: float = 60,
+        refresh: Callable[[], object] | None = None,
+    ) -> None:
         self.assistant = assistant
         self.agents = agents
         self.interval = interval
+        self.refresh = refresh
+        self._turns = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -85,6 +97,9 @@ class AssistantJob:
         while not self._stop.wait(self.interval):
             try:
                 closed, removed = tidy(self.assistant, self.agents)
+                if self.refresh is not None and self.assistant.turns != self._turns:
+                    self._turns = self.assistant.turns
+                    self.refresh()
             except Exception as exc:  # noqa: BLE001 - a scheduled job must outlive one failure
                 log.error("tidying the assistant's conversations failed (%s)", type(exc).__name__)
                 continue

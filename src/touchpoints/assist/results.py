@@ -18,7 +18,9 @@ class Source(Answer):
 class Understood(Answer):
     """What the assistant made of a customer's message."""
 
-    intent: str = Field(description="An intent of the intents file, or out_of_scope")
+    intent: str = Field(
+        description="An intent of the intents file, faq (answered from the FAQ) or out_of_scope"
+    )
     confidence: float = Field(description="The classifier's probability for its best intent")
     language: str = Field(description="de, en, or other")
     sentiment: str = Field(description="negative, neutral or positive")

@@ -134,6 +134,9 @@ class Assistant:
         # Held while a message is written, and by an erasure for its whole length (see
         # paused): nothing of a person is written half way through their erasure.
         self.writing = threading.RLock()
+        self.turns = 0  # customer messages handled (the maintenance job watches it)
+        self._consent: dict[int, tuple[float, Any]] = {}
+        self._people: dict[int, tuple[float, Any]] = {}
 
     # -- the customer's side -----------------------------------------------------------------
     def chat(
@@ -210,6 +213,7 @@ class Assistant:
                     f"conversation {conv.id} is closed; start a new one (send no conversation)"
                 )
             self._recognise(conv, visitor)
+            self.turns += 1
             now = datetime.now(UTC)
             is_code = conv.awaiting == "code" and _CODE.match(text) is not None
             reading = None if is_code else self.understanding.read(text, conv.language)
@@ -362,11 +366,21 @@ class Assistant:
             )
             events.append(self._message_event(conv, number, author, reading, decision, now))
         conv.updated_at = at
+        self.write(conv, rows)
+        return out
+
+    def write(self, conv: Conversation, rows: list[MessageRow]) -> None:
+        """Messages and the conversation's row in one transaction (the row inserted the
+        first time, updated after); pollers are told."""
         with self.writing, self.store.warehouse.transaction() as cursor:
             self.store.add_messages(rows, cursor)
-            self.store.save_conversation(conv.row(), cursor)
+            self.store.save_conversation(conv.row(), cursor, new=not conv.stored)
+        conv.stored = True
         self.live.changed(conv)
-        return out
+
+    def save(self, conv: Conversation) -> None:
+        """The conversation's row written (inserted the first time)."""
+        self.write(conv, [])
 
     def _message_event(
         self,
@@ -434,14 +448,32 @@ class Assistant:
 
     def _consents(self, conv: Conversation) -> bool:
         """Whether the conversation's person consented to keeping transcripts (re-read at
-        most once a minute; an unknown visitor has not)."""
+        most once a minute per person; an unknown visitor has not)."""
         person = conv.subject
         if person is None:
             return False
-        if conv.consent is None or time.monotonic() - conv.consent_checked > _CONSENT_SECONDS:
-            conv.consent = self.profiles.allows(f"person:{person}", "transcripts")
-            conv.consent_checked = time.monotonic()
-        return bool(conv.consent)
+        return bool(
+            self._recent(
+                self._consent,
+                person,
+                lambda: self.profiles.allows(f"person:{person}", "transcripts"),
+            )
+        )
+
+    @staticmethod
+    def _recent(cache: dict[int, tuple[float, Any]], person: int, read: Callable[[], Any]) -> Any:
+        """``read()`` for ``person``, remembered for a minute: a person's facts are read once
+        however many messages they send (each message's own events would otherwise make
+        the profile be assembled again every time)."""
+        now = time.monotonic()
+        hit = cache.get(person)
+        if hit is not None and now - hit[0] < _CONSENT_SECONDS:
+            return hit[1]
+        found = read()
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[person] = (now, found)
+        return found
 
     # -- handover ----------------------------------------------------------------------------
     def _hand_over(
@@ -542,6 +574,10 @@ class Assistant:
             return None
 
     def _person(self, person: int) -> Person | None:
+        found: Person | None = self._recent(self._people, person, lambda: self._read_person(person))
+        return found
+
+    def _read_person(self, person: int) -> Person | None:
         try:
             profile = self.profiles.get(person)
         except NotFound:

@@ -91,31 +91,42 @@ class AssistantStore:
         return ConversationRow(*rows[0]) if rows else None
 
     def save_conversation(
-        self, row: ConversationRow, cursor: duckdb.DuckDBPyConnection | None = None
+        self,
+        row: ConversationRow,
+        cursor: duckdb.DuckDBPyConnection | None = None,
+        new: bool = False,
     ) -> None:
-        """Insert or replace the conversation ``row`` (by its id)."""
+        """Write the conversation ``row``: inserted when ``new``, else updated by its id."""
         cursor = cursor or self.warehouse.cursor()
+        if new:
+            marks = ", ".join("?" for _ in row)
+            self.warehouse.run(
+                f"INSERT INTO assistant_conversations ({CONVERSATION_COLUMNS}) VALUES ({marks})",
+                list(row),
+                cursor=cursor,
+            )
+            return
+        columns = ConversationRow._fields[1:]
+        assignments = ", ".join(f"{name} = ?" for name in columns)
         self.warehouse.run(
-            "DELETE FROM assistant_conversations WHERE id = ?", [row.id], cursor=cursor
-        )
-        marks = ", ".join("?" for _ in row)
-        self.warehouse.run(
-            f"INSERT INTO assistant_conversations ({CONVERSATION_COLUMNS}) VALUES ({marks})",
-            list(row),
+            f"UPDATE assistant_conversations SET {assignments} WHERE id = ?",
+            [*row[1:], row.id],
             cursor=cursor,
         )
 
     def add_messages(
         self, rows: Sequence[MessageRow], cursor: duckdb.DuckDBPyConnection | None = None
     ) -> None:
-        cursor = cursor or self.warehouse.cursor()
-        marks = ", ".join("?" for _ in MessageRow._fields)
-        for row in rows:
-            self.warehouse.run(
-                f"INSERT INTO assistant_messages ({MESSAGE_COLUMNS}) VALUES ({marks})",
-                list(row),
-                cursor=cursor,
-            )
+        """The messages in one statement (each statement costs DuckDB milliseconds)."""
+        if not rows:
+            return
+        one = "(" + ", ".join("?" for _ in MessageRow._fields) + ")"
+        self.warehouse.run(
+            f"INSERT INTO assistant_messages ({MESSAGE_COLUMNS}) VALUES "
+            + ", ".join(one for _ in rows),
+            [value for row in rows for value in row],
+            cursor=cursor or self.warehouse.cursor(),
+        )
 
     def messages(self, conversation_id: str, after: int = 0, limit: int = 500) -> list[MessageRow]:
         rows = self.warehouse.fetchall(

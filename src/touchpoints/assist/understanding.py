@@ -1,6 +1,7 @@
 """Understanding one message: its language, sentiment, intent and, when no intent covers
-it, an FAQ entry. The encoder and classifier are made on first use (or by ``warm`` in a
-server's thread at start), once per process and intents file."""
+it (or the best one is unsure: below ``UNSURE``), an FAQ entry, which then answers. The
+encoder and classifier are made on first use (or by ``warm`` in a server's thread at start),
+once per process and intents file."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from touchpoints.assist.intents import OUT_OF_SCOPE, IntentFile
 from touchpoints.assist.language import detect
 from touchpoints.assist.sentiment import Sentiment, sentiment
 
+# Below this probability an intent gives way to an FAQ entry that answers the message ("Can I
+# pay with PayPal?" comes closest to no intent and is the FAQ's question).
+UNSURE = 0.5
+FAQ = "faq"  # what a message answered from the FAQ is recorded as
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -22,11 +28,12 @@ class Reading:
     guess: Guess
     language: str  # de, en or other
     sentiment: Sentiment
-    faq: FaqAnswer | None
+    faq: FaqAnswer | None  # the FAQ entry that answers (no intent, or an unsure one)
 
     @property
     def intent(self) -> str:
-        return self.guess.intent
+        """The intent, ``faq`` when an FAQ entry answers, or ``out_of_scope``."""
+        return FAQ if self.faq is not None else self.guess.intent
 
 
 class Understanding:
@@ -63,6 +70,7 @@ class Understanding:
         vector = self.classifier.encoder.one(text)
         guess = self.classifier.guess(text, vector)
         answer = None
-        if guess.intent == OUT_OF_SCOPE and found != "other":
+        unsure = guess.intent == OUT_OF_SCOPE or guess.confidence < UNSURE
+        if unsure and found != "other":
             answer = self.faq.answer(text, vector)
         return Reading(guess, found, sentiment(text), answer)
