@@ -155,7 +155,10 @@
     if (userId) { body.user_id = userId; body.user_hash = userHash; }
     return api("POST", "/v1/assistant/messages", body).then(function (reply) {
       remember(reply.conversation);
-      reply.messages.forEach(show);
+      reply.messages.forEach(function (message) {
+        if (message.author === "customer") seen[message.number] = true;  // shown as typed
+        else show(message);
+      });
       after = Math.max(after, reply.after);
       poll();
     }, function (error) {
