@@ -101,7 +101,7 @@ class Agents:
                 if conv.handed_over_at is None:  # an agent stepped in unasked
                     conv.handed_over_at = at
             shown = text  # an agent's words are the company's (a phone number to call)
-            consent = assistant._consents(conv)
+            consent = assistant.people.consents(conv)
             if not consent:
                 conv.texts[number] = shown
             row = _row(

@@ -18,7 +18,7 @@ from touchpoints.assist.service import Assistant, _understood
 def trial(assistant: Assistant, body: TrialIn) -> Trial:
     text = assistant.checked(body.text)
     now = datetime.now(UTC).replace(tzinfo=None)
-    person = assistant._find(body.key) if body.key else None
+    person = assistant.people.find(body.key) if body.key else None
     if body.key and person is None:
         from touchpoints.errors import NotFound
 
@@ -56,8 +56,8 @@ def trial(assistant: Assistant, body: TrialIn) -> Trial:
         assistant.directory,
         assistant.customer,
         replace_codes(assistant),
-        assistant._person,
-        assistant._find,
+        assistant.people.person,
+        assistant.people.find,
         lambda conv, address, person: False,
         lambda: False,
     )

@@ -12,12 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from touchpoints.assist import replies, signals
 from touchpoints.assist.customer import Customer
 from touchpoints.assist.directory import Directory
+from touchpoints.assist.engine import Decision, Said
+from touchpoints.assist.intents import OUT_OF_SCOPE
 from touchpoints.assist.live import Conversation
 from touchpoints.assist.results import LastOrder, Summary, Touchpoint
 from touchpoints.assist.routing import Facts, Route, Routing
+from touchpoints.assist.understanding import Reading
 from touchpoints.errors import TouchpointsError
 
 
@@ -142,6 +147,61 @@ class Handover:
             rule=route.rule,
             business_hours=hours,
         )
+
+    def hand_over(
+        self,
+        conv: Conversation,
+        decision: Decision,
+        reading: Reading | None,
+        earlier: list[str],
+        now: datetime,
+        events: list[dict[str, Any]],
+    ) -> None:
+        """Hand ``conv`` to the team the rules choose: its state, team, priority and summary
+        set, the customer told (``decision``'s replies), a ``Chatbot Handover`` event.
+        ``earlier``: the intents of the customer's earlier messages."""
+        context = self.context(conv)
+        feeling = (reading.sentiment.label, reading.sentiment.score) if reading else ("neutral", 0)
+        intent = conv.intent if conv.intent != OUT_OF_SCOPE else None
+        route, hours = self.route(conv, context, intent, feeling, now)
+        understood = [*earlier, reading.intent] if reading is not None else list(earlier)
+        reason = decision.handover or "asked"
+        summary = self.summary(conv, context, route, hours, reason, understood, feeling[0])
+        conv.state, conv.team, conv.priority, conv.rule = (
+            "queued",
+            route.team,
+            route.priority,
+            route.rule,
+        )
+        conv.handed_over_at = now.replace(tzinfo=None)
+        conv.handover_intent = intent
+        conv.summary = summary.model_dump_json()
+        team = self.routing.team(route.team)
+        label = team.label(conv.language or "de") if team else route.team
+        key = "complaint" if decision.complaint else "handover"
+        said = replies.say(key, conv.language, team=label, when=self._when(conv, now, hours))
+        decision.replies.append(Said(said))
+        events.append(
+            signals.track(
+                conv,
+                signals.HANDOVER,
+                f"handover{conv.messages + 1}",
+                now,
+                team=route.team,
+                priority=route.priority,
+                rule=route.rule,
+                intent=intent,
+                reason=reason,
+            )
+        )
+
+    def _when(self, conv: Conversation, now: datetime, hours: bool) -> str:
+        """When a person answers: shortly, or when the team is back."""
+        if hours:
+            return replies.say("handover_now", conv.language)
+        opens = self.directory.next_open(now)
+        when = replies.moment(self.directory.local(opens), conv.language, now) if opens else "—"
+        return replies.say("handover_later", conv.language, when=when)
 
 
 def _anonymous(conv: Conversation) -> str:

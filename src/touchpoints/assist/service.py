@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from touchpoints.activate import Destinations
-from touchpoints.assist import replies, signals
+from touchpoints.assist import signals
 from touchpoints.assist.customer import Customer
 from touchpoints.assist.directory import Directory, load_directory
-from touchpoints.assist.engine import _CODE, Decision, Dialogue, Person, Said
+from touchpoints.assist.engine import _CODE, Decision, Dialogue, Said
 from touchpoints.assist.faq import load_faq
 from touchpoints.assist.handover import Handover, Sources
 from touchpoints.assist.intents import load_intents
 from touchpoints.assist.live import Conversation, Live
+from touchpoints.assist.people import People
 from touchpoints.assist.redact import redact
 from touchpoints.assist.results import ChatMessage, ChatReply, MessagePage, Source, Understood
 from touchpoints.assist.routing import Routing, load_routing
@@ -44,7 +45,6 @@ from touchpoints.profiles import Profiles
 from touchpoints.warehouse import Warehouse
 
 log = logging.getLogger("touchpoints.assist")
-_CONSENT_SECONDS = 60.0  # a person's consent to transcripts, re-read at most this often
 
 
 @dataclass(frozen=True)
@@ -120,14 +120,17 @@ class Assistant:
         self.understanding = Understanding(load_intents(settings.intents), load_faq(settings.faq))
         self.customer = Customer(self.store, settings.order_event)
         self.codes = Codes(settings.code_tries, settings.code_minutes)
+        self.people = People(
+            profiles, destinations, self.codes, self.directory, settings.code_destination
+        )
         self.dialogue = Dialogue(
             self.directory,
             self.customer,
             self.codes,
-            self._person,
-            self._find,
-            self._send_code,
-            lambda: self._code_destination() is not None,
+            self.people.person,
+            self.people.find,
+            self.people.send_code,
+            lambda: self.people.destination() is not None,
         )
         self.handover = Handover(self.routing, self.directory, self.customer, sources)
         self.live = Live()
@@ -135,8 +138,6 @@ class Assistant:
         # paused): nothing of a person is written half way through their erasure.
         self.writing = threading.RLock()
         self.turns = 0  # customer messages handled (the maintenance job watches it)
-        self._consent: dict[int, tuple[float, Any]] = {}
-        self._people: dict[int, tuple[float, Any]] = {}
 
     # -- the customer's side -----------------------------------------------------------------
     def chat(
@@ -227,7 +228,12 @@ class Assistant:
             if fresh:
                 events.append(signals.track(conv, signals.STARTED, "start", now, channel=channel))
             if decision.handover is not None:
-                self._hand_over(conv, decision, reading, now, events)
+                earlier = [
+                    row.intent
+                    for row in self.store.messages(conv.id)
+                    if row.intent and row.author == "customer"
+                ]
+                self.handover.hand_over(conv, decision, reading, earlier, now, events)
             kept = "[code]" if is_code else text
             messages = self._keep(conv, kept, reading, decision, now, events)
             self._actions(conv, decision, now, events)
@@ -307,7 +313,7 @@ class Assistant:
                 setattr(conv, name, value)
         if visitor.user_id:
             conv.user_id = visitor.user_id
-            person = self._find(f"user_id:{visitor.user_id}")
+            person = self.people.find(f"user_id:{visitor.user_id}")
             if person is not None:
                 conv.verified, conv.verified_person = "signed_in", person
             elif conv.verified != "code":
@@ -318,7 +324,7 @@ class Assistant:
             ("phone", conv.phone),
             ("device_id", conv.device_id),
         ):
-            person = self._find(f"{kind}:{value}") if value else None
+            person = self.people.find(f"{kind}:{value}") if value else None
             if person is not None:
                 conv.person = person
                 break
@@ -335,7 +341,7 @@ class Assistant:
     ) -> list[ChatMessage]:
         """The message and the replies stored (texts where allowed), the conversation saved,
         an event for each; the messages as the client shows them."""
-        consent = self._consents(conv)
+        consent = self.people.consents(conv)
         at = now.replace(tzinfo=None)
         rows: list[MessageRow] = []
         out: list[ChatMessage] = []
@@ -446,98 +452,6 @@ class Assistant:
                 )
             )
 
-    def _consents(self, conv: Conversation) -> bool:
-        """Whether the conversation's person consented to keeping transcripts (re-read at
-        most once a minute per person; an unknown visitor has not)."""
-        person = conv.subject
-        if person is None:
-            return False
-        return bool(
-            self._recent(
-                self._consent,
-                person,
-                lambda: self.profiles.allows(f"person:{person}", "transcripts"),
-            )
-        )
-
-    @staticmethod
-    def _recent(cache: dict[int, tuple[float, Any]], person: int, read: Callable[[], Any]) -> Any:
-        """``read()`` for ``person``, remembered for a minute: a person's facts are read once
-        however many messages they send (each message's own events would otherwise make
-        the profile be assembled again every time)."""
-        now = time.monotonic()
-        hit = cache.get(person)
-        if hit is not None and now - hit[0] < _CONSENT_SECONDS:
-            return hit[1]
-        found = read()
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[person] = (now, found)
-        return found
-
-    # -- handover ----------------------------------------------------------------------------
-    def _hand_over(
-        self,
-        conv: Conversation,
-        decision: Decision,
-        reading: Reading | None,
-        now: datetime,
-        events: list[dict[str, Any]],
-    ) -> None:
-        context = self.handover.context(conv)
-        feeling = (reading.sentiment.label, reading.sentiment.score) if reading else ("neutral", 0)
-        intent = conv.intent if conv.intent != "out_of_scope" else None
-        route, hours = self.handover.route(conv, context, intent, feeling, now)
-        understood = [
-            row.intent
-            for row in self.store.messages(conv.id)
-            if row.intent and row.author == "customer"
-        ]
-        if reading is not None:
-            understood.append(reading.intent)
-        summary = self.handover.summary(
-            conv, context, route, hours, decision.handover or "asked", understood, feeling[0]
-        )
-        conv.state, conv.team, conv.priority, conv.rule = (
-            "queued",
-            route.team,
-            route.priority,
-            route.rule,
-        )
-        conv.handed_over_at = now.replace(tzinfo=None)
-        conv.handover_intent = intent
-        conv.summary = summary.model_dump_json()
-        team = self.routing.team(route.team)
-        label = team.label(conv.language or "de") if team else route.team
-        when = self._when(conv, now, hours)
-        key = "complaint" if decision.complaint else "handover"
-        decision.replies.append(Said(replies.say(key, conv.language, team=label, when=when)))
-        events.append(
-            signals.track(
-                conv,
-                signals.HANDOVER,
-                f"handover{conv.messages + 1}",
-                now,
-                team=route.team,
-                priority=route.priority,
-                rule=route.rule,
-                intent=intent,
-                reason=decision.handover,
-            )
-        )
-
-    def _when(self, conv: Conversation, now: datetime, hours: bool) -> str:
-        if hours:
-            return replies.say("handover_now", conv.language)
-        opens = self.directory.next_open(now)
-        if opens is None:
-            return replies.say("handover_later", conv.language, when="—")
-        return replies.say(
-            "handover_later",
-            conv.language,
-            when=replies.moment(self.directory.local(opens), conv.language, now),
-        )
-
     # -- reading back ------------------------------------------------------------------------
     def page(self, conversation_id: str, after: int = 0) -> MessagePage:
         """The messages after number ``after`` (the widget's poll)."""
@@ -563,75 +477,6 @@ class Assistant:
             text=row.text if row.text is not None else conv.texts.get(row.number),
             source=_source(row.source),
         )
-
-    # -- people and codes --------------------------------------------------------------------
-    def _find(self, key: str) -> int | None:
-        try:
-            return self.profiles.resolve(key)
-        except NotFound:
-            return None
-        except InvalidRequest:
-            return None
-
-    def _person(self, person: int) -> Person | None:
-        found: Person | None = self._recent(self._people, person, lambda: self._read_person(person))
-        return found
-
-    def _read_person(self, person: int) -> Person | None:
-        try:
-            profile = self.profiles.get(person)
-        except NotFound:
-            return None
-        traits = profile.traits
-
-        def trait(name: str) -> str | None:
-            found = traits.get(name)
-            return str(found.value) if found is not None else None
-
-        emails = profile.identifiers.get("email", [])
-        return Person(
-            first_name=trait("first_name"),
-            email=emails[-1].value if emails else None,
-            city=trait("city"),
-            postcode=trait("postal_code") or trait("postcode"),
-        )
-
-    def _code_destination(self) -> int | None:
-        wanted = self.settings.code_destination
-        if not wanted:
-            return None
-        for found in self.destinations.listing().destinations:
-            if (str(found.id) == wanted or found.name == wanted) and found.state == "enabled":
-                return found.id
-        return None
-
-    def _send_code(self, conv: Conversation, address: str, person: int | None) -> bool:
-        """A one-time code for ``conv``, sent to ``address`` when it is ``person``'s (for an
-        address nobody has, nothing is sent and no code will be right: the customer is told
-        the same either way, so the chat reveals nobody's address)."""
-        code = self.codes.issue(conv.id, person)
-        destination = self._code_destination()
-        if person is None or destination is None:
-            return False
-        language = conv.language
-        brand = self.directory.brand
-        payload = {
-            "to": address,
-            "subject": replies.say("code_mail_subject", language, brand=brand),
-            "text": replies.say(
-                "code_mail_text", language, code=code, minutes=self.settings.code_minutes
-            ),
-        }
-        sent = self.destinations.enqueue(
-            destination, payload, person=person, ordering_key=f"code:{conv.id}"
-        )
-        if sent.message_id is None:
-            log.warning(
-                "a one-time code was not sent: destination %s: %s", destination, sent.skipped
-            )
-            return False
-        conv.email = address.strip().lower()
-        return True
 
     # -- keeping the place tidy --------------------------------------------------------------
     @contextmanager
