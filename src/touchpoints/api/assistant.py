@@ -23,6 +23,7 @@ from starlette.routing import Route
 from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import audited, require
 from touchpoints.api.state import core
+from touchpoints.assist.agents import audit_target
 from touchpoints.assist.evaluation import evaluate, trial
 from touchpoints.assist.figures import figures
 from touchpoints.assist.queries import (
@@ -206,7 +207,7 @@ def conversation(
 ) -> ConversationDetail:
     """A conversation with every message and its handover summary."""
     found = core(request).agents.detail(conversation_id)
-    target = found.conversation.person or f"conversation:{conversation_id}"
+    target = audit_target(conversation_id, found.conversation.person)
     audited(request, caller, "assistant.read", target, durable=False)  # fmt: skip
     return found
 
@@ -216,8 +217,11 @@ def reply(
     request: Request, caller: Agent, conversation_id: ConversationId, body: AgentReplyIn
 ) -> AgentMessage:
     """An agent's reply: it reaches the customer's widget at its next poll."""
-    found = core(request).agents.reply(conversation_id, body.text, f"key:{caller.id}")
-    audited(request, caller, "assistant.reply", f"conversation:{conversation_id}")
+    tp = core(request)
+    found = tp.agents.reply(conversation_id, body.text, f"key:{caller.id}")
+    subject = tp.assistant.conversation(conversation_id).subject
+    person = f"person:{subject}" if subject is not None else None
+    audited(request, caller, "assistant.reply", audit_target(conversation_id, person))
     return found
 
 
@@ -228,7 +232,7 @@ def close(
     """The conversation ended, with its outcome (resolved by default)."""
     outcome = body.outcome if body else "resolved"
     found = core(request).agents.close(conversation_id, outcome, f"key:{caller.id}")
-    target = found.person or f"conversation:{conversation_id}"
+    target = audit_target(conversation_id, found.person)
     audited(request, caller, "assistant.close", target, outcome)
     return found
 

@@ -5,6 +5,7 @@ closing with an outcome. The agent console and ``/v1/assistant/conversations`` c
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from touchpoints.assist import signals
@@ -22,6 +23,15 @@ from touchpoints.assist.service import Assistant, _row, _source
 from touchpoints.errors import Conflict
 
 OPEN = ("bot", "queued", "agent")
+
+
+def audit_target(conversation_id: str, person: str | None = None) -> str:
+    """What the audit log names a conversation by: its person (``person:N``), else a digest
+    of its id. Never the id itself: with a site's public write key, the id reads the
+    conversation (it is the customer's secret), and the audit log is read by others."""
+    if person is not None:
+        return person
+    return "conversation:" + hashlib.sha256(conversation_id.encode()).hexdigest()[:16]
 
 
 class Agents:

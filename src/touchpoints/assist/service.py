@@ -306,7 +306,8 @@ class Assistant:
         return conv
 
     def _recognise(self, conv: Conversation, visitor: Visitor) -> None:
-        """Who is writing, through the identity map; a user id the site proved verifies."""
+        """Who is writing, through the identity map; a user id the site proved verifies
+        this message (and the conversation's next ones that carry the proof too)."""
         for name in ("anonymous_id", "phone", "device_id"):
             value = getattr(visitor, name)
             if value:
@@ -318,6 +319,11 @@ class Assistant:
                 conv.verified, conv.verified_person = "signed_in", person
             elif conv.verified != "code":
                 conv.verified = "signed_in"  # proven, though nothing is known of them yet
+        elif conv.verified == "signed_in":
+            # The site's proof comes with every message of a signed-in user: a message
+            # without it (signed out, or someone else holding the conversation's id) is
+            # no longer proven.
+            conv.verified, conv.verified_person, conv.user_id = None, None, None
         for kind, value in (
             ("user_id", conv.user_id),
             ("anonymous_id", conv.anonymous_id),

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from touchpoints.assist.agents import audit_target
 from touchpoints.assist.figures import figures
 from touchpoints.assist.queries import AgentReplyIn, CloseIn
 from touchpoints.errors import InvalidRequest, NotFound, TouchpointsError, status_of
@@ -77,7 +78,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         except TouchpointsError as exc:
             error = dashboard.language(request).explain(exc)
             return await _page(dashboard, request, session, error, status_of(exc), conversation)
-        target = f"conversation:{conversation}"
+        target = audit_target(conversation)
         await dashboard.audit(request, session.actor.id, "assistant.reply", target)
         return RedirectResponse(f"/assistant?{urlencode({'conversation': conversation})}", 303)
 
@@ -96,7 +97,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
             error = language.explain(exc) if isinstance(exc, TouchpointsError) else str(exc)
             status = status_of(exc) if isinstance(exc, TouchpointsError) else 422
             return await _page(dashboard, request, session, error, status, conversation)
-        target = found.person or f"conversation:{conversation}"
+        target = audit_target(conversation, found.person)
         await dashboard.audit(request, session.actor.id, "assistant.close", target, outcome)
         return RedirectResponse(f"/assistant?{urlencode({'closed': conversation})}", 303)
 
@@ -140,7 +141,7 @@ async def _page(
         return csv_response(data["tables"], wanted, "assistant", language)
     if data.get("detail") is not None:
         person = data["detail"].conversation.person
-        target = person or f"conversation:{chosen}"
+        target = audit_target(chosen or "", person)
         await dashboard.audit(request, session.actor.id, "assistant.read", target, durable=False)
     return dashboard.render(
         request,
