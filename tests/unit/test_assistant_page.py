@@ -96,7 +96,9 @@ def test_an_agent_answers_in_the_console_and_the_customer_gets_it(app: AppServer
         german = http.get("/assistant")
         assert "Warteschlangen" in german.text and "Gespräche" in german.text
     lines = app.tp.audit.page(limit=50).lines
-    assert {"assistant.read", "assistant.reply", "assistant.close"} <= {line.action for line in lines}
+    assert {"assistant.read", "assistant.reply", "assistant.close"} <= {
+        line.action for line in lines
+    }
     # The conversation's id reads it (with a site's public write key): never in the log.
     assert all(conversation not in (line.target or "") for line in lines)
 
