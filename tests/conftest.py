@@ -246,7 +246,7 @@ def start_server(
         )
     scheme = "https" if "--tls-cert" in serve_args else "http"
     url = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a loaded CI machine imports slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")

@@ -1,7 +1,9 @@
 """Synthetic shops for the predictions' tests: customers who buy, then drive (a trip a week)
 until they stop, a complaint or two support calls within days (the stage model's pain
 points) making them stop sooner; and (:func:`shop`) some of them buying again now and then
-until they drop out, and one who denies analytics."""
+until they drop out, and one who denies analytics. Every customer but two grants analytics
+with their first purchase (the consent banner of the checkout): ``DENIED`` denies it and
+``NEVER_CHOSE`` never chooses."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 DENIED = "c00001"  # in shop(): denies analytics (the category predictions need by default)
+NEVER_CHOSE = "c00002"  # makes no choice: only the defaults hold (necessary)
+GRANTED = {"consent": {"categoryPreferences": {"analytics": True}}}
 START = datetime(2025, 1, 1)
 END = START + timedelta(days=420)  # the data's last moment; "now" in the churn tests
 
@@ -27,7 +31,9 @@ def customers(count: int, seed: int = 1, start: datetime = START) -> list[dict[s
     for n in range(count):
         user = f"c{n:05d}"
 
-        def track(event: str, at: datetime, user: str = user, **props: Any) -> None:
+        def track(
+            event: str, at: datetime, user: str = user, context: Any = None, **props: Any
+        ) -> None:
             if at < end:
                 messages.append(
                     {
@@ -37,11 +43,13 @@ def customers(count: int, seed: int = 1, start: datetime = START) -> list[dict[s
                         "timestamp": iso(at),
                         "messageId": f"{user}-{len(messages)}",
                         "properties": props,
+                        **({"context": context} if context else {}),
                     }
                 )
 
         bought = start + timedelta(days=rng.uniform(0, 250))
-        track("Order Completed", bought, revenue=float(rng.randint(100, 900)))
+        consent = None if user in (DENIED, NEVER_CHOSE) else GRANTED
+        track("Order Completed", bought, context=consent, revenue=float(rng.randint(100, 900)))
         unhappy = rng.random() < 0.4
         if unhappy:
             trouble = bought + timedelta(days=rng.uniform(5, 40))

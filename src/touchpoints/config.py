@@ -392,6 +392,13 @@ class Settings(BaseSettings):
             "(purchasers) or everyone; either way only those active in the last window."
         ),
     )
+    predictions_offers_method: Literal["co-occurrence", "factorisation"] = Field(
+        default="co-occurrence",
+        description=(
+            "How next best offers are chosen: item-to-item co-occurrence, or implicit-feedback "
+            "matrix factorisation (ALS); touchpoints predict evaluate-offers measures both."
+        ),
+    )
     next_best_actions: Path | None = Field(
         default=None,
         description=(
@@ -408,6 +415,43 @@ class Settings(BaseSettings):
             "value and churn risk), in a thread beside the writer; 0: only on demand "
             "(touchpoints predict score, POST /v1/predictions/score)."
         ),
+    )
+    export_dir: Path | None = Field(
+        default=None,
+        description=(
+            "A directory a running server exports the tables to as Parquet every "
+            "export_interval_minutes (as touchpoints export --to does); relative paths are "
+            "inside the data directory. Unset: no continuous export."
+        ),
+    )
+    export_interval_minutes: float = Field(
+        default=60,
+        ge=1,
+        le=60 * 24 * 31,
+        description="How often a running server with an export_dir exports what is new.",
+    )
+    audiences_live: bool = Field(
+        default=True,
+        description=(
+            "Evaluate computed traits and audiences for the persons each written batch of "
+            "events (or a merge, an unmerge) touched, at once; false: only on the schedule."
+        ),
+    )
+    audiences_interval_minutes: float = Field(
+        default=60,
+        ge=0,
+        le=24 * 60,
+        description=(
+            "Minutes between evaluations of every computed trait and audience for everyone "
+            "(windows of days move on), besides one just after each midnight (UTC); "
+            "0: only at midnight."
+        ),
+    )
+    audiences_keep_days: int = Field(
+        default=365,
+        ge=1,
+        le=36500,
+        description="Days each entry into and exit from an audience is kept in its history.",
     )
 
     assistant_intents: Path | None = Field(
@@ -625,6 +669,10 @@ class Settings(BaseSettings):
         return self._inside(getattr(self, f"assistant_{name}"))
 
     @property
+    def export_dir_path(self) -> Path | None:
+        return self._inside(self.export_dir)
+
+    @property
     def wal_dir(self) -> Path:
         return self.data_dir / "wal"
 
@@ -766,6 +814,10 @@ DEFAULT_CONFIG_TOML = """\
 # predictions_churn_window_days = 90                # no activity this long: churned
 # predictions_churn_population = "purchasers"       # or "everyone"
 # predictions_score_interval_hours = 24            # the server scores everyone; 0: off
+# predictions_offers_method = "co-occurrence"       # or "factorisation" (matrix factorisation)
+# audiences_live = true                   # evaluate persons as their events arrive
+# audiences_interval_minutes = 60         # everyone again (and just after midnight, UTC)
+# audiences_keep_days = 365               # entries into and exits from audiences
 # next_best_actions: unset (no rules); e.g. next_best_actions = "actions.yaml"
 #
 # The service assistant (see docs/assistant.md):
@@ -783,6 +835,9 @@ DEFAULT_CONFIG_TOML = """\
 # assistant_first_response_seconds = 120   # target from handover to a person's first reply
 # assistant_idle_minutes = 30         # a conversation with the assistant alone is closed
 # assistant_demo_site = false         # true: /assistant/demo, sign in as anyone (demo data only)
+# Open tables (see docs/export.md):
+# export_dir: unset (no continuous export); e.g. export_dir = "/srv/lake/touchpoints"
+# export_interval_minutes = 60    # how often a server with an export_dir exports
 #
 # Channel rules are checked before the built-in ones (see docs/channels.md):
 # [[channel_rules]]

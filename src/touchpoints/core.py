@@ -15,6 +15,7 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from touchpoints.access.keys import KeyStore
 from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.users import Users
 from touchpoints.activate import DeliveryWorker, Destinations, Senders
+from touchpoints.activate.audiences import Audiences, ComputedTraits, Evaluation, LiveAudiences
 from touchpoints.assist.agents import Agents
 from touchpoints.assist.files import AssistantFileError
 from touchpoints.assist.handover import Sources
@@ -35,6 +37,7 @@ from touchpoints.collect.quarantine import Quarantine, ReplayResult
 from touchpoints.collect.writer import Backpressure, BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
 from touchpoints.events import EventNormalizer, EventRow, Limits, now_micros
+from touchpoints.export import Exporter, ExportJob, ExportQuery, ExportsReached
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
@@ -42,6 +45,8 @@ from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.service import Journeys
 from touchpoints.predictions import ChurnRisk, ChurnSettings, LtvSettings, Predictions
 from touchpoints.predictions.actions import ActionRulesError, load_actions
+from touchpoints.predictions.actions import rules_version as rules_version_of
+from touchpoints.predictions.consent import EVERYONE, Allowed
 from touchpoints.predictions.figures import Figures
 from touchpoints.predictions.offers import Offers
 from touchpoints.predictions.schedule import ScoringJob
@@ -115,6 +120,7 @@ class Touchpoints:
             self.action_rules = load_actions(actions) if actions is not None else None
         except ActionRulesError as exc:
             raise ConfigError(f"next_best_actions: {exc}") from None
+        rules_version = rules_version_of(actions) if actions is not None else None
         self.warehouse = Warehouse(settings.database_path, read_only=read_only)
         make_private(settings.data_dir)
         self.keys = KeyStore(self.warehouse)
@@ -161,7 +167,7 @@ class Touchpoints:
                 discount_rate=settings.predictions_discount_rate,
                 period=settings.predictions_period,
             ),
-            withheld=self._predictions_withheld,
+            allowed=self._predictions_allowed,
         )
         # Churn risk reads the journeys as analyses do: without persons who denied them.
         self.churn = ChurnRisk(
@@ -176,19 +182,28 @@ class Touchpoints:
                 conversion_event=settings.predictions_conversion_event,
                 revenue_property=settings.predictions_revenue_property,
             ),
-            withheld=self._predictions_withheld,
+            allowed=self._predictions_allowed,
         )
-        self.figures = Figures(self.predictions, self.churn)
         self.offers = Offers(
             self.warehouse,
             self.profiles.resolve,
             settings.predictions_conversion_event,
+            settings.predictions_offers_method,
             today=lambda: self.predictions.today(),
-            withheld=self._predictions_withheld,
+            allowed=self._predictions_allowed,
         )
+        self.figures = Figures(
+            self.predictions, self.churn, self.offers, self.action_rules, rules_version
+        )
+        # The predictions are traits of the person's profile; a scoring run makes the
+        # cached profiles stale.
+        self.profiles.predicted = self.figures.traits
+        self.figures.listeners.append(self.profiles.forget)
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
-        self.jobs: list[RetentionJob | ScoringJob | AssistantJob] = []  # run on a schedule
+        # A server's schedule.
+        self.jobs: list[RetentionJob | ScoringJob | ExportJob | AssistantJob] = []
+        self.exporter = Exporter(self.warehouse, self._current, _written_by())
         self.privacy = Privacy(
             self.warehouse,
             self.identity,
@@ -198,6 +213,7 @@ class Touchpoints:
             settings.data_dir,
             _privacy_settings(settings),
             pause_writes=self._paused_writes,
+            reach_exports=self._reach_exports,
         )
         self.destinations = Destinations(
             self.warehouse,
@@ -206,6 +222,20 @@ class Touchpoints:
             first_delay=settings.destinations_retry_schedule[0],
         )
         self.delivery: DeliveryWorker | None = None
+        # Computed traits and audiences, evaluated as the identity map reports persons changed.
+        self.evaluation = Evaluation(
+            self.warehouse,
+            self.journeys,
+            self.destinations,
+            settings.consent_defaults,
+            settings.consent_purposes,
+        )
+        self.identity.listeners.append(self.evaluation.touched)
+        self.traits = ComputedTraits(self.evaluation, self.profiles.resolve)
+        self.audiences = Audiences(
+            self.evaluation, self.destinations, self.profiles.resolve, settings.consent_categories
+        )
+        self.live: LiveAudiences | None = None
         try:
             self.assistant = Assistant(
                 self.warehouse,
@@ -245,8 +275,8 @@ class Touchpoints:
 
     def start_writer(self) -> int:
         """Recover (see :meth:`recover`), then start the buffered writer, the scheduled
-        jobs (retention, daily; scoring, predictions_score_interval_hours) and the delivery
-        worker (destinations' outbox)."""
+        jobs (retention, daily; scoring, predictions_score_interval_hours), the delivery
+        worker (destinations' outbox) and the live evaluation of audiences."""
         replayed = self.recover()
         self.writer = BufferedWriter(
             self.store,
@@ -259,9 +289,8 @@ class Touchpoints:
             after_write=self.identity.catch_up,
         )
         self.writer.start()
-        self.jobs = [
-            job for job in (self.privacy.retention_job(), self.scoring_job()) if job is not None
-        ]
+        jobs = (self.privacy.retention_job(), self.scoring_job(), self.export_job())
+        self.jobs = [job for job in jobs if job is not None]
         self.jobs.append(
             AssistantJob(self.assistant, self.agents, refresh=self.journeys.person_source)
         )
@@ -270,6 +299,14 @@ class Touchpoints:
         if self.delivery is None:  # started once, however often the app starts
             self.delivery = self.delivery_worker()
             self.delivery.start()
+        if self.live is None:
+            self.live = LiveAudiences(
+                self.evaluation,
+                interval_minutes=self.settings.audiences_interval_minutes,
+                live=self.settings.audiences_live,
+                keep_days=self.settings.audiences_keep_days,
+            )
+            self.live.start()
         self.audit.start()
         return replayed
 
@@ -288,34 +325,64 @@ class Touchpoints:
         hours = self.settings.predictions_score_interval_hours
         return ScoringJob(self.figures.score, hours * 3600) if hours else None
 
-    def _predictions_withheld(self) -> set[int]:
-        """Persons whose latest choice denies the consent category of the purpose
-        ``predictions`` (predictions are profiling): they are never scored. As for the
-        analyses, a person who never chose is scored; denying is what takes them out."""
+    def export_job(self) -> ExportJob | None:
+        """The export to ``export_dir`` every ``export_interval_minutes`` (None: unset)."""
+        directory = self.settings.export_dir_path
+        if directory is None:
+            return None
+        query = ExportQuery(to=str(directory.absolute()))
+        return ExportJob(
+            lambda: self.exporter.run(query), self.settings.export_interval_minutes * 60
+        )
+
+    def _current(self) -> None:
+        """The identity map and the journey facts up to date with the stored events."""
+        self.identity.catch_up()
+        self.journeys.refresh()
+
+    def _reach_exports(self) -> ExportsReached:
+        """The export directories written before, without what was just removed."""
+        directory = self.settings.export_dir_path
+        return self.exporter.reach(directory.absolute() if directory else None)
+
+    def _predictions_allowed(self) -> Allowed:
+        """Whose consent allows predictions (profiling): the category of the purpose
+        ``predictions`` granted by the person's latest choice, or by its default
+        (``consent_defaults``) for a person who never chose, as ``Profiles.allows`` answers
+        for one person. By default only ``necessary`` is granted without a choice, so a
+        person who never chose is not scored."""
         purposes = self.settings.consent_purposes
         category = purposes.get("predictions") or purposes.get("analyses")
         if category is None:
-            return set()
-        source = self.journeys.person_source().respecting(category, "exclude")
-        if source.withheld is None:
-            return set()
-        column = source.arrow(source.withheld).column("person")
-        return {int(person) for person in column.to_pylist()}
+            return EVERYONE
+        source = self.journeys.person_source()
+        latest = source.arrow(source.latest_choices(category))
+        persons = latest.column("person").to_numpy()
+        granted = latest.column("granted").to_numpy(zero_copy_only=False).astype(bool)
+        return Allowed(
+            default=bool(self.settings.consent_defaults.get(category, False)),
+            granted=frozenset(int(p) for p in persons[granted]),
+            denied=frozenset(int(p) for p in persons[~granted]),
+        )
 
     @contextmanager
     def _paused_writes(self) -> Iterator[None]:
-        """The writer held still (its buffer written first, if one runs) and the outbox's
-        states (the delivery worker between its writes)."""
+        """The writer held still (its buffer written first, if one runs), the outbox's
+        states (the delivery worker between its writes) and the evaluation of audiences."""
         with ExitStack() as held:
             if self.writer is not None:
                 held.enter_context(self.writer.paused())
             held.enter_context(self.destinations.writing)
             held.enter_context(self.assistant.paused())
+            held.enter_context(self.evaluation.lock)
             yield
 
     def stop_writer(self) -> int | None:
         """Stop the scheduled jobs and the writer (writing what it buffers); how many events
         it held (None: no writer ran)."""
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
         if self.delivery is not None:
             self.delivery.stop()
             self.delivery = None
@@ -444,6 +511,13 @@ def _assistant_settings(settings: Settings) -> AssistantSettings:
         order_event=settings.predictions_conversion_event,
         marketing_category=settings.consent_purposes.get("marketing"),
     )
+
+
+def _written_by() -> str:
+    try:
+        return f"touchpoints {metadata.version('touchpoints')}"
+    except metadata.PackageNotFoundError:
+        return "touchpoints"
 
 
 def _privacy_settings(settings: Settings) -> PrivacySettings:

@@ -163,6 +163,29 @@ def test_jsonl_import_keeps_good_lines_rejects_bad_ones_and_is_idempotent(
     assert cli("events", "count", data_dir=data_dir).stdout == "3\n"
 
 
+def test_an_import_keeps_rows_that_repeat_exactly_and_says_how_many_it_stored(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    view = '{"type":"page","anonymousId":"a1","name":"Home","timestamp":"2026-05-01T10:00:00Z"}'
+    clicks = tmp_path / "clicks.jsonl"
+    clicks.write_text(f"{view}\n{view}\n{view}\n")
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer,amount\nK-1,29.90\nK-1,29.90\n")
+    mapping = tmp_path / "orders.toml"
+    mapping.write_text(
+        'type = "track"\nuser_id = "customer"\nevent_name = "Order Completed"\n'
+        '[properties]\nrevenue = "amount"\n'
+    )
+    imports = [("import", str(clicks)), ("import", str(orders), "--mapping", str(mapping))]
+    first = [cli(*args, data_dir=data_dir) for args in imports]
+    assert "3 lines, 3 accepted (3 stored, 0 already present or suppressed)" in first[0].stdout
+    assert "2 lines, 2 accepted (2 stored, 0 already present or suppressed)" in first[1].stdout
+    again = [cli(*args, data_dir=data_dir) for args in imports]
+    assert "3 accepted (0 stored, 3 already present or suppressed)" in again[0].stdout
+    assert "2 accepted (0 stored, 2 already present or suppressed)" in again[1].stdout
+    assert cli("events", "count", data_dir=data_dir).stdout == "5\n"
+
+
 def test_csv_import_with_a_mapping_and_a_missing_column(data_dir: Path, tmp_path: Path) -> None:
     csv_path = tmp_path / "crm.csv"
     csv_path.write_text(CRM_CSV, encoding="utf-8")
@@ -227,6 +250,8 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
         "audit",
         "destinations",
         "assistant",
+        "audiences",
+        "traits",
     ):
         assert command in result.stdout
 

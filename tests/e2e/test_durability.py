@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Server, start_server
+from conftest import Server, run_cli, start_server
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 
@@ -71,6 +71,24 @@ def test_events_acknowledged_before_a_kill_9_are_stored_once_after_restart(
     stored = _stored_ids(data_dir)
     assert len(stored) == len(set(stored)), "an event was stored twice"
     assert acknowledged <= set(stored)
+
+
+def test_an_offline_command_after_a_kill_9_shows_what_the_log_holds(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir, SLOW_WRITER)
+    acknowledged = _send(server, 100)
+    server.stop(signal.SIGKILL)
+    assert (data_dir / "server.json").exists(), "a killed server leaves its announcement"
+    assert _stored_ids(data_dir) == [], "the events should be only in the log"
+
+    # No server runs: the command opens the data directory, and recovers the log first.
+    counted = run_cli("events", "count", data_dir=data_dir)
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout == f"{len(acknowledged)}\n"
+    assert list((data_dir / "wal").glob("*.log")) == []  # replayed, committed, removed
+    again = run_cli("events", "count", "--user-id", "u1", data_dir=data_dir)
+    assert again.stdout == "20\n"  # the batch of u1, once
+    assert set(_stored_ids(data_dir)) == acknowledged
 
 
 def test_sigterm_writes_everything_buffered_before_exiting(tmp_path: Path) -> None:

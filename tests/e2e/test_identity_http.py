@@ -116,5 +116,5 @@ def test_matching_too_little_data_is_a_clear_error_locally(tmp_path: Path) -> No
     assert run_cli("init", data_dir=data).returncode == 0
     result = run_cli("identity", "match", data_dir=data)
     assert result.returncode == 1
-    assert "0 person(s) have a name, e-mail or phone" in result.stderr
+    assert "0 person(s) have an e-mail, a phone, or two of" in result.stderr
     assert "Traceback" not in result.stderr

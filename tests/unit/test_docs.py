@@ -140,3 +140,44 @@ def test_destinations_doc_names_every_command_route_kind_setting_and_its_check_w
     }
     assert verified(secret, headers, body)
     assert not verified(secret, headers, body + b" ")
+
+
+def test_audiences_doc_names_every_command_route_setting_and_its_definitions_work(
+    tmp_path: Path,
+) -> None:
+    """docs/audiences.md as a contract: every command, route and setting of audiences and
+    computed traits is there, and every definition it shows is accepted, in order, by a real
+    data directory (the audiences name the traits and audiences shown before them)."""
+    import json
+
+    import yaml
+
+    from touchpoints.api.audiences import router
+    from touchpoints.cli.audiences import audiences_app, traits_app
+    from touchpoints.core import Touchpoints
+
+    text = (DOCS / "audiences.md").read_text()
+    for group, typer_app in (("audiences", audiences_app), ("traits", traits_app)):
+        for command in typer_app.registered_commands:
+            name = command.name or (command.callback.__name__ if command.callback else "")
+            assert f"touchpoints {group} {name}" in text, name
+    for route in router.routes:
+        for method in route.methods:
+            assert f"`{method} {route.path}`" in text, (method, route.path)
+    for name in Settings.model_fields:
+        if name.startswith("audiences_"):
+            assert f"`{name}`" in text, name
+    blocks = re.findall(r"```(yaml|json)\n(.*?)```", text, re.S)
+    definitions = [
+        yaml.safe_load(body) if kind == "yaml" else json.loads(body) for kind, body in blocks
+    ]
+    definitions = [d for d in definitions if isinstance(d, dict) and "key" in d]
+    assert len(definitions) >= 7
+    from touchpoints.config import load_settings
+
+    with Touchpoints.open(load_settings(tmp_path / "data")) as tp:
+        for definition in definitions:
+            if "kind" in definition:
+                assert tp.traits.create(definition).key == definition["key"]
+            else:
+                assert tp.audiences.create(definition).key == definition["key"]

@@ -269,3 +269,67 @@ def test_links_unlinks_and_sparse_events_agree_with_a_rebuild(
     with Touchpoints(load_settings(data)) as tp:
         apply_steps(tp, steps)
         check_incremental_equals_rebuild(tp)
+
+
+# -- the stored event identifiers, reused while the rules that found them are today's ---------
+KIOSK = [
+    {"type": "page", "anonymousId": "kiosk-1", "messageId": "k1"},
+    {"type": "identify", "anonymousId": "kiosk-1", "userId": "u1", "messageId": "k2"},
+    {"type": "identify", "anonymousId": "kiosk-1", "userId": "u2", "messageId": "k3"},
+    {"type": "identify", "anonymousId": "a9", "userId": "u2", "messageId": "k4"},
+]
+
+
+def test_a_rebuild_reuses_the_stored_event_identifiers_while_the_rules_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        send(tp, KIOSK)
+        incremental = snapshot(tp)
+        reused = rebuild(tp.identity)
+        assert not reused.extracted
+        assert "reuse" in reused.phases
+        assert snapshot(tp) == incremental
+        extracted = rebuild(tp.identity, extract=True)
+        assert extracted.extracted
+        assert snapshot(tp) == incremental
+        assert (reused.events, reused.identifiers, reused.persons) == (
+            extracted.events,
+            extracted.identifiers,
+            extracted.persons,
+        )
+
+
+def test_changed_identifier_rules_make_the_next_rebuild_extract_again(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Touchpoints(load_settings(data)) as tp:
+        send(tp, KIOSK)
+        assert tp.identity.lookup(Identifier("user_id", "u1")) == 1
+    # The kiosk's id is blocked now: the stored identifiers were found by other rules.
+    blocked = load_settings(data, identity_block_values=["kiosk-1"])
+    with Touchpoints(blocked) as tp:
+        assert tp.identity.store.rules() is None
+        result = rebuild(tp.identity)
+        assert result.extracted
+        values = tp.warehouse.fetchall("SELECT value FROM identifiers ORDER BY sid")
+        assert values == [("u1",), ("u2",), ("a9",)]
+        assert tp.identity.store.rules() == tp.identity.extractor.fingerprint()
+        assert not rebuild(tp.identity).extracted  # found by today's rules now
+    # Opened again with the rules of before, the stored identifiers are no longer theirs.
+    with Touchpoints(load_settings(data)) as tp:
+        assert tp.identity.store.rules() is None
+        assert rebuild(tp.identity).extracted
+        assert tp.identity.lookup(Identifier("anonymous_id", "kiosk-1")) is not None
+
+
+def test_a_map_made_before_the_rules_were_recorded_is_extracted_again(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Touchpoints(load_settings(data)) as tp:
+        send(tp, KIOSK)
+        tp.warehouse.run("UPDATE identity_state SET rules = NULL")  # as migration 14 leaves it
+    with Touchpoints(load_settings(data)) as tp:
+        assert tp.identity.store.rules() is None  # unknown stays unknown on open
+        incremental = snapshot(tp)
+        assert rebuild(tp.identity).extracted
+        assert snapshot(tp) == incremental
+        assert not rebuild(tp.identity).extracted

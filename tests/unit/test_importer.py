@@ -135,15 +135,68 @@ def test_importing_the_same_jsonl_file_twice_stores_nothing_twice(
     assert len(rejects(jsonl_file.parent / "events.jsonl.rejects.jsonl")) == 4
 
 
-def test_identical_lines_in_one_file_are_stored_once(tp: Touchpoints, tmp_path: Path) -> None:
+def test_lines_that_repeat_exactly_are_each_stored_and_once_only(
+    tp: Touchpoints, tmp_path: Path
+) -> None:
+    # Two identical page views in one second are two events (a clickstream export).
     path = tmp_path / "twice.ndjson"
-    path.write_text(f"{GOOD_IDENTIFY}\r\n{GOOD_TRACK}\r\n{GOOD_IDENTIFY}\r\n")
+    path.write_text(f"{GOOD_IDENTIFY}\r\n{GOOD_TRACK}\r\n{GOOD_IDENTIFY}\r\n{GOOD_IDENTIFY}\r\n")
     summary = run_import(tp, path)
-    assert summary_of(summary) == (3, 3, 2, 0)
+    assert summary_of(summary) == (4, 4, 4, 0)
     assert summary.reject_file is None
     assert not (tmp_path / "twice.ndjson.rejects.jsonl").exists()
-    # CRLF line ends are not part of the text the id is derived from.
-    assert set(stored_events(tp)) == {sha_id("import", GOOD_IDENTIFY), sha_id("import", GOOD_TRACK)}
+    # CRLF line ends are not part of the text the id is derived from; a first occurrence
+    # keeps the id of its content alone (what earlier versions gave it), a repeat its number.
+    assert set(stored_events(tp)) == {
+        sha_id("import", GOOD_IDENTIFY),
+        sha_id("import", GOOD_TRACK),
+        sha_id("import", f"{GOOD_IDENTIFY}\x002"),
+        sha_id("import", f"{GOOD_IDENTIFY}\x003"),
+    }
+    assert summary_of(run_import(tp, path)) == (4, 4, 0, 0)
+    assert tp.events.count() == 4
+
+
+def test_a_file_imported_before_repeats_were_kept_adds_only_its_repeats(
+    tp: Touchpoints, tmp_path: Path
+) -> None:
+    path = tmp_path / "clicks.jsonl"
+    path.write_text(f"{GOOD_TRACK}\n{GOOD_TRACK}\n")
+    tp.write_rows(  # what an earlier version stored of it: the row once, by its content
+        tp.judge(
+            {"batch": [{**orjson.loads(GOOD_TRACK), "messageId": sha_id("import", GOOD_TRACK)}]},
+            "import",
+            source="import",
+        ).rows
+    )
+    assert summary_of(run_import(tp, path)) == (2, 2, 1, 0)
+    assert tp.events.count() == 2
+
+
+def test_repeats_are_counted_across_chunks(tp: Touchpoints, tmp_path: Path) -> None:
+    # 1,500 lines in chunks of 500: line n and line n + 600 are the same row, and so are
+    # lines n + 1,200 for the first 300 (the third occurrence, two chunks on).
+    rows = [f'{{"type":"page","anonymousId":"a{n}","name":"Home"}}' for n in range(600)]
+    path = tmp_path / "clicks.jsonl"
+    path.write_text("\n".join(rows + rows + rows[:300]) + "\n")
+    first = run_import(tp, path)
+    assert summary_of(first) == (1500, 1500, 1500, 0)
+    assert summary_of(run_import(tp, path)) == (1500, 1500, 0, 0)
+    assert tp.events.count() == 1500
+    ids = {e["message_id"] for e in tp.events.list(limit=2000)}
+    assert sha_id("import", rows[7]) in ids
+    assert sha_id("import", f"{rows[7]}\x002") in ids
+    assert sha_id("import", f"{rows[7]}\x003") in ids
+    assert sha_id("import", f"{rows[307]}\x003") not in ids
+
+
+def test_a_line_with_a_message_id_that_repeats_is_stored_once(
+    tp: Touchpoints, tmp_path: Path
+) -> None:
+    path = tmp_path / "given.jsonl"
+    path.write_text(f"{WITH_ID}\n{WITH_ID}\n")
+    assert summary_of(run_import(tp, path)) == (2, 2, 1, 0)
+    assert set(stored_events(tp)) == {"given-1"}
 
 
 def test_a_malformed_json_line_does_not_stop_the_import(tp: Touchpoints, tmp_path: Path) -> None:
@@ -341,6 +394,20 @@ def test_reimporting_a_crm_export_stores_nothing_twice(tp: Touchpoints, tmp_path
     assert summary_of(run_import(tp, csv_path, mapping)) == (2, 2, 2, 0)
     assert summary_of(run_import(tp, csv_path, mapping)) == (2, 2, 0, 0)
     assert tp.events.count() == 2
+
+
+def test_csv_rows_that_repeat_exactly_are_each_stored_and_once_only(
+    tp: Touchpoints, tmp_path: Path
+) -> None:
+    csv_path, mapping_path = write_crm(tmp_path, [ANNA, JONAS, ANNA])
+    mapping = load_mapping(mapping_path)
+    assert summary_of(run_import(tp, csv_path, mapping)) == (3, 3, 3, 0)
+    assert summary_of(run_import(tp, csv_path, mapping)) == (3, 3, 0, 0)
+    assert set(stored_events(tp)) == {
+        sha_id("crm", ANNA),
+        sha_id("crm", JONAS),
+        sha_id("crm", f"{ANNA}\x002"),
+    }
 
 
 def test_a_row_with_the_wrong_number_of_fields_is_rejected(tp: Touchpoints, tmp_path: Path) -> None:
@@ -548,6 +615,18 @@ def test_parquet_rows_are_imported_and_bad_rows_rejected(tp: Touchpoints, tmp_pa
     again = run_import(tp, path)
     assert summary_of(again) == (4, 2, 0, 2)
     assert tp.events.count() == 2
+
+
+def test_parquet_rows_that_repeat_exactly_are_each_stored_and_once_only(
+    tp: Touchpoints, tmp_path: Path
+) -> None:
+    path = tmp_path / "clicks.parquet"
+    pq.write_table(
+        pa.table({"type": ["page"] * 3, "anonymousId": ["a1", "a1", "a2"], "name": ["Home"] * 3}),
+        path,
+    )
+    assert summary_of(run_import(tp, path)) == (3, 3, 3, 0)
+    assert summary_of(run_import(tp, path)) == (3, 3, 0, 0)
 
 
 def test_a_file_that_is_not_parquet_is_a_clear_error(tp: Touchpoints, tmp_path: Path) -> None:

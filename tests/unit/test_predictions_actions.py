@@ -56,6 +56,41 @@ def test_the_rules_that_apply_come_by_priority_with_their_reasons(tmp_path: Path
     assert choose(rules, 17, {}).actions == []  # no figures: no rule holds
 
 
+def test_everyone_at_once_chooses_what_each_person_alone_would(tmp_path: Path) -> None:
+    """Scoring chooses for everyone with choose_all (masks over columns); a person's live
+    answer with choose: the same rules, in the same order, with the same reasons."""
+    import pyarrow as pa
+
+    from touchpoints.predictions.actions import NAMES, NUMBERS, choose_all
+
+    rules = load_actions(_rules(tmp_path, RULES))
+    people = [
+        {"churn_risk": 0.72, "predicted_clv_12m": 810.0, "stage": "purchase", "p_alive": 0.95},
+        {"churn_risk": 0.72, "predicted_clv_12m": 499.0, "stage": "purchase", "p_alive": 0.5},
+        {"churn_risk": 0.1, "predicted_clv_12m": None, "stage": None, "p_alive": 0.9},
+        {"churn_risk": None, "predicted_clv_12m": 900.0, "stage": "retention", "p_alive": 0.2},
+        {},
+    ]
+    columns = {"person": pa.array(range(len(people)), pa.int64())}
+    for name in NUMBERS:
+        columns[name] = pa.array([p.get(name) for p in people], pa.float64())
+    for name in NAMES:
+        columns[name] = pa.array([p.get(name) for p in people], pa.string())
+    persons, found = choose_all(rules, pa.table(columns))
+    alone = {
+        n: [
+            a.model_dump()
+            for a in choose(rules, n, {k: v for k, v in p.items() if v is not None}).actions
+        ]
+        for n, p in enumerate(people)
+    }
+    assert persons == [0, 1, 3]
+    assert dict(zip(persons, found, strict=True)) == {n: a for n, a in alone.items() if a}
+    assert [a["name"] for a in found[0]] == ["win-back call", "accessory offer"]
+    assert found[0][1]["because"] == ["stage = purchase"]
+    assert [a["name"] for a in found[2]] == ["newsletter"]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

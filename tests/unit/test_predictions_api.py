@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import cli
-from shop import DENIED, END, START, shop
+from shop import DENIED, END, NEVER_CHOSE, START, shop
 from touchpoints.api.app import create_app
 from touchpoints.cli.client import in_process_client
 from touchpoints.config import load_settings
@@ -180,9 +180,38 @@ def test_a_person_who_denied_the_consent_is_not_scored(tp: Touchpoints) -> None:
     assert found.ltv is None and found.churn is None
     assert tp.predictions.store.prediction(person) is None
     assert tp.churn.store.score(person) is None
-    # Anyone else who bought as often is scored.
-    other = tp.figures.person("user_id:c00002")
-    assert other.ltv is not None
+    # Anyone who granted it and bought as often is scored.
+    assert tp.profiles.allows("user_id:c00003", "predictions") is True
+    other = tp.figures.person("user_id:c00003")
+    assert other.ltv is not None and other.churn is not None
+
+
+def test_a_person_who_never_chose_gets_only_the_defaults_and_is_not_scored(
+    tp: Touchpoints,
+) -> None:
+    """No choice recorded: only consent_defaults hold (necessary), as Profiles.allows says;
+    predictions need analytics, so the person is not scored."""
+    key = f"user_id:{NEVER_CHOSE}"
+    assert tp.profiles.allows(key, "predictions") is False
+    assert tp.profiles.consent_history(key).consent["analytics"].chosen is False
+    person = tp.profiles.resolve(key)
+    found = tp.figures.person(key)
+    assert found.ltv is None and found.churn is None
+    assert tp.predictions.store.prediction(person) is None
+    assert tp.churn.store.score(person) is None
+    assert "predicted" not in tp.profiles.get(person).model_dump(exclude_defaults=True)
+
+
+def test_a_default_that_grants_the_category_scores_who_never_chose(trained: Path) -> None:
+    """An operator whose legal basis allows it grants analytics by default: then a person who
+    never chose is scored, and one who denied still is not."""
+    granted = {"necessary": True, "analytics": True}
+    with Touchpoints(load_settings(trained, consent_defaults=granted)) as core:
+        assert core.profiles.allows(f"user_id:{NEVER_CHOSE}", "predictions") is True
+        allowed = core._predictions_allowed()
+        never = core.profiles.resolve(f"user_id:{NEVER_CHOSE}")
+        denied = core.profiles.resolve(f"user_id:{DENIED}")
+        assert never in allowed and denied not in allowed
 
 
 def test_a_server_scores_on_a_schedule(trained: Path, tmp_path: Path) -> None:

@@ -201,6 +201,21 @@ def test_scores_with_reasons_survive_a_restart(tp: Touchpoints) -> None:
     sizes = [abs(c.points) for c in one.contributions]
     assert sizes == sorted(sizes, reverse=True) and len(sizes) <= 5
     assert all(c.label for c in one.contributions)
+    # Scoring kept the person's features, not their reasons: the reasons are tree SHAP on
+    # those features with the model that scored them, which gives the stored risk again.
+    row = tp.churn.store.score(int(key.removeprefix("person:")))
+    assert row is not None and row["contributions"] is None
+    assert len(row["features"]) == len(card.features["features"])
+    stored = tp.churn.store.estimator(card.id)
+    assert stored is not None
+    fitted = churn.load(stored[2], card.features["estimator_sha256"])
+    x = np.array([np.nan if v is None else v for v in row["features"]])
+    explained = churn.explain(fitted.trees, x[None, :])
+    assert explained.risk[0] == pytest.approx(row["churn_risk"], abs=1e-9)
+    top = churn.top_contributions(card.features["features"], x, explained.points[0])
+    assert [(c.feature, c.points) for c in one.contributions] == [
+        (c["feature"], c["points"]) for c in top
+    ]
     data_dir = tp.settings.data_dir
     tp.close()
     with Touchpoints(load_settings(data_dir)) as again:  # the estimator from the warehouse

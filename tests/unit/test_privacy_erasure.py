@@ -297,3 +297,28 @@ def _sha256(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_events_after_erasing_the_newest_ones_get_new_numbers_and_reach_the_identity_map(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(tmp_path / "data")
+    with Touchpoints.open(settings) as tp:
+        send(tp, [{"type": "track", "userId": "kept", "event": "A", "messageId": "k1"}])
+        send(
+            tp,
+            [
+                {"type": "track", "userId": "gone", "event": "A", "messageId": f"g{n}"}
+                for n in range(3)
+            ],
+        )
+        tp.privacy.erase("user_id:gone")
+    # Reopened (the next seq is found from the file): the erased numbers are not given again,
+    # so the identity map, which has read up to them, reads the new event.
+    with Touchpoints.open(settings) as tp:
+        send(tp, [{"type": "track", "userId": "new", "event": "A", "messageId": "n1"}])
+        assert tp.warehouse.fetchall("SELECT seq, user_id FROM events ORDER BY seq") == [
+            (1, "kept"),
+            (5, "new"),
+        ]
+        assert tp.profiles.resolve("user_id:new") != tp.profiles.resolve("user_id:kept")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets as random_secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,43 @@ class Destinations:
         self.store.enqueue([(message_id, destination_id, person, key, body)], now, due, cursor)
         self.wake.set()
         return Enqueued(message_id=message_id)
+
+    def enqueue_many(
+        self,
+        destination_id: int,
+        messages: Sequence[tuple[int, dict[str, Any], str]],
+        *,
+        consented: Collection[int],
+        cursor: duckdb.DuckDBPyConnection,
+    ) -> int:
+        """Write messages ``(person, payload, message id)`` to ``destination_id`` in the
+        transaction of ``cursor``, each person's in the order given: a producer with many
+        (an audience's members) that found, set-based, the persons who granted every purpose
+        the destination declares (``consented``, see :meth:`purposes_of`). Messages about
+        anyone else are not written, and counted as skipped. Returns how many were written."""
+        rows = [
+            (message_id, destination_id, person, f"person:{person}", orjson.dumps(payload).decode())
+            for person, payload, message_id in messages
+            if person in consented
+        ]
+        skipped = len(messages) - len(rows)
+        if skipped:
+            self.skipped[destination_id] = self.skipped.get(destination_id, 0) + skipped
+        if rows:
+            now = utc_now()
+            due = now + timedelta(seconds=self.first_delay)
+            self.store.enqueue(rows, now, due, cursor)
+            self.wake.set()
+        return len(rows)
+
+    def purposes_of(
+        self, destination_id: int, cursor: duckdb.DuckDBPyConnection | None = None
+    ) -> tuple[str, list[str]]:
+        """The kind of ``destination_id`` and the consent purposes it declares."""
+        row = self.store.destination(destination_id, cursor=cursor)
+        if row is None:
+            raise NotFound(f"no destination {destination_id}")
+        return row[1], list(orjson.loads(row[5]))
 
     def test(self, destination_id: int, to: str | None = None) -> Enqueued:
         """A test message about nobody, in the kind's shape (an e-mail needs ``to``)."""

@@ -34,10 +34,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchpoints.access.limits import RateLimiter
 from touchpoints.api import assistant as assistant_api
+from touchpoints.api import audiences as audiences_api
 from touchpoints.api import audit as audit_api
 from touchpoints.api import destinations as destinations_api
 from touchpoints.api import errors
 from touchpoints.api import events as events_api
+from touchpoints.api import export as export_api
 from touchpoints.api import identity as identity_api
 from touchpoints.api import journeys as journeys_api
 from touchpoints.api import keys as keys_api
@@ -106,6 +108,8 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(audit_api.router)
     app.include_router(destinations_api.router)
     app.include_router(assistant_api.router)
+    app.include_router(export_api.router)
+    app.include_router(audiences_api.router)
     collector = Collector(tp)
     router = Router(
         routes=[

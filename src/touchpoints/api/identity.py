@@ -131,10 +131,20 @@ def decide(request: Request, admin: Admin, pair_id: int, body: Decision) -> Matc
 
 
 @router.post("/v1/identity/rebuild")
-def rebuild_identity(request: Request, admin: Admin) -> RebuildResult:
+def rebuild_identity(
+    request: Request,
+    admin: Admin,
+    extract: Annotated[
+        bool,
+        Query(
+            description="Extract every event's identifiers again even when the identifier "
+            "rules that found the stored ones are today's"
+        ),
+    ] = False,
+) -> RebuildResult:
     """Recompute the whole identity map from the events (set-based)."""
     from touchpoints.identity.rebuild import rebuild
 
-    result = rebuild(core(request).identity)
+    result = rebuild(core(request).identity, extract=extract)
     audited(request, admin, "identity.rebuild", None, f"{result.persons} persons")
     return result

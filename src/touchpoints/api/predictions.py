@@ -18,7 +18,13 @@ from touchpoints.api.auth import audited, require
 from touchpoints.api.state import core
 from touchpoints.predictions import ChurnTraining, HoldoutQuery, LtvTraining
 from touchpoints.predictions.actions import PersonActions
-from touchpoints.predictions.offers import OfferEvaluation, OfferEvaluationQuery, PersonOffers
+from touchpoints.predictions.offers import (
+    OfferEvaluation,
+    OfferEvaluationQuery,
+    OffersQuery,
+    PersonOffers,
+)
+from touchpoints.predictions.recommend import Method
 from touchpoints.predictions.results import (
     HoldoutEvaluation,
     ModelCard,
@@ -47,7 +53,7 @@ def overview(request: Request, _: Analyst) -> PredictionsOverview:
 def models(
     request: Request,
     _: Analyst,
-    kind: Literal["ltv", "ltv_holdout", "churn"] | None = None,
+    kind: Literal["ltv", "ltv_holdout", "churn", "offers"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> ModelCards:
     """Every training run's model card, newest first (failed runs too, with the reason)."""
@@ -75,11 +81,14 @@ def person(request: Request, reader: Reader, key: str) -> PersonPredictions:
 
 
 @router.get("/offers/{key:path}")
-def offers(request: Request, reader: Reader, key: str) -> PersonOffers:
+def offers(
+    request: Request, reader: Reader, key: str, method: Method | None = None
+) -> PersonOffers:
     """The person's next best offers: the items they are likeliest to buy next, from what
-    they and others viewed, configured and bought (item-to-item co-occurrence), without
-    what they bought; none where their consent does not allow predictions."""
-    found = core(request).offers.for_person(key)
+    they and others viewed, configured and bought (item-to-item co-occurrence, or matrix
+    factorisation: ``method``, unset: the setting predictions_offers_method), without what
+    they bought; none where their consent does not allow predictions."""
+    found = core(request).offers.for_person(key, OffersQuery(method=method))
     audited(request, reader, "profile.predictions", f"person:{found.person}", "offers")
     return found
 
@@ -99,8 +108,9 @@ def actions(request: Request, reader: Reader, key: str) -> PersonActions:
 def evaluate_offers(
     request: Request, _: Analyst, body: OfferEvaluationQuery | None = None
 ) -> OfferEvaluation:
-    """Precision@10 and recall@10 of the offers on a time split, beside a popularity
-    baseline (aggregate figures; nothing is stored)."""
+    """Precision@10 and recall@10 of both methods of choosing offers (co-occurrence, matrix
+    factorisation) on a time split, beside a popularity baseline (aggregate figures;
+    nothing is stored)."""
     return core(request).offers.evaluate(body or OfferEvaluationQuery())
 
 
@@ -132,12 +142,15 @@ def evaluate(request: Request, key: Admin, body: HoldoutQuery) -> HoldoutEvaluat
 
 @router.post("/score")
 def score(request: Request, key: Admin) -> ScoringRun:
-    """Score every person with both models in use now (as the scheduled job does)."""
+    """Score every person with the models in use now (lifetime value, churn risk, next best
+    products), then choose their next best actions (as the scheduled job does)."""
     run = core(request).figures.score()
-    detail = ", ".join(
-        f"{name} {part.persons} persons"
-        for name, part in (("ltv", run.ltv), ("churn", run.churn))
-        if part is not None
+    parts = (
+        ("ltv", run.ltv),
+        ("churn", run.churn),
+        ("offers", run.offers),
+        ("actions", run.actions),
     )
+    detail = ", ".join(f"{name} {part.persons} persons" for name, part in parts if part is not None)
     audited(request, key, "predictions.score", None, detail)
     return run

@@ -27,6 +27,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from touchpoints.access.keys import ApiKey
+from touchpoints.activate.audiences.results import PersonMemberships, PersonTraits
 from touchpoints.api.auth import audited, authorise, client_address, require
 from touchpoints.api.errors import error_response
 from touchpoints.api.state import core
@@ -79,6 +80,29 @@ def profile_consent(request: Request, reader: Reader, key: str) -> ConsentHistor
     return history
 
 
+@router.get("/v1/profiles/{key:path}/computed-traits")
+def profile_computed_traits(request: Request, reader: Reader, key: str) -> PersonTraits:
+    """The person's computed traits, each with its definition in a line and its value (a
+    count that found nothing: 0), as last computed."""
+    found = core(request).traits.of_person(key)
+    audited(request, reader, "profile.traits", found.person, durable=False)
+    return found
+
+
+@router.get("/v1/profiles/{key:path}/audiences")
+def profile_audiences(
+    request: Request,
+    reader: Reader,
+    key: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> PersonMemberships:
+    """The audiences the person is in (since when), and their entries and exits, newest
+    first."""
+    found = core(request).audiences.of_person(key, limit)
+    audited(request, reader, "profile.audiences", found.person, durable=False)
+    return found
+
+
 @router.get("/v1/profiles/{key:path}/merges")
 def profile_merges(request: Request, reader: Reader, key: str) -> MergeLog:
     """The merges that made the person and the unmerges of its identifiers, oldest first."""
@@ -112,7 +136,9 @@ class _LookupRoute(Route):
             scope["type"] != "http"
             or scope["method"] != "GET"
             or scope["query_string"]
-            or scope["path"].endswith(("/timeline", "/merges", "/consent"))
+            or scope["path"].endswith(
+                ("/timeline", "/merges", "/consent", "/computed-traits", "/audiences")
+            )
         ):
             return Match.NONE, {}
         return super().matches(scope)

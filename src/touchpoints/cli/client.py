@@ -87,7 +87,8 @@ def _refusal(response: httpx.Response) -> str:
 
 class Api:
     """The API of one data directory, with the methods commands need: ``get``, ``post``,
-    ``delete`` (JSON in, JSON or a typed model out) and ``query`` (a journey question)."""
+    ``put``, ``delete`` (JSON in, JSON or a typed model out) and ``query`` (a journey
+    question)."""
 
     def __init__(self, http: httpx.Client, where: str) -> None:
         self._http = http
@@ -134,6 +135,15 @@ class Api:
             answer,
             content=content,
             params=_params(params),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def put(self, path: str, body: dict[str, Any], answer: type[M] | None = None) -> Any:
+        return self.call(
+            "PUT",
+            path,
+            answer,
+            content=orjson.dumps(body),
             headers={"Content-Type": "application/json"},
         )
 

@@ -1,4 +1,4 @@
-"""import, events, keys and quarantine: data in and out of a data directory."""
+"""import, export, events, keys and quarantine: data in and out of a data directory."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from touchpoints.collect.importer import (
 from touchpoints.collect.quarantine import QuarantineItem, QuarantinePage, ReplayResult
 from touchpoints.core import build_normalizer
 from touchpoints.events import EventCount, EventPage
+from touchpoints.export import ExportQuery, ExportRun
 from touchpoints.times import iso, iso_or_none, naive_utc
 from touchpoints.warehouse.events import EventStats
 
@@ -133,6 +134,48 @@ def _count_lines(path: Path) -> int | None:
         return None
     with path.open("rb") as handle:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+# -- export ----------------------------------------------------------------------------------
+@app.command("export")
+def export(
+    to: Annotated[
+        Path,
+        typer.Option(
+            "--to",
+            help="The export directory (created if need be; a directory exported to before "
+            "gets only what is new)",
+        ),
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Write events, identifiers, identity links, journey facts and consent choices as
+    Parquet, partitioned by event date, for DuckDB, Spark and other engines: only what is
+    new since the last export, with a manifest (DIR/_manifest.json)."""
+    directory = to.expanduser().absolute()
+    with client_for(data_dir) as api:
+        run = api.post("/v1/export", ExportQuery(to=str(directory)), ExportRun)
+    table = Table(title=f"exported to {run.directory} in {run.seconds:.1f} s")
+    table.add_column("table", no_wrap=True)
+    for column in ("written", "files", "removed", "rewritten", "rows", "up to seq"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for item in run.tables:
+        table.add_row(
+            item.table,
+            f"{item.rows_written:,}",
+            f"{item.files_written:,}",
+            f"{item.files_removed:,}",
+            f"{item.partitions_rewritten:,}",
+            f"{item.rows:,}",
+            f"{item.high_water_mark:,}",
+        )
+    out.print(table)
+    if run.leftovers_removed:
+        out.print(f"removed {run.leftovers_removed:,} file(s) an interrupted export had left")
+    out.print(
+        f"manifest: {run.manifest}" if run.changed else f"nothing new; manifest: {run.manifest}",
+        highlight=False,
+    )
 
 
 # -- events ----------------------------------------------------------------------------------

@@ -131,12 +131,23 @@ def search(
 
 
 @identity_app.command("rebuild")
-def identity_rebuild(data_dir: DataDir = None) -> None:
+def identity_rebuild(
+    data_dir: DataDir = None,
+    extract: Annotated[
+        bool,
+        typer.Option(
+            "--extract",
+            help="Extract every event's identifiers again, even when the identifier rules "
+            "are those that found the stored ones (they are reused then)",
+        ),
+    ] = False,
+) -> None:
     """Recompute the whole identity map from the events (set-based; agrees with live updates)."""
     with client_for(data_dir) as api:
-        result = api.post("/v1/identity/rebuild", answer=RebuildResult)
+        result = api.post("/v1/identity/rebuild", answer=RebuildResult, extract=extract)
+    found = "extracted again" if result.extracted else "reused (the identifier rules are unchanged)"
     out.print(
-        f"{result.events:,} events, {result.identifiers:,} identifiers, "
+        f"{result.events:,} events (identifiers {found}), {result.identifiers:,} identifiers, "
         f"{result.links:,} links → {result.persons:,} persons "
         f"({result.iterations} propagation steps, {result.replayed_components:,} "
         f"components replayed under the merge rules) in {result.seconds:.1f} s ("

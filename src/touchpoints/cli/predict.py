@@ -13,6 +13,7 @@ from rich.table import Table
 from touchpoints.cli.base import DataDir, app, client_for, fail, out
 from touchpoints.predictions import ChurnTraining, HoldoutQuery, LtvTraining
 from touchpoints.predictions.offers import OfferEvaluation, OfferEvaluationQuery, PersonOffers
+from touchpoints.predictions.recommend import Method
 from touchpoints.predictions.results import HoldoutEvaluation, ModelCard, ModelCards, ScoringRun
 
 predict_app = typer.Typer(
@@ -72,6 +73,22 @@ def score(data_dir: DataDir = None) -> None:
         )
     else:
         out.print(f"churn risk: not scored: {run.churn_error}", highlight=False)
+    if run.offers is not None:
+        out.print(
+            f"next best products: {run.offers.persons:,} persons given offers by "
+            f"{run.offers.method} (model {run.offers.model_id}, {run.offers.items:,} items)",
+            highlight=False,
+        )
+    else:
+        out.print(f"next best products: not scored: {run.offers_error}", highlight=False)
+    if run.actions is not None:
+        out.print(
+            f"next best actions: a rule holds for {run.actions.persons:,} persons "
+            f"({run.actions.rules_version})",
+            highlight=False,
+        )
+    else:
+        out.print(f"next best actions: none chosen: {run.actions_error}", highlight=False)
 
 
 @predict_app.command()
@@ -120,11 +137,16 @@ def offers(
         typer.Argument(help="Any identifier as TYPE:VALUE (email:anna@example.com) or person:N"),
     ],
     data_dir: DataDir = None,
+    method: Annotated[
+        Method | None,
+        typer.Option(help="co-occurrence or factorisation [setting predictions_offers_method]"),
+    ] = None,
 ) -> None:
-    """The person's next best offers: the items they are likeliest to buy next (item-to-item
-    co-occurrence of what persons viewed and bought), without what they bought."""
+    """The person's next best offers: the items they are likeliest to buy next (from what
+    persons viewed and bought: item-to-item co-occurrence or matrix factorisation), without
+    what they bought."""
     with client_for(data_dir) as api:
-        found: PersonOffers = api.get(f"/v1/predictions/offers/{key}", PersonOffers)
+        found: PersonOffers = api.get(f"/v1/predictions/offers/{key}", PersonOffers, method=method)
     table = Table()
     for column in ("item", "score", "because of"):
         table.add_column(column, overflow="fold")
@@ -132,7 +154,8 @@ def offers(
         table.add_row(offer.item, f"{offer.score:.3f}", ", ".join(offer.because))
     out.print(table)
     out.print(
-        f"person:{found.person} bought: {', '.join(found.bought) or 'nothing'}", highlight=False
+        f"person:{found.person} ({found.method}) bought: {', '.join(found.bought) or 'nothing'}",
+        highlight=False,
     )
 
 
@@ -142,15 +165,32 @@ def evaluate_offers(
     until: Day = None,
     holdout_days: Annotated[int, typer.Option(min=7, max=730)] = 90,
 ) -> None:
-    """Precision@10 and recall@10 of the offers on a time split, beside the ten best sellers."""
+    """Precision@10 and recall@10 of both ways of choosing offers (co-occurrence, matrix
+    factorisation) on a time split, beside the ten best sellers."""
     query = _checked(OfferEvaluationQuery, until=_day(until), holdout_days=holdout_days)
     with client_for(data_dir) as api:
         found: OfferEvaluation = api.post("/v1/predictions/offers/evaluate", query, OfferEvaluation)
     out.print(
         f"learnt up to {found.cutoff}, {found.persons:,} persons bought a new item by "
-        f"{found.until}: offers precision@10 {found.model.precision_at_10:.3f}, recall@10 "
-        f"{found.model.recall_at_10:.3f}; best sellers {found.baseline.precision_at_10:.3f}, "
-        f"{found.baseline.recall_at_10:.3f}"
+        f"{found.until}, {found.items:,} items:",
+        highlight=False,
+    )
+    table = Table()
+    for column in ("method", "precision@10", "recall@10", "beats the best sellers"):
+        table.add_column(column)
+    for measured in found.methods:
+        name = measured.method + (" (in use)" if measured.method == found.method else "")
+        beats = (
+            "-" if measured.method == "popularity" else ("yes" if measured.beats_baseline else "no")
+        )
+        table.add_row(
+            name, f"{measured.precision_at_10:.3f}", f"{measured.recall_at_10:.3f}", beats
+        )
+    out.print(table)
+    out.print(
+        f"offers precision@10 {found.model.precision_at_10:.3f}, recall@10 "
+        f"{found.model.recall_at_10:.3f} ({found.method}); best sellers "
+        f"{found.baseline.precision_at_10:.3f}, {found.baseline.recall_at_10:.3f}"
         + ("" if found.beats_baseline else " (the offers do not beat the best sellers)"),
         highlight=False,
     )
@@ -160,7 +200,8 @@ def evaluate_offers(
 def models(
     data_dir: DataDir = None,
     kind: Annotated[
-        Literal["ltv", "ltv_holdout", "churn"] | None, typer.Option(help="Only this kind")
+        Literal["ltv", "ltv_holdout", "churn", "offers"] | None,
+        typer.Option(help="Only this kind"),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
 ) -> None:
@@ -190,6 +231,11 @@ def _figures(card: ModelCard) -> str:
         return (
             f"AUC {model.get('auc', 0):.3f} (baseline {base.get('auc', 0):.3f}), "
             f"top-decile lift {model.get('top_decile_lift', 0):.2f}"
+        )
+    if card.kind == "offers":
+        return (
+            f"{card.features.get('method')}: {metrics.get('offered', 0):,} persons offered "
+            f"{metrics.get('items', 0):,} items"
         )
     if card.kind == "ltv_holdout":
         return (

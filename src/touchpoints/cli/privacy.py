@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from touchpoints.cli.base import DataDir, app, client_for, fail, out
+from touchpoints.cli.base import DataDir, app, client_for, err, fail, out
 from touchpoints.privacy.results import Erasure, Lifted, RequestList, RetentionRun, outcome_text
 from touchpoints.privacy.service import PrivacyOverview
 from touchpoints.times import iso, iso_or_none
@@ -83,6 +83,14 @@ def erase(
         f"{before:,} → {after:,} bytes",
         highlight=False,
     )
+    if done.export_files:
+        out.print(f"{done.export_files:,} Parquet export file(s) written again without them")
+    for failure in done.export_failures:
+        err.print(
+            f"[bold yellow]warning:[/] export directory not reached, the person's rows are "
+            f"still there: {failure}",
+            highlight=False,
+        )
 
 
 @privacy_app.command()

@@ -191,6 +191,12 @@ def serve(
     _tls_context(settings)  # a certificate that cannot serve stops the command before it opens
     tp = _open_for_server(settings)
     try:
+        export_dir = settings.export_dir_path
+        if export_dir is not None:
+            try:
+                tp.exporter.check(export_dir.absolute())
+            except TouchpointsError as exc:
+                raise fail(f"export_dir: {exc}") from None
         _serve(tp)
     finally:
         tp.close()

@@ -1,8 +1,10 @@
 """Bulk import: Segment-format JSONL and Parquet, and CSV exports through a column mapping.
 
 Every line becomes a Segment message; a message without a messageId gets one derived from
-its content, so importing the same file twice stores nothing twice. Lines that cannot become
-an event are reported with their line number and reason; the good ones are kept.
+its content and its occurrence among identical lines of the file (:class:`RowIds`), so rows
+that repeat exactly (two page views in the same second of a clickstream export) are two
+events, and importing the same file twice stores nothing twice. Lines that cannot become an
+event are reported with their line number and reason; the good ones are kept.
 
 The CSV mapping file (TOML) turns each row into one call, for example a CRM export::
 
@@ -69,13 +71,39 @@ def content_id(prefix: str, text: str) -> str:
     return f"{prefix}-{hashlib.sha1(text.encode()).hexdigest()[:32]}"
 
 
-def _with_id(message: dict[str, Any], prefix: str, raw: str) -> dict[str, Any]:
+class RowIds:
+    """The messageIds of one file's rows that bring none: each row's content and its
+    occurrence number among the identical rows before it in the file.
+
+    A row's first occurrence keeps the id earlier versions gave it (its content alone), so a
+    file imported before repeats were kept adds only its repeats when imported again. The
+    count spans the whole file, whatever chunks the import sends. It keeps 8 bytes of each
+    distinct row's hash: two different rows whose hashes began alike would only number the
+    later one on, and still get the same ids on every import of the file.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._seen: dict[bytes, int] = {}
+
+    def __call__(self, raw: str) -> str:
+        digest = hashlib.sha1(raw.encode()).digest()
+        occurrence = self._seen.get(digest[:8], 0) + 1
+        self._seen[digest[:8]] = occurrence
+        if occurrence == 1:
+            return f"{self.prefix}-{digest.hex()[:32]}"
+        # A line of text holds no NUL, so no row's content can be another's with its number.
+        return content_id(self.prefix, f"{raw}\x00{occurrence}")
+
+
+def _with_id(message: dict[str, Any], ids: RowIds, raw: str) -> dict[str, Any]:
     if "messageId" not in message:
-        message["messageId"] = content_id(prefix, raw)
+        message["messageId"] = ids(raw)
     return message
 
 
 def read_jsonl(path: Path) -> Iterator[Line]:
+    ids = RowIds("import")
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
         for number, text in enumerate(handle, start=1):
             raw = text.rstrip("\r\n")
@@ -89,7 +117,7 @@ def read_jsonl(path: Path) -> Iterator[Line]:
             if not isinstance(value, dict):
                 yield Line(number, raw, None, "a line must hold one JSON object (an event)")
                 continue
-            yield Line(number, raw, _with_id(value, "import", raw))
+            yield Line(number, raw, _with_id(value, ids, raw))
 
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -181,6 +209,7 @@ def _csv_time(value: str) -> str:
 
 
 def read_csv(path: Path, mapping: CsvMapping) -> Iterator[Line]:
+    ids = RowIds(mapping.message_id_prefix)
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
         delimiter = mapping.delimiter
         if delimiter is None:
@@ -227,7 +256,7 @@ def read_csv(path: Path, mapping: CsvMapping) -> Iterator[Line]:
             except ValueError as exc:
                 yield Line(number, raw, None, str(exc))
                 continue
-            yield Line(number, raw, _with_id(message, mapping.message_id_prefix, raw))
+            yield Line(number, raw, _with_id(message, ids, raw))
 
 
 def _csv_line(values: list[str], delimiter: str) -> str:
@@ -307,6 +336,7 @@ def read_parquet(path: Path) -> Iterator[Line]:
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise ImportError_(f"{path.name} is not a readable Parquet file: {exc}") from None
     number = 0
+    ids = RowIds("import")
     for batch in parquet.iter_batches(batch_size=10_000):
         for record in batch.to_pylist():
             number += 1
@@ -322,7 +352,7 @@ def read_parquet(path: Path) -> Iterator[Line]:
             if problem:
                 yield Line(number, raw, None, problem)
             else:
-                yield Line(number, raw, _with_id(message, "import", raw))
+                yield Line(number, raw, _with_id(message, ids, raw))
 
 
 def read_lines(path: Path, fmt: Format, mapping: CsvMapping | None) -> Iterator[Line]:

@@ -3,6 +3,7 @@ calls every stage step uses (a visit on a device, a contact on a service channel
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -223,6 +224,12 @@ class Journey:
             if device.kind == "phone_app"
             else self.web_context(device, "/konto", None, "")
         )
+        # The account's privacy settings, stamped by the consent tool on signing in: analytics
+        # (which the analyses and the predictions need) granted, marketing by the person's
+        # own choice (from their id, so no draw of the simulation's random stream changes).
+        marketing = int(hashlib.sha256(p.person_id.encode()).hexdigest(), 16) % 10 < 6
+        preferences = {"necessary": True, "analytics": True, "marketing": marketing}
+        context = {**context, "consent": {"categoryPreferences": preferences}}
         self.emit(
             {
                 "type": "track",

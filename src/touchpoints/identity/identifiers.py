@@ -14,17 +14,24 @@ ids known to be shared by many devices.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
+import orjson
 import phonenumbers
 
 from touchpoints.errors import BadRequest
 
 Normalisation = Literal["exact", "lower", "email", "phone"]
+
+# Raise it when a change of the code below changes which identifiers an event has (a new
+# normal form, a value refused that was not): the stored event identifiers were then found by
+# other rules, and the next rebuild extracts them from every event again.
+EXTRACTION_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -234,6 +241,22 @@ class IdentifierExtractor:
         self._groups = list(groups.items())
         # The same ids come back event after event: their normal form is remembered.
         self._cache: dict[tuple[str, Any], Any] = {}
+
+    def fingerprint(self) -> str:
+        """What decides which identifiers an event has, and in which order, as a short hash:
+        the types (names, paths, normal forms, priorities; not the limits, which decide
+        merges, not identifiers), the block list, the phone region, the phone numbers'
+        metadata and :data:`EXTRACTION_VERSION`. Equal fingerprints find equal identifiers in
+        the same events, so a rebuild may reuse the ones stored."""
+        rules = {
+            "version": EXTRACTION_VERSION,
+            "types": [[t.name, list(t.paths), t.normalise, t.priority] for t in self.types],
+            "block_values": sorted(self.block_list.values),
+            "block_patterns": [[p.pattern, p.flags] for p in self.block_list.patterns],
+            "phone_region": self.phone_region,
+            "phonenumbers": phonenumbers.__version__,
+        }
+        return hashlib.sha256(orjson.dumps(rules)).hexdigest()[:32]
 
     def _clean(self, kind: Normalisation, value: Any) -> str | None:
         text = normalise(kind, value, self.phone_region)

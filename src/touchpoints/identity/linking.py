@@ -119,8 +119,8 @@ class Linker:
         records = self.records()
         if records.num_rows < 2:
             raise MatchingError(
-                f"{records.num_rows} person(s) have a name, e-mail or phone; matching compares "
-                "at least two"
+                f"{records.num_rows} person(s) have an e-mail, a phone, or two of first name, "
+                "last name and birth date; matching compares at least two"
             )
         comparisons, left_out = self._comparisons_with_data(records)
         settings = self.settings(comparisons)

@@ -1,6 +1,9 @@
 """``touchpoints identity rebuild``: the whole identity map again, set-based.
 
-1. Every event's identifiers are extracted again (the identifier types may have changed).
+1. Every event's identifiers: the stored ones when the rules that found them are today's
+   (``identity_state.rules`` equals :meth:`IdentifierExtractor.fingerprint`: one set-based
+   query), else extracted again from every event's JSON (the identifier types, block list or
+   phone region changed, or the map predates the fingerprint; ``extract=True`` forces it).
 2. Surrogates are numbered in first-seen order (event seq, then priority inside the event),
    exactly as the incremental path numbers them.
 3. Connected components of "seen in one event" links by iterative min-label propagation with
@@ -30,7 +33,10 @@ from touchpoints.identity.store.rebuild import RebuildTables
 _CHUNK = 100_000
 
 
-def rebuild(resolver: IdentityResolver) -> RebuildResult:
+def rebuild(resolver: IdentityResolver, extract: bool = False) -> RebuildResult:
+    """The identity map computed again from the events and the links in force (see the
+    module); ``extract``: every event's identifiers extracted again even when the rules that
+    found the stored ones are today's."""
     started = time.perf_counter()
     tables = RebuildTables(resolver.warehouse)
     with resolver._lock:  # noqa: SLF001 - the resolver's own lock, held for the whole rebuild
@@ -45,8 +51,14 @@ def rebuild(resolver: IdentityResolver) -> RebuildResult:
             mark = now
 
         tables.start()
-        events, last_seq = _extract(resolver, tables)
-        lap("extract")
+        rules = resolver.extractor.fingerprint()
+        reused = not extract and resolver.store.rules() == rules
+        if reused:
+            events = tables.reuse()
+        else:
+            events = _extract(resolver, tables)
+        last_seq = resolver.processed_seq()
+        lap("reuse" if reused else "extract")
         tables.number()
         iterations = 0
         while True:
@@ -54,20 +66,23 @@ def rebuild(resolver: IdentityResolver) -> RebuildResult:
             if not tables.propagate():
                 break
         conflicts = tables.conflicts(resolver.limits)
-        persons = tables.labels()
         lap("components")
-        rejections = _replay_conflicts(tables, resolver, conflicts, persons)
+        replayed, rejections = _replay_conflicts(tables, resolver, conflicts)
         lap("replay")
-        tables.store(persons, last_seq, rejections)
+        # The event identifiers stay as they are when they were reused and every identifier
+        # keeps its number (nothing was deleted since they were numbered): most rebuilds.
+        keep_events = reused and tables.numbered_as_stored()
+        identifiers, persons = tables.store(replayed, last_seq, rejections, rules, keep_events)
         lap("store")
         resolver.forget()
         result = RebuildResult(
             events=events,
-            identifiers=len(persons),
+            identifiers=identifiers,
             links=tables.link_count(),
-            persons=len(set(persons.values())),
+            persons=persons,
             iterations=iterations,
             replayed_components=len(conflicts),
+            extracted=not reused,
             seconds=round(time.perf_counter() - started, 3),
             phases=phases,
         )
@@ -75,14 +90,14 @@ def rebuild(resolver: IdentityResolver) -> RebuildResult:
         return result
 
 
-def _extract(resolver: IdentityResolver, tables: RebuildTables) -> tuple[int, int]:
-    """Every event's identifiers into _rb_raw(seq, pos, type, value)."""
+def _extract(resolver: IdentityResolver, tables: RebuildTables) -> int:
+    """Every event's identifiers into _rb_raw(seq, pos, type, value); the events read."""
     extract = resolver.extractor.extract
     events, last_seq = 0, 0
     while True:
         rows = tables.events_after(last_seq, _CHUNK)
         if not rows:
-            return events, last_seq
+            return events
         seqs: list[int] = []
         positions: list[int] = []
         types: list[str] = []
@@ -99,14 +114,14 @@ def _extract(resolver: IdentityResolver, tables: RebuildTables) -> tuple[int, in
 
 
 def _replay_conflicts(
-    tables: RebuildTables, resolver: IdentityResolver, labels: list[int], persons: dict[int, int]
-) -> list[tuple[Evidence, Rejection]]:
-    """Replay the components where a rule bites; update ``persons``; the refused links."""
+    tables: RebuildTables, resolver: IdentityResolver, labels: list[int]
+) -> tuple[dict[int, int], list[tuple[Evidence, Rejection]]]:
+    """Replay the components where a rule bites: the person of each of their identifiers
+    (every other identifier's person is its component's label), and the refused links."""
     if not labels:
-        return []
+        return {}, []
     graph = IdentityGraph(resolver.limits)
-    wanted = set(labels)
-    members = sorted(sid for sid, label in persons.items() if label in wanted)
+    members = tables.members(labels)
     for sid, id_type, value in tables.identifiers(members):
         graph.add_identifier(sid, id_type, value)
     for id_type, value in tables.detached():
@@ -114,6 +129,4 @@ def _replay_conflicts(
         if found is not None:
             graph.detach(found)
     rejections = replay_rows(graph, tables.component_rows(members))
-    for sid in members:
-        persons[sid] = graph.find(sid)
-    return rejections
+    return {sid: graph.find(sid) for sid in members}, rejections

@@ -136,6 +136,10 @@ class IdentityResolver:
         self.store = IdentityStore(warehouse)
         self.extractor = extractor or IdentifierExtractor()
         self.limits = {t.name: t.limit for t in self.extractor.types if t.limit is not None}
+        if not warehouse.read_only:
+            # Whether the stored event identifiers stay those these rules find (a rebuild
+            # may then reuse them): see IdentityStore.note_rules.
+            self.store.note_rules(self.extractor.fingerprint())
         self._graph: IdentityGraph | None = None
         self._lock = threading.RLock()
         # Published after each commit, read without the lock (single dict reads are atomic):

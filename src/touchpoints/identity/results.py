@@ -141,5 +141,10 @@ class RebuildResult(Answer):
     persons: int
     iterations: int = Field(description="Propagation steps of the connected components")
     replayed_components: int = Field(description="Replayed event by event under the rules")
+    extracted: bool = Field(
+        default=True,
+        description="Identifiers extracted again from every event (the identifier rules "
+        "changed, or were not known), rather than the stored ones reused",
+    )
     seconds: float
     phases: dict[str, float] = Field(default_factory=dict, description="Where the time went")

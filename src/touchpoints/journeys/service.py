@@ -50,6 +50,7 @@ from touchpoints.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from touchpoints.journeys.source import Source
+    from touchpoints.journeys.store import Refreshed
 
 __all__ = ["AnalysisError", "JourneyQueryError", "Journeys"]
 
@@ -104,6 +105,13 @@ class Journeys:
             return source
         category, mode = self.consent
         return source.respecting(category, mode)
+
+    def refresh(self) -> Refreshed:
+        """The journey tables and the facts kept for the stage model brought up to date
+        (every analysis does this first; an export of the kept facts too)."""
+        from touchpoints.journeys.store import refresh
+
+        return refresh(self.warehouse, self.model)
 
     def person_source(self) -> Source:
         """The journey tables, everyone in them: for what is asked about one person (their

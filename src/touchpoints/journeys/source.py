@@ -131,6 +131,16 @@ class Source:
         denials = choices.filter(choices.category == category, ~choices.granted)
         if not self.arrow(denials.count()).as_py():
             return self
+        latest = self.latest_choices(category)
+        denied = latest.filter(~latest.granted).select("person")
+        if mode == "aggregate":
+            return replace(self, unlisted=denied)
+        return replace(self, withheld=denied)
+
+    def latest_choices(self, category: str) -> ir.Table:
+        """(person, granted): each person's latest choice for the consent ``category`` (by
+        event time, then arrival); a person who never chose has no row."""
+        choices = self.backend.table("consent_choices")
         choices = choices.filter(choices.category == category)
         events = self._events().select("seq", "ts", "person")
         made = choices.join(events, "seq")
@@ -138,10 +148,7 @@ class Source:
             group_by=made.person, order_by=[ibis.desc(made.ts), ibis.desc(made.seq)]
         )
         ranked = made.mutate(n=ibis.row_number().over(latest))
-        denied = ranked.filter(ranked.n == 0, ~ranked.granted).select("person")
-        if mode == "aggregate":
-            return replace(self, unlisted=denied)
-        return replace(self, withheld=denied)
+        return ranked.filter(ranked.n == 0).select("person", "granted")
 
     def _events(self) -> ir.Table:
         if self.derived_for is not None:

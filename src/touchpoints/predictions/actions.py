@@ -21,16 +21,19 @@ and its reason, or its line for YAML that cannot be read.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from touchpoints.answers import Answer
 
-# The figures a rule may ask about: numbers from the latest scoring, and the furthest stage
-# and main channel churn risk saw.
+# The figures a rule may ask about: numbers from the latest scoring, the furthest stage and
+# main channel churn risk saw, and the first of the person's next best products.
 NUMBERS = (
     "p_alive",
     "expected_purchases_30d",
@@ -40,7 +43,7 @@ NUMBERS = (
     "churn_risk",
     "churn_percentile",
 )
-NAMES = ("stage", "channel")
+NAMES = ("stage", "channel", "top_offer")
 
 
 class ActionRulesError(ValueError):
@@ -144,6 +147,11 @@ def load_actions(path: Path) -> ActionRules:
         raise ActionRulesError(f"{path}: {problems}") from None
 
 
+def rules_version(path: Path) -> str:
+    """The version of a rules file: the start of its SHA-256 (a stored action names it)."""
+    return "rules/" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
 def _place(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -188,10 +196,71 @@ def _holds(condition: Condition, value: Any) -> bool:
 
 def _words(figure: str, condition: Condition, value: Any) -> str:
     if condition.equals is not None:
-        return f"{figure} is {value}"
+        return f"{figure} = {value}"
     parts = []
     if condition.at_least is not None:
         parts.append(f"≥ {condition.at_least:g}")
     if condition.below is not None:
         parts.append(f"< {condition.below:g}")
     return f"{figure} {float(value):.4g} ({' and '.join(parts)})"
+
+
+def choose_all(
+    rules: ActionRules, figures: pa.Table
+) -> tuple[list[int], list[list[dict[str, Any]]]]:
+    """:func:`choose` for every row of ``figures`` (a ``person`` column and a column per
+    figure, null where the person has none) at once: the persons for whom some rule holds,
+    and for each the rules that hold, as :class:`Action` fields, highest priority first."""
+    order = sorted(range(len(rules.actions)), key=lambda i: -rules.actions[i].priority)
+    count = figures.num_rows
+    values: dict[str, np.ndarray] = {}
+    for figure in {f for rule in rules.actions for f in rule.when}:
+        column = figures.column(figure)
+        if figure in NUMBERS:
+            values[figure] = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        else:
+            values[figure] = np.array(column.to_pylist(), dtype=object)
+    masks = [_holding(rules.actions[i], values, count) for i in order]
+    anyone = np.logical_or.reduce(masks) if masks else np.zeros(count, dtype=bool)
+    persons = figures.column("person").to_numpy()
+    found_persons: list[int] = []
+    found: list[list[dict[str, Any]]] = []
+    for row in np.flatnonzero(anyone):
+        actions = []
+        for i, mask in zip(order, masks, strict=True):
+            if mask[row]:
+                rule = rules.actions[i]
+                actions.append(
+                    {
+                        "name": rule.name,
+                        "action": rule.action,
+                        "channel": rule.channel,
+                        "priority": rule.priority,
+                        "reason": rule.reason,
+                        "because": [
+                            _words(f, c, values[f][row].item() if f in NUMBERS else values[f][row])
+                            for f, c in rule.when.items()
+                        ],
+                    }
+                )
+        found_persons.append(int(persons[row]))
+        found.append(actions)
+    return found_persons, found
+
+
+def _holding(rule: ActionRule, values: dict[str, np.ndarray], count: int) -> np.ndarray:
+    """Per row, whether every condition of ``rule`` holds (a missing figure holds none)."""
+    mask = np.ones(count, dtype=bool)
+    for figure, condition in rule.when.items():
+        column = values[figure]
+        if condition.equals is not None:
+            mask &= np.array([v is not None and str(v) == condition.equals for v in column])
+            continue
+        with np.errstate(invalid="ignore"):
+            holds = ~np.isnan(column)
+            if condition.at_least is not None:
+                holds &= column >= condition.at_least
+            if condition.below is not None:
+                holds &= column < condition.below
+        mask &= holds
+    return mask

@@ -199,6 +199,28 @@ def explain(trees: Any, x: Array) -> Explained:
     return Explained(person_risk, base, 100.0 * phi * scale)
 
 
+def base_risk(trees: Any) -> float:
+    """The risk of a person with average contributions (the explanations' starting point)."""
+    import shap
+
+    return float(_sigmoid(np.ravel(shap.TreeExplainer(trees).expected_value)[:1])[0])
+
+
+# Feature importance is the mean absolute SHAP value over at most this many persons of the
+# test period (a seeded sample beyond it): tree SHAP for all 54,093 test persons of the
+# benchmark's 100,000 took 67 s of the training's 187 (7 s for the sample); the sample kept
+# the order of the eight most important features, each within 0.1 points of risk.
+IMPORTANCE_SAMPLE = 5_000
+
+
+def sample(x: Array, size: int = IMPORTANCE_SAMPLE) -> Array:
+    """At most ``size`` rows of ``x``, the same ones for the same data (seeded)."""
+    if x.shape[0] <= size:
+        return x
+    chosen = np.random.default_rng(0).choice(x.shape[0], size, replace=False)
+    return x[np.sort(chosen)]
+
+
 def importance(names: list[str], points: Array) -> list[dict[str, Any]]:
     """Each feature's mean absolute points of risk over the persons explained, biggest
     first: how much it moves a person's risk either way (mean |SHAP|, in points)."""

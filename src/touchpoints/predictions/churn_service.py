@@ -18,13 +18,13 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
 from touchpoints.errors import Conflict, InvalidRequest, NotFound, TouchpointsError
 from touchpoints.journeys.model import StageModel
 from touchpoints.predictions import churn
 from touchpoints.predictions.churn_spec import FEATURES, ChurnSpec, Population, feature_names
+from touchpoints.predictions.consent import EVERYONE, Allowed
 from touchpoints.predictions.queries import ChurnTraining
 from touchpoints.predictions.results import (
     ChurnContribution,
@@ -70,7 +70,7 @@ class ChurnRisk:
         model: StageModel,
         settings: ChurnSettings,
         now: Callable[[], datetime] = utc_now,
-        withheld: Callable[[], set[int]] = set,
+        allowed: Callable[[], Allowed] = lambda: EVERYONE,
     ) -> None:
         self.cards = PredictionStore(warehouse)
         self.store = ChurnStore(warehouse)
@@ -80,8 +80,9 @@ class ChurnRisk:
         self.model = model  # the stage model: its pain points are features
         self.settings = settings
         self.now = now  # naive UTC
-        # Persons whose consent denies predictions (profiling): never scored.
-        self.withheld = withheld
+        # Whose consent allows predictions (profiling): no one else is scored.
+        self.allowed = allowed
+        self._fitted: dict[int, churn.Fitted] = {}  # the scoring model, to explain a person
 
     # -- training ----------------------------------------------------------------------------
     def train(self, query: ChurnTraining | None = None) -> ModelCard:
@@ -120,7 +121,7 @@ class ChurnRisk:
                 "model": churn.metrics(test.y, churn.risk(fitted.trees, test.x)),
                 "baseline": churn.metrics(test.y, churn.risk(fitted.baseline, test.x)),
                 "feature_importance": churn.importance(
-                    names, churn.explain(fitted.trees, test.x).points
+                    names, churn.explain(fitted.trees, churn.sample(test.x)).points
                 ),
             }
             data, sha256 = churn.dump(fitted)
@@ -235,25 +236,14 @@ class ChurnRisk:
             raise Conflict(f"{exc} (card {card.id}): train it again") from None
         spec = card_spec(card)
         scored_at = self.now()
-        frame = _without(self._frame(self.source(), spec, scored_at, label=False), self.withheld())
+        frame = _kept(self._frame(self.source(), spec, scored_at, label=False), self.allowed())
         if not frame.person.size:
             raise Conflict(
                 "nobody to score: no person of the population was active in the last "
                 f"{spec.window_days} days"
             )
-        explained = churn.explain(fitted.trees, frame.x)
-        ranks = churn.percentiles(explained.risk)
-        contributions = [
-            orjson.dumps(
-                {
-                    "base_risk": explained.base,
-                    "contributions": churn.top_contributions(
-                        names, frame.x[i], explained.points[i]
-                    ),
-                }
-            ).decode()
-            for i in range(frame.person.size)
-        ]
+        risk = churn.risk(fitted.trees, frame.x)
+        ranks = churn.percentiles(risk)
         count = frame.person.size
         self.store.replace_scores(
             pa.table(
@@ -261,11 +251,13 @@ class ChurnRisk:
                     "person": pa.array(frame.person, pa.int64()),
                     "model_id": pa.array(np.full(count, card.id), pa.int64()),
                     "scored_at": pa.array([scored_at] * count, pa.timestamp("us")),
-                    "churn_risk": pa.array(explained.risk, pa.float64()),
+                    "churn_risk": pa.array(risk, pa.float64()),
                     "churn_percentile": pa.array(ranks, pa.float64()),
-                    "contributions": pa.array(contributions, pa.string()),
+                    # Explained when asked for (risk()), from the features kept here.
+                    "contributions": pa.nulls(count, pa.string()),
                     "stage": pa.array(_stages(self.model, names, frame.x), pa.string()),
                     "channel": pa.array(_channels(names, frame.x), pa.string()),
+                    "features": _feature_lists(frame.x),
                 }
             )
         )
@@ -273,8 +265,8 @@ class ChurnRisk:
             model_id=card.id,
             scored_at=scored_at,
             persons=int(count),
-            mean_churn_risk=float(np.mean(explained.risk)),
-            base_risk=explained.base,
+            mean_churn_risk=float(np.mean(risk)),
+            base_risk=churn.base_risk(fitted.trees),
         )
 
     def risk(self, key: str) -> PersonChurn:
@@ -291,6 +283,8 @@ class ChurnRisk:
         card = self.cards.card(int(row["model_id"]))
         labels = feature_labels(self.model)
         explained = row["contributions"]
+        if explained is None:  # scored with its features: explained now
+            explained = self._explain(card, row["features"])
         return PersonChurn(
             person=person,
             model_id=int(row["model_id"]),
@@ -306,8 +300,39 @@ class ChurnRisk:
             ],
         )
 
+    def _explain(self, card: CardRow | None, features: list[float | None]) -> dict[str, Any]:
+        """A person's base risk and the features that pushed their risk most (tree SHAP on
+        the model that scored them, from the features it scored), as scoring used to
+        store them for everyone."""
+        if card is None or features is None:
+            return {}
+        fitted = self._fitted.get(card.id)
+        if fitted is None:
+            stored = self.store.estimator(card.id)
+            if stored is None:
+                return {}
+            fitted = churn.load(stored[2], card.features["estimator_sha256"])
+            self._fitted = {card.id: fitted}  # the model in use, kept for the next person
+        x = np.array([np.nan if v is None else v for v in features], dtype=np.float64)
+        explained = churn.explain(fitted.trees, x[None, :])
+        return {
+            "base_risk": explained.base,
+            "contributions": churn.top_contributions(
+                card.features["features"], x, explained.points[0]
+            ),
+        }
+
 
 # -- pieces ------------------------------------------------------------------------------------
+def _feature_lists(x: np.ndarray) -> pa.Array:
+    """Each row of ``x`` as a list of doubles (missing: null), without a Python loop."""
+    count, width = x.shape
+    flat = x.ravel()
+    values = pa.array(flat, pa.float64(), mask=np.isnan(flat))
+    offsets = pa.array(np.arange(0, count * width + 1, width, dtype=np.int32), pa.int32())
+    return pa.ListArray.from_arrays(offsets, values)
+
+
 def _card_features(
     spec: ChurnSpec,
     model: StageModel,
@@ -352,11 +377,11 @@ def feature_labels(model: StageModel) -> dict[str, str]:
     return labels
 
 
-def _without(frame: _Frame, withheld: set[int]) -> _Frame:
-    """The frame without the persons ``withheld`` (their consent denies predictions)."""
-    if not withheld:
+def _kept(frame: _Frame, allowed: Allowed) -> _Frame:
+    """The frame of the persons whose consent allows predictions."""
+    keep = allowed.mask(frame.person)
+    if keep.all():
         return frame
-    keep = ~np.isin(frame.person, np.fromiter(withheld, np.int64, len(withheld)))
     return _Frame(frame.person[keep], frame.x[keep], None if frame.y is None else frame.y[keep])
 
 

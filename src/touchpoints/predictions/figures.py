@@ -8,15 +8,21 @@ period) and the stored scores (what the latest scoring found); nothing is comput
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import orjson
+import pyarrow as pa
 
 from touchpoints.errors import Conflict, NotFound, TouchpointsError
-from touchpoints.predictions.actions import ActionRules, PersonActions, choose
+from touchpoints.predictions.actions import ActionRules, PersonActions, choose, choose_all
 from touchpoints.predictions.churn_service import KIND as CHURN_KIND
 from touchpoints.predictions.churn_service import ChurnRisk, feature_labels
+from touchpoints.predictions.offers import VERSIONS as OFFER_VERSIONS
+from touchpoints.predictions.offers import Offers
 from touchpoints.predictions.results import (
+    ActionScoring,
     CalibrationBin,
     ChurnGroup,
     ClvBucket,
@@ -27,12 +33,18 @@ from touchpoints.predictions.results import (
     ModelCard,
     PersonPredictions,
     PredictionsOverview,
+    ScoredOffer,
     ScoringRun,
+    StoredAction,
+    StoredActions,
+    StoredProducts,
     TopCustomer,
     TopCustomers,
 )
 from touchpoints.predictions.service import HOLDOUT_KIND, Predictions, model_card
 from touchpoints.predictions.service import KIND as LTV_KIND
+from touchpoints.profiles.results import PredictedTrait
+from touchpoints.warehouse import utc_now
 
 # The 12-month value's buckets (in the revenue property's currency): round numbers that
 # read well on a chart whatever the shop sells.
@@ -40,9 +52,22 @@ CLV_EDGES = (0.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000
 
 
 class Figures:
-    def __init__(self, ltv: Predictions, churn: ChurnRisk) -> None:
+    def __init__(
+        self,
+        ltv: Predictions,
+        churn: ChurnRisk,
+        offers: Offers,
+        rules: ActionRules | None = None,
+        rules_version: str | None = None,
+    ) -> None:
         self.ltv = ltv
         self.churn = churn
+        self.offers = offers
+        self.rules = rules  # next_best_actions, checked at start
+        self.rules_version = rules_version
+        self.next_best = offers.next_best
+        # Called after a scoring run changed stored figures (the profiles' cache).
+        self.listeners: list[Callable[[], None]] = []
 
     # -- aggregates --------------------------------------------------------------------------
     def overview(self) -> PredictionsOverview:
@@ -109,7 +134,72 @@ class Figures:
             ltv_missing=ltv_missing,
             churn=churn,
             churn_missing=churn_missing,
+            next_best_products=self._products(person),
+            next_best_action=self._action(person),
         )
+
+    def _products(self, person: int) -> StoredProducts | None:
+        found = self.next_best.products(person)
+        if found is None:
+            return None
+        card = self.ltv.store.card(int(found["model_id"]))
+        return StoredProducts(
+            model_id=int(found["model_id"]),
+            model_version=card.version if card else OFFER_VERSIONS[found["method"]],
+            method=found["method"],
+            scored_at=found["scored_at"],
+            products=[ScoredOffer(**offer) for offer in found["products"]],
+        )
+
+    def _action(self, person: int) -> StoredActions | None:
+        found = self.next_best.action(person)
+        if found is None:
+            return None
+        return StoredActions(
+            rules_version=found["rules_version"],
+            scored_at=found["scored_at"],
+            action=found["action"],
+            actions=[StoredAction(**action) for action in found["actions"]],
+        )
+
+    def traits(self, person: int) -> dict[str, PredictedTrait]:
+        """The person's predictions as traits of their profile, each with its model and
+        time: only those of the latest scoring that included the person."""
+        found = self.person(f"person:{person}")
+        out: dict[str, PredictedTrait] = {}
+        if found.ltv is not None:
+            for name in ("predicted_clv_12m", "p_alive"):
+                out[name] = PredictedTrait(
+                    value=getattr(found.ltv, name),
+                    model_id=found.ltv.model_id,
+                    model_version=found.ltv.model_version,
+                    scored_at=found.ltv.scored_at,
+                )
+        if found.churn is not None:
+            for name in ("churn_risk", "churn_percentile"):
+                out[name] = PredictedTrait(
+                    value=getattr(found.churn, name),
+                    model_id=found.churn.model_id,
+                    model_version=found.churn.model_version,
+                    scored_at=found.churn.scored_at,
+                )
+        products = found.next_best_products
+        if products is not None:
+            out["next_best_products"] = PredictedTrait(
+                value=[offer.item for offer in products.products],
+                model_id=products.model_id,
+                model_version=products.model_version,
+                scored_at=products.scored_at,
+            )
+        action = found.next_best_action
+        if action is not None:
+            out["next_best_action"] = PredictedTrait(
+                value=action.action,
+                model_id=None,
+                model_version=action.rules_version,
+                scored_at=action.scored_at,
+            )
+        return out
 
     def actions(self, key: str, rules: ActionRules | None) -> PersonActions:
         """The next best actions for the person: the rules that hold for their latest
@@ -130,6 +220,8 @@ class Figures:
             }
             scored = self.churn.store.score(found.person) or {}
             figures |= {"stage": scored.get("stage"), "channel": scored.get("channel")}
+        if found.next_best_products is not None and found.next_best_products.products:
+            figures["top_offer"] = found.next_best_products.products[0].item
         return choose(rules, found.person, figures)
 
     def top_customers(self, limit: int) -> TopCustomers:
@@ -140,10 +232,12 @@ class Figures:
 
     # -- scoring -----------------------------------------------------------------------------
     def score(self) -> ScoringRun:
-        """Score with both models in use; one that cannot (not trained yet, nobody to
-        score) says why and leaves its previous scores as they were. Neither trained: 409."""
-        ltv = churn = None
-        ltv_error = churn_error = None
+        """Score with every model in use (lifetime value, churn risk, next best products),
+        then choose everyone's next best action from what they were given; one that cannot
+        (not trained yet, nobody to score, no items) says why and leaves its previous
+        scores as they were. None of the models: 409."""
+        ltv = churn = offers = actions = None
+        ltv_error = churn_error = offers_error = actions_error = None
         try:
             ltv = self.ltv.score()
         except TouchpointsError as exc:
@@ -152,9 +246,50 @@ class Figures:
             churn = self.churn.score()
         except TouchpointsError as exc:
             churn_error = str(exc)
-        if ltv is None and churn is None:
-            raise Conflict(f"nothing scored: {ltv_error}; {churn_error}")
-        return ScoringRun(ltv=ltv, ltv_error=ltv_error, churn=churn, churn_error=churn_error)
+        try:
+            offers = self.offers.score()
+        except TouchpointsError as exc:
+            offers_error = str(exc)
+        if ltv is None and churn is None and offers is None:
+            raise Conflict(f"nothing scored: {ltv_error}; {churn_error}; {offers_error}")
+        if self.rules is None:
+            actions_error = "no next best action rules (the setting next_best_actions)"
+        else:
+            actions = self.score_actions(self.rules)
+        for listener in self.listeners:
+            listener()
+        return ScoringRun(
+            ltv=ltv,
+            ltv_error=ltv_error,
+            churn=churn,
+            churn_error=churn_error,
+            offers=offers,
+            offers_error=offers_error,
+            actions=actions,
+            actions_error=actions_error,
+        )
+
+    def score_actions(self, rules: ActionRules) -> ActionScoring:
+        """Everyone's next best actions from their stored figures (the rules that hold,
+        highest priority first); they replace the previous ones at once."""
+        version = self.rules_version or "rules"
+        persons, found = choose_all(rules, self.next_best.figures())
+        scored_at = utc_now()
+        count = len(persons)
+        self.next_best.replace_actions(
+            pa.table(
+                {
+                    "person": pa.array(persons, pa.int64()),
+                    "scored_at": pa.array([scored_at] * count, pa.timestamp("us")),
+                    "rules_version": pa.array([version] * count, pa.string()),
+                    "action": pa.array([actions[0]["name"] for actions in found], pa.string()),
+                    "actions": pa.array(
+                        [orjson.dumps(actions).decode() for actions in found], pa.string()
+                    ),
+                }
+            )
+        )
+        return ActionScoring(rules_version=version, scored_at=scored_at, persons=count)
 
 
 def clv_distribution(values: np.ndarray) -> ClvDistribution | None:

@@ -20,6 +20,7 @@ from touchpoints.predictions.bgnbd import (
     BgNbdParams,
     FitFailed,
     conditional_expected_purchases,
+    polish_options,
 )
 
 
@@ -87,12 +88,7 @@ def fit(x: npt.ArrayLike, m: npt.ArrayLike) -> GammaGammaFit:
         return value if np.isfinite(value) else np.inf
 
     found = minimize(negative, np.zeros(3), method="BFGS", options={"gtol": 1e-8})
-    polished = minimize(
-        negative,
-        found.x,
-        method="Nelder-Mead",
-        options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 20000, "maxfev": 40000},
-    )
+    polished = minimize(negative, found.x, method="Nelder-Mead", options=polish_options(found.fun))
     best = polished if polished.fun <= found.fun else found
     if not np.isfinite(best.fun) or np.any(np.abs(best.x) > 30):
         raise FitFailed(

@@ -139,15 +139,53 @@ class ChurnScoring(Answer):
     base_risk: float
 
 
+class ScoredOffer(Answer):
+    item: str
+    score: float
+
+
+class StoredProducts(Answer):
+    """A person's next best products from the latest scoring."""
+
+    model_id: int = Field(description="The model card of the fit that chose them")
+    model_version: str
+    method: str = Field(description="co-occurrence or factorisation")
+    scored_at: UtcTime
+    products: list[ScoredOffer] = Field(description="Best first; never an item they bought")
+
+
+class StoredAction(Answer):
+    """One rule of next_best_actions that held for the person at the latest scoring."""
+
+    name: str
+    action: str
+    channel: str | None
+    priority: int
+    reason: str | None
+    because: list[str] = Field(description="Each condition with the person's figure")
+
+
+class StoredActions(Answer):
+    """A person's next best action from the latest scoring: the highest-priority rule that
+    held, and every rule that held."""
+
+    rules_version: str = Field(description="rules/ and the start of the file's SHA-256")
+    scored_at: UtcTime
+    action: str = Field(description="The name of the highest-priority rule that held")
+    actions: list[StoredAction] = Field(description="Highest priority first")
+
+
 class PersonPredictions(Answer):
-    """Everything predicted about one person: lifetime value and churn risk, each null with
-    the reason where the latest scoring left the person out."""
+    """Everything predicted about one person: lifetime value, churn risk, next best products
+    and action, each null with the reason where the latest scoring left the person out."""
 
     person: int
     ltv: PersonLtv | None
     ltv_missing: str | None = Field(description="Why there is no lifetime value")
     churn: PersonChurn | None
     churn_missing: str | None = Field(description="Why there is no churn risk")
+    next_best_products: StoredProducts | None = None
+    next_best_action: StoredActions | None = None
 
 
 class ClvBucket(Answer):
@@ -231,10 +269,33 @@ class PredictionsOverview(Answer):
     holdout: list[HoldoutRow] = Field(description="The latest holdout, by frequency")
 
 
+class OfferScoring(Answer):
+    """A scoring run of the offers: everyone allowed got their ten best items."""
+
+    model_id: int = Field(description="The model card of the fit")
+    method: Literal["co-occurrence", "factorisation"]
+    scored_at: UtcTime
+    persons: int = Field(description="Persons given at least one offer")
+    items: int
+
+
+class ActionScoring(Answer):
+    """The next best actions chosen for everyone scored."""
+
+    rules_version: str
+    scored_at: UtcTime
+    persons: int = Field(description="Persons for whom some rule held")
+
+
 class ScoringRun(Answer):
-    """Both models' scoring, each null with the reason where it could not run."""
+    """Every model's scoring, each null with the reason where it could not run: lifetime
+    value, churn risk, next best products; then the next best actions from their figures."""
 
     ltv: Scoring | None
     ltv_error: str | None
     churn: ChurnScoring | None
     churn_error: str | None
+    offers: OfferScoring | None = None
+    offers_error: str | None = None
+    actions: ActionScoring | None = None
+    actions_error: str | None = None

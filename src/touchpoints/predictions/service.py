@@ -20,6 +20,7 @@ import numpy as np
 from touchpoints.errors import Conflict, InvalidRequest, NotFound, TouchpointsError
 from touchpoints.predictions import bgnbd, ltv
 from touchpoints.predictions.bgnbd import FitFailed
+from touchpoints.predictions.consent import EVERYONE, Allowed
 from touchpoints.predictions.ltv import DAYS_PER_PERIOD, Customers
 from touchpoints.predictions.queries import HoldoutQuery, LtvTraining
 from touchpoints.predictions.results import (
@@ -73,14 +74,14 @@ class Predictions:
         resolve: Callable[[str], int],
         settings: LtvSettings,
         today: Callable[[], date] = _today,
-        withheld: Callable[[], set[int]] = set,
+        allowed: Callable[[], Allowed] = lambda: EVERYONE,
     ) -> None:
         self.store = PredictionStore(warehouse)
         self.resolve = resolve  # a key (identifier or person:N) to its person
         self.settings = settings
         self.today = today
-        # Persons whose consent denies predictions (profiling): never scored.
-        self.withheld = withheld
+        # Whose consent allows predictions (profiling): no one else is scored.
+        self.allowed = allowed
 
     # -- training ----------------------------------------------------------------------------
     def train_ltv(self, query: LtvTraining | None = None) -> ModelCard:
@@ -208,7 +209,7 @@ class Predictions:
         customers = self._customers(
             event, revenue, model.data_from, self.today(), period=model.period
         )
-        customers = _without(customers, self.withheld())
+        customers = _kept(customers, self.allowed().mask(customers.person))
         if not customers.person.size:
             raise Conflict(
                 f"nobody to score: no person whose consent allows predictions has a {event!r} event"
@@ -296,13 +297,6 @@ class Predictions:
             predicted_total=float(predicted.sum()),
             mean_absolute_error=metrics["mean_absolute_error"],
         )
-
-
-def _without(customers: Customers, withheld: set[int]) -> Customers:
-    """The customers without the persons ``withheld`` (their consent denies predictions)."""
-    if not withheld:
-        return customers
-    return _kept(customers, ~np.isin(customers.person, np.fromiter(withheld, np.int64)))
 
 
 def _observed(customers: Customers) -> Customers:

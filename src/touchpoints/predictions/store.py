@@ -1,6 +1,7 @@
 """The predictions' tables (``prediction_models``, ``predictions``, ``churn_scores``,
-``prediction_estimators``) and the purchase summary the models learn from, read from the
-events and the identity map.
+``prediction_estimators``, ``next_best_products``, ``next_best_actions``) and what the models
+learn from (each person's purchases; who showed interest in and bought which item), read
+from the events and the identity map.
 
 A purchase is a ``track`` event of the conversion event's name; its person is the person of
 its first identifier (as the journey facts find it); its value the revenue property, when that
@@ -57,6 +58,25 @@ _VALUE_TYPES_SQL = """
     FROM events e
     WHERE e.type = 'track' AND e.event = ? AND CAST(e."timestamp" AS DATE) BETWEEN ? AND ?
     GROUP BY ALL
+"""
+
+# (person, item, bought, day) of every interest and purchase event up to a day: the item of
+# an interest event is a property, a purchase names its items in a list of objects.
+_INTERACTIONS_SQL = """
+    WITH anchored AS (
+        SELECT i.person AS person, e.event AS event, e.properties AS properties,
+               CAST(e."timestamp" AS DATE) AS day
+        FROM events e
+        JOIN event_identifiers a ON a.seq = e.seq AND a.pos = 0
+        JOIN identifiers i ON i.sid = a.sid
+        WHERE e.type = 'track' AND CAST(e."timestamp" AS DATE) <= ?
+          AND (list_contains(?, e.event) OR e.event = ?)
+    )
+    SELECT person, json_extract_string(properties, ?) AS item, false AS bought, day
+    FROM anchored WHERE list_contains(?, event)
+    UNION ALL
+    SELECT person, unnest(json_extract_string(properties, ?)) AS item, true AS bought, day
+    FROM anchored WHERE event = ?
 """
 
 _CARD_COLUMNS = (
@@ -124,6 +144,32 @@ class PredictionStore:
             [property_path("revenue"), event, _next(after), until],
         )
         return {int(person): int(count) for person, count in rows}
+
+    def interactions(
+        self,
+        until: date,
+        interest_events: list[str],
+        item_property: str,
+        purchase_event: str,
+        products_property: str,
+    ) -> pa.Table:
+        """``person, item, bought, day`` of every interest event (its ``item_property``) and
+        every item of every purchase (``products_property[].item_property``) up to ``until``
+        (items that are not there: null)."""
+        item = property_path(item_property)
+        products = property_path(products_property) + "[*]." + _json_key(item_property)
+        return self.warehouse.fetch_arrow(
+            _INTERACTIONS_SQL,
+            [
+                until,
+                interest_events,
+                purchase_event,
+                item,
+                interest_events,
+                products,
+                purchase_event,
+            ],
+        )
 
     # -- model cards -------------------------------------------------------------------------
     def add_card(
@@ -263,7 +309,8 @@ class ChurnStore:
         if not rows:
             return None
         found = dict(zip(_CHURN_COLUMNS.split(", "), rows[0], strict=True))
-        found["contributions"] = orjson.loads(found["contributions"])
+        if found["contributions"] is not None:
+            found["contributions"] = orjson.loads(found["contributions"])
         return found
 
     def by(self, column: Literal["stage", "channel"]) -> list[tuple[str | None, int, float, int]]:
@@ -288,8 +335,100 @@ _CHURN_BY_SQL = """
 """
 
 _CHURN_COLUMNS = (
-    "person, model_id, scored_at, churn_risk, churn_percentile, contributions, stage, channel"
+    "person, model_id, scored_at, churn_risk, churn_percentile, contributions, stage, channel, "
+    "features"
 )
+
+
+class NextBestStore:
+    """Each person's next best products and next best action from the latest scoring."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+
+    def replace_products(
+        self, offers: pa.Table, model_id: int, scored_at: datetime, method: str
+    ) -> None:
+        """The latest offers, all at once (the previous stay until these are written):
+        ``offers`` has a row per (person, item) with its score, each person's best first;
+        each person's are kept as one JSON list of ``{item, score}``."""
+        with self.warehouse.transaction() as cursor:
+            with self.warehouse.registered("offers_chosen", offers, cursor):
+                self.warehouse.run("DELETE FROM next_best_products", cursor=cursor)
+                self.warehouse.run(_PRODUCTS_SQL, [model_id, scored_at, method], cursor=cursor)
+
+    def replace_actions(self, rows: pa.Table) -> None:
+        """The latest actions, all at once (the previous stay until these are written)."""
+        with self.warehouse.transaction() as cursor:
+            self.warehouse.run("DELETE FROM next_best_actions", cursor=cursor)
+            self.warehouse.insert_arrow("next_best_actions", _ACTION_COLUMNS, rows, cursor=cursor)
+
+    def products(self, person: int) -> dict[str, Any] | None:
+        rows = self.warehouse.fetchall(
+            f"SELECT {_PRODUCT_COLUMNS} FROM next_best_products WHERE person = ?", [person]
+        )
+        if not rows:
+            return None
+        found = dict(zip(_PRODUCT_COLUMNS.split(", "), rows[0], strict=True))
+        found["products"] = orjson.loads(found["products"])
+        return found
+
+    def action(self, person: int) -> dict[str, Any] | None:
+        rows = self.warehouse.fetchall(
+            f"SELECT {_ACTION_COLUMNS} FROM next_best_actions WHERE person = ?", [person]
+        )
+        if not rows:
+            return None
+        found = dict(zip(_ACTION_COLUMNS.split(", "), rows[0], strict=True))
+        found["actions"] = orjson.loads(found["actions"])
+        return found
+
+    def figures(self) -> pa.Table:
+        """Every scored person's figures the action rules ask about: lifetime value, churn
+        risk with stage and channel, and their first offer (null where not scored)."""
+        return self.warehouse.fetch_arrow(_FIGURES_SQL)
+
+    def counts(self) -> tuple[int, int]:
+        """(persons with offers, persons with an action)."""
+        rows = self.warehouse.fetchall(
+            "SELECT (SELECT count(*) FROM next_best_products), "
+            "(SELECT count(*) FROM next_best_actions)"
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+
+_PRODUCT_COLUMNS = "person, model_id, scored_at, method, products"
+# Each person's offers (rows in their order: best first) as one JSON list.
+_PRODUCTS_SQL = f"""
+    INSERT INTO next_best_products ({_PRODUCT_COLUMNS})
+    SELECT person, ?, ?, ?,
+           to_json(list({{'item': item, 'score': score}} ORDER BY n))::VARCHAR
+    FROM (SELECT *, row_number() OVER () AS n FROM offers_chosen)
+    GROUP BY person
+"""
+_ACTION_COLUMNS = "person, scored_at, rules_version, action, actions"
+
+# Per person scored by any model: the figures an action rule may ask about.
+_FIGURES_SQL = """
+    WITH persons AS (
+        SELECT person FROM predictions UNION SELECT person FROM churn_scores
+        UNION SELECT person FROM next_best_products
+    )
+    SELECT persons.person AS person, p.p_alive, p.expected_purchases_30d,
+           p.expected_purchases_90d, p.expected_purchases_365d, p.predicted_clv_12m,
+           c.churn_risk, c.churn_percentile, c.stage, c.channel,
+           json_extract_string(o.products, '$[0].item') AS top_offer
+    FROM persons
+    LEFT JOIN predictions p USING (person)
+    LEFT JOIN churn_scores c USING (person)
+    LEFT JOIN next_best_products o USING (person)
+    ORDER BY persons.person
+"""
+
+
+def _json_key(name: str) -> str:
+    """A JSON path step for a key (quoted: it may hold dots or spaces)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _next(day: date) -> date:

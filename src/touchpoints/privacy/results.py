@@ -64,6 +64,16 @@ class Erasure(Answer):
     database_bytes: tuple[int, int] = Field(
         description="The database file's size before and after it was rewritten"
     )
+    export_files: int = Field(
+        default=0,
+        description="Parquet files of earlier exports (touchpoints export) written again "
+        "without the person, or deleted (a partition that held only them)",
+    )
+    export_failures: list[str] = Field(
+        default_factory=list,
+        description="Export directories that could not be written again, and why: the "
+        "person's rows are still there",
+    )
 
 
 class Suppression(Answer):
@@ -82,4 +92,8 @@ class RetentionRun(Answer):
     per_rule: list[int] = Field(description="Events per rule of the retention setting, in order")
     quarantine: int = Field(description="Quarantined items past quarantine_retention_days")
     identifiers: int = Field(description="Identifiers left without any event, removed with them")
+    export_files: int = Field(
+        default=0,
+        description="Parquet files of earlier exports written again without them, or deleted",
+    )
     seconds: float

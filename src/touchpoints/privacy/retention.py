@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from touchpoints.config import RetentionRule
+from touchpoints.export.results import ExportsReached
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.store import derive_again
 from touchpoints.privacy.results import RetentionRun
@@ -34,12 +35,14 @@ class Retention:
         identity: IdentityResolver,
         rules: Sequence[RetentionRule],
         quarantine_days: int | None,
+        reach_exports: Callable[[], ExportsReached] | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.store = PrivacyStore(warehouse)
         self.identity = identity
         self.rules = list(rules)
         self.quarantine_days = quarantine_days
+        self.reach_exports = reach_exports
 
     def due(self, now: datetime | None = None) -> list[list[int]]:
         """Per rule, the seqs of the events it removes (an event only for the first rule
@@ -97,12 +100,14 @@ class Retention:
             left = sorted(component - set(gone))
             if left:
                 self.identity.recompute(left)
+        exports = self.reach_exports() if events and self.reach_exports is not None else None
         return RetentionRun(
             dry_run=False,
             events=events,
             per_rule=[len(found) for found in per_rule],
             quarantine=quarantined,
             identifiers=len(gone),
+            export_files=exports.files_changed if exports else 0,
             seconds=round(time.perf_counter() - started, 3),
         )
 

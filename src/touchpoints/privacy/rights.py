@@ -14,7 +14,9 @@ Erasure, in order:
    kept apart) is computed again without them, and their journeys derived again;
 5. import reject files lose the lines that mention the person;
 6. the database file is rewritten (:meth:`Warehouse.compact`), so no byte of the person is
-   left in its free blocks or its log.
+   left in its free blocks or its log;
+7. the Parquet exports written before (``touchpoints export``, ``export_dir``) have the
+   files that held the person's rows written again without them.
 
 The request is recorded with its counts (never the data), naming the person only as
 ``person:N`` (a number that, once erased, refers to nothing), never by the key asked for.
@@ -36,6 +38,7 @@ import orjson
 import pyarrow as pa
 
 from touchpoints.errors import NotFound
+from touchpoints.export.results import ExportsReached
 from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.queries import StageHistoryQuery
@@ -53,6 +56,8 @@ from touchpoints.warehouse.personal import PERSONAL, PersonalTable
 
 # Holds the writer still for the block (a server's), or nothing (in process, no writer).
 Pause = Callable[[], Any]
+# Brings the Parquet exports written before in step with the warehouse (rows removed).
+ReachExports = Callable[[], ExportsReached]
 
 
 class Rights:
@@ -65,6 +70,7 @@ class Rights:
         suppressions: Suppressions,
         requests: Requests,
         pause_writes: Pause | None = None,
+        reach_exports: ReachExports | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.store = PrivacyStore(warehouse)
@@ -74,6 +80,7 @@ class Rights:
         self.suppressions = suppressions
         self.requests = requests
         self.pause_writes: Pause = pause_writes or nullcontext
+        self.reach_exports = reach_exports
         self._lock = threading.Lock()  # one erasure at a time
 
     def subject(self, key: str) -> Subject:
@@ -128,7 +135,15 @@ class Rights:
                 self.identity.recompute(sorted(set(others) - set(orphans)))
                 lines = self._scrub_reject_files(subject)
                 sizes = self.warehouse.compact()
-            outcome = {"rows": removed, "reject_lines": lines, "identifiers": len(identifiers)}
+            exports = self.reach_exports() if self.reach_exports is not None else None
+            outcome: dict[str, Any] = {
+                "rows": removed,
+                "reject_lines": lines,
+                "identifiers": len(identifiers),
+            }
+            if exports is not None and (exports.directories or exports.failures):
+                outcome["export_files"] = exports.files_changed
+                outcome["export_failures"] = len(exports.failures)
             done = self.requests.close(request, "done", subject.key(), outcome)
         return Erasure(
             request=done,
@@ -138,6 +153,8 @@ class Rights:
             reject_lines=lines,
             persons_recomputed=len(set(self.store.persons_of(others).values())),
             database_bytes=sizes,
+            export_files=exports.files_changed if exports else 0,
+            export_failures=exports.failures if exports else [],
         )
 
     def _delete(self, subject: Subject) -> dict[str, int]:

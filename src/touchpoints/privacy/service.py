@@ -29,7 +29,7 @@ from touchpoints.privacy.results import (
     Suppression,
 )
 from touchpoints.privacy.retention import Retention, RetentionJob
-from touchpoints.privacy.rights import Pause, Rights
+from touchpoints.privacy.rights import Pause, ReachExports, Rights
 from touchpoints.privacy.store import PrivacyStore
 from touchpoints.privacy.suppression import Suppressions
 from touchpoints.profiles import Profiles
@@ -69,6 +69,7 @@ class Privacy:
         data_dir: Path,
         settings: PrivacySettings,
         pause_writes: Pause | None = None,
+        reach_exports: ReachExports | None = None,
     ) -> None:
         self.store = PrivacyStore(warehouse)
         self.settings = settings
@@ -82,9 +83,14 @@ class Privacy:
             self.suppressions,
             self.requests,
             pause_writes,
+            reach_exports,
         )
         self.retention = Retention(
-            warehouse, identity, settings.retention, settings.quarantine_retention_days
+            warehouse,
+            identity,
+            settings.retention,
+            settings.quarantine_retention_days,
+            reach_exports,
         )
 
     # -- subject rights --------------------------------------------------------------------------

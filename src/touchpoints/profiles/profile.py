@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from touchpoints.profiles.results import (
     MergeEntry,
     MergeLog,
     PersonList,
+    PredictedTrait,
     Profile,
     RejectedLink,
     Timeline,
@@ -212,6 +213,9 @@ class Profiles:
         # The generation in which a lookup last ran with the map loaded (see resolve_cached).
         self._loaded_generation = -1
         identity.listeners.append(self._changed)
+        # The traits a part above computes for a person (the predictions'), given by the
+        # core; scoring calls :meth:`forget` so a cached profile shows the new ones.
+        self.predicted: Callable[[int], dict[str, PredictedTrait]] | None = None
 
     def resolve(self, key: str) -> int:
         """The person behind ``key`` (any identifier, or ``person:N``)."""
@@ -277,6 +281,10 @@ class Profiles:
                 return None
         return body
 
+    def forget(self) -> None:
+        """Every cached profile is stale (what :attr:`predicted` gives changed)."""
+        self._changed(None)
+
     def _changed(self, persons: set[int] | None) -> None:
         """The identity map's listener: profiles of ``persons`` (None: all) are stale."""
         if persons is None:
@@ -311,6 +319,7 @@ class Profiles:
             trait_history=dict(sorted(history.items())),
             computed=self._computed(rows, identifiers),
             consent=self.consent_rules.status(choices),
+            predicted=self.predicted(person) if self.predicted is not None else {},
             merges=self.merges(person, sids),
             rejected_links=self._rejections(person, sids),
         )

@@ -24,6 +24,15 @@ class TraitValue(Answer):
     message_id: str
 
 
+class PredictedTrait(Answer):
+    """A trait the predictions computed for the person at their latest scoring."""
+
+    value: Any = Field(description="A number, a list of items, or an action's name")
+    model_id: int | None = Field(description="The model card that made it; null: rules")
+    model_version: str = Field(description="The model (or the action rules' version)")
+    scored_at: UtcTime
+
+
 class Computed(Answer):
     first_seen: UtcTime | None
     last_seen: UtcTime | None
@@ -95,6 +104,14 @@ class Profile(Answer):
     computed: Computed
     consent: dict[str, ConsentStatus] = Field(
         description="Per consent category: granted or not, and whether the person chose"
+    )
+    predicted: dict[str, PredictedTrait] = Field(
+        default_factory=dict,
+        description=(
+            "The predictions' traits from the latest scoring (predicted_clv_12m, p_alive, "
+            "churn_risk, churn_percentile, next_best_products, next_best_action), each with "
+            "its model and time; only those the person was scored for (consent allowing)"
+        ),
     )
     merges: list[MergeEntry]
     rejected_links: list[RejectedLink]

@@ -51,8 +51,15 @@ class EventStore:
             cursor = self._warehouse.run("SELECT id_hash FROM events")
             hashes = cursor.fetchnumpy()["id_hash"]
             self._index = MessageIdIndex(hashes)
+            # Past every seq given before, the deleted newest ones too (event_sequence).
             self._next_seq = (
-                int(self._warehouse.scalar("SELECT coalesce(max(seq), 0) FROM events")) + 1
+                int(
+                    self._warehouse.scalar(
+                        "SELECT greatest((SELECT coalesce(max(seq), 0) FROM events), "
+                        "(SELECT max(last_seq) FROM event_sequence))"
+                    )
+                )
+                + 1
             )
         return self._index
 
@@ -107,6 +114,11 @@ class EventStore:
                 self._warehouse.run(
                     f"INSERT INTO consent_choices {CONSENT_CHOICES_SQL} AND e.seq >= ?",
                     [first],
+                    cursor=cursor,
+                )
+                self._warehouse.run(
+                    "UPDATE event_sequence SET last_seq = ?",
+                    [first + len(fresh) - 1],
                     cursor=cursor,
                 )
             self._next_seq += len(fresh)

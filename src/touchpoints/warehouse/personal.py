@@ -140,7 +140,22 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "person",
         ("person",),
         "the person's churn risk: the probability of no activity in the coming window, its "
-        "percentile, and the features of their journey that raised or lowered it",
+        "percentile, and the features of their journey it was computed from (what raised or "
+        "lowered it is worked out from them when asked)",
+    ),
+    PersonalTable(
+        "next_best_products",
+        "person",
+        ("person",),
+        "the items the person is likeliest to buy next, with their scores, the model and time "
+        "they were chosen",
+    ),
+    PersonalTable(
+        "next_best_actions",
+        "person",
+        ("person",),
+        "the next best action for the person (the rules of next_best_actions that held for "
+        "their predictions, with the figures that made them hold) and when it was chosen",
     ),
     PersonalTable(
         "quarantine",
@@ -155,6 +170,32 @@ PERSONAL: tuple[PersonalTable, ...] = (
         ("person",),
         "messages to destinations (webhooks, collectors, e-mail, files) about the person: "
         "pending, delivered and dead letters, with what they carry",
+    ),
+    PersonalTable(
+        "computed_trait_values",
+        "person",
+        ("person",),
+        "the person's computed traits (counts, sums, most frequent, first, last, unique "
+        "values of their events' properties), with when they were computed",
+    ),
+    PersonalTable(
+        "audience_members",
+        "person",
+        ("person",),
+        "the audiences the person is in now, and since when",
+    ),
+    PersonalTable(
+        "audience_changes",
+        "person",
+        ("person",),
+        "every time the person entered or exited an audience",
+        time="changed_at",
+    ),
+    PersonalTable(
+        "activation_persons",
+        "sid",
+        ("sid",),
+        "the identity map as audiences and computed traits were last evaluated with it",
     ),
     PersonalTable(
         "assistant_conversations",
@@ -186,7 +227,11 @@ PERSONAL: tuple[PersonalTable, ...] = (
 NOT_PERSONAL: dict[str, str] = {
     "schema_migrations": "the versions of the schema applied to this file",
     "api_keys": "operators' API keys: a hash of each secret, its role and name, no customer data",
-    "identity_state": "how far the identity map has read the events",
+    "identity_state": (
+        "how far the identity map has read the events, and a fingerprint of the identifier "
+        "rules it read them by"
+    ),
+    "event_sequence": "the last event number given (so that none is given twice)",
     "journey_state": "which stage model and identity map the journey facts were derived with",
     "suppressions": (
         "erased identifiers as keyed hashes (HMAC-SHA256 with the data directory's own key): "
@@ -198,6 +243,10 @@ NOT_PERSONAL: dict[str, str] = {
         "a number that refers to nothing once the person is erased"
     ),
     "import_rejects": "the paths of files imports wrote rejected lines to (erasure rewrites them)",
+    "export_targets": (
+        "the directories the tables were exported to as Parquet (erasure and retention "
+        "write their files again)"
+    ),
     "prediction_models": (
         "model cards: parameters and metrics fitted on all customers together, the data "
         "window and settings; counts and figures about the whole base, none about one person"
@@ -216,6 +265,11 @@ NOT_PERSONAL: dict[str, str] = {
         "their pseudonymous number (person:17), never an identifier's value or a trait"
     ),
     "audit_head": "the audit log's chain head: the last line's number and hash",
+    "computed_traits": "definitions of computed traits (what is counted, over which days)",
+    "audiences": "definitions of audiences: conditions, no person",
+    "audience_sizes": "each audience's size and entries and exits per day: counts, no person",
+    "audience_destinations": "which destinations each audience is sent to, how, and when",
+    "activation_state": "how far audiences and computed traits have read the events",
     "destinations": (
         "where messages go (a URL, a host, a directory), their purposes and secrets: "
         "operators' configuration, no customer data"

@@ -556,6 +556,189 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         13,
+        "predictions: each person's next best products and next best action",
+        (
+            # The items a person is likeliest to buy next from the latest scoring (JSON: a
+            # list of {item, score}, best first; never an item they bought), with the model
+            # card of the fit that chose them (its method: co-occurrence or factorisation).
+            """
+            CREATE TABLE next_best_products (
+                person BIGINT NOT NULL,
+                model_id BIGINT NOT NULL,
+                scored_at TIMESTAMP NOT NULL,
+                method VARCHAR NOT NULL,
+                products VARCHAR NOT NULL
+            )
+            """,
+            # The next best action from the latest scoring: the name of the highest-priority
+            # rule of next_best_actions that holds for the person's figures, and every rule
+            # that holds (JSON: {name, action, channel, priority, reason, because}), with the
+            # version of the rules file (the start of its SHA-256).
+            """
+            CREATE TABLE next_best_actions (
+                person BIGINT NOT NULL,
+                scored_at TIMESTAMP NOT NULL,
+                rules_version VARCHAR NOT NULL,
+                action VARCHAR NOT NULL,
+                actions VARCHAR NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        14,
+        "churn reasons from each person's features, when they are asked for",
+        (
+            # Churn scoring keeps each person's features (in the order of the model card's
+            # features; null: missing) and explains a person's risk when it is asked for:
+            # tree SHAP for everyone at scoring would take ten minutes for 1,000,000
+            # persons. Scores made before keep their reasons in contributions.
+            "ALTER TABLE churn_scores ADD COLUMN features DOUBLE[]",
+            "ALTER TABLE churn_scores ALTER COLUMN contributions DROP NOT NULL",
+        ),
+    ),
+    Migration(
+        15,
+        "the events' sequence: a seq is never given twice, even after the newest are deleted",
+        (
+            # The last seq given (written with every batch): an erasure or retention that
+            # deletes the newest events must not hand their numbers out again, for the
+            # identity map, the journey tables and an export go by "every seq above N".
+            # Started at the highest seq any of them has seen.
+            "CREATE TABLE event_sequence (last_seq BIGINT NOT NULL)",
+            """
+            INSERT INTO event_sequence SELECT greatest(
+                (SELECT coalesce(max(seq), 0) FROM events),
+                (SELECT coalesce(max(processed_seq), 0) FROM identity_state),
+                (SELECT coalesce(max(seq), 0) FROM journey_events)
+            )
+            """,
+        ),
+    ),
+    Migration(
+        16,
+        "the directories the tables were exported to as Parquet",
+        # touchpoints export --to DIR, or the server's export_dir: erasure and retention
+        # write again the files there that held what they removed (export/service.py).
+        (
+            """
+            CREATE TABLE export_targets (
+                path VARCHAR NOT NULL,
+                first_at TIMESTAMP NOT NULL,
+                last_at TIMESTAMP NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        17,
+        "the identifier rules the stored event identifiers were found by",
+        # A fingerprint of the rules (IdentifierExtractor.fingerprint); NULL: unknown, or
+        # found by more than one set of rules. A rebuild reuses the stored event identifiers
+        # when it equals today's rules, and extracts them from every event again otherwise.
+        ("ALTER TABLE identity_state ADD COLUMN rules VARCHAR",),
+    ),
+    Migration(
+        18,
+        "audiences and computed traits: definitions, values, members, their history and sizes",
+        (
+            # Definitions, as validated JSON (activate/audiences/conditions.py, traits.py);
+            # ``key`` is unique (kept by the one writer: no index, see migration 2).
+            "CREATE SEQUENCE computed_trait_id START 1",
+            """
+            CREATE TABLE computed_traits (
+                id BIGINT NOT NULL,
+                key VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                definition VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                changed_at TIMESTAMP NOT NULL,
+                evaluated_at TIMESTAMP
+            )
+            """,
+            # Each person's value of each computed trait: ``value`` as JSON (a number, a text,
+            # a list), and as a number or text for tests. Only persons with a value have a row.
+            """
+            CREATE TABLE computed_trait_values (
+                trait_id BIGINT NOT NULL,
+                person BIGINT NOT NULL,
+                value VARCHAR NOT NULL,
+                number_value DOUBLE,
+                text_value VARCHAR,
+                computed_at TIMESTAMP NOT NULL
+            )
+            """,
+            "CREATE SEQUENCE audience_id START 1",
+            """
+            CREATE TABLE audiences (
+                id BIGINT NOT NULL,
+                key VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                definition VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                changed_at TIMESTAMP NOT NULL,
+                evaluated_at TIMESTAMP
+            )
+            """,
+            # Who is in each audience now, since when; and every entry and exit.
+            """
+            CREATE TABLE audience_members (
+                audience_id BIGINT NOT NULL,
+                person BIGINT NOT NULL,
+                entered_at TIMESTAMP NOT NULL
+            )
+            """,
+            # ``seq`` orders them (one evaluation's changes share their moment).
+            "CREATE SEQUENCE audience_change_seq START 1",
+            """
+            CREATE TABLE audience_changes (
+                seq BIGINT NOT NULL,
+                audience_id BIGINT NOT NULL,
+                person BIGINT NOT NULL,
+                change VARCHAR NOT NULL,
+                changed_at TIMESTAMP NOT NULL
+            )
+            """,
+            # Each audience's size at the end of each day (UTC), and how many entered and
+            # exited that day: counts, no person.
+            """
+            CREATE TABLE audience_sizes (
+                audience_id BIGINT NOT NULL,
+                day DATE NOT NULL,
+                size BIGINT NOT NULL,
+                entered BIGINT NOT NULL,
+                exited BIGINT NOT NULL
+            )
+            """,
+            # Destinations an audience's membership is sent to, and how (identify: the
+            # audience's key as a trait, true or false; track: Audience Entered / Exited).
+            """
+            CREATE TABLE audience_destinations (
+                audience_id BIGINT NOT NULL,
+                destination_id BIGINT NOT NULL,
+                mode VARCHAR NOT NULL,
+                linked_at TIMESTAMP NOT NULL,
+                synced_at TIMESTAMP,
+                sent BIGINT NOT NULL
+            )
+            """,
+            # The identity map as the last evaluation saw it (the journey tables' persons),
+            # and the last event it saw: their differences name the persons to evaluate again.
+            # ``persons_hash``: a checksum of that map (the sum of a hash of each identifier
+            # and its person), so an evaluation after new events only need not compare it.
+            "CREATE TABLE activation_persons (sid BIGINT NOT NULL, person BIGINT NOT NULL)",
+            """
+            CREATE TABLE activation_state (
+                evaluated_seq BIGINT NOT NULL,
+                evaluated_at TIMESTAMP,
+                persons_hash BIGINT
+            )
+            """,
+            "INSERT INTO activation_state VALUES (0, NULL, NULL)",
+        ),
+    ),
+    Migration(
+        19,
         "the service assistant: conversations and their messages",
         (
             # A conversation with the assistant (and the person it was handed to). The

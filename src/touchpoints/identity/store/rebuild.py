@@ -5,7 +5,8 @@ Each step is a ``*_sql`` function (Splink's "SQL steps are data"): the pipeline 
 temporary table named ``_rb_*`` that a debugging session can read before :meth:`drop`:
 
 ``_rb_raw`` (seq, pos, type, value)
-    every event's identifiers, extracted again in Python;
+    every event's identifiers: the stored ones (:func:`reused_sql`), or extracted again in
+    Python;
 ``_rb_detached`` (type, value)
     the identifiers an operator detached (kept across the rebuild);
 ``_rb_ids`` (sid, type, value, first_seq)
@@ -51,6 +52,16 @@ def raw_sql() -> str:
         "CREATE OR REPLACE TEMP TABLE _rb_raw "
         "(seq BIGINT, pos SMALLINT, type VARCHAR, value VARCHAR)"
     )
+
+
+def reused_sql() -> str:
+    """The stored event identifiers, by type and value: what extracting them again would
+    find, when the rules that found them are today's."""
+    return """
+        INSERT INTO _rb_raw
+        SELECT ei.seq, ei.pos, i.type, i.value
+        FROM event_identifiers ei JOIN identifiers i ON i.sid = ei.sid
+    """
 
 
 def detached_sql() -> str:
@@ -143,12 +154,26 @@ def conflicts_sql(limits: dict[str, int]) -> str:
 
 
 def store_identifiers_sql() -> str:
-    """The rebuilt identifiers, each with its person from ``_rb_persons``."""
+    """The rebuilt identifiers, each with its person: its component's label, or what the
+    replay under the merge rules gave it (``_rb_replayed``)."""
     return """
         INSERT INTO identifiers (sid, type, value, first_seq, person, detached)
-        SELECT i.sid, i.type, i.value, i.first_seq, p.person, d.type IS NOT NULL
-        FROM _rb_ids i JOIN _rb_persons p USING (sid)
+        SELECT i.sid, i.type, i.value, i.first_seq, coalesce(r.person, c.label),
+               d.type IS NOT NULL
+        FROM _rb_ids i JOIN _rb_cc c USING (sid)
+        LEFT JOIN _rb_replayed r USING (sid)
         LEFT JOIN _rb_detached d ON d.type = i.type AND d.value = i.value
+    """
+
+
+def renumbered_sql() -> str:
+    """How many rebuilt identifiers have another number (or type or value) than stored, and
+    how many are stored: both 0 differences and equal counts mean the same numbering."""
+    return """
+        SELECT (SELECT count(*) FROM _rb_ids r
+                ANTI JOIN identifiers i ON i.sid = r.sid AND i.type = r.type
+                                        AND i.value = r.value),
+               (SELECT count(*) FROM _rb_ids), (SELECT count(*) FROM identifiers)
     """
 
 
@@ -162,6 +187,16 @@ class RebuildTables:
         """An empty ``_rb_raw`` and the detached identifiers, before extraction."""
         self.warehouse.run(raw_sql())
         self.warehouse.run(detached_sql())
+
+    def reuse(self) -> int:
+        """``_rb_raw`` from the stored event identifiers; the events the map has applied."""
+        self.warehouse.run(reused_sql())
+        return int(
+            self.warehouse.scalar(
+                "SELECT count(*) FROM events "
+                "WHERE seq <= (SELECT processed_seq FROM identity_state)"
+            )
+        )
 
     def events_after(self, seq: int, limit: int) -> list[RawEvent]:
         """Stored events past ``seq``, in seq order, at most ``limit``."""
@@ -199,9 +234,20 @@ class RebuildTables:
     def conflicts(self, limits: dict[str, int]) -> list[int]:
         return [label for (label,) in self.warehouse.fetchall(conflicts_sql(limits))]
 
-    def labels(self) -> dict[int, int]:
-        """Each identifier's component label."""
-        return dict(self.warehouse.fetchall("SELECT sid, label FROM _rb_cc"))
+    def members(self, labels: Sequence[int]) -> list[int]:
+        """The identifiers of the components ``labels``, by number."""
+        return [
+            int(sid)
+            for (sid,) in self.warehouse.fetchall(
+                "SELECT sid FROM _rb_cc WHERE label IN (SELECT unnest(?::BIGINT[])) ORDER BY sid",
+                [list(labels)],
+            )
+        ]
+
+    def numbered_as_stored(self) -> bool:
+        """Whether every rebuilt identifier has the number it has in the stored map."""
+        different, rebuilt, stored = self.warehouse.fetchall(renumbered_sql())[0]
+        return int(different) == 0 and int(rebuilt) == int(stored)
 
     def identifiers(self, sids: Sequence[int]) -> list[tuple[int, str, str]]:
         """(sid, type, value) of the numbered identifiers ``sids``."""
@@ -223,32 +269,45 @@ class RebuildTables:
 
     def store(
         self,
-        persons: dict[int, int],
+        replayed: dict[int, int],
         last_seq: int,
         rejections: Sequence[tuple[Evidence, Rejection]],
-    ) -> None:
-        """Replace the identity map by the rebuilt one, in one transaction; the merge log is
-        history and stays, the refused links are the recomputed ones."""
+        rules: str,
+        keep_events: bool,
+    ) -> tuple[int, int]:
+        """Replace the identity map by the rebuilt one, in one transaction, set-based (no
+        identifier passes through Python but the replayed ones); the merge log is history
+        and stays, the refused links are the recomputed ones; every event identifier is now
+        found by ``rules``. ``keep_events``: the stored event identifiers are the rebuilt
+        ones already. Returns the identifiers and the persons."""
         wh = self.warehouse
-        sids = sorted(persons)
+        sids = sorted(replayed)
         table = pa.table(
             {
                 "sid": pa.array(sids, pa.int64()),
-                "person": pa.array([persons[s] for s in sids], pa.int64()),
+                "person": pa.array([replayed[s] for s in sids], pa.int64()),
             }
         )
-        with wh.transaction() as cursor, wh.registered("_rb_persons", table, cursor):
+        with wh.transaction() as cursor, wh.registered("_rb_replayed", table, cursor):
             wh.run("DELETE FROM identifiers", cursor=cursor)
             wh.run(store_identifiers_sql(), cursor=cursor)
-            wh.run("DELETE FROM event_identifiers", cursor=cursor)
-            wh.run("INSERT INTO event_identifiers SELECT seq, pos, sid FROM _rb_ei", cursor=cursor)
+            if not keep_events:
+                wh.run("DELETE FROM event_identifiers", cursor=cursor)
+                wh.run(
+                    "INSERT INTO event_identifiers SELECT seq, pos, sid FROM _rb_ei", cursor=cursor
+                )
             wh.run("DELETE FROM identity_rejections", cursor=cursor)
             insert_rejections(wh, rejections, cursor)
             wh.run(
-                "UPDATE identity_state SET processed_seq = ?, generation = generation + 1",
-                [last_seq],
+                "UPDATE identity_state "
+                "SET processed_seq = ?, generation = generation + 1, rules = ?",
+                [last_seq, rules],
                 cursor=cursor,
             )
+            counted = wh.run(
+                "SELECT count(*), count(DISTINCT person) FROM identifiers", cursor=cursor
+            ).fetchall()
+        return int(counted[0][0]), int(counted[0][1])
 
     def drop(self) -> None:
         for table in TABLES:

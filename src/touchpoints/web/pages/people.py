@@ -1,10 +1,12 @@
 """People: search by identifier or trait, and the 360° profile of one person (traits with
 source and time, identifiers by type, the identity graph, merges with an unmerge button,
-the cross-channel timeline, stages and channels).
+the cross-channel timeline, stages and channels, computed traits with their definitions,
+audiences with their entries and exits).
 
 Everything is read through the services the API calls: ``tp.profiles.resolve`` /
 ``profile`` / ``timeline_page`` / ``search``, ``tp.identity.links`` and
-``tp.journeys.run(StageHistoryQuery(…))``; an unmerge is ``tp.identity.unmerge`` or
+``tp.journeys.run(StageHistoryQuery(…))``, ``tp.traits.of_person``,
+``tp.audiences.of_person``; an unmerge is ``tp.identity.unmerge`` or
 ``tp.identity.unlink``, the very operations of ``POST /v1/identity/unmerge`` and
 ``POST /v1/identity/links/{id}/remove``.
 """
@@ -104,7 +106,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
         await dashboard.audit(
             request, session.actor.id, "profile.read", data["person"], "dashboard", durable=False
         )
-        if data["predictions"].ltv or data["predictions"].churn:
+        found = data["predictions"]
+        if found.ltv or found.churn or found.next_best_products or found.next_best_action:
             await dashboard.audit(
                 request,
                 session.actor.id,
@@ -253,12 +256,15 @@ def _profile(
         "colours": {t: _colour(t) for t in profile["identifiers"]},
         "graph": _graph(dashboard, person, profile["identifiers"], merges, links, language),
         **_predictions(dashboard, person, language),
+        "computed_traits": tp.traits.of_person(f"person:{person}").traits,
+        "memberships": tp.audiences.of_person(f"person:{person}", 20),
+        "dumps": lambda value: orjson.dumps(value).decode(),
     }
 
 
 def _predictions(dashboard: Dashboard, person: int, language: Language) -> dict[str, Any]:
-    """The person's lifetime value and churn risk from the latest scoring, and the churn
-    reasons in words (:mod:`touchpoints.web.reasons`)."""
+    """The person's lifetime value, churn risk, next best action and products from the latest
+    scoring, and the churn reasons in words (:mod:`touchpoints.web.reasons`)."""
     from touchpoints.web.reasons import reasons
 
     tp = dashboard.tp

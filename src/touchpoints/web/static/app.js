@@ -75,8 +75,25 @@
     }
   }
 
+  // The audience builder: a condition's snippet put in the definition where the cursor is,
+  // indented as the line it lands on.
+  function insertSnippet(button) {
+    var area = document.getElementById(button.dataset.target);
+    if (!area) return;
+    var at = area.selectionStart || 0;
+    var lineStart = area.value.lastIndexOf("\n", at - 1) + 1;
+    var indent = area.value.slice(lineStart, at).match(/^\s*/)[0];
+    var text = button.dataset.snippet.replace(/\n(?=.)/g, "\n" + indent);
+    area.value = area.value.slice(0, at) + text + area.value.slice(area.selectionEnd || at);
+    area.focus();
+    area.selectionStart = area.selectionEnd = at + text.length;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     draw(document);
+    document.querySelectorAll("button.snippet[data-snippet]").forEach(function (button) {
+      button.addEventListener("click", function () { insertSnippet(button); });
+    });
     var add = document.getElementById("add-step");
     if (add) add.addEventListener("click", addStep);
     document.querySelectorAll("button.copy[data-copy]").forEach(function (button) {
