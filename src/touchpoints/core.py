@@ -471,11 +471,8 @@ class Touchpoints:
         def stage(person: int) -> str | None:
             return self.journeys.kept_stage(person)
 
-        def clv(person: int) -> float | None:
-            return self.predictions.ltv(f"person:{person}").predicted_clv_12m
-
-        def churn_risk(person: int) -> float | None:
-            return self.churn.risk(f"person:{person}").churn_risk
+        def predicted(person: int) -> dict[str, object]:
+            return {name: trait.value for name, trait in self.figures.traits(person).items()}
 
         def recent(person: int) -> list[Touchpoint]:
             """The latest touchpoints but the conversation's own messages."""
@@ -490,7 +487,7 @@ class Touchpoints:
                 if not str(row.get("event") or "").startswith("Live Chat Message")
             ][:8]
 
-        return Sources(name, stage, clv, churn_risk, recent)
+        return Sources(name, stage, predicted, self.audiences.keys_of, recent)
 
 
 def _assistant_settings(settings: Settings) -> AssistantSettings:

@@ -1,15 +1,17 @@
 """Handing a conversation to a person: who the customer is, what the routing rules are
 told (intent, language, sentiment, business hours, journey stage, lifetime value, churn
-risk, an open complaint), where they send it, and the summary the agent reads first.
+risk, an open complaint, the audiences the customer is in), where they send it, and the
+summary the agent reads first.
 
-The customer's context is gathered once, at the handover (a stage history, two scores, a
-few events: tens of milliseconds), never for ordinary messages. Scores and stages a person
-does not have (anonymous, never scored, or withheld for want of consent) are simply absent.
+The customer's context is gathered once, at the handover (a stage history, the person's
+predictions, their audiences, a few events: tens of milliseconds), never for ordinary
+messages. Scores and stages a person does not have (anonymous, never scored, or withheld for
+want of consent) are simply absent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +36,8 @@ class Context:
     stage: str | None = None
     clv: float | None = None
     churn_risk: float | None = None
+    churn_percentile: float | None = None
+    audiences: frozenset[str] = frozenset()
     open_complaint: bool = False
     last_order: LastOrder | None = None
     recent: tuple[Touchpoint, ...] = ()
@@ -41,12 +45,15 @@ class Context:
 
 @dataclass(frozen=True)
 class Sources:
-    """Where the context comes from (the parts below the assistant)."""
+    """Where the context comes from (the parts below the assistant). ``predicted``: the
+    person's predictions as the traits of their profile (``predicted_clv_12m``,
+    ``churn_risk``, ``churn_percentile``, …); ``audiences``: the keys of the audiences they
+    are in."""
 
     name: Callable[[int], str | None]
     stage: Callable[[int], str | None]
-    clv: Callable[[int], float | None]
-    churn_risk: Callable[[int], float | None]
+    predicted: Callable[[int], Mapping[str, object]]
+    audiences: Callable[[int], frozenset[str]]
     recent: Callable[[int], list[Touchpoint]]
 
 
@@ -84,11 +91,16 @@ class Handover:
                     currency=found.currency,
                 )
         recent = _quietly(self.sources.recent, person)
+        predicted = _quietly(self.sources.predicted, person)
+        scores = predicted if isinstance(predicted, Mapping) else {}
+        audiences = _quietly(self.sources.audiences, person)
         return Context(
             who=str(name) if name else f"person:{person}",
             stage=_quietly(self.sources.stage, person),  # type: ignore[arg-type]
-            clv=_quietly(self.sources.clv, person),  # type: ignore[arg-type]
-            churn_risk=_quietly(self.sources.churn_risk, person),  # type: ignore[arg-type]
+            clv=_number(scores.get("predicted_clv_12m")),
+            churn_risk=_number(scores.get("churn_risk")),
+            churn_percentile=_number(scores.get("churn_percentile")),
+            audiences=audiences if isinstance(audiences, frozenset) else frozenset(),
             open_complaint=self.customer.open_complaint(person),
             last_order=order,
             recent=tuple(recent) if isinstance(recent, list) else (),
@@ -116,6 +128,8 @@ class Handover:
             verified=conv.verified_person is not None,
             clv=context.clv,
             churn_risk=context.churn_risk,
+            churn_percentile=context.churn_percentile,
+            audiences=context.audiences,
         )
         return self.routing.route(facts), hours
 
@@ -136,6 +150,8 @@ class Handover:
             stage=context.stage,
             clv=context.clv,
             churn_risk=context.churn_risk,
+            churn_percentile=context.churn_percentile,
+            audiences=sorted(context.audiences),
             open_complaint=context.open_complaint,
             last_order=context.last_order,
             recent=list(context.recent),
@@ -202,6 +218,10 @@ class Handover:
         opens = self.directory.next_open(now)
         when = replies.moment(self.directory.local(opens), conv.language, now) if opens else "—"
         return replies.say("handover_later", conv.language, when=when)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _anonymous(conv: Conversation) -> str:

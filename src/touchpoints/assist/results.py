@@ -92,6 +92,12 @@ class Summary(Answer):
     stage: str | None = Field(description="The furthest journey stage reached")
     clv: float | None = Field(description="Predicted lifetime value, 12 months")
     churn_risk: float | None
+    churn_percentile: float | None = Field(
+        default=None, description="Churn risk among the customers scored (100: riskiest)"
+    )
+    audiences: list[str] = Field(
+        default_factory=list, description="The keys of the audiences the customer is in"
+    )
     open_complaint: bool
     last_order: LastOrder | None
     recent: list[Touchpoint] = Field(description="Recent touchpoints across channels")

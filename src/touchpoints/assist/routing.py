@@ -3,9 +3,11 @@ to a team and a priority (as Chatwoot's automation rules and Zammad's triggers d
 
 The first rule whose conditions all hold decides; none: the default. A condition names
 what it tests (``intent``, ``language``, ``channel``, ``sentiment``, ``stage``: a value or
-a list; ``business_hours``, ``open_complaint``, ``verified``: true or false; ``clv``,
-``churn_risk``, ``sentiment_score``: numbers ``{gte, lte, gt, lt}``). A number the customer
-does not have (an anonymous visitor's lifetime value) fails its test.
+a list; ``audience``: the customer is in at least one of these audiences, ``not_audience``:
+in none of them; ``business_hours``, ``open_complaint``, ``verified``: true or false;
+``clv``, ``churn_risk``, ``churn_percentile``, ``sentiment_score``: numbers
+``{gte, lte, gt, lt}``). A number the customer does not have (an anonymous visitor's
+lifetime value) fails its test; an anonymous visitor is in no audience.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from touchpoints.activate.audiences import valid_key
 from touchpoints.assist.files import load_file
 from touchpoints.channels import CHANNELS
 
@@ -60,16 +63,37 @@ class When(BaseModel):
     channel: tuple[str, ...] | None = None
     sentiment: tuple[Literal["negative", "neutral", "positive"], ...] | None = None
     stage: tuple[str, ...] | None = None
+    audience: tuple[str, ...] | None = None
+    not_audience: tuple[str, ...] | None = None
     business_hours: bool | None = None
     open_complaint: bool | None = None
     verified: bool | None = None
     clv: Bounds | None = None
     churn_risk: Bounds | None = None
+    churn_percentile: Bounds | None = None
     sentiment_score: Bounds | None = None
 
-    _lists = field_validator("intent", "language", "channel", "sentiment", "stage", mode="before")(
-        lambda cls, value: _listed(value)
-    )
+    _lists = field_validator(
+        "intent",
+        "language",
+        "channel",
+        "sentiment",
+        "stage",
+        "audience",
+        "not_audience",
+        mode="before",
+    )(lambda cls, value: _listed(value))
+
+    @field_validator("audience", "not_audience")
+    @classmethod
+    def _audience_keys(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for key in value or ():
+            if not valid_key(key):
+                raise ValueError(
+                    f"{key!r} is not an audience's key (lower-case letters, digits and _, "
+                    "starting with a letter)"
+                )
+        return value
 
     @field_validator("channel")
     @classmethod
@@ -101,10 +125,20 @@ class Facts:
     verified: bool = False
     clv: float | None = None
     churn_risk: float | None = None
+    churn_percentile: float | None = None
+    audiences: frozenset[str] = frozenset()
 
 
 def _one_of(wanted: tuple[str, ...] | None, value: str | None) -> bool:
     return wanted is None or value in wanted
+
+
+def _member(wanted: tuple[str, ...] | None, audiences: frozenset[str]) -> bool:
+    return wanted is None or not audiences.isdisjoint(wanted)
+
+
+def _outside(unwanted: tuple[str, ...] | None, audiences: frozenset[str]) -> bool:
+    return unwanted is None or audiences.isdisjoint(unwanted)
 
 
 def _flag(wanted: bool | None, value: bool) -> bool:
@@ -131,11 +165,14 @@ class Rule(BaseModel):
             and _one_of(w.channel, facts.channel)
             and _one_of(w.sentiment, facts.sentiment)
             and _one_of(w.stage, facts.stage)
+            and _member(w.audience, facts.audiences)
+            and _outside(w.not_audience, facts.audiences)
             and _flag(w.business_hours, facts.business_hours)
             and _flag(w.open_complaint, facts.open_complaint)
             and _flag(w.verified, facts.verified)
             and _bounded(w.clv, facts.clv)
             and _bounded(w.churn_risk, facts.churn_risk)
+            and _bounded(w.churn_percentile, facts.churn_percentile)
             and _bounded(w.sentiment_score, facts.sentiment_score)
         )
 
