@@ -491,6 +491,14 @@ class Settings(BaseSettings):
             "codes (customers prove who they are by signing in)."
         ),
     )
+    assistant_code_sms_destination: str | None = Field(
+        default=None,
+        description=(
+            "The webhook destination (name or id) of an SMS gateway one-time codes go to the "
+            "phone on file through (it receives to, channel sms and text); unset: codes by "
+            "e-mail only."
+        ),
+    )
     assistant_code_tries: int = Field(
         default=3, ge=1, le=10, description="Attempts at a one-time code before it is void."
     )
@@ -827,6 +835,7 @@ DEFAULT_CONFIG_TOML = """\
 # assistant_dealers: unset (the built-in demo dealers); yours: assistant_dealers = "dealers.yaml"
 # assistant_identity_secret: unset (no signed-in users); better in TOUCHPOINTS_ASSISTANT_IDENTITY_SECRET
 # assistant_code_destination: unset (no one-time codes); e.g. assistant_code_destination = "mail"
+# assistant_code_sms_destination: unset (codes by e-mail only); e.g. = "sms-gateway"
 # assistant_code_tries = 3
 # assistant_code_minutes = 10
 # assistant_transcript_days = 90      # closed conversations and their messages

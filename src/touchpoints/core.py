@@ -498,6 +498,7 @@ def _assistant_settings(settings: Settings) -> AssistantSettings:
         dealers=settings.assistant_file("dealers"),
         identity_secret=settings.assistant_identity_secret,
         code_destination=settings.assistant_code_destination,
+        code_sms_destination=settings.assistant_code_sms_destination,
         code_tries=settings.assistant_code_tries,
         code_minutes=settings.assistant_code_minutes,
         transcript_days=settings.assistant_transcript_days,

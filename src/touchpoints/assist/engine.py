@@ -3,8 +3,10 @@
 Public answers (opening hours, dealers, booking, the FAQ) go to anyone. Answers about the
 person (the latest order and its state, the delivery date, the next appointment) only to a
 verified person: signed in on the site (its ``user_hash`` checked) or proven by a one-time
-code sent to the e-mail address on file. An unverified customer asking for them is asked to
-sign in or to give the address; the question waits and is answered once the code is right.
+code sent to the e-mail address or the phone on file (through the destinations the settings
+name). A recognised customer gets the code to what is on file at once (an SMS or a call: to
+their phone first); an unknown one is asked to sign in or to give the address or number of
+their account. The question waits and is answered once the code is right.
 
 A message the assistant cannot place (out of scope and no FAQ entry, or in another
 language) is said so; the second in a row brings the offer of a person. Asking for a person,
@@ -17,13 +19,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from touchpoints.assist import replies
 from touchpoints.assist.customer import Customer
 from touchpoints.assist.directory import Directory
 from touchpoints.assist.intents import BUILT_IN, OUT_OF_SCOPE
 from touchpoints.assist.live import Conversation
-from touchpoints.assist.redact import EMAIL
+from touchpoints.assist.redact import EMAIL, PHONE
 from touchpoints.assist.replies import say
 from touchpoints.assist.results import Source
 from touchpoints.assist.understanding import FAQ, Reading
@@ -62,6 +65,10 @@ class Person:
     email: str | None
     city: str | None
     postcode: str | None
+    phone: str | None = None  # E.164, as the identity map keeps it
+
+
+Via = Literal["email", "sms"]
 
 
 class Dialogue:
@@ -72,8 +79,9 @@ class Dialogue:
         codes: Codes,
         person: Callable[[int], Person | None],
         find: Callable[[str], int | None],
-        send_code: Callable[[Conversation, str, int | None], bool],
-        can_send_codes: Callable[[], bool],
+        send_code: Callable[[Conversation, str, int | None, Via], bool],
+        code_ways: Callable[[], frozenset[Via]],
+        phone: Callable[[str], str | None],
     ) -> None:
         self.directory = directory
         self.customer = customer
@@ -81,7 +89,8 @@ class Dialogue:
         self.person = person
         self.find = find
         self.send_code = send_code
-        self.can_send_codes = can_send_codes
+        self.code_ways = code_ways
+        self.phone = phone
 
     # -- the turn ----------------------------------------------------------------------------
     def respond(self, conv: Conversation, text: str, reading: Reading | None) -> Decision:
@@ -94,11 +103,12 @@ class Dialogue:
             return self._code(conv, code.group(1))
         assert reading is not None
         language = conv.language
+        if conv.awaiting in ("email", "code") and conv.verified_person is None:
+            given = self._given(conv, text)  # an address or a number is in no language
+            if given is not None:
+                return given
         if reading.language == "other":
             return self._misunderstood(conv, say("other_language", language), "other_language")
-        address = EMAIL.search(text)
-        if conv.awaiting in ("email", "code") and address and conv.verified_person is None:
-            return self._issue(conv, address.group(0))
         if conv.offered_person and (_YES.match(text) or _NO.match(text)):
             return self._offer_answered(conv, bool(_YES.match(text)))
         conv.offered_person = None
@@ -287,31 +297,59 @@ class Dialogue:
         return said
 
     def _verify(self, conv: Conversation, intent: str) -> Decision:
-        """Ask for proof before a personal answer: a code to the address on file when the
-        visitor is recognised, else sign-in or the address of their account."""
+        """Ask for proof before a personal answer: a code to what is on file when the visitor
+        is recognised (an SMS or a call: the phone first), else sign-in or the address or
+        number of their account."""
         conv.pending_intent = intent
         language = conv.language
+        ways = self.code_ways()
         known = self._known(conv) if conv.person is not None else None
-        if known and known.email and self.can_send_codes():
-            return self._issue(conv, known.email, masked=True)
+        if known is not None:
+            on_file: list[tuple[str | None, Via]] = [(known.email, "email"), (known.phone, "sms")]
+            if conv.channel in ("sms", "voice"):
+                on_file.reverse()
+            for address, via in on_file:
+                if address and via in ways:
+                    return self._issue(conv, address, via, masked=True)
         what = say(
             "what_appointment" if intent == "service_appointment" else "what_order", language
         )
-        codes = self.can_send_codes()
-        conv.awaiting = "email" if codes else None
-        or_code = say("verify_or_code", language) if codes else ""
+        conv.awaiting = "email" if ways else None
+        or_code = say(_OR_CODE[ways], language) if ways else ""
         return Decision(
             [Said(say("verify", language, what=what, or_code=or_code))], outcome="verify"
         )
 
-    def _issue(self, conv: Conversation, address: str, masked: bool = False) -> Decision:
-        person = self.find(f"email:{address}")
-        sent = self.send_code(conv, address, person)
+    def _given(self, conv: Conversation, text: str) -> Decision | None:
+        """A code for the e-mail address or phone number the customer gave, when a way to send
+        it is set; None: the message gives neither (it is read as any other)."""
+        ways = self.code_ways()
+        address = EMAIL.search(text)
+        if address and "email" in ways:
+            return self._issue(conv, address.group(0), "email")
+        number = PHONE.search(text) if "sms" in ways else None
+        phone = self.phone(number.group(0)) if number else None
+        if phone is not None:
+            return self._issue(conv, phone, "sms")
+        return None
+
+    def _issue(
+        self,
+        conv: Conversation,
+        address: str,
+        via: Via = "email",
+        masked: bool = False,
+    ) -> Decision:
+        """Send a code to ``address`` (an e-mail address, or an E.164 number for ``sms``)
+        when it is someone's; the answer is the same either way unless it was on file."""
+        person = self.find(f"{'email' if via == 'email' else 'phone'}:{address}")
+        sent = self.send_code(conv, address, person, via)
         language = conv.language
         minutes = self.codes.minutes
         conv.awaiting = "code"
         if masked and sent:
-            said = say("code_sent", language, address=_mask(address), minutes=minutes)
+            shown = _mask(address) if via == "email" else _mask_phone(address)
+            said = say("code_sent", language, address=shown, minutes=minutes)
         else:
             said = say("code_maybe_sent", language, minutes=minutes)
         return Decision([Said(said)], outcome="code_sent")
@@ -398,6 +436,19 @@ class Dialogue:
 
     def _booking(self) -> str:
         return self.directory.booking_url or "—"
+
+
+def _mask_phone(number: str) -> str:
+    """•••• 678: the last three digits, enough to recognise one's own number."""
+    return "•••• " + number[-3:]
+
+
+# What an unknown customer may give for a code, by the ways codes can go.
+_OR_CODE: dict[frozenset[Via], str] = {
+    frozenset({"email"}): "verify_or_code",
+    frozenset({"sms"}): "verify_or_code_phone",
+    frozenset({"email", "sms"}): "verify_or_code_both",
+}
 
 
 def _mask(address: str) -> str:

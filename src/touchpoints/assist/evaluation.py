@@ -58,8 +58,9 @@ def trial(assistant: Assistant, body: TrialIn) -> Trial:
         replace_codes(assistant),
         assistant.people.person,
         assistant.people.find,
-        lambda conv, address, person: False,
-        lambda: False,
+        lambda conv, address, person, via: False,
+        frozenset,  # no way to send a code: a trial sends nothing
+        assistant.people.phone,
     )
     decision = quiet.respond(conv, text, reading)
     said = [item.text for item in decision.replies]

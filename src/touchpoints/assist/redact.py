@@ -11,7 +11,7 @@ import re
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}\.\d{1,2}\.\d{2,4}|\d{1,2}/\d{1,2}/\d{2,4}")
-_PHONE = re.compile(r"(?<![\w+-])(?:\+|00)?\d[\d /().-]{5,}\d(?!\w)")
+PHONE = re.compile(r"(?<![\w+-])(?:\+|00)?\d[\d /().-]{5,}\d(?!\w)")
 
 
 def _luhn(digits: str) -> bool:
@@ -42,4 +42,4 @@ def redact(text: str) -> str:
     """``text`` with e-mail addresses, card-like numbers and phone numbers replaced."""
     text = EMAIL.sub("[email]", text)
     text = _CARD.sub(_card, text)
-    return _PHONE.sub(_phone, text)
+    return PHONE.sub(_phone, text)

@@ -65,6 +65,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "einen Code",
         "en": " or give me the e-mail address of your customer account: I'll send you a code",
     },
+    "verify_or_code_phone": {
+        "de": " oder nennen Sie mir die Mobilnummer Ihres Kundenkontos: ich schicke Ihnen "
+        "einen Code per SMS",
+        "en": " or give me the mobile number of your customer account: I'll text you a code",
+    },
+    "verify_or_code_both": {
+        "de": " oder nennen Sie mir die E-Mail-Adresse oder Mobilnummer Ihres Kundenkontos: "
+        "ich schicke Ihnen einen Code",
+        "en": " or give me the e-mail address or mobile number of your customer account: I'll "
+        "send you a code",
+    },
     "what_order": {"de": "Ihre Bestellungen", "en": "your orders"},
     "what_appointment": {"de": "Ihre Termine", "en": "your appointments"},
     "code_sent": {
@@ -113,6 +124,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "haben, ignorieren Sie diese Nachricht.",
         "en": "Your code: {code}\n\nIt is valid for {minutes} minutes. If you did not ask for "
         "it, ignore this message.",
+    },
+    "code_sms_text": {
+        "de": "Ihr Code für den {brand}-Assistenten: {code} (gültig {minutes} Minuten). Nicht "
+        "angefordert? Dann ignorieren Sie diese SMS.",
+        "en": "Your code for the {brand} assistant: {code} (valid for {minutes} minutes). "
+        "Didn't ask for it? Ignore this text.",
     },
     "order_none": {
         "de": "Zu Ihrem Kundenkonto finde ich keine Bestellung.",

@@ -55,6 +55,7 @@ class AssistantSettings:
     dealers: Path | None = None
     identity_secret: str | None = None
     code_destination: str | None = None
+    code_sms_destination: str | None = None
     code_tries: int = 3
     code_minutes: int = 10
     transcript_days: int = 90
@@ -121,7 +122,12 @@ class Assistant:
         self.customer = Customer(self.store, settings.order_event)
         self.codes = Codes(settings.code_tries, settings.code_minutes)
         self.people = People(
-            profiles, destinations, self.codes, self.directory, settings.code_destination
+            profiles,
+            destinations,
+            self.codes,
+            self.directory,
+            settings.code_destination,
+            settings.code_sms_destination,
         )
         self.dialogue = Dialogue(
             self.directory,
@@ -130,7 +136,8 @@ class Assistant:
             self.people.person,
             self.people.find,
             self.people.send_code,
-            lambda: self.people.destination() is not None,
+            self.people.ways,
+            self.people.phone,
         )
         self.handover = Handover(self.routing, self.directory, self.customer, sources)
         self.live = Live()
