@@ -218,21 +218,13 @@ class AssistantStore:
     def person_events(
         self, person: int, names: Sequence[str], limit: int = 200
     ) -> list[PersonEvent]:
-        """The person's track events named ``names``, newest first."""
-        sids = [
-            sid
-            for (sid,) in self.warehouse.fetchall(
-                "SELECT sid FROM identifiers WHERE person = ?", [person]
-            )
-        ]
-        if not sids:
-            return []
+        """The person's track events named ``names``, newest first (one statement)."""
         rows = self.warehouse.fetchall(
             "SELECT event, properties, timestamp, channel FROM events "
-            "WHERE seq IN (SELECT seq FROM event_identifiers WHERE pos = 0 "
-            "AND sid IN (SELECT unnest(?::BIGINT[]))) "
+            "WHERE seq IN (SELECT ei.seq FROM event_identifiers ei "
+            "JOIN identifiers i ON i.sid = ei.sid WHERE ei.pos = 0 AND i.person = ?) "
             "AND type = 'track' AND event IN (SELECT unnest(?::VARCHAR[])) "
             "ORDER BY timestamp DESC, seq DESC LIMIT ?",
-            [sids, list(names), limit],
+            [person, list(names), limit],
         )
         return [PersonEvent(*row) for row in rows]
