@@ -464,6 +464,88 @@ class Settings(BaseSettings):
         description="Days each entry into and exit from an audience is kept in its history.",
     )
 
+    assistant_intents: Path | None = Field(
+        default=None,
+        description=(
+            "A YAML file of the assistant's intents with example phrases (relative paths are "
+            "inside the data directory), checked at start; unset: the built-in file."
+        ),
+    )
+    assistant_faq: Path | None = Field(
+        default=None,
+        description="A YAML file of the questions the assistant answers; unset: built in.",
+    )
+    assistant_routing: Path | None = Field(
+        default=None,
+        description="A YAML file of the teams and the routing rules of handovers; unset: built-in.",
+    )
+    assistant_dealers: Path | None = Field(
+        default=None,
+        description=(
+            "A YAML file of the business hours, booking address and dealers the assistant "
+            "names; unset: built-in (the demo's)."
+        ),
+    )
+    assistant_identity_secret: str | None = Field(
+        default=None,
+        min_length=16,
+        description=(
+            "The secret a site signs its signed-in users' ids with (user_hash: HMAC-SHA256); "
+            "unset: the assistant takes no user ids (one-time codes only)."
+        ),
+    )
+    assistant_code_destination: str | None = Field(
+        default=None,
+        description=(
+            "The e-mail destination (name or id) one-time codes are sent through; unset: no "
+            "codes (customers prove who they are by signing in)."
+        ),
+    )
+    assistant_code_sms_destination: str | None = Field(
+        default=None,
+        description=(
+            "The webhook destination (name or id) of an SMS gateway one-time codes go to the "
+            "phone on file through (it receives to, channel sms and text); unset: codes by "
+            "e-mail only."
+        ),
+    )
+    assistant_code_tries: int = Field(
+        default=3, ge=1, le=10, description="Attempts at a one-time code before it is void."
+    )
+    assistant_code_minutes: int = Field(
+        default=10, ge=1, le=60, description="Minutes a one-time code is valid."
+    )
+    assistant_transcript_days: int = Field(
+        default=90,
+        ge=1,
+        description="Days closed conversations and their messages are kept.",
+    )
+    assistant_redact: bool = Field(
+        default=True,
+        description="Replace e-mail addresses, phone and card numbers in kept message texts.",
+    )
+    assistant_max_message_chars: int = Field(
+        default=2000, ge=50, le=20000, description="The longest message the assistant reads."
+    )
+    assistant_first_response_seconds: int = Field(
+        default=120,
+        ge=1,
+        description="Target time from a handover to a person's first reply (the figures).",
+    )
+    assistant_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=1440,
+        description="Minutes after which a conversation with the assistant alone is closed.",
+    )
+    assistant_demo_site: bool = Field(
+        default=False,
+        description=(
+            "Serve a demo web site with the chat widget at /assistant/demo, whose sign-in "
+            "takes any user id: for demos on fictitious data only."
+        ),
+    )
+
     @field_validator("consent_categories")
     @classmethod
     def _categories_lower(cls, names: list[str]) -> list[str]:
@@ -599,6 +681,10 @@ class Settings(BaseSettings):
             return None
         found = self.next_best_actions
         return found if found.is_absolute() else self.data_dir / found
+
+    def assistant_file(self, name: str) -> Path | None:
+        """An assistant file setting's path (relative: inside the data directory)."""
+        return self._inside(getattr(self, f"assistant_{name}"))
 
     @property
     def export_dir_path(self) -> Path | None:
@@ -753,6 +839,22 @@ DEFAULT_CONFIG_TOML = """\
 # audiences_keep_days = 365               # entries into and exits from audiences
 # next_best_actions: unset (no rules); e.g. next_best_actions = "actions.yaml"
 #
+# The service assistant (see docs/assistant.md):
+# assistant_intents: unset (the built-in intents); yours: assistant_intents = "intents.yaml"
+# assistant_faq: unset (the built-in FAQ); yours: assistant_faq = "faq.yaml"
+# assistant_routing: unset (the built-in teams and rules); yours: assistant_routing = "routing.yaml"
+# assistant_dealers: unset (the built-in demo dealers); yours: assistant_dealers = "dealers.yaml"
+# assistant_identity_secret: unset (no signed-in users); better in TOUCHPOINTS_ASSISTANT_IDENTITY_SECRET
+# assistant_code_destination: unset (no one-time codes); e.g. assistant_code_destination = "mail"
+# assistant_code_sms_destination: unset (codes by e-mail only); e.g. = "sms-gateway"
+# assistant_code_tries = 3
+# assistant_code_minutes = 10
+# assistant_transcript_days = 90      # closed conversations and their messages
+# assistant_redact = true             # e-mail addresses, phone and card numbers in kept texts
+# assistant_max_message_chars = 2000
+# assistant_first_response_seconds = 120   # target from handover to a person's first reply
+# assistant_idle_minutes = 30         # a conversation with the assistant alone is closed
+# assistant_demo_site = false         # true: /assistant/demo, sign in as anyone (demo data only)
 # Open tables (see docs/export.md):
 # export_dir: unset (no continuous export); e.g. export_dir = "/srv/lake/touchpoints"
 # export_interval_minutes = 60    # how often a server with an export_dir exports

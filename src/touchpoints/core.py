@@ -26,10 +26,16 @@ from touchpoints.access.users import Users
 from touchpoints.activate import DeliveryWorker, Destinations, Senders
 from touchpoints.activate.audiences import Audiences, ComputedTraits, Evaluation, LiveAudiences
 from touchpoints.activate.triggers import Dispatch, LiveTriggers, Triggers
+from touchpoints.assist.agents import Agents
+from touchpoints.assist.files import AssistantFileError
+from touchpoints.assist.handover import Sources
+from touchpoints.assist.maintenance import assistant_job
+from touchpoints.assist.results import Touchpoint
+from touchpoints.assist.service import Assistant, AssistantSettings
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
-from touchpoints.collect.writer import BufferedWriter, replay_wal
+from touchpoints.collect.writer import Backpressure, BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
 from touchpoints.events import EventNormalizer, EventRow, Limits, now_micros
 from touchpoints.export import Exporter, ExportQuery, ExportRun, ExportsReached, export_job
@@ -239,6 +245,18 @@ class Touchpoints:
         self.evaluation.listeners.append(self.dispatch.audiences_changed)
         self.triggers = Triggers(self.dispatch, self.audiences, self.profiles.resolve)
         self.live_triggers: LiveTriggers | None = None
+        try:
+            self.assistant = Assistant(
+                self.warehouse,
+                _assistant_settings(settings),
+                self.profiles,
+                self.destinations,
+                self._assistant_sources(),
+                self._record_assistant,
+            )
+        except AssistantFileError as exc:
+            raise ConfigError(f"assistant: {exc}") from None
+        self.agents = Agents(self.assistant)
         # An erased person's identifiers keep their events out, whichever way they come.
         self.store.row_filter = self.privacy.suppressions.keep
         self.quarantine.withhold = self.privacy.suppressions.withholds
@@ -287,6 +305,9 @@ class Touchpoints:
             self.journeys_job(),
         )
         self.jobs = [job for job in jobs if job is not None]
+        self.jobs.append(
+            assistant_job(self.assistant, self.agents, refresh=self.journeys.person_source)
+        )
         for job in self.jobs:
             job.start()
         if self.delivery is None:  # started once, however often the app starts
@@ -375,6 +396,7 @@ class Touchpoints:
             if self.writer is not None:
                 held.enter_context(self.writer.paused())
             held.enter_context(self.destinations.writing)
+            held.enter_context(self.assistant.paused())
             held.enter_context(self.evaluation.lock)
             held.enter_context(self.dispatch.lock)
             yield
@@ -456,6 +478,74 @@ class Touchpoints:
 
     def replay_quarantine(self, ids: list[int] | None = None) -> ReplayResult:
         return self.quarantine.replay(self.normalizer, self.write_rows, ids)
+
+    # -- the assistant -----------------------------------------------------------------------
+    def _record_assistant(self, messages: list[dict[str, Any]]) -> None:
+        """The assistant's events, through the collector's judge and writer as any sender's
+        (source ``assistant``). A customer's message is never refused for them: a refusal
+        or a full writer is logged (a count, no content) and the conversation goes on."""
+        if not messages:
+            return
+        outcome = self.judge({"batch": messages}, "batch", source="assistant")
+        if outcome.rejected or outcome.body_problems:
+            log.warning("assistant: %d of its events were refused", len(outcome.rejected) or 1)
+        if outcome.rows:
+            try:
+                self.write_rows(outcome.rows)
+            except Backpressure:
+                log.warning(
+                    "assistant: %d events not written: the writer is full", len(outcome.rows)
+                )
+
+    def _assistant_sources(self) -> Sources:
+        """What a handover's summary and routing read about the customer."""
+
+        def name(person: int) -> str | None:
+            traits = self.profiles.get(person).traits
+            parts = [traits[t].value for t in ("first_name", "last_name") if t in traits]
+            return " ".join(str(part) for part in parts) or None
+
+        def stage(person: int) -> str | None:
+            return self.journeys.kept_stage(person)
+
+        def predicted(person: int) -> dict[str, object]:
+            return {name: trait.value for name, trait in self.figures.traits(person).items()}
+
+        def recent(person: int) -> list[Touchpoint]:
+            """The latest touchpoints but the conversation's own messages."""
+            rows = self.profiles.timeline(person, 40)
+            return [
+                Touchpoint(
+                    at=row["timestamp"],
+                    event=row.get("event") or row.get("name") or row.get("type"),
+                    channel=row["channel"],
+                )
+                for row in rows
+                if not str(row.get("event") or "").startswith("Live Chat Message")
+            ][:8]
+
+        return Sources(name, stage, predicted, self.audiences.keys_of, recent)
+
+
+def _assistant_settings(settings: Settings) -> AssistantSettings:
+    return AssistantSettings(
+        intents=settings.assistant_file("intents"),
+        faq=settings.assistant_file("faq"),
+        routing=settings.assistant_file("routing"),
+        dealers=settings.assistant_file("dealers"),
+        identity_secret=settings.assistant_identity_secret,
+        code_destination=settings.assistant_code_destination,
+        code_sms_destination=settings.assistant_code_sms_destination,
+        code_tries=settings.assistant_code_tries,
+        code_minutes=settings.assistant_code_minutes,
+        transcript_days=settings.assistant_transcript_days,
+        redact=settings.assistant_redact,
+        max_chars=settings.assistant_max_message_chars,
+        first_response_seconds=settings.assistant_first_response_seconds,
+        idle_minutes=settings.assistant_idle_minutes,
+        order_event=settings.predictions_conversion_event,
+        marketing_category=settings.consent_purposes.get("marketing"),
+    )
 
 
 def _written_by() -> str:

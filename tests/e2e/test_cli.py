@@ -249,6 +249,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
         "users",
         "audit",
         "destinations",
+        "assistant",
         "audiences",
         "traits",
     ):

@@ -466,6 +466,40 @@ def test_lapsed_customers_do_nothing_more(demo: Demo) -> None:
         assert all(0 < h < 1 for h in hazards), pid
 
 
+def test_the_service_assistant_talks_on_chat_and_voice_in_the_journeys(demo: Demo) -> None:
+    """The demo's customers ask the service assistant by chat and by voice: each
+    conversation has the assistant's events (started, the customer's messages with intent,
+    language, sentiment and outcome, the answers, a handover to a team, ended with an
+    outcome) on its channel, and belongs to one true person."""
+    talks: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in demo.events:
+        if event["context"].get("library", {}).get("name") == "touchpoints-assistant":
+            talks[event["properties"]["conversation_id"]].append(event)
+    channels = Counter(events[0]["context"]["channel"] for events in talks.values())
+    assert channels["chat"] > 50 and channels["voice"] > 20, channels
+    ended: Counter[str] = Counter()
+    handovers: Counter[str] = Counter()
+    for conversation, events in talks.items():
+        events.sort(key=lambda e: e["timestamp"])
+        assert events[0]["event"] == "Live Chat Conversation Started", conversation
+        assert len({e["context"]["channel"] for e in events}) == 1
+        assert len({_owner(demo.owners, e) for e in events}) == 1
+        sent = [e["properties"] for e in events if e["event"] == "Live Chat Message Sent"]
+        assert sent and all(
+            {"intent", "language", "sentiment", "sentiment_score", "outcome"} <= set(props)
+            and props["language"] in ("de", "en")
+            and props["sentiment"] in ("negative", "neutral", "positive")
+            for props in sent
+        ), conversation
+        for event in events:
+            if event["event"] == "Live Chat Conversation Ended":
+                ended[event["properties"]["outcome"]] += 1
+            if event["event"] == "Chatbot Handover":
+                handovers[event["properties"]["team"]] += 1
+    assert ended["resolved"] > 50 and ended["unresolved"] > 0, ended
+    assert {"sales", "service"} <= set(handovers), handovers
+
+
 # -- channels --------------------------------------------------------------------------------
 def test_age_group_channel_effect(demo: Demo) -> None:
     detector = ChannelDetector()

@@ -471,3 +471,23 @@ def test_a_channel_an_age_group_or_a_segment_keeps_those_persons_journeys(tmp_pa
     assert [s.reached for s in unknown.stages][0] == 5
     # Latest city Hamburg (any letter case): Anna only; Ben has moved to Köln.
     assert [s.reached for s in hamburg.stages] == [1, 1, 1, 1]
+
+
+def test_the_demos_conversations_with_the_assistant_are_pain_points_of_the_map(
+    tmp_path: Path,
+) -> None:
+    """The demo's chat and voice conversations with the service assistant reach the journey
+    map as its pain points (a handover, an unresolved conversation) and as channels."""
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        load_demo(tp, 300, tmp_path / "demo")
+        refresh(tp.warehouse, load_model())
+        found = journey_map(duckdb_source(tp.warehouse, load_model()), load_model())
+        channels = {
+            channel
+            for (channel,) in tp.warehouse.fetchall(
+                "SELECT DISTINCT channel FROM events WHERE event LIKE 'Live Chat %'"
+            )
+        }
+    pains = {pain.name: pain.persons for pain in found.pain_points}
+    assert pains["chatbot handover"] > 0 and pains["unresolved conversation"] > 0, pains
+    assert {"chat", "voice"} <= channels

@@ -152,3 +152,38 @@ def test_consent_settings_are_checked_at_start(tmp_path: Path) -> None:
         load_settings(tmp_path / "data", consent_purposes={"marketing": "mail"})
     with pytest.raises(ConfigError, match="consent_defaults: 'ads' is not one of"):
         load_settings(tmp_path / "data", consent_defaults={"ads": True})
+
+
+def test_allows_says_what_the_history_says_when_choices_arrive_out_of_order(
+    tp: Touchpoints,
+) -> None:
+    """``allows`` reads only the category's latest choice (one statement): the latest in
+    event time, not in arrival, across the person's identifiers, as the history has it."""
+    send(
+        tp,
+        [
+            {"type": "track", "userId": "u3", "event": "Segment Consent Preference Updated",
+             "messageId": "late", "timestamp": "2026-05-09T09:00:00Z",
+             "context": prefs(marketing=False, analytics=True)},
+            {"type": "page", "anonymousId": "a3", "name": "Home", "messageId": "early",
+             "timestamp": "2026-05-01T09:00:00Z", "context": prefs(marketing=True)},
+            {"type": "identify", "anonymousId": "a3", "userId": "u3", "messageId": "link",
+             "timestamp": "2026-05-02T09:00:00Z"},
+        ],
+    )  # fmt: skip
+    # Arrives last, happened in between: the choice of May 9 still stands.
+    send(
+        tp,
+        [
+            {"type": "page", "anonymousId": "a3", "name": "Models", "messageId": "between",
+             "timestamp": "2026-05-05T09:00:00Z", "context": prefs(marketing=True)},
+        ],
+    )  # fmt: skip
+    history = tp.profiles.consent_history("user_id:u3")
+    for purpose, category in (("marketing", "marketing"), ("analyses", "analytics")):
+        expected = history.consent[category].granted
+        assert tp.profiles.allows("user_id:u3", purpose) is expected
+        assert tp.profiles.allows("anonymous_id:a3", purpose) is expected
+    assert tp.profiles.allows("user_id:u3", "marketing") is False
+    assert tp.profiles.allows("user_id:u3", "analyses") is True
+    assert tp.profiles.allows("user_id:u3", "personalisation") is False  # never chose: default

@@ -24,6 +24,20 @@ from touchpoints.web.app import Dashboard
 # some questions with persons and ask for ``profiles`` as well, inside: a person's stages
 # (/v1/journeys/stages/{key}) and a funnel's drop-offs (tests/unit/test_access_http.py).
 API = {
+    ("POST", "/v1/assistant/messages"): "collect",
+    ("GET", "/v1/assistant/conversations/{conversation_id}/messages"): "collect",
+    ("GET", "/v1/assistant/conversations/{conversation_id}/stream"): "collect",
+    ("POST", "/v1/assistant/conversations/{conversation_id}/rating"): "collect",
+    ("POST", "/v1/assistant/voice"): "collect",
+    ("POST", "/v1/assistant/sms"): "collect",
+    ("GET", "/v1/assistant/queues"): "assist",
+    ("GET", "/v1/assistant/conversations"): "assist",
+    ("GET", "/v1/assistant/conversations/{conversation_id}"): "assist",
+    ("POST", "/v1/assistant/conversations/{conversation_id}/replies"): "assist",
+    ("POST", "/v1/assistant/conversations/{conversation_id}/close"): "assist",
+    ("GET", "/v1/assistant/figures"): "analytics",
+    ("POST", "/v1/assistant/trial"): "admin",
+    ("POST", "/v1/assistant/evaluate"): "analytics",
     ("GET", "/v1/audiences"): "analytics",
     ("POST", "/v1/audiences"): "admin",
     ("POST", "/v1/audiences/preview"): "analytics",
@@ -170,6 +184,10 @@ PAGES = {
     "/privacy/erase": "privacy",
     "/privacy/retention": "privacy",
     "/privacy/requests/{request_id:int}/lift": "admin",
+    "/assistant": "assist",
+    "/assistant/conversations/{conversation_id:str}/messages": "assist",
+    "/assistant/conversations/{conversation_id:str}/reply": "assist",
+    "/assistant/conversations/{conversation_id:str}/close": "assist",
 }
 OPEN = {"/login", "/logout", "/language/{code}"}
 

@@ -109,6 +109,8 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "trigger_firings",
             "trigger_delays",
             "trigger_state",
+            "assistant_conversations",
+            "assistant_messages",
         }
         assert warehouse.schema_version() == LATEST_VERSION == max(m.version for m in MIGRATIONS)
         assert warehouse.fetchall(

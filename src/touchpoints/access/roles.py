@@ -12,24 +12,27 @@ decides access. The permissions:
 - ``admin``: change the system: keys, users, unmerges and links, matching and its reviews,
   rebuilds, the quarantine (which keeps raw events);
 - ``privacy``: the data subject's rights: export, erasure, consent;
-- ``audit``: read and verify the audit log.
+- ``audit``: read and verify the audit log;
+- ``assist``: answer customers in the agent console: the queues, a conversation with the
+  customer's handover summary, replying, closing.
 
 API keys have the roles ``write``, ``read`` and ``admin`` (an admin key may do everything);
-dashboard users ``viewer``, ``analyst``, ``privacy_officer`` and ``admin``. Only a privacy
-officer and an admin may export or erase (``privacy``).
+dashboard users ``viewer``, ``analyst``, ``privacy_officer``, ``agent`` and ``admin``. Only a
+privacy officer and an admin may export or erase (``privacy``); only an agent and an admin
+answer customers (``assist``).
 """
 
 from __future__ import annotations
 
 from typing import Literal, get_args
 
-Permission = Literal["collect", "analytics", "profiles", "admin", "privacy", "audit"]
+Permission = Literal["collect", "analytics", "profiles", "admin", "privacy", "audit", "assist"]
 ALL: frozenset[str] = frozenset(get_args(Permission))
 
 KeyRole = Literal["write", "read", "admin"]
 KEY_ROLES: tuple[KeyRole, ...] = ("write", "read", "admin")
-UserRole = Literal["viewer", "analyst", "privacy_officer", "admin"]
-USER_ROLES: tuple[UserRole, ...] = ("viewer", "analyst", "privacy_officer", "admin")
+UserRole = Literal["viewer", "analyst", "privacy_officer", "agent", "admin"]
+USER_ROLES: tuple[UserRole, ...] = ("viewer", "analyst", "privacy_officer", "agent", "admin")
 
 # What each role of a key may do.
 KEY_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -42,6 +45,7 @@ USER_PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"analytics"}),
     "analyst": frozenset({"analytics", "profiles"}),
     "privacy_officer": frozenset({"profiles", "privacy", "audit"}),
+    "agent": frozenset({"assist", "analytics"}),
     "admin": ALL,
 }
 

@@ -33,6 +33,7 @@ from starlette.routing import Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchpoints.access.limits import RateLimiter
+from touchpoints.api import assistant as assistant_api
 from touchpoints.api import audiences as audiences_api
 from touchpoints.api import audit as audit_api
 from touchpoints.api import destinations as destinations_api
@@ -107,6 +108,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(users_api.router)
     app.include_router(audit_api.router)
     app.include_router(destinations_api.router)
+    app.include_router(assistant_api.router)
     app.include_router(export_api.router)
     app.include_router(audiences_api.router)
     app.include_router(triggers_api.router)
@@ -115,6 +117,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
         routes=[
             *collector.routes(),
             profiles_api.lookup_route(tp),
+            *assistant_api.preflight_routes(),
             *Dashboard(tp).routes(),
             Mount("", app=app),
         ],

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from touchpoints.demo.catalogue import SITE
+from touchpoints.demo.conversations import converse
 from touchpoints.demo.journey import Journey
 from touchpoints.demo.model import _iso
 
@@ -107,6 +108,7 @@ def _month(
         if app.kind == "phone_app":
             at(own.random())
             j.session(app, ["Fahrzeug"], [("Remote Climate Started", {"vin": p.vehicle_id})])
+    _voice_question(j, start, stop)
     roll = own.random()
     if roll < 0.05:
         at(own.random())
@@ -123,12 +125,37 @@ def _month(
             j.now += timedelta(days=own.uniform(1, 6))
         pains.append(j.now)
     elif roll < 0.13 and p.affinity["chat"]:
+        # A charging problem the assistant cannot place: the customer asks for a person.
         at(own.random())
-        j.service("chat", "Chat Started", {"topic": "Laden", "bot": True})
+        start = j.now
         j.advance(own.uniform(1, 6))
-        j.service("chat", "Chatbot Handover", {"team": "support"})
-        pains.append(j.now)
+        handed = converse(
+            j, "chat", ["out_of_scope", "human"], start, j.now, team="support", until=stop
+        )
+        pains.append(handed or j.now)
     j.now = stop
+
+
+def _voice_question(j: Journey, start: datetime, stop: datetime) -> None:
+    """Now and then a customer asks the service assistant by voice: one who talks to their
+    car, or one who calls the hotline, where the assistant answers first (a generator of its
+    own per month: the rest of the month is drawn as before)."""
+    p = j.p
+    chance = 0.3 if p.affinity["voice"] else 0.06 if p.affinity["phone"] else 0.0
+    if not chance:
+        return
+    own = random.Random(f"{j.sim.config.seed}-voice-{p.person_id}-{_iso(start)}")
+    if own.random() >= chance:
+        return
+    begin = start + (stop - start) * own.random()
+    end = begin + timedelta(minutes=own.uniform(1, 3))
+    if end > stop:
+        return
+    intent = own.choice(("service_appointment", "opening_hours", "nearest_dealer", "order_status"))
+    if own.random() < 0.2:
+        converse(j, "voice", [intent, "human"], begin, end, team="service", until=stop)
+    else:
+        converse(j, "voice", [intent, "thanks"], begin, end)
 
 
 def _car(j: Journey) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from touchpoints.demo.catalogue import (
     _ascii,
     _slug,
 )
+from touchpoints.demo.conversations import converse
 from touchpoints.demo.journey import Journey
 from touchpoints.demo.model import _hex, _iso
 
@@ -143,11 +144,18 @@ def consideration(j: Journey, model: str) -> int:
                 )
         j.wait_days(3)
     if p.affinity["chat"] and rng.random() < 0.6:
-        j.service("chat", "Chat Started", {"topic": "Lieferzeit", "bot": True})
+        # A question to the service assistant in the website's chat (delivery times, a test
+        # drive); three in ten want the sales team. The draws are the journey's as before.
+        start = j.now
         j.advance(rng.uniform(1, 6))
-        if rng.random() < 0.3:
-            j.service("chat", "Chatbot Handover", {"team": "sales"})
-        j.service("chat", "Chat Ended", {"rating": rng.choice((2, 4, 5, 5))})
+        handed = rng.random() < 0.3
+        rating = rng.choice((2, 4, 5, 5))
+        intents = ["delivery_date", "test_drive"] if handed else ["delivery_date", "thanks"]
+        converse(j, "chat", intents, start, j.now, team="sales" if handed else None, rating=rating)
+    if p.affinity["voice"] or p.affinity["phone"]:
+        _voice_call(
+            j, "consideration", 0.35, ("opening_hours", "test_drive", "nearest_dealer"), "sales"
+        )
     if p.identified and p.affinity["email"]:
         j.service("email", "Email Delivered", {"campaign_name": "Probefahrt-Wochen"})
         j.advance(rng.uniform(30, 600))
@@ -292,6 +300,7 @@ def retention(j: Journey, model: str) -> int:
                 },
             }
         )
+        _voice_call(j, "retention", 0.5)
     if p.affinity["blockchain"]:
         p.wallet = "0x" + _hex(p.person_id, "wallet", length=40)
         j.service("blockchain", "Wallet Connected", {"wallet": p.wallet})
@@ -333,6 +342,30 @@ def retention(j: Journey, model: str) -> int:
             j.service("email", "Unsubscribed", {"list": "news"})
         _low_review(j, model)
     return pain
+
+
+def _voice_call(
+    j: Journey,
+    salt: str,
+    chance: float,
+    intents: tuple[str, ...] = ("service_appointment", "nearest_dealer", "opening_hours"),
+    team: str = "service",
+) -> None:
+    """A question to the service assistant by voice (a smart speaker, the car, or the
+    hotline, where the assistant answers first), with ``chance``; a generator of its own
+    (``salt``): nobody else's journey changes, and this one's only moves on by the call's
+    minutes. One in six wants a person after the answer."""
+    p = j.p
+    own = random.Random(f"{j.sim.config.seed}-voice-{salt}-{p.person_id}")
+    if own.random() >= chance:
+        return
+    start = j.now + timedelta(minutes=own.uniform(1, 30))
+    end = start + timedelta(minutes=2)
+    asked = [own.choice(intents)]
+    if own.random() < 0.15:
+        converse(j, "voice", [*asked, "human"], start, end, team=team, until=end)
+    else:
+        converse(j, "voice", [*asked, "thanks"], start, end)
 
 
 def _low_review(j: Journey, model: str) -> None:

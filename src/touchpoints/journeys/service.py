@@ -122,6 +122,14 @@ class Journeys:
         refresh(self.warehouse, self.model)
         return duckdb_source(self.warehouse, self.model)
 
+    def kept_stage(self, person: int) -> str | None:
+        """The furthest stage ``person`` had entered at the last refresh of the journey
+        tables (any analysis, a profile's stages, the server's work): fast, possibly a few
+        events behind. The service assistant's routing reads it on a customer's message."""
+        from touchpoints.journeys.store import kept_stage
+
+        return kept_stage(self.warehouse, person)
+
     def person(self, key: str) -> int:
         if self._resolve is None:
             raise TypeError("these journeys cannot look persons up (no resolver given)")

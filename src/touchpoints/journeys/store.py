@@ -206,6 +206,17 @@ def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, str]:
     return compiled
 
 
+def kept_stage(warehouse: Warehouse, person: int) -> str | None:
+    """The furthest stage ``person`` had entered when the facts were last derived (no
+    refresh: for a lookup on a request's path, which must not wait for one)."""
+    rows = warehouse.fetchall(
+        "SELECT stage FROM journey_stage_entries WHERE person = ? "
+        "ORDER BY stage_index DESC LIMIT 1",
+        [person],
+    )
+    return str(rows[0][0]) if rows else None
+
+
 def kept_model(warehouse: Warehouse) -> str | None:
     """The fingerprint of the stage model whose facts the warehouse keeps, if any."""
     kept = warehouse.fetchall("SELECT model FROM journey_state")

@@ -492,10 +492,16 @@ class Profiles:
         granting default, does not pass."""
         category = self.consent_rules.category_of(purpose)
         try:
-            status = self.consent_history(key).consent
+            person = self.resolve(key)
         except NotFound:
             return False
-        return bool(status.get(category) and status[category].granted)
+        # The category's latest choice in one statement: what consent_history's status
+        # says for it, without assembling the whole history (destinations, predictions and
+        # the service assistant ask this while a message waits).
+        chosen = self.store.latest_choice(person, category)
+        if chosen is None:
+            return bool(self.consent_rules.defaults.get(category, False))
+        return chosen
 
     def find(self, trait: str, value: str, limit: int = 50) -> PersonList:
         """:meth:`search`, as ``person:N`` keys."""

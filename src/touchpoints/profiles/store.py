@@ -106,6 +106,21 @@ class ProfileStore:
         )
         return [(seq, category, granted) for seq, category, granted in rows]
 
+    def latest_choice(self, person: int, category: str) -> bool | None:
+        """The person's latest choice of ``category`` (granted or not), in event order (time,
+        then arrival), over the events anchored on their identifiers; None: never chose.
+        One statement: the consent choices are few, and filtered by category first."""
+        rows = self.warehouse.fetchall(
+            "SELECT c.granted FROM consent_choices c "
+            "JOIN event_identifiers ei ON ei.seq = c.seq AND ei.pos = 0 "
+            "JOIN identifiers i ON i.sid = ei.sid "
+            "JOIN events e ON e.seq = c.seq "
+            "WHERE c.category = ? AND i.person = ? "
+            "ORDER BY e.timestamp DESC, e.seq DESC LIMIT 1",
+            [category, person],
+        )
+        return bool(rows[0][0]) if rows else None
+
     def event_times(self, seqs: Iterable[int]) -> dict[int, datetime]:
         """The time of each of the events ``seqs``."""
         return dict(

@@ -212,6 +212,24 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "the triggers waiting for the person (a delay before a condition is checked again)",
     ),
     PersonalTable(
+        "assistant_conversations",
+        "identifier",
+        ("visitor_type", "visitor_value"),
+        "conversations with the service assistant and the agents: channel, how the person "
+        "was verified, what was understood, the team it went to, the handover summary, the "
+        "outcome",
+        time="updated_at",
+    ),
+    PersonalTable(
+        "assistant_messages",
+        "identifier",
+        ("visitor_type", "visitor_value"),
+        "each message of those conversations: when, who wrote it, what was understood "
+        "(intent, language, sentiment), and its text where the person consented to "
+        "transcripts",
+        time="sent_at",
+    ),
+    PersonalTable(
         "delivery_attempts",
         "person",
         ("person",),

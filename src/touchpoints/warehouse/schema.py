@@ -738,6 +738,68 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        19,
+        "the service assistant: conversations and their messages",
+        (
+            # A conversation with the assistant (and the person it was handed to). The
+            # visitor is the identifier the client gave first (anonymous_id of the widget's
+            # cookie, the phone of an SMS or a call, a signed-in user id), normalised as the
+            # identity map stores it: export and erasure find the rows by it. ``person`` is
+            # who the identity map knew it as; ``verified`` how the person was proven
+            # (signed_in, code). ``summary``: the handover summary (JSON).
+            """
+            CREATE TABLE assistant_conversations (
+                id VARCHAR NOT NULL,
+                channel VARCHAR NOT NULL,
+                visitor_type VARCHAR NOT NULL,
+                visitor_value VARCHAR NOT NULL,
+                person BIGINT,
+                verified VARCHAR,
+                verified_person BIGINT,
+                language VARCHAR,
+                state VARCHAR NOT NULL,
+                intent VARCHAR,
+                team VARCHAR,
+                priority VARCHAR,
+                rule VARCHAR,
+                handover_intent VARCHAR,
+                summary VARCHAR,
+                agent VARCHAR,
+                outcome VARCHAR,
+                rating INTEGER,
+                messages INTEGER NOT NULL,
+                started_at TIMESTAMP NOT NULL,
+                updated_at TIMESTAMP NOT NULL,
+                handed_over_at TIMESTAMP,
+                first_human_at TIMESTAMP,
+                closed_at TIMESTAMP
+            )
+            """,
+            # Every message, in and out. ``text`` only with the person's consent to keep
+            # transcripts (and redacted when assistant_redact is on); what was understood
+            # is kept either way (it is also on the message's event).
+            """
+            CREATE TABLE assistant_messages (
+                conversation VARCHAR NOT NULL,
+                number INTEGER NOT NULL,
+                visitor_type VARCHAR NOT NULL,
+                visitor_value VARCHAR NOT NULL,
+                sent_at TIMESTAMP NOT NULL,
+                author VARCHAR NOT NULL,
+                agent VARCHAR,
+                text VARCHAR,
+                intent VARCHAR,
+                confidence DOUBLE,
+                language VARCHAR,
+                sentiment VARCHAR,
+                sentiment_score DOUBLE,
+                outcome VARCHAR,
+                source VARCHAR
+            )
+            """,
+        ),
+    ),
+    Migration(
         20,
         "triggers: definitions, firings per person, pending delays, how far they have read",
         (

@@ -57,7 +57,7 @@ from touchpoints.errors import InvalidRequest
 from touchpoints.journeys.queries import Answers
 from touchpoints.journeys.spec import validated
 from touchpoints.times import iso
-from touchpoints.web import i18n, labels, signin
+from touchpoints.web import demo_site, i18n, labels, signin
 from touchpoints.web.i18n import N_, Explained, Language
 from touchpoints.web.sessions import COOKIE, LoginTokens, Session, Sessions
 
@@ -222,6 +222,7 @@ class Dashboard:
             Route("/login", partial(signin.login, self), methods=["GET", "POST"]),
             Route("/logout", partial(signin.logout, self), methods=["POST"]),
             Route("/language/{code}", self.choose_language),
+            *demo_site.routes(self),
             *[route for module in self.pages for route in module.routes(self)],
         ]
 

@@ -51,6 +51,7 @@ USER_ROLES = {
     "viewer": NP_("user role", "viewer"),
     "analyst": NP_("user role", "analyst"),
     "privacy_officer": NP_("user role", "privacy_officer"),
+    "agent": NP_("user role", "agent"),
     "admin": NP_("user role", "admin"),
 }
 PERMISSIONS = {
@@ -61,6 +62,7 @@ PERMISSIONS = {
     "admin": NP_("permission", "admin"),
     "privacy": NP_("permission", "privacy"),
     "audit": NP_("permission", "audit"),
+    "assist": NP_("permission", "assist"),
 }
 MERGE_KINDS = {
     # Translators: the kinds of entries of a person's merge log.

@@ -383,6 +383,12 @@ class Audiences:
             history=self._history(None, person, limit).changes,
         )
 
+    def keys_of(self, person: int) -> frozenset[str]:
+        """The keys of the audiences ``person`` is in as the last evaluation left them (no
+        evaluation waited for: the service assistant asks this while a customer waits)."""
+        names = {row[0]: row[1] for row in self.store.definitions("audiences")}
+        return frozenset(names[a] for a, _ in self.store.memberships(person) if a in names)
+
     def _history(self, audience: int | None, person: int | None, limit: int) -> MembershipHistory:
         keys = {row[0]: row[1] for row in self.store.definitions("audiences")}
         return MembershipHistory(

@@ -87,6 +87,10 @@ ACTIONS = (
     "trigger.create",
     "trigger.change",
     "trigger.delete",
+    "assistant.",
+    "assistant.read",
+    "assistant.reply",
+    "assistant.close",
     "audit.",
 )
 

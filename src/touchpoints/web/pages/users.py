@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 ORDER = 95
 NAV = (("/users", N_("Users")),)
 PERMISSION = "admin"  # access/roles.py
-PERMISSION_ORDER = ("analytics", "profiles", "privacy", "audit", "admin", "collect")
+PERMISSION_ORDER = ("analytics", "profiles", "assist", "privacy", "audit", "admin", "collect")
 
 
 class PasswordsDiffer(Explained, InvalidRequest):
