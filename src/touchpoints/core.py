@@ -25,6 +25,7 @@ from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.users import Users
 from touchpoints.activate import DeliveryWorker, Destinations, Senders
 from touchpoints.activate.audiences import Audiences, ComputedTraits, Evaluation, LiveAudiences
+from touchpoints.activate.decide import Decider, Facts, Placements, PlacementStore
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
@@ -229,6 +230,27 @@ class Touchpoints:
             self.evaluation, self.destinations, self.profiles.resolve, settings.consent_categories
         )
         self.live: LiveAudiences | None = None
+        # Personalisation: decisions read each person's facts from memory, dropped when the
+        # identity map, an evaluation of audiences or a scoring run changes them.
+        placement_store = PlacementStore(self.warehouse)
+        self.facts = Facts(placement_store, self.profiles.get)
+        self.identity.listeners.append(self.facts.changed)
+        self.evaluation.evaluated.append(self.facts.changed)
+        self.figures.listeners.append(self.facts.forget)
+        self.placements = Placements(
+            placement_store,
+            self.evaluation,
+            self.profiles,
+            self.facts,
+            self.journeys.person_source,
+            settings.consent_categories,
+        )
+        self.decider = Decider(
+            self.placements,
+            self.profiles,
+            self.facts,
+            settings.consent_purposes.get("personalisation"),
+        )
         # An erased person's identifiers keep their events out, whichever way they come.
         self.store.row_filter = self.privacy.suppressions.keep
         self.quarantine.withhold = self.privacy.suppressions.withholds
@@ -285,6 +307,7 @@ class Touchpoints:
                 keep_days=self.settings.audiences_keep_days,
             )
             self.live.start()
+        self.placements.decisions.start()
         self.audit.start()
         return replayed
 
@@ -347,6 +370,7 @@ class Touchpoints:
     def _paused_writes(self) -> Iterator[None]:
         """The writer held still (its buffer written first, if one runs), the outbox's
         states (the delivery worker between its writes) and the evaluation of audiences."""
+        self.placements.decisions.flush()  # the decisions made so far, erased with the rest
         with ExitStack() as held:
             if self.writer is not None:
                 held.enter_context(self.writer.paused())
@@ -357,6 +381,7 @@ class Touchpoints:
     def stop_writer(self) -> int | None:
         """Stop the scheduled jobs and the writer (writing what it buffers); how many events
         it held (None: no writer ran)."""
+        self.placements.decisions.stop()
         if self.live is not None:
             self.live.stop()
             self.live = None

@@ -83,6 +83,7 @@ class Round:
     messages: int = 0
     seconds: float = 0.0
     changes: list[MembershipChanges] = field(default_factory=list)
+    scope: set[int] | None = None  # the persons evaluated (live); None: everyone
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,9 @@ class Evaluation:
         self.lock = threading.RLock()
         # Called after each evaluation that changed membership, with the changes.
         self.listeners: list[Callable[[list[MembershipChanges]], None]] = []
+        # Called after each evaluation with the persons it evaluated (None: everyone), whose
+        # membership and computed traits may have changed (decisions' cached facts).
+        self.evaluated: list[Callable[[set[int] | None], None]] = []
         self.wake = threading.Event()  # set when the identity map reports a change
         self._parsed: dict[tuple[str, int, datetime], Any] = {}
         self._compiled: dict[tuple[Any, ...], str] = {}
@@ -225,6 +229,8 @@ class Evaluation:
             now = now or self.clock()
             done = self._transaction(mode, now, traits, audiences)
         done.seconds = round(time.perf_counter() - started, 3)
+        for listener in self.evaluated:
+            listener(done.scope)
         if done.changes:
             self._tell(done.changes)
         return done
@@ -242,7 +248,7 @@ class Evaluation:
             if changed is not None and mode == "changed":
                 if changed.persons == 0:
                     self.store.seen(changed, now, cursor)
-                    return Round()
+                    return Round(scope=set())
                 done.persons = changed.persons
             scoped = mode == "changed"
             self.store.clock(now, cursor)
@@ -257,6 +263,8 @@ class Evaluation:
             self.store.evaluated("audiences", [a.id for a in audiences], now, cursor)
             if changed is not None:
                 self.store.seen(changed, now, cursor)
+            if scoped:
+                done.scope = self.store.scope(cursor)
             self.store.drop_scope(cursor)
         return done
 
