@@ -106,13 +106,24 @@ def uplift(request: Request, _: Analyst, key: Key) -> Uplift:
     return core(request).placements.uplift(key)
 
 
+async def _deciding(request: Request) -> ApiKey:
+    """A key that may send events (the browser's write key) or read profiles."""
+    return _caller(core(request).keys, request.headers.get("authorization"), None)
+
+
+_deciding.permission = "collect"  # type: ignore[attr-defined]  # the least it takes
+
+
 @router.post(DECIDE_PATH)
-def decide(request: Request, body: Annotated[DecideQuery, Body()]) -> Decision:
+def decide(
+    request: Request,
+    key: Annotated[ApiKey, Depends(_deciding)],
+    body: Annotated[DecideQuery, Body()],
+) -> Decision:
     """The content to show one person in one placement, and why. Send the write key (as
     analytics.js does) or a read key; see the module's docstring for who may ask by what.
     Answered by the lean route in front of this one (the same service)."""
     tp = core(request)
-    key = _caller(tp.keys, request.headers.get("authorization"), None)
     found = tp.decider.decide(body, key.allows("profiles"))
     if body.identifier is not None:
         target = f"person:{found.person}" if found.person is not None else None
