@@ -245,6 +245,7 @@ class Touchpoints:
             self.journeys.person_source,
             settings.consent_categories,
         )
+        self.evaluation.named_by.append(self.placements.naming)
         self.decider = Decider(
             self.placements,
             self.profiles,

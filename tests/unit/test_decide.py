@@ -132,6 +132,24 @@ def test_placements_are_checked_and_answered_with_the_place(app: AppServer) -> N
         listed = reader.get("/v1/placements").json()["placements"]
         assert [p["key"] for p in listed] == ["home_hero"]
         assert listed[0]["rules"][0]["condition"] == {"audience": "configurators"}
+        # What a placement names is not deleted under it.
+        refused = admin.delete("/v1/audiences/configurators")
+        assert (refused.status_code, refused.json()["detail"]) == (
+            409,
+            "audience configurators is named by placement home_hero: change it first",
+        )
+        assert admin.delete("/v1/placements/home_hero").status_code == 204
+        assert admin.delete("/v1/audiences/configurators").status_code == 204
+        trait = {"key": "views", "name": "Views", "kind": "count", "event": "Viewed"}
+        assert admin.post("/v1/traits/computed", json=trait).status_code == 201
+        scored = [{**rule, "condition": None, "score": {"computed_trait": "views"}}]
+        answer = admin.post("/v1/placements", json={**HERO, "strategy": "score", "rules": scored})
+        assert answer.status_code == 201, answer.text
+        refused = admin.delete("/v1/traits/computed/views")
+        assert (refused.status_code, refused.json()["detail"]) == (
+            409,
+            "computed trait views is named by placement home_hero: change it first",
+        )
 
 
 def test_content_changes_as_soon_as_the_person_enters_an_audience(app: AppServer) -> None:

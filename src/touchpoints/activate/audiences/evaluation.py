@@ -134,9 +134,17 @@ class Evaluation:
         # Called after each evaluation with the persons it evaluated (None: everyone), whose
         # membership and computed traits may have changed (decisions' cached facts).
         self.evaluated: list[Callable[[set[int] | None], None]] = []
+        # What else names an audience or a computed trait (placements' rules): given the kind
+        # ("audience", "computed_trait") and the key, the names of those that name it; a
+        # definition named so is not deleted.
+        self.named_by: list[Callable[[str, str], list[str]]] = []
         self.wake = threading.Event()  # set when the identity map reports a change
         self._parsed: dict[tuple[str, int, datetime], Any] = {}
         self._compiled: dict[tuple[Any, ...], str] = {}
+
+    def names_of_users(self, kind: str, key: str) -> list[str]:
+        """What outside audiences names the audience or computed trait ``key``."""
+        return [name for found in self.named_by for name in found(kind, key)]
 
     def touched(self, persons: set[int] | None) -> None:
         """The identity map's listener: its persons changed, evaluate them soon."""

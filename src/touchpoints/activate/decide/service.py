@@ -269,6 +269,33 @@ class Placements:
             )
         return None
 
+    def naming(self, kind: str, key: str) -> list[str]:
+        """The placements whose rules name the audience or computed trait ``key`` (an
+        :attr:`Evaluation.named_by` hook: such a definition is not deleted under them)."""
+        found = []
+        for placement_key, held in sorted(self.held().items()):
+            for rule in held.definition.rules:
+                if kind == "computed_trait" and isinstance(rule.score, ScoreFrom):
+                    if rule.score.computed_trait == key:
+                        found.append(f"placement {placement_key}")
+                        break
+                if rule.condition is not None and any(
+                    (
+                        kind == "audience"
+                        and isinstance(leaf, AudienceCondition)
+                        and leaf.audience == key
+                    )
+                    or (
+                        kind == "computed_trait"
+                        and isinstance(leaf, ComputedTraitCondition)
+                        and leaf.computed_trait == key
+                    )
+                    for _, leaf in leaves(rule.condition)
+                ):
+                    found.append(f"placement {placement_key}")
+                    break
+        return found
+
     # -- reading -------------------------------------------------------------------------------
     def held(self) -> dict[str, _Held]:
         """The placements, parsed, by key (read once, and again after each change)."""
