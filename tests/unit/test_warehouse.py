@@ -105,6 +105,8 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "audience_destinations",
             "activation_persons",
             "activation_state",
+            "placements",
+            "decisions",
         }
         assert warehouse.schema_version() == LATEST_VERSION == max(m.version for m in MIGRATIONS)
         assert warehouse.fetchall(
