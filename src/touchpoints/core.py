@@ -25,6 +25,7 @@ from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.users import Users
 from touchpoints.activate import DeliveryWorker, Destinations, Senders
 from touchpoints.activate.audiences import Audiences, ComputedTraits, Evaluation, LiveAudiences
+from touchpoints.activate.decide import Decider, Facts, Placements, PlacementStore
 from touchpoints.activate.triggers import Dispatch, LiveTriggers, Triggers
 from touchpoints.assist.agents import Agents
 from touchpoints.assist.files import AssistantFileError
@@ -257,6 +258,28 @@ class Touchpoints:
         except AssistantFileError as exc:
             raise ConfigError(f"assistant: {exc}") from None
         self.agents = Agents(self.assistant)
+        # Personalisation: decisions read each person's facts from memory, dropped when the
+        # identity map, an evaluation of audiences or a scoring run changes them.
+        placement_store = PlacementStore(self.warehouse)
+        self.facts = Facts(placement_store, self.profiles.get)
+        self.identity.listeners.append(self.facts.changed)
+        self.evaluation.evaluated.append(self.facts.changed)
+        self.figures.listeners.append(self.facts.forget)
+        self.placements = Placements(
+            placement_store,
+            self.evaluation,
+            self.profiles,
+            self.facts,
+            self.journeys.person_source,
+            settings.consent_categories,
+        )
+        self.evaluation.named_by.append(self.placements.naming)
+        self.decider = Decider(
+            self.placements,
+            self.profiles,
+            self.facts,
+            settings.consent_purposes.get("personalisation"),
+        )
         # An erased person's identifiers keep their events out, whichever way they come.
         self.store.row_filter = self.privacy.suppressions.keep
         self.quarantine.withhold = self.privacy.suppressions.withholds
@@ -324,6 +347,7 @@ class Touchpoints:
         if self.live_triggers is None:
             self.live_triggers = LiveTriggers(self.dispatch)
             self.live_triggers.start()
+        self.placements.decisions.start()
         self.audit.start()
         return replayed
 
@@ -392,6 +416,7 @@ class Touchpoints:
     def _paused_writes(self) -> Iterator[None]:
         """The writer held still (its buffer written first, if one runs), the outbox's
         states (the delivery worker between its writes) and the evaluation of audiences."""
+        self.placements.decisions.flush()  # the decisions made so far, erased with the rest
         with ExitStack() as held:
             if self.writer is not None:
                 held.enter_context(self.writer.paused())
@@ -407,6 +432,7 @@ class Touchpoints:
         if self.live_triggers is not None:
             self.live_triggers.stop()
             self.live_triggers = None
+        self.placements.decisions.stop()
         if self.live is not None:
             self.live.stop()
             self.live = None

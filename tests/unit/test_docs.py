@@ -194,3 +194,56 @@ def test_triggers_doc_names_every_command_and_route() -> None:
     for route in router.routes:
         for method in route.methods:
             assert f"`{method} {route.path}`" in text, (method, route.path)
+
+
+def test_personalisation_doc_names_every_command_and_route_and_its_placement_works(
+    tmp_path: Path,
+) -> None:
+    """docs/personalisation.md as a contract: every placements command, route and reason is
+    there, and the placement it shows is accepted by a real data directory (with the
+    audience it names) and decides as it says."""
+    import yaml
+
+    from touchpoints.activate.decide import decide_query
+    from touchpoints.activate.decide.results import REASONS
+    from touchpoints.api.placements import router
+    from touchpoints.cli.placements import placements_app
+    from touchpoints.config import load_settings
+    from touchpoints.core import Touchpoints
+
+    text = (DOCS / "personalisation.md").read_text()
+    for command in placements_app.registered_commands:
+        name = command.name or (command.callback.__name__ if command.callback else "")
+        assert f"touchpoints placements {name}" in text, name
+    assert "touchpoints decide " in text
+    for route in router.routes:
+        for method in route.methods:
+            assert f"`{method} {route.path}`" in text or f"{method} {route.path}\n" in text, (
+                method,
+                route.path,
+            )
+    for reason in REASONS:
+        assert f"| `{reason}` |" in text, reason
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    placement = next(b for b in blocks if isinstance(b, dict) and "rules" in b)
+    with Touchpoints.open(load_settings(tmp_path / "data")) as tp:
+        tp.audiences.create(
+            {"key": "configurators", "name": "C",
+             "condition": {"event": "Configuration Saved", "at_least": 2}}
+        )  # fmt: skip
+        assert tp.placements.create(placement).key == "home_hero"
+        consent = {"consent": {"categoryPreferences": {"personalisation": True}}}
+        batch = [
+            {"type": "track", "anonymousId": "9f1c", "event": "Configuration Saved",
+             "context": consent}
+            for _ in range(2)
+        ]  # fmt: skip
+        tp.write_rows(tp.judge({"batch": batch}, "batch", source="docs").rows)
+        tp.evaluation.catch_up()
+        found = tp.decider.decide(
+            decide_query({"placement": "home_hero", "anonymousId": "9f1c"}), False
+        )
+        if found.reason == "control":  # the hash put this visitor in the 10 %
+            assert found.content == placement["default"]
+        else:
+            assert (found.rule, found.content) == ("test_drive", placement["rules"][0]["content"])

@@ -120,6 +120,15 @@ API = {
     ("GET", "/v1/predictions/offers/{key:path}"): "profiles",
     ("GET", "/v1/predictions/actions/{key:path}"): "profiles",
     ("POST", "/v1/predictions/offers/evaluate"): "analytics",
+    ("GET", "/v1/placements"): "analytics",
+    ("POST", "/v1/placements"): "admin",
+    ("GET", "/v1/placements/schema"): "analytics",
+    ("GET", "/v1/placements/{key}"): "analytics",
+    ("PUT", "/v1/placements/{key}"): "admin",
+    ("DELETE", "/v1/placements/{key}"): "admin",
+    ("GET", "/v1/placements/{key}/uplift"): "analytics",
+    # The browser's write key; a key that reads profiles may ask by any identifier.
+    ("POST", "/v1/decide"): "collect",
     ("POST", "/v1/predictions/ltv/train"): "admin",
     ("POST", "/v1/predictions/churn/train"): "admin",
     ("POST", "/v1/predictions/ltv/evaluate"): "admin",
@@ -188,8 +197,17 @@ PAGES = {
     "/assistant/conversations/{conversation_id:str}/messages": "assist",
     "/assistant/conversations/{conversation_id:str}/reply": "assist",
     "/assistant/conversations/{conversation_id:str}/close": "assist",
+    "/personalisation": "analytics",
 }
-OPEN = {"/login", "/logout", "/language/{code}"}
+# The demo shop is a website's page (it needs a live write key in its address, shows no
+# data) and the Segment CDN settings it loads name only the collector's address.
+OPEN = {
+    "/login",
+    "/logout",
+    "/language/{code}",
+    "/demo/shop",
+    "/sdk/segment/v1/projects/{write_key}/settings",
+}
 
 
 def _api_routes() -> dict[tuple[str, str], list[str]]:

@@ -111,6 +111,8 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "trigger_state",
             "assistant_conversations",
             "assistant_messages",
+            "placements",
+            "decisions",
         }
         assert warehouse.schema_version() == LATEST_VERSION == max(m.version for m in MIGRATIONS)
         assert warehouse.fetchall(

@@ -57,7 +57,7 @@ _ACTOR = re.compile(r"^[A-Za-z0-9_.:\-]{1,80}$")
 _ACTION = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
 # person:N, or an operator's or object's id; never an identifier (email:…, user_id:…).
 _TARGET = re.compile(
-    r"^(person:[0-9]{1,19}|(key|user|link|pair|item|run|audit|destination|model|audience|trait|trigger|conversation):[A-Za-z0-9_.\-]{1,80})$"
+    r"^(person:[0-9]{1,19}|(key|user|link|pair|item|run|audit|destination|model|audience|trait|trigger|conversation|placement):[A-Za-z0-9_.\-]{1,80})$"
 )
 # Words, numbers, ids and person numbers; no "@" (an e-mail), no quotes or brackets.
 _DETAIL = re.compile(r"^[A-Za-z0-9 _.,:;=+\-/→]{0,300}$")

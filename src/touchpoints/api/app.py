@@ -43,6 +43,7 @@ from touchpoints.api import export as export_api
 from touchpoints.api import identity as identity_api
 from touchpoints.api import journeys as journeys_api
 from touchpoints.api import keys as keys_api
+from touchpoints.api import placements as placements_api
 from touchpoints.api import predictions as predictions_api
 from touchpoints.api import privacy as privacy_api
 from touchpoints.api import profiles as profiles_api
@@ -112,12 +113,14 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(export_api.router)
     app.include_router(audiences_api.router)
     app.include_router(triggers_api.router)
+    app.include_router(placements_api.router)
     collector = Collector(tp)
     router = Router(
         routes=[
             *collector.routes(),
             profiles_api.lookup_route(tp),
             *assistant_api.preflight_routes(),
+            placements_api.decide_route(tp),
             *Dashboard(tp).routes(),
             Mount("", app=app),
         ],
@@ -128,7 +131,7 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
         router,
         tp.keys,
         RateLimiter(settings.rate_limit_api, settings.rate_limit_api_burst),
-        exempt=collector.paths(),
+        exempt=[*collector.paths(), placements_api.DECIDE_PATH],
     )
     return _Guard(RequestGuard(limited, settings.body_timeout_seconds, settings.max_body_bytes))
 

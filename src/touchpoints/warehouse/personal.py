@@ -235,6 +235,14 @@ PERSONAL: tuple[PersonalTable, ...] = (
         ("person",),
         "each attempt to deliver a message about the person: when, the answer, how long",
     ),
+    PersonalTable(
+        "decisions",
+        "person",
+        ("person",),
+        "what the website or app was told to show the person in each placement (the rule, "
+        "or the default), why, whether they were in the control group, and when",
+        time="decided_at",
+    ),
 )
 
 # Tables that hold no data about a customer, and why.
@@ -281,6 +289,7 @@ NOT_PERSONAL: dict[str, str] = {
     "audit_head": "the audit log's chain head: the last line's number and hash",
     "computed_traits": "definitions of computed traits (what is counted, over which days)",
     "audiences": "definitions of audiences: conditions, no person",
+    "placements": "definitions of placements: rules, their content and conditions, no person",
     "audience_sizes": "each audience's size and entries and exits per day: counts, no person",
     "audience_destinations": "which destinations each audience is sent to, how, and when",
     "activation_state": "how far audiences and computed traits have read the events",

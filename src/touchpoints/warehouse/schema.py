@@ -862,6 +862,39 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        21,
+        "personalisation: placements and the decision log",
+        (
+            # Placements as validated JSON (activate/decide/definitions.py); ``key`` is unique
+            # (kept by the one writer).
+            "CREATE SEQUENCE placement_id START 1",
+            """
+            CREATE TABLE placements (
+                id BIGINT NOT NULL,
+                key VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                definition VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                changed_at TIMESTAMP NOT NULL
+            )
+            """,
+            # Each decision (an exposure): the person by number at the time, the rule whose
+            # content was shown (NULL: the default), the strategy, why (rule, default,
+            # control, consent) and whether the person was held out in the control group.
+            """
+            CREATE TABLE decisions (
+                placement_id BIGINT NOT NULL,
+                person BIGINT NOT NULL,
+                rule VARCHAR,
+                strategy VARCHAR NOT NULL,
+                reason VARCHAR NOT NULL,
+                control BOOLEAN NOT NULL,
+                decided_at TIMESTAMP NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

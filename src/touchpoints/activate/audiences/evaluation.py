@@ -83,6 +83,7 @@ class Round:
     messages: int = 0
     seconds: float = 0.0
     changes: list[MembershipChanges] = field(default_factory=list)
+    scope: set[int] | None = None  # the persons evaluated (live); None: everyone
 
 
 @dataclass(frozen=True)
@@ -130,9 +131,20 @@ class Evaluation:
         self.lock = threading.RLock()
         # Called after each evaluation that changed membership, with the changes.
         self.listeners: list[Callable[[list[MembershipChanges]], None]] = []
+        # Called after each evaluation with the persons it evaluated (None: everyone), whose
+        # membership and computed traits may have changed (decisions' cached facts).
+        self.evaluated: list[Callable[[set[int] | None], None]] = []
+        # What else names an audience or a computed trait (placements' rules): given the kind
+        # ("audience", "computed_trait") and the key, the names of those that name it; a
+        # definition named so is not deleted.
+        self.named_by: list[Callable[[str, str], list[str]]] = []
         self.wake = threading.Event()  # set when the identity map reports a change
         self._parsed: dict[tuple[str, int, datetime], Any] = {}
         self._compiled: dict[tuple[Any, ...], str] = {}
+
+    def names_of_users(self, kind: str, key: str) -> list[str]:
+        """What outside audiences names the audience or computed trait ``key``."""
+        return [name for found in self.named_by for name in found(kind, key)]
 
     def touched(self, persons: set[int] | None) -> None:
         """The identity map's listener: its persons changed, evaluate them soon."""
@@ -225,6 +237,8 @@ class Evaluation:
             now = now or self.clock()
             done = self._transaction(mode, now, traits, audiences)
         done.seconds = round(time.perf_counter() - started, 3)
+        for listener in self.evaluated:
+            listener(done.scope)
         if done.changes:
             self._tell(done.changes)
         return done
@@ -242,7 +256,7 @@ class Evaluation:
             if changed is not None and mode == "changed":
                 if changed.persons == 0:
                     self.store.seen(changed, now, cursor)
-                    return Round()
+                    return Round(scope=set())
                 done.persons = changed.persons
             scoped = mode == "changed"
             self.store.clock(now, cursor)
@@ -257,6 +271,8 @@ class Evaluation:
             self.store.evaluated("audiences", [a.id for a in audiences], now, cursor)
             if changed is not None:
                 self.store.seen(changed, now, cursor)
+            if scoped:
+                done.scope = self.store.scope(cursor)
             self.store.drop_scope(cursor)
         return done
 

@@ -132,6 +132,9 @@ class ComputedTraits:
             raise Conflict(
                 f"computed trait {key} is in the audiences {', '.join(users)}: change them first"
             )
+        others = self.evaluation.names_of_users("computed_trait", key)
+        if others:
+            raise Conflict(f"computed trait {key} is named by {', '.join(others)}: change it first")
         with self.evaluation.lock:
             self.store.remove_trait(row[0])
 
@@ -247,6 +250,9 @@ class Audiences:
             raise Conflict(
                 f"audience {key} is in the audiences {', '.join(users)}: change them first"
             )
+        others = self.evaluation.names_of_users("audience", key)
+        if others:
+            raise Conflict(f"audience {key} is named by {', '.join(others)}: change it first")
         with self.evaluation.lock:
             self.store.remove_audience(row[0])
 

@@ -152,6 +152,10 @@ class AudienceStore:
         with registered(cursor, "_tp_person_rows", table):
             run_sql(cursor, f"INSERT INTO {name} SELECT person FROM _tp_person_rows")
 
+    def scope(self, cursor: duckdb.DuckDBPyConnection) -> set[int]:
+        """The persons in ``_tp_scope``."""
+        return {int(p) for (p,) in run_sql(cursor, f"SELECT person FROM {SCOPE}").fetchall()}
+
     def drop_scope(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """The temporary tables of an evaluation dropped."""
         for name in (SCOPE, _NEW):
