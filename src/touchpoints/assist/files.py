@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
+
+from touchpoints.yamlfiles import parsed
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,31 +33,4 @@ def load_file(model: type[M], path: Path | None, default: str, what: str) -> M:
         raise AssistantFileError(f"cannot read the {what} {where}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise AssistantFileError(f"{where} is not UTF-8 text") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise AssistantFileError(f"{where} is not valid YAML{line}: {problem}") from None
-    if not isinstance(data, dict):
-        raise AssistantFileError(f"{where}: expected a mapping at the top")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{place(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise AssistantFileError(f"{where}: {problems}") from None
-
-
-def place(loc: tuple[Any, ...]) -> str:
-    """A pydantic error's location as a path into the file: ``intents[3].examples.de``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(part, str) and not part[:1].isupper() and part not in ("str", "float"):
-            out += f".{part}" if out else part
-    return out or "(top)"
+    return parsed(text, model, where, AssistantFileError)

@@ -15,10 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from touchpoints.channels import CHANNELS
+from touchpoints.yamlfiles import parsed
 
 EventType = Literal["track", "page", "screen", "identify", "group", "alias"]
 
@@ -203,30 +203,4 @@ def load_model(path: Path | None = None) -> StageModel:
         text = path.read_text(encoding="utf-8") if path is not None else default_model_text()
     except OSError as exc:
         raise StageModelError(f"cannot read the stage model {where}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise StageModelError(f"{where} is not valid YAML{line}: {problem}") from None
-    if not isinstance(data, dict):
-        raise StageModelError(f"{where}: expected a mapping with 'stages' at the top")
-    try:
-        return StageModel.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{_place(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise StageModelError(f"{where}: {problems}") from None
-
-
-def _place(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part not in ("NumberTest", "str", "float", "bool"):  # pydantic's union branches
-            out += f".{part}" if out else str(part)
-    return out or "(top)"
+    return parsed(text, StageModel, where, StageModelError, "a mapping with 'stages'")

@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from touchpoints.answers import Answer
+from touchpoints.yamlfiles import parsed
 
 # The figures a rule may ask about: numbers from the latest scoring, the furthest stage and
 # main channel churn risk saw, and the first of the person's next best products.
@@ -128,35 +128,12 @@ def load_actions(path: Path) -> ActionRules:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ActionRulesError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ActionRulesError(f"{path} is not valid YAML{line}: {problem}") from None
-    if not isinstance(data, dict):
-        raise ActionRulesError(f"{path}: expected a mapping with 'actions' at the top")
-    try:
-        return ActionRules.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{_place(err['loc'])}: {str(err['msg']).removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise ActionRulesError(f"{path}: {problems}") from None
+    return parsed(text, ActionRules, str(path), ActionRulesError, "a mapping with 'actions'")
 
 
 def rules_version(path: Path) -> str:
     """The version of a rules file: the start of its SHA-256 (a stored action names it)."""
     return "rules/" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-
-
-def _place(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top)"
 
 
 def choose(rules: ActionRules, person: int, figures: dict[str, Any]) -> PersonActions:
