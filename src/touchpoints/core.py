@@ -31,8 +31,8 @@ from touchpoints.collect.quarantine import Quarantine, ReplayResult
 from touchpoints.collect.writer import BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
 from touchpoints.events import EventNormalizer, EventRow, Limits, now_micros
-from touchpoints.export.manifest import IdentityRules
 from touchpoints.export import Exporter, ExportQuery, ExportRun, ExportsReached, export_job
+from touchpoints.export.manifest import IdentityRules
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver

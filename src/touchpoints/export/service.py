@@ -40,10 +40,10 @@ from touchpoints.export import files
 from touchpoints.export.manifest import (
     MANIFEST,
     FileEntry,
+    IdentityRules,
     Manifest,
     Partition,
     TableManifest,
-    IdentityRules,
     read_manifest,
     write_manifest,
 )
