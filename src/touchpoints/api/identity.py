@@ -159,11 +159,5 @@ def load_identity(request: Request, admin: Admin, body: LoadQuery) -> PersonsLoa
     export, other identifier or merge rules, other links or identifiers); 422 when it is
     incomplete or not a result."""
     loaded = load_persons(core(request).identity, body)
-    audited(
-        request,
-        admin,
-        "identity.load",
-        None,
-        f"{loaded.persons} persons from {body.result} ({loaded.engine})",
-    )
+    audited(request, admin, "identity.load", None, f"{loaded.persons} persons from {body.result}")
     return loaded

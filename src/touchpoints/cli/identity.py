@@ -177,7 +177,8 @@ def identity_load(
         )
     out.print(
         f"{loaded.identifiers:,} identifiers → {loaded.persons:,} persons loaded "
-        f"({loaded.changed:,} changed person, {loaded.rejections:,} links refused; computed "
+        f"({loaded.changed:,} with another person than before, {loaded.rejections:,} links "
+        f"refused; computed "
         f"on {loaded.engine} from events up to seq {loaded.events_up_to:,}) in "
         f"{loaded.seconds:.1f} s",
         highlight=False,
