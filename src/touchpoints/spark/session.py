@@ -53,6 +53,12 @@ def check_master(master: str) -> None:
         )
 
 
+def _local_cores(master: str) -> int:
+    """The cores a local master uses: local[N] N, local and local[*] this machine's."""
+    found = re.fullmatch(r"local\[(\d+)(,\s*\d+)?\]", master)
+    return int(found[1]) if found else os.cpu_count() or 1
+
+
 def _java() -> None:
     """Refuse before launching when there is no Java to launch."""
     home = os.environ.get("JAVA_HOME")
@@ -121,6 +127,12 @@ def spark_session(
             # Python workers on this machine: this interpreter, which has touchpoints
             # (PySpark reads the variable when its context starts).
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            if "spark.sql.shuffle.partitions" not in (config or {}):
+                # Spark's default (200) is a cluster's; on one machine each propagation
+                # step would run 200 tiny tasks per shuffle.
+                builder = builder.config(
+                    "spark.sql.shuffle.partitions", str(_local_cores(master) * 4)
+                )
     _java()
     handle, name = tempfile.mkstemp(prefix="touchpoints-spark-", suffix=".log")
     os.close(handle)
