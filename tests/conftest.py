@@ -274,6 +274,9 @@ def spark() -> Iterator[object]:
     the same answers on Spark as on DuckDB."""
     from pyspark.sql import SparkSession
 
+    # Python workers (the identity rebuild's replay) in this interpreter, which has
+    # touchpoints and its dependencies, not whatever python3 the PATH finds.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]")
         .appName("touchpoints-tests")

@@ -40,6 +40,7 @@ from touchpoints.collect.writer import Backpressure, BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
 from touchpoints.events import EventNormalizer, EventRow, Limits, now_micros
 from touchpoints.export import Exporter, ExportQuery, ExportRun, ExportsReached, export_job
+from touchpoints.export.manifest import IdentityRules
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.linking import Linker
 from touchpoints.identity.resolver import IdentityResolver
@@ -207,7 +208,7 @@ class Touchpoints:
         self.normalizer = build_normalizer(settings)
         self.writer: BufferedWriter | None = None
         self.jobs: list[PeriodicJob[Any]] = []  # a server's schedule
-        self.exporter = Exporter(self.warehouse, self._current, _written_by())
+        self.exporter = Exporter(self.warehouse, self._current, _written_by(), self._identity_rules)
         self.privacy = Privacy(
             self.warehouse,
             self.identity,
@@ -386,6 +387,10 @@ class Touchpoints:
         """The identity map and the journey facts up to date with the stored events."""
         self.identity.catch_up()
         self.journeys.refresh()
+
+    def _identity_rules(self) -> IdentityRules:
+        """The identity rules the exported map follows (the export's manifest notes them)."""
+        return IdentityRules(rules=self.identity.store.rules(), limits=dict(self.identity.limits))
 
     def _reach_exports(self) -> ExportsReached:
         """The export directories written before, without what was just removed."""

@@ -132,11 +132,16 @@ def test_every_table_reads_back_in_duckdb_as_the_warehouse_holds_it(
         "SELECT sid, type, value, first_seq, person, detached FROM identifiers ORDER BY ALL"
     )
     assert len(read(out, "identifiers")) == 3 * 3 + 3 * 2  # devices, user ids, e-mails
+    assert read(out, "event_identifiers", "seq, pos, sid, event_date") == wh.fetchall(
+        "SELECT ei.seq, ei.pos, ei.sid, CAST(e.timestamp AS DATE) FROM event_identifiers ei "
+        "JOIN events e USING (seq) ORDER BY ALL"
+    )
     counts = {t.table: (t.rows, t.rows_written) for t in run.tables}
     assert counts == {
         "events": (36, 36),
         "journey_facts": (36, 36),
         "identifiers": (15, 15),
+        "event_identifiers": (54, 54),  # 27 page views: the device; 9 sign-ins: three each
         "identity_links": (0, 0),
         "consent_choices": (0, 0),
     }
@@ -155,6 +160,11 @@ def test_the_manifest_lists_every_file_with_its_rows_and_the_marks(
     assert events["partitioned_by"] == ["event_date"]
     assert events["high_water_mark"] == 36
     assert events["columns"]["timestamp"] == "TIMESTAMP WITH TIME ZONE"
+    # The identity rules the exported map follows, for a rebuild from the files.
+    assert manifest["identity"] == {
+        "rules": world.identity.extractor.fingerprint(),
+        "limits": world.identity.limits,
+    }
     listed = {
         f["path"]: f["rows"]
         for table in manifest["tables"].values()
@@ -558,7 +568,8 @@ def test_the_api_exports_for_an_admin_only_and_records_it(tmp_path: Path) -> Non
             assert bad.json() == {"detail": "to: give an absolute path, not 'relative/lake'"}
             audit = client.get("/v1/audit", params={"action": "export.tables"}).json()
         (entry,) = audit["lines"]
-        assert entry["detail"] == f"11 rows in 3 files to {out}"  # events, facts, identifiers
+        assert entry["detail"] == f"17 rows in 4 files to {out}"  # events, facts, identifiers,
+        # event identifiers
     finally:
         server.stop()
 

@@ -92,6 +92,7 @@ API = {
     ("GET", "/v1/identity/reviews"): "profiles",
     ("POST", "/v1/identity/reviews/{pair_id}"): "admin",
     ("POST", "/v1/identity/rebuild"): "admin",
+    ("POST", "/v1/identity/load"): "admin",
     ("POST", "/v1/journeys/query"): "analytics",
     ("GET", "/v1/journeys/stages"): "analytics",
     ("GET", "/v1/journeys/stages/{key:path}"): "analytics",

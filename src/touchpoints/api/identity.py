@@ -17,6 +17,7 @@ from touchpoints.access.audit import listed
 from touchpoints.access.keys import ApiKey
 from touchpoints.api.auth import audited, require
 from touchpoints.api.state import core
+from touchpoints.identity.outside import LoadQuery, PersonsLoaded, load_persons
 from touchpoints.identity.results import (
     IdentitySummary,
     LinkPage,
@@ -148,3 +149,15 @@ def rebuild_identity(
     result = rebuild(core(request).identity, extract=extract)
     audited(request, admin, "identity.rebuild", None, f"{result.persons} persons")
     return result
+
+
+@router.post("/v1/identity/load")
+def load_identity(request: Request, admin: Admin, body: LoadQuery) -> PersonsLoaded:
+    """Load an identity map rebuilt outside touchpoints (``touchpoints spark rebuild``): every
+    identifier's person and the refused links, from a result directory on the server's
+    machine. 409 when the result is not the rebuild of this warehouse as it is now (an older
+    export, other identifier or merge rules, other links or identifiers); 422 when it is
+    incomplete or not a result."""
+    loaded = load_persons(core(request).identity, body)
+    audited(request, admin, "identity.load", None, f"{loaded.persons} persons from {body.result}")
+    return loaded

@@ -9,7 +9,7 @@ import os
 # isort: off
 # Importing the command modules registers their commands, in this order in --help.
 from touchpoints.cli import server, data, identity, journeys, privacy, access  # noqa: F401
-from touchpoints.cli import destinations, audiences, triggers, predict, assistant, placements  # noqa: F401
+from touchpoints.cli import destinations, audiences, triggers, predict, assistant, placements, spark  # noqa: F401
 from touchpoints.cli.base import app
 
 # isort: on

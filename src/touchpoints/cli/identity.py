@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from touchpoints.cli.base import (
     print_events,
 )
 from touchpoints.events import StoredEvent
+from touchpoints.identity.outside import LoadQuery, PersonsLoaded
 from touchpoints.identity.results import (
     LinkPage,
     MatchedPair,
@@ -153,6 +155,32 @@ def identity_rebuild(
         f"components replayed under the merge rules) in {result.seconds:.1f} s ("
         + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.phases.items())
         + ")",
+        highlight=False,
+    )
+
+
+@identity_app.command("load")
+def identity_load(
+    result: Annotated[
+        Path,
+        typer.Argument(
+            help="The result directory of touchpoints spark rebuild (holding _result.json)"
+        ),
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Load an identity map rebuilt on Spark: every identifier's person and the refused links.
+    Refused when the result is not the rebuild of this data directory as it is now."""
+    with client_for(data_dir) as api:
+        loaded = api.post(
+            "/v1/identity/load", LoadQuery(result=str(result.absolute())), PersonsLoaded
+        )
+    out.print(
+        f"{loaded.identifiers:,} identifiers → {loaded.persons:,} persons loaded "
+        f"({loaded.changed:,} with another person than before, {loaded.rejections:,} links "
+        f"refused; computed "
+        f"on {loaded.engine} from events up to seq {loaded.events_up_to:,}) in "
+        f"{loaded.seconds:.1f} s",
         highlight=False,
     )
 

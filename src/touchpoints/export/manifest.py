@@ -56,6 +56,21 @@ class TableManifest(BaseModel):
         return [f for p in self.partitions.values() for f in p.files]
 
 
+class IdentityRules(BaseModel):
+    """What an identity rebuild from the export needs besides the tables, and what its result
+    must be loaded under (``touchpoints spark rebuild``, ``touchpoints identity load``)."""
+
+    rules: str | None = Field(
+        default=None,
+        description="The fingerprint of the identifier rules that found the exported event "
+        "identifiers (None: not one set of rules; rebuild in touchpoints first)",
+    )
+    limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="The merge rules: at most this many identifiers of a type in one person",
+    )
+
+
 class Manifest(BaseModel):
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -64,6 +79,9 @@ class Manifest(BaseModel):
     updated_at: str = ""
     runs: int = Field(default=0, description="The number of the last run that wrote something")
     tables: dict[str, TableManifest] = Field(default_factory=dict)
+    identity: IdentityRules | None = Field(
+        default=None, description="The identity rules the exported identity map follows"
+    )
 
     def listed(self) -> set[str]:
         """Every file the export holds, relative to its directory."""

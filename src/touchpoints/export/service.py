@@ -40,6 +40,7 @@ from touchpoints.export import files
 from touchpoints.export.manifest import (
     MANIFEST,
     FileEntry,
+    IdentityRules,
     Manifest,
     Partition,
     TableManifest,
@@ -59,12 +60,17 @@ MAX_FILES = 24  # a partition of more files is written again as one
 
 class Exporter:
     def __init__(
-        self, warehouse: Warehouse, refresh: Callable[[], object], written_by: str
+        self,
+        warehouse: Warehouse,
+        refresh: Callable[[], object],
+        written_by: str,
+        identity: Callable[[], IdentityRules] | None = None,
     ) -> None:
         self.store = ExportStore(warehouse)
         self.warehouse = warehouse
         self.refresh = refresh  # the identity map and the journey facts brought up to date
         self.written_by = written_by
+        self.identity = identity  # the identity rules, noted in the manifest
         self._lock = threading.Lock()
 
     def run(self, query: ExportQuery) -> ExportRun:
@@ -133,6 +139,10 @@ class _Run:
                 "never had: it is the export of another one; export into a new directory"
             )
         upto = self.store.last_seq() if append else marked
+        rules = self.exporter.identity() if self.exporter.identity else None
+        new_rules = rules is not None and rules != self.manifest.identity
+        if rules is not None:
+            self.manifest.identity = rules
         self.number = self.manifest.runs + 1
         self.staging = self.directory / f"{files.STAGING_PREFIX}{self.number:06d}"
         try:
@@ -144,6 +154,8 @@ class _Run:
             ) from None
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
+        if new_rules:
+            self._commit()  # other rules, and no row changed (yet): the manifest says so
         self.store.remember(str(self.directory))
         return ExportRun(
             directory=str(self.directory),
