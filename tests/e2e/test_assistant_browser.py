@@ -3,12 +3,14 @@ through Playwright) against a real server: on the demo site with the chat widget
 anonymous visitor asks for the opening hours in German and gets them; signs in; asks
 "Wo ist meine Bestellung?" and gets their own order's state; asks for a person. In a second
 browser context an agent signed in to the dashboard sees the conversation beside the
-customer's profile in the console and replies; the visitor sees the reply in the widget.
+customer's profile in the console and replies; the visitor sees the reply in the widget;
+the agent closes the conversation and the widget asks the visitor for a rating.
 The conversation is then in the person's timeline, and the journey map counts the
 handover as a pain point. Fixtures: tests/conftest.py."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,20 @@ def test_the_customer_scenario_across_the_widget_and_the_agent_console(
         reply = page.locator(".tp-assistant-message[data-author=agent]").first
         reply.wait_for(timeout=40_000)
         assert "das Kabel ist morgen bei Ihnen" in reply.inner_text()
+
+        # The agent closes the conversation; the widget asks the customer for a rating at
+        # once (the waiting poll answers on closing) and the figures count it.
+        console.click("#close-form button[type=submit]")
+        console.wait_for_selector("#closed-notice")
+        rating = page.locator(".tp-assistant-rating")
+        rating.wait_for(timeout=20_000)
+        assert "Wie zufrieden waren Sie?" in rating.inner_text()
+        assert page.locator(".tp-assistant-star").count() == 5
+        page.click('.tp-assistant-star[data-rating="4"]')
+        page.locator(".tp-assistant-notice", has_text="Danke für Ihre Bewertung!").wait_for()
+        assert page.locator(".tp-assistant-rating").count() == 0
+        console.goto(f"{site.url}/assistant")
+        assert re.search(r"satisfaction 4(\.0)? of 5 \(1 ratings\)", console.inner_text("main"))
     finally:
         visitor.close()
         agent.close()
@@ -121,3 +137,5 @@ def test_the_customer_scenario_across_the_widget_and_the_agent_console(
         journey = api.get("/v1/journeys/map").json()
         pains = {p["name"]: p["persons"] for p in journey["pain_points"]}
         assert pains["chatbot handover"] >= 1
+        figures = api.get("/v1/assistant/figures").json()
+        assert (figures["ratings"], figures["satisfaction"]) == (1, 4.0)

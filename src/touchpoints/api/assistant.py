@@ -108,14 +108,15 @@ async def poll(
     wait: Annotated[float, Query(ge=0, le=30, description="Seconds to wait for one")] = 0,
 ) -> MessagePage:
     """The conversation's messages after number ``after``; with ``wait``, held until one
-    comes or the time is up (long polling)."""
+    comes, the conversation is closed, or the time is up (long polling)."""
     _cors(response)
     assistant = core(request).assistant
     version = await run_in_threadpool(assistant.version, conversation_id)
     deadline = time.monotonic() + wait
-    while version <= after and time.monotonic() < deadline:
+    live = assistant.live
+    while version <= after and not live.closed(conversation_id) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-        version = assistant.live.versions.get(conversation_id, version)
+        version = live.versions.get(conversation_id, version)
     return await run_in_threadpool(assistant.page, conversation_id, after)
 
 

@@ -128,6 +128,12 @@ class Live:
     def changed(self, conversation: Conversation) -> None:
         self.versions[conversation.id] = conversation.messages
 
+    def closed(self, conversation_id: str) -> bool:
+        """Whether the conversation held in memory has been closed (a waiting poll answers
+        at once, so the widget can ask for a rating)."""
+        found = self._held.get(conversation_id)
+        return found is not None and found.state == "closed"
+
     def forget(self, conversation_id: str) -> None:
         with self._guard:
             self._held.pop(conversation_id, None)

@@ -27,12 +27,16 @@
       send: "Senden", close: "Schließen", agent: "Mitarbeiter", assistant: "Assistent",
       you: "Sie", source: "Quelle", error: "Das hat nicht geklappt: ",
       hello: "Hallo! Fragen Sie mich z. B. nach Öffnungszeiten, Ihrer Bestellung oder einer Probefahrt.",
+      rate: "Das Gespräch ist beendet. Wie zufrieden waren Sie?", stars: " von 5",
+      thanks: "Danke für Ihre Bewertung!",
     },
     en: {
       open: "Chat", title: "How can we help?", placeholder: "Your message …",
       send: "Send", close: "Close", agent: "Agent", assistant: "Assistant",
       you: "You", source: "Source", error: "That did not work: ",
       hello: "Hello! Ask me about opening hours, your order or a test drive, for example.",
+      rate: "The conversation has ended. How satisfied were you?", stars: " of 5",
+      thanks: "Thank you for your rating!",
     },
   };
   var t = texts[language] || texts.de;
@@ -170,6 +174,30 @@
     });
   }
 
+  // A closed conversation asks for a rating, 1 to 5 (the satisfaction figure); the next
+  // message starts a new conversation either way.
+  function askRating(id) {
+    forget();
+    var item = element("li", "tp-assistant-rating", t.rate);
+    var row = element("div", "tp-assistant-stars");
+    [1, 2, 3, 4, 5].forEach(function (stars) {
+      var star = element("button", "tp-assistant-star", "★");
+      star.type = "button";
+      star.dataset.rating = String(stars);
+      star.setAttribute("aria-label", stars + t.stars);
+      star.addEventListener("click", function () {
+        api("POST", "/v1/assistant/conversations/" + encodeURIComponent(id) + "/rating", { rating: stars }).then(
+          function () { list.removeChild(item); notice(t.thanks); },
+          function (error) { notice(t.error + error.message); }
+        );
+      });
+      row.appendChild(star);
+    });
+    item.appendChild(row);
+    list.appendChild(item);
+    list.scrollTop = list.scrollHeight;
+  }
+
   function poll() {
     if (polling || !conversation || panel.hidden) return;
     polling = true;
@@ -178,7 +206,7 @@
       page.messages.forEach(show);
       after = Math.max(after, page.after);
       polling = false;
-      if (page.state === "closed") return;
+      if (page.state === "closed") { askRating(page.conversation); return; }
       poll();
     }, function (error) {
       polling = false;
