@@ -40,3 +40,30 @@ def test_triggers_commands_go_through_the_api(tmp_path: Path) -> None:
     assert shown["enabled"] is False
     assert cli("triggers", "delete", "viewed", data_dir=data).returncode == 0
     assert json.loads(cli("triggers", "list", "--json", data_dir=data).stdout)["triggers"] == []
+
+
+def test_on_entered_reads_as_the_key_on_and_a_number_key_is_refused(tmp_path: Path) -> None:
+    """YAML 1.1 reads ``on`` as true: ``on: entered`` crashed the command (a key that is not
+    text cannot be sent as JSON). Definitions read booleans as YAML 1.2 does (true, false),
+    and a key that is not a name is refused by its place."""
+    data = tmp_path / "data"
+    assert cli("init", data_dir=data).returncode == 0
+    audience = tmp_path / "audience.yaml"
+    audience.write_text("key: viewers\nname: Viewers\ncondition: {event: Viewed}\n")
+    assert cli("audiences", "create", str(audience), data_dir=data).returncode == 0
+    entered = tmp_path / "entered.yaml"
+    entered.write_text(
+        "key: welcome\nname: Welcome\nwhen: {audience: viewers, on: exited}\n"
+        "steps:\n  - set_trait: welcomed\n    value: yes\n"
+    )
+    made = cli("triggers", "create", str(entered), data_dir=data)
+    assert made.returncode == 0, made.stdout + made.stderr
+    shown = json.loads(cli("triggers", "show", "welcome", "--json", data_dir=data).stdout)
+    definition = json.dumps(shown)
+    assert '"exited"' in definition and '"yes"' in definition  # not True, not the default
+    numbered = tmp_path / "numbered.yaml"
+    numbered.write_text("key: odd\nname: Odd\nwhen: {event: Viewed}\nsteps:\n  - 1: x\n")
+    refused = cli("triggers", "create", str(numbered), data_dir=data)
+    assert refused.returncode == 1
+    assert "steps[0]: the key 1 is not a name (quote it)" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr

@@ -11,6 +11,7 @@ answer is never behind the events the identity map has read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -80,16 +81,41 @@ class _Loader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+# Booleans as YAML 1.2 (and JSON) write them: true and false only. YAML 1.1's on, off, yes
+# and no read as text, so a trigger's ``on: entered`` is the key "on", not True.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, found) for tag, found in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def loaded(text: str, place: str = "definition") -> Any:
     """A definition written as YAML or JSON (JSON is YAML), or :class:`DefinitionError`
-    naming the line."""
+    naming the line (or the key that is not text)."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader, aliases refused
+        found = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader, aliases refused
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         reason = getattr(exc, "problem", None) or "not YAML or JSON"
         raise DefinitionError(f"{place}:{where}: {reason}") from None
+    _text_keys(found, place)
+    return found
+
+
+def _text_keys(value: Any, place: str) -> None:
+    """Every mapping's keys are names: a number or a date as a key is refused by its place."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if not isinstance(key, str):
+                raise DefinitionError(f"{place}: the key {key!r} is not a name (quote it)")
+            _text_keys(inner, f"{place}.{key}")
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            _text_keys(inner, f"{place}[{index}]")
 
 
 class ComputedTraits:
