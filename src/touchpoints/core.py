@@ -322,18 +322,18 @@ class Touchpoints:
             after_write=self.identity.catch_up,
         )
         self.writer.start()
-        jobs = (
-            self.privacy.retention_job(),
-            self.scoring_job(),
-            self.export_job(),
-            self.journeys_job(),
-        )
-        self.jobs = [job for job in jobs if job is not None]
-        self.jobs.append(
-            assistant_job(self.assistant, self.agents, refresh=self.journeys.person_source)
-        )
-        for job in self.jobs:
-            job.start()
+        if not self.jobs:  # started once, however often the app starts (a second set
+            # would run on unstopped when the first is replaced)
+            jobs = (
+                self.privacy.retention_job(),
+                self.scoring_job(),
+                self.export_job(),
+                self.journeys_job(),
+                assistant_job(self.assistant, self.agents, refresh=self.journeys.person_source),
+            )
+            self.jobs = [job for job in jobs if job is not None]
+            for job in self.jobs:
+                job.start()
         if self.delivery is None:  # started once, however often the app starts
             self.delivery = self.delivery_worker()
             self.delivery.start()

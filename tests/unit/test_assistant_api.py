@@ -370,7 +370,17 @@ def test_transcripts_are_kept_only_with_consent_and_redacted(
     assert page.json()["messages"][0]["text"] == "Wann habt ihr offen?"
 
 
-def test_figures_trial_and_evaluation(served: AppServer) -> None:
+def test_figures_trial_and_evaluation(served: AppServer, widget: httpx.Client) -> None:
+    # Its own conversations: under xdist the module's other tests may run on another worker.
+    for n in range(4):
+        assert _say(widget, "Wann habt ihr geöffnet?", anonymous_id=f"fig-{n}").status_code == 200
+    complaint = _say(
+        widget,
+        "Ich bin total verärgert, die Werkstatt hat meinen Lack zerkratzt!",
+        user_id="u-7",
+        user_hash=user_hash(SECRET, "u-7"),
+    )
+    assert complaint.json()["state"] == "queued"
     with served.client(served.admin_key()) as admin:
         figures = admin.get("/v1/assistant/figures").json()
         assert figures["conversations"] >= 5 and figures["handed_over"] >= 1
