@@ -52,6 +52,7 @@ from touchpoints.api import triggers as triggers_api
 from touchpoints.api import users as users_api
 from touchpoints.api.headers import secured
 from touchpoints.api.limits import KeyRateLimit, RequestGuard
+from touchpoints.api.routing import Routes
 from touchpoints.collect.routes import Collector
 from touchpoints.web.app import Dashboard
 
@@ -115,8 +116,8 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
     app.include_router(triggers_api.router)
     app.include_router(placements_api.router)
     collector = Collector(tp)
-    router = Router(
-        routes=[
+    router = Routes(
+        [
             *collector.routes(),
             profiles_api.lookup_route(tp),
             *assistant_api.preflight_routes(),
