@@ -31,7 +31,7 @@ from touchpoints.activate.audiences.conditions import KEY_PATTERN
 from touchpoints.activate.decide import DecideQuery, decide_query
 from touchpoints.activate.decide.definitions import PlacementDefinition
 from touchpoints.activate.decide.results import Decision, Placement, PlacementList, Uplift
-from touchpoints.api.auth import audited, authorise, client_address, require
+from touchpoints.api.auth import audited, authorise, require
 from touchpoints.api.errors import error_response
 from touchpoints.api.state import core
 from touchpoints.errors import InvalidRequest, TooManyRequests, TouchpointsError, Unauthorized
@@ -176,7 +176,7 @@ def decide_route(tp: Touchpoints) -> Route:
             if found is None:
                 found = await run_in_threadpool(decider.decide, query, reader)
             if query.identifier is not None:
-                origin = client_address(tp.proxies, request)
+                origin = tp.proxies.client_address(request)
                 target = f"person:{found.person}" if found.person is not None else None
                 tp.audit.record(key.id, "profile.decide", target, origin, query.placement)
             response = PlainResponse(found.model_dump_json().encode(), media_type=_JSON)
