@@ -23,30 +23,12 @@ from touchpoints.errors import TouchpointsError
 T = TypeVar("T")
 
 
-class PeriodicJob(Generic[T]):
-    """Runs ``work`` in a thread named ``touchpoints-<name>``: ``first`` seconds after
-    :meth:`start` (never later than ``interval``), then every ``interval`` seconds; a failure is
-    logged and tried again at the next turn."""
+class _JobThread:
+    """What every job does alike: its thread ``touchpoints-<name>``, started, and stopped
+    after the turn in progress (at most ``timeout`` seconds later)."""
 
-    def __init__(
-        self,
-        name: str,
-        work: Callable[[], T],
-        describe: Callable[[T], str | None],
-        *,
-        interval: float,
-        first: float,
-        log: logging.Logger,
-        refusal_level: int = logging.ERROR,
-    ) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.work = work
-        self.describe = describe
-        self.interval = interval
-        self.first = min(first, interval)
-        self.log = log
-        self.refusal_level = refusal_level
-        self.runs = 0
         self.failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -64,6 +46,35 @@ class PeriodicJob(Generic[T]):
         if self._thread is not None:
             self._thread.join(timeout=timeout)
             self._thread = None
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class PeriodicJob(_JobThread, Generic[T]):
+    """Runs ``work`` in a thread named ``touchpoints-<name>``: ``first`` seconds after
+    :meth:`start` (never later than ``interval``), then every ``interval`` seconds; a failure is
+    logged and tried again at the next turn."""
+
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], T],
+        describe: Callable[[T], str | None],
+        *,
+        interval: float,
+        first: float,
+        log: logging.Logger,
+        refusal_level: int = logging.ERROR,
+    ) -> None:
+        super().__init__(name)
+        self.work = work
+        self.describe = describe
+        self.interval = interval
+        self.first = min(first, interval)
+        self.log = log
+        self.refusal_level = refusal_level
+        self.runs = 0
 
     def _loop(self) -> None:
         wait = self.first
@@ -101,7 +112,7 @@ class PeriodicJob(Generic[T]):
         return True
 
 
-class ContinuousJob:
+class ContinuousJob(_JobThread):
     """Runs ``turn`` again and again in a thread named ``touchpoints-<name>``: after each turn
     it waits until ``wake`` is set (new events committed: the turn clears it when it takes
     them) or ``pause()`` seconds have passed, and once woken ``settle()`` seconds more, so a
@@ -122,7 +133,7 @@ class ContinuousJob:
         log: logging.Logger,
         settle: Callable[[], float] | None = None,
     ) -> None:
-        self.name = name
+        super().__init__(name)
         self.turn = turn
         self.wake = wake
         self.pause = pause
@@ -131,24 +142,12 @@ class ContinuousJob:
         self.log = log
         self.settle = settle
         self.rounds = 0
-        self.failures = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"touchpoints-{self.name}", daemon=True
-        )
-        self._thread.start()
 
     def stop(self, timeout: float = 120) -> None:
         """Stop after the turn in progress, if any (waiting at most ``timeout`` seconds)."""
         self._stop.set()
-        self.wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
+        self.wake.set()  # not at the end of the pause
+        super().stop(timeout)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
