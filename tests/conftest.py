@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +178,18 @@ class AppServer:
             if time.monotonic() > deadline:
                 raise AssertionError("the writer did not catch up")
             time.sleep(0.02)
+
+    @contextmanager
+    def codes_later(self, minutes: int) -> Iterator[None]:
+        """The assistant's one-time codes read the clock ``minutes`` ahead meanwhile (so a
+        code sent before has expired)."""
+        codes = self.tp.assistant.codes
+        before = codes.clock
+        codes.clock = lambda: datetime.now(UTC) + timedelta(minutes=minutes)
+        try:
+            yield
+        finally:
+            codes.clock = before
 
     def stop(self) -> None:
         self.tp.close()

@@ -231,6 +231,36 @@ def test_wrong_codes_run_out_and_an_unknown_address_reveals_nothing(
     assert len(box.mails) == before  # nothing was sent to an address nobody has
 
 
+def test_every_answer_about_a_code_sent_by_email_says_email(
+    served: AppServer, widget: httpx.Client, mailbox: tuple[Mailbox, int]
+) -> None:
+    box, _ = mailbox
+    before = len(box.mails)
+    first = _say(widget, "Where is my order?", anonymous_id="anon-by-mail")
+    conversation = {"conversation": first.json()["conversation"], "anonymous_id": "anon-by-mail"}
+    asked = _replies(_say(widget, "ben@example.com", **conversation))
+    code = box.code(before)
+    wrong = "000000" if code != "000000" else "111111"
+    missed = _replies(_say(widget, wrong, **conversation))
+    with served.codes_later(11):
+        expired = _replies(_say(widget, code, **conversation))
+    assert "a code is on its way by e-mail" in asked, asked
+    assert "the right one is in my e-mail" in missed, missed
+    assert "The code in my e-mail has expired" in expired, expired
+    assert "e-mail address again for a new code by e-mail" in expired, expired
+    # in German, and after a restart (no code waiting): the way a new one can go
+    german = _say(widget, "Wo ist meine Bestellung?", anonymous_id="anon-per-mail")
+    conversation = {"conversation": german.json()["conversation"], "anonymous_id": "anon-per-mail"}
+    given = _replies(_say(widget, "ben@example.com", **conversation))
+    served.tp.assistant.codes.forget(conversation["conversation"])
+    none = _replies(_say(widget, "123456", **conversation))
+    assert "ist ein Code per E-Mail unterwegs" in given, given
+    assert "keinen Code geschickt" in none and "E-Mail-Adresse" in none, none
+    assert "dann schicke ich einen per E-Mail" in none, none
+    for said in (asked, missed, expired, given, none):
+        assert "SMS" not in said and "mobile" not in said and "Mobil" not in said, said
+
+
 def test_bad_input_gets_a_clear_answer(served: AppServer, widget: httpx.Client) -> None:
     empty = _say(widget, "   ", anonymous_id="anon-bad")
     assert empty.status_code == 422 and "the message is empty" in empty.json()["detail"]

@@ -19,6 +19,7 @@ from receiver import Receiver, receiver
 
 ORDER = "NW-5C0DE123"
 PHONE = "+491715550199"
+OTHER_PHONE = "+491715550198"  # another customer's, for a conversation of its own
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,8 @@ def served(
          "timestamp": "2026-11-22T09:00:00Z", "properties": {"order_id": ORDER}},
         {"type": "track", "userId": "u-31", "event": "Order Shipped",
          "timestamp": "2026-11-24T09:00:00Z", "properties": {"order_id": ORDER, "carrier": "DPD"}},
+        {"type": "identify", "userId": "u-32", "context": grant, "traits": {
+            "first_name": "Dora", "phone": "0171 5550198"}},
     ]  # fmt: skip
     with found.client(found.write_key) as client:
         assert client.post("/v1/batch", json={"batch": customers}).status_code == 200
@@ -141,8 +144,70 @@ def test_an_unknown_number_gets_the_same_answer_and_no_text(
             ).json()
             return " ".join(m["text"] for m in body["messages"] if m["author"] == "assistant")
 
-        assert "Wenn diese Adresse zu einem Kundenkonto gehört" in say("0171 5550000")
+        assert "Wenn diese Nummer zu einem Kundenkonto gehört" in say("0171 5550000")
         answers = [say(code) for code in ("123456", "234567", "345678")]
     assert "noch 2 Versuch" in answers[0] and "noch 1 Versuch" in answers[1]
     assert "zu viele falsche Codes" in answers[2]
     assert len(gateway.received) == before  # nothing was sent to a number nobody has
+
+
+def test_every_answer_about_a_code_sent_by_sms_says_sms(
+    served: tuple[AppServer, str], gateway: Receiver
+) -> None:
+    app, secret = served
+    before = len(gateway.received)
+    with app.client(app.write_key) as client:
+        asked = _sms(client, OTHER_PHONE, "Wo ist meine Bestellung?")
+        code, _body = _code(gateway, before, secret)
+        wrong = "000000" if code != "000000" else "111111"
+        missed = _sms(client, OTHER_PHONE, wrong)
+        with app.codes_later(11):
+            expired = _sms(client, OTHER_PHONE, code)
+        again = _sms(client, OTHER_PHONE, "Wo ist meine Bestellung?")  # a new code, by SMS again
+        _code(gateway, before + 1, secret)
+        used_up = [_sms(client, OTHER_PHONE, n) for n in ("123456", "234567", "345678")][-1]
+    assert "per SMS einen Code an •••• 198 geschickt" in asked, asked
+    assert "der richtige steht in meiner SMS" in missed, missed
+    assert "Der Code aus meiner SMS ist abgelaufen" in expired, expired
+    assert "Mobilnummer noch einmal für einen neuen Code per SMS" in expired, expired
+    assert "per SMS einen Code an •••• 198" in again, again
+    assert "zu viele falsche Codes" in used_up and "Mobilnummer" in used_up, used_up
+    for said in (asked, missed, expired, again, used_up):
+        assert "E-Mail" not in said, said
+
+
+def test_every_answer_about_a_code_a_caller_gets_by_sms_says_sms(
+    served: tuple[AppServer, str], gateway: Receiver
+) -> None:
+    app, secret = served
+    before = len(gateway.received)
+    with app.client(app.write_key) as client:
+
+        def speak(text: str, conversation: str | None = None) -> dict[str, Any]:
+            body = {"phone": PHONE, "text": text, "language": "en"}
+            if conversation is not None:
+                body["conversation"] = conversation
+            answer = client.post("/v1/assistant/voice", json=body)
+            assert answer.status_code == 200, answer.text
+            found: dict[str, Any] = answer.json()
+            return found
+
+        asked = speak("Where is my order?")
+        conversation = asked["conversation"]
+        code, _body = _code(gateway, before, secret)
+        wrong = "000000" if code != "000000" else "111111"
+        missed = speak(wrong, conversation)["speech"]
+        with app.codes_later(11):
+            expired = speak(code, conversation)["speech"]
+        # after a restart no code is waiting: the way a new one can go (only SMS is set up)
+        speak(PHONE, conversation)
+        app.tp.assistant.codes.forget(conversation)
+        none = speak(code, conversation)["speech"]
+    assert "sent a code by SMS to •••• 199" in asked["speech"], asked
+    assert "the right one is in my SMS" in missed, missed
+    assert "The code in my SMS has expired" in expired, expired
+    assert "mobile number again for a new code by SMS" in expired, expired
+    assert "haven't sent you a code" in none and "mobile number" in none, none
+    assert "send one by SMS" in none, none
+    for said in (asked["speech"], missed, expired, none):
+        assert "e-mail" not in said.lower(), said

@@ -1,9 +1,12 @@
-"""The server's periodic jobs: started, stopped, failures outlived and logged without data."""
+"""The server's periodic and continuous jobs: started, woken, stopped, failures outlived and
+logged without data."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.errors import TouchpointsError
-from touchpoints.jobs import PeriodicJob
+from touchpoints.jobs import ContinuousJob, PeriodicJob
 
 log = logging.getLogger("touchpoints.test-jobs")
 
@@ -74,6 +77,56 @@ def test_a_failure_is_outlived_and_logged_without_its_message(
     assert "scoring: 7 scored" in text
     levels = [r.levelno for r in caplog.records]
     assert levels == [logging.ERROR, logging.INFO, logging.INFO]
+
+
+def _until(done: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.01)
+
+
+def test_a_continuous_job_turns_when_woken_outlives_a_failure_and_stops_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wake = threading.Event()
+    turns: list[str] = []
+    settled: list[float] = []
+
+    def turn() -> None:
+        wake.clear()  # as the live loops do: what comes from now on wakes the next turn
+        if not turns:
+            turns.append("failed")
+            raise ValueError("jane@example.com is odd")
+        turns.append("done")
+
+    def settle() -> float:
+        settled.append(time.monotonic())
+        return 0.0
+
+    job = ContinuousJob(
+        "counting",
+        turn,
+        wake=wake,
+        pause=lambda: 300.0,  # nothing but a wake-up brings the next turn in this test
+        settle=settle,
+        doing="counting",
+        retry=0.01,
+        log=log,
+    )
+    with caplog.at_level(logging.INFO, logger=log.name):
+        job.start()
+        _until(lambda: job.rounds == 1)  # the failure, then the turn after the retry
+        assert (job.failures, turns) == (1, ["failed", "done"]) and settled == []
+        wake.set()
+        _until(lambda: job.rounds == 2)
+        _until(lambda: len(settled) == 1)  # woken: it let a burst settle
+        started = time.monotonic()
+        job.stop()
+    assert time.monotonic() - started < 10  # not the pause of 300 s
+    assert turns == ["failed", "done", "done"]
+    assert "counting failed (ValueError); trying again in 0 s" in caplog.text
+    assert "jane@example.com" not in caplog.text  # a library's message may quote the data
 
 
 def test_a_server_keeps_the_journey_facts_current_without_an_analysis(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ operator trusts; behind a chain of them, the client is the last untrusted addres
 from __future__ import annotations
 
 import pytest
+from starlette.requests import Request
 
 from touchpoints.access.proxies import TrustedProxies
 
@@ -31,3 +32,29 @@ def test_a_trusted_proxy_gives_the_client_and_the_scheme() -> None:
 def test_a_bad_network_is_named() -> None:
     with pytest.raises(ValueError, match="'10.0.0.300' is not an IP address"):
         TrustedProxies(["10.0.0.300"])
+
+
+def _request(peer: str | None, **headers: str) -> Request:
+    scope = {
+        "type": "http",
+        "scheme": "http",
+        "method": "GET",
+        "path": "/",
+        "query_string": b"",
+        "server": ("127.0.0.1", 8080),
+        "client": (peer, 50000) if peer else None,
+        "headers": [(name.replace("_", "-").encode(), v.encode()) for name, v in headers.items()],
+    }
+    return Request(scope)
+
+
+def test_a_requests_client_and_https_are_read_from_a_trusted_peer_only() -> None:
+    """What the API's audit log and the dashboard's sign-in both ask."""
+    proxies = TrustedProxies(["10.0.0.0/8"])
+    chain = {"x_forwarded_for": "1.2.3.4, 198.51.100.1, 10.9.9.9", "x_forwarded_proto": "https"}
+    behind = _request("10.1.2.3", **chain)
+    assert proxies.client_address(behind) == "198.51.100.1" and proxies.over_https(behind)
+    direct = _request("203.0.113.9", **chain)
+    assert proxies.client_address(direct) == "203.0.113.9" and not proxies.over_https(direct)
+    nobody = _request(None, **chain)
+    assert proxies.client_address(nobody) is None and not proxies.over_https(nobody)

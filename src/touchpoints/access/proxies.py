@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -51,6 +55,18 @@ class TrustedProxies:
                 return hop[:100]
         return hops[0][:100] if hops else peer
 
+    def client_address(self, connection: HTTPConnection) -> str | None:
+        """The address of the client of ``connection`` (a request, a websocket): its peer's,
+        or behind trusted proxies the one they forwarded for. The API's audit log and the
+        dashboard's sign-in both ask here."""
+        return self.client(_peer(connection), connection.headers.get("x-forwarded-for"))
+
+    def over_https(self, connection: HTTPConnection) -> bool:
+        """Whether ``connection`` came over https: to this server, or to a trusted proxy."""
+        return self.https(
+            connection.url.scheme, _peer(connection), connection.headers.get("x-forwarded-proto")
+        )
+
     def https(self, scheme: str, peer: str | None, forwarded_proto: str | None) -> bool:
         """Whether the client's request came over https: to this server, or to a trusted
         proxy that says so (the last value of ``X-Forwarded-Proto``, the one it set)."""
@@ -59,3 +75,7 @@ class TrustedProxies:
         if not forwarded_proto or not self.trusts(peer):
             return False
         return forwarded_proto.split(",")[-1].strip().lower() == "https"
+
+
+def _peer(connection: HTTPConnection) -> str | None:
+    return connection.client.host if connection.client else None

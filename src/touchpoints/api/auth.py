@@ -14,10 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
-from starlette.requests import HTTPConnection
 
 from touchpoints.access.keys import ApiKey, KeyStore, secret_from_header
-from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.roles import checked
 from touchpoints.api.state import core
 from touchpoints.errors import Forbidden, Unauthorized
@@ -63,14 +61,8 @@ def require(permission: str) -> Callable[[Request], Awaitable[ApiKey]]:
     return check
 
 
-def client_address(proxies: TrustedProxies, connection: HTTPConnection) -> str | None:
-    """The client's address: the peer's, or behind a trusted proxy the one it forwarded."""
-    peer = connection.client.host if connection.client else None
-    return proxies.client(peer, connection.headers.get("x-forwarded-for"))
-
-
 def origin(request: Request) -> str | None:
-    return client_address(core(request).proxies, request)
+    return core(request).proxies.client_address(request)
 
 
 def audited(

@@ -33,7 +33,7 @@ from touchpoints.activate.audiences.conditions import KEY_PATTERN
 from touchpoints.activate.decide import DecideQuery, decide_query
 from touchpoints.activate.decide.definitions import PlacementDefinition
 from touchpoints.activate.decide.results import Decision, Placement, PlacementList, Uplift
-from touchpoints.api.auth import audited, authorise, client_address, require
+from touchpoints.api.auth import audited, authorise, require
 from touchpoints.api.errors import error_response
 from touchpoints.api.state import core
 from touchpoints.errors import InvalidRequest, TooManyRequests, TouchpointsError, Unauthorized
@@ -194,7 +194,7 @@ class _LeanDecide:
             if found is None:
                 found = await run_in_threadpool(self.decider.decide, query, reader)
             if query.identifier is not None:
-                origin = client_address(self.tp.proxies, PlainRequest(scope))
+                origin = self.tp.proxies.client_address(PlainRequest(scope))
                 target = f"person:{found.person}" if found.person is not None else None
                 self.tp.audit.record(key.id, "profile.decide", target, origin, query.placement)
             answer = found.model_dump_json().encode()

@@ -28,7 +28,7 @@ from starlette.types import Scope
 
 from touchpoints.access.keys import ApiKey
 from touchpoints.activate.audiences.results import PersonMemberships, PersonTraits
-from touchpoints.api.auth import audited, authorise, client_address, require
+from touchpoints.api.auth import audited, authorise, require
 from touchpoints.api.errors import error_response
 from touchpoints.api.state import core
 from touchpoints.errors import TouchpointsError
@@ -156,7 +156,7 @@ def lookup_route(tp: Touchpoints) -> Route:
             body = None if person is None else profiles.cached_json(person)
             if body is None:
                 person, body = await run_in_threadpool(_assembled, key)
-            origin = client_address(tp.proxies, request)
+            origin = tp.proxies.client_address(request)
             tp.audit.record(reader.id, "profile.read", f"person:{person}", origin)
         except TouchpointsError as exc:
             return error_response(exc)

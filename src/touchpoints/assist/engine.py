@@ -349,21 +349,22 @@ class Dialogue:
         conv.awaiting = "code"
         if masked and sent:
             shown = _mask(address) if via == "email" else _mask_phone(address)
-            said = say("code_sent", language, address=shown, minutes=minutes)
+            said = say(f"code_sent_{via}", language, address=shown, minutes=minutes)
         else:
-            said = say("code_maybe_sent", language, minutes=minutes)
+            said = say(f"code_maybe_sent_{via}", language, minutes=minutes)
         return Decision([Said(said)], outcome="code_sent")
 
     def _code(self, conv: Conversation, code: str) -> Decision:
         checked = self.codes.check(conv.id, code)
         language = conv.language
         if checked.person is None:
-            key = {"wrong": "code_wrong", "expired": "code_expired", "used_up": "code_used_up"}
             if checked.reason != "wrong":
                 conv.awaiting = "email"
-            said = say(
-                key.get(checked.reason or "", "code_none"), language, tries=checked.tries_left
-            )
+            if checked.via is None:  # no code is waiting: the ways a new one can go
+                key = "code_none_" + _WAYS_KEY.get(self.code_ways(), "sign_in")
+            else:
+                key = f"code_{checked.reason}_{checked.via}"
+            said = say(key, language, tries=checked.tries_left)
             return Decision([Said(said)], outcome=f"code_{checked.reason}")
         conv.verified, conv.verified_person, conv.awaiting = "code", checked.person, None
         decision = Decision(
@@ -448,6 +449,11 @@ _OR_CODE: dict[frozenset[Via], str] = {
     frozenset({"email"}): "verify_or_code",
     frozenset({"sms"}): "verify_or_code_phone",
     frozenset({"email", "sms"}): "verify_or_code_both",
+}
+_WAYS_KEY: dict[frozenset[Via], str] = {
+    frozenset({"email"}): "email",
+    frozenset({"sms"}): "sms",
+    frozenset({"email", "sms"}): "both",
 }
 
 

@@ -21,33 +21,36 @@ from touchpoints.assist.store import ConversationRow
 MAX_LIVE = 10_000
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Conversation:
+    """A conversation, built by keyword (a new one names what it knows; every other field
+    starts empty), so a field added here with its default is added everywhere."""
+
     # stored (assistant_conversations)
     id: str
     channel: str
     visitor_type: str
     visitor_value: str
-    person: int | None
-    verified: str | None
-    verified_person: int | None
-    language: str | None
-    state: str  # bot, queued, agent, closed
-    intent: str | None
-    team: str | None
-    priority: str | None
-    rule: str | None
-    handover_intent: str | None
-    summary: str | None
-    agent: str | None
-    outcome: str | None
-    rating: int | None
-    messages: int
+    person: int | None = None
+    verified: str | None = None
+    verified_person: int | None = None
+    language: str | None = None
+    state: str = "bot"  # bot, queued, agent, closed
+    intent: str | None = None
+    team: str | None = None
+    priority: str | None = None
+    rule: str | None = None
+    handover_intent: str | None = None
+    summary: str | None = None
+    agent: str | None = None
+    outcome: str | None = None
+    rating: int | None = None
+    messages: int = 0
     started_at: datetime
     updated_at: datetime
-    handed_over_at: datetime | None
-    first_human_at: datetime | None
-    closed_at: datetime | None
+    handed_over_at: datetime | None = None
+    first_human_at: datetime | None = None
+    closed_at: datetime | None = None
     # remembered while it runs
     anonymous_id: str | None = None
     user_id: str | None = None  # a signed-in user id the site proved
@@ -63,7 +66,7 @@ class Conversation:
 
     @classmethod
     def from_row(cls, row: ConversationRow) -> Conversation:
-        found = cls(*row)
+        found = cls(**row._asdict())
         found.stored = True
         if found.visitor_type == "anonymous_id":
             found.anonymous_id = found.visitor_value

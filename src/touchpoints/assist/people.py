@@ -121,7 +121,7 @@ class People:
         number in E.164 for ``sms``) when it is ``person``'s (for an address nobody has,
         nothing is sent and no code will be right: the customer is told the same either way,
         so the chat reveals nobody's address or number)."""
-        code = self.codes.issue(conv.id, person)
+        code = self.codes.issue(conv.id, person, via)
         destination = self.destination(via)
         if person is None or destination is None:
             return False

@@ -78,38 +78,87 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "what_order": {"de": "Ihre Bestellungen", "en": "your orders"},
     "what_appointment": {"de": "Ihre Termine", "en": "your appointments"},
-    "code_sent": {
-        "de": "Zu Ihrem Schutz habe ich einen Code an {address} geschickt. Bitte geben Sie ihn "
-        "hier ein (gültig {minutes} Minuten).",
-        "en": "To protect your data I've sent a code to {address}. Please type it here (valid "
-        "for {minutes} minutes).",
+    # Every answer about a code names the way it went (e-mail or SMS), also on a call.
+    "code_sent_email": {
+        "de": "Zu Ihrem Schutz habe ich Ihnen per E-Mail einen Code an {address} geschickt. "
+        "Bitte geben Sie ihn hier ein (gültig {minutes} Minuten).",
+        "en": "To protect your data I've sent a code by e-mail to {address}. Please type it "
+        "here (valid for {minutes} minutes).",
     },
-    "code_maybe_sent": {
-        "de": "Wenn diese Adresse zu einem Kundenkonto gehört, ist ein Code unterwegs. Bitte "
+    "code_sent_sms": {
+        "de": "Zu Ihrem Schutz habe ich Ihnen per SMS einen Code an {address} geschickt. Bitte "
         "geben Sie ihn hier ein (gültig {minutes} Minuten).",
-        "en": "If this address belongs to a customer account, a code is on its way. Please "
-        "type it here (valid for {minutes} minutes).",
+        "en": "To protect your data I've sent a code by SMS to {address}. Please type it here "
+        "(valid for {minutes} minutes).",
     },
-    "code_wrong": {
-        "de": "Der Code stimmt nicht. Sie haben noch {tries} Versuch(e).",
-        "en": "That code isn't right. You have {tries} more tries.",
+    "code_maybe_sent_email": {
+        "de": "Wenn diese Adresse zu einem Kundenkonto gehört, ist ein Code per E-Mail "
+        "unterwegs. Bitte geben Sie ihn hier ein (gültig {minutes} Minuten).",
+        "en": "If this address belongs to a customer account, a code is on its way by e-mail. "
+        "Please type it here (valid for {minutes} minutes).",
     },
-    "code_used_up": {
+    "code_maybe_sent_sms": {
+        "de": "Wenn diese Nummer zu einem Kundenkonto gehört, ist ein Code per SMS unterwegs. "
+        "Bitte geben Sie ihn hier ein (gültig {minutes} Minuten).",
+        "en": "If this number belongs to a customer account, a code is on its way by SMS. "
+        "Please type it here (valid for {minutes} minutes).",
+    },
+    "code_wrong_email": {
+        "de": "Der Code stimmt nicht; der richtige steht in meiner E-Mail. Sie haben noch "
+        "{tries} Versuch(e).",
+        "en": "That code isn't right; the right one is in my e-mail. You have {tries} more tries.",
+    },
+    "code_wrong_sms": {
+        "de": "Der Code stimmt nicht; der richtige steht in meiner SMS. Sie haben noch {tries} "
+        "Versuch(e).",
+        "en": "That code isn't right; the right one is in my SMS. You have {tries} more tries.",
+    },
+    "code_used_up_email": {
         "de": "Das waren zu viele falsche Codes. Nennen Sie mir Ihre E-Mail-Adresse noch "
-        "einmal für einen neuen Code, oder melden Sie sich an.",
+        "einmal für einen neuen Code per E-Mail, oder melden Sie sich an.",
         "en": "That was too many wrong codes. Give me your e-mail address again for a new "
-        "code, or sign in.",
+        "code by e-mail, or sign in.",
     },
-    "code_expired": {
-        "de": "Der Code ist abgelaufen. Nennen Sie mir Ihre E-Mail-Adresse noch einmal für "
-        "einen neuen Code.",
-        "en": "That code has expired. Give me your e-mail address again for a new code.",
+    "code_used_up_sms": {
+        "de": "Das waren zu viele falsche Codes. Nennen Sie mir Ihre Mobilnummer noch einmal "
+        "für einen neuen Code per SMS, oder melden Sie sich an.",
+        "en": "That was too many wrong codes. Give me your mobile number again for a new code "
+        "by SMS, or sign in.",
     },
-    "code_none": {
+    "code_expired_email": {
+        "de": "Der Code aus meiner E-Mail ist abgelaufen. Nennen Sie mir Ihre E-Mail-Adresse "
+        "noch einmal für einen neuen Code per E-Mail.",
+        "en": "The code in my e-mail has expired. Give me your e-mail address again for a new "
+        "code by e-mail.",
+    },
+    "code_expired_sms": {
+        "de": "Der Code aus meiner SMS ist abgelaufen. Nennen Sie mir Ihre Mobilnummer noch "
+        "einmal für einen neuen Code per SMS.",
+        "en": "The code in my SMS has expired. Give me your mobile number again for a new code "
+        "by SMS.",
+    },
+    # No code is waiting (a restart forgets them): the ways a new one can go.
+    "code_none_email": {
         "de": "Ich habe Ihnen keinen Code geschickt. Nennen Sie mir die E-Mail-Adresse Ihres "
-        "Kundenkontos, dann schicke ich einen.",
+        "Kundenkontos, dann schicke ich einen per E-Mail.",
         "en": "I haven't sent you a code. Give me your customer account's e-mail address and "
-        "I'll send one.",
+        "I'll send one by e-mail.",
+    },
+    "code_none_sms": {
+        "de": "Ich habe Ihnen keinen Code geschickt. Nennen Sie mir die Mobilnummer Ihres "
+        "Kundenkontos, dann schicke ich einen per SMS.",
+        "en": "I haven't sent you a code. Give me your customer account's mobile number and "
+        "I'll send one by SMS.",
+    },
+    "code_none_both": {
+        "de": "Ich habe Ihnen keinen Code geschickt. Nennen Sie mir die E-Mail-Adresse oder "
+        "Mobilnummer Ihres Kundenkontos, dann schicke ich einen per E-Mail oder SMS.",
+        "en": "I haven't sent you a code. Give me your customer account's e-mail address or "
+        "mobile number and I'll send one by e-mail or SMS.",
+    },
+    "code_none_sign_in": {
+        "de": "Ich habe Ihnen keinen Code geschickt. Bitte melden Sie sich auf unserer Website an.",
+        "en": "I haven't sent you a code. Please sign in on our website.",
     },
     "code_right": {
         "de": "Danke{name}, Sie sind bestätigt.",

@@ -284,30 +284,13 @@ class Assistant:
         now = datetime.now(UTC).replace(tzinfo=None)
         hint = (language or "")[:2].lower()
         conv = Conversation(
-            conversation,
-            channel,
-            kind,
-            value,
-            None,
-            None,
-            None,
-            hint if hint in ("de", "en") else None,
-            "bot",
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            0,
-            now,
-            now,
-            None,
-            None,
-            None,
+            id=conversation,
+            channel=channel,
+            visitor_type=kind,
+            visitor_value=value,
+            language=hint if hint in ("de", "en") else None,
+            started_at=now,
+            updated_at=now,
         )
         self.live.hold(conv)
         return conv

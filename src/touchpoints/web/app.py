@@ -267,14 +267,11 @@ class Dashboard:
 
     def https(self, request: Request) -> bool:
         """Whether the request came over https (directly, or to a trusted proxy)."""
-        peer = request.client.host if request.client else None
-        forwarded = request.headers.get("x-forwarded-proto")
-        return self.tp.proxies.https(request.url.scheme, peer, forwarded)
+        return self.tp.proxies.over_https(request)
 
     def client(self, request: Request) -> str | None:
         """The client's address (behind a trusted proxy, the one it forwarded for)."""
-        peer = request.client.host if request.client else None
-        return self.tp.proxies.client(peer, request.headers.get("x-forwarded-for"))
+        return self.tp.proxies.client_address(request)
 
     async def audit(
         self,

@@ -13,12 +13,12 @@ meanwhile: evaluating uses at most about half of one core, however busy the coll
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from touchpoints.activate.audiences.evaluation import Evaluation
+from touchpoints.jobs import ContinuousJob
 from touchpoints.warehouse import utc_now
 
 log = logging.getLogger("touchpoints.audiences")
@@ -51,25 +51,24 @@ class LiveAudiences:
         self.live = live
         self.keep = timedelta(days=keep_days)
         self.clock = clock
-        self.rounds = 0
-        self.failures = 0
         self._next: datetime | None = None  # None: evaluate everyone first
         self._busy = 0.0  # seconds the last live evaluation took
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.job = ContinuousJob(
+            "audiences",
+            self.run_once,
+            wake=evaluation.wake,
+            pause=self._pause,
+            settle=self._settle,
+            doing="evaluating audiences",
+            retry=5,
+            log=log,
+        )
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._loop, name="touchpoints-audiences", daemon=True
-        )
-        self._thread.start()
+        self.job.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self.evaluation.wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=120)
-            self._thread = None
+        self.job.stop()
 
     def run_once(self) -> bool:
         """One turn: everyone when due, else the persons that changed (if live and woken);
@@ -100,22 +99,13 @@ class LiveAudiences:
             return True
         return False
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                self.rounds += 1
-            except Exception as exc:  # noqa: BLE001 - the thread must outlive one failure
-                self.failures += 1
-                log.error(
-                    "evaluating audiences failed (%s); trying again in 5 s", type(exc).__name__
-                )
-                self._stop.wait(5)
-                continue
-            wait = 60.0
-            if self._next is not None:
-                wait = max(0.0, min(wait, (self._next - self.clock()).total_seconds()))
-            if self.evaluation.wake.wait(wait) and not self._stop.is_set():
-                # Events arriving while it evaluated are taken together: a turn waits at least
-                # as long as the last one took, so evaluating takes at most half the time.
-                self._stop.wait(max(_SETTLE, self._busy))
+    def _pause(self) -> float:
+        """Until everyone is due next, at most a minute."""
+        if self._next is None:
+            return 60.0
+        return max(0.0, min(60.0, (self._next - self.clock()).total_seconds()))
+
+    def _settle(self) -> float:
+        # Events arriving while it evaluated are taken together: a turn waits at least as
+        # long as the last one took, so evaluating takes at most half the time.
+        return max(_SETTLE, self._busy)

@@ -10,9 +10,9 @@ log and the writer only sets an event, so dispatching never slows ingest.
 from __future__ import annotations
 
 import logging
-import threading
 
 from touchpoints.activate.triggers.dispatch import Dispatch
+from touchpoints.jobs import ContinuousJob
 from touchpoints.warehouse import utc_now
 
 log = logging.getLogger("touchpoints.triggers")
@@ -23,41 +23,30 @@ _IDLE = 5.0  # seconds between looks at the delays when nothing wakes the thread
 class LiveTriggers:
     def __init__(self, dispatch: Dispatch) -> None:
         self.dispatch = dispatch
-        self.rounds = 0
-        self.failures = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.job = ContinuousJob(
+            "triggers",
+            self.run_once,
+            wake=dispatch.wake,
+            pause=self._pause,
+            doing="dispatching triggers",
+            retry=1,
+            log=log,
+        )
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="touchpoints-triggers", daemon=True)
-        self._thread.start()
+        self.job.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self.dispatch.wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=120)
-            self._thread = None
+        self.job.stop()
 
     def run_once(self) -> None:
         self.dispatch.wake.clear()  # what is committed from now on wakes the next turn
         self.dispatch.run()
         self.dispatch.run_delays()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                self.rounds += 1
-            except Exception as exc:  # noqa: BLE001 - the thread must outlive one failure
-                self.failures += 1
-                log.error(
-                    "dispatching triggers failed (%s); trying again in 1 s", type(exc).__name__
-                )
-                self._stop.wait(1)
-                continue
-            due = self.dispatch.store.next_due()
-            wait = _IDLE
-            if due is not None:
-                wait = max(0.0, min(_IDLE, (due - utc_now()).total_seconds()))
-            self.dispatch.wake.wait(wait)
+    def _pause(self) -> float:
+        """Until the next delayed firing falls due, at most ``_IDLE``."""
+        due = self.dispatch.store.next_due()
+        if due is None:
+            return _IDLE
+        return max(0.0, min(_IDLE, (due - utc_now()).total_seconds()))
