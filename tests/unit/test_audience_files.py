@@ -7,8 +7,10 @@ the file."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -191,11 +193,13 @@ def test_erasure_takes_the_person_out_of_the_file_and_the_outbox_at_once(
     outcome = worker.senders.send(target, pending.message_id, str(old_payload).encode())
     assert outcome.ok
     assert _read(path) == EXPECTED[:1] + EXPECTED[2:]
-    # The subject access export claims no file rows are in the outbox's messages.
-    from touchpoints.warehouse.personal import registered
-
-    outbox = registered("outbox")
-    assert outbox is not None and "files" not in outbox.holds.split("(")[0]
+    # The subject access export says where the person's audiences are, and claims no
+    # audience file's rows among the messages about them.
+    _request, archive = tp.privacy.export("user_id:dora")
+    readme = zipfile.ZipFile(io.BytesIO(archive)).read("README.md").decode()
+    outbox = next(line for line in readme.splitlines() if line.startswith("| `outbox`"))
+    assert "an audience file's runs list many persons and are not here" in outbox
+    assert "| `audience_members` | 1 |" in readme
 
 
 def test_unlinking_or_deleting_the_audience_removes_the_file_and_its_runs(
