@@ -395,7 +395,13 @@ def _link(
     with client_for(data_dir) as api:
         found = api.post(f"/v1/audiences/{key}/destinations", body, Audience)
     made = next(d for d in found.destinations if d.destination == destination)
-    out.print(f"audience {key}: {_link_line(made)}", highlight=False)
+    if made.mode == "file":
+        out.print(f"audience {key}: {_link_line(made)}", highlight=False)
+    else:
+        out.print(
+            f"audience {key} is sent to destination {destination} ({made.mode}): "
+            f"{made.sent} messages"
+        )
 
 
 def _link_line(link: AudienceLink) -> str:
