@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +24,13 @@ from touchpoints.access.keys import KeyStore
 from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.users import Users
 from touchpoints.activate import DeliveryWorker, Destinations, Senders
-from touchpoints.activate.audiences import Audiences, ComputedTraits, Evaluation, LiveAudiences
+from touchpoints.activate.audiences import (
+    AudienceFiles,
+    Audiences,
+    ComputedTraits,
+    Evaluation,
+    LiveAudiences,
+)
 from touchpoints.activate.decide import Decider, Facts, Placements, PlacementStore
 from touchpoints.activate.triggers import Dispatch, LiveTriggers, Triggers
 from touchpoints.assist.agents import Agents
@@ -219,6 +225,7 @@ class Touchpoints:
             _privacy_settings(settings),
             pause_writes=self._paused_writes,
             reach_exports=self._reach_exports,
+            reach_files=self._reach_audience_files,
         )
         self.destinations = Destinations(
             self.warehouse,
@@ -237,8 +244,17 @@ class Touchpoints:
         )
         self.identity.listeners.append(self.evaluation.touched)
         self.traits = ComputedTraits(self.evaluation, self.profiles.resolve)
+        # Audience files: a file destination's copy of an audience's members, on a schedule;
+        # a run never writes rows of an erased identifier.
+        self.audience_files = AudienceFiles(
+            self.evaluation, self.destinations, self.privacy.suppressions.erased
+        )
         self.audiences = Audiences(
-            self.evaluation, self.destinations, self.profiles.resolve, settings.consent_categories
+            self.evaluation,
+            self.destinations,
+            self.profiles.resolve,
+            settings.consent_categories,
+            self.audience_files,
         )
         self.live: LiveAudiences | None = None
         # Triggers, dispatched as the writer commits events and as audiences change.
@@ -329,6 +345,7 @@ class Touchpoints:
                 self.scoring_job(),
                 self.export_job(),
                 self.journeys_job(),
+                self.audience_files.job(),
                 assistant_job(self.assistant, self.agents, refresh=self.journeys.person_source),
             )
             self.jobs = [job for job in jobs if job is not None]
@@ -357,7 +374,11 @@ class Touchpoints:
         settings = self.settings
         return DeliveryWorker(
             self.destinations,
-            Senders(settings.destinations_timeout_seconds, settings.destinations_allow_private),
+            Senders(
+                settings.destinations_timeout_seconds,
+                settings.destinations_allow_private,
+                snapshots=self.audience_files,
+            ),
             settings.destinations_retry_schedule,
             keep_days=settings.destinations_keep_days,
         )
@@ -396,6 +417,12 @@ class Touchpoints:
         """The export directories written before, without what was just removed."""
         directory = self.settings.export_dir_path
         return self.exporter.reach(directory.absolute() if directory else None)
+
+    def _reach_audience_files(
+        self, values: Sequence[tuple[str, str]], persons: Sequence[int]
+    ) -> int:
+        """An erased person out of the audience files and their runs in the outbox."""
+        return self.audience_files.erase(values, persons)
 
     def _predictions_allowed(self) -> Allowed:
         """Whose consent allows predictions (profiling): the category of the purpose

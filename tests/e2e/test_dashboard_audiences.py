@@ -5,9 +5,11 @@ is the one the API gives. Fixtures: tests/conftest.py."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
+import pyarrow.csv as pcsv
 import pytest
 from e2e_browser import admin_key, chart_series, screenshot, sign_in
 
@@ -146,3 +148,50 @@ def test_the_computed_traits_page_shows_the_apis_counts_and_values(
     assert int(cell.get_attribute("data-value")) == values["values"][0]["value"]
     screenshot(page, "traits")
     context.close()
+
+
+def test_an_admin_links_a_file_export_and_the_server_writes_the_members(
+    demo_server: Server, browser: Any, tmp_path: Any
+) -> None:
+    """Linked on the audience's page, run at once and again with Export now: the real
+    server's delivery worker writes the file, whose rows are the members the API counts."""
+    _defined(demo_server)
+    out = tmp_path / "exports"
+    out.mkdir()
+    admin = admin_key(demo_server)
+    with _api(demo_server, admin) as api:
+        made = api.post(
+            "/v1/destinations",
+            json={"kind": "file", "name": "call-centre", "config": {"directory": str(out)}},
+        ).json()["destination"]["id"]
+    context, page = _open(browser, demo_server, admin, "/audiences/configured_twice")
+    page.select_option("#destinations select[name=destination]", str(made))
+    page.select_option("#destinations select[name=mode]", "file")
+    page.fill("#destinations input[name=schedule]", "daily at 06:00")
+    page.click("#destinations form.inline-form button[type=submit]")
+    page.wait_for_selector("#audience-notice")
+    row = page.locator(f"#destinations tr[data-destination='{made}']")
+    assert "daily at 06:00" in row.inner_text()
+    row.locator("form[action$='/export-now'] button").click()
+    page.wait_for_selector("#audience-notice")
+    context.close()
+    with _api(demo_server, demo_server.read_key) as api:
+        audience = api.get("/v1/audiences/configured_twice").json()
+    (link,) = [d for d in audience["destinations"] if d["destination"] == made]
+    assert link["mode"] == "file" and link["sent"] == 2 and link["schedule"] == "daily at 06:00"
+    assert link["rows"] == audience["size"] > 0  # no consent purposes: every member
+    path = out / "configured_twice.csv"
+    with _api(demo_server, admin) as api:
+        for _ in range(600):
+            found = api.get("/v1/destinations/messages", params={"destination": made}).json()
+            if len(found["messages"]) == 2 and all(
+                m["state"] == "delivered" for m in found["messages"]
+            ):
+                break
+            time.sleep(0.1)
+    table = pcsv.read_csv(path)
+    assert table.num_rows == link["rows"]
+    assert table.column_names == [
+        "user_id", "anonymous_id", "email", "member_since", "audience_key"
+    ]  # fmt: skip
+    assert set(table.column("audience_key").to_pylist()) == {"configured_twice"}

@@ -184,6 +184,9 @@ def test_track_mode_and_consent_to_the_destinations_purposes(app: AppServer) -> 
             "linked_at": 0,
             "synced_at": 0,
             "sent": 1,
+            "schedule": None,
+            "next_run_at": None,
+            "rows": None,
         }
         (got,) = hook.wait_for(1)
         call = orjson.loads(got.body)

@@ -143,3 +143,43 @@ def test_computed_traits_page_and_profile(app: AppServer) -> None:
         gone = _form(http, "/traits/models/delete", csrf=csrf)
         assert gone.status_code == 303
         assert 'data-trait="models"' not in http.get("/traits").text
+
+
+def test_an_admin_exports_an_audience_to_a_file_on_a_schedule(
+    app: AppServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    app.tp.audiences.create(
+        {"key": "keen", "name": "Keen", "condition": {"event": "Product Viewed"}}
+    )
+    made = app.tp.destinations.create("file", "ads", {"directory": str(out)}, [])
+    destination = str(made.destination.id)
+    with app.client(app.admin_key()) as http:
+        assert dashboard_sign_in(http, app.admin_key()).status_code == 303
+        page = http.get("/audiences/keen")
+        assert 'name="schedule"' in page.text and 'value="file"' in page.text
+        csrf = _csrf(page.text)
+        bad = _form(http, "/audiences/keen/send", csrf=csrf, destination=destination,
+                    mode="file", schedule="now and then")  # fmt: skip
+        assert bad.status_code == 422 and "schedule: &#39;now and then&#39; is not" in bad.text
+        wrong = _form(http, "/audiences/keen/send", csrf=csrf, destination=destination,
+                      mode="identify", schedule="")  # fmt: skip
+        assert wrong.status_code == 422 and "mode: a file destination" in wrong.text
+        sent = _form(http, "/audiences/keen/send", csrf=csrf, destination=destination,
+                     mode="file", schedule="every 2 hours")  # fmt: skip
+        assert sent.headers["location"] == "/audiences/keen?done=send-file"
+        shown = http.get(sent.headers["location"])
+        assert "written again on its schedule" in shown.text
+        assert "a file, every 2 hours (UTC): 2 members at the last run" in shown.text
+        now = _form(http, "/audiences/keen/export-now", csrf=csrf, destination=destination)
+        assert now.headers["location"] == "/audiences/keen?done=export-now"
+        http.get("/language/de")
+        german = http.get("/audiences/keen")
+        assert "Jetzt exportieren" in german.text and "eine Datei, every 2 hours" in german.text
+        http.get("/language/en")
+    (link,) = app.tp.audiences.get("keen").destinations
+    assert (link.mode, link.sent, link.rows) == ("file", 2, 2)
+    app.tp.audit.flush()
+    actions = {line.action for line in app.tp.audit.page(limit=100).lines}
+    assert {"audience.link", "audience.export"} <= actions

@@ -52,6 +52,7 @@ API = {
     ("GET", "/v1/audiences/{key}/sizes"): "analytics",
     ("POST", "/v1/audiences/{key}/destinations"): "admin",
     ("DELETE", "/v1/audiences/{key}/destinations/{destination_id}"): "admin",
+    ("POST", "/v1/audiences/{key}/destinations/{destination_id}/export"): "admin",
     ("GET", "/v1/traits/computed"): "analytics",
     ("POST", "/v1/traits/computed"): "admin",
     ("GET", "/v1/traits/computed/schema"): "analytics",

@@ -8,7 +8,9 @@ with an :class:`Outcome` the worker turns into delivered, retry or dead.
   ``/v1/batch``, with its write key (another touchpoints, a RudderStack data plane).
 - ``email``: one message through an SMTP server (``to``, ``subject``, ``text``).
 - ``file``: audience members (``members``: rows of one shape) as a CSV or Parquet file in a
-  directory.
+  directory; an audience file (``snapshot``: a file link's run) under the stable name
+  ``<audience key>.csv`` (or ``.parquet``), replaced whole, with the columns of
+  :data:`SNAPSHOT_COLUMNS`, the rows its :class:`SnapshotGuard` admits.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import os
 import secrets
 import smtplib
 import ssl
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,6 +44,29 @@ import pyarrow.parquet as pq
 from touchpoints.activate.guard import Refused, check_host, pinned
 
 KINDS = ("webhook", "segment", "email", "file")
+
+# An audience file's columns, in order (docs/audiences.md): the person's user id, their
+# anonymous (or device) id, their e-mail address when known, since when they are a member
+# (UTC), and the audience's key. In Parquet every one is text but ``member_since``, a
+# timestamp.
+SNAPSHOT_COLUMNS = ("user_id", "anonymous_id", "email", "member_since", "audience_key")
+_SNAPSHOT_SCHEMA = pa.schema(
+    [
+        pa.field(name, pa.timestamp("us", tz="UTC") if name == "member_since" else pa.string())
+        for name in SNAPSHOT_COLUMNS
+    ]
+)
+
+
+class SnapshotGuard(Protocol):
+    """What an audience file's write asks first (see ``activate.audiences.files``): held
+    while the file is written, so an erasure or an unlink that rewrites or removes it comes
+    wholly before or wholly after."""
+
+    lock: threading.Lock
+
+    def admitted(self, destination: int, content: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The rows to write (none of an erased person), or None: the link is gone."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +140,12 @@ def _retry_after(response: httpx.Response) -> float | None:
 class Senders:
     """The senders, with the settings every attempt needs (timeout, the address guard)."""
 
-    def __init__(self, timeout: float, allow_private: bool) -> None:
+    def __init__(
+        self, timeout: float, allow_private: bool, snapshots: SnapshotGuard | None = None
+    ) -> None:
         self.timeout = timeout
         self.allow_private = allow_private
+        self.snapshots = snapshots
         self._http = httpx.Client(timeout=timeout, follow_redirects=False)
         self.by_kind: dict[str, Callable[[Target, str, bytes], Outcome]] = {
             "webhook": self.webhook,
@@ -216,6 +247,8 @@ class Senders:
 
     def file(self, target: Target, message_id: str, payload: bytes) -> Outcome:
         content = orjson.loads(payload)
+        if content.get("snapshot"):
+            return self._snapshot(target, content)
         members: list[dict[str, Any]] = content.get("members", [])
         directory = Path(target.config["directory"])
         directory.mkdir(parents=True, exist_ok=True)
@@ -230,6 +263,56 @@ class Senders:
         os.chmod(partial, 0o600)
         os.replace(partial, final)  # whole or not at all: a reader never sees half a file
         return Outcome(ok=True)
+
+    def _snapshot(self, target: Target, content: dict[str, Any]) -> Outcome:
+        """An audience file: the link's one file, replaced whole by this run's rows."""
+        guard = self.snapshots
+        held: AbstractContextManager[Any] = guard.lock if guard is not None else nullcontext()
+        with held:
+            rows = guard.admitted(target.id, content) if guard is not None else content["members"]
+            if rows is None:
+                return Outcome(
+                    ok=False, error="not written: the audience is no longer exported here"
+                )
+            write_snapshot(snapshot_path(target.config, str(content["name"])), rows)
+        return Outcome(ok=True)
+
+
+def snapshot_path(config: dict[str, Any], key: str) -> Path:
+    """Where a file destination keeps the audience ``key``'s file."""
+    return Path(config["directory"]) / f"{key}.{config.get('format', 'csv')}"
+
+
+def write_snapshot(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """``rows`` as the audience file ``path`` (CSV or Parquet by its suffix), whole or not at
+    all: written beside it, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    cells = [{name: row.get(name) for name in SNAPSHOT_COLUMNS} for row in rows]
+    if path.suffix == ".parquet":
+        for row in cells:
+            if isinstance(row["member_since"], str):
+                row["member_since"] = datetime.fromisoformat(row["member_since"])
+        pq.write_table(pa.Table.from_pylist(cells, schema=_SNAPSHOT_SCHEMA), partial)
+    else:
+        for row in cells:
+            if isinstance(row["member_since"], datetime):
+                row["member_since"] = row["member_since"].isoformat(timespec="milliseconds")
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=SNAPSHOT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(cells)
+        partial.write_text(out.getvalue())
+    os.chmod(partial, 0o600)
+    os.replace(partial, path)
+
+
+def read_snapshot(path: Path) -> list[dict[str, Any]]:
+    """The rows of the audience file ``path`` as written (CSV cells as text)."""
+    if path.suffix == ".parquet":
+        return list(pq.read_table(path).to_pylist())
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def _csv(members: list[dict[str, Any]]) -> str:

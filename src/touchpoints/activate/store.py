@@ -226,6 +226,38 @@ class ActivationStore:
             )
         )
 
+    def payloads_of(
+        self, ordering: str, cursor: duckdb.DuckDBPyConnection
+    ) -> list[tuple[int, str]]:
+        """(seq, payload) of every message (any state) whose ordering key is LIKE ``ordering``."""
+        return self.warehouse.run(
+            "SELECT seq, payload FROM outbox WHERE ordering_key LIKE ? ORDER BY seq",
+            [ordering],
+            cursor=cursor,
+        ).fetchall()
+
+    def set_payload(self, seq: int, payload: str, cursor: duckdb.DuckDBPyConnection) -> None:
+        """A message's payload written again (an erasure took a person's rows out of it)."""
+        self.warehouse.run(
+            "UPDATE outbox SET payload = ? WHERE seq = ?", [payload, seq], cursor=cursor
+        )
+
+    def remove_ordered(self, ordering_key: str, cursor: duckdb.DuckDBPyConnection) -> int:
+        """Every message of ``ordering_key`` (any state) and its attempts deleted; how many."""
+        self.warehouse.run(
+            "DELETE FROM delivery_attempts WHERE message_id IN "
+            "(SELECT message_id FROM outbox WHERE ordering_key = ?)",
+            [ordering_key],
+            cursor=cursor,
+        )
+        return _count(
+            self.warehouse.run(
+                "DELETE FROM outbox WHERE ordering_key = ? RETURNING seq",
+                [ordering_key],
+                cursor=cursor,
+            ).fetchall()
+        )
+
     def attempts(self, destination: int | None, limit: int) -> list[tuple[Any, ...]]:
         where, params = _filters(destination, None)
         return self.warehouse.fetchall(

@@ -15,6 +15,7 @@ from touchpoints.access.keys import ApiKey
 from touchpoints.activate.audiences.conditions import KEY_PATTERN, AudienceDefinition
 from touchpoints.activate.audiences.results import (
     Audience,
+    AudienceFileRun,
     AudienceList,
     ComputedTrait,
     ComputedTraitList,
@@ -48,9 +49,16 @@ TraitDefinition = Annotated[
 
 class Link(BaseModel):
     destination: int = Field(ge=1, le=2**63 - 1, description="The destination's id")
-    mode: Literal["identify", "track"] = Field(
-        default="identify",
-        description="identify: <key>: true|false as a trait; track: Audience Entered/Exited",
+    mode: Literal["identify", "track", "file"] | None = Field(
+        default=None,
+        description="identify: <key>: true|false as a trait; track: Audience Entered/Exited; "
+        "file: every member as one CSV or Parquet file on a schedule. None: file for a file "
+        "destination, else identify",
+    )
+    schedule: str | None = Field(
+        default=None,
+        max_length=100,
+        description="A file link's schedule: every 15 minutes, every 2 hours, daily at 06:00 (UTC)",
     )
 
 
@@ -208,12 +216,31 @@ def sizes(
 
 @router.post("/v1/audiences/{key}/destinations")
 def link(request: Request, admin: Admin, key: Key, body: Link) -> Audience:
-    """Send the audience to a destination (a webhook or a Segment-compatible collector):
-    every member now, then each entry and exit."""
-    linked = core(request).audiences.link(key, body.destination, body.mode)
-    detail = f"destination {body.destination}, {body.mode}"
+    """Send the audience to a destination: a webhook or a Segment-compatible collector gets
+    every member now, then each entry and exit; a file destination gets every member as one
+    file now and on the schedule."""
+    linked = core(request).audiences.link(key, body.destination, body.mode, body.schedule)
+    mode = next(d.mode for d in linked.destinations if d.destination == body.destination)
+    detail = f"destination {body.destination}, {mode}" + (
+        f", {body.schedule}" if body.schedule else ""
+    )
     audited(request, admin, "audience.link", f"audience:{key}", detail)
     return linked
+
+
+@router.post("/v1/audiences/{key}/destinations/{destination_id}/export", status_code=202)
+def export_now(
+    request: Request,
+    admin: Admin,
+    key: Key,
+    destination_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+) -> AudienceFileRun:
+    """A file link's run now, besides its schedule: every member (with consent to the
+    destination's purposes) as one file, through the outbox."""
+    run = core(request).audiences.export_now(key, destination_id)
+    detail = f"destination {destination_id}, {run.rows} rows"
+    audited(request, admin, "audience.export", f"audience:{key}", detail)
+    return run
 
 
 @router.delete("/v1/audiences/{key}/destinations/{destination_id}")
@@ -223,7 +250,8 @@ def unlink(
     key: Key,
     destination_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
 ) -> Audience:
-    """Stop sending the audience to the destination (what is in its outbox still goes)."""
+    """Stop sending the audience to the destination (what is in its outbox still goes; a
+    file link's file and its runs in the outbox are removed)."""
     unlinked = core(request).audiences.unlink(key, destination_id)
     audited(request, admin, "audience.unlink", f"audience:{key}", f"destination {destination_id}")
     return unlinked

@@ -17,6 +17,8 @@ from rich.table import Table
 
 from touchpoints.activate.audiences.results import (
     Audience,
+    AudienceFileRun,
+    AudienceLink,
     AudienceList,
     ComputedTrait,
     ComputedTraitList,
@@ -35,8 +37,8 @@ from touchpoints.errors import TouchpointsError
 from touchpoints.times import iso, iso_or_none
 
 audiences_app = typer.Typer(
-    help="Audiences: create, preview, list, show, members, history, sizes, send to a "
-    "destination, evaluate.",
+    help="Audiences: create, preview, list, show, members, history, sizes, send or link to a "
+    "destination (a file on a schedule), evaluate.",
     no_args_is_help=True,
 )
 traits_app = typer.Typer(
@@ -249,7 +251,7 @@ def show(key: Key, data_dir: DataDir = None, as_json: Json = False) -> None:
     if found.description:
         out.print(found.description, highlight=False)
     for link in found.destinations:
-        out.print(f"  sent to destination {link.destination} ({link.mode}), {link.sent} messages")
+        out.print(f"  {_link_line(link)}", highlight=False)
     out.print_json(orjson.dumps(found.condition).decode())
 
 
@@ -334,14 +336,81 @@ def send(
     data_dir: DataDir = None,
 ) -> None:
     """Send the audience to a destination: every member now, then each entry and exit."""
+    _link(key, destination, mode, None, data_dir)
+
+
+@audiences_app.command("link")
+def link(
+    key: Key,
+    destination: Annotated[int, typer.Argument(help="The destination's id")],
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            help="A file destination's schedule: 'every 15 minutes', 'every 2 hours', "
+            "'daily at 06:00' (UTC)"
+        ),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="identify, track or file (default: file for a file destination, else identify)"
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Link the audience to a destination: a file destination gets every member as one CSV
+    or Parquet file now and on the schedule; a webhook or collector, as send does."""
+    _link(key, destination, mode, schedule, data_dir)
+
+
+@audiences_app.command("export-now")
+def export_now(
+    key: Key,
+    destination: Annotated[int, typer.Argument(help="The file destination's id")],
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Write a file link's file now, besides its schedule."""
     with client_for(data_dir) as api:
-        found = api.post(
-            f"/v1/audiences/{key}/destinations",
-            {"destination": destination, "mode": mode},
-            Audience,
+        run = api.post(
+            f"/v1/audiences/{key}/destinations/{destination}/export", None, AudienceFileRun
         )
-    sent = next((d.sent for d in found.destinations if d.destination == destination), 0)
-    out.print(f"audience {key} is sent to destination {destination} ({mode}): {sent} messages")
+    if as_json:
+        _json(run)
+        return
+    out.print(
+        f"audience {key}: {run.rows} members to destination {destination} "
+        f"(message {run.message_id}; {run.skipped} without consent left out); "
+        f"next run {iso(run.next_run_at)[:16]}",
+        highlight=False,
+    )
+
+
+def _link(
+    key: str, destination: int, mode: str | None, schedule: str | None, data_dir: Path | None
+) -> None:
+    body: dict[str, Any] = {"destination": destination, "mode": mode}
+    if schedule is not None:
+        body["schedule"] = schedule
+    with client_for(data_dir) as api:
+        found = api.post(f"/v1/audiences/{key}/destinations", body, Audience)
+    made = next(d for d in found.destinations if d.destination == destination)
+    if made.mode == "file":
+        out.print(f"audience {key}: {_link_line(made)}", highlight=False)
+    else:
+        out.print(
+            f"audience {key} is sent to destination {destination} ({made.mode}): "
+            f"{made.sent} messages"
+        )
+
+
+def _link_line(link: AudienceLink) -> str:
+    if link.mode == "file":
+        return (
+            f"written to destination {link.destination} as a file {link.schedule}: "
+            f"{link.rows} members at the last run, next {iso_or_none(link.next_run_at)}"
+        )
+    return f"sent to destination {link.destination} ({link.mode}), {link.sent} messages"
 
 
 @audiences_app.command("stop-sending")

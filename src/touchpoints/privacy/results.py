@@ -74,6 +74,11 @@ class Erasure(Answer):
         description="Export directories that could not be written again, and why: the "
         "person's rows are still there",
     )
+    audience_files: int = Field(
+        default=0,
+        description="Audience files (a file destination's CSV or Parquet of an audience's "
+        "members) written again without the person",
+    )
 
 
 class Suppression(Answer):

@@ -18,6 +18,10 @@ Erasure, in order:
 7. the Parquet exports written before (``touchpoints export``, ``export_dir``) have the
    files that held the person's rows written again without them.
 
+Between 3 and 6, the audience files (a file destination's CSV or Parquet of an audience's
+members) are written again without the person's rows, and so are their runs still in the
+outbox (``reach_files``: the one part that knows them, activate, does it).
+
 The request is recorded with its counts (never the data), naming the person only as
 ``person:N`` (a number that, once erased, refers to nothing), never by the key asked for.
 """
@@ -28,7 +32,7 @@ import csv
 import io
 import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +62,9 @@ from touchpoints.warehouse.personal import PERSONAL, PersonalTable
 Pause = Callable[[], Any]
 # Brings the Parquet exports written before in step with the warehouse (rows removed).
 ReachExports = Callable[[], ExportsReached]
+# Takes the person (their identifiers (type, value), their numbers) out of the audience files
+# and their runs in the outbox; answers how many files were written again.
+ReachFiles = Callable[[Sequence[tuple[str, str]], Sequence[int]], int]
 
 
 class Rights:
@@ -71,8 +78,10 @@ class Rights:
         requests: Requests,
         pause_writes: Pause | None = None,
         reach_exports: ReachExports | None = None,
+        reach_files: ReachFiles | None = None,
     ) -> None:
         self.warehouse = warehouse
+        self.reach_files = reach_files
         self.store = PrivacyStore(warehouse)
         self.identity = identity
         self.profiles = profiles
@@ -134,6 +143,9 @@ class Rights:
                     removed["identifiers"] = removed.get("identifiers", 0) + len(orphans)
                 self.identity.recompute(sorted(set(others) - set(orphans)))
                 lines = self._scrub_reject_files(subject)
+                audience_files = (
+                    self.reach_files(subject.values, subject.persons) if self.reach_files else 0
+                )
                 sizes = self.warehouse.compact()
             exports = self.reach_exports() if self.reach_exports is not None else None
             outcome: dict[str, Any] = {
@@ -141,6 +153,8 @@ class Rights:
                 "reject_lines": lines,
                 "identifiers": len(identifiers),
             }
+            if audience_files:
+                outcome["audience_files"] = audience_files
             if exports is not None and (exports.directories or exports.failures):
                 outcome["export_files"] = exports.files_changed
                 outcome["export_failures"] = len(exports.failures)
@@ -155,6 +169,7 @@ class Rights:
             database_bytes=sizes,
             export_files=exports.files_changed if exports else 0,
             export_failures=exports.failures if exports else [],
+            audience_files=audience_files,
         )
 
     def _delete(self, subject: Subject) -> dict[str, int]:

@@ -30,7 +30,7 @@ from touchpoints.privacy.results import (
     Suppression,
 )
 from touchpoints.privacy.retention import Retention, retention_job
-from touchpoints.privacy.rights import Pause, ReachExports, Rights
+from touchpoints.privacy.rights import Pause, ReachExports, ReachFiles, Rights
 from touchpoints.privacy.store import PrivacyStore
 from touchpoints.privacy.suppression import Suppressions
 from touchpoints.profiles import Profiles
@@ -71,6 +71,7 @@ class Privacy:
         settings: PrivacySettings,
         pause_writes: Pause | None = None,
         reach_exports: ReachExports | None = None,
+        reach_files: ReachFiles | None = None,
     ) -> None:
         self.store = PrivacyStore(warehouse)
         self.settings = settings
@@ -85,6 +86,7 @@ class Privacy:
             self.requests,
             pause_writes,
             reach_exports,
+            reach_files,
         )
         self.retention = Retention(
             warehouse,

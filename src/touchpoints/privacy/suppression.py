@@ -74,6 +74,12 @@ class Suppressions:
             self._active = frozenset(self.store.suppression_hashes())
         return lifted
 
+    def erased(self, identifiers: Iterable[tuple[str, str]]) -> bool:
+        """Whether one of ``identifiers`` (type, value) was erased (and is suppressed)."""
+        if not self._active:
+            return False
+        return any(self.hash(Identifier(t, v)) in self._active for t, v in identifiers)
+
     def suppressed(self, row: EventRow) -> bool:
         """Whether the event carries an identifier that was erased."""
         return self._carries(row.raw)

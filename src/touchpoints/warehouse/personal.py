@@ -168,8 +168,9 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "outbox",
         "person",
         ("person",),
-        "messages to destinations (webhooks, collectors, e-mail, files) about the person: "
-        "pending, delivered and dead letters, with what they carry",
+        "messages to destinations (webhooks, collectors, e-mail) about the person: pending, "
+        "delivered and dead letters, with what they carry (an audience file's runs list many "
+        "persons and are not here: the audiences the person is in are in audience_members)",
     ),
     PersonalTable(
         "computed_trait_values",
@@ -291,7 +292,10 @@ NOT_PERSONAL: dict[str, str] = {
     "audiences": "definitions of audiences: conditions, no person",
     "placements": "definitions of placements: rules, their content and conditions, no person",
     "audience_sizes": "each audience's size and entries and exits per day: counts, no person",
-    "audience_destinations": "which destinations each audience is sent to, how, and when",
+    "audience_destinations": (
+        "which destinations each audience is sent to, how, and when (a file link's schedule, "
+        "its next run and how many rows its last one wrote)"
+    ),
     "activation_state": "how far audiences and computed traits have read the events",
     "triggers": "definitions of triggers: what makes them fire and what they do, no person",
     "trigger_state": "how far triggers have read the events and the audiences' changes",

@@ -895,6 +895,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        22,
+        "audience files: a file destination's snapshot of an audience's members, on a schedule",
+        (
+            # A link of mode ``file`` writes the audience's members as one whole file on a
+            # schedule (``every 15 minutes``, ``every 2 hours``, ``daily at 06:00``, UTC):
+            # the schedule as written (normalised), the next run, and the rows of the last one.
+            "ALTER TABLE audience_destinations ADD COLUMN schedule VARCHAR",
+            "ALTER TABLE audience_destinations ADD COLUMN next_run_at TIMESTAMP",
+            "ALTER TABLE audience_destinations ADD COLUMN last_rows BIGINT",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -44,7 +44,7 @@ from touchpoints.activate.audiences.conditions import (
     leaves,
 )
 from touchpoints.activate.audiences.store import CONSENTING, SCOPE, AudienceStore
-from touchpoints.activate.audiences.sync import payload
+from touchpoints.activate.audiences.sync import MODES, payload
 from touchpoints.activate.audiences.traits import (
     NUMBERS,
     UNIQUE_LIMIT,
@@ -345,8 +345,8 @@ class Evaluation:
         links = [
             link
             for link in self.store.links(audience.id, cursor)
-            if destination is None or link[1] == destination
-        ]
+            if (destination is None or link[1] == destination) and link[2] in MODES
+        ]  # a file link takes the members as a whole file on its schedule, not as calls
         if not links or not (entered or exited):
             return 0
         persons = sorted({*entered, *exited})

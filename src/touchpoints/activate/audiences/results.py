@@ -57,10 +57,30 @@ class PersonTraits(Answer):
 
 class AudienceLink(Answer):
     destination: int
-    mode: str = Field(description="identify (<key>: true|false) or track (Audience Entered/Exited)")
+    mode: str = Field(
+        description="identify (<key>: true|false), track (Audience Entered/Exited), or file "
+        "(every member as one file on a schedule)"
+    )
     linked_at: UtcTime
-    synced_at: UtcTime | None = Field(description="When members were last sent")
-    sent: int = Field(description="Messages written to the outbox for it")
+    synced_at: UtcTime | None = Field(description="When members were last sent (a file: written)")
+    sent: int = Field(description="Messages written to the outbox for it (a file: its runs)")
+    schedule: str | None = Field(
+        default=None, description="A file link's schedule (every 2 hours, daily at 06:00; UTC)"
+    )
+    next_run_at: UtcTime | None = Field(default=None, description="A file link's next run")
+    rows: int | None = Field(default=None, description="A file link's rows at its last run")
+
+
+class AudienceFileRun(Answer):
+    """One run of a file link: the message that writes the file, and what it holds."""
+
+    audience: str
+    destination: int
+    message_id: str = Field(description="The outbox message that writes the file")
+    rows: int = Field(description="Members in the file")
+    skipped: int = Field(description="Members left out: no consent to the destination's purposes")
+    at: UtcTime
+    next_run_at: UtcTime = Field(description="The next run on the schedule")
 
 
 class Audience(Answer):

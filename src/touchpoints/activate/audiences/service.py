@@ -31,10 +31,12 @@ from touchpoints.activate.audiences.conditions import (
     time_relative,
 )
 from touchpoints.activate.audiences.evaluation import Audience, Evaluation, Round
+from touchpoints.activate.audiences.files import SCHEDULE_HELP, AudienceFiles, parsed_schedule
 from touchpoints.activate.audiences.results import (
     Audience as AudienceAnswer,
 )
 from touchpoints.activate.audiences.results import (
+    AudienceFileRun,
     AudienceLink,
     AudienceList,
     ComputedTrait,
@@ -238,10 +240,12 @@ class Audiences:
         destinations: Destinations,
         resolve: Callable[[str], int],
         consent_categories: Iterable[str],
+        files: AudienceFiles | None = None,
     ) -> None:
         self.evaluation = evaluation
         self.store = evaluation.store
         self.destinations = destinations
+        self.files = files or AudienceFiles(evaluation, destinations)
         self.resolve = resolve
         self.consent_categories = [c.lower() for c in consent_categories]
 
@@ -279,8 +283,10 @@ class Audiences:
         others = self.evaluation.names_of_users("audience", key)
         if others:
             raise Conflict(f"audience {key} is named by {', '.join(others)}: change it first")
+        gone = self._file_links(row[0])
         with self.evaluation.lock:
             self.store.remove_audience(row[0])
+        self.files.forget(gone)
 
     def preview(self, data: Any) -> Preview:
         """How many persons the condition (``{"condition": …}``, or a whole definition)
@@ -433,30 +439,72 @@ class Audiences:
         )
 
     # -- sending -------------------------------------------------------------------------------
-    def link(self, key: str, destination: int, mode: str = "identify") -> AudienceAnswer:
-        """Send the audience to ``destination``: every member now (a first sync), then
-        every entry and exit."""
+    def link(
+        self,
+        key: str,
+        destination: int,
+        mode: str | None = None,
+        schedule: str | None = None,
+    ) -> AudienceAnswer:
+        """Send the audience to ``destination``. A webhook or a collector (``identify``, the
+        default, or ``track``): every member now (a first sync), then every entry and exit.
+        A file destination (``file``, its default): every member as one file now and on
+        ``schedule`` (``every 15 minutes``, ``every 2 hours``, ``daily at 06:00``)."""
         row = self._row(key)
-        if mode not in MODES:
-            raise InvalidRequest(f"mode: {mode!r} is not one of {', '.join(MODES)}")
         kind, _purposes = self.destinations.purposes_of(destination)
-        if kind not in SYNCED_KINDS:
+        mode = mode or ("file" if kind == "file" else "identify")
+        if mode not in (*MODES, "file"):
+            raise InvalidRequest(f"mode: {mode!r} is not one of {', '.join(MODES)}, file")
+        if mode == "file" and kind != "file":
             raise InvalidRequest(
-                f"destination: a {kind} destination cannot take audience calls; "
-                f"link a {' or '.join(SYNCED_KINDS)} destination"
+                f"destination: destination {destination} is a {kind} destination; "
+                "a file link needs a file destination"
             )
+        if mode != "file" and kind not in SYNCED_KINDS:
+            raise InvalidRequest(
+                f"mode: a {kind} destination cannot take audience calls ({mode}); "
+                + (
+                    f"link it as a file (mode file, with a schedule: {SCHEDULE_HELP})"
+                    if kind == "file"
+                    else f"link a {' or '.join(SYNCED_KINDS)} destination"
+                )
+            )
+        if mode != "file" and schedule is not None:
+            raise InvalidRequest("schedule: only a file link has a schedule")
+        if mode == "file" and not schedule:
+            raise InvalidRequest(f"schedule: a file link needs a schedule: {SCHEDULE_HELP}")
+        when = parsed_schedule(schedule) if schedule else None
         if any(link[1] == destination for link in self.store.links(row[0])):
             raise Conflict(f"audience {key} is sent to destination {destination} already")
         self.evaluation.catch_up()
-        self.evaluation.link(self._audience(row), destination, mode)
+        if when is not None:
+            self.files.link(row[0], key, destination, when)
+        else:
+            self.evaluation.link(self._audience(row), destination, mode)
         return self.get(key, catch_up=False)
 
     def unlink(self, key: str, destination: int) -> AudienceAnswer:
+        """Send the audience to ``destination`` no more; a file link's file is removed (and
+        its runs still in the outbox with it)."""
         row = self._row(key)
+        gone = [link for link in self._file_links(row[0]) if link[2] == destination]
         with self.evaluation.lock:
             if not self.store.unlink(row[0], destination):
                 raise NotFound(f"audience {key} is not sent to destination {destination}")
+        self.files.forget(gone)
         return self.get(key, catch_up=False)
+
+    def export_now(self, key: str, destination: int) -> AudienceFileRun:
+        """A file link's run now, besides its schedule: the members as a file, written soon."""
+        row = self._row(key)
+        return self.files.run_now(row[0], key, destination)
+
+    def _file_links(self, audience_id: int) -> list[tuple[int, str, int, str]]:
+        return [
+            (a, key, d, config)
+            for a, key, d, config, _schedule, _at in self.store.file_links()
+            if a == audience_id
+        ]
 
     def evaluate(self) -> Evaluated:
         """Evaluate everyone now (the schedule does so on its own)."""
@@ -494,6 +542,9 @@ class Audiences:
                     linked_at=link[3],
                     synced_at=link[4],
                     sent=link[5],
+                    schedule=link[6],
+                    next_run_at=link[7],
+                    rows=link[8],
                 )
                 for link in links
                 if link[0] == row[0]

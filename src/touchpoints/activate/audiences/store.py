@@ -432,10 +432,12 @@ class AudienceStore:
     def links(
         self, audience_id: int | None = None, cursor: duckdb.DuckDBPyConnection | None = None
     ) -> list[tuple[Any, ...]]:
-        """(audience id, destination id, mode, linked_at, synced_at, sent)."""
+        """(audience id, destination id, mode, linked_at, synced_at, sent, schedule,
+        next_run_at, last_rows); the last three for a file link only."""
         where = "WHERE audience_id = ?" if audience_id is not None else ""
         return self.warehouse.run(
-            "SELECT audience_id, destination_id, mode, linked_at, synced_at, sent "
+            "SELECT audience_id, destination_id, mode, linked_at, synced_at, sent, schedule, "
+            "next_run_at, last_rows "
             f"FROM audience_destinations {where} ORDER BY audience_id, destination_id",
             [audience_id] if audience_id is not None else [],
             cursor=cursor,
@@ -448,11 +450,59 @@ class AudienceStore:
         mode: str,
         now: datetime,
         cursor: duckdb.DuckDBPyConnection,
+        schedule: str | None = None,
     ) -> None:
         run_sql(
             cursor,
-            "INSERT INTO audience_destinations VALUES (?, ?, ?, ?, ?, 0)",
-            [audience_id, destination_id, mode, now, now],
+            "INSERT INTO audience_destinations "
+            "(audience_id, destination_id, mode, linked_at, synced_at, sent, schedule) "
+            "VALUES (?, ?, ?, ?, ?, 0, ?)",
+            [audience_id, destination_id, mode, now, now, schedule],
+        )
+
+    # -- files ---------------------------------------------------------------------------------
+    def file_links(
+        self, due: datetime | None = None, cursor: duckdb.DuckDBPyConnection | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Links of mode ``file`` (those whose next run is at or before ``due``, if given):
+        (audience id, audience key, destination id, the destination's config, schedule,
+        linked_at), oldest due first."""
+        where = " AND l.next_run_at <= ?" if due is not None else ""
+        return self.warehouse.run(
+            "SELECT l.audience_id, a.key, l.destination_id, d.config, l.schedule, l.linked_at "
+            "FROM audience_destinations l JOIN audiences a ON a.id = l.audience_id "
+            "JOIN destinations d ON d.id = l.destination_id "
+            f"WHERE l.mode = 'file'{where} ORDER BY l.next_run_at, l.audience_id, l.destination_id",
+            [due] if due is not None else [],
+            cursor=cursor,
+        ).fetchall()
+
+    def member_rows(
+        self, audience_id: int, cursor: duckdb.DuckDBPyConnection
+    ) -> list[tuple[int, datetime]]:
+        """Every member (person, entered_at), longest members first."""
+        return run_sql(
+            cursor,
+            "SELECT person, entered_at FROM audience_members WHERE audience_id = ? "
+            "ORDER BY entered_at, person",
+            [audience_id],
+        ).fetchall()
+
+    def ran(
+        self,
+        audience_id: int,
+        destination_id: int,
+        rows: int,
+        now: datetime,
+        next_run: datetime,
+        cursor: duckdb.DuckDBPyConnection,
+    ) -> None:
+        """A file link's run written to the outbox: its rows, and when the next one is due."""
+        run_sql(
+            cursor,
+            "UPDATE audience_destinations SET synced_at = ?, sent = sent + 1, last_rows = ?, "
+            "next_run_at = ? WHERE audience_id = ? AND destination_id = ?",
+            [now, rows, next_run, audience_id, destination_id],
         )
 
     def unlink(self, audience_id: int, destination_id: int) -> int:

@@ -40,7 +40,7 @@ PERMISSION = "analytics"  # sizes and definitions (access/roles.py); members nee
 MEMBERS = 50
 HISTORY = 50
 DAYS = 90
-_ACTIONS = ("change", "delete", "send", "stop-sending")
+_ACTIONS = ("change", "delete", "send", "send-file", "stop-sending", "export-now")
 
 STARTER = """\
 key: high_intent
@@ -126,6 +126,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
         await dashboard.audit(request, session.actor.id, *line)
         if action == "delete":
             return RedirectResponse("/audiences?done=delete", status_code=303)
+        if action == "send" and line[2] and ", file" in line[2]:
+            action = "send-file"
         return RedirectResponse(f"/audiences/{key}?done={action}", status_code=303)
 
     return [
@@ -172,14 +174,20 @@ def _change(
     if action == "delete":
         service.remove(key)
         return "audience.delete", target, None
-    if action in ("send", "stop-sending"):
+    if action in ("send", "stop-sending", "export-now"):
         try:
             destination = int(fields.get("destination", ""))
         except ValueError:
             raise InvalidRequest("destination: choose a destination") from None
         if action == "send":
-            service.link(key, destination, fields.get("mode", "identify"))
-            return "audience.link", target, f"destination {destination}"
+            schedule = fields.get("schedule", "").strip() or None
+            linked = service.link(key, destination, fields.get("mode") or None, schedule)
+            mode = next(d.mode for d in linked.destinations if d.destination == destination)
+            detail = f"destination {destination}, {mode}" + (f", {schedule}" if schedule else "")
+            return "audience.link", target, detail
+        if action == "export-now":
+            run = service.export_now(key, destination)
+            return "audience.export", target, f"destination {destination}, {run.rows} rows"
         service.unlink(key, destination)
         return "audience.unlink", target, f"destination {destination}"
     raise NotFound(f"no such change to an audience: {action!r}")
@@ -274,6 +282,7 @@ async def _show(
         done=done if done in ("create", *_ACTIONS) else None,
         admin=session.allows("admin"),
         persons=session.allows("profiles"),
+        schedule_example="every 2 hours",  # the schedule's words are a grammar, not prose
         link=lambda person: "/people/" + quote(person, safe=":"),
     )
 

@@ -78,6 +78,7 @@ ACTIONS = (
     "audience.delete",
     "audience.link",
     "audience.unlink",
+    "audience.export",
     "audience.evaluate",
     "trait.",
     "trait.create",
