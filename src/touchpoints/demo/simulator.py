@@ -50,6 +50,7 @@ from touchpoints.demo.model import (
     _uuid,
 )
 from touchpoints.demo.names import CITIES, FIRST_NAMES, LAST_NAMES, MAIL_DOMAINS
+from touchpoints.demo.shop import shop_orders
 from touchpoints.demo.stages import STEPS, newsletters
 
 __all__ = [
@@ -181,6 +182,7 @@ class Simulator:
         customer_life(j, end)
         newsletters(j, end)
         shared_device_visits(j, household, end)
+        shop_orders(j, end)
         j.events.sort(key=lambda e: e["timestamp"])  # later steps interleave with the journey
         j.events = [e for e in j.events if e["timestamp"] < _iso(end)]
         return j
