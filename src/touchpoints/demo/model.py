@@ -14,8 +14,10 @@ from typing import Any
 class DemoConfig:
     people: int = 10_000
     seed: int = 42
-    start: datetime = datetime(2026, 3, 1, tzinfo=UTC)
-    days: int = 365  # a year: room for churn risk's two 90-day windows after the first buyers
+    # A year (room for churn risk's two 90-day windows after the first buyers), ending on
+    # 27 October 2026 unless asked otherwise; ``touchpoints demo`` ends it today (ending()).
+    start: datetime = datetime(2025, 10, 27, tzinfo=UTC)
+    days: int = 365
 
     @classmethod
     def ending(cls, day: date, people: int = 10_000, seed: int = 42) -> DemoConfig:
