@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pytest
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.importer import load_mapping, read_csv
 from touchpoints.demo import DemoConfig, DemoFiles, Simulator, write_demo_files
+from touchpoints.demo.catalogue import SHOP_ITEMS, item_id
 from touchpoints.demo.files import CRM_COLUMNS, CRM_MAPPING
 from touchpoints.demo.load import _send_all
 from touchpoints.demo.simulator import (
@@ -710,3 +711,79 @@ def test_some_who_complained_leave_a_bad_review(demo: Demo) -> None:
         person = next(pid for pid, evs in demo.by_person.items() if review in evs)
         complaints = [e for e in demo.by_person[person] if e.get("event") == "Complaint Filed"]
         assert complaints and complaints[0]["timestamp"] < review["timestamp"]
+
+
+# -- repeat purchases, consent, the window -------------------------------------------------
+def _shop_orders(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The web shop's repeat orders (shop.py): those ending on the thank-you page with an
+    accessory, not the car's order nor the retention stage's accessory at the till."""
+    return [
+        e
+        for e in events
+        if e.get("event") == "Order Completed"
+        and e["context"].get("page", {}).get("path") == "/bestellung/danke"
+        and e["properties"]["products"][0]["name"] not in MODELS
+    ]
+
+
+def test_customers_buy_again_at_their_own_rate_until_they_stop(demo: Demo) -> None:
+    """Buy till you die (shop.py): after the car, each customer orders in the shop at a rate
+    of their own until they stop buying or lapse; a customer who stopped at the purchase
+    stage never orders again. Orders hold items of the shop, with their value added up."""
+    items = {item_id(name): price for name, price, _ in SHOP_ITEMS}
+    counts: list[int] = []
+    stopped_early = 0
+    for pid, person in demo.persons.items():
+        orders = _shop_orders(demo.by_person[pid])
+        if not person["purchase_at"]:
+            assert not orders, pid
+            continue
+        if person["churned"] == "True" and person["highest_stage"] == "purchase":
+            assert not orders, pid  # lapsed as they bought
+        user_id = demo.people[pid].user_id
+        for order in orders:
+            assert order["userId"] == user_id  # a checkout needs the account
+            assert person["purchase_at"] < order["timestamp"]
+            assert not person["lapsed_at"] or order["timestamp"] < person["lapsed_at"]
+            products = order["properties"]["products"]
+            assert all(items[line["product_id"]] == line["price"] for line in products)
+            total = sum(line["price"] * line["quantity"] for line in products)
+            assert order["properties"]["revenue"] == total
+        counts.append(len(orders))
+        # Stopped buying while still a customer: nothing bought in the last 120 days of
+        # their time as one, though they ordered before.
+        until = person["lapsed_at"] or END.isoformat()
+        if orders and _when(until) - _when(orders[-1]["timestamp"]) > timedelta(days=120):
+            stopped_early += 1
+    spread = Counter(min(n, 3) for n in counts)
+    assert spread[0] and spread[1] and spread[3], spread  # rates differ across customers
+    assert stopped_early > 0
+
+
+def test_signed_in_people_choose_marketing_and_personalisation(demo: Demo) -> None:
+    """The consent tool stamps each sign-in with the person's own choices: analytics
+    granted, marketing by about six in ten, personalisation (the decide API's purpose) by
+    about six in ten too, more often with marketing; the same choices at every sign-in."""
+    choices: dict[str, dict[str, bool]] = {}
+    for pid, events in demo.by_person.items():
+        for event in events:
+            preferences = event.get("context", {}).get("consent", {}).get("categoryPreferences")
+            if preferences is None:
+                continue
+            assert preferences["necessary"] and preferences["analytics"]
+            assert choices.setdefault(pid, preferences) == preferences, pid
+    assert set(choices) == {pid for pid, p in demo.persons.items() if p["identified"] == "True"}
+    granted = [c["personalisation"] for c in choices.values()]
+    assert 0.45 < sum(granted) / len(granted) < 0.72
+    with_marketing = [c["personalisation"] for c in choices.values() if c["marketing"]]
+    without = [c["personalisation"] for c in choices.values() if not c["marketing"]]
+    assert sum(with_marketing) / len(with_marketing) > sum(without) / len(without)
+
+
+def test_a_demo_ending_on_a_day_covers_the_year_before_it() -> None:
+    config = DemoConfig.ending(date(2026, 12, 2), people=20, seed=3)
+    assert config.start == datetime(2025, 12, 2, tzinfo=UTC)
+    assert config.start + timedelta(days=config.days) == datetime(2026, 12, 2, tzinfo=UTC)
+    events = list(Simulator(config).events())
+    assert events and max(e["timestamp"] for e in events) < "2026-12-02T00:00:00.000Z"
+    assert min(e["timestamp"] for e in events) >= "2025-12-02T00:00:00.000Z"

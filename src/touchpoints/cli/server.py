@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -213,7 +214,15 @@ def _configure_logging(settings: Settings) -> None:
 def demo(
     data_dir: DataDir = None,
     people: Annotated[int, typer.Option(min=10, max=1_000_000, help="People to simulate")] = 10_000,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 42,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed and end, same data)")] = 42,
+    end: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="The day the data end, YYYY-MM-DD (UTC; they cover the year before it) "
+            "[default: today]",
+        ),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Address [default: 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [default: 8080]")] = None,
     serve_after: Annotated[
@@ -248,6 +257,8 @@ def demo(
             str(seed),
             "--out",
             str(settings.data_dir / "demo"),
+            "--end",
+            (end.date() if end is not None else datetime.now(UTC).date()).isoformat(),
         ]
         result = subprocess.run(
             command, input=loader_key + "\n", capture_output=True, text=True, check=False

@@ -117,6 +117,17 @@ ACCESSORIES = (
     ("Ladekabel Typ 2", 279),
     ("Fußmatten", 119),
 )
+# What customers buy again in the web shop (shop.py): (name, price, popularity), the
+# popularity the shape of each item's weight in a customer's taste.
+SHOP_ITEMS = (
+    ("Ladeguthaben 50", 50, 3.0),
+    ("Pflegeset", 39, 1.5),
+    ("Scheibenwischer", 59, 1.0),
+    ("Fußmatten", 119, 0.8),
+    ("Ladekabel Typ 2", 279, 0.6),
+    ("Fahrradträger", 529, 0.3),
+    ("Dachbox", 649, 0.3),
+)
 BROWSE_PAGES = [
     "/modelle",
     "/angebote",
@@ -173,6 +184,11 @@ def _title(path: str) -> str:
 
 def _slug(text: str) -> str:
     return text.lower().replace(" ", "-")
+
+
+def item_id(name: str) -> str:
+    """An accessory's ``product_id``: ``Fußmatten`` → ``fussmatten``."""
+    return _slug(_ascii(name.lower()))
 
 
 def _ascii(text: str) -> str:

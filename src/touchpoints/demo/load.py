@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--end", type=date.fromisoformat, help="the day the data end (as it begins, UTC)"
+    )
     args = parser.parse_args(argv)
     write_key = sys.stdin.readline().strip()  # not on the command line: ps would show it
-    report = load(args.url, write_key, DemoConfig(people=args.people, seed=args.seed), args.out)
+    config = (
+        DemoConfig(people=args.people, seed=args.seed)
+        if args.end is None
+        else DemoConfig.ending(args.end, people=args.people, seed=args.seed)
+    )
+    report = load(args.url, write_key, config, args.out)
     sys.stdout.write(orjson.dumps(asdict(report)).decode() + "\n")
     return 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 
@@ -14,8 +14,17 @@ from typing import Any
 class DemoConfig:
     people: int = 10_000
     seed: int = 42
-    start: datetime = datetime(2026, 3, 1, tzinfo=UTC)
-    days: int = 240
+    # A year (room for churn risk's two 90-day windows after the first buyers), ending on
+    # 27 October 2026 unless asked otherwise; ``touchpoints demo`` ends it today (ending()).
+    start: datetime = datetime(2025, 10, 27, tzinfo=UTC)
+    days: int = 365
+
+    @classmethod
+    def ending(cls, day: date, people: int = 10_000, seed: int = 42) -> DemoConfig:
+        """The window of ``days`` days that ends as ``day`` begins (UTC): the demo's data end
+        today, so what is asked about "now" (churn risk, the last 30 days) finds them."""
+        start = datetime.combine(day, time(), UTC) - timedelta(days=cls.days)
+        return cls(people=people, seed=seed, start=start)
 
 
 @dataclass

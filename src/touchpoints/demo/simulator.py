@@ -10,7 +10,8 @@ abandoned configurations, complaints) make stopping likelier. People browse anon
 become identified when they sign up or log in on a device. A few live with an earlier person
 and sign in on that person's family tablet or desktop too (households.py). Dealers never see
 the web shop's user id: their DMS knows a customer by the dealer's own customer number and the
-name, birth date and address a salesperson typed in (dealers.py).
+name, birth date and address a salesperson typed in (dealers.py). Customers buy again in the
+web shop at a rate of their own until they stop or lapse (shop.py).
 
 Everything is derived from the seed (``random.Random`` per person, no clock, no uuid4), so the
 same configuration gives the same events byte for byte. The ground truth records which
@@ -50,6 +51,7 @@ from touchpoints.demo.model import (
     _uuid,
 )
 from touchpoints.demo.names import CITIES, FIRST_NAMES, LAST_NAMES, MAIL_DOMAINS
+from touchpoints.demo.shop import shop_orders
 from touchpoints.demo.stages import STEPS, newsletters
 
 __all__ = [
@@ -181,6 +183,7 @@ class Simulator:
         customer_life(j, end)
         newsletters(j, end)
         shared_device_visits(j, household, end)
+        shop_orders(j, end)
         j.events.sort(key=lambda e: e["timestamp"])  # later steps interleave with the journey
         j.events = [e for e in j.events if e["timestamp"] < _iso(end)]
         return j

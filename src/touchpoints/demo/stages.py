@@ -17,6 +17,7 @@ from touchpoints.demo.catalogue import (
     SOCIAL_NETWORKS,
     _ascii,
     _slug,
+    item_id,
 )
 from touchpoints.demo.conversations import converse
 from touchpoints.demo.journey import Journey
@@ -193,7 +194,10 @@ def decision(j: Journey, model: str) -> int:
     accessory, price = rng.choice(ACCESSORIES)
     if rng.random() < 0.35:
         tracks += [
-            ("Product Added", {"name": accessory, "price": price}),
+            (
+                "Product Added",
+                {"product_id": item_id(accessory), "name": accessory, "price": price},
+            ),
             ("Cart Viewed", {}),
             ("Checkout Started", {"value": price}),
         ]
@@ -324,7 +328,9 @@ def retention(j: Journey, model: str) -> int:
             "order_id": f"NW-{_hex(p.person_id, 'acc', length=8).upper()}",
             "revenue": price,
             "currency": "EUR",
-            "products": [{"name": accessory, "price": price, "quantity": 1}],
+            "products": [
+                {"product_id": item_id(accessory), "name": accessory, "price": price, "quantity": 1}
+            ],
         }
         j.session(
             j.device("desktop_web", "phone_web", "tablet_web", "phone_app"),
