@@ -167,7 +167,7 @@ def in_process(
         # The server evaluates everyone once as it starts (and so makes every decision's
         # facts stale): time what follows it, as a running server's decisions are.
         deadline = time.monotonic() + 600
-        while tp.live is not None and tp.live.rounds < 1 and time.monotonic() < deadline:
+        while tp.live is not None and tp.live.job.rounds < 1 and time.monotonic() < deadline:
             time.sleep(0.1)
 
         async def decide_all() -> None:
