@@ -15,7 +15,7 @@ from touchpoints.core import Touchpoints
 from touchpoints.demo import DemoConfig, Simulator
 from touchpoints.predictions import HoldoutQuery, LtvTraining
 
-CONFIG = DemoConfig(people=4000, seed=42)  # the year up to 27 October 2026
+CONFIG = DemoConfig.ending(date(2026, 10, 27), people=4000, seed=42)  # the year up to then
 
 
 @pytest.mark.slow
