@@ -100,6 +100,11 @@ def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | Non
         ssl_certfile=settings.tls_cert_path if tls else None,
         ssl_context_factory=(lambda config, default: tls) if tls else None,
     )
+    # The event loop answers; the writer, the decision log and the jobs run in threads. A
+    # thread that wants the GIL waits for the one holding it to give it up, by default after
+    # 5 ms: a decision could wait that long behind a batch being converted for DuckDB. 1 ms
+    # bounds that wait (benchmarks/decide.py, RESULTS.md).
+    sys.setswitchinterval(0.001)
     server = uvicorn.Server(config)
     if holder is not None:
         holder["server"] = server
