@@ -169,3 +169,21 @@ def test_a_basic_header_made_from_a_created_key_verifies(tp: Touchpoints) -> Non
     key, secret = tp.keys.create("write")
     assert tp.keys.verify(secret_from_header(_basic(secret)) or "") == key
     assert tp.keys.verify(secret_from_header(f"Bearer {secret}") or "") == key
+
+
+def test_header_secret_remembers_only_headers_of_real_keys_and_never_outlives_a_revocation(
+    tp: Touchpoints,
+) -> None:
+    key, secret = tp.keys.create("write", "site")
+    header = "Basic " + base64.b64encode(f"{secret}:".encode()).decode()
+    assert tp.keys.header_secret(header) == secret
+    assert tp.keys._headers == {header: secret}
+    # A made-up key is parsed, answered, and not kept: such headers cannot grow the cache.
+    made_up = "Bearer tp_write_" + "0" * 32
+    assert tp.keys.header_secret(made_up) == "tp_write_" + "0" * 32
+    assert tp.keys.header_secret("Digest abc") is None
+    assert list(tp.keys._headers) == [header]
+    tp.keys.revoke(key.id)
+    remembered = tp.keys.header_secret(header)
+    assert remembered == secret
+    assert tp.keys.verify(remembered) is None  # the cache holds the parse, not the verdict

@@ -113,6 +113,7 @@ MAX_SECRET_LENGTH = max(len(f"tp_{role}_") for role in ROLES) + 32
 MAX_HEADER_LENGTH = 256
 # Verified secrets whose hash is remembered (each one a live key; cleared when full).
 _DIGEST_CACHE_SIZE = 10_000
+_HEADER_CACHE_SIZE = 1_000
 
 
 # A source's name: what an operator calls a website or app (web-shop, ios.app, crm_sync).
@@ -174,7 +175,24 @@ class KeyStore:
         self._ephemeral: dict[str, ApiKey] = {}
         # secret → hash of verified secrets only, so each request skips SHA-256
         self._digests: dict[str, str] = {}
+        # Authorization header → its secret, for headers of keys that verified only
+        self._headers: dict[str, str] = {}
         self.reload()
+
+    def header_secret(self, header: str) -> str | None:
+        """:func:`secret_from_header`, remembered per header once its key verified, so a hot
+        route (the collector, decisions) parses each client's header once. Only headers of
+        real keys are kept (at most ``MAX_HEADER_LENGTH`` long, as many as there are keys
+        in use; the cache starts over past ``_HEADER_CACHE_SIZE``): a stream of made-up
+        headers cannot grow it. Whether the key is still live is :meth:`verify`'s to say."""
+        secret = self._headers.get(header)
+        if secret is None:
+            secret = secret_from_header(header)
+            if secret is not None and self.verify(secret) is not None:
+                if len(self._headers) >= _HEADER_CACHE_SIZE:
+                    self._headers.clear()
+                self._headers[header] = secret
+        return secret
 
     def reload(self) -> None:
         rows = self._table.all()

@@ -171,7 +171,6 @@ class _LeanDecide:
         self.limiter = RateLimiter(
             tp.settings.rate_limit_collect, tp.settings.rate_limit_collect_burst
         )
-        self._secrets: dict[str, str] = {}  # Authorization header → its key, for known keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "OPTIONS":  # CORS preflight from browsers
@@ -217,24 +216,14 @@ class _LeanDecide:
         await send({"type": "http.response.body", "body": answer})
 
     def _caller(self, header: str | None, body_key: Any) -> ApiKey:
-        """:func:`_caller`, with the header's key remembered once it verified (as the
-        collector remembers it: a header is at most ``MAX_HEADER_LENGTH`` long, and there are
-        as many as there are keys)."""
+        """:func:`_caller`, the header's secret parsed once per client
+        (:meth:`KeyStore.header_secret`, the collector's too)."""
         if header is not None:
-            secret = self._secrets.get(header)
-            if secret is not None:
-                key = self.tp.keys.verify(secret)
-                if key is not None and (key.allows("collect") or key.allows("profiles")):
-                    return key
-        key = _caller(self.tp.keys, header, body_key)
-        if header is not None and len(self._secrets) < _REMEMBERED:
-            secret = secret_from_header(header)
-            if secret is not None:
-                self._secrets[header] = secret
-        return key
-
-
-_REMEMBERED = 1024  # Authorization headers remembered (one per key in practice)
+            secret = self.tp.keys.header_secret(header)
+            key = self.tp.keys.verify(secret) if secret is not None else None
+            if key is not None and (key.allows("collect") or key.allows("profiles")):
+                return key
+        return _caller(self.tp.keys, header, body_key)
 
 
 async def _body(receive: Receive) -> bytes:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from touchpoints.access.keys import ApiKey, secret_from_header
+from touchpoints.access.keys import ApiKey
 from touchpoints.access.limits import RateLimiter
 from touchpoints.collect.ingest import BATCH_ROUTES, SINGLE_ROUTES, Outcome
 from touchpoints.collect.writer import Backpressure
@@ -99,7 +99,6 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 class Collector:
     def __init__(self, tp: Touchpoints) -> None:
         self.tp = tp
-        self._auth_cache: dict[str, str] = {}
         settings = tp.settings
         self._limiter = RateLimiter(settings.rate_limit_collect, settings.rate_limit_collect_burst)
 
@@ -127,21 +126,6 @@ class Collector:
 
         endpoint.__name__ = f"collect_{route}"
         return endpoint
-
-    def _header_key(self, header: str | None) -> str | None:
-        """The key from the Authorization header, parsed once per distinct header of a key
-        that verifies (only those are remembered: a header is at most
-        ``MAX_HEADER_LENGTH`` long, and there are as many as there are keys)."""
-        if not header:
-            return None
-        cached = self._auth_cache.get(header)
-        if cached is None:
-            cached = secret_from_header(header) or ""
-            if cached and self.tp.keys.verify(cached) is not None:
-                if len(self._auth_cache) >= 1000:
-                    self._auth_cache.clear()
-                self._auth_cache[header] = cached
-        return cached
 
     async def handle(self, request: Request, route: str) -> Response:
         """One request through the collector's steps, each of which may answer it at once
@@ -198,7 +182,7 @@ class Collector:
         header that holds no key, or a key that is not valid, is answered 401."""
         if header is None:
             return None
-        secret = self._header_key(header)
+        secret = self.tp.keys.header_secret(header)
         if not secret:
             raise _Answered(
                 _error(
