@@ -211,3 +211,53 @@ def test_an_export_without_the_event_identifiers_is_refused_before_spark_works(
     with pytest.raises(InvalidRequest, match="is not a touchpoints export"):
         spark_rebuild(spark, tmp_path, tmp_path / "result")
     assert not (tmp_path / "result").exists()
+
+
+def test_an_erasure_reaches_a_loaded_result_and_leaves_it_whole(
+    world: Touchpoints, tmp_path: Path, spark: Any
+) -> None:
+    """A loaded result's persons files hold identifiers' values: erasing a person writes
+    them again without the person's identifiers, the refused links that name them go too,
+    and _result.json's sizes and counts match the files again (the load's own checks pass).
+    A result directory deleted since is passed over."""
+    import pyarrow.parquet as pq
+
+    from touchpoints.identity import outside
+
+    lake, result = tmp_path / "lake", tmp_path / "result"
+    before = spark_rebuild(spark, lake, result)
+    load_persons(world.identity, LoadQuery(result=str(result)))
+    gone = tmp_path / "gone"
+    shutil.copytree(result, gone)
+    load_persons(world.identity, LoadQuery(result=str(gone)))
+    shutil.rmtree(gone)
+    theirs = {
+        sid
+        for (sid,) in world.warehouse.fetchall(
+            "SELECT sid FROM identifiers WHERE person = (SELECT person FROM identifiers "
+            "WHERE type = 'email' AND value = 'p0@example.de')"
+        )
+    }
+    values = {"u0", "p0@example.de", "phone-0", "laptop-0"}
+    rows = pq.read_table(result / "persons").to_pylist()
+    assert values <= {row["value"] for row in rows}
+    rejected = pq.read_table(result / "rejections").to_pylist()
+    assert any({r["sid"], r["person"], r["other"]} & theirs for r in rejected)  # the kiosk's
+
+    done = world.privacy.erase("email:p0@example.de")
+
+    assert done.identity_result_files == 2 and done.identity_result_failures == []
+    rows = pq.read_table(result / "persons").to_pylist()
+    assert not values & {row["value"] for row in rows}
+    assert not theirs & {row["sid"] for row in rows}
+    assert len(rows) == before.identifiers - len(theirs)
+    rejected = pq.read_table(result / "rejections").to_pylist()
+    assert not any({r["sid"], r["person"], r["other"]} & theirs for r in rejected)
+    output = outside.read_result(result)
+    assert output.identifiers == len(rows) and output.rejections == len(rejected)
+    assert output.persons == len({row["person"] for row in rows})
+    # What the load reads (every listed file's size, the counts) agrees with the files.
+    assert outside._table(
+        result, output, outside.PERSONS, outside.PERSONS_SCHEMA, output.identifiers
+    ).num_rows == len(rows)
+    assert not list(result.rglob("*.erasing"))

@@ -113,6 +113,7 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "assistant_messages",
             "placements",
             "decisions",
+            "identity_results",
         }
         assert warehouse.schema_version() == LATEST_VERSION == max(m.version for m in MIGRATIONS)
         assert warehouse.fetchall(

@@ -85,10 +85,21 @@ def erase(
     )
     if done.export_files:
         out.print(f"{done.export_files:,} Parquet export file(s) written again without them")
+    if done.identity_result_files:
+        out.print(
+            f"{done.identity_result_files:,} file(s) of loaded identity results written "
+            "again without them"
+        )
     for failure in done.export_failures:
         err.print(
             f"[bold yellow]warning:[/] export directory not reached, the person's rows are "
             f"still there: {failure}",
+            highlight=False,
+        )
+    for failure in done.identity_result_failures:
+        err.print(
+            f"[bold yellow]warning:[/] identity result not reached, the person's "
+            f"identifiers are still there: {failure}",
             highlight=False,
         )
 

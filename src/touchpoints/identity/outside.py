@@ -20,15 +20,23 @@ this warehouse as it is: computed from an export of every event the identity map
 today's merge rules, with the same identity links in force and the same identifiers (each with
 its number, type, value and detached flag). Anything else is refused with what differs and
 what to do; the warehouse is left as it was.
+
+A loaded result's path is kept (``identity_results``): its persons files hold identifiers'
+values, so an erasure writes them again without the person's identifiers, and its rejection
+files without their rows (:func:`reach_results`), with ``_result.json``'s counts and sizes
+to match. A result never loaded is not known here: it is the operator's to delete.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, ValidationError
 
@@ -36,6 +44,7 @@ from touchpoints.answers import Answer
 from touchpoints.errors import Conflict, InvalidRequest
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.identity.store.outside import OutsideStore
+from touchpoints.warehouse import Warehouse
 
 RESULT = "_result.json"
 RESULT_FORMAT = "touchpoints-identity-result"
@@ -188,6 +197,7 @@ def load_persons(resolver: IdentityResolver, query: LoadQuery) -> PersonsLoaded:
         _check(resolver, store, output)
         store.check_identifiers(persons)
         changed = store.store(persons, rejections)
+        store.remember(str(directory))
         resolver.forget()
     return PersonsLoaded(
         identifiers=output.identifiers,
@@ -238,3 +248,71 @@ def _check(resolver: IdentityResolver, store: OutsideStore, output: RebuildOutpu
 
 def _limits(limits: dict[str, int]) -> str:
     return ", ".join(f"{t} ≤ {n}" for t, n in sorted(limits.items())) or "no limits"
+
+
+class ResultsReached(Answer):
+    """What an erasure did to the loaded identity results (``touchpoints identity load``)."""
+
+    directories: int = Field(description="Result directories brought in step")
+    files_changed: int = Field(description="Parquet files written again without the rows")
+    failures: list[str] = Field(
+        default_factory=list, description="Directories that could not be, and why"
+    )
+
+
+def reach_results(warehouse: Warehouse, sids: Iterable[int]) -> ResultsReached:
+    """Every result loaded before loses the rows of these identifiers (persons) and the
+    refused links that name one of them (as identifier, person or other); each file that
+    held one is written again whole (beside, then renamed over), and ``_result.json`` last,
+    with the files' sizes and the counts it now holds. A directory gone or without its
+    ``_result.json`` is passed over (nothing of ours is there); one that cannot be read or
+    written is reported, and the others are still done."""
+    erased = pa.array(sorted(set(sids)), pa.int64())
+    reached, changed, failures = 0, 0, []
+    for found in OutsideStore(warehouse).results():
+        directory = Path(found)
+        if not (directory / RESULT).is_file():
+            continue
+        try:
+            changed += _reach_one(directory, erased)
+        except (InvalidRequest, OSError, pa.ArrowException) as exc:
+            failures.append(f"{directory}: {str(exc).splitlines()[0]}")
+            continue
+        reached += 1
+    return ResultsReached(directories=reached, files_changed=changed, failures=failures)
+
+
+def _reach_one(directory: Path, erased: pa.Array) -> int:
+    output = read_result(directory)
+    columns = {PERSONS: ("sid",), REJECTIONS: ("sid", "person", "other")}
+    changed = 0
+    counts = {PERSONS: 0, REJECTIONS: 0}
+    persons: set[int] = set()
+    for name, names in columns.items():
+        for entry in output.files.get(name, []):
+            path = directory / entry.path
+            table = pq.read_table(path)
+            keep = None
+            for column in names:
+                outside = pc.invert(pc.fill_null(pc.is_in(table[column], erased), False))
+                keep = outside if keep is None else pc.and_(keep, outside)
+            assert keep is not None
+            kept = table.filter(keep)
+            counts[name] += kept.num_rows
+            if name == PERSONS:
+                persons.update(kept["person"].to_pylist())
+            if kept.num_rows == table.num_rows:
+                continue
+            partial = path.with_name(f".{path.name}.erasing")
+            pq.write_table(kept, partial)
+            os.replace(partial, path)
+            entry.bytes = path.stat().st_size
+            changed += 1
+    if changed:
+        output.identifiers = counts[PERSONS]
+        output.persons = len(persons)
+        output.rejections = counts[REJECTIONS]
+        partial = directory / f".{RESULT}.erasing"
+        partial.write_bytes(orjson.dumps(output.model_dump(), option=orjson.OPT_INDENT_2))
+        os.replace(partial, directory / RESULT)
+    return changed

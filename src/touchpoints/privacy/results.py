@@ -79,6 +79,15 @@ class Erasure(Answer):
         description="Audience files (a file destination's CSV or Parquet of an audience's "
         "members) written again without the person",
     )
+    identity_result_files: int = Field(
+        default=0,
+        description="Parquet files of identity maps computed outside and loaded (touchpoints "
+        "identity load) written again without the person's identifiers",
+    )
+    identity_result_failures: list[str] = Field(
+        default_factory=list,
+        description="Loaded identity result directories that could not be written, and why",
+    )
 
 
 class Suppression(Answer):

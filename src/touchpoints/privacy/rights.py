@@ -16,7 +16,9 @@ Erasure, in order:
 6. the database file is rewritten (:meth:`Warehouse.compact`), so no byte of the person is
    left in its free blocks or its log;
 7. the Parquet exports written before (``touchpoints export``, ``export_dir``) have the
-   files that held the person's rows written again without them.
+   files that held the person's rows written again without them, and so do the identity
+   maps computed outside and loaded (``touchpoints identity load``: their persons and
+   rejections files; :func:`touchpoints.identity.outside.reach_results`).
 
 Between 3 and 6, the audience files (a file destination's CSV or Parquet of an audience's
 members) are written again without the person's rows, and so are their runs still in the
@@ -44,6 +46,7 @@ import pyarrow as pa
 from touchpoints.errors import NotFound
 from touchpoints.export.results import ExportsReached
 from touchpoints.identity.identifiers import Identifier
+from touchpoints.identity.outside import reach_results
 from touchpoints.identity.resolver import IdentityResolver
 from touchpoints.journeys.queries import StageHistoryQuery
 from touchpoints.journeys.service import Journeys
@@ -147,6 +150,7 @@ class Rights:
                     self.reach_files(subject.values, subject.persons) if self.reach_files else 0
                 )
                 sizes = self.warehouse.compact()
+            results = reach_results(self.warehouse, [*subject.sids, *orphans])
             exports = self.reach_exports() if self.reach_exports is not None else None
             outcome: dict[str, Any] = {
                 "rows": removed,
@@ -155,6 +159,9 @@ class Rights:
             }
             if audience_files:
                 outcome["audience_files"] = audience_files
+            if results.directories or results.failures:
+                outcome["identity_result_files"] = results.files_changed
+                outcome["identity_result_failures"] = len(results.failures)
             if exports is not None and (exports.directories or exports.failures):
                 outcome["export_files"] = exports.files_changed
                 outcome["export_failures"] = len(exports.failures)
@@ -170,6 +177,8 @@ class Rights:
             export_files=exports.files_changed if exports else 0,
             export_failures=exports.failures if exports else [],
             audience_files=audience_files,
+            identity_result_files=results.files_changed,
+            identity_result_failures=results.failures,
         )
 
     def _delete(self, subject: Subject) -> dict[str, int]:

@@ -270,6 +270,10 @@ NOT_PERSONAL: dict[str, str] = {
         "the directories the tables were exported to as Parquet (erasure and retention "
         "write their files again)"
     ),
+    "identity_results": (
+        "the directories of identity maps computed outside touchpoints (touchpoints spark "
+        "rebuild) and loaded: paths only (erasure writes their files again)"
+    ),
     "prediction_models": (
         "model cards: parameters and metrics fitted on all customers together, the data "
         "window and settings; counts and figures about the whole base, none about one person"

@@ -907,6 +907,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE audience_destinations ADD COLUMN last_rows BIGINT",
         ),
     ),
+    Migration(
+        23,
+        "the directories of identity maps computed outside touchpoints and loaded",
+        # touchpoints identity load OUT: OUT's persons files hold identifiers' values, so an
+        # erasure writes them again without the person (identity/outside.py reach_results).
+        (
+            """
+            CREATE TABLE identity_results (
+                path VARCHAR PRIMARY KEY,
+                loaded_at TIMESTAMP NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -86,6 +86,23 @@ class OutsideStore:
                 "result; it was not written by `touchpoints spark rebuild`"
             )
 
+    def remember(self, directory: str) -> None:
+        """Keep the path of a result that was loaded (erasure writes its files again)."""
+        self.warehouse.run(
+            "INSERT INTO identity_results VALUES (?, ?) ON CONFLICT (path) DO UPDATE "
+            "SET loaded_at = excluded.loaded_at",
+            [directory, utc_now()],
+        )
+
+    def results(self) -> list[str]:
+        """The result directories loaded, oldest first."""
+        return [
+            str(path)
+            for (path,) in self.warehouse.fetchall(
+                "SELECT path FROM identity_results ORDER BY loaded_at"
+            )
+        ]
+
     def store(self, persons: pa.Table, rejections: pa.Table) -> int:
         """Every identifier's person and the refused links, in one transaction; the merge log
         is history and stays (as a rebuild leaves it). Returns the identifiers whose person
