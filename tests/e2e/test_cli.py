@@ -285,3 +285,19 @@ def test_demo_without_serving_loads_and_reports(tmp_path: Path) -> None:
     shown = cli("profile", example.group(1), "--json", data_dir=data_dir)
     assert shown.returncode == 0, shown.stderr
     assert example.group(1).split(":", 1)[1] in shown.stdout
+    # The demo's audiences (demo/activation.py) hold what the events say, counted by hand.
+    audiences = re.search(r"Audiences: configurators ([\d,]+), recent_configurators", result.stdout)
+    assert audiences is not None, result.stdout
+    import duckdb
+
+    with duckdb.connect(str(data_dir / "touchpoints.duckdb"), read_only=True) as db:
+        by_hand = db.execute(
+            "SELECT count(DISTINCT i.person) FROM events e JOIN event_identifiers ei "
+            "ON ei.seq = e.seq JOIN identifiers i ON i.sid = ei.sid "
+            "WHERE e.event = 'Configuration Saved'"
+        ).fetchone()
+    assert by_hand is not None and by_hand[0] > 0
+    assert int(audiences.group(1).replace(",", "")) == by_hand[0]
+    decided = cli("decide", "home_hero", example.group(1), data_dir=data_dir)
+    assert decided.returncode == 0, decided.stderr
+    assert "Welcome to Nordwind" in decided.stdout or "test drive" in decided.stdout

@@ -246,6 +246,7 @@ def demo(
     _, write_key = tp.keys.create("write", "demo write key")
     _, read_key = tp.keys.create("read", "demo read key")
     loader_key = tp.keys.add_ephemeral("write", "demo")
+    setup_key = tp.keys.add_ephemeral("admin", "demo-setup")  # its audiences and placement
     state: dict[str, Any] = {}
 
     def load() -> None:
@@ -266,7 +267,11 @@ def demo(
             (end.date() if end is not None else datetime.now(UTC).date()).isoformat(),
         ]
         result = subprocess.run(
-            command, input=loader_key + "\n", capture_output=True, text=True, check=False
+            command,
+            input=f"{loader_key}\n{setup_key}\n",
+            capture_output=True,
+            text=True,
+            check=False,
         )
         server = state["server"]
         if result.returncode != 0:
@@ -344,6 +349,7 @@ def _print_demo_report(
         + "\n  more: touchpoints journeys stages",
         highlight=False,
     )
+    _print_demo_activation(tp, url, write_key, example)
     if not serving:
         return
     out.print(
@@ -357,6 +363,27 @@ def _print_demo_report(
         f"  API:   {url}/openapi.json",
         highlight=False,
     )
+
+
+def _print_demo_activation(tp: Touchpoints, url: str, write_key: str, example: str | None) -> None:
+    """The demo's audiences and placement (demo/activation.py), as they stand now."""
+    audiences = tp.audiences.listing().audiences
+    if not audiences:
+        return
+    out.print(
+        "Audiences: "
+        + ", ".join(f"{a.key} {a.size:,}" for a in audiences)
+        + "\n  more: touchpoints audiences members KEY",
+        highlight=False,
+    )
+    placements = [p.key for p in tp.placements.listing().placements]
+    if "home_hero" in placements:
+        who = f"email:{example}" if example else "user_id:ID"
+        out.print(
+            f"Personalisation: placement home_hero; try: touchpoints decide home_hero {who}\n"
+            f"  the demo shop: {url}/demo/shop?writeKey={write_key}&placement=home_hero",
+            highlight=False,
+        )
 
 
 def _known(tp: Touchpoints, key: str) -> bool:

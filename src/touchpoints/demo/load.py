@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from touchpoints.collect.importer import load_mapping, read_csv
-from touchpoints.demo import DemoConfig, Simulator, write_demo_files
+from touchpoints.demo import DemoConfig, Simulator, activation, write_demo_files
 
 _BATCH_EVENTS = 500
 _BATCH_BYTES = 400 * 1024
@@ -33,6 +33,7 @@ class LoadReport:
     seconds: float
     files: dict[str, str]
     example_email: str | None  # of a person who signed in somewhere: a profile to show
+    activation: list[str]  # audiences and placements made (demo/activation.py)
 
 
 def _post(client: httpx.Client, path: str, batch: list[bytes]) -> int:
@@ -66,7 +67,9 @@ def _send_all(client: httpx.Client, path: str, messages: Any) -> tuple[int, int]
     return sent, rejected
 
 
-def load(url: str, write_key: str, config: DemoConfig, out_dir: Path) -> LoadReport:
+def load(
+    url: str, write_key: str, config: DemoConfig, out_dir: Path, admin_key: str | None = None
+) -> LoadReport:
     started = time.perf_counter()
     simulator = Simulator(config)
     with httpx.Client(base_url=url, auth=(write_key, ""), timeout=120) as client:
@@ -75,6 +78,11 @@ def load(url: str, write_key: str, config: DemoConfig, out_dir: Path) -> LoadRep
         mapping = load_mapping(Path(files.crm_mapping))
         crm = (line.message for line in read_csv(Path(files.crm_export), mapping) if line.message)
         crm_rows, crm_rejected = _send_all(client, "/v1/import", crm)
+    made: list[str] = []
+    if admin_key:
+        headers = {"Authorization": f"Bearer {admin_key}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=300) as admin:
+            made = activation.set_up(admin)
     return LoadReport(
         people=config.people,
         events_sent=events,
@@ -83,6 +91,7 @@ def load(url: str, write_key: str, config: DemoConfig, out_dir: Path) -> LoadRep
         seconds=round(time.perf_counter() - started, 1),
         files={name: str(path) for name, path in asdict(files).items()},
         example_email=next((p.email for p in simulator.people() if p.identified), None),
+        activation=made,
     )
 
 
@@ -96,13 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         "--end", type=date.fromisoformat, help="the day the data end (as it begins, UTC)"
     )
     args = parser.parse_args(argv)
-    write_key = sys.stdin.readline().strip()  # not on the command line: ps would show it
+    # Not on the command line (ps would show them): the write key, then an admin key for the
+    # demo's audiences and placement (an empty line: none made).
+    write_key = sys.stdin.readline().strip()
+    admin_key = sys.stdin.readline().strip() or None
     config = (
         DemoConfig(people=args.people, seed=args.seed)
         if args.end is None
         else DemoConfig.ending(args.end, people=args.people, seed=args.seed)
     )
-    report = load(args.url, write_key, config, args.out)
+    report = load(args.url, write_key, config, args.out, admin_key)
     sys.stdout.write(orjson.dumps(asdict(report)).decode() + "\n")
     return 0
 
