@@ -250,7 +250,14 @@ def start_server(
     assert write_key.startswith("tp_write_"), write_key
     port = free_port()
     log_path = data_dir.parent / f"server-{port}.log"
-    env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), **(extra_env or {})}
+    # The assistant's model loads at the first message, not as each server starts (4 s of
+    # CPU each, for the many servers that never meet a customer); its own tests load it.
+    env = {
+        **os.environ,
+        "TOUCHPOINTS_DATA_DIR": str(data_dir),
+        "TOUCHPOINTS_ASSISTANT_WARM": "false",
+        **(extra_env or {}),
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "touchpoints", "serve", "--port", str(port), *serve_args],

@@ -532,6 +532,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Target time from a handover to a person's first reply (the figures).",
     )
+    assistant_warm: bool = Field(
+        default=True,
+        description=(
+            "Load the assistant's language model as the server starts (about 4 s of CPU on "
+            "2 cores, and its memory), so the first customer does not wait; false: at the "
+            "first message, for a server that does not use the assistant."
+        ),
+    )
     assistant_idle_minutes: int = Field(
         default=30,
         ge=1,
@@ -853,6 +861,7 @@ DEFAULT_CONFIG_TOML = """\
 # assistant_redact = true             # e-mail addresses, phone and card numbers in kept texts
 # assistant_max_message_chars = 2000
 # assistant_first_response_seconds = 120   # target from handover to a person's first reply
+# assistant_warm = true             # load the language model as the server starts
 # assistant_idle_minutes = 30         # a conversation with the assistant alone is closed
 # assistant_demo_site = false         # true: /assistant/demo, sign in as anyone (demo data only)
 # Open tables (see docs/export.md):

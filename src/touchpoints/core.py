@@ -346,7 +346,12 @@ class Touchpoints:
                 self.export_job(),
                 self.journeys_job(),
                 self.audience_files.job(),
-                assistant_job(self.assistant, self.agents, refresh=self.journeys.person_source),
+                assistant_job(
+                    self.assistant,
+                    self.agents,
+                    refresh=self.journeys.person_source,
+                    warm=self.settings.assistant_warm,
+                ),
             )
             self.jobs = [job for job in jobs if job is not None]
             for job in self.jobs:

@@ -45,6 +45,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {
         "TOUCHPOINTS_ASSISTANT_IDENTITY_SECRET": SECRET,
         "TOUCHPOINTS_ASSISTANT_DEMO_SITE": "true",
+        "TOUCHPOINTS_ASSISTANT_WARM": "true",  # as a site's server: ready before the customer
     }
     server = start_server(data_dir, extra_env=env)
     response = server.post("/v1/batch", json={"batch": ERIKA}, auth=(server.write_key, ""))

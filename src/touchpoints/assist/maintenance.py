@@ -72,12 +72,14 @@ def assistant_job(
     agents: Agents,
     interval: float = 60,
     refresh: Callable[[], object] | None = None,
+    warm: bool = True,
 ) -> PeriodicJob[tuple[int, int]]:
     """:func:`tidy` every ``interval`` seconds, the first turn at once (it loads the model
     first, so the first customer does not wait for it). When customers wrote since the last
     turn, ``refresh`` too (the journey tables: a handover's routing reads the stage as last
-    derived, so it is at most a minute behind)."""
-    seen = {"warm": False, "turns": 0}
+    derived, so it is at most a minute behind). ``warm`` false: the model is loaded at the
+    first message instead (the ``assistant_warm`` setting)."""
+    seen = {"warm": not warm, "turns": 0}
 
     def turn() -> tuple[int, int]:
         if not seen["warm"]:
