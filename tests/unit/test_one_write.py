@@ -7,6 +7,7 @@ transport that records its writes."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 from touchpoints.cli.protocol import _OneWrite
@@ -43,6 +44,9 @@ class Recording(asyncio.Transport):
 
 
 def run(steps: Any) -> list[tuple[str, Any]]:
+    """``steps`` on a loop of its own, in a thread of its own (a browser test before this one
+    in the same worker may have left a loop running in the main thread)."""
+
     async def go() -> list[tuple[str, Any]]:
         raw = Recording()
         await steps(_OneWrite(raw, asyncio.get_running_loop()))
@@ -50,7 +54,21 @@ def run(steps: Any) -> list[tuple[str, Any]]:
         await asyncio.sleep(0)
         return raw.calls
 
-    return asyncio.run(go())
+    found: list[list[tuple[str, Any]]] = []
+    failed: list[BaseException] = []
+
+    def thread() -> None:
+        try:
+            found.append(asyncio.run(go()))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=thread)
+    worker.start()
+    worker.join(30)
+    if failed:
+        raise failed[0]
+    return found[0]
 
 
 def test_a_head_and_body_written_together_go_out_as_one_write_in_order() -> None:
