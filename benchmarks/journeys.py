@@ -29,34 +29,49 @@ from identity import load  # noqa: E402  (the same loader as the identity benchm
 
 from touchpoints.config import load_settings  # noqa: E402
 from touchpoints.core import Touchpoints  # noqa: E402
+from touchpoints.journeys.queries import (  # noqa: E402
+    AttributionQuery,
+    ChannelMixQuery,
+    FunnelComparisonQuery,
+    FunnelQuery,
+    JourneyMapQuery,
+    PathsQuery,
+    RetentionQuery,
+    StageHistoryQuery,
+    StagesQuery,
+    VariantsQuery,
+)
 from touchpoints.journeys.store import refresh  # noqa: E402
 
 
 def analyses(tp: Touchpoints) -> dict[str, Callable[[], Any]]:
-    """Each analysis as the API calls it, on a person picked from the data."""
+    """Each analysis as the API asks it (``Journeys.run`` with the API's question), on a person
+    picked from the data."""
     person = int(tp.warehouse.scalar("SELECT min(person) FROM identifiers"))
-    journeys = tp.journeys
-    funnel = {
-        "steps": [
-            {"event": "Product Viewed"},
-            {"event": "Configuration Saved"},
-            {"event": "Test Drive Requested"},
-            {"event": "Order Completed"},
-        ],
-        "window": "P60D",
-    }
+    run = tp.journeys.run
+    steps = [
+        {"event": "Product Viewed"},
+        {"event": "Configuration Saved"},
+        {"event": "Test Drive Requested"},
+        {"event": "Order Completed"},
+    ]
+    funnel = FunnelQuery.model_validate({"steps": steps, "window": "P60D"})
+    by_age = FunnelQuery.model_validate(
+        {"steps": steps, "window": "P60D", "breakdown": "age_group"}
+    )
+    both = FunnelComparisonQuery.model_validate({"steps": steps, "window": "P60D"})
     return {
-        "stages (persons per stage)": journeys.stages,
-        "stage history of one person": lambda: journeys.stage_history(person),
-        "journey map": journeys.journey_map,
-        "funnel, 4 steps, per person": lambda: journeys.funnel(funnel),
-        "funnel per person and per device": lambda: journeys.funnel(funnel, compare_units=True),
-        "funnel by age group": lambda: journeys.funnel({**funnel, "breakdown": "age_group"}),
-        "retention by week": lambda: journeys.retention({"period": "week"}),
-        "paths after Configurator Started": lambda: journeys.paths(start="Configurator Started"),
-        "journey variants": journeys.variants,
-        "channel mix by age band": journeys.channel_mix,
-        "attribution (six models)": journeys.attribution,
+        "stages (persons per stage)": lambda: run(StagesQuery()),
+        "stage history of one person": lambda: run(StageHistoryQuery(person=f"person:{person}")),
+        "journey map": lambda: run(JourneyMapQuery()),
+        "funnel, 4 steps, per person": lambda: run(funnel),
+        "funnel per person and per device": lambda: run(both),
+        "funnel by age group": lambda: run(by_age),
+        "retention by week": lambda: run(RetentionQuery(period="week")),
+        "paths after Configurator Started": lambda: run(PathsQuery(start="Configurator Started")),
+        "journey variants": lambda: run(VariantsQuery()),
+        "channel mix by age band": lambda: run(ChannelMixQuery()),
+        "attribution (six models)": lambda: run(AttributionQuery()),
     }
 
 

@@ -40,7 +40,7 @@ def test_an_analysis_logs_its_queries_without_their_values(
     assert result.steps[0].units > 0
     queries = [r.getMessage() for r in caplog.records if r.name == "touchpoints.warehouse"]
     assert sum(q.startswith("query ") and " ms: SELECT " in q for q in queries) >= 5, queries
-    assert any(" ms: CREATE TEMP TABLE " in q for q in queries)  # the steps, cached
+    assert any(" ms: CREATE OR REPLACE TEMP TABLE " in q for q in queries)  # the steps, cached
     assert any(" ms: DROP TABLE IF EXISTS " in q for q in queries)
     # The funnel's step names are values in the compiled SQL: they are not logged.
     assert not any("Product Viewed" in q or "Quote Requested" in q for q in queries)
@@ -52,6 +52,50 @@ def test_an_analysis_logs_its_queries_without_their_values(
     [logged] = [r.getMessage() for r in caplog.records]
     assert "journey_facts" in logged and "= '?'" in logged, logged
     assert "Product Viewed" not in logged
+
+
+def test_the_same_question_is_compiled_once_and_answered_the_same(
+    tp_journeys: Touchpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from touchpoints.warehouse import ibis_gateway
+
+    monkeypatch.setattr(ibis_gateway, "_COMPILED", ibis_gateway.OrderedDict())
+    compiled: list[str] = []
+    real = ibis.backends.duckdb.Backend.compile
+
+    def counting(self: Any, expr: Any, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(str(real(self, expr, *args, **kwargs)))
+        return compiled[-1]
+
+    monkeypatch.setattr(ibis.backends.duckdb.Backend, "compile", counting)
+    first = funnel(duckdb_source(tp_journeys.warehouse, DEFAULT), SPEC)
+    asked = len(compiled)
+    assert asked >= 5  # the cached steps, and the queries reading them
+    # Built again from scratch, on another source (a new gateway): nothing compiled again.
+    again = funnel(duckdb_source(tp_journeys.warehouse, DEFAULT), SPEC)
+    assert len(compiled) == asked
+    assert again == first
+    # Another question compiles its own.
+    other = funnel(duckdb_source(tp_journeys.warehouse, DEFAULT), {**SPEC, "window": "P1D"})
+    assert len(compiled) > asked
+    assert other.window_seconds == 86_400
+
+
+def test_two_caches_of_one_expression_open_at_once_are_two_tables(
+    tp_journeys: Touchpoints,
+) -> None:
+    source = duckdb_source(tp_journeys.warehouse, DEFAULT)
+    events = source.events()
+    views = events.filter(events.event == "Product Viewed").select("person", "seq")
+    total = int(source.arrow(views.count()).as_py())
+    with source.cache(views) as one, source.cache(views) as two:
+        assert one.get_name() != two.get_name()
+        assert int(source.arrow(one.count()).as_py()) == total
+        assert int(source.arrow(two.count()).as_py()) == total
+    # Closed: the same expression cached again gets its first name back, holding the rows.
+    with source.cache(views) as three:
+        assert three.get_name() == one.get_name()
+        assert int(source.arrow(three.count()).as_py()) == total
 
 
 def test_a_failing_ibis_query_is_a_warehouse_error_with_the_query(

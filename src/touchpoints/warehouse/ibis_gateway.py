@@ -10,13 +10,22 @@ Compiled SQL carries the analysis's values inline (event names, a trait value to
 unlike our own statements, which take parameters; so its string literals are masked wherever
 the gateway shows the text (log lines and errors).
 
+Compiling is not free: Ibis rewrites the expression and sqlglot writes the text, 30–70 ms for
+an analysis's query and over half of a funnel's time on a million events (cProfile,
+2026-12-03). The text depends only on the expression, so it is kept per expression (equal
+expressions, built again for the same question, find it), and the temporary tables of
+``cache`` are named after what they hold, so that the queries reading them are equal too.
+
 Not imported by ``touchpoints.warehouse`` itself: importing Ibis takes about half a second,
 which the collector and the CLI need not pay.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +38,33 @@ import pyarrow as pa
 from ibis.backends.duckdb.converter import DuckDBPyArrowData
 
 from touchpoints.warehouse.connection import Warehouse, arrow_sql, run_sql
+
+# Compiled SQL by expression (Ibis operations are immutable, hashed and compared by
+# structure), the least recently used dropped past the bound: the analyses' questions, the
+# audiences' conditions and the triggers' are a few hundred distinct expressions.
+_COMPILED: OrderedDict[ops.Node, str] = OrderedDict()
+_COMPILED_SIZE = 512
+_COMPILED_LOCK = threading.Lock()
+
+
+def _compiled(op: ops.Node) -> str | None:
+    with _COMPILED_LOCK:
+        sql = _COMPILED.get(op)
+        if sql is not None:
+            _COMPILED.move_to_end(op)
+        return sql
+
+
+# (cursor, name) of the temporary tables of ``cache`` open now: a connection's temporary
+# tables are its own, and gateways can share a cursor.
+_OPEN: set[tuple[int, str]] = set()
+
+
+def _keep_compiled(op: ops.Node, sql: str) -> None:
+    with _COMPILED_LOCK:
+        _COMPILED[op] = sql
+        while len(_COMPILED) > _COMPILED_SIZE:
+            _COMPILED.popitem(last=False)
 
 
 class IbisGateway:
@@ -48,7 +84,13 @@ class IbisGateway:
         table), as Ibis itself would run it."""
         # Ibis's own step before it runs anything: registers in-memory tables (memtables).
         self.backend._run_pre_execute_hooks(expr)  # noqa: SLF001
-        return str(self.backend.compile(expr.as_table()))
+        table = expr.as_table()
+        op = table.op()
+        sql = _compiled(op)
+        if sql is None:
+            sql = str(self.backend.compile(table))
+            _keep_compiled(op, sql)
+        return sql
 
     def arrow(self, expr: ir.Expr) -> pa.Table | pa.Array | pa.ChunkedArray | pa.Scalar:
         """What ``expr.to_pyarrow()`` gives (a table, a column or a scalar, with Ibis's types),
@@ -62,18 +104,29 @@ class IbisGateway:
         """``expr`` computed once into a temporary table for the block (what ``expr.cache()``
         does), dropped afterwards. The table is declared with the expression's own schema,
         as Ibis declares it, so expressions on it compile as they would on the original."""
-        name = f"_tp_cache_{uuid.uuid4().hex}"
         schema = expr.schema()
         columns = ", ".join(
             column.sql(dialect="duckdb") for column in schema.to_sqlglot_column_defs("duckdb")
         )
         select = self.compile(expr)
+        # Named after what it holds, so the expressions read from it are equal from one
+        # question to the next (and their SQL found compiled); a second table of the same
+        # query open at once on this connection gets a name of its own.
+        name = f"_tp_cache_{hashlib.sha1(select.encode()).hexdigest()[:24]}"
+        with _COMPILED_LOCK:
+            if (id(self.cursor), name) in _OPEN:
+                name = f"_tp_cache_{uuid.uuid4().hex}"
+            _OPEN.add((id(self.cursor), name))
         with self.warehouse.using():  # the temporary table lives on this connection
-            run_sql(self.cursor, f'CREATE TEMP TABLE "{name}" ({columns})')
+            run_sql(self.cursor, f'CREATE OR REPLACE TEMP TABLE "{name}" ({columns})')
             try:
                 run_sql(self.cursor, f'INSERT INTO "{name}" {select}', inline_values=True)
                 yield ops.DatabaseTable(
                     name, schema=schema, source=self.backend, namespace=ops.Namespace()
                 ).to_expr()
             finally:
-                run_sql(self.cursor, f'DROP TABLE IF EXISTS "{name}"')
+                try:
+                    run_sql(self.cursor, f'DROP TABLE IF EXISTS "{name}"')
+                finally:
+                    with _COMPILED_LOCK:
+                        _OPEN.discard((id(self.cursor), name))
