@@ -57,9 +57,7 @@ def test_an_analysis_logs_its_queries_without_their_values(
 def test_the_same_question_is_compiled_once_and_answered_the_same(
     tp_journeys: Touchpoints, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from touchpoints.warehouse import ibis_gateway
-
-    monkeypatch.setattr(ibis_gateway, "_COMPILED", ibis_gateway.OrderedDict())
+    tp_journeys.warehouse.compiled.clear()
     compiled: list[str] = []
     real = ibis.backends.duckdb.Backend.compile
 

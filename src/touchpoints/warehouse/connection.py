@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -123,6 +124,9 @@ class Warehouse:
         self._closed = False
         self._gate = _Gate()
         self._generation = 0  # bumped when compact() opens a new connection
+        # SQL compiled from Ibis expressions, by expression (ibis_gateway keeps it here, so
+        # that it goes with the warehouse: the expressions hold cursors on it).
+        self.compiled: OrderedDict[Any, str] = OrderedDict()
         if not read_only:
             self.migrate()
 
@@ -165,11 +169,13 @@ class Warehouse:
             self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
             self._connection = duckdb.connect(str(self.path))
             self._generation += 1
+            self.compiled.clear()  # their cursors were on the connection closed
             return before, self.path.stat().st_size
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self.compiled.clear()
             self._connection.close()
 
     # -- the gateway -------------------------------------------------------------------------

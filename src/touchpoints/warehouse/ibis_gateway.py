@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,31 +39,32 @@ from ibis.backends.duckdb.converter import DuckDBPyArrowData
 from touchpoints.warehouse.connection import Warehouse, arrow_sql, run_sql
 
 # Compiled SQL by expression (Ibis operations are immutable, hashed and compared by
-# structure), the least recently used dropped past the bound: the analyses' questions, the
-# audiences' conditions and the triggers' are a few hundred distinct expressions.
-_COMPILED: OrderedDict[ops.Node, str] = OrderedDict()
+# structure), kept in the warehouse's ``compiled`` (it goes when the warehouse closes: the
+# expressions hold cursors on it), the least recently used dropped past the bound: the
+# analyses' questions, the audiences' conditions and the triggers' are a few hundred
+# distinct expressions.
 _COMPILED_SIZE = 512
 _COMPILED_LOCK = threading.Lock()
 
 
-def _compiled(op: ops.Node) -> str | None:
+def _compiled(warehouse: Warehouse, op: ops.Node) -> str | None:
     with _COMPILED_LOCK:
-        sql = _COMPILED.get(op)
+        sql = warehouse.compiled.get(op)
         if sql is not None:
-            _COMPILED.move_to_end(op)
+            warehouse.compiled.move_to_end(op)
         return sql
+
+
+def _keep_compiled(warehouse: Warehouse, op: ops.Node, sql: str) -> None:
+    with _COMPILED_LOCK:
+        warehouse.compiled[op] = sql
+        while len(warehouse.compiled) > _COMPILED_SIZE:
+            warehouse.compiled.popitem(last=False)
 
 
 # (cursor, name) of the temporary tables of ``cache`` open now: a connection's temporary
 # tables are its own, and gateways can share a cursor.
 _OPEN: set[tuple[int, str]] = set()
-
-
-def _keep_compiled(op: ops.Node, sql: str) -> None:
-    with _COMPILED_LOCK:
-        _COMPILED[op] = sql
-        while len(_COMPILED) > _COMPILED_SIZE:
-            _COMPILED.popitem(last=False)
 
 
 class IbisGateway:
@@ -86,10 +86,10 @@ class IbisGateway:
         self.backend._run_pre_execute_hooks(expr)  # noqa: SLF001
         table = expr.as_table()
         op = table.op()
-        sql = _compiled(op)
+        sql = _compiled(self.warehouse, op)
         if sql is None:
             sql = str(self.backend.compile(table))
-            _keep_compiled(op, sql)
+            _keep_compiled(self.warehouse, op, sql)
         return sql
 
     def arrow(self, expr: ir.Expr) -> pa.Table | pa.Array | pa.ChunkedArray | pa.Scalar:
