@@ -114,18 +114,19 @@ def attribution_paths(
     # Only what can be on a path goes through the window below: every event of a person who
     # converted, and of the others the touches within the lookback of their last one.
     window = lookback_days * 86400
-    spans = rows.group_by("person").agg(converts=rows.is_conv.max(), last_at=rows.ts.max())
+    # The person's conversions and last event come from the same grouping: the filter keeps
+    # every row of a person who converted and the last row of everyone, so they are the
+    # conversions and the last time of the rows kept (a window over the whole person, as
+    # this was, is a second window specification for DuckDB to sort by).
+    spans = rows.group_by("person").agg(paths=rows.is_conv.sum(), last_ts=rows.ts.max())
     rows = rows.join(spans, "person")
     rows = rows.filter(
-        (rows.converts == 1) | (rows.last_at.epoch_seconds() - rows.ts.epoch_seconds() <= window)
-    ).drop("converts", "last_at")
+        (rows.paths > 0) | (rows.last_ts.epoch_seconds() - rows.ts.epoch_seconds() <= window)
+    )
     person = ibis.window(group_by=rows.person, order_by=order_keys(rows))
     upto = ibis.window(group_by=rows.person, order_by=order_keys(rows), rows=(None, 0))
-    whole = ibis.window(group_by=rows.person)
     rows = rows.mutate(
         path=rows.is_conv.sum().over(upto) - rows.is_conv,
-        paths=rows.is_conv.sum().over(whole),
-        last_ts=rows.ts.max().over(whole),
         prev_key=rows.key.lag().over(person),
         prev_ts=rows.ts.lag().over(person),
         prev_conv=rows.is_conv.lag().over(person),
