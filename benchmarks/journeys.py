@@ -1,4 +1,4 @@
-"""Journey analytics on demo data: the time of each analysis on DuckDB (target: each < 2 s).
+"""Journey analytics on demo data: the time of each analysis on DuckDB (target: each < 1 s).
 
     .venv/bin/python benchmarks/journeys.py [--people 100000] [--data-dir DIR] [--repeat 3]
 
@@ -9,7 +9,10 @@ Then it brings the journey tables up to date (timed once: the first time derives
 of every person), times a refresh with nothing new and one after 1,000 and 10,000 persons
 changed, and runs each analysis ``--repeat`` times through the same service the API uses
 (which refreshes first, as the API does), printing the best and the median time. The first
-run of each analysis is counted (DuckDB's caches are warm after the journey refresh only).
+run of each analysis is counted (DuckDB's caches are warm after the journey refresh only;
+its SQL is compiled then and found compiled after). Each run computes the answer (the answers
+``Journeys.run`` keeps are dropped before it); "asked again" is one more run that finds it
+kept, as the same question on unchanged tables does in the server.
 """
 
 from __future__ import annotations
@@ -110,16 +113,21 @@ def main() -> None:
                 f"refresh after {count:,} persons changed: {again.persons:,} persons derived "
                 f"again in {again.seconds:.2f} s"
             )
-        print("| analysis | best s | median s | runs |")
-        print("| --- | ---: | ---: | ---: |")
+        print("| analysis | best s | median s | runs | asked again s |")
+        print("| --- | ---: | ---: | ---: | ---: |")
         for name, run in analyses(tp).items():
             times = []
             for _ in range(args.repeat):
+                tp.journeys.answers.clear()  # computed each time, not answered from memory
                 started = time.perf_counter()
                 run()
                 times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            run()  # the same question on the same tables: the answer kept
+            again = time.perf_counter() - started
             print(
-                f"| {name} | {min(times):.2f} | {statistics.median(times):.2f} | {len(times)} |",
+                f"| {name} | {min(times):.2f} | {statistics.median(times):.2f} | {len(times)} "
+                f"| {again:.3f} |",
                 flush=True,
             )
 

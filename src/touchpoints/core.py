@@ -395,9 +395,10 @@ class Touchpoints:
 
     def journeys_job(self) -> PeriodicJob[Refreshed] | None:
         """The journey facts kept current every ``journeys_refresh_seconds`` (None: 0), the
-        first time five seconds after the start (recovery and the identity map first)."""
+        first time five seconds after the start (recovery and the identity map first), and
+        the questions asked recently answered again when they changed."""
         seconds = self.settings.journeys_refresh_seconds
-        return journeys_job(self.journeys.refresh, seconds, first=5) if seconds else None
+        return journeys_job(self.journeys.keep_current, seconds, first=5) if seconds else None
 
     def export_job(self) -> PeriodicJob[ExportRun] | None:
         """The export to ``export_dir`` every ``export_interval_minutes`` (None: unset)."""

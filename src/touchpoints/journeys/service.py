@@ -4,22 +4,39 @@ Each kind of question (:mod:`touchpoints.journeys.queries`) has one runner here,
 the question's type (PostHog's query runners, as a registry): the API's routes, the generic
 ``POST /v1/journeys/query``, the CLI and the pages all come through :meth:`Journeys.run`, so
 an analysis is written once. Runners bring the journey tables up to date with the identity
-map first (:meth:`Journeys.source`). Queries are built with Ibis (imported on first use, so
-commands that need no analytics start fast) and run on the warehouse's DuckDB. A question
-that cannot be answered as asked raises :class:`AnalysisError` (an
-:class:`~touchpoints.errors.InvalidRequest`) naming the parameter and the reason.
+map first (:meth:`Journeys.source`).
+
+An answer is kept (:class:`AnswerCache`, the last 64) under the question, the stage model,
+today's date (ages, "as of today") and the journey tables' version: a refresh that changes anything,
+an erasure or a retention run moves the version (``store.version``), so the same question on
+the same tables is answered from memory, and any change computes it again. A running server
+answers the questions asked in the last minutes again after each refresh that changed the
+tables (:meth:`Journeys.keep_current`), so an analyst who comes back to a page finds it
+ready. Questions about one person (their stage history) are not kept.
+
+Queries are built with Ibis (imported on first use, so commands that need no analytics start
+fast) and run on the warehouse's DuckDB. A question that cannot be answered as asked raises
+:class:`AnalysisError` (an :class:`~touchpoints.errors.InvalidRequest`) naming the parameter
+and the reason.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
+from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel
 
 from touchpoints.journeys.model import StageModel
 from touchpoints.journeys.queries import (
-    Answers,
+    Answers as Asks,
+)
+from touchpoints.journeys.queries import (
     AttributionQuery,
     ChannelMixQuery,
     DropOffsQuery,
@@ -54,6 +71,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AnalysisError", "JourneyQueryError", "Journeys"]
 
+log = logging.getLogger("touchpoints.journeys")
+
 # The name pages and older callers know the error by.
 JourneyQueryError = AnalysisError
 
@@ -73,7 +92,60 @@ def runs(kind: type[Q]) -> Callable[[Callable[[Journeys, Q], R]], Callable[[Jour
     return register
 
 
+# Questions about one person: cheap, and not worth keeping a person's answer in memory.
+_NOT_KEPT: tuple[type[BaseModel], ...] = (StageHistoryQuery,)
+
+
+class AnswerCache:
+    """The answers of recent questions, each under the tables' version it was computed on,
+    and when each question was last asked (for :meth:`Journeys.keep_current`)."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[Any, ...], BaseModel] = OrderedDict()
+        self._asked: OrderedDict[tuple[Any, ...], tuple[BaseModel, float]] = OrderedDict()
+
+    def get(self, question: tuple[Any, ...], state: tuple[Any, ...]) -> BaseModel | None:
+        with self._lock:
+            answer = self._kept.get((*question, *state))
+            if answer is not None:
+                self._kept.move_to_end((*question, *state))
+            return answer
+
+    def put(self, question: tuple[Any, ...], state: tuple[Any, ...], answer: BaseModel) -> None:
+        with self._lock:
+            self._kept[(*question, *state)] = answer
+            while len(self._kept) > self.SIZE:
+                self._kept.popitem(last=False)
+
+    def asked(self, question: tuple[Any, ...], query: BaseModel) -> None:
+        with self._lock:
+            self._asked[question] = (query, time.monotonic())
+            self._asked.move_to_end(question)
+            while len(self._asked) > self.SIZE:
+                self._asked.popitem(last=False)
+
+    def recent(self, seconds: float, most: int) -> list[BaseModel]:
+        """The questions asked in the last ``seconds``, the latest first, at most ``most``."""
+        since = time.monotonic() - seconds
+        with self._lock:
+            found = [query for query, at in reversed(self._asked.values()) if at >= since]
+        return found[:most]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
 class Journeys:
+    # What a running server answers again after a refresh that changed the tables: the
+    # questions of the last quarter of an hour, at most eight (at 10 million events a
+    # question takes about a second of the server's CPU: eight a minute at most).
+    WARM_SECONDS = 15 * 60
+    WARM_MOST = 8
+
     def __init__(
         self,
         warehouse: Warehouse,
@@ -89,13 +161,51 @@ class Journeys:
         # Finds the person behind an identifier (TYPE:VALUE or person:N), for questions
         # about one person; raises NotFound or BadRequest.
         self._resolve = resolve
+        self.answers = AnswerCache()
 
-    def run(self, query: Answers[R]) -> R:
-        """The answer to ``query``, by the runner of its kind."""
+    def run(self, query: Asks[R]) -> R:
+        """The answer to ``query``, by the runner of its kind: from memory when the same
+        question was answered on the tables as they are now (see the module's docstring)."""
         runner = _RUNNERS.get(cast(type[BaseModel], type(query)))
         if runner is None:
             raise TypeError(f"no journey analysis answers {type(query).__name__}")
-        return runner(self, query)  # type: ignore[return-value]
+        asked = cast(BaseModel, query)
+        if isinstance(asked, _NOT_KEPT):
+            return runner(self, asked)  # type: ignore[return-value]
+        question = self._question(asked)
+        self.answers.asked(question, asked)
+        return self._answer(runner, asked, question)  # type: ignore[return-value]
+
+    def _question(self, query: BaseModel) -> tuple[Any, ...]:
+        return (type(query).__name__, query.model_dump_json(), self.model.fingerprint())
+
+    def _answer(self, runner: Runner, query: BaseModel, question: tuple[Any, ...]) -> BaseModel:
+        # The state is read before the answer is computed: a change made while it is being
+        # computed moves the version, and the answer is kept under the one before.
+        self.refresh()
+        from touchpoints.journeys.store import version
+
+        facts = self.warehouse.scalar("SELECT count(*) FROM journey_facts")
+        state = (version(self.warehouse), facts, self.consent, date.today())
+        kept = self.answers.get(question, state)
+        if kept is None:
+            kept = runner(self, query)
+            self.answers.put(question, state, kept)
+        return kept.model_copy(deep=True)  # the caller's to change
+
+    def keep_current(self) -> Refreshed:
+        """The journey tables brought up to date and, when that changed them, the questions
+        asked recently answered again, so the next ask finds them ready (a running server's
+        journeys job)."""
+        done = self.refresh()
+        if done.events or done.persons or done.full:
+            for query in self.answers.recent(self.WARM_SECONDS, self.WARM_MOST):
+                runner = _RUNNERS[type(query)]
+                try:
+                    self._answer(runner, query, self._question(query))
+                except Exception:  # noqa: BLE001 - a question that fails now fails when asked
+                    log.debug("a recent question could not be answered again", exc_info=True)
+        return done
 
     def source(self) -> Source:
         """The journey tables, caught up with the events the identity map has applied, as

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 from touchpoints.journeys.model import StageModel
@@ -29,6 +30,23 @@ from touchpoints.warehouse import Warehouse
 from touchpoints.warehouse.ibis_gateway import IbisGateway
 
 _LOCK = threading.Lock()
+
+# Per warehouse, a number that changes whenever what the analyses read may have changed: a
+# refresh that copied events, derived persons (new events, identity moves, a new model or
+# identity generation) or found persons noted by derive_again (erasure, retention). Answers
+# kept under one number are the answers to the tables as they are (Journeys.run keeps them).
+_VERSIONS: weakref.WeakKeyDictionary[Warehouse, int] = weakref.WeakKeyDictionary()
+
+
+def version(warehouse: Warehouse) -> int:
+    """The journey tables' version in this process (see ``_VERSIONS``)."""
+    with _LOCK:
+        return _VERSIONS.get(warehouse, 0)
+
+
+def _bump(warehouse: Warehouse) -> None:
+    _VERSIONS[warehouse] = _VERSIONS.get(warehouse, 0) + 1
+
 
 _EVENT_COLUMNS = "seq, ts, type, event, channel, source, path, campaign, medium"
 
@@ -49,7 +67,10 @@ def refresh(warehouse: Warehouse, model: StageModel | None = None) -> Refreshed:
     with _LOCK:
         with warehouse.transaction():  # this thread's cursor, which every run below uses
             copied = _copy_events(warehouse)
+            noted = bool(warehouse.scalar("SELECT count(*) FROM journey_changed"))
             persons, full = _derive(warehouse, model) if model is not None else (0, False)
+        if copied or noted or persons or full:
+            _bump(warehouse)
     return Refreshed(copied, persons, full, round(time.perf_counter() - started, 3))
 
 
@@ -58,9 +79,11 @@ def derive_again(warehouse: Warehouse, sids: list[int]) -> None:
     are about to change underneath the kept facts (erasure or retention deletes some). Call
     it before deleting: it notes the persons the kept rows name now (``journey_changed``,
     which the refresh reads and then empties), and the refresh adds where they move to."""
-    if not sids:
-        return
     with _LOCK:
+        # Answers kept for the tables as they were are stale from here, whoever is noted.
+        _bump(warehouse)
+        if not sids:
+            return
         warehouse.run(
             "INSERT INTO journey_changed "
             "SELECT person FROM journey_persons WHERE sid IN (SELECT unnest(?::BIGINT[])) "
