@@ -163,8 +163,13 @@ def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
         warehouse.run("INSERT INTO journey_persons SELECT sid, person FROM identifiers")
     else:
         # journey_changed may hold persons derive_again() noted; the identity map's moves
-        # and the new events add theirs.
-        warehouse.run(_CHANGED_SQL, [facts_seq, upto])
+        # and the new events add theirs. Finding the moves joins the map with the map as the
+        # facts saw it (115 ms at 10 million events, on every refresh); when the two hold
+        # the same (sid, person) pairs, their sums of hashes are equal (15 ms), so the join
+        # is made only when they differ (equal sums of different pairs: odds of 2^-64).
+        if _moved(warehouse):
+            warehouse.run(_MOVED_SQL)
+        warehouse.run(_NEW_SQL, [facts_seq, upto])
         if not warehouse.scalar("SELECT count(*) FROM journey_changed"):
             _set_state(warehouse, fingerprint, generation, upto)
             return 0, False
@@ -253,7 +258,7 @@ def _set_state(warehouse: Warehouse, model: str, generation: int, facts_seq: int
 
 # Persons whose facts are stale: those the identity map moved identifiers from or to since
 # the facts were derived, and those with events the facts have not seen.
-_CHANGED_SQL = """
+_MOVED_SQL = """
     INSERT INTO journey_changed
     WITH moved AS (
         SELECT s.person AS before, i.person AS now
@@ -263,13 +268,25 @@ _CHANGED_SQL = """
     SELECT before FROM moved
     UNION
     SELECT now FROM moved
-    UNION
-    SELECT i.person
+"""
+
+_NEW_SQL = """
+    INSERT INTO journey_changed
+    SELECT DISTINCT i.person
     FROM journey_events e
     JOIN event_identifiers a ON a.seq = e.seq AND a.pos = 0
     JOIN identifiers i ON i.sid = a.sid
     WHERE e.seq > ? AND e.seq <= ?
 """
+
+
+def _moved(warehouse: Warehouse) -> bool:
+    """Whether the identity map may differ from the map the facts last saw."""
+    pairs = "SELECT count(*), sum(hash(sid, person)) FROM {}"
+    now = warehouse.fetchall(pairs.format("identifiers"))
+    seen = warehouse.fetchall(pairs.format("journey_persons"))
+    return bool(now != seen)
+
 
 # The events of the changed persons the facts hold (their device does not change; their
 # person may have), and the events the facts have not seen yet.
