@@ -36,7 +36,11 @@ def rule_filter(
         has = events.campaign.notnull() | events.medium.notnull()
         conditions.append(has if rule.campaign else ~has)
     if rule.first is not None:
-        conditions.append((events.order_in_person == 0) == rule.first)
+        if "order_in_person" in events.columns:
+            is_first = events.order_in_person == 0
+        else:  # events marked by first_marked()
+            is_first = events.is_first
+        conditions.append(is_first == rule.first)
     matched = events.filter(*conditions) if conditions else events
     for key, wanted in (rule.properties or {}).items():
         props = source.properties()
@@ -87,6 +91,22 @@ def ordered_events(source: Source) -> ir.Table:
     return events.mutate(order_in_person=ibis.row_number().over(window))
 
 
+def first_marked(source: Source) -> ir.Table:
+    """Events with person and ``is_first``: whether it is the person's first event (by event
+    time, then arrival), what a ``first`` rule asks; from the kept facts' order when they are
+    read. Two grouped minimums and a join (hash aggregation, parallel): numbering every
+    event in order with a window, for this one mark, took 0.39 s of the 0.64 s that the
+    stage entries of a million events take (DuckDB's profile, 2026-12-03)."""
+    events = source.events()
+    if "order_in_person" in events.columns:
+        return events
+    earliest = events.group_by("person").agg(first_ts=events.ts.min())
+    tied = events.join(earliest, [events.person == earliest.person, events.ts == earliest.first_ts])
+    firsts = tied.group_by(tied.person).agg(first_seq=tied.seq.min()).select("first_seq")
+    marked = events.left_join(firsts, events.seq == firsts.first_seq)
+    return marked.mutate(is_first=marked.first_seq.notnull()).drop("first_seq")
+
+
 def matching_events(
     rules: tuple[Rule, ...], events: ir.Table, source: Source, entries: dict[str, ir.Table]
 ) -> ir.Table:
@@ -121,7 +141,7 @@ def stage_entries(source: Source, model: StageModel) -> ir.Table:
 
 def computed_stage_entries(source: Source, model: StageModel) -> ir.Table:
     """The stage entries computed from the events (what ``journey_stage_entries`` keeps)."""
-    events = ordered_events(source)
+    events = first_marked(source)
     entries: dict[str, ir.Table] = {}
     tables = []
     for index, stage in enumerate(model.stages):
@@ -211,9 +231,17 @@ def facts(source: Source, model: StageModel) -> ir.Table:
 def computed_facts(source: Source, model: StageModel, entries: ir.Table | None = None) -> ir.Table:
     """The facts computed from the events (what ``journey_facts`` keeps); ``entries`` the
     stage entries of the same persons when they are at hand."""
-    events = ordered_events(source)
+    events = source.events()
     window = ibis.window(group_by=events.person, order_by=[events.ts, events.seq])
-    events = events.mutate(previous_channel=events.channel.lag().over(window))
+    # The place in the person's events and the channel before, in one window (one sort of
+    # every event: two nested windows sorted them twice, 0.38 s against 0.27 s at 1M events).
+    previous = events.channel.lag().over(window)
+    if "order_in_person" in events.columns:
+        events = events.mutate(previous_channel=previous)
+    else:
+        events = events.mutate(
+            order_in_person=ibis.row_number().over(window), previous_channel=previous
+        )
     spans = stage_spans(entries if entries is not None else computed_stage_entries(source, model))
     placed = spans.select(
         "person", "stage_index", "entered_at", "entered_seq", "until_at", "until_seq"
@@ -230,9 +258,14 @@ def computed_facts(source: Source, model: StageModel, entries: ir.Table | None =
     )
 
     def first_in_stage(column: str) -> ir.BooleanValue:
+        """Whether the event is the person's first with its ``column`` value in its stage:
+        the smallest order of its (person, stage, value), a person's orders being distinct.
+        A window with no order within its groups: 0.16 s at 1M events against 0.28 s for
+        numbering each group's events in order; a grouping joined back (0.11 s alone) made
+        DuckDB compute the events twice (DuckDB's profile at 10M, 2026-12-03)."""
         t = placed_events
-        window = ibis.window(group_by=[t.person, t.stage_index, t[column]], order_by=[t.ts, t.seq])
-        return ibis.row_number().over(window) == 0
+        group = ibis.window(group_by=[t.person, t.stage_index, t[column]])
+        return t.order_in_person == t.order_in_person.min().over(group)
 
     return placed_events.mutate(
         first_channel_in_stage=first_in_stage("channel"),
