@@ -291,7 +291,8 @@ class Settings(BaseSettings):
         description=(
             "How often a running server brings the kept journey facts up to date in the "
             "background (the first time a few seconds after it starts), so an analysis does "
-            "not pay for deriving them; 0: only when an analysis asks."
+            "not pay for deriving them, and answers again the questions asked in the last "
+            "15 minutes when they changed; 0: only when an analysis asks."
         ),
     )
 

@@ -1,8 +1,10 @@
 """The journey facts kept current by a running server: every ``journeys_refresh_seconds``
 in a :class:`~touchpoints.jobs.PeriodicJob`, the first time just after the start. So the
 first analysis after a start, a new stage model or an identity rebuild finds the facts
-derived instead of deriving every person's itself (70 s at 10 million events); an analysis
-that arrives during a derivation waits on the store's lock and then finds it done."""
+derived instead of deriving every person's itself (29 s at 10.6 million events); an analysis
+that arrives during a derivation waits on the store's lock and then finds it done. After a
+refresh that changed the tables, the questions asked recently are answered again
+(:meth:`~touchpoints.journeys.service.Journeys.keep_current`)."""
 
 from __future__ import annotations
 
