@@ -59,6 +59,30 @@ def test_the_same_question_on_unchanged_tables_is_answered_from_memory(
     assert computed == ["FunnelQuery", "FunnelQuery"]
 
 
+def test_a_computed_answer_refreshes_the_tables_once(
+    tp: Touchpoints, computed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from touchpoints.journeys import store
+
+    refreshes: list[str] = []
+    real = store.refresh
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        refreshes.append("refresh")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "refresh", counting)
+    tp.journeys.run(QUESTION)  # computed: run() refreshes, its runner's source does not again
+    assert computed == ["FunnelQuery"] and len(refreshes) == 1
+    tp.journeys.run(QUESTION)  # kept: the refresh that tells whether the tables changed
+    assert computed == ["FunnelQuery"] and len(refreshes) == 2
+    tp.journeys.run(StageHistoryQuery(person="anonymous_id:fay"))  # not kept: its own
+    assert len(refreshes) == 3
+    # Outside run(), a source is brought up to date as before.
+    tp.journeys.source()
+    assert len(refreshes) == 4
+
+
 def test_new_events_compute_the_answer_again(tp: Touchpoints, computed: list[str]) -> None:
     assert tp.journeys.run(QUESTION).steps[0].units == 7
     send(tp, [ev("hal", "08T10:00:00", "h1", VIEW, context=WEB)])

@@ -162,6 +162,9 @@ class Journeys:
         # about one person; raises NotFound or BadRequest.
         self._resolve = resolve
         self.answers = AnswerCache()
+        # Set on a thread while a runner computes an answer that run() has just brought the
+        # tables up to date for: its source needs no second refresh.
+        self._fresh = threading.local()
 
     def run(self, query: Asks[R]) -> R:
         """The answer to ``query``, by the runner of its kind: from memory when the same
@@ -189,7 +192,11 @@ class Journeys:
         state = (version(self.warehouse), facts, self.consent, date.today())
         kept = self.answers.get(question, state)
         if kept is None:
-            kept = runner(self, query)
+            self._fresh.now = True
+            try:
+                kept = runner(self, query)
+            finally:
+                self._fresh.now = False
             self.answers.put(question, state, kept)
         return kept.model_copy(deep=True)  # the caller's to change
 
@@ -229,7 +236,8 @@ class Journeys:
         from touchpoints.journeys.source import duckdb_source
         from touchpoints.journeys.store import refresh
 
-        refresh(self.warehouse, self.model)
+        if not getattr(self._fresh, "now", False):
+            refresh(self.warehouse, self.model)
         return duckdb_source(self.warehouse, self.model)
 
     def kept_stage(self, person: int) -> str | None:
