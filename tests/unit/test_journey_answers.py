@@ -57,6 +57,7 @@ def test_the_same_question_on_unchanged_tables_is_answered_from_memory(
     # Another question is its own.
     tp.journeys.run(FunnelQuery.model_validate({**SPEC, "window": "P1D"}))
     assert computed == ["FunnelQuery", "FunnelQuery"]
+    assert len(tp.journeys.answers) == 2
 
 
 def test_a_computed_answer_refreshes_the_tables_once(
@@ -85,16 +86,22 @@ def test_a_computed_answer_refreshes_the_tables_once(
 
 def test_new_events_compute_the_answer_again(tp: Touchpoints, computed: list[str]) -> None:
     assert tp.journeys.run(QUESTION).steps[0].units == 7
+    tp.journeys.run(StagesQuery())
+    assert len(tp.journeys.answers) == 2
     send(tp, [ev("hal", "08T10:00:00", "h1", VIEW, context=WEB)])
     assert tp.journeys.run(QUESTION).steps[0].units == 8
-    assert computed == ["FunnelQuery", "FunnelQuery"]
+    assert computed == ["FunnelQuery", "StagesQuery", "FunnelQuery"]
+    # The answers of the tables as they were are gone, not only passed over.
+    assert len(tp.journeys.answers) == 1
 
 
 def test_an_erased_person_leaves_the_kept_answers(tp: Touchpoints, computed: list[str]) -> None:
     # Fay (one anonymous cookie, no identifier shared with anyone) viewed and ordered.
     before = tp.journeys.run(QUESTION)
     assert [s.units for s in before.steps] == [7, 4, 3]
+    assert len(tp.journeys.answers) == 1
     tp.privacy.erase("anonymous_id:fay")
+    assert len(tp.journeys.answers) == 0  # dropped at once, not only passed over
     after = tp.journeys.run(QUESTION)
     assert after.steps[0].units == 6
     assert [s.units for s in after.steps[1:]] == [4, 3]  # she never asked for a quote

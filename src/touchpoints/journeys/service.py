@@ -97,26 +97,35 @@ _NOT_KEPT: tuple[type[BaseModel], ...] = (StageHistoryQuery,)
 
 
 class AnswerCache:
-    """The answers of recent questions, each under the tables' version it was computed on,
-    and when each question was last asked (for :meth:`Journeys.keep_current`)."""
+    """The answers of recent questions on the journey tables as they are now (one state:
+    when it moves on, every answer kept for the one before is dropped, and an answer computed
+    for a state that has passed is not kept), and when each question was last asked (for
+    :meth:`Journeys.keep_current`). Answers can list persons: an erasure drops them all."""
 
     SIZE = 64
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._state: tuple[Any, ...] | None = None
         self._kept: OrderedDict[tuple[Any, ...], BaseModel] = OrderedDict()
         self._asked: OrderedDict[tuple[Any, ...], tuple[BaseModel, float]] = OrderedDict()
 
     def get(self, question: tuple[Any, ...], state: tuple[Any, ...]) -> BaseModel | None:
         with self._lock:
-            answer = self._kept.get((*question, *state))
+            if state != self._state:
+                self._kept.clear()
+                self._state = state
+                return None
+            answer = self._kept.get(question)
             if answer is not None:
-                self._kept.move_to_end((*question, *state))
+                self._kept.move_to_end(question)
             return answer
 
     def put(self, question: tuple[Any, ...], state: tuple[Any, ...], answer: BaseModel) -> None:
         with self._lock:
-            self._kept[(*question, *state)] = answer
+            if state != self._state:
+                return  # the tables changed while it was computed
+            self._kept[question] = answer
             while len(self._kept) > self.SIZE:
                 self._kept.popitem(last=False)
 
@@ -134,7 +143,12 @@ class AnswerCache:
             found = [query for query, at in reversed(self._asked.values()) if at >= since]
         return found[:most]
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._kept)
+
     def clear(self) -> None:
+        """Every answer dropped (the questions asked are remembered)."""
         with self._lock:
             self._kept.clear()
 

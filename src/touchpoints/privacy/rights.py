@@ -141,6 +141,7 @@ class Rights:
                 # What the map joined through the person's events is computed again without
                 # them (identifiers only those events knew leave with them), and journeys too.
                 derive_again(self.warehouse, others)
+                self.journeys.answers.clear()  # kept answers can list the person
                 orphans = self._delete_orphans(others)
                 if orphans:
                     removed["identifiers"] = removed.get("identifiers", 0) + len(orphans)
