@@ -200,10 +200,9 @@ class Journeys:
         # The state is read before the answer is computed: a change made while it is being
         # computed moves the version, and the answer is kept under the one before.
         self.refresh()
-        from touchpoints.journeys.store import version
+        from touchpoints.journeys.store import state as tables
 
-        facts = self.warehouse.scalar("SELECT count(*) FROM journey_facts")
-        state = (version(self.warehouse), facts, self.consent, date.today())
+        state = (*tables(self.warehouse), self.consent, date.today())
         kept = self.answers.get(question, state)
         if kept is None:
             self._fresh.now = True

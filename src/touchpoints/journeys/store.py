@@ -44,6 +44,13 @@ def version(warehouse: Warehouse) -> int:
         return _VERSIONS.get(warehouse, 0)
 
 
+def state(warehouse: Warehouse) -> tuple[int, int]:
+    """What answers are kept under: the version, and the number of kept facts (any deletion
+    changes it, whichever way it came)."""
+    facts = int(warehouse.scalar("SELECT count(*) FROM journey_facts"))
+    return version(warehouse), facts
+
+
 def _bump(warehouse: Warehouse) -> None:
     _VERSIONS[warehouse] = _VERSIONS.get(warehouse, 0) + 1
 
