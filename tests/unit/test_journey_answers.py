@@ -119,6 +119,27 @@ def test_a_retention_run_moves_the_answers_on(tp: Touchpoints, computed: list[st
     assert computed == ["StagesQuery", "StagesQuery"]
 
 
+def test_a_question_under_way_with_an_older_state_leaves_the_newer_answers() -> None:
+    from touchpoints.journeys.queries import StagesQuery as Question
+    from touchpoints.journeys.service import AnswerCache
+
+    cache = AnswerCache()
+    answer: Any = Question()  # any model stands for an answer here
+    assert cache.get(("q",), (1, 10)) is None
+    cache.put(("q",), (1, 10), answer)
+    assert cache.get(("q",), (1, 10)) is answer
+    # A question that read version 0 before the refresh finds nothing and changes nothing,
+    # and its answer is not kept.
+    assert cache.get(("q",), (0, 10)) is None
+    cache.put(("q",), (0, 10), Question())
+    assert cache.get(("q",), (1, 10)) is answer
+    # A newer state (a deletion moved the count, or the version) drops the answer.
+    assert cache.get(("q",), (1, 9)) is None
+    assert len(cache) == 0
+    cache.put(("q",), (1, 10), answer)  # computed for the state that passed: not kept
+    assert len(cache) == 0
+
+
 def test_a_persons_stage_history_is_not_kept(tp: Touchpoints, computed: list[str]) -> None:
     for _ in range(2):
         tp.journeys.run(StageHistoryQuery(person="anonymous_id:fay"))

@@ -111,10 +111,14 @@ class AnswerCache:
         self._asked: OrderedDict[tuple[Any, ...], tuple[BaseModel, float]] = OrderedDict()
 
     def get(self, question: tuple[Any, ...], state: tuple[Any, ...]) -> BaseModel | None:
+        """The answer kept for ``question`` in ``state`` (its first item the tables'
+        version, which only grows): a newer state drops what was kept; an older one, read
+        by a question that was already under way, leaves it."""
         with self._lock:
             if state != self._state:
-                self._kept.clear()
-                self._state = state
+                if self._state is None or state[0] >= self._state[0]:
+                    self._kept.clear()
+                    self._state = state
                 return None
             answer = self._kept.get(question)
             if answer is not None:
