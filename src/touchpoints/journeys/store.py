@@ -32,8 +32,8 @@ from touchpoints.warehouse.ibis_gateway import IbisGateway
 _LOCK = threading.Lock()
 
 # Per warehouse, a number that changes whenever what the analyses read may have changed: a
-# refresh that copied events, derived persons (new events, identity moves, a new model or
-# identity generation) or found persons noted by derive_again (erasure, retention). Answers
+# refresh that copied events or derived persons (new events, identity moves, a new model or
+# identity generation), and derive_again before an erasure or a retention run deletes. Answers
 # kept under one number are the answers to the tables as they are (Journeys.run keeps them).
 _VERSIONS: weakref.WeakKeyDictionary[Warehouse, int] = weakref.WeakKeyDictionary()
 
@@ -74,9 +74,8 @@ def refresh(warehouse: Warehouse, model: StageModel | None = None) -> Refreshed:
     with _LOCK:
         with warehouse.transaction():  # this thread's cursor, which every run below uses
             copied = _copy_events(warehouse)
-            noted = bool(warehouse.scalar("SELECT count(*) FROM journey_changed"))
             persons, full = _derive(warehouse, model) if model is not None else (0, False)
-        if copied or noted or persons or full:
+        if copied or persons or full:  # derive_again() has bumped it for what it noted
             _bump(warehouse)
     return Refreshed(copied, persons, full, round(time.perf_counter() - started, 3))
 
