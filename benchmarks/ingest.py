@@ -10,7 +10,12 @@ and for ``/v1/batch`` requests of 100 events, every event with a unique messageI
 requests/s, events/s, latency p50/p99, the server's peak memory (VmHWM), and checks that the
 warehouse holds exactly the events that were acknowledged with a 2xx.
 
-    .venv/bin/python benchmarks/ingest.py [--seconds 15] [--connections 32] [--fsync]
+    .venv/bin/python benchmarks/ingest.py [--seconds 15] [--connections 32] [--threads 2]
+                                          [--fsync] [--collectors 0,1,2]
+
+``--collectors 0,1,2`` measures the server alone, then ``touchpoints serve --collectors 1``
+and ``--collectors 2`` (wrk against the collector processes' port), each on a fresh data
+directory.
 """
 
 from __future__ import annotations
@@ -131,11 +136,19 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(
-    url: str, lua: str, seconds: int, connections: int, headers: list[str], work: Path
+    url: str, lua: str, args: argparse.Namespace, headers: list[str], work: Path
 ) -> WrkResult:
     script = work / "script.lua"
     script.write_text(lua)
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
+    cmd = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+    ]
     for header in headers:
         cmd += ["-H", header]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
@@ -166,19 +179,18 @@ def touchpoints_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "touchpoints", *args]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument(
-        "--fsync", action="store_true", help="fsync the write-ahead log before acknowledging"
-    )
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("this benchmark needs wrk: apt-get install wrk")
+def children_of(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(line) for line in found.split()]
 
-    work = Path(tempfile.mkdtemp(prefix="tp-bench-"))
-    data_dir = work / "data"
+
+def run_touchpoints(
+    work: Path, collectors: int, args: argparse.Namespace, results: dict[str, WrkResult]
+) -> tuple[int, int, float, float]:
+    """One configuration on a fresh data directory: wrk against the server (0 collectors)
+    or against its collector processes' port; return the events acknowledged and stored, the
+    server's peak memory and the collector processes' (MB)."""
+    data_dir = work / f"data-{collectors}"
     env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), "TOUCHPOINTS_LOG_LEVEL": "warning"}
     if args.fsync:
         env["TOUCHPOINTS_WAL_FSYNC"] = "true"
@@ -193,7 +205,59 @@ def main() -> None:
     write_key, read_key = cli("keys", "create", "write"), cli("keys", "create", "read")
     auth = f"Authorization: Basic {base64.b64encode(f'{write_key}:'.encode()).decode()}"
     headers = ["Content-Type: application/json", auth]
+    port, collect_port = free_port(), free_port()
+    command = ["serve", "--port", str(port)]
+    if collectors:
+        command += ["--collectors", str(collectors), "--collect-port", str(collect_port)]
+    server = subprocess.Popen(touchpoints_cmd(*command), env=env)
+    url = f"http://127.0.0.1:{port}"
+    target = f"http://127.0.0.1:{collect_port}" if collectors else url
+    label = f"touchpoints {collectors} collectors" if collectors else "touchpoints"
+    try:
+        wait_until_up(url, server)
+        single = run_wrk(target, LUA_SINGLE, args, headers, work)
+        results[f"{label} single"] = single
+        batch = run_wrk(target, LUA_BATCH, args, headers, work)
+        results[f"{label} batch"] = batch
+        collectors_mb = sum(vm_hwm_mb(pid) for pid in children_of(server.pid))
+        deadline = time.monotonic() + 300
+        while httpx.get(url + "/health").json()["pending_events"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stored = int(
+            httpx.get(
+                url + "/v1/events/count", headers={"Authorization": f"Bearer {read_key}"}
+            ).json()["count"]
+        )
+        peak_mb = vm_hwm_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait()
+    acknowledged = (single.requests - single.non_2xx) + 100 * (batch.requests - batch.non_2xx)
+    return acknowledged, stored, peak_mb, collectors_mb
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
+    parser.add_argument(
+        "--fsync", action="store_true", help="fsync the write-ahead log before acknowledging"
+    )
+    parser.add_argument(
+        "--collectors",
+        default="0",
+        help="comma-separated collector process counts to measure (0: the server alone)",
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("this benchmark needs wrk: apt-get install wrk")
+    counts = [int(part) for part in args.collectors.split(",")]
+
+    work = Path(tempfile.mkdtemp(prefix="tp-bench-"))
+    # The baseline reads the same headers (an Authorization header of a key's length).
+    dummy = base64.b64encode(b"tp_write_" + b"0" * 32 + b":").decode()
+    headers = ["Content-Type: application/json", f"Authorization: Basic {dummy}"]
     results: dict[str, WrkResult] = {}
 
     # Baseline.
@@ -216,60 +280,40 @@ def main() -> None:
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_until_up(base_url, baseline, "/")
-        results["baseline single"] = run_wrk(
-            base_url, LUA_SINGLE, args.seconds, args.connections, headers, work
-        )
-        results["baseline batch"] = run_wrk(
-            base_url, LUA_BATCH, args.seconds, args.connections, headers, work
-        )
+        results["baseline single"] = run_wrk(base_url, LUA_SINGLE, args, headers, work)
+        results["baseline batch"] = run_wrk(base_url, LUA_BATCH, args, headers, work)
     finally:
         baseline.terminate()
         baseline.wait()
 
-    # touchpoints.
-    port = free_port()
-    server = subprocess.Popen(touchpoints_cmd("serve", "--port", str(port)), env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, server)
-        results["touchpoints single"] = run_wrk(
-            url, LUA_SINGLE, args.seconds, args.connections, headers, work
-        )
-        results["touchpoints batch"] = run_wrk(
-            url, LUA_BATCH, args.seconds, args.connections, headers, work
-        )
-        deadline = time.monotonic() + 120
-        while httpx.get(url + "/health").json()["pending_events"] and time.monotonic() < deadline:
-            time.sleep(0.2)
-        stored = int(
-            httpx.get(
-                url + "/v1/events/count", headers={"Authorization": f"Bearer {read_key}"}
-            ).json()["count"]
-        )
-        peak_mb = vm_hwm_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait()
+    checks = {n: run_touchpoints(work, n, args, results) for n in counts}
 
-    print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, WAL fsync: {args.fsync}")
-    print(f"{'run':<22}{'req/s':>10}{'events/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, WAL fsync: {args.fsync}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"{'run':<36}{'req/s':>10}{'events/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for name, res in results.items():
         per_request = 100 if "batch" in name else 1
         print(
-            f"{name:<22}{res.rps:>10,.0f}{res.rps * per_request:>12,.0f}"
+            f"{name:<36}{res.rps:>10,.0f}{res.rps * per_request:>12,.0f}"
             f"{res.p50_ms:>9.1f}{res.p99_ms:>9.1f}{res.non_2xx:>9}"
         )
-    for kind in ("single", "batch"):
-        ours, base = results[f"touchpoints {kind}"], results[f"baseline {kind}"]
-        print(f"touchpoints/baseline {kind}: {ours.rps / base.rps:.2f}")
-    single, batch = results["touchpoints single"], results["touchpoints batch"]
-    acknowledged = (single.requests - single.non_2xx) + 100 * (batch.requests - batch.non_2xx)
-    print(f"server peak memory (VmHWM): {peak_mb:,.0f} MB")
-    print(f"acknowledged events: {acknowledged:,}  stored events: {stored:,}")
-    # wrk counts requests whose responses it read; a request cut off at the end of the run may
-    # have been acknowledged by the server after wrk stopped listening, so stored may exceed it.
-    if stored < acknowledged:
-        sys.exit(f"LOST EVENTS: {acknowledged - stored:,} acknowledged events are not stored")
+    lost = 0
+    for n, (acknowledged, stored, peak_mb, collectors_mb) in checks.items():
+        label = f"touchpoints {n} collectors" if n else "touchpoints"
+        for kind in ("single", "batch"):
+            ours, base = results[f"{label} {kind}"], results[f"baseline {kind}"]
+            print(f"{label}/baseline {kind}: {ours.rps / base.rps:.2f}")
+        memory = f"server peak memory (VmHWM) {peak_mb:,.0f} MB"
+        if n:
+            memory += f", its {n} collector processes {collectors_mb:,.0f} MB together"
+        print(f"{label}: {memory}; acknowledged events {acknowledged:,}, stored {stored:,}")
+        # wrk counts requests whose responses it read; a request cut off at the end of the run
+        # may have been acknowledged after wrk stopped listening, so stored may exceed it.
+        lost += max(0, acknowledged - stored)
+    if lost:
+        sys.exit(f"LOST EVENTS: {lost:,} acknowledged events are not stored")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -105,6 +105,22 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the server listens on.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port the server listens on.")
+    collectors: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description=(
+            "Collector processes the server starts beside itself (0: none; the server "
+            "collects alone). They share collect_port, only validate, log and acknowledge "
+            "events, and hand them to the server, which writes them."
+        ),
+    )
+    collect_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port the collector processes share; unset: port + 1.",
+    )
 
     tls_cert: Path | None = Field(
         default=None,
@@ -657,7 +673,19 @@ class Settings(BaseSettings):
             )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key: set both (HTTPS) or neither (HTTP)")
+        if self.collectors and self.collectors_port == self.port:
+            raise ValueError(
+                f"collect_port ({self.collectors_port}) must differ from port: the collector "
+                "processes share their own port"
+            )
         return self
+
+    @property
+    def collectors_port(self) -> int:
+        """The port collector processes share (``collect_port``, else ``port`` + 1)."""
+        if self.collect_port is not None:
+            return self.collect_port
+        return self.port + 1 if self.port < 65535 else self.port - 1
 
     def _inside(self, path: Path | None) -> Path | None:
         if path is None:
@@ -765,6 +793,8 @@ DEFAULT_CONFIG_TOML = """\
 # Every setting is described in docs/configuration.md.
 # host = "127.0.0.1"
 # port = 8080
+# collectors = 0                # collector processes beside the server (serve --collectors)
+# collect_port: unset (port + 1), the port they share
 # tls_cert: unset (plain HTTP); HTTPS: tls_cert = "cert.pem" and tls_key = "key.pem"
 # tls_key: unset
 # trusted_proxies = []          # e.g. ["127.0.0.1"]: a reverse proxy on this machine

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from touchpoints.access.audit import AuditLog
-from touchpoints.access.keys import KeyStore
+from touchpoints.access.keys import KeyFile, KeyStore
 from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.users import Users
 from touchpoints.activate import DeliveryWorker, Destinations, Senders
@@ -42,6 +42,15 @@ from touchpoints.assist.service import Assistant, AssistantSettings
 from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
+from touchpoints.collect.spool import (
+    KEYS_FILE,
+    HeldSpool,
+    Spools,
+    SpoolWriter,
+    collector_dir,
+    spool_root,
+    write_keys,
+)
 from touchpoints.collect.writer import Backpressure, BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
 from touchpoints.events import EventNormalizer, EventRow, Limits, now_micros
@@ -117,6 +126,62 @@ def make_private(data_dir: Path) -> None:
         wanted = 0o700 if stat.S_ISDIR(found.st_mode) else 0o600
         if stat.S_IMODE(found.st_mode) != wanted:
             path.chmod(wanted)
+
+
+def _judge(
+    settings: Settings,
+    normalizer: EventNormalizer,
+    payload: Any,
+    route: str,
+    *,
+    source: str,
+    received_at: int | None,
+    enforce_batch_limit: bool = True,
+    default_id_prefix: str | None = None,
+) -> Outcome:
+    return split_request(
+        payload,
+        route,
+        normalizer,
+        received_at=received_at if received_at is not None else now_micros(),
+        source=source,
+        max_batch_events=settings.max_batch_events if enforce_batch_limit else None,
+        default_id_prefix=default_id_prefix,
+    )
+
+
+class CollectorProcess:
+    """One of the collector processes of ``touchpoints serve --collectors N``: it judges
+    requests as the server does, logs what it accepts and answers, and never opens the
+    database. Its log, and the refusals for the quarantine, go to the process that owns the
+    warehouse (:mod:`touchpoints.collect.spool`); the keys come from the file that process
+    keeps current. Of ``max_pending_events`` and the key rate, it takes its ``share``."""
+
+    def __init__(self, settings: Settings, number: int, share: int) -> None:
+        self.settings = settings
+        self.normalizer = build_normalizer(settings)
+        self.keys = KeyFile(spool_root(settings.wal_dir) / KEYS_FILE)
+        directory = collector_dir(settings.wal_dir, number)
+        self.writer = SpoolWriter(
+            directory,
+            flush_interval_ms=settings.flush_interval_ms,
+            flush_max_events=settings.flush_max_events,
+            max_pending_events=max(1, settings.max_pending_events // share),
+            fsync=settings.wal_fsync,
+            fsync_interval_ms=settings.wal_fsync_interval_ms,
+        )
+        self.quarantine = HeldSpool(directory)
+
+    def judge(
+        self, payload: Any, route: str, *, source: str, received_at: int | None = None
+    ) -> Outcome:
+        return _judge(
+            self.settings, self.normalizer, payload, route, source=source, received_at=received_at
+        )
+
+    def write_rows(self, rows: list[EventRow]) -> int:
+        self.writer.submit(rows)
+        return len(rows)
 
 
 class Touchpoints:
@@ -316,11 +381,22 @@ class Touchpoints:
         return tp
 
     def recover(self) -> int:
-        """Store what a killed server acknowledged but did not write (the write-ahead log),
-        and bring the identity map up to the stored events; return the events replayed."""
+        """Store what a killed server acknowledged but did not write (the write-ahead log,
+        and the logs its collector processes left), and bring the identity map up to the
+        stored events; return the events replayed."""
         replayed = replay_wal(self.settings.wal_dir, self.store)
+        replayed += self.spools.recover()
         self.identity.catch_up()
         return replayed
+
+    @property
+    def spools(self) -> Spools:
+        """What collector processes hand over (``touchpoints serve --collectors N``)."""
+        return Spools(self.settings.wal_dir, self.store, self.quarantine.hold_rows)
+
+    def _publish_keys(self) -> None:
+        """Write the keys that may send events where collector processes read them."""
+        write_keys(self.settings.wal_dir, self.keys.snapshot())
 
     def start_writer(self) -> int:
         """Recover (see :meth:`recover`), then start the buffered writer, the scheduled
@@ -336,8 +412,12 @@ class Touchpoints:
             fsync=self.settings.wal_fsync,
             fsync_interval_ms=self.settings.wal_fsync_interval_ms,
             after_write=self.identity.catch_up,
+            spools=self.spools,
         )
         self.writer.start()
+        if self.settings.collectors:
+            self.keys.on_change = self._publish_keys
+            self._publish_keys()
         if not self.jobs:  # started once, however often the app starts (a second set
             # would run on unstopped when the first is replaced)
             jobs = (
@@ -485,6 +565,9 @@ class Touchpoints:
         pending = self.writer.pending
         self.writer.stop()
         self.writer = None
+        if self.keys.on_change is not None:  # the collector processes have stopped
+            self.keys.on_change = None
+            (spool_root(self.settings.wal_dir) / KEYS_FILE).unlink(missing_ok=True)
         return pending
 
     def close(self) -> None:
@@ -510,13 +593,14 @@ class Touchpoints:
         default_id_prefix: str | None = None,
     ) -> Outcome:
         """Validate a request body without storing anything."""
-        return split_request(
+        return _judge(
+            self.settings,
+            self.normalizer,
             payload,
             route,
-            self.normalizer,
-            received_at=received_at if received_at is not None else now_micros(),
             source=source,
-            max_batch_events=self.settings.max_batch_events if enforce_batch_limit else None,
+            received_at=received_at,
+            enforce_batch_limit=enforce_batch_limit,
             default_id_prefix=default_id_prefix,
         )
 

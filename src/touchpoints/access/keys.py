@@ -25,9 +25,13 @@ import hashlib
 import re
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+import orjson
 from pydantic import Field
 
 from touchpoints.access.roles import KEY_PERMISSIONS, KEY_ROLES, KeyRole
@@ -167,9 +171,11 @@ def new_secret(role: Role) -> str:
     return f"tp_{role}_{secrets.token_hex(16)}"
 
 
-class KeyStore:
-    def __init__(self, warehouse: Warehouse) -> None:
-        self._table = ApiKeyTable(warehouse)
+class KeyVerifier:
+    """Verifies secrets against the keys it holds by hash: the part of :class:`KeyStore` a
+    collector process (:class:`KeyFile`) needs as well."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_hash: dict[str, ApiKey] = {}
         self._ephemeral: dict[str, ApiKey] = {}
@@ -177,7 +183,6 @@ class KeyStore:
         self._digests: dict[str, str] = {}
         # Authorization header → its secret, for headers of keys that verified only
         self._headers: dict[str, str] = {}
-        self.reload()
 
     def header_secret(self, header: str) -> str | None:
         """:func:`secret_from_header`, remembered per header once its key verified, so a hot
@@ -194,6 +199,65 @@ class KeyStore:
                 self._headers[header] = secret
         return secret
 
+    def verify(self, secret: str) -> ApiKey | None:
+        """The live key for a secret, or None (unknown or revoked). A secret longer than a
+        key can be is refused unhashed; only the hashes of keys found are remembered."""
+        digest = self._digests.get(secret)
+        if digest is None:
+            if len(secret) > MAX_SECRET_LENGTH:
+                return None
+            digest = _hash(secret)
+            found = self._by_hash.get(digest) or self._ephemeral.get(digest)
+            if found is None:
+                return None
+            if len(self._digests) >= _DIGEST_CACHE_SIZE:
+                self._digests.clear()
+            self._digests[secret] = digest
+        key = self._by_hash.get(digest) or self._ephemeral.get(digest)
+        if key is None or key.revoked_at is not None:
+            return None
+        return key
+
+
+class KeyStore(KeyVerifier):
+    def __init__(self, warehouse: Warehouse) -> None:
+        super().__init__()
+        self._table = ApiKeyTable(warehouse)
+        # Told after every change (a server with collector processes writes their
+        # :meth:`snapshot` then).
+        self.on_change: Callable[[], object] | None = None
+        self.reload()
+
+    def snapshot(self) -> bytes:
+        """The keys that may send events, as :class:`KeyFile` reads them: hashes, never
+        secrets (the database holds the same)."""
+        with self._lock:
+            keys = [
+                (digest, key)
+                for table in (self._by_hash, self._ephemeral)
+                for digest, key in table.items()
+                if key.allows("collect")
+            ]
+        return orjson.dumps(
+            [
+                {
+                    "hash": digest,
+                    "id": key.id,
+                    "role": key.role,
+                    "name": key.name,
+                    "prefix": key.prefix,
+                    "created_at": key.created_at.isoformat(),
+                    "ephemeral": key.ephemeral,
+                    "source": key.source,
+                }
+                for digest, key in keys
+            ]
+        )
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
     def reload(self) -> None:
         rows = self._table.all()
         with self._lock:
@@ -209,6 +273,7 @@ class KeyStore:
                 )
                 for row in rows
             }
+        self._changed()
 
     def create(
         self, role: str, name: str | None = None, source: str | None = None
@@ -241,6 +306,7 @@ class KeyStore:
         )
         with self._lock:
             self._by_hash[_hash(secret)] = key
+        self._changed()
         return key, secret
 
     def add_ephemeral(self, role: Role, key_id: str) -> str:
@@ -252,6 +318,7 @@ class KeyStore:
         )
         with self._lock:
             self._ephemeral[_hash(secret)] = key
+        self._changed()
         return secret
 
     def revoke(self, key_id: str) -> ApiKey:
@@ -270,21 +337,54 @@ class KeyStore:
         with self._lock:
             return sorted(self._by_hash.values(), key=lambda k: (k.created_at, k.id))
 
+
+class KeyFile(KeyVerifier):
+    """The keys of a :meth:`KeyStore.snapshot` file, for a collector process that does not
+    open the database: read again when the file changes (the owner writes it after every
+    change of a key), checked at most once a ``recheck_seconds``."""
+
+    def __init__(self, path: Path, recheck_seconds: float = 1.0) -> None:
+        super().__init__()
+        self.path = path
+        self._recheck = recheck_seconds
+        self._checked = 0.0
+        self._seen: tuple[int, int] | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the file again if it changed since it was last read."""
+        self._checked = time.monotonic()
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return  # not written yet: no key verifies
+        seen = (stat.st_mtime_ns, stat.st_size)
+        if seen == self._seen:
+            return
+        try:
+            items = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return  # caught mid-replace: read at the next check
+        by_hash: dict[str, ApiKey] = {}
+        ephemeral: dict[str, ApiKey] = {}
+        for item in items:
+            key = ApiKey(
+                item["id"],
+                item["role"],
+                item["name"],
+                item["prefix"],
+                datetime.fromisoformat(item["created_at"]),
+                ephemeral=item["ephemeral"],
+                source=item["source"],
+            )
+            (ephemeral if key.ephemeral else by_hash)[item["hash"]] = key
+        with self._lock:
+            self._by_hash, self._ephemeral = by_hash, ephemeral
+            self._digests.clear()
+            self._headers.clear()
+        self._seen = seen
+
     def verify(self, secret: str) -> ApiKey | None:
-        """The live key for a secret, or None (unknown or revoked). A secret longer than a
-        key can be is refused unhashed; only the hashes of keys found are remembered."""
-        digest = self._digests.get(secret)
-        if digest is None:
-            if len(secret) > MAX_SECRET_LENGTH:
-                return None
-            digest = _hash(secret)
-            found = self._by_hash.get(digest) or self._ephemeral.get(digest)
-            if found is None:
-                return None
-            if len(self._digests) >= _DIGEST_CACHE_SIZE:
-                self._digests.clear()
-            self._digests[secret] = digest
-        key = self._by_hash.get(digest) or self._ephemeral.get(digest)
-        if key is None or key.revoked_at is not None:
-            return None
-        return key
+        if time.monotonic() - self._checked >= self._recheck:
+            self.refresh()
+        return super().verify(secret)

@@ -24,12 +24,13 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 from fastapi import FastAPI
-from starlette.requests import ClientDisconnect
-from starlette.routing import Mount, Router
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchpoints.access.limits import RateLimiter
@@ -53,7 +54,7 @@ from touchpoints.api import users as users_api
 from touchpoints.api.headers import secured
 from touchpoints.api.limits import KeyRateLimit, RequestGuard
 from touchpoints.api.routing import Routes
-from touchpoints.collect.routes import Collector
+from touchpoints.collect.routes import Collector, CollectorHost
 from touchpoints.web.app import Dashboard
 
 if TYPE_CHECKING:
@@ -62,7 +63,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("touchpoints.server")
 
 
-def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) -> ASGIApp:
+class Companions(Protocol):
+    """Processes that run beside the server (its collector processes): started once the
+    server has recovered and written its keys, stopped before its writer stops."""
+
+    def start(self) -> str | None:
+        """Start them; a reason when they could not start (the server then stops)."""
+
+    def stop(self) -> None: ...
+
+
+def create_app(
+    tp: Touchpoints,
+    on_started: Callable[[], None] | None = None,
+    companions: Companions | None = None,
+    on_failure: Callable[[str], None] | None = None,
+) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: Router) -> AsyncIterator[None]:
         replayed = tp.start_writer()
@@ -70,11 +86,18 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
             log.info("replayed %d events from the write-ahead log", replayed)
         token = tp.keys.add_ephemeral("admin", "cli")
         _write_server_file(tp, token)
-        if on_started is not None:
+        failure = companions.start() if companions is not None else None
+        if failure is not None:
+            log.error("%s", failure)
+            if on_failure is not None:
+                on_failure(failure)
+        elif on_started is not None:
             on_started()
         try:
             yield
         finally:
+            if companions is not None:
+                companions.stop()
             pending = tp.stop_writer()
             if pending is not None:
                 log.info("flushed %d buffered events before exit", pending)
@@ -135,6 +158,37 @@ def create_app(tp: Touchpoints, on_started: Callable[[], None] | None = None) ->
         exempt=[*collector.paths(), placements_api.DECIDE_PATH],
     )
     return _Guard(RequestGuard(limited, settings.body_timeout_seconds, settings.max_body_bytes))
+
+
+def create_collector_app(host: CollectorHost, number: int, share: int) -> ASGIApp:
+    """The app of one collector process (``touchpoints serve --collectors N``): the
+    collector's routes and ``GET /health``, behind the same guards as the server's."""
+    writer = host.writer
+
+    @asynccontextmanager
+    async def lifespan(app: Router) -> AsyncIterator[None]:
+        if writer is not None:
+            writer.start()
+        try:
+            yield
+        finally:
+            if writer is not None:
+                writer.stop()
+
+    async def health(request: Request) -> Response:
+        body = {
+            "status": "ok",
+            "collector": number,
+            "pending_events": writer.pending if writer is not None else 0,
+        }
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    collector = Collector(host, share=share)
+    router = Routes(
+        [*collector.routes(), Route("/health", health, methods=["GET"])], lifespan=lifespan
+    )
+    settings = host.settings
+    return _Guard(RequestGuard(router, settings.body_timeout_seconds, settings.max_body_bytes))
 
 
 class _Guard:

@@ -72,17 +72,16 @@ def init(data_dir: DataDir = None) -> None:
     out.print("Next: touchpoints serve   (then send events to http://127.0.0.1:8080/v1/track)")
 
 
-def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | None = None) -> None:
+def uvicorn_config(app: Any, settings: Settings) -> Any:
+    """How the server (and each of its collector processes) runs uvicorn."""
     import uvicorn
 
-    from touchpoints.api.app import create_app
     from touchpoints.cli.protocol import guarded_protocol
 
-    settings = tp.settings
     tls = _tls_context(settings)
     _raise_open_file_limit(settings.max_connections)
-    config = uvicorn.Config(
-        create_app(tp, on_started=on_started),
+    return uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -100,14 +99,32 @@ def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | Non
         ssl_certfile=settings.tls_cert_path if tls else None,
         ssl_context_factory=(lambda config, default: tls) if tls else None,
     )
+
+
+def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | None = None) -> None:
+    import uvicorn
+
+    from touchpoints.api.app import create_app
+    from touchpoints.cli.collectors import CollectorProcesses
+
+    settings = tp.settings
+    holder = {} if holder is None else holder
+    failures: list[str] = []
+
+    def failed(reason: str) -> None:
+        failures.append(reason)
+        holder["server"].should_exit = True
+
+    companions = CollectorProcesses(settings) if settings.collectors else None
+    app = create_app(tp, on_started=on_started, companions=companions, on_failure=failed)
+    config = uvicorn_config(app, settings)
     # The event loop answers; the writer, the decision log and the jobs run in threads. A
     # thread that wants the GIL waits for the one holding it to give it up, by default after
     # 5 ms: a decision could wait that long behind a batch being converted for DuckDB. 1 ms
     # bounds that wait (benchmarks/decide.py, RESULTS.md).
     sys.setswitchinterval(0.001)
     server = uvicorn.Server(config)
-    if holder is not None:
-        holder["server"] = server
+    holder["server"] = server
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the
     # handlers it found. Finding these no-ops, the command ends normally (exit 0, no traceback).
     previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -116,6 +133,8 @@ def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | Non
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if failures:
+        raise fail(failures[0])
     if not server.started:
         raise fail(f"the server could not start on {settings.host}:{settings.port}")
 
@@ -184,14 +203,25 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option(help="The certificate's private key (PEM)")
     ] = None,
+    collectors: Annotated[
+        int | None,
+        typer.Option(help="Collector processes beside the server, on --collect-port [default: 0]"),
+    ] = None,
+    collect_port: Annotated[
+        int | None,
+        typer.Option(help="Port the collector processes share [default: --port + 1]"),
+    ] = None,
 ) -> None:
-    """Run the server: collector (/v1/track, /v1/batch, …) and API on one port."""
+    """Run the server: collector (/v1/track, /v1/batch, …) and API on one port; with
+    --collectors N, N more collector processes on --collect-port."""
     settings = settings_for(
         data_dir,
         host=host,
         port=port,
         tls_cert=tls_cert.resolve() if tls_cert else None,
         tls_key=tls_key.resolve() if tls_key else None,
+        collectors=collectors,
+        collect_port=collect_port,
     )
     _configure_logging(settings)
     _tls_context(settings)  # a certificate that cannot serve stops the command before it opens

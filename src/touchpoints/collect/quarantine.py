@@ -73,6 +73,43 @@ _SECRET = re.compile(r"tp_(?:write|read|admin)_[0-9a-fA-F]{6,}")
 REMOVED = "[removed]"
 
 
+def held_event_rows(
+    rejected: Sequence[Rejected],
+    source: str,
+    route: str,
+    envelope: dict[str, Any],
+    received_at: datetime,
+) -> list[HeldRow]:
+    """The quarantine's rows for refused events."""
+    return [
+        HeldRow(
+            received_at,
+            source,
+            route,
+            "event",
+            orjson.dumps([p.as_dict() for p in item.problems]).decode(),
+            scrubbed(json_text(item.event).decode()),
+            scrubbed(json_text(envelope).decode()),
+        )
+        for item in rejected
+    ]
+
+
+def held_body_row(
+    body: bytes, problems: Sequence[Problem], source: str, route: str, received_at: datetime
+) -> HeldRow:
+    """The quarantine's row for a body that could not be read as events."""
+    return HeldRow(
+        received_at,
+        source,
+        route,
+        "body",
+        orjson.dumps([p.as_dict() for p in problems]).decode(),
+        scrubbed(body.decode("utf-8", errors="replace")),
+        None,
+    )
+
+
 def scrubbed(text: str) -> str:
     """``text`` without write keys: the value of every ``writeKey`` field, and anything
     shaped like a key's secret (``tp_<role>_`` and hex digits), become ``[removed]``."""
@@ -113,19 +150,7 @@ class Quarantine:
         envelope: dict[str, Any],
         received_at: datetime,
     ) -> list[int]:
-        rows = [
-            HeldRow(
-                received_at,
-                source,
-                route,
-                "event",
-                orjson.dumps([p.as_dict() for p in item.problems]).decode(),
-                scrubbed(json_text(item.event).decode()),
-                scrubbed(json_text(envelope).decode()),
-            )
-            for item in rejected
-        ]
-        return self._insert(rows)
+        return self._insert(held_event_rows(rejected, source, route, envelope, received_at))
 
     def hold_body(
         self,
@@ -138,17 +163,13 @@ class Quarantine:
     ) -> int | None:
         """Hold a body that could not be read as events; its id (None: not held, it
         carries an erased identifier)."""
-        row = HeldRow(
-            received_at,
-            source,
-            route,
-            "body",
-            orjson.dumps([p.as_dict() for p in problems]).decode(),
-            scrubbed(body.decode("utf-8", errors="replace")),
-            None,
-        )
-        held = self._insert([row])
+        held = self._insert([held_body_row(body, problems, source, route, received_at)])
         return held[0] if held else None
+
+    def hold_rows(self, rows: list[HeldRow]) -> list[int]:
+        """Hold rows made by :func:`held_event_rows` and :func:`held_body_row` elsewhere (a
+        collector process's, :mod:`touchpoints.collect.spool`)."""
+        return self._insert(rows)
 
     def _insert(self, rows: list[HeldRow]) -> list[int]:
         if self.withhold is not None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import zlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -25,15 +27,62 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from touchpoints.access.keys import ApiKey
+from touchpoints.access.keys import ApiKey, KeyVerifier
 from touchpoints.access.limits import RateLimiter
-from touchpoints.collect.ingest import BATCH_ROUTES, SINGLE_ROUTES, Outcome
-from touchpoints.collect.writer import Backpressure
+from touchpoints.collect.ingest import BATCH_ROUTES, SINGLE_ROUTES, Outcome, Rejected
+from touchpoints.collect.writer import Backpressure, WriteAheadLog
 from touchpoints.events import EventRow, Problem, json_text, now_micros
 from touchpoints.warehouse import utc_now
 
 if TYPE_CHECKING:
-    from touchpoints.core import Touchpoints
+    from touchpoints.config import Settings
+
+
+class Holds(Protocol):
+    """Where refused events and bodies are held (the quarantine, or a collector process's
+    spool of it)."""
+
+    def hold_events(
+        self,
+        rejected: Sequence[Rejected],
+        *,
+        source: str,
+        route: str,
+        envelope: dict[str, Any],
+        received_at: datetime,
+    ) -> list[int]: ...
+
+    def hold_body(
+        self,
+        body: bytes,
+        problems: Sequence[Problem],
+        *,
+        source: str,
+        route: str,
+        received_at: datetime,
+    ) -> int | None: ...
+
+
+class CollectorHost(Protocol):
+    """What the collector needs of the process it runs in: the server's
+    :class:`touchpoints.core.Touchpoints`, or a collector process's
+    :class:`touchpoints.core.CollectorProcess` (no database)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def keys(self) -> KeyVerifier: ...
+    @property
+    def writer(self) -> WriteAheadLog | None: ...
+    @property
+    def quarantine(self) -> Holds: ...
+
+    def judge(
+        self, payload: Any, route: str, *, source: str, received_at: int | None = None
+    ) -> Outcome: ...
+
+    def write_rows(self, rows: list[EventRow]) -> int: ...
+
 
 log = logging.getLogger("touchpoints.collect")
 
@@ -97,10 +146,15 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 
 
 class Collector:
-    def __init__(self, tp: Touchpoints) -> None:
+    def __init__(self, tp: CollectorHost, share: int = 1) -> None:
+        """``share``: the collector processes the key rate is divided among (the kernel
+        spreads their connections evenly)."""
         self.tp = tp
         settings = tp.settings
-        self._limiter = RateLimiter(settings.rate_limit_collect, settings.rate_limit_collect_burst)
+        self._limiter = RateLimiter(
+            settings.rate_limit_collect / share,
+            max(1, settings.rate_limit_collect_burst // share),
+        )
 
     def paths(self) -> dict[str, str]:
         """The Segment routes' paths, plus analytics.js's short forms (/v1/t, /v1/p, …

@@ -22,12 +22,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from touchpoints.events import COLUMNS, EventRow
 from touchpoints.warehouse import EventStore, WarehouseError
+
+if TYPE_CHECKING:
+    from touchpoints.collect.spool import Spools
 
 log = logging.getLogger("touchpoints.writer")
 
@@ -103,12 +106,15 @@ def replay_wal(wal_dir: Path, store: EventStore) -> int:
     return total
 
 
-class BufferedWriter:
-    """Owns the write-ahead log and the buffer; one thread writes batches to the warehouse."""
+class WriteAheadLog:
+    """The write-ahead log and the buffer: requests append before they are answered, one
+    thread takes the buffer every ``flush_interval_ms`` and switches to a new segment.
+    What becomes of a batch is the subclass's: :class:`BufferedWriter` writes it to the
+    warehouse; a collector process's :class:`touchpoints.collect.spool.SpoolWriter` hands
+    its segment to the process that owns the warehouse."""
 
     def __init__(
         self,
-        store: EventStore,
         wal_dir: Path,
         *,
         flush_interval_ms: int = 250,
@@ -116,10 +122,7 @@ class BufferedWriter:
         max_pending_events: int = 500_000,
         fsync: bool = False,
         fsync_interval_ms: float = 2.0,
-        after_write: Callable[[], object] | None = None,
     ) -> None:
-        self._store = store
-        self._after_write = after_write  # e.g. the identity map catching up, in this thread
         self._wal_dir = wal_dir
         self._interval = flush_interval_ms / 1000
         self._flush_max = flush_max_events
@@ -145,8 +148,6 @@ class BufferedWriter:
         self._sync_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._sync_wake = threading.Event()
         self._rate = 100_000.0  # events/s, measured per batch, for Retry-After
-        self.inserted = 0
-        self.duplicates = 0
         self.failures = 0
         self._thread: threading.Thread | None = None
         self._sync_thread: threading.Thread | None = None
@@ -246,46 +247,7 @@ class BufferedWriter:
             self._write_pending_now()
 
     def _write_pending_now(self) -> None:
-        with self._lock:
-            if not self._pending:
-                return
-            pending, self._pending = self._pending, []
-            self._in_flight = len(pending)
-            old_segment = self._current_segment_path()
-            self._fsync_fd_locked()
-            os.close(self._fd)
-            self._open_segment()
-        started = time.perf_counter()
-        batch = [_event_row(EventRow, row) for row in pending]
-        attempts = 0
-        while True:
-            try:
-                result = self._store.append(batch)
-                break
-            except Exception:  # noqa: BLE001 - whatever failed, the events must not be lost
-                # Keep the segment (the events stay durable) and retry: a full disk or a
-                # transient error must not lose acknowledged events.
-                attempts += 1
-                self.failures += 1
-                log.exception("writing %d events failed (attempt %d)", len(batch), attempts)
-                if self._stopping.is_set() and attempts >= 3:
-                    log.error("leaving %s to be replayed at the next start", old_segment.name)
-                    self._in_flight = 0
-                    return
-                time.sleep(1)
-        elapsed = max(time.perf_counter() - started, 1e-6)
-        self._rate = max(1000.0, len(batch) / elapsed)
-        self.inserted += result.inserted
-        self.duplicates += result.duplicates
-        old_segment.unlink(missing_ok=True)
-        if self._after_write is not None:
-            try:
-                self._after_write()
-            except Exception:  # noqa: BLE001 - the events are stored; the follower catches up later
-                log.exception("updating after a write failed; it is retried after the next one")
-        # Counted as pending until the identity map has caught up with them too: a client that
-        # waits for pending_events == 0 (GET /health) can then look their persons up.
-        self._in_flight = 0
+        raise NotImplementedError
 
     # -- the log -----------------------------------------------------------------------------
     def _current_segment_path(self) -> Path:
@@ -331,6 +293,95 @@ class BufferedWriter:
             else:
                 still.append((position, future))
         self._sync_waiters = still
+
+
+class BufferedWriter(WriteAheadLog):
+    """Owns the server's write-ahead log and buffer; one thread writes batches to the
+    warehouse, then loads what collector processes handed over (``spools``)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        wal_dir: Path,
+        *,
+        flush_interval_ms: int = 250,
+        flush_max_events: int = 50_000,
+        max_pending_events: int = 500_000,
+        fsync: bool = False,
+        fsync_interval_ms: float = 2.0,
+        after_write: Callable[[], object] | None = None,
+        spools: Spools | None = None,
+    ) -> None:
+        super().__init__(
+            wal_dir,
+            flush_interval_ms=flush_interval_ms,
+            flush_max_events=flush_max_events,
+            max_pending_events=max_pending_events,
+            fsync=fsync,
+            fsync_interval_ms=fsync_interval_ms,
+        )
+        self._store = store
+        self._after_write = after_write  # e.g. the identity map catching up, in this thread
+        self.spools = spools
+        self.inserted = 0
+        self.duplicates = 0
+
+    @property
+    def pending(self) -> int:
+        own = len(self._pending) + self._in_flight
+        return own + (self.spools.pending() if self.spools is not None else 0)
+
+    def _write_pending(self) -> None:
+        with self._writing:
+            self._write_pending_now()
+            if self.spools is not None:
+                try:
+                    self.spools.load(self._after_write)
+                except Exception:  # noqa: BLE001 - the files stay; loaded at the next turn
+                    self.failures += 1
+                    log.exception("loading the collector processes' logs failed")
+
+    def _write_pending_now(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, []
+            self._in_flight = len(pending)
+            old_segment = self._current_segment_path()
+            self._fsync_fd_locked()
+            os.close(self._fd)
+            self._open_segment()
+        started = time.perf_counter()
+        batch = [_event_row(EventRow, row) for row in pending]
+        attempts = 0
+        while True:
+            try:
+                result = self._store.append(batch)
+                break
+            except Exception:  # noqa: BLE001 - whatever failed, the events must not be lost
+                # Keep the segment (the events stay durable) and retry: a full disk or a
+                # transient error must not lose acknowledged events.
+                attempts += 1
+                self.failures += 1
+                log.exception("writing %d events failed (attempt %d)", len(batch), attempts)
+                if self._stopping.is_set() and attempts >= 3:
+                    log.error("leaving %s to be replayed at the next start", old_segment.name)
+                    self._in_flight = 0
+                    return
+                time.sleep(1)
+        elapsed = max(time.perf_counter() - started, 1e-6)
+        self._rate = max(1000.0, len(batch) / elapsed)
+        self.inserted += result.inserted
+        self.duplicates += result.duplicates
+        old_segment.unlink(missing_ok=True)
+        if self._after_write is not None:
+            try:
+                self._after_write()
+            except Exception:  # noqa: BLE001 - the events are stored; the follower catches up later
+                log.exception("updating after a write failed; it is retried after the next one")
+        # Counted as pending until the identity map has caught up with them too: a client that
+        # waits for pending_events == 0 (GET /health) can then look their persons up.
+        self._in_flight = 0
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -1,0 +1,170 @@
+"""Collector processes' logs (collect/spool.py): handed over whole, loaded once, torn lines
+skipped, the owner's backlog answered with 429, refusals held as the server holds them, and
+the keys they verify against (hashes only, revocations followed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from touchpoints.access.keys import KeyFile
+from touchpoints.collect.spool import (
+    KEYS_FILE,
+    HeldSpool,
+    SpoolWriter,
+    collector_dir,
+    spool_root,
+    write_keys,
+)
+from touchpoints.collect.writer import Backpressure, log_lines
+from touchpoints.core import CollectorProcess, Touchpoints
+from touchpoints.events import Problem
+
+
+def batch(ids: list[str], user: str = "u") -> dict[str, Any]:
+    return {
+        "batch": [
+            {"type": "track", "userId": user, "event": "Trip Completed", "messageId": mid}
+            for mid in ids
+        ]
+    }
+
+
+def stored_ids(tp: Touchpoints) -> list[str]:
+    return [mid for (mid,) in tp.warehouse.fetchall("SELECT message_id FROM events ORDER BY seq")]
+
+
+def test_a_collector_process_hands_its_segments_over_and_the_owner_loads_each_once(
+    tp: Touchpoints,
+) -> None:
+    process = CollectorProcess(tp.settings, 1, share=1)
+    writer = process.writer
+    writer.start()
+    try:
+        for part in range(3):
+            ids = [f"m{part}-{i}" for i in range(5)]
+            outcome = process.judge(batch(ids), "batch", source="web")
+            assert process.write_rows(outcome.rows) == 5
+            writer.flush()
+        ready = sorted(p.name for p in collector_dir(tp.settings.wal_dir, 1).iterdir())
+        assert [n for n in ready if n.endswith(".ready")] == [
+            "segment-000000001.ready",
+            "segment-000000002.ready",
+            "segment-000000003.ready",
+        ]
+        assert tp.spools.pending() == 15
+        assert stored_ids(tp) == []
+        caught_up: list[int] = []
+        assert tp.spools.load(lambda: caught_up.append(1)) == 15
+        assert caught_up == [1]  # the identity map follows once per load
+        assert stored_ids(tp) == [f"m{p}-{i}" for p in range(3) for i in range(5)]
+        assert tp.spools.load() == 0  # the files are gone: nothing loaded twice
+        assert tp.spools.pending() == 0
+        # The same rows as the server's own collector makes (the same judge).
+        own = tp.judge(batch(["m0-0"]), "batch", source="web").rows[0]
+        stored = tp.warehouse.fetchall("SELECT source, type, event FROM events WHERE seq = 1")
+        assert stored == [(own.source, own.type, own.event)]
+    finally:
+        writer.stop()
+
+
+def test_the_owner_behind_is_answered_429_and_taken_again_once_it_loads(
+    tp: Touchpoints,
+) -> None:
+    writer = SpoolWriter(
+        collector_dir(tp.settings.wal_dir, 2), flush_interval_ms=60_000, max_pending_events=30
+    )
+    writer.start()
+    try:
+        judge = CollectorProcess(tp.settings, 2, share=1).judge
+        writer.submit(judge(batch([f"a{i}" for i in range(20)]), "batch", source="web").rows)
+        writer.flush()  # handed over, not loaded: still counted
+        assert writer.pending == 20
+        with pytest.raises(Backpressure):
+            writer.submit(judge(batch([f"b{i}" for i in range(20)]), "batch", source="web").rows)
+        assert tp.spools.load() == 20
+        writer.flush()  # sees the owner took it
+        assert writer.pending == 0
+        writer.submit(judge(batch([f"b{i}" for i in range(20)]), "batch", source="web").rows)
+    finally:
+        writer.stop()
+    assert tp.recover() == 20  # what stop handed over, read by the next opener
+    assert len(stored_ids(tp)) == 40
+
+
+def test_a_killed_collectors_open_segment_is_read_without_its_torn_line(
+    tp: Touchpoints,
+) -> None:
+    directory = collector_dir(tp.settings.wal_dir, 3)
+    directory.mkdir(parents=True)
+    rows = tp.judge(batch(["t1", "t2"]), "batch", source="web").rows
+    torn = log_lines(rows) + b'["half a row'
+    (directory / "segment-000000007.log").write_bytes(torn)
+    assert tp.recover() == 2
+    assert stored_ids(tp) == ["t1", "t2"]
+    assert list(directory.iterdir()) == []
+
+    # A collector of that number started again hands the leftover over and goes on after it.
+    (directory / "segment-000000007.log").write_bytes(log_lines(rows))
+    writer = SpoolWriter(directory)
+    writer.start()
+    writer.stop()
+    assert [p.name for p in directory.iterdir()] == ["segment-000000007.ready"]
+    assert tp.spools.load() == 2
+    assert stored_ids(tp) == ["t1", "t2"]  # deduplicated by messageId
+
+
+def test_refusals_are_held_as_the_server_holds_them(tp: Touchpoints) -> None:
+    when = datetime(2026, 12, 3, 5, 0, tzinfo=UTC)
+    refused = tp.judge(
+        {"batch": [{"type": "track", "event": "Lead", "writeKey": "tp_write_" + "a" * 32}]},
+        "batch",
+        source="web",
+    ).rejected
+    problems = [Problem("", "body is not valid JSON")]
+    spool = HeldSpool(collector_dir(tp.settings.wal_dir, 1))
+    spool.hold_events(refused, source="web", route="batch", envelope={}, received_at=when)
+    spool.hold_body(b"{not json", problems, source="web", route="track", received_at=when)
+    tp.recover()
+    through_spool = [(i.kind, i.reasons, i.raw) for i in tp.quarantine.list()]
+    tp.quarantine.hold_events(refused, source="web", route="batch", envelope={}, received_at=when)
+    tp.quarantine.hold_body(b"{not json", problems, source="web", route="track", received_at=when)
+    direct = [(i.kind, i.reasons, i.raw) for i in tp.quarantine.list()][2:]
+    assert through_spool == direct
+    assert len(direct) == 2
+    assert all("tp_write_" not in str(raw) for _, _, raw in direct)  # the secret scrubbed
+
+
+def test_the_keys_file_holds_hashes_and_follows_revocations(tp: Touchpoints) -> None:
+    key, secret = tp.keys.create("write", source="web-shop")
+    _, read_secret = tp.keys.create("read")
+    write_keys(tp.settings.wal_dir, tp.keys.snapshot())
+    path = spool_root(tp.settings.wal_dir) / KEYS_FILE
+    text = path.read_bytes()
+    assert secret.encode() not in text and read_secret.encode() not in text
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(orjson.loads(text)) == 1  # a read key cannot send events: not there
+
+    view = KeyFile(path, recheck_seconds=0)
+    found = view.verify(secret)
+    assert found is not None and found.id == key.id and found.event_source == "web-shop"
+    assert view.verify(read_secret) is None
+
+    tp.keys.on_change = lambda: write_keys(tp.settings.wal_dir, tp.keys.snapshot())
+    tp.keys.revoke(key.id)
+    assert view.verify(secret) is None
+    _, other = tp.keys.create("write")
+    assert view.verify(other) is not None
+
+
+def test_the_collect_port_must_differ_from_the_servers(tmp_path: Path) -> None:
+    from touchpoints.config import ConfigError, load_settings
+
+    assert load_settings(tmp_path, collectors=2).collectors_port == 8081
+    assert load_settings(tmp_path, collectors=2, port=9000).collectors_port == 9001
+    with pytest.raises(ConfigError, match="collect_port"):
+        load_settings(tmp_path, collectors=1, port=9000, collect_port=9000)
