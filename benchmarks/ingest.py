@@ -191,7 +191,14 @@ def run_touchpoints(
     or against its collector processes' port; return the events acknowledged and stored, the
     server's peak memory and the collector processes' (MB)."""
     data_dir = work / f"data-{collectors}"
-    env = {**os.environ, "TOUCHPOINTS_DATA_DIR": str(data_dir), "TOUCHPOINTS_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "TOUCHPOINTS_DATA_DIR": str(data_dir),
+        "TOUCHPOINTS_LOG_LEVEL": "warning",
+        # One key sends everything here: its rate limit (5,000 requests/s by default, shared
+        # among the collector processes) would cap the figures, not the collector.
+        "TOUCHPOINTS_RATE_LIMIT_COLLECT": "0",
+    }
     if args.fsync:
         env["TOUCHPOINTS_WAL_FSYNC"] = "true"
 
