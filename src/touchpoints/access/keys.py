@@ -348,7 +348,7 @@ class KeyFile(KeyVerifier):
         self.path = path
         self._recheck = recheck_seconds
         self._checked = 0.0
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self.refresh()
 
     def refresh(self) -> None:
@@ -358,7 +358,7 @@ class KeyFile(KeyVerifier):
             stat = self.path.stat()
         except FileNotFoundError:
             return  # not written yet: no key verifies
-        seen = (stat.st_mtime_ns, stat.st_size)
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # replaced whole: a new inode
         if seen == self._seen:
             return
         try:
