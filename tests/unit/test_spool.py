@@ -104,6 +104,7 @@ def test_a_killed_collectors_open_segment_is_read_without_its_torn_line(
     rows = tp.judge(batch(["t1", "t2"]), "batch", source="web").rows
     torn = log_lines(rows) + b'["half a row'
     (directory / "segment-000000007.log").write_bytes(torn)
+    (directory / "held-000000000000000000001000001.tmp").write_bytes(b'["2026')  # cut short
     assert tp.recover() == 2
     assert stored_ids(tp) == ["t1", "t2"]
     assert list(directory.iterdir()) == []

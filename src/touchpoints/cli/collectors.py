@@ -59,7 +59,6 @@ class CollectorProcesses:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
         self._watch: threading.Thread | None = None
-        self.restarts = 0
 
     def start(self) -> str | None:
         numbers = range(1, self.count + 1)
@@ -126,7 +125,6 @@ class CollectorProcesses:
                     number,
                     proc.returncode,
                 )
-                self.restarts += 1
                 failure = self._spawn(number)
                 if failure is not None:
                     log.error("%s", failure)
@@ -150,10 +148,6 @@ class CollectorProcesses:
             if proc.stdout is not None:
                 proc.stdout.close()
         self._procs.clear()
-
-    @property
-    def pids(self) -> list[int]:
-        return [proc.pid for proc in self._procs.values()]
 
 
 def _first_line(stream: IO[bytes], timeout: float) -> str:

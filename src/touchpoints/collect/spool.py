@@ -51,6 +51,7 @@ _SEGMENT = "segment-"
 _HELD = "held-"
 _LOG = ".log"
 _READY = ".ready"
+_TMP = ".tmp"
 
 
 def spool_root(wal_dir: Path) -> Path:
@@ -104,7 +105,6 @@ class SpoolWriter(WriteAheadLog):
     def __init__(self, directory: Path, **options: Any) -> None:
         super().__init__(directory, **options)
         self._handed: deque[tuple[Path, int]] = deque()  # ready files the owner may not have
-        self.handed_over = 0
 
     def start(self) -> None:
         self._wal_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,6 @@ class SpoolWriter(WriteAheadLog):
             ready = old_segment.with_suffix(_READY)
             old_segment.rename(ready)
             self._handed.append((ready, handed))
-            self.handed_over += handed
         while self._handed and not self._handed[0][0].exists():
             self._handed.popleft()
         # Still the owner's to load: counted against max_pending_events by submit().
@@ -176,7 +175,7 @@ class HeldSpool:
         self._dir.mkdir(parents=True, exist_ok=True)
         self._count += 1
         name = f"{_HELD}{time.time_ns():020d}{self._count:06d}"
-        path = self._dir / f"{name}.tmp"
+        path = self._dir / f"{name}{_TMP}"
         lines = b"".join(
             orjson.dumps([row.received_at.isoformat(), *row[1:]]) + b"\n" for row in rows
         )
@@ -209,7 +208,6 @@ class Spools:
         self.root = spool_root(wal_dir)
         self._store = store
         self._hold = hold
-        self.loaded = 0
 
     def _files(self, suffixes: tuple[str, ...]) -> list[Path]:
         if not self.root.is_dir():
@@ -227,7 +225,10 @@ class Spools:
 
     def recover(self) -> int:
         """Load everything collector processes left, their open segments too (none runs:
-        whoever opens the data directory calls this before a server starts them)."""
+        whoever opens the data directory calls this before a server starts them). A held
+        file a killed process left half-written (``.tmp``) is removed."""
+        for path in self._files((_TMP,)):
+            path.unlink()
         return self._load(self._files((_READY, _LOG)), None)
 
     def _load(self, files: list[Path], after_write: Callable[[], object] | None) -> int:
@@ -241,7 +242,6 @@ class Spools:
             elif path.name.startswith(_HELD):
                 self._hold(read_held(path))
             path.unlink()
-        self.loaded += total
         if total and after_write is not None:
             after_write()
         return total
