@@ -52,7 +52,7 @@ def parse_bands(bands: Sequence[str]) -> list[Band]:
 def person_ages(source: Source, as_of: date) -> ir.Table:
     """(person, age): whole years as of ``as_of`` from the latest birthday trait, else the
     latest age trait; persons with neither are absent."""
-    traits = source.latest_traits()
+    traits = source.latest_traits("birthday", "age")
     births = traits.filter(
         (traits.key == "birthday") & traits.text_value.re_search(r"^\d{4}-\d{2}-\d{2}")
     )

@@ -33,6 +33,8 @@ Semantics (as in Amplitude and PostHog, made precise):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from functools import reduce
 from typing import Any
@@ -97,11 +99,13 @@ def _matches(source: Source, events: ir.Table, step: FunnelStep) -> ir.Table:
     return rule_filter(step.rule(), events, source, {}).select("unit", "seq", "ts")
 
 
-def _first(table: ir.Table) -> ir.Table:
-    """Each unit's earliest row by (ts, seq)."""
-    window = ibis.window(group_by=table.unit, order_by=[table.ts, table.seq])
-    ranked = table.mutate(_n=ibis.row_number().over(window))
-    return ranked.filter(ranked._n == 0).drop("_n")
+def _earliest(table: ir.Table, *keep: str) -> ir.Table:
+    """(unit, ts, seq, *keep): each unit's earliest row by (ts, seq), ``keep`` being columns
+    with one value per unit. Two grouped minimums (hash aggregation, both cores) instead of
+    numbering each unit's rows in order with a window."""
+    firsts = table.group_by("unit").agg(first_ts=table.ts.min())
+    tied = table.join(firsts, [table.unit == firsts.unit, table.ts == firsts.first_ts])
+    return tied.group_by([tied.unit, tied.ts, *[tied[k] for k in keep]]).agg(seq=tied.seq.min())
 
 
 def entries(source: Source, spec: FunnelSpec) -> ir.Table:
@@ -112,7 +116,10 @@ def entries(source: Source, spec: FunnelSpec) -> ir.Table:
         matched = matched.filter(matched.ts >= spec.since)
     if spec.until is not None:
         matched = matched.filter(matched.ts < spec.until)
-    first = _first(matched.select("unit", "person", "device", "seq", "ts", "channel"))
+    matched = matched.select("unit", "person", "device", "seq", "ts", "channel")
+    first = _earliest(matched).select("unit", first_seq="seq")
+    first = matched.join(first, [matched.unit == first.unit, matched.seq == first.first_seq])
+    first = first.select("unit", "person", "device", "seq", "ts", "channel")
     window_ms = int(spec.window / timedelta(milliseconds=1))
     return first.mutate(deadline=first.ts + ibis.interval(milliseconds=window_ms))
 
@@ -122,72 +129,44 @@ def _after(ts: ir.Value, seq: ir.Value, than_ts: ir.Value, than_seq: ir.Value) -
     return (ts > than_ts) | ((ts == than_ts) & (seq > than_seq))
 
 
-def step_times(source: Source, spec: FunnelSpec) -> ir.Table:
-    """(unit, step, ts, seq): the event that filled each step a unit reached (step 1: entry)."""
-    entry = entries(source, spec)
-    if spec.order == "strict":
-        return _strict_steps(source, spec, entry)
-    return _relaxed_steps(source, spec, entry)
+@contextmanager
+def reached_steps(source: Source, spec: FunnelSpec) -> Iterator[tuple[ir.Table, ir.Table]]:
+    """``with reached_steps(source, spec) as (entry, times):`` each unit's entry (see
+    :func:`entries`) and (unit, step, ts, seq), the event that filled each step a unit
+    reached (step 1: the entry), computed once and kept for the block."""
+    with ExitStack() as kept:
+        entry = kept.enter_context(source.cache(entries(source, spec)))
+        if spec.order == "strict":
+            yield entry, _strict_steps(source, spec, entry)
+        else:
+            yield entry, _relaxed_steps(source, spec, entry, kept)
 
 
-def _funnel_events(source: Source, spec: FunnelSpec) -> ir.Table:
-    """(unit, seq, ts, s1 … sn): each event that fills any step, once, with the steps it may
-    fill (an event can match several: the same name in two steps)."""
+def _relaxed_steps(source: Source, spec: FunnelSpec, entry: ir.Table, kept: ExitStack) -> ir.Table:
+    """Relaxed order: step k is the earliest step-k event after the event of step k-1 and
+    no later than the deadline, found for the units that reached step k-1 only, one step at
+    a time, each step kept (``kept``) for the next. At 10.6 M events (4 steps, 800,000
+    funnel events) this is 0.47 s where numbering each unit's funnel events and taking,
+    per step, the next step-k event over the following rows (sliding windows) took 0.71 s;
+    kept step by step, the query of a step does not nest the ones before it (nested, 16
+    steps were past what sqlglot can write)."""
     events = unit_events(source, spec.unit)
-    tagged = reduce(
-        lambda a, b: a.union(b),
-        [
-            _matches(source, events, step).mutate(step=ibis.literal(i, type="int64"))
-            for i, step in enumerate(spec.steps, start=1)
-        ],
-    )
-    return tagged.group_by("unit", "seq", "ts").agg(
-        **{f"s{i}": (tagged.step == i).any() for i in range(1, len(spec.steps) + 1)}
-    )
-
-
-def _relaxed_steps(source: Source, spec: FunnelSpec, entry: ir.Table) -> ir.Table:
-    """Relaxed order, built flat. Step k is the earliest step-k event after the event of step
-    k-1; chaining one query per step on the last (as this did) nests each step's query in the
-    next, about six subqueries a step, past what sqlglot can write (16 steps: RecursionError).
-    Instead each unit's funnel events are numbered once in event order (``rank``), and each
-    carries, per step k, the number of the next step-k event after it (``nk``, a window over
-    the following rows). Step k is then the event numbered ``nk`` of step k-1's event: one
-    join per step on the same numbered table, which Ibis writes as one flat chain of joins.
-    An event past the deadline ends the progress (every later one is later still)."""
-    n = len(spec.steps)
-    found = _funnel_events(source, spec)
-    order = ibis.window(group_by=found.unit, order_by=[found.ts, found.seq])
-    ranked = found.mutate(rank=ibis.row_number().over(order))
-    following = ibis.window(group_by=ranked.unit, order_by=ranked.rank, rows=(1, None))
-    ranked = ranked.mutate(
-        **{
-            f"n{k}": ibis.ifelse(ranked[f"s{k}"], ranked.rank, ibis.null()).min().over(following)
-            for k in range(2, n + 1)
-        }
-    )
-    start = entry.select("unit", "deadline", ts1="ts", seq1="seq")
-    first = ranked.select(unit1="unit", seq_1="seq", n2="n2")
-    chain = start.join(first, (start.unit == first.unit1) & (start.seq1 == first.seq_1))
-    for k in range(2, n + 1):
-        columns = {f"unit{k}": "unit", f"rank{k}": "rank", f"ts{k}": "ts", f"seq{k}": "seq"}
-        if k < n:
-            columns[f"n{k + 1}"] = f"n{k + 1}"
-        view = ranked.select(**columns)
-        chain = chain.left_join(
-            view, (chain.unit == view[f"unit{k}"]) & (chain[f"n{k}"] == view[f"rank{k}"])
+    current = entry.select("unit", "deadline", "ts", "seq")
+    one = ibis.literal(1, type="int64")
+    parts = [current.select("unit", step=one, ts="ts", seq="seq")]
+    for k, step in enumerate(spec.steps[1:], start=2):
+        before = current.select("unit", "deadline", before_ts="ts", before_seq="seq")
+        found = _matches(source, events, step).join(before, "unit")
+        found = found.filter(
+            _after(found.ts, found.seq, found.before_ts, found.before_seq),
+            found.ts <= found.deadline,
         )
-    wide = chain.select(
-        "unit", "deadline", *[c for k in range(1, n + 1) for c in (f"ts{k}", f"seq{k}")]
-    )
-    steps = wide.mutate(step=ibis.literal(list(range(1, n + 1)), type="array<int64>").unnest())
-    pick = {
-        name: ibis.cases(*[(steps.step == k, steps[f"{name}{k}"]) for k in range(1, n + 1)])
-        for name in ("ts", "seq")
-    }
-    reached = steps.select("unit", "step", "deadline", **pick)
-    reached = reached.filter(reached.ts.notnull(), reached.ts <= reached.deadline)
-    return reached.select("unit", "step", "ts", "seq")
+        current = kept.enter_context(
+            source.cache(_earliest(found.select("unit", "deadline", "ts", "seq"), "deadline"))
+        )
+        number = ibis.literal(k, type="int64")
+        parts.append(current.select("unit", step=number, ts="ts", seq="seq"))
+    return reduce(lambda a, b: a.union(b), parts)
 
 
 def _strict_steps(source: Source, spec: FunnelSpec, entry: ir.Table) -> ir.Table:
@@ -238,8 +217,8 @@ def breakdown_values(source: Source, spec: FunnelSpec, entry: ir.Table) -> ir.Ta
         typed = entry.left_join(_anchor_types(source), "device")
         return typed.select("unit", value=typed.device_type)
     key = "birthday" if name == "age_group" else str(name).removeprefix("trait:")
-    traits = source.latest_traits()
-    traits = traits.filter(traits.key == key).select("person", "text_value")
+    traits = source.latest_traits(key)
+    traits = traits.select("person", "text_value")
     valued = entry.left_join(traits, "person").select("unit", "ts", "text_value")
     if name != "age_group":
         return valued.select("unit", value=valued.text_value)
@@ -276,31 +255,29 @@ def _bucket_index(ms: ir.IntegerValue) -> ir.IntegerValue:
 def funnel(source: Source, spec: FunnelSpec | dict[str, Any]) -> FunnelResult:
     """Units per step, conversion, time to convert; per breakdown value when one is asked."""
     spec = funnel_spec(spec)
-    entry = entries(source, spec)
-    times = step_times(source, spec)
-    if spec.breakdown is not None:
-        values = breakdown_values(source, spec, entry)
-    else:
-        values = entry.select("unit", value=ibis.null().cast("string"))
-    start = entry.select("unit", entry_ts="ts").join(values, "unit")
-    timed = times.join(start, "unit")
-    timed = timed.mutate(ms=timed.ts.delta(timed.entry_ts, unit="millisecond"))
-
     # The steps each unit reached, computed once (a few rows per unit that entered) and
     # kept for the figures below: each would compute it again from the events otherwise.
-    with source.cache(timed) as timed:
-        counts = source.rows(timed.group_by("value", "step").agg(units=timed.unit.nunique()))
-        medians = source.rows(_medians(timed, ["value", "step"], "ms"))
-        last = timed.filter(timed.step == len(spec.steps))
-        overall_median = source.rows(_medians(last.mutate(all=ibis.literal(1)), ["all"], "ms"))
-        group_median = source.rows(_medians(last, ["value"], "ms"))
-        bucketed = last.mutate(bucket=_bucket_index(last.ms))
-        buckets = source.rows(
-            bucketed.group_by("value", "bucket").agg(units=bucketed.unit.nunique())
-        )
-        total_median = {
-            r["step"]: r["median"] for r in source.rows(_medians(timed, ["step"], "ms"))
-        }
+    with reached_steps(source, spec) as (entry, times):
+        if spec.breakdown is not None:
+            values = breakdown_values(source, spec, entry)
+        else:
+            values = entry.select("unit", value=ibis.null().cast("string"))
+        start = entry.select("unit", entry_ts="ts").join(values, "unit")
+        timed = times.join(start, "unit")
+        timed = timed.mutate(ms=timed.ts.delta(timed.entry_ts, unit="millisecond"))
+        with source.cache(timed) as timed:
+            counts = source.rows(timed.group_by("value", "step").agg(units=timed.unit.nunique()))
+            medians = source.rows(_medians(timed, ["value", "step"], "ms"))
+            last = timed.filter(timed.step == len(spec.steps))
+            overall_median = source.rows(_medians(last.mutate(all=ibis.literal(1)), ["all"], "ms"))
+            group_median = source.rows(_medians(last, ["value"], "ms"))
+            bucketed = last.mutate(bucket=_bucket_index(last.ms))
+            buckets = source.rows(
+                bucketed.group_by("value", "bucket").agg(units=bucketed.unit.nunique())
+            )
+            total_median = {
+                r["step"]: r["median"] for r in source.rows(_medians(timed, ["step"], "ms"))
+            }
 
     window_seconds = spec.window.total_seconds()
     by_value: dict[Any, dict[int, int]] = {}
@@ -381,29 +358,28 @@ def drop_offs(
         )
     if limit < 1 or offset < 0:
         raise AnalysisError("limit: give at least 1; offset: give 0 or more")
-    entry = entries(source, spec)
-    times = step_times(source, spec)
-    furthest = times.group_by("unit").agg(reached=times.step.max())
-    stuck = furthest.filter(furthest.reached == step)
-    at = times.filter(times.step == step).select("unit", reached_at="ts")
-    rows = (
-        entry.join(stuck, "unit")
-        .join(at, "unit")
-        .select("unit", "person", "device", entered_at="ts", reached_at="reached_at")
-    )
-    if spec.unit == "device":
-        identifiers = source.identifiers()
-        named = identifiers.select(
-            device=identifiers.sid,
-            identifier=identifiers.type.concat(":", identifiers.value),
+    with reached_steps(source, spec) as (entry, times):
+        furthest = times.group_by("unit").agg(reached=times.step.max())
+        stuck = furthest.filter(furthest.reached == step)
+        at = times.filter(times.step == step).select("unit", reached_at="ts")
+        rows = (
+            entry.join(stuck, "unit")
+            .join(at, "unit")
+            .select("unit", "person", "device", entered_at="ts", reached_at="reached_at")
         )
-        rows = rows.join(named, "device")
-    total = int(source.arrow(rows.count()).as_py())
-    listed = source.listed(rows)
-    withheld = (
-        total - int(source.arrow(listed.count()).as_py()) if source.unlisted is not None else 0
-    )
-    page = source.rows(listed.order_by(["entered_at", "unit"]).limit(limit, offset=offset))
+        if spec.unit == "device":
+            identifiers = source.identifiers()
+            named = identifiers.select(
+                device=identifiers.sid,
+                identifier=identifiers.type.concat(":", identifiers.value),
+            )
+            rows = rows.join(named, "device")
+        total = int(source.arrow(rows.count()).as_py())
+        listed = source.listed(rows)
+        withheld = (
+            total - int(source.arrow(listed.count()).as_py()) if source.unlisted is not None else 0
+        )
+        page = source.rows(listed.order_by(["entered_at", "unit"]).limit(limit, offset=offset))
     device = spec.unit == "device"
     units = [
         DropOff(

@@ -169,16 +169,21 @@ class Source:
         """(sid, type, value, person, …): the identity map's identifiers."""
         return self.backend.table("identifiers")
 
-    def person_traits(self) -> ir.Table:
-        """(person, key, text_value, number_value, ts, seq): every trait value any event of a
-        person carried; the latest by event time is ``latest_traits``."""
+    def person_traits(self, *keys: str) -> ir.Table:
+        """(person, key, text_value, number_value, ts, seq): every value of the traits
+        ``keys`` any event of a person carried; the latest by event time is
+        ``latest_traits``."""
         traits = self.backend.table("journey_traits")
+        traits = traits.filter(traits.key.isin(list(keys)))
         events = self.events().select("seq", "ts", "person")
         return traits.join(events, "seq")
 
-    def latest_traits(self) -> ir.Table:
-        """(person, key, text_value, number_value): each trait's latest value per person."""
-        traits = self.person_traits()
+    def latest_traits(self, *keys: str) -> ir.Table:
+        """(person, key, text_value, number_value): the latest value per person of each of
+        the traits ``keys``. The keys are chosen before the window, which DuckDB does not do
+        by itself: the window over every trait of every person took 0.78 s at 10.6 M events
+        (2.5 M trait values), over the age traits alone 0.16 s (2026-12-03)."""
+        traits = self.person_traits(*keys)
         window = ibis.window(
             group_by=[traits.person, traits.key],
             order_by=[ibis.desc(traits.ts), ibis.desc(traits.seq)],
