@@ -53,14 +53,20 @@ def starts(source: Source, spec: RetentionSpec) -> ir.Table:
     events = unit_events(source, spec.unit)
     if spec.start_event is not None:
         events = events.filter(events.event == spec.start_event)
-    if spec.start_event is None and spec.unit == "person" and "order_in_person" in events.columns:
-        first = events.filter(events.order_in_person == 0).select("unit", "ts", "seq")
+    ordered = "order_in_person" in events.columns
+    if spec.start_event is None and spec.unit == "person" and ordered:
+        first = events.filter(events.order_in_person == 0)
+        first = first.select("unit", "ts", "seq", "order_in_person")
     else:
         # The earliest by (ts, seq) with two grouped minimums: hash aggregation, not a sort
-        # of every event by unit and time as a window would.
+        # of every event by unit and time as a window would. Of events at the same moment
+        # the first to arrive is also first in the person's order.
         earliest = events.group_by("unit").agg(first_ts=events.ts.min())
         tied = events.join(earliest, [events.unit == earliest.unit, events.ts == earliest.first_ts])
-        first = tied.group_by([tied.unit, tied.ts]).agg(seq=tied.seq.min())
+        least = {"seq": tied.seq.min()}
+        if ordered:
+            least["order_in_person"] = tied.order_in_person.min()
+        first = tied.group_by([tied.unit, tied.ts]).agg(**least)
     if spec.since is not None:
         first = first.filter(first.ts >= spec.since)
     if spec.until is not None:
@@ -73,6 +79,8 @@ def returns(source: Source, spec: RetentionSpec, start: ir.Table) -> ir.Table:
     events = unit_events(source, spec.unit)
     if spec.return_event is not None:
         events = events.filter(events.event == spec.return_event)
+    if "order_in_person" in start.columns:
+        return _returns_by_period(spec, events, start)
     begun = start.select("unit", "cohort", start_ts="ts", start_seq="seq")
     later = events.select("unit", "ts", "seq").join(begun, "unit")
     later = later.filter(
@@ -83,6 +91,24 @@ def returns(source: Source, spec: RetentionSpec, start: ir.Table) -> ir.Table:
     )
     later = later.filter(later.offset <= spec.periods)
     return later.select("unit", "cohort", "offset").distinct()
+
+
+def _returns_by_period(spec: RetentionSpec, events: ir.Table, start: ir.Table) -> ir.Table:
+    """:func:`returns` from the kept facts, whose ``order_in_person`` follows (ts, seq)
+    within a person and so within each of their devices. The unit came back in a period
+    after the start's if it has any event there, and in the start's own period if the
+    latest event there comes after the start in that order: the events grouped by unit and
+    period first, then one row per unit and period joined with the starts. Joining every
+    event with its unit's start and counting distinct periods took 1.03 s at 10.6 M events
+    (2026-12-03); a maximum of (ts, seq) as a struct, 1.52 s."""
+    events = events.mutate(period=_truncate(events.ts, spec.period))
+    periods = events.group_by("unit", "period").agg(latest=events.order_in_person.max())
+    begun = start.select("unit", "cohort", start_order="order_in_person")
+    later = periods.join(begun, "unit")
+    later = later.mutate(offset=_offset(later.period, later.cohort, spec.period))
+    later = later.filter(later.offset >= 0, later.offset <= spec.periods)
+    later = later.filter((later.offset > 0) | (later.latest > later.start_order))
+    return later.select("unit", "cohort", "offset")
 
 
 def retention(source: Source, spec: RetentionSpec | dict[str, Any]) -> RetentionResult:
