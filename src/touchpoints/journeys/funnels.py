@@ -275,9 +275,12 @@ def funnel(source: Source, spec: FunnelSpec | dict[str, Any]) -> FunnelResult:
             buckets = source.rows(
                 bucketed.group_by("value", "bucket").agg(units=bucketed.unit.nunique())
             )
-            total_median = {
-                r["step"]: r["median"] for r in source.rows(_medians(timed, ["step"], "ms"))
-            }
+            if spec.breakdown is None:  # one group: its medians are the totals
+                total_median = {r["step"]: r["median"] for r in medians}
+            else:
+                total_median = {
+                    r["step"]: r["median"] for r in source.rows(_medians(timed, ["step"], "ms"))
+                }
 
     window_seconds = spec.window.total_seconds()
     by_value: dict[Any, dict[int, int]] = {}
