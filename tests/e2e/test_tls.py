@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Server, run_cli, start_server
+from conftest import Server, cli, run_cli, start_server
 
 pytestmark = [
     pytest.mark.e2e,
@@ -36,20 +36,24 @@ def _self_signed(directory: Path, name: str = "server") -> tuple[Path, Path]:
     return cert, key
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> tuple[Path, Path]:
-    return _self_signed(tmp_path)
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One certificate and key for the module (the files are only read)."""
+    return _self_signed(tmp_path_factory.mktemp("tls"))
 
 
 def _trusting(cert: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(cert))
 
 
-@pytest.fixture
-def tls_server(tmp_path: Path, pair: tuple[Path, Path]) -> Iterator[Server]:
+@pytest.fixture(scope="module")
+def tls_server(
+    tmp_path_factory: pytest.TempPathFactory, pair: tuple[Path, Path]
+) -> Iterator[Server]:
+    """One TLS server for the module's tests of it (starting one takes seconds)."""
     cert, key = pair
     srv = start_server(
-        tmp_path / "data",
+        tmp_path_factory.mktemp("tls-server") / "data",
         serve_args=("--tls-cert", str(cert), "--tls-key", str(key)),
         verify=_trusting(cert),
     )
@@ -96,11 +100,17 @@ def test_an_unknown_certificate_is_refused_by_a_checking_client(tls_server: Serv
         httpx.get(f"{tls_server.url}/health", timeout=5)  # the system's CAs only
 
 
-def test_the_cli_reaches_a_tls_server(tls_server: Server) -> None:
+def test_the_cli_reaches_a_tls_server(tls_server: Server, pair: tuple[Path, Path]) -> None:
     """The CLI finds the server in server.json and trusts its certificate, and only it."""
     result = run_cli("events", "count", data_dir=tls_server.data_dir)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("0")
+    with httpx.Client(
+        base_url=tls_server.url,
+        verify=_trusting(pair[0]),
+        headers={"Authorization": f"Bearer {tls_server.read_key}"},
+    ) as http:
+        counted = http.get("/v1/events/count").json()["count"]
+    assert result.stdout.split()[-1] == str(counted)
 
 
 def _said(result: subprocess.CompletedProcess[str]) -> str:
@@ -108,15 +118,27 @@ def _said(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def _serve(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    run_cli("init", data_dir=data_dir)
-    return run_cli("serve", "--port", "1", *args, data_dir=data_dir)
+    """``touchpoints serve`` refusing its settings, in this process (the checks come before
+    anything starts; the first test below runs the real process once)."""
+    cli("init", data_dir=data_dir)
+    return cli("serve", "--port", "1", *args, data_dir=data_dir)
 
 
 def test_a_missing_certificate_stops_serve_naming_the_file(
     tmp_path: Path, pair: tuple[Path, Path]
 ) -> None:
     missing = tmp_path / "nowhere.crt"
-    result = _serve(tmp_path / "data", "--tls-cert", str(missing), "--tls-key", str(pair[1]))
+    run_cli("init", data_dir=tmp_path / "data")
+    result = run_cli(
+        "serve",
+        "--port",
+        "1",
+        "--tls-cert",
+        str(missing),
+        "--tls-key",
+        str(pair[1]),
+        data_dir=tmp_path / "data",
+    )
     assert result.returncode != 0
     assert "--tls-cert" in result.stderr and str(missing) in _said(result), result.stderr
 
@@ -169,8 +191,8 @@ def test_a_trusted_proxys_forwarded_https_gets_hsts_and_others_are_ignored(
 
 def test_a_trusted_proxy_that_is_no_address_stops_serve(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    run_cli("init", data_dir=data)
-    result = run_cli(
+    cli("init", data_dir=data)
+    result = cli(
         "serve", "--port", "1", data_dir=data, env={"TOUCHPOINTS_TRUSTED_PROXIES": '["nginx"]'}
     )
     assert result.returncode != 0
