@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from touchpoints.access.audit import AuditLog
-from touchpoints.access.keys import KeyFile, KeyStore
+from touchpoints.access.keys import KeyStore
 from touchpoints.access.proxies import TrustedProxies
 from touchpoints.access.users import Users
 from touchpoints.activate import DeliveryWorker, Destinations, Senders
@@ -39,21 +39,18 @@ from touchpoints.assist.handover import Sources
 from touchpoints.assist.maintenance import assistant_job
 from touchpoints.assist.results import Touchpoint
 from touchpoints.assist.service import Assistant, AssistantSettings
-from touchpoints.channels import ChannelDetector
-from touchpoints.collect.ingest import Outcome, split_request
+from touchpoints.collect.ingest import Outcome
+from touchpoints.collect.process import build_normalizer, judge
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
 from touchpoints.collect.spool import (
     KEYS_FILE,
-    HeldSpool,
     Spools,
-    SpoolWriter,
-    collector_dir,
     spool_root,
     write_keys,
 )
 from touchpoints.collect.writer import Backpressure, BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
-from touchpoints.events import EventNormalizer, EventRow, Limits, now_micros
+from touchpoints.events import EventRow
 from touchpoints.export import Exporter, ExportQuery, ExportRun, ExportsReached, export_job
 from touchpoints.export.manifest import IdentityRules
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
@@ -78,14 +75,6 @@ from touchpoints.profiles.profile import ConsentRules
 from touchpoints.warehouse import EventReader, EventStore, Warehouse
 
 log = logging.getLogger("touchpoints")
-
-
-def build_normalizer(settings: Settings) -> EventNormalizer:
-    """The event rules a data directory's settings define (the CLI needs them without a DB)."""
-    return EventNormalizer(
-        ChannelDetector(settings.channel_rules, settings.builtin_channel_rules),
-        Limits(settings.max_event_bytes, settings.max_message_id_length),
-    )
 
 
 def build_identity_extractor(settings: Settings) -> IdentifierExtractor:
@@ -126,62 +115,6 @@ def make_private(data_dir: Path) -> None:
         wanted = 0o700 if stat.S_ISDIR(found.st_mode) else 0o600
         if stat.S_IMODE(found.st_mode) != wanted:
             path.chmod(wanted)
-
-
-def _judge(
-    settings: Settings,
-    normalizer: EventNormalizer,
-    payload: Any,
-    route: str,
-    *,
-    source: str,
-    received_at: int | None,
-    enforce_batch_limit: bool = True,
-    default_id_prefix: str | None = None,
-) -> Outcome:
-    return split_request(
-        payload,
-        route,
-        normalizer,
-        received_at=received_at if received_at is not None else now_micros(),
-        source=source,
-        max_batch_events=settings.max_batch_events if enforce_batch_limit else None,
-        default_id_prefix=default_id_prefix,
-    )
-
-
-class CollectorProcess:
-    """One of the collector processes of ``touchpoints serve --collectors N``: it judges
-    requests as the server does, logs what it accepts and answers, and never opens the
-    database. Its log, and the refusals for the quarantine, go to the process that owns the
-    warehouse (:mod:`touchpoints.collect.spool`); the keys come from the file that process
-    keeps current. Of ``max_pending_events`` and the key rate, it takes its ``share``."""
-
-    def __init__(self, settings: Settings, number: int, share: int) -> None:
-        self.settings = settings
-        self.normalizer = build_normalizer(settings)
-        self.keys = KeyFile(spool_root(settings.wal_dir) / KEYS_FILE)
-        directory = collector_dir(settings.wal_dir, number)
-        self.writer = SpoolWriter(
-            directory,
-            flush_interval_ms=settings.flush_interval_ms,
-            flush_max_events=settings.flush_max_events,
-            max_pending_events=max(1, settings.max_pending_events // share),
-            fsync=settings.wal_fsync,
-            fsync_interval_ms=settings.wal_fsync_interval_ms,
-        )
-        self.quarantine = HeldSpool(directory)
-
-    def judge(
-        self, payload: Any, route: str, *, source: str, received_at: int | None = None
-    ) -> Outcome:
-        return _judge(
-            self.settings, self.normalizer, payload, route, source=source, received_at=received_at
-        )
-
-    def write_rows(self, rows: list[EventRow]) -> int:
-        self.writer.submit(rows)
-        return len(rows)
 
 
 class Touchpoints:
@@ -593,7 +526,7 @@ class Touchpoints:
         default_id_prefix: str | None = None,
     ) -> Outcome:
         """Validate a request body without storing anything."""
-        return _judge(
+        return judge(
             self.settings,
             self.normalizer,
             payload,

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from touchpoints.access.keys import KeyFile
+from touchpoints.collect.process import CollectorProcess
 from touchpoints.collect.spool import (
     KEYS_FILE,
     HeldSpool,
@@ -21,7 +22,7 @@ from touchpoints.collect.spool import (
     write_keys,
 )
 from touchpoints.collect.writer import Backpressure, log_lines
-from touchpoints.core import CollectorProcess, Touchpoints
+from touchpoints.core import Touchpoints
 from touchpoints.events import Problem
 
 

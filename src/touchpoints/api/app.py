@@ -13,9 +13,10 @@ write-ahead log), writes ``server.json`` so the CLI can find this server, and on
 (SIGTERM, Ctrl-C) writes everything buffered before the process exits. Without it (in
 process), the collector writes straight to the warehouse.
 
-Errors are answered in one place (:mod:`touchpoints.api.errors`); :class:`_Guard` around the
-whole app makes sure that a bug in any route (collector, page or API) is a 500 with a plain
-message, never a traceback sent or left to the server's default logging.
+Errors are answered in one place (:mod:`touchpoints.api.errors`); the guard
+(:mod:`touchpoints.api.guard`) around the whole app makes sure that a bug in any route
+(collector, page or API) is a 500 with a plain message, never a traceback sent or left to
+the server's default logging.
 """
 
 from __future__ import annotations
@@ -28,10 +29,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import orjson
 from fastapi import FastAPI
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route, Router
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import Mount, Router
+from starlette.types import ASGIApp
 
 from touchpoints.access.limits import RateLimiter
 from touchpoints.api import assistant as assistant_api
@@ -51,10 +50,10 @@ from touchpoints.api import profiles as profiles_api
 from touchpoints.api import quarantine as quarantine_api
 from touchpoints.api import triggers as triggers_api
 from touchpoints.api import users as users_api
-from touchpoints.api.headers import secured
+from touchpoints.api.guard import Guard
 from touchpoints.api.limits import KeyRateLimit, RequestGuard
 from touchpoints.api.routing import Routes
-from touchpoints.collect.routes import Collector, CollectorHost
+from touchpoints.collect.routes import Collector
 from touchpoints.web.app import Dashboard
 
 if TYPE_CHECKING:
@@ -157,72 +156,7 @@ def create_app(
         RateLimiter(settings.rate_limit_api, settings.rate_limit_api_burst),
         exempt=[*collector.paths(), placements_api.DECIDE_PATH],
     )
-    return _Guard(RequestGuard(limited, settings.body_timeout_seconds, settings.max_body_bytes))
-
-
-def create_collector_app(host: CollectorHost, number: int, share: int) -> ASGIApp:
-    """The app of one collector process (``touchpoints serve --collectors N``): the
-    collector's routes and ``GET /health``, behind the same guards as the server's."""
-    writer = host.writer
-
-    @asynccontextmanager
-    async def lifespan(app: Router) -> AsyncIterator[None]:
-        if writer is not None:
-            writer.start()
-        try:
-            yield
-        finally:
-            if writer is not None:
-                writer.stop()
-
-    async def health(request: Request) -> Response:
-        body = {
-            "status": "ok",
-            "collector": number,
-            "pending_events": writer.pending if writer is not None else 0,
-        }
-        return Response(orjson.dumps(body), media_type="application/json")
-
-    collector = Collector(host, share=share)
-    router = Routes(
-        [*collector.routes(), Route("/health", health, methods=["GET"])], lifespan=lifespan
-    )
-    settings = host.settings
-    return _Guard(RequestGuard(router, settings.body_timeout_seconds, settings.max_body_bytes))
-
-
-class _Guard:
-    """Answers 500 for an exception no route handled (before any answer was sent; a client
-    that left needs no answer), and
-    swallows what FastAPI re-raises after answering it: the error is logged once, without
-    its text (:func:`touchpoints.api.errors.error_response`). Every answer, whichever route
-    gave it, leaves with the security headers (:mod:`touchpoints.api.headers`)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message = secured(message, scope)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        except ClientDisconnect:
-            return
-        except Exception as exc:  # noqa: BLE001 - the last line: answer, log, go on
-            if started:
-                return  # answered already (FastAPI's handler ran and re-raised)
-            response = errors.error_response(exc, errors.place(scope))
-            await response(scope, receive, sending)
+    return Guard(RequestGuard(limited, settings.body_timeout_seconds, settings.max_body_bytes))
 
 
 def _write_server_file(tp: Touchpoints, token: str) -> None:

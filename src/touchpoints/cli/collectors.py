@@ -62,7 +62,7 @@ class CollectorProcesses:
 
     def start(self) -> str | None:
         numbers = range(1, self.count + 1)
-        for number in numbers:  # all at once: each takes seconds to import its modules
+        for number in numbers:  # all at once: each takes a few seconds to start
             self._launch(number)
         for number in numbers:
             failure = self._started(number)
@@ -183,9 +183,9 @@ def _watch_parent(server: Any, parent: int) -> None:
 def main(argv: list[str]) -> int:
     import uvicorn
 
-    from touchpoints.api.app import create_collector_app
-    from touchpoints.cli.server import uvicorn_config
-    from touchpoints.core import CollectorProcess
+    from touchpoints.api.collector_app import create_collector_app
+    from touchpoints.cli.serving import uvicorn_config
+    from touchpoints.collect.process import CollectorProcess
 
     parent = os.getppid()
     data_dir, number, overrides = Path(argv[0]), int(argv[1]), orjson.loads(argv[2])

@@ -37,8 +37,8 @@ from touchpoints.collect.importer import (
     load_mapping,
     read_lines,
 )
+from touchpoints.collect.process import build_normalizer
 from touchpoints.collect.quarantine import QuarantineItem, QuarantinePage, ReplayResult
-from touchpoints.core import build_normalizer
 from touchpoints.events import EventCount, EventPage
 from touchpoints.export import ExportQuery, ExportRun
 from touchpoints.times import iso, iso_or_none, naive_utc

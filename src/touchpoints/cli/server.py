@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -28,6 +26,7 @@ from touchpoints.cli.base import (
     settings_for,
 )
 from touchpoints.cli.client import ClientError, connect, running_server
+from touchpoints.cli.serving import tls_context, uvicorn_config
 from touchpoints.config import DEFAULT_CONFIG_TOML, ConfigError, Settings
 from touchpoints.core import Touchpoints
 from touchpoints.errors import TouchpointsError
@@ -72,35 +71,6 @@ def init(data_dir: DataDir = None) -> None:
     out.print("Next: touchpoints serve   (then send events to http://127.0.0.1:8080/v1/track)")
 
 
-def uvicorn_config(app: Any, settings: Settings) -> Any:
-    """How the server (and each of its collector processes) runs uvicorn."""
-    import uvicorn
-
-    from touchpoints.cli.protocol import guarded_protocol
-
-    tls = _tls_context(settings)
-    _raise_open_file_limit(settings.max_connections)
-    return uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-        # X-Forwarded-For and -Proto only from the proxies named (anyone can send them).
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
-        # httptools, with the bounds on a request's head uvicorn lacks (cli/protocol.py);
-        # the body's are the app's (api/limits.py).
-        http=guarded_protocol(settings.header_timeout_seconds, settings.max_header_bytes),
-        limit_concurrency=settings.max_connections,
-        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
-        ssl_certfile=settings.tls_cert_path if tls else None,
-        ssl_context_factory=(lambda config, default: tls) if tls else None,
-    )
-
-
 def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | None = None) -> None:
     import uvicorn
 
@@ -141,41 +111,6 @@ def _serve(tp: Touchpoints, on_started: Any = None, holder: dict[str, Any] | Non
 
 def _ignore(signum: int, frame: object) -> None:
     """A signal handler that does nothing (see _serve)."""
-
-
-def _tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """The server's TLS context for ``tls_cert`` and ``tls_key`` (None: plain HTTP): TLS 1.2
-    at least, Python's default (modern) ciphers. A missing, unreadable or mismatched file
-    stops the command with what to do."""
-    cert, key = settings.tls_cert_path, settings.tls_key_path
-    if cert is None or key is None:
-        return None
-    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
-        if not path.is_file():
-            raise fail(f"{option}: {path} does not exist (or is not a file)")
-        if not os.access(path, os.R_OK):
-            raise fail(f"{option}: {path} cannot be read by this user")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(cert, key)
-    except ssl.SSLError as exc:
-        raise fail(
-            f"--tls-cert {cert} and --tls-key {key} do not make a certificate and its key "
-            f"(PEM): {exc.reason or exc}"
-        ) from None
-    return context
-
-
-def _raise_open_file_limit(connections: int) -> None:
-    """Let the process hold ``max_connections`` sockets (and its files) open: raise the soft
-    open-file limit toward the hard one when it is lower."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = connections + 256
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        if target > soft:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _open_for_server(settings: Settings) -> Touchpoints:
@@ -224,7 +159,7 @@ def serve(
         collect_port=collect_port,
     )
     _configure_logging(settings)
-    _tls_context(settings)  # a certificate that cannot serve stops the command before it opens
+    tls_context(settings)  # a certificate that cannot serve stops the command before it opens
     tp = _open_for_server(settings)
     try:
         export_dir = settings.export_dir_path
