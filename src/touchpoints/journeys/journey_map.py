@@ -493,8 +493,9 @@ def _pain_points(
         names = _pain_event_names(model)
         if names is not None:
             # Every rule names its events: one scan finds all of them, and each rule looks
-            # among those rather than scanning every event again (nine scans and a
-            # self-join at 10.6 M events: 0.48 s, against 0.xx s).
+            # among those rather than scanning every event again (at 10.6 M events: nine
+            # scans and a self-join, 0.48 s; the one scan 0.13 s and the rules on what it
+            # found 0.12 s).
             events = kept.enter_context(source.cache(events.filter(events.event.isin(names))))
         signals = pain_signals(source, model, events, entries, keep)
         assert signals is not None
