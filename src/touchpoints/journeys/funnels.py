@@ -64,7 +64,7 @@ from touchpoints.journeys.source import Source
 from touchpoints.journeys.spec import AnalysisError, validated
 
 __all__ = ["BREAKDOWNS", "MAX_STEPS", "AnalysisError", "FunnelSpec", "FunnelStep", "funnel"]
-from touchpoints.journeys.stages import rule_filter
+from touchpoints.journeys.stages import earliest, rule_filter
 
 # Histogram of time to convert: (label, lower bound in seconds); the upper bound is the next
 # lower bound. Buckets that start beyond the window are left out.
@@ -99,15 +99,6 @@ def _matches(source: Source, events: ir.Table, step: FunnelStep) -> ir.Table:
     return rule_filter(step.rule(), events, source, {}).select("unit", "seq", "ts")
 
 
-def _earliest(table: ir.Table, *keep: str) -> ir.Table:
-    """(unit, ts, seq, *keep): each unit's earliest row by (ts, seq), ``keep`` being columns
-    with one value per unit. Two grouped minimums (hash aggregation, both cores) instead of
-    numbering each unit's rows in order with a window."""
-    firsts = table.group_by("unit").agg(first_ts=table.ts.min())
-    tied = table.join(firsts, [table.unit == firsts.unit, table.ts == firsts.first_ts])
-    return tied.group_by([tied.unit, tied.ts, *[tied[k] for k in keep]]).agg(seq=tied.seq.min())
-
-
 def entries(source: Source, spec: FunnelSpec) -> ir.Table:
     """(unit, person, device, seq, ts, channel, deadline): each unit's first step-1 event."""
     events = unit_events(source, spec.unit)
@@ -117,7 +108,7 @@ def entries(source: Source, spec: FunnelSpec) -> ir.Table:
     if spec.until is not None:
         matched = matched.filter(matched.ts < spec.until)
     matched = matched.select("unit", "person", "device", "seq", "ts", "channel")
-    first = _earliest(matched).select("unit", first_seq="seq")
+    first = earliest(matched, "unit").select("unit", first_seq="seq")
     first = matched.join(first, [matched.unit == first.unit, matched.seq == first.first_seq])
     first = first.select("unit", "person", "device", "seq", "ts", "channel")
     window_ms = int(spec.window / timedelta(milliseconds=1))
@@ -161,9 +152,8 @@ def _relaxed_steps(source: Source, spec: FunnelSpec, entry: ir.Table, kept: Exit
             _after(found.ts, found.seq, found.before_ts, found.before_seq),
             found.ts <= found.deadline,
         )
-        current = kept.enter_context(
-            source.cache(_earliest(found.select("unit", "deadline", "ts", "seq"), "deadline"))
-        )
+        found = found.select("unit", "deadline", "ts", "seq")
+        current = kept.enter_context(source.cache(earliest(found, "unit", "deadline")))
         number = ibis.literal(k, type="int64")
         parts.append(current.select("unit", step=number, ts="ts", seq="seq"))
     return reduce(lambda a, b: a.union(b), parts)

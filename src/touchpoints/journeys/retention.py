@@ -30,6 +30,7 @@ from touchpoints.journeys.queries import RetentionSpec
 from touchpoints.journeys.results import Cohort, RetentionResult
 from touchpoints.journeys.source import Source
 from touchpoints.journeys.spec import validated
+from touchpoints.journeys.stages import earliest
 
 
 def retention_spec(data: dict[str, Any] | RetentionSpec) -> RetentionSpec:
@@ -58,15 +59,10 @@ def starts(source: Source, spec: RetentionSpec) -> ir.Table:
         first = events.filter(events.order_in_person == 0)
         first = first.select("unit", "ts", "seq", "order_in_person")
     else:
-        # The earliest by (ts, seq) with two grouped minimums: hash aggregation, not a sort
-        # of every event by unit and time as a window would. Of events at the same moment
-        # the first to arrive is also first in the person's order.
-        earliest = events.group_by("unit").agg(first_ts=events.ts.min())
-        tied = events.join(earliest, [events.unit == earliest.unit, events.ts == earliest.first_ts])
-        least = {"seq": tied.seq.min()}
-        if ordered:
-            least["order_in_person"] = tied.order_in_person.min()
-        first = tied.group_by([tied.unit, tied.ts]).agg(**least)
+        # The earliest by (ts, seq), without a sort of every event. Of events at the same
+        # moment the first to arrive is also first in the person's order.
+        least = ("seq", "order_in_person") if ordered else ("seq",)
+        first = earliest(events, "unit", least=least)
     if spec.since is not None:
         first = first.filter(first.ts >= spec.since)
     if spec.until is not None:

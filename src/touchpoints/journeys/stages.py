@@ -9,6 +9,7 @@ history shows only the stages they entered.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import reduce
 
 import ibis
@@ -91,6 +92,18 @@ def ordered_events(source: Source) -> ir.Table:
     return events.mutate(order_in_person=ibis.row_number().over(window))
 
 
+def earliest(table: ir.Table, by: str, *keep: str, least: Sequence[str] = ("seq",)) -> ir.Table:
+    """(``by``, ts, ``keep``…, ``least``…): each ``by`` group's earliest rows by time, and of
+    those the smallest value of each ``least`` column (with ``seq``: the earliest row by time,
+    then arrival). ``keep`` are columns with one value per group. Two grouped minimums (hash
+    aggregation, on every core) where numbering each group's rows in order is a window: the
+    sort of every row that the analyses avoid."""
+    firsts = table.group_by(by).agg(first_ts=table.ts.min())
+    tied = table.join(firsts, [table[by] == firsts[by], table.ts == firsts.first_ts])
+    grouped = tied.group_by([tied[by], tied.ts, *[tied[k] for k in keep]])
+    return grouped.agg(**{column: tied[column].min() for column in least})
+
+
 def first_marked(source: Source) -> ir.Table:
     """Events with person and ``is_first``: whether it is the person's first event (by event
     time, then arrival), what a ``first`` rule asks; from the kept facts' order when they are
@@ -100,9 +113,7 @@ def first_marked(source: Source) -> ir.Table:
     events = source.events()
     if "order_in_person" in events.columns:
         return events
-    earliest = events.group_by("person").agg(first_ts=events.ts.min())
-    tied = events.join(earliest, [events.person == earliest.person, events.ts == earliest.first_ts])
-    firsts = tied.group_by(tied.person).agg(first_seq=tied.seq.min()).select("first_seq")
+    firsts = earliest(events, "person").select(first_seq="seq")
     marked = events.left_join(firsts, events.seq == firsts.first_seq)
     return marked.mutate(is_first=marked.first_seq.notnull()).drop("first_seq")
 
