@@ -286,6 +286,46 @@ def test_duckdb_and_spark_give_the_same_funnels(tp_journeys: Any, spark: object)
     assert [s["units"] for s in on_duckdb["by_age"]["steps"]] == [7, 4, 3]
 
 
+# -- medians of an even count: the mean of the middle two ------------------------------------
+@pytest.fixture
+def tp_even(tmp_path: Path) -> Any:
+    """Four people who order 1, 2, 4 and 8 hours after their view (the middle two differ);
+    a fifth who never orders."""
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        sent = []
+        for n, hours in enumerate((1, 2, 4, 8, None)):
+            sent.append(ev(f"p{n}", "10T08:00:00", f"v{n}", VIEW, context=WEB))
+            if hours is not None:
+                sent.append(ev(f"p{n}", f"10T{8 + hours:02d}:00:00", f"o{n}", ORDER, context=WEB))
+        send(tp, sent)
+        refresh(tp.warehouse, DEFAULT)
+        yield tp
+
+
+EVEN = {"steps": [{"event": VIEW}, {"event": ORDER}], "window": "P1D"}
+
+
+def test_an_even_count_takes_the_mean_of_the_middle_two(tp_even: Any) -> None:
+    result = funnel(duckdb_source(tp_even.warehouse, DEFAULT), EVEN)
+    assert units(result) == [5, 4]
+    # 1 h, 2 h, 4 h, 8 h: the middle two are 2 h and 4 h, so 3 h (not 2 h, the lower one,
+    # nor 4 h, the upper).
+    assert result.steps[1].median_seconds == 3 * 3600.0
+    assert result.time_to_convert.median_seconds == 3 * 3600.0
+    # Without the 8 h, an odd count: the middle one.
+    three = funnel(duckdb_source(tp_even.warehouse, DEFAULT), EVEN | {"window": "PT5H"})
+    assert units(three) == [5, 3]
+    assert three.steps[1].median_seconds == 2 * 3600.0
+
+
+@pytest.mark.spark
+def test_duckdb_and_spark_give_the_same_even_medians(tp_even: Any, spark: object) -> None:
+    on_duckdb = funnel(duckdb_source(tp_even.warehouse, DEFAULT), EVEN).model_dump()
+    on_spark = funnel(spark_source(spark, tp_even), EVEN).model_dump()
+    assert on_spark == on_duckdb
+    assert on_spark["steps"][1]["median_seconds"] == 3 * 3600.0
+
+
 # -- long funnels: the relaxed order built flat, checked against the rule itself --------------
 def _reference(events: list[tuple[str, int, str]], steps: list[str], window: int) -> list[int]:
     """Units per step by the definition (module docstring of journeys/funnels.py): each

@@ -381,6 +381,65 @@ def test_repeated_contacts_count_only_when_often_enough_within_the_days(tmp_path
         assert persons == {"repeated calls": 2, "third call ever": 1}
 
 
+def test_pain_rules_that_name_their_events_match_on_every_other_condition(
+    tmp_path: Path,
+) -> None:
+    """When every rule names its events, the map copies those events once, with only the
+    columns the rules read (rule_columns): each kind of condition still matches as on all
+    the events."""
+    complaint = ["Complaint Filed"]
+    model = StageModel.model_validate(
+        {
+            "stages": [{"name": "awareness", "rules": [{"first": True}]}],
+            "pain_points": [
+                {"name": "by phone", "rules": [{"event": complaint, "channel": ["phone"]}]},
+                {"name": "first thing", "rules": [{"event": complaint, "first": True}]},
+                {"name": "from a campaign", "rules": [{"event": complaint, "campaign": True}]},
+                {
+                    "name": "complaint page",
+                    "rules": [{"event": ["Home"], "type": ["page"], "path_prefix": "/beschwerde"}],
+                },
+            ],
+        }
+    )
+    utm = {"channel": "web", "campaign": {"name": "spring", "medium": "email"}}
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        send(
+            tp,
+            [
+                ev("ann", "01T10:00:00", "a1", "phone", "Complaint Filed"),  # first, by phone
+                ev("ben", "01T10:00:00", "b1", "web", "Home"),
+                ev("ben", "01T11:00:00", "b2", "web", "Complaint Filed", context=utm),
+                ev("cem", "01T10:00:00", "c1", "web", "Product Viewed"),
+                ev(
+                    "cem",
+                    "01T11:00:00",
+                    "c2",
+                    "web",
+                    "Home",
+                    context={"channel": "web", "page": {"path": "/beschwerde/form"}},
+                ),
+                ev(
+                    "dan",
+                    "01T10:00:00",
+                    "d1",
+                    "web",
+                    "Home",
+                    context={"channel": "web", "page": {"path": "/modelle"}},
+                ),
+            ],
+        )
+        refresh(tp.warehouse, model)
+        result = journey_map(duckdb_source(tp.warehouse, model), model)
+    persons = {p.name: p.persons for p in result.pain_points}
+    assert persons == {
+        "by phone": 1,  # Ann
+        "first thing": 1,  # Ann; Ben's complaint is his second event
+        "from a campaign": 1,  # Ben
+        "complaint page": 1,  # Cem; Dan's page is elsewhere
+    }
+
+
 def test_a_date_range_keeps_the_entries_and_events_made_in_it(tmp_path: Path) -> None:
     """From 3 March (inclusive) to 7 March (exclusive): Anna's quote and order, Cem's whole
     journey, Eve, Finn; not Dana's quote on the 7th nor anything of the 1st and 2nd."""

@@ -69,6 +69,7 @@ from touchpoints.journeys.stages import (
     facts,
     nullable,
     ordered_events,
+    rule_columns,
     rule_filter,
     stage_entries,
     stage_spans,
@@ -337,16 +338,25 @@ def _top(
     the facts' marks of each person's first event per stage and channel (or event) count
     the persons: a sum instead of a distinct count."""
     parts = []
-    for column in ("channel", "event"):
-        first = f"first_{column}_in_stage"
-        if kept_firsts and first in in_stage.columns:
-            persons = in_stage[first].cast("int64").sum()
-        else:
-            persons = in_stage.person.nunique()
-        counted = in_stage.group_by("stage_index", name=in_stage[column]).agg(
-            persons=persons, events=in_stage.count()
+    marks = ("first_channel_in_stage", "first_event_in_stage")
+    if kept_firsts and all(m in in_stage.columns for m in marks):
+        # Sums and counts add up: one grouping by stage, channel and event (a few thousand
+        # rows) is rolled up both ways, where each way was a grouping of every event (0.27 s
+        # at 10.6 M events, 0.16 s now; 2026-12-03).
+        fine = in_stage.group_by("stage_index", "channel", "event").agg(
+            **{m: in_stage[m].cast("int64").sum() for m in marks}, events=in_stage.count()
         )
-        parts.append(counted.mutate(kind=ibis.literal(column)))
+        for column in ("channel", "event"):
+            counted = fine.group_by("stage_index", name=fine[column]).agg(
+                persons=fine[f"first_{column}_in_stage"].sum(), events=fine.events.sum()
+            )
+            parts.append(counted.mutate(kind=ibis.literal(column)))
+    else:
+        for column in ("channel", "event"):
+            counted = in_stage.group_by("stage_index", name=in_stage[column]).agg(
+                persons=in_stage.person.nunique(), events=in_stage.count()
+            )
+            parts.append(counted.mutate(kind=ibis.literal(column)))
     counted = parts[0].union(parts[1])
     window = ibis.window(
         group_by=[counted.kind, counted.stage_index],
@@ -496,7 +506,14 @@ def _pain_points(
             # among those rather than scanning every event again (at 10.6 M events: nine
             # scans and a self-join, 0.48 s; the one scan 0.13 s and the rules on what it
             # found 0.12 s).
-            events = kept.enter_context(source.cache(events.filter(events.event.isin(names))))
+            # Only the columns the rules read are copied: all sixteen of the facts took
+            # 0.24 s at 10.6 M events, these 0.10 s (2026-12-03).
+            read = {
+                c for pain in model.pain_points for r in pain.rules for c in rule_columns(r, events)
+            }
+            columns = [*keep, *sorted(read - set(keep))]
+            found = events.filter(events.event.isin(names)).select(*columns)
+            events = kept.enter_context(source.cache(found))
         signals = pain_signals(source, model, events, entries, keep)
         assert signals is not None
         # Read twice (per stage and anywhere): computed once.

@@ -69,6 +69,25 @@ def rule_filter(
     return matched
 
 
+def rule_columns(rule: Rule, events: ir.Table) -> list[str]:
+    """The columns of ``events`` that :func:`rule_filter` reads for ``rule`` (besides
+    ``person``, ``seq`` and ``ts``, which it always may): what a narrower copy of the events
+    must keep for the rule to match on it as on the events."""
+    wanted = [
+        ("event", rule.event is not None),
+        ("type", rule.type is not None),
+        ("channel", rule.channel is not None),
+        ("path", rule.path_prefix is not None),
+        ("campaign", rule.campaign is not None),
+        ("medium", rule.campaign is not None),
+        (
+            "order_in_person" if "order_in_person" in events.columns else "is_first",
+            rule.first is not None,
+        ),
+    ]
+    return [column for column, used in wanted if used]
+
+
 def order_keys(table: ir.Table) -> list[ir.Value]:
     """What orders a person's events: the kept place in their events when the table has it
     (the same order as time, then arrival, and cheaper to sort), else time, then arrival."""
