@@ -176,8 +176,12 @@ def computed_stage_entries(source: Source, model: StageModel) -> ir.Table:
     tables = []
     for index, stage in enumerate(model.stages):
         matched = matching_events(stage.rules, events, source, entries)
-        window = ibis.window(group_by=matched.person, order_by=[matched.ts, matched.seq])
-        first = matched.mutate(n=ibis.row_number().over(window)).filter(lambda t: t.n == 0)
+        # Each person's first match by grouped minimums (:func:`earliest`), where numbering
+        # the matches in order was a window per stage: the stage entries of a full
+        # derivation at 10.6 M events took 5.6-6.0 s with the windows, 4.3-5.1 s now
+        # (three and two runs, 2026-12-03; the same entries).
+        firsts = earliest(matched, "person").select(first_seq="seq")
+        first = matched.join(firsts, matched.seq == firsts.first_seq)
         entry = first.select(
             "person",
             stage=ibis.literal(stage.name),
