@@ -205,19 +205,37 @@ def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
 
 def _insert_derived(warehouse: Warehouse, model: StageModel) -> None:
     """Stage entries, then facts, of the persons in ``journey_scratch``: the Ibis expressions
-    every engine computes, inserted with the SQL they compile to."""
-    entries_sql, facts_sql = _derive_sql(warehouse, model)
+    every engine computes, inserted with the SQL they compile to. The placed events are kept
+    in a temporary table on the way, which the marks read three times
+    (:func:`~touchpoints.journeys.stages.marked_facts`)."""
+    entries_sql, placed_sql, facts_sql = _derive_sql(warehouse, model)
     warehouse.run(entries_sql)
-    warehouse.run(facts_sql)
+    # Held, so that a compaction cannot swap the connection that has the temporary table
+    # (this thread's) in between.
+    with warehouse.using():
+        warehouse.run(placed_sql)
+        try:
+            warehouse.run(facts_sql)
+        finally:
+            warehouse.run(f"DROP TABLE IF EXISTS {_PLACED}")
 
 
-_COMPILED: dict[str, tuple[str, str]] = {}
+_COMPILED: dict[str, tuple[str, str, str]] = {}
+_PLACED = "_tp_journey_placed"
 
 
-def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, str]:
-    """The two INSERTs for ``model``, compiled once (compiling takes Ibis about half a
-    second; the text depends on the model only)."""
-    from touchpoints.journeys.stages import FACT_COLUMNS, computed_facts, computed_stage_entries
+def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, str, str]:
+    """The statements for ``model`` (the stage entries' INSERT, the placed events' temporary
+    table, the facts' INSERT), compiled once (compiling takes Ibis about half a second; the
+    text depends on the model only)."""
+    import ibis
+
+    from touchpoints.journeys.stages import (
+        FACT_COLUMNS,
+        computed_stage_entries,
+        marked_facts,
+        placed_facts,
+    )
 
     fingerprint = model.fingerprint()
     if fingerprint in _COMPILED:
@@ -229,12 +247,15 @@ def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, str]:
     entries = computed_stage_entries(scratch, model)
     kept = backend.table("journey_stage_entries")
     own = kept.filter(kept.person.isin(backend.table("journey_scratch").person))
+    placed = placed_facts(scratch, model, own)
+    held = ibis.table(placed.schema(), name=_PLACED)
     columns = ", ".join(FACT_COLUMNS)
     compiled = (
         f"INSERT INTO journey_stage_entries ({entry_columns}) "
         f"SELECT {entry_columns} FROM ({gateway.compile(entries)})",
+        f"CREATE OR REPLACE TEMP TABLE {_PLACED} AS {gateway.compile(placed)}",
         f"INSERT INTO journey_facts ({columns}) "
-        f"SELECT {columns} FROM ({gateway.compile(computed_facts(scratch, model, own))})",
+        f"SELECT {columns} FROM ({gateway.compile(marked_facts(held))})",
     )
     _COMPILED[fingerprint] = compiled
     return compiled
