@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from test_identity_rebuild import send
 
@@ -24,6 +25,7 @@ from touchpoints.journeys.journey_map import (
 from touchpoints.journeys.model import StageModel, load_model
 from touchpoints.journeys.source import duckdb_source
 from touchpoints.journeys.spec import AnalysisError
+from touchpoints.journeys.stages import computed_stage_entries, stage_entries, with_progress
 from touchpoints.journeys.store import refresh
 
 MODEL = StageModel.model_validate(
@@ -330,6 +332,58 @@ def test_directly_follows_equals_pm4py_discover_dfg_on_the_demo(tmp_path: Path) 
     reversed_ties = frame.sort_values(["case", "ts", "seq"], ascending=[True, True, False])
     other, _s, _e = pm4py.discover_dfg(reversed_ties.assign(**{"concept:name": frame["event"]}))
     assert dict(other) != ours["event"]
+
+
+def by_hand(entries: pd.DataFrame) -> pd.DataFrame:
+    """Each entry's progress counted in Python: the stage of the next entry (by time, then
+    arrival, then stage), the first later stage entered with or after it, the next stage."""
+    rows = []
+    for _person, mine in entries.groupby("person"):
+        ordered = mine.sort_values(["entered_at", "entered_seq", "stage_index"]).to_dict("records")
+        for i, e in enumerate(ordered):
+            later = [
+                o
+                for o in ordered
+                if o["stage_index"] > e["stage_index"]
+                and (o["entered_at"], o["entered_seq"]) >= (e["entered_at"], e["entered_seq"])
+            ]
+            rows.append(
+                {
+                    **e,
+                    "next_index": ordered[i + 1]["stage_index"] if i + 1 < len(ordered) else None,
+                    "went_on_at": min((o["entered_at"] for o in later), default=None),
+                    "to_next": any(o["stage_index"] == e["stage_index"] + 1 for o in later),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_the_progress_kept_with_the_entries_equals_the_progress_computed(tmp_path: Path) -> None:
+    """The derivation keeps each entry's next entry, later stage and next stage; the map reads
+    them for whole journeys and computes them within a period: both give what Python counts
+    from the entries, and the map what the events give (a source that reads no kept rows),
+    on a demo where some skip a stage."""
+    model = load_model()
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        load_demo(tp, 200, tmp_path / "demo")
+        refresh(tp.warehouse, model)
+        kept = duckdb_source(tp.warehouse, model)
+        computed = duckdb_source(tp.warehouse)
+        assert kept.derived(model) and not computed.derived(model)
+        ours = stage_entries(kept, model).to_pandas()
+        fresh = with_progress(computed_stage_entries(computed, model)).to_pandas()
+        mapped = [journey_map(source, model).model_dump() for source in (kept, computed)]
+    progress = ["person", "stage_index", "next_index", "went_on_at", "to_next"]
+    theirs = by_hand(ours.drop(columns=progress[2:]))
+    ours, fresh, theirs = (
+        f[progress].sort_values(progress[:2]).reset_index(drop=True) for f in (ours, fresh, theirs)
+    )
+    assert len(ours) > 300
+    pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+    pd.testing.assert_frame_equal(fresh, theirs, check_dtype=False)
+    assert ours.to_next.sum() > 50 and ours.went_on_at.isna().sum() > 50
+    assert (ours.went_on_at.notna() & ~ours.to_next).sum() > 0  # a stage skipped
+    assert mapped[0] == mapped[1]
 
 
 @pytest.mark.spark

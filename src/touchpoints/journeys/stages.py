@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import reduce
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -197,15 +198,72 @@ def computed_stage_entries(source: Source, model: StageModel) -> ir.Table:
     return reduce(lambda a, b: a.union(b), tables)
 
 
+ENTRY_COLUMNS = (
+    "person",
+    "stage",
+    "stage_index",
+    "entered_at",
+    "entered_seq",
+    "channel",
+    "event",
+    "next_index",
+    "went_on_at",
+    "to_next",
+)
+
+
+_PROGRESS = ENTRY_COLUMNS[7:]
+
+
+def with_progress(entries: ir.Table) -> ir.Table:
+    """``entries`` with each entry's progress, what ``journey_stage_entries`` keeps:
+    ``next_index``, the stage of the person's next entry in their journey (null after the
+    last); ``went_on_at``, when the person first entered a later stage (a higher index)
+    with or after this entry (null: never); ``to_next``, whether the next stage (index + 1)
+    was one of those. Computed within the entries given: of a period's entries, the
+    progress in that period (what was kept of the whole journeys is set aside)."""
+    entries = entries.select(*[c for c in entries.columns if c not in _PROGRESS])
+    later = entries.select(
+        "person", later_index="stage_index", later_at="entered_at", later_seq="entered_seq"
+    )
+    after = entries.join(
+        later,
+        [
+            entries.person == later.person,
+            later.later_index > entries.stage_index,
+            (later.later_at > entries.entered_at)
+            | ((later.later_at == entries.entered_at) & (later.later_seq >= entries.entered_seq)),
+        ],
+    )
+    found = after.group_by("person", "stage_index").agg(
+        went_on_at=after.later_at.min(),
+        to_next=(after.later_index == after.stage_index + 1).max(),
+    )
+    ordered = entries.mutate(next_index=entries.stage_index.lead().over(journey_order(entries)))
+    joined = ordered.left_join(found, ["person", "stage_index"])
+    return joined.select(
+        *[joined[c] for c in entries.columns],
+        next_index=joined.next_index,
+        went_on_at=joined.went_on_at,
+        to_next=joined.to_next.fill_null(False),
+    )
+
+
+def journey_order(entries: ir.Table) -> Any:
+    """A person's *journey*: their stage entries ordered by entry time, then arrival, then
+    model order."""
+    return ibis.window(
+        group_by=entries.person,
+        order_by=[entries.entered_at, entries.entered_seq, entries.stage_index],
+    )
+
+
 def stage_spans(entries: ir.Table) -> ir.Table:
     """(person, stage_index, stage, entered_at, entered_seq, until_at, until_seq, next_index):
     each stage entry with the next entry of the person's journey (null after the last). A
     person's *journey* is their stage entries ordered by entry time, then arrival, then model
     order."""
-    window = ibis.window(
-        group_by=entries.person,
-        order_by=[entries.entered_at, entries.entered_seq, entries.stage_index],
-    )
+    window = journey_order(entries)
     return entries.select(
         "person",
         "stage_index",

@@ -205,36 +205,41 @@ def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
 
 def _insert_derived(warehouse: Warehouse, model: StageModel) -> None:
     """Stage entries, then facts, of the persons in ``journey_scratch``: the Ibis expressions
-    every engine computes, inserted with the SQL they compile to. The placed events are kept
-    in a temporary table on the way, which the marks read three times
+    every engine computes, inserted with the SQL they compile to. The entries and the placed
+    events are kept in temporary tables on the way: the entries' progress
+    (:func:`~touchpoints.journeys.stages.with_progress`) and the placing read the entries,
+    the marks read the placed events three times
     (:func:`~touchpoints.journeys.stages.marked_facts`)."""
-    entries_sql, placed_sql, facts_sql = _derive_sql(warehouse, model)
-    warehouse.run(entries_sql)
-    # Held, so that a compaction cannot swap the connection that has the temporary table
+    # Held, so that a compaction cannot swap the connection that has the temporary tables
     # (this thread's) in between.
     with warehouse.using():
-        warehouse.run(placed_sql)
         try:
-            warehouse.run(facts_sql)
+            for statement in _derive_sql(warehouse, model):
+                warehouse.run(statement)
         finally:
+            warehouse.run(f"DROP TABLE IF EXISTS {_ENTRIES}")
             warehouse.run(f"DROP TABLE IF EXISTS {_PLACED}")
 
 
-_COMPILED: dict[str, tuple[str, str, str]] = {}
+_COMPILED: dict[str, tuple[str, ...]] = {}
+_ENTRIES = "_tp_journey_entries"
 _PLACED = "_tp_journey_placed"
 
 
-def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, str, str]:
-    """The statements for ``model`` (the stage entries' INSERT, the placed events' temporary
-    table, the facts' INSERT), compiled once (compiling takes Ibis about half a second; the
-    text depends on the model only)."""
+def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, ...]:
+    """The statements for ``model`` (the stage entries' temporary table, their INSERT with
+    each entry's progress, the placed events' temporary table, the facts' INSERT), compiled
+    once (compiling takes Ibis about half a second; the text depends on the model only).
+    The entries are kept in a table first: their progress reads them three times."""
     import ibis
 
     from touchpoints.journeys.stages import (
+        ENTRY_COLUMNS,
         FACT_COLUMNS,
         computed_stage_entries,
         marked_facts,
         placed_facts,
+        with_progress,
     )
 
     fingerprint = model.fingerprint()
@@ -243,16 +248,16 @@ def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, str, str]
     gateway = IbisGateway(warehouse)
     backend = gateway.backend
     scratch = Source(backend, events_table="journey_scratch", gateway=gateway)
-    entry_columns = "person, stage, stage_index, entered_at, entered_seq, channel, event"
+    entry_columns = ", ".join(ENTRY_COLUMNS)
     entries = computed_stage_entries(scratch, model)
-    kept = backend.table("journey_stage_entries")
-    own = kept.filter(kept.person.isin(backend.table("journey_scratch").person))
-    placed = placed_facts(scratch, model, own)
+    held_entries = ibis.table(entries.schema(), name=_ENTRIES)
+    placed = placed_facts(scratch, model, held_entries)
     held = ibis.table(placed.schema(), name=_PLACED)
     columns = ", ".join(FACT_COLUMNS)
     compiled = (
+        f"CREATE OR REPLACE TEMP TABLE {_ENTRIES} AS {gateway.compile(entries)}",
         f"INSERT INTO journey_stage_entries ({entry_columns}) "
-        f"SELECT {entry_columns} FROM ({gateway.compile(entries)})",
+        f"SELECT {entry_columns} FROM ({gateway.compile(with_progress(held_entries))})",
         f"CREATE OR REPLACE TEMP TABLE {_PLACED} AS {gateway.compile(placed)}",
         f"INSERT INTO journey_facts ({columns}) "
         f"SELECT {columns} FROM ({gateway.compile(marked_facts(held))})",

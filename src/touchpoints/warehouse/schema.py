@@ -921,6 +921,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        24,
+        "each stage entry's progress kept with it: the next entry, a later stage, the next one",
+        (
+            # What the journey map asked a self-join and a window of every entry on each
+            # analysis (0.5 s at 10.6 M events), derived with the entries: the stage of the
+            # person's next entry (journey order), when a later stage was first entered
+            # after it, and whether the next stage (index + 1) was.
+            "ALTER TABLE journey_stage_entries ADD COLUMN next_index BIGINT",
+            "ALTER TABLE journey_stage_entries ADD COLUMN went_on_at TIMESTAMP",
+            "ALTER TABLE journey_stage_entries ADD COLUMN to_next BOOLEAN",
+            # The entries kept so far have none of it: the next refresh derives every
+            # person again (a state naming no model).
+            "DELETE FROM journey_state",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
