@@ -102,7 +102,7 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "journey_stage_entries",
         "person",
         ("person",),
-        "the journey stages the person entered, when and through which event",
+        "the journey stages the person entered, when, through which event and what came next",
     ),
     PersonalTable(
         "journey_persons",
