@@ -19,11 +19,16 @@ from touchpoints.identity.rebuild import rebuild
 from touchpoints.identity.resolver import LinkRequest
 from touchpoints.journeys.model import StageModel, load_model
 from touchpoints.journeys.source import duckdb_source
-from touchpoints.journeys.stages import FACT_COLUMNS, computed_facts, computed_stage_entries
+from touchpoints.journeys.stages import (
+    ENTRY_COLUMNS,
+    FACT_COLUMNS,
+    computed_facts,
+    computed_stage_entries,
+    with_progress,
+)
 from touchpoints.journeys.store import refresh
 
 MODEL = load_model()
-ENTRY_COLUMNS = ("person", "stage", "stage_index", "entered_at", "entered_seq", "channel", "event")
 EVENTS = (
     ("page", None, {}),
     ("track", "Product Viewed", {}),
@@ -48,7 +53,7 @@ def computed(tp: Touchpoints, model: StageModel) -> tuple[list[tuple[Any, ...]],
     source = duckdb_source(tp.warehouse)  # no model: nothing kept is read
     assert source.derived_for is None
     facts = computed_facts(source, model).select(*FACT_COLUMNS).to_pyarrow().to_pylist()
-    entries = computed_stage_entries(source, model).select(*ENTRY_COLUMNS)
+    entries = with_progress(computed_stage_entries(source, model)).select(*ENTRY_COLUMNS)
     return (
         sorted((tuple(r.values()) for r in facts), key=repr),
         sorted((tuple(r.values()) for r in entries.to_pyarrow().to_pylist()), key=repr),
