@@ -42,10 +42,14 @@ EVENTS = (
 )
 
 
-def kept(tp: Touchpoints) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+TRAIT_COLUMNS = ("person", "key", "text_value", "number_value")
+
+
+def kept(tp: Touchpoints) -> tuple[list[tuple[Any, ...]], ...]:
     facts = tp.warehouse.fetchall(f"SELECT {', '.join(FACT_COLUMNS)} FROM journey_facts")
     entries = tp.warehouse.fetchall(f"SELECT {', '.join(ENTRY_COLUMNS)} FROM journey_stage_entries")
-    return sorted(facts, key=repr), sorted(entries, key=repr)
+    traits = tp.warehouse.fetchall(f"SELECT {', '.join(TRAIT_COLUMNS)} FROM journey_latest_traits")
+    return sorted(facts, key=repr), sorted(entries, key=repr), sorted(traits, key=repr)
 
 
 def computed(tp: Touchpoints, model: StageModel) -> tuple[list[tuple[Any, ...]], ...]:
@@ -54,9 +58,11 @@ def computed(tp: Touchpoints, model: StageModel) -> tuple[list[tuple[Any, ...]],
     assert source.derived_for is None
     facts = computed_facts(source, model).select(*FACT_COLUMNS).to_pyarrow().to_pylist()
     entries = with_progress(computed_stage_entries(source, model)).select(*ENTRY_COLUMNS)
+    traits = source.latest_traits().select(*TRAIT_COLUMNS)
     return (
         sorted((tuple(r.values()) for r in facts), key=repr),
         sorted((tuple(r.values()) for r in entries.to_pyarrow().to_pylist()), key=repr),
+        sorted((tuple(r.values()) for r in traits.to_pyarrow().to_pylist()), key=repr),
     )
 
 
@@ -71,6 +77,8 @@ def message(rng: random.Random, n: int, devices: list[str]) -> dict[str, Any]:
         "messageId": f"m{n}",
         "context": {"campaign": {"name": "spring"}} if rng.random() < 0.1 else {},
     }
+    if rng.random() < 0.3:  # a trait the event carries: the latest per person is kept
+        out["context"]["traits"] = {"plan": rng.choice(["basic", "plus"]), "visits": n}
     if kind == "track":
         out |= {"event": name, "properties": properties}
     else:
@@ -116,8 +124,9 @@ def test_kept_facts_equal_computed_ones_through_merges_links_and_unmerges(
                 tp.identity.remove_link(links[0])
             done = refresh(tp.warehouse, MODEL)
             assert done.full == (round_ == 0)
-            facts, entries = kept(tp)
-            assert (facts, entries) == computed(tp, MODEL), f"round {round_}"
+            facts, entries, traits = kept(tp)
+            assert (facts, entries, traits) == computed(tp, MODEL), f"round {round_}"
+            assert traits, f"round {round_}: no latest trait to compare"
             persons = len({row[FACT_COLUMNS.index("person")] for row in facts})
             if round_ > 0:  # only the persons that changed were derived again
                 assert 0 < done.persons <= persons

@@ -6,7 +6,8 @@ Two layers, both brought up to date by :func:`refresh` before each analysis:
    event the identity map has applied (set-based ``INSERT … SELECT``, whatever the number).
 2. With a stage model, what every analysis would otherwise compute first, kept per person:
    ``journey_facts`` (each event with its person, device, order in the person's events and
-   the stage the person was in) and ``journey_stage_entries``. A person's rows are derived
+   the stage the person was in), ``journey_stage_entries`` and ``journey_latest_traits``
+   (each person's latest value of each trait). A person's rows are derived
    again when the person gets new events or the identity map moves identifiers to or from
    them (a merge, a link, an unmerge): ``journey_persons`` is the map as the facts last saw
    it, and the difference names those persons. The derivation is the same Ibis code an
@@ -162,7 +163,7 @@ def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
     facts_seq = 0 if full else int(state[0][2])
 
     if full:
-        for table in ("journey_facts", "journey_stage_entries", "journey_persons"):
+        for table in ("journey_facts", "journey_stage_entries", _TRAITS_KEPT, "journey_persons"):
             warehouse.run(f"DELETE FROM {table}")
         warehouse.run("DELETE FROM journey_changed")
         warehouse.run(_NEW_EVENTS_SQL.format(persons=""), [0, upto])
@@ -182,7 +183,7 @@ def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
         changed = "AND i.person IN (SELECT person FROM journey_changed)"
         warehouse.run(_KEPT_EVENTS_SQL.format(persons=changed))
         warehouse.run(_NEW_EVENTS_SQL.format(persons=changed), [facts_seq, upto])
-        for table in ("journey_facts", "journey_stage_entries"):
+        for table in ("journey_facts", "journey_stage_entries", _TRAITS_KEPT):
             warehouse.run(
                 f"DELETE FROM {table} WHERE person IN (SELECT person FROM journey_changed)"
             )
@@ -222,6 +223,7 @@ def _insert_derived(warehouse: Warehouse, model: StageModel) -> None:
 
 
 _COMPILED: dict[str, tuple[str, ...]] = {}
+_TRAITS_KEPT = "journey_latest_traits"
 _ENTRIES = "_tp_journey_entries"
 _PLACED = "_tp_journey_placed"
 
@@ -254,10 +256,13 @@ def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, ...]:
     placed = placed_facts(scratch, model, held_entries)
     held = ibis.table(placed.schema(), name=_PLACED)
     columns = ", ".join(FACT_COLUMNS)
+    traits = "person, key, text_value, number_value"
     compiled = (
         f"CREATE OR REPLACE TEMP TABLE {_ENTRIES} AS {gateway.compile(entries)}",
         f"INSERT INTO journey_stage_entries ({entry_columns}) "
         f"SELECT {entry_columns} FROM ({gateway.compile(with_progress(held_entries))})",
+        f"INSERT INTO {_TRAITS_KEPT} ({traits}) "
+        f"SELECT {traits} FROM ({gateway.compile(scratch.latest_traits())})",
         f"CREATE OR REPLACE TEMP TABLE {_PLACED} AS {gateway.compile(placed)}",
         f"INSERT INTO journey_facts ({columns}) "
         f"SELECT {columns} FROM ({gateway.compile(marked_facts(held))})",

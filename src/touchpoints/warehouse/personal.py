@@ -105,6 +105,12 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "the journey stages the person entered, when, through which event and what came next",
     ),
     PersonalTable(
+        "journey_latest_traits",
+        "person",
+        ("person",),
+        "the latest value of each of the person's traits, as the analyses' breakdowns read it",
+    ),
+    PersonalTable(
         "journey_persons",
         "sid",
         ("sid",),

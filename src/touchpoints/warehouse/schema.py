@@ -937,6 +937,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DELETE FROM journey_state",
         ),
     ),
+    Migration(
+        25,
+        "each person's latest value of each trait, kept with the journey facts",
+        (
+            # What the breakdowns by age group or by a trait (funnels, the channel mix, the
+            # map's segments) asked a join of every trait value with the facts and a window
+            # for (0.14-0.17 s at 10.6 M events), derived per person with the facts.
+            """
+            CREATE TABLE journey_latest_traits (
+                person BIGINT,
+                key VARCHAR,
+                text_value VARCHAR,
+                number_value DOUBLE
+            )
+            """,
+            # Empty until derived: the next refresh derives every person again.
+            "DELETE FROM journey_state",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
