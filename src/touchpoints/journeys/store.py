@@ -163,7 +163,7 @@ def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
     facts_seq = 0 if full else int(state[0][2])
 
     if full:
-        for table in ("journey_facts", "journey_stage_entries", _TRAITS_KEPT, "journey_persons"):
+        for table in (*_KEPT, "journey_persons"):
             warehouse.run(f"DELETE FROM {table}")
         warehouse.run("DELETE FROM journey_changed")
         warehouse.run(_NEW_EVENTS_SQL.format(persons=""), [0, upto])
@@ -183,7 +183,7 @@ def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
         changed = "AND i.person IN (SELECT person FROM journey_changed)"
         warehouse.run(_KEPT_EVENTS_SQL.format(persons=changed))
         warehouse.run(_NEW_EVENTS_SQL.format(persons=changed), [facts_seq, upto])
-        for table in ("journey_facts", "journey_stage_entries", _TRAITS_KEPT):
+        for table in _KEPT:
             warehouse.run(
                 f"DELETE FROM {table} WHERE person IN (SELECT person FROM journey_changed)"
             )
@@ -205,9 +205,9 @@ def _derive(warehouse: Warehouse, model: StageModel) -> tuple[int, bool]:
 
 
 def _insert_derived(warehouse: Warehouse, model: StageModel) -> None:
-    """Stage entries, then facts, of the persons in ``journey_scratch``: the Ibis expressions
-    every engine computes, inserted with the SQL they compile to. The entries and the placed
-    events are kept in temporary tables on the way: the entries' progress
+    """Stage entries, latest traits, then facts, of the persons in ``journey_scratch``: the
+    Ibis expressions every engine computes, inserted with the SQL they compile to. The
+    entries and the placed events are kept in temporary tables on the way: the entries' progress
     (:func:`~touchpoints.journeys.stages.with_progress`) and the placing read the entries,
     the marks read the placed events three times
     (:func:`~touchpoints.journeys.stages.marked_facts`)."""
@@ -224,13 +224,16 @@ def _insert_derived(warehouse: Warehouse, model: StageModel) -> None:
 
 _COMPILED: dict[str, tuple[str, ...]] = {}
 _TRAITS_KEPT = "journey_latest_traits"
+# What is derived per person: emptied for the persons derived again, all of it in full.
+_KEPT = ("journey_facts", "journey_stage_entries", _TRAITS_KEPT)
 _ENTRIES = "_tp_journey_entries"
 _PLACED = "_tp_journey_placed"
 
 
 def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, ...]:
     """The statements for ``model`` (the stage entries' temporary table, their INSERT with
-    each entry's progress, the placed events' temporary table, the facts' INSERT), compiled
+    each entry's progress, the latest traits' INSERT, the placed events' temporary table,
+    the facts' INSERT), compiled
     once (compiling takes Ibis about half a second; the text depends on the model only).
     The entries are kept in a table first: their progress reads them three times."""
     import ibis
