@@ -157,3 +157,89 @@ def test_duckdb_and_spark_give_the_same_paths(tmp_path: Path, spark: object) -> 
             )
     assert results[1] == results[0]
     assert results[0][2]["distinct_variants"] == 4
+
+
+def _reference_paths(
+    people: dict[str, list[tuple[str, str, str]]],
+    after: bool,
+    depth: int,
+    step: str,
+    collapse: bool,
+) -> list[tuple[list[str], int]]:
+    """Paths counted in Python from each person's (type, name, channel) events in order."""
+    counted: dict[tuple[str, ...], int] = {}
+    for events in people.values():
+        steps = [(name, channel) for kind, name, channel in events if kind != "identify"]
+        at = next((i for i, (name, _c) in enumerate(steps) if name == "Start"), None)
+        if at is None:
+            continue
+        away = steps[at + 1 :] if after else list(reversed(steps[:at]))
+        keys = [name if step == "event" else channel for name, channel in away]
+        if collapse:
+            keys = [k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
+        path = tuple(keys[:depth] if after else list(reversed(keys[:depth])))
+        counted[path] = counted.get(path, 0) + 1
+    return sorted(((list(p), n) for p, n in counted.items()), key=lambda x: (-x[1], x[0]))
+
+
+def test_paths_past_the_first_reach_are_followed_over_all_events(tmp_path: Path) -> None:
+    """Long runs of one step put some persons' steps beyond the first reach (2 places a
+    step) and beyond eight times it: their paths must be what following every event
+    gives, as for everyone else (counted in Python from the same events)."""
+    import random
+
+    rng = random.Random(11)
+    people: dict[str, list[tuple[str, str, str]]] = {}
+    for i in range(60):
+        events: list[tuple[str, str, str]] = []
+        for _ in range(rng.randint(1, 12)):
+            run = rng.choice([1, 1, 2, 3, 9, 20, 70]) if i % 3 == 0 else rng.randint(1, 3)
+            kind = rng.choice(["page", "track", "identify"]) if i % 4 else "page"
+            name = rng.choice(["A", "B", "C"])
+            channel = rng.choice(["web", "email", "mobile_app"])
+            events.extend([(kind, name, channel)] * run)
+        for _ in range(rng.choice([0, 1, 1, 2])):  # no anchor, one, or a second one later
+            events.insert(rng.randint(0, len(events)), ("track", "Start", "web"))
+        people[f"p{i}"] = events
+    messages = []
+    for anon, events in people.items():
+        for n, (kind, name, channel) in enumerate(events):
+            message: dict[str, Any] = {
+                "type": kind,
+                "anonymousId": anon,
+                "timestamp": f"2026-03-01T{n // 60:02d}:{n % 60:02d}:00Z",
+                "messageId": f"{anon}-{n}",
+                "context": {"channel": channel},
+            }
+            if kind == "page":
+                message["name"] = name
+            elif kind == "track":
+                message["event"] = name
+            else:
+                message["traits"] = {"seen": n}
+            messages.append(message)
+    # The data reaches where the lookahead does not: steps 7 and 49 places past the anchor.
+    far = [
+        len(e) - e.index(("track", "Start", "web"))
+        for e in people.values()
+        if ("track", "Start", "web") in e
+    ]
+    assert max(far) > 8 * 2 * 3 + 1
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        for at in range(0, len(messages), 500):  # batches within the collector's limits
+            send(tp, messages[at : at + 500])
+        refresh(tp.warehouse, DEFAULT)
+        assert tp.warehouse.fetchall("SELECT count(*) FROM journey_facts") == [(len(messages),)]
+        source = duckdb_source(tp.warehouse, DEFAULT)
+        for after in (True, False):
+            for step in ("event", "channel"):
+                for collapse in (True, False):
+                    anchor = {"start": "Start"} if after else {"end": "Start"}
+                    report = top_paths(
+                        source, **anchor, depth=3, step=step, min_share=0,  # type: ignore[arg-type]
+                        collapse_repeats=collapse, limit=200,
+                    )  # fmt: skip
+                    expected = _reference_paths(people, after, 3, step, collapse)
+                    assert shown(report) == expected, (after, step, collapse)
+                    assert report.people == sum(n for _p, n in expected)
+                    assert report.distinct_paths == len(expected)
