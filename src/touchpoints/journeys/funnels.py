@@ -94,9 +94,29 @@ def unit_events(source: Source, unit: str) -> ir.Table:
     return events.mutate(unit=events[unit])
 
 
+def _ordered(table: ir.Table) -> list[str]:
+    """``order_in_person`` when ``table`` carries it (the kept facts), to keep in a projection
+    for :func:`_by_place`."""
+    return ["order_in_person"] if "order_in_person" in table.columns else []
+
+
+def _by_place(table: ir.Table, spec: FunnelSpec) -> ir.Table | None:
+    """Each person's earliest row of ``table`` (by time, then arrival: their smallest kept
+    place; one grouping, joined back), or None when the units are not persons or the rows
+    carry no kept place: then :func:`earliest` (two groupings) finds them. A device's events
+    are not all one person's, so their places do not order them. The first step of the
+    funnel per person and per device at 10.6 M events took 0.16 s by ``earliest``."""
+    if spec.unit != "person" or "order_in_person" not in table.columns:
+        return None
+    firsts = table.group_by("unit").agg(first_o=table.order_in_person.min())
+    first = table.join(firsts, [table.unit == firsts.unit, table.order_in_person == firsts.first_o])
+    return first.select(*table.columns)
+
+
 def _matches(source: Source, events: ir.Table, step: FunnelStep) -> ir.Table:
-    """(unit, seq, ts) of the events that fill ``step``."""
-    return rule_filter(step.rule(), events, source, {}).select("unit", "seq", "ts")
+    """(unit, seq, ts) of the events that fill ``step`` (and their kept place, if any)."""
+    matched = rule_filter(step.rule(), events, source, {})
+    return matched.select("unit", "seq", "ts", *_ordered(matched))
 
 
 def entries(source: Source, spec: FunnelSpec) -> ir.Table:
@@ -107,9 +127,11 @@ def entries(source: Source, spec: FunnelSpec) -> ir.Table:
         matched = matched.filter(matched.ts >= spec.since)
     if spec.until is not None:
         matched = matched.filter(matched.ts < spec.until)
-    matched = matched.select("unit", "person", "device", "seq", "ts", "channel")
-    first = earliest(matched, "unit").select("unit", first_seq="seq")
-    first = matched.join(first, [matched.unit == first.unit, matched.seq == first.first_seq])
+    matched = matched.select("unit", "person", "device", "seq", "ts", "channel", *_ordered(matched))
+    first = _by_place(matched, spec)
+    if first is None:
+        ids = earliest(matched, "unit").select("unit", first_seq="seq")
+        first = matched.join(ids, [matched.unit == ids.unit, matched.seq == ids.first_seq])
     first = first.select("unit", "person", "device", "seq", "ts", "channel")
     window_ms = int(spec.window / timedelta(milliseconds=1))
     return first.mutate(deadline=first.ts + ibis.interval(milliseconds=window_ms))
@@ -152,8 +174,11 @@ def _relaxed_steps(source: Source, spec: FunnelSpec, entry: ir.Table, kept: Exit
             _after(found.ts, found.seq, found.before_ts, found.before_seq),
             found.ts <= found.deadline,
         )
-        found = found.select("unit", "deadline", "ts", "seq")
-        current = kept.enter_context(source.cache(earliest(found, "unit", "deadline")))
+        found = found.select("unit", "deadline", "ts", "seq", *_ordered(found))
+        first = _by_place(found, spec)
+        if first is None:
+            first = earliest(found, "unit", "deadline")
+        current = kept.enter_context(source.cache(first.select("unit", "deadline", "ts", "seq")))
         number = ibis.literal(k, type="int64")
         parts.append(current.select("unit", step=number, ts="ts", seq="seq"))
     return reduce(lambda a, b: a.union(b), parts)
