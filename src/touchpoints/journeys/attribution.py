@@ -66,11 +66,17 @@ def _check(by: str, lookback_days: float, half_life_days: float) -> None:
         raise AttributionError(f"half_life_days: {half_life_days} must be more than 0")
 
 
-def _conversions(source: Source, conversion: str, value_property: str | None) -> ir.Table:
-    """(conv_seq, value): every conversion event and its value."""
-    events = source.events()
-    events = events.filter(events.type.isin(list(TOUCH_TYPES)), events.event == conversion)
-    conversions = events.select(conv_seq=events.seq)
+def _conversions(
+    source: Source, conversion: str, value_property: str | None, rows: ir.Table | None = None
+) -> ir.Table:
+    """(conv_seq, value): every conversion event and its value; found among ``rows``
+    (:func:`attribution_rows` of the same question) when they are at hand."""
+    if rows is not None:
+        conversions = rows.filter(rows.is_conv).select(conv_seq=rows.seq)
+    else:
+        events = source.events()
+        events = events.filter(events.type.isin(list(TOUCH_TYPES)), events.event == conversion)
+        conversions = events.select(conv_seq=events.seq)
     if value_property is None:
         return conversions.mutate(value=ibis.literal(0.0))
     props = source.properties()
@@ -105,6 +111,7 @@ def attribution_paths(
     lookback_days: float = 30,
     value_property: str | None = "revenue",
     rows: ir.Table | None = None,
+    conversions: ir.Table | None = None,
 ) -> ir.Table:
     """Every touch of every path: (person, path, seq, ts, key, converted, end_ts, value,
     first, last, from_state). ``path`` numbers a person's conversions (0 = the first) and a
@@ -112,7 +119,8 @@ def attribution_paths(
     (``end_ts``: the conversion's time, ``value`` its value), 0 on a null path (``end_ts``:
     its last touch). ``first`` and ``last`` mark the path's first and last touch;
     ``from_state`` is the key of the touch before on the path, or ``(start)``. ``rows``:
-    :func:`attribution_rows` of the same question, when they are kept at hand.
+    :func:`attribution_rows` of the same question, and ``conversions`` its conversions and
+    their values, when they are kept at hand.
 
     A touch is put on its path by a join with the person's conversions (each bounded by the
     one before, in the person's order) or, after the last one, with the person's span; the
@@ -144,7 +152,9 @@ def attribution_paths(
         path=ibis.row_number().over(person),
         after_o=ends.o.lag().over(person),
     )
-    ends = ends.join(_conversions(source, conversion, value_property), "conv_seq")
+    if conversions is None:
+        conversions = _conversions(source, conversion, value_property, rows)
+    ends = ends.join(conversions, "conv_seq")
     touches = rows.filter(~rows.is_conv)
     columns = ["person", "path", "seq", "ts", "o", "key", "converted", "end_ts", "value"]
     converting = touches.join(
@@ -291,15 +301,15 @@ def attribute(
     """Conversions and their value credited to channels (or campaigns) under the six models;
     credits are sorted by the Markov model's conversions, then by key."""
     _check(by, lookback_days, half_life_days)
-    conversions = _conversions(source, conversion, value_property)
-    total = conversions.agg(n=conversions.conv_seq.count(), value=conversions.value.sum())
-    totals = source.rows(total)[0]
-    # The rows are kept first: read four times, and with the row count of a table DuckDB
+    # The rows are kept first: read five times, and with the row count of a table DuckDB
     # builds the null paths' join on the persons' spans (601,088 rows at 10.6 M events), where
     # the filters' estimates had it build on the 10.2 M touches (1.7-2.0 s of CPU against
-    # 0.5 s). The paths are computed once and read three times.
+    # 0.5 s). The conversions are found among them once (each search of the events for them
+    # and of the properties for their values took 0.4-1.0 s of CPU), and the paths are
+    # computed once and read three times.
     with (
         source.cache(attribution_rows(source, conversion=conversion, by=by)) as rows,
+        source.cache(_conversions(source, conversion, value_property, rows)) as conversions,
         source.cache(
             attribution_paths(
                 source,
@@ -308,9 +318,12 @@ def attribute(
                 lookback_days=lookback_days,
                 value_property=value_property,
                 rows=rows,
+                conversions=conversions,
             )
         ) as paths,
     ):
+        total = conversions.agg(n=conversions.conv_seq.count(), value=conversions.value.sum())
+        totals = source.rows(total)[0]
         ends = paths.filter(paths.first)
         ends = ends.group_by("converted").agg(n=ends.seq.count(), value=ends.value.sum())
         by_end = {row["converted"]: row for row in source.rows(ends)}
