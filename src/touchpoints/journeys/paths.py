@@ -158,12 +158,16 @@ def _numbered(
     distance = (near.o - near.anchor_o) if after else (near.anchor_o - near.o)
     kept = distance > 0 if reach is None else (distance > 0) & (distance <= reach)
     near = near.filter(kept).select("person", "o", "key")
-    away = ibis.window(group_by=near.person, order_by=near.o if after else ibis.desc(near.o))
+
+    def away(t: ir.Table) -> Any:
+        """Each person's steps ordered away from the anchor: forwards after a start,
+        backwards before an end."""
+        return ibis.window(group_by=t.person, order_by=t.o if after else ibis.desc(t.o))
+
     if collapse:
-        near = near.mutate(previous=near.key.lag().over(away))
+        near = near.mutate(previous=near.key.lag().over(away(near)))
         near = near.filter(near.previous.isnull() | (near.previous != near.key))
-        away = ibis.window(group_by=near.person, order_by=near.o if after else ibis.desc(near.o))
-    near = near.mutate(pos=ibis.row_number().over(away))
+    near = near.mutate(pos=ibis.row_number().over(away(near)))
     return near.filter(near.pos < depth).select("person", "key", "pos")
 
 

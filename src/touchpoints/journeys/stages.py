@@ -89,19 +89,6 @@ def rule_columns(rule: Rule, events: ir.Table) -> list[str]:
     return [column for column, used in wanted if used]
 
 
-def order_keys(table: ir.Table) -> list[ir.Value]:
-    """What orders a person's events: the kept place in their events when the table has it
-    (the same order as time, then arrival, and cheaper to sort), else time, then arrival."""
-    if "order_in_person" in table.columns:
-        return [table.order_in_person]
-    return [table.ts, table.seq]
-
-
-def order_columns(table: ir.Table) -> list[str]:
-    """The columns :func:`order_keys` reads, to keep in a projection."""
-    return ["order_in_person"] if "order_in_person" in table.columns else ["ts", "seq"]
-
-
 def ordered_events(source: Source) -> ir.Table:
     """Events with person and ``order_in_person`` (0 = the person's first event, by event
     time then arrival)."""
