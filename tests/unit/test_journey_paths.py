@@ -3,6 +3,7 @@ grouped), journey variants from the stage model, and DuckDB and Spark agree."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from test_identity_rebuild import send
 from test_journey_stages import MODEL
 from test_journey_stages import journeys as stage_journeys
 
-from conftest import spark_source
+from conftest import cli, spark_source
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.journeys.model import load_model
@@ -107,6 +108,23 @@ def test_rare_steps_are_grouped_and_paths_before_an_end_read_forwards(tmp_path: 
             (["Konfigurator", "Signed Up"], 1),
             (["Modelle", "Konfigurator"], 1),
         ]
+
+
+def test_the_paths_command_keeps_repeats_when_asked(tmp_path: Path) -> None:
+    with Touchpoints(load_settings(tmp_path / "data")) as tp:
+        sessions(tp)
+    common = ("journeys", "paths", "--after", "Signed Up", "--depth", "3", "--min-share", "0")
+    collapsed = cli(*common, "--json", data_dir=tmp_path / "data")
+    kept = cli(*common, "--keep-repeats", "--json", data_dir=tmp_path / "data")
+    assert collapsed.returncode == kept.returncode == 0, (collapsed.stderr, kept.stderr)
+    steps = [p["steps"] for p in json.loads(collapsed.stdout)["paths"]]
+    raw = [p["steps"] for p in json.loads(kept.stdout)["paths"]]
+    assert ["Modelle", "Konfigurator", "Order Completed"] in steps  # a's Modelle twice: once
+    assert ["Modelle", "Modelle", "Konfigurator"] in raw and [
+        "Modelle",
+        "Modelle",
+        "Konfigurator",
+    ] not in steps
 
 
 @pytest.mark.parametrize(

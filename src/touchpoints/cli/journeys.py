@@ -306,6 +306,13 @@ def journeys_paths(
     step: Annotated[str, typer.Option(help="event or channel")] = "event",
     min_share: Annotated[float, typer.Option(min=0, max=1, help="Rarer steps: (other)")] = 0.05,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    collapse: Annotated[
+        bool,
+        typer.Option(
+            "--collapse/--keep-repeats",
+            help="A run of the same step counts once (a reloaded page is one step)",
+        ),
+    ] = True,
     as_json: Json = False,
 ) -> None:
     """The most frequent paths after (or before) an event."""
@@ -316,6 +323,7 @@ def journeys_paths(
         "step": step,
         "min_share": min_share,
         "limit": limit,
+        "collapse": collapse,
     }
     result = _ask(data_dir, PathsQuery, params)
     if as_json:
