@@ -35,7 +35,7 @@ from touchpoints.journeys.queries import STEP_KINDS, PathsQuery
 from touchpoints.journeys.results import PathCount, PathReport, VariantReport
 from touchpoints.journeys.source import Source
 from touchpoints.journeys.spec import AnalysisError
-from touchpoints.journeys.stages import ordered_events, stage_entries
+from touchpoints.journeys.stages import journey_order, ordered_events, stage_entries
 
 OTHER = "(other)"
 STEP_TYPES = ("track", "page", "screen")
@@ -222,11 +222,7 @@ def journey_variants(source: Source, model: StageModel, *, limit: int = 20) -> V
     if limit < 1:
         raise PathsError(f"limit: {limit} must be at least 1")
     entries = stage_entries(source, model)
-    window = ibis.window(
-        group_by=entries.person,
-        order_by=[entries.entered_at, entries.entered_seq, entries.stage_index],
-    )
-    entries = entries.mutate(pos=ibis.row_number().over(window))
+    entries = entries.mutate(pos=ibis.row_number().over(journey_order(entries)))
     depth = len(model.stages)
     counted = source.arrow(_pivot(entries, depth, "stage"))
     total = int(counted.column("people").to_numpy().sum())
