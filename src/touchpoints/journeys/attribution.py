@@ -46,10 +46,9 @@ from touchpoints.journeys.queries import AttributionQuery
 from touchpoints.journeys.results import Attribution, Credit
 from touchpoints.journeys.source import Source
 from touchpoints.journeys.spec import AnalysisError
-from touchpoints.journeys.stages import ordered_events
+from touchpoints.journeys.stages import is_touch, ordered_events
 
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based", "markov")
-TOUCH_TYPES = ("track", "page", "screen")
 START, CONVERSION, NULL = "(start)", "(conversion)", "(null)"
 
 
@@ -75,7 +74,7 @@ def _conversions(
         conversions = rows.filter(rows.is_conv).select(conv_seq=rows.seq)
     else:
         events = source.events()
-        events = events.filter(events.type.isin(list(TOUCH_TYPES)), events.event == conversion)
+        events = events.filter(is_touch(events.type), events.event == conversion)
         conversions = events.select(conv_seq=events.seq)
     if value_property is None:
         return conversions.mutate(value=ibis.literal(0.0))
@@ -91,7 +90,7 @@ def attribution_rows(source: Source, *, conversion: str, by: str) -> ir.Table:
     """(person, seq, ts, o, key, is_conv): what a path is made of, in the person's order
     ``o``: the conversions and the touches that carry a key."""
     events = ordered_events(source)
-    events = events.filter(events.type.isin(list(TOUCH_TYPES)))
+    events = events.filter(is_touch(events.type))
     rows = events.select(
         "person",
         "seq",

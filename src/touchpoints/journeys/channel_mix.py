@@ -33,8 +33,7 @@ from touchpoints.journeys.queries import ChannelMixQuery
 from touchpoints.journeys.results import Cell, ChannelMix
 from touchpoints.journeys.source import Source
 from touchpoints.journeys.spec import AnalysisError
-
-CONTACT_TYPES = ("track", "page", "screen")
+from touchpoints.journeys.stages import is_touch
 
 
 class ChannelMixError(AnalysisError):
@@ -82,7 +81,7 @@ def channel_mix(
     parsed = parse_bands(bands)
     when = as_of or date.today()
     events = source.events()
-    contacts = events.filter(events.type.isin(list(CONTACT_TYPES)))
+    contacts = events.filter(is_touch(events.type))
     contacts = contacts.filter(contacts.channel.notnull())
     per_person = contacts.group_by(["person", "channel"]).agg(contacts=contacts.seq.count())
     ages = person_ages(source, when)

@@ -35,10 +35,9 @@ from touchpoints.journeys.queries import STEP_KINDS, PathsQuery
 from touchpoints.journeys.results import PathCount, PathReport, VariantReport
 from touchpoints.journeys.source import Source
 from touchpoints.journeys.spec import AnalysisError
-from touchpoints.journeys.stages import journey_order, ordered_events, stage_entries
+from touchpoints.journeys.stages import is_touch, journey_order, ordered_events, stage_entries
 
 OTHER = "(other)"
-STEP_TYPES = ("track", "page", "screen")
 
 
 class PathsError(AnalysisError):
@@ -118,9 +117,9 @@ def top_paths(
     events = events.select(
         "person",
         o=events.order_in_person,
-        is_step=events.type.isin(list(STEP_TYPES)),
+        is_step=is_touch(events.type),
         key=ibis.coalesce(events[step], ibis.literal("(none)")),
-        is_anchor=events.type.isin(list(STEP_TYPES)) & (events.event == anchor_event),
+        is_anchor=is_touch(events.type) & (events.event == anchor_event),
     )
     # Each person's first anchor: the smallest place in their events (a grouping).
     anchors = events.filter(events.is_anchor).group_by("person").agg(anchor_o=events.o.min())

@@ -89,6 +89,19 @@ def rule_columns(rule: Rule, events: ir.Table) -> list[str]:
     return [column for column, used in wanted if used]
 
 
+# The calls that say who someone is rather than what they did; the other three types (track,
+# page, screen) are touches. The six are all there are: the collector refuses any other type.
+CALL_TYPES = ("identify", "group", "alias")
+
+
+def is_touch(event_type: ir.StringValue) -> ir.BooleanValue:
+    """Whether events of ``event_type`` are touches (track, page, screen): said as "not one
+    of the three calls", which DuckDB checks on the column's dictionary. Filtering the
+    10.6 M kept facts by ``type NOT IN`` the calls took 25-31 ms, by ``type IN`` the touches
+    130-170 ms, for the same rows (2026-12-03)."""
+    return event_type.notin(list(CALL_TYPES))
+
+
 def ordered_events(source: Source) -> ir.Table:
     """Events with person and ``order_in_person`` (0 = the person's first event, by event
     time then arrival)."""
