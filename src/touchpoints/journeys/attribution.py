@@ -172,8 +172,11 @@ def attribution_paths(
     ).select(*columns)
     # Touches after a person's last conversion make the null path, which ends with the
     # person's last event (a touch: conversions come before it).
+    # A count, not a sum: DuckDB sums integers into a 128-bit HUGEINT (Ibis takes it for
+    # int64 and leaves its cast out), which the union made the type of every path number,
+    # and partitioning the window by it was slower (1.24 s against 1.14 s at 10.6 M events).
     spans = rows.group_by("person").agg(
-        paths=rows.is_conv.cast("int64").sum(),
+        paths=rows.seq.count(where=rows.is_conv),
         last_ts=rows.ts.max(),
         last_conv_o=rows.o.max(where=rows.is_conv),
     )
