@@ -9,23 +9,28 @@ import sys
 import textwrap
 from pathlib import Path
 
-# A thread in a DuckDB query of some seconds when the command ends, and a teardown that takes
-# longer (an object of __main__ that waits when the interpreter frees it): the query ends
-# during the teardown and its thread asks for the GIL back, which aborts the process (the
-# object's wait is cut short by that). Without a teardown, nothing waits and nothing aborts.
+# A thread in a DuckDB query that runs until it is interrupted, and an object of __main__
+# that interrupts it when the interpreter's teardown frees it, then waits: the query's thread
+# leaves DuckDB during the teardown and asks for the GIL back, which aborts the process (and
+# cuts the wait short), however fast the machine. Without a teardown, nothing is interrupted
+# and nothing aborts.
 _BUSY_THREAD = """
 import sys, threading, time
 import duckdb
 
+running = duckdb.connect().cursor()
 asked = threading.Event()
 
 def query() -> None:
-    cursor = duckdb.connect()
     asked.set()
-    cursor.execute("SELECT sum(i) FROM range(1500000000) t(i)").fetchall()
+    try:
+        running.execute("SELECT sum(i) FROM range(1000000000000) t(i)").fetchall()
+    except duckdb.Error:  # interrupted
+        pass
 
 class SlowToFree:
     def __del__(self) -> None:
+        running.interrupt()
         for _ in range(600):
             time.sleep(0.1)
 
