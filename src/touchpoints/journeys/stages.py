@@ -96,7 +96,7 @@ CALL_TYPES = ("identify", "group", "alias")
 
 def is_touch(event_type: ir.StringValue) -> ir.BooleanValue:
     """Whether events of ``event_type`` are touches (track, page, screen): said as "not one
-    of the three calls", which DuckDB checks on the column's dictionary. Filtering the
+    of the three calls", which DuckDB checks while it scans the column. Filtering the
     10.6 M kept facts by ``type NOT IN`` the calls took 25-31 ms, by ``type IN`` the touches
     130-170 ms, for the same rows (2026-12-03)."""
     return event_type.notin(list(CALL_TYPES))
