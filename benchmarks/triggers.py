@@ -85,6 +85,12 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[index]
 
 
+def _wrk(args: argparse.Namespace, seconds: int) -> argparse.Namespace:
+    """What :func:`ingest.run_wrk` reads: wrk's threads (two, as in the ingest benchmark),
+    connections and seconds."""
+    return argparse.Namespace(threads=2, connections=args.connections, seconds=seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=40, help="how long the load runs")
@@ -124,7 +130,7 @@ def main() -> None:
         admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"})
         writer = httpx.Client(base_url=url, headers={"Authorization": basic})
         # The same load without any trigger first: what triggers cost the collector.
-        bare = run_wrk(url, LUA_SINGLE, args.seconds // 2, args.connections, headers, work)
+        bare = run_wrk(url, LUA_SINGLE, _wrk(args, args.seconds // 2), headers, work)
         made = admin.post(
             "/v1/destinations",
             json={"kind": "webhook", "name": "bench", "config": {"url": hook_url}},
@@ -147,7 +153,7 @@ def main() -> None:
         load: dict[str, object] = {}
         wrk = threading.Thread(
             target=lambda: load.update(
-                result=run_wrk(url, LUA_SINGLE, args.seconds, args.connections, headers, work)
+                result=run_wrk(url, LUA_SINGLE, _wrk(args, args.seconds), headers, work)
             )
         )
         wrk.start()
