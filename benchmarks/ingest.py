@@ -152,10 +152,11 @@ def run_wrk(
     for header in headers:
         cmd += ["-H", header]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
-    total = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    # wrk prints the run's length as 10.01s, 1.50m (minutes) or 999.12ms
+    total = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)\b", out)
     if not total:
         sys.exit(f"could not read wrk output:\n{out}")
-    secs = float(total.group(2)) * (1 if total.group(3) == "s" else 0.001)
+    secs = float(total.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[total.group(3)]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return WrkResult(
