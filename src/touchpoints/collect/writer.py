@@ -236,9 +236,15 @@ class WriteAheadLog:
 
     # -- the writer thread -------------------------------------------------------------------
     def _run(self) -> None:
+        # Every ``flush_interval_ms`` counted from the start of the last write, not its end:
+        # under load a write of 1,700 events took 0.2-0.3 s, and waiting the whole interval
+        # after it made each event wait a whole cycle more before the triggers saw it
+        # (benchmarks/triggers.py, RESULTS.md).
+        started = time.monotonic()
         while not self._stopping.is_set():
-            self._wake.wait(self._interval)
+            self._wake.wait(max(0.0, self._interval - (time.monotonic() - started)))
             self._wake.clear()
+            started = time.monotonic()
             self._write_pending()
         self._write_pending()
 
