@@ -126,49 +126,6 @@ def test_an_event_with_matching_properties_fires_within_the_frequency_cap(tmp_pa
         assert tp.dispatch.run(later).fired == 1
 
 
-def test_an_event_trigger_reads_the_new_events_itself(tmp_path: Path) -> None:
-    """A dispatch reads the batch out of ``events`` (not the journey tables' copy, which
-    it no longer waits for): names as the journeys name them (a page's name), lists of
-    names, the channel, and property filters on only the events of the trigger's names.
-    Expected firings counted by hand."""
-    with _open(tmp_path) as tp:
-        hook = _hook(tp)
-        steps = [{"send": hook}]
-        for key, when in {
-            "by_mail": {"event": ["Product Added", "Product Removed"], "channel": "email"},
-            "home": {"event": "Home"},
-            "gift_free_a": {
-                "event": "Product Added",
-                "where": {"sku": "A", "gift": {"exists": False}, "qty": {"lt": 3}},
-            },
-        }.items():
-            tp.triggers.create({"key": key, "name": key, "when": when, "steps": steps})
-        mail = {"campaign": {"medium": "email", "source": "newsletter"}}
-        _send(
-            tp,
-            {**_track("u1", "Product Added", n=1, sku="A", qty=1), "context": mail},
-            {**_track("u1", "Product Removed", n=2, sku="B"), "context": mail},
-            _track("u1", "Product Removed", n=3),  # no campaign: not e-mail
-            {**_track("u2", "Product Viewed", n=4, sku="A", qty=1), "context": mail},
-            _track("u2", "Product Added", n=5, sku="A", qty=2),
-            _track("u2", "Product Added", n=6, sku="A", qty=2, gift=True),
-            _track("u2", "Product Added", n=7, sku="A", qty=3),
-            _track("u3", "Product Added", n=8, sku="a", qty=1),
-            {"type": "page", "anonymousId": "anon-1", "name": "Home", "properties": {"n": 9}},
-            {"type": "page", "anonymousId": "anon-2", "name": "Shop", "properties": {"n": 10}},
-            {"type": "track", "userId": "u4", "event": "Home", "properties": {"n": 11}},
-        )
-        done = tp.dispatch.run()
-        assert done.fired == 6
-        fired: dict[str, list[int]] = {}
-        for call in _outbox(tp):
-            fired.setdefault(call["properties"]["trigger"], []).append(call["properties"]["n"])
-        assert fired == {"by_mail": [1, 2], "home": [9, 11], "gift_free_a": [1, 5]}
-        # The journey tables' copy is the journeys' to make, when an analysis asks for it.
-        assert tp.warehouse.scalar("SELECT count(*) FROM journey_events") == 0
-        assert tp.dispatch.run().fired == 0
-
-
 def test_a_merge_of_two_persons_does_not_fire_beyond_the_cap(tmp_path: Path) -> None:
     with _open(tmp_path) as tp:
         hook = _hook(tp)
