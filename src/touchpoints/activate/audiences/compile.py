@@ -381,11 +381,6 @@ def consent_persons(world: World, condition: ConsentCondition) -> ir.Table:
     return chosen.union(world.persons().difference(_persons(latest)), distinct=True)
 
 
-def granted(world: World, category: str) -> ir.Table:
-    """Persons whose consent grants ``category`` (for a destination's purposes)."""
-    return consent_persons(world, ConsentCondition(consent=category, granted=True))
-
-
 def audience_persons(world: World, condition: AudienceCondition) -> ir.Table:
     members = world.table("audience_members")
     audience = (world.audiences or {})[condition.audience]

@@ -43,7 +43,7 @@ from touchpoints.activate.audiences.conditions import (
     AudienceDefinition,
     leaves,
 )
-from touchpoints.activate.audiences.store import CONSENTING, SCOPE, AudienceStore
+from touchpoints.activate.audiences.store import SCOPE, AudienceStore
 from touchpoints.activate.audiences.sync import MODES, payload
 from touchpoints.activate.audiences.traits import (
     NUMBERS,
@@ -372,19 +372,20 @@ class Evaluation:
 
     def consented(self, persons: Sequence[int], purposes: Sequence[str], cursor: Any) -> set[int]:
         """Of ``persons``, those who granted the consent category of every one of
-        ``purposes`` (by their latest choice, or the category's default)."""
+        ``purposes`` (by their latest choice, or the category's default). Read from the
+        choices and the identity map as stored, not the journey tables: a trigger
+        dispatches before the journeys derive the new events' persons, and a choice made a
+        moment ago must count (as :meth:`touchpoints.profiles.Profiles.allows` counts it)."""
         allowed = set(persons)
         if not purposes or not allowed:
             return allowed
-        self.store.persons_table(CONSENTING, sorted(allowed), cursor)
-        queries = self.queries(cursor, CONSENTING)
         for purpose in purposes:
             category = self.consent_purposes.get(purpose)
             if category is None:  # a purpose no longer configured: nobody has granted it
                 return set()
-            select = queries.sql(("granted", category), _granting(category))
-            found = self.store.rows(select, cursor)
-            allowed &= {int(p) for p in found.column("person").to_pylist()}
+            chosen = self.store.latest_choices(sorted(allowed), category.lower(), cursor)
+            default = bool(self.consent_defaults.get(category.lower(), False))
+            allowed = {p for p in allowed if chosen.get(p, default)}
         return allowed
 
     def preview(self, condition: Any, now: datetime | None = None) -> tuple[int, int]:
@@ -487,10 +488,6 @@ def _values(
             "computed_at": pa.array([now] * len(persons), pa.timestamp("us")),
         }
     )
-
-
-def _granting(category: str) -> Callable[[expressions.World], Any]:
-    return lambda world: expressions.granted(world, category)
 
 
 def _json(number: float | None, text: str | None, numeric: bool) -> str:
