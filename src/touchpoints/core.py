@@ -239,6 +239,7 @@ class Touchpoints:
             self.destinations,
             settings.consent_defaults,
             settings.consent_purposes,
+            self.profiles.store.latest_choices,
         )
         self.identity.listeners.append(self.evaluation.touched)
         self.traits = ComputedTraits(self.evaluation, self.profiles.resolve)

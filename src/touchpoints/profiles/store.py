@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from touchpoints.warehouse import Warehouse
+from touchpoints.warehouse import Warehouse, run_sql
 
 
 class PersonIdentifier(NamedTuple):
@@ -107,19 +107,34 @@ class ProfileStore:
         return [(seq, category, granted) for seq, category, granted in rows]
 
     def latest_choice(self, person: int, category: str) -> bool | None:
-        """The person's latest choice of ``category`` (granted or not), in event order (time,
-        then arrival), over the events anchored on their identifiers; None: never chose.
-        One statement: the consent choices are few, and filtered by category first."""
-        rows = self.warehouse.fetchall(
-            "SELECT c.granted FROM consent_choices c "
-            "JOIN event_identifiers ei ON ei.seq = c.seq AND ei.pos = 0 "
-            "JOIN identifiers i ON i.sid = ei.sid "
-            "JOIN events e ON e.seq = c.seq "
-            "WHERE c.category = ? AND i.person = ? "
-            "ORDER BY e.timestamp DESC, e.seq DESC LIMIT 1",
-            [category, person],
+        """The person's latest choice of ``category`` (granted or not); None: never chose."""
+        return self.latest_choices([person], category).get(person)
+
+    def latest_choices(
+        self, persons: Sequence[int], category: str, cursor: Any = None
+    ) -> dict[int, bool]:
+        """Per person of ``persons`` who ever chose ``category``: their latest choice
+        (granted or not), in event order (time, then arrival), over the events anchored on
+        their identifiers, as the identity map and the events are stored now (not the
+        journey tables, which a trigger's dispatch may run ahead of). One statement: the
+        consent choices are few, and filtered by category first. On ``cursor`` when given
+        (inside a caller's transaction)."""
+        sql = """
+            SELECT i.person, arg_max(c.granted, (e.timestamp, e.seq))
+            FROM consent_choices c
+            JOIN event_identifiers ei ON ei.seq = c.seq AND ei.pos = 0
+            JOIN identifiers i ON i.sid = ei.sid
+            JOIN events e ON e.seq = c.seq
+            WHERE c.category = ? AND i.person IN (SELECT unnest(?::BIGINT[]))
+            GROUP BY i.person
+        """
+        params = [category, list(persons)]
+        rows = (
+            run_sql(cursor, sql, params).fetchall()
+            if cursor is not None
+            else self.warehouse.fetchall(sql, params)
         )
-        return bool(rows[0][0]) if rows else None
+        return {int(person): bool(granted) for person, granted in rows}
 
     def event_times(self, seqs: Iterable[int]) -> dict[int, datetime]:
         """The time of each of the events ``seqs``."""

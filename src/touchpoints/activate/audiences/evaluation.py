@@ -118,9 +118,12 @@ class Evaluation:
         destinations: Destinations,
         consent_defaults: Mapping[str, bool],
         consent_purposes: Mapping[str, str],
+        latest_choices: Callable[[Sequence[int], str, Any], dict[int, bool]],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.warehouse = warehouse
+        # Each person's latest consent choice of a category, on a cursor (profiles' store).
+        self.latest_choices = latest_choices
         self.store = AudienceStore(warehouse)
         self.journeys = journeys
         self.destinations = destinations
@@ -375,7 +378,8 @@ class Evaluation:
         ``purposes`` (by their latest choice, or the category's default). Read from the
         choices and the identity map as stored, not the journey tables: a trigger
         dispatches before the journeys derive the new events' persons, and a choice made a
-        moment ago must count (as :meth:`touchpoints.profiles.Profiles.allows` counts it)."""
+        moment ago must count (as :meth:`touchpoints.profiles.Profiles.allows` counts it, with
+        the same query)."""
         allowed = set(persons)
         if not purposes or not allowed:
             return allowed
@@ -383,7 +387,7 @@ class Evaluation:
             category = self.consent_purposes.get(purpose)
             if category is None:  # a purpose no longer configured: nobody has granted it
                 return set()
-            chosen = self.store.latest_choices(sorted(allowed), category.lower(), cursor)
+            chosen = self.latest_choices(sorted(allowed), category.lower(), cursor)
             default = bool(self.consent_defaults.get(category.lower(), False))
             allowed = {p for p in allowed if chosen.get(p, default)}
         return allowed

@@ -528,29 +528,6 @@ class AudienceStore:
             [now, sent, audience_id, destination_id],
         )
 
-    def latest_choices(
-        self, persons: Sequence[int], category: str, cursor: duckdb.DuckDBPyConnection
-    ) -> dict[int, bool]:
-        """Per person of ``persons`` who ever chose ``category``: their latest choice
-        (granted or not), in event order (time, then arrival), over the events anchored on
-        their identifiers: the identity map and the events as stored, as
-        :meth:`touchpoints.profiles.store.ProfileStore.latest_choice` reads one person's."""
-        rows = run_sql(
-            cursor,
-            """
-            SELECT person, arg_max(granted, (timestamp, seq)) FROM (
-                SELECT i.person, c.granted, e.timestamp, e.seq
-                FROM consent_choices c
-                JOIN event_identifiers ei ON ei.seq = c.seq AND ei.pos = 0
-                JOIN identifiers i ON i.sid = ei.sid
-                JOIN events e ON e.seq = c.seq
-                WHERE c.category = ? AND i.person IN (SELECT unnest(?::BIGINT[]))
-            ) GROUP BY person
-            """,
-            [category, list(persons)],
-        ).fetchall()
-        return {int(person): bool(granted) for person, granted in rows}
-
     def identifiers_of(
         self, persons: Sequence[int], cursor: duckdb.DuckDBPyConnection
     ) -> dict[int, dict[str, str]]:
