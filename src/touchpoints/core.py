@@ -238,8 +238,7 @@ class Touchpoints:
             self.journeys,
             self.destinations,
             settings.consent_defaults,
-            settings.consent_purposes,
-            self.profiles.store.latest_choices,
+            self.profiles.consenting,
         )
         self.identity.listeners.append(self.evaluation.touched)
         self.traits = ComputedTraits(self.evaluation, self.profiles.resolve)

@@ -167,8 +167,8 @@ def test_event_triggers_match_names_channels_and_properties_as_counted(tmp_path:
 
 def test_consent_given_in_an_earlier_batch_lets_the_message_go(tmp_path: Path) -> None:
     """A destination's purposes are checked against the person's consent as stored, however
-    recent: a choice of the batch before the trigger's event counts (it once did not, when a
-    dispatch stopped waiting for the journey tables' copy of the events)."""
+    recent: a choice of the batch before the trigger's event counts (it once did not: the
+    check read the journey tables' persons, which the journeys derive only now and then)."""
     with _open(tmp_path) as tp:
         made = tp.destinations.create(
             "webhook", "crm", {"url": "https://example.com/hook"}, ["marketing"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -490,18 +490,34 @@ class Profiles:
         ``consent_purposes`` name): the category it needs is granted, by a choice or by
         the default. A person nobody knows, or who never chose a category without a
         granting default, does not pass."""
-        category = self.consent_rules.category_of(purpose)
+        self.consent_rules.category_of(purpose)  # an unknown purpose is an error here
         try:
             person = self.resolve(key)
         except NotFound:
             return False
-        # The category's latest choice in one statement: what consent_history's status
-        # says for it, without assembling the whole history (destinations, predictions and
-        # the service assistant ask this while a message waits).
-        chosen = self.store.latest_choice(person, category)
-        if chosen is None:
-            return bool(self.consent_rules.defaults.get(category, False))
-        return chosen
+        return person in self.consenting([person], [purpose])
+
+    def consenting(
+        self, persons: Sequence[int], purposes: Sequence[str], cursor: Any = None
+    ) -> set[int]:
+        """Of ``persons``, those who granted the category of every one of ``purposes``, by
+        their latest choice or else the category's default; a purpose no longer configured:
+        nobody. Read from the choices and the identity map as stored (one statement a
+        purpose), not the journey tables: a trigger dispatches before the journeys derive
+        the new events' persons, and a choice made a moment ago must count. Destinations,
+        predictions and the service assistant ask (through :meth:`allows`) while a message
+        waits; audiences and triggers for many persons at once, on their ``cursor``."""
+        allowed = set(persons)
+        for purpose in purposes:
+            category = self.consent_rules.purposes.get(purpose)
+            if category is None:
+                return set()
+            if not allowed:
+                break
+            chosen = self.store.latest_choices(sorted(allowed), category, cursor)
+            default = bool(self.consent_rules.defaults.get(category, False))
+            allowed = {p for p in allowed if chosen.get(p, default)}
+        return allowed
 
     def find(self, trait: str, value: str, limit: int = 50) -> PersonList:
         """:meth:`search`, as ``person:N`` keys."""

@@ -106,10 +106,6 @@ class ProfileStore:
         )
         return [(seq, category, granted) for seq, category, granted in rows]
 
-    def latest_choice(self, person: int, category: str) -> bool | None:
-        """The person's latest choice of ``category`` (granted or not); None: never chose."""
-        return self.latest_choices([person], category).get(person)
-
     def latest_choices(
         self, persons: Sequence[int], category: str, cursor: Any = None
     ) -> dict[int, bool]:

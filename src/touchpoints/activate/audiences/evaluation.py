@@ -117,18 +117,18 @@ class Evaluation:
         journeys: Journeys,
         destinations: Destinations,
         consent_defaults: Mapping[str, bool],
-        consent_purposes: Mapping[str, str],
-        latest_choices: Callable[[Sequence[int], str, Any], dict[int, bool]],
+        consented: Callable[[Sequence[int], Sequence[str], Any], set[int]],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.warehouse = warehouse
-        # Each person's latest consent choice of a category, on a cursor (profiles' store).
-        self.latest_choices = latest_choices
+        # Of some persons, those who granted every one of some purposes, on a cursor
+        # (:meth:`touchpoints.profiles.Profiles.consenting`): what audiences and triggers
+        # send is checked as a profile lookup checks it.
+        self.consented = consented
         self.store = AudienceStore(warehouse)
         self.journeys = journeys
         self.destinations = destinations
         self.consent_defaults = {k.lower(): v for k, v in consent_defaults.items()}
-        self.consent_purposes = dict(consent_purposes)
         self.clock = clock
         # Held while evaluating (and by an erasure, which deletes rows evaluation writes).
         self.lock = threading.RLock()
@@ -372,25 +372,6 @@ class Evaluation:
             self.store.synced(audience.id, destination_id, sent, now, cursor)
             written += sent
         return written
-
-    def consented(self, persons: Sequence[int], purposes: Sequence[str], cursor: Any) -> set[int]:
-        """Of ``persons``, those who granted the consent category of every one of
-        ``purposes`` (by their latest choice, or the category's default). Read from the
-        choices and the identity map as stored, not the journey tables: a trigger
-        dispatches before the journeys derive the new events' persons, and a choice made a
-        moment ago must count (as :meth:`touchpoints.profiles.Profiles.allows` counts it, with
-        the same query)."""
-        allowed = set(persons)
-        if not purposes or not allowed:
-            return allowed
-        for purpose in purposes:
-            category = self.consent_purposes.get(purpose)
-            if category is None:  # a purpose no longer configured: nobody has granted it
-                return set()
-            chosen = self.latest_choices(sorted(allowed), category.lower(), cursor)
-            default = bool(self.consent_defaults.get(category.lower(), False))
-            allowed = {p for p in allowed if chosen.get(p, default)}
-        return allowed
 
     def preview(self, condition: Any, now: datetime | None = None) -> tuple[int, int]:
         """(persons ``condition`` holds for, persons there are), now; nothing is written."""
