@@ -126,9 +126,11 @@ def test_an_event_with_matching_properties_fires_within_the_frequency_cap(tmp_pa
         assert tp.dispatch.run(later).fired == 1
 
 
-def test_event_triggers_match_names_channels_and_properties_as_counted(tmp_path: Path) -> None:
-    """Names as the journeys name events (a page's name), lists of names, the channel, and
-    property filters on only the events of the trigger's names. Firings counted by hand."""
+def test_an_event_trigger_reads_the_new_events_itself(tmp_path: Path) -> None:
+    """A dispatch reads the batch out of ``events`` (not the journey tables' copy, which
+    it no longer waits for): names as the journeys name them (a page's name), lists of
+    names, the channel, and property filters on only the events of the trigger's names.
+    Expected firings counted by hand."""
     with _open(tmp_path) as tp:
         hook = _hook(tp)
         steps = [{"send": hook}]
@@ -162,6 +164,8 @@ def test_event_triggers_match_names_channels_and_properties_as_counted(tmp_path:
         for call in _outbox(tp):
             fired.setdefault(call["properties"]["trigger"], []).append(call["properties"]["n"])
         assert fired == {"by_mail": [1, 2], "home": [9, 11], "gift_free_a": [1, 5]}
+        # The journey tables' copy is the journeys' to make, when an analysis asks for it.
+        assert tp.warehouse.scalar("SELECT count(*) FROM journey_events") == 0
         assert tp.dispatch.run().fired == 0
 
 

@@ -106,8 +106,8 @@ def _copy_events(warehouse: Warehouse) -> int:
     if upto <= done:
         return 0
     warehouse.run(_EVENTS_SQL, [done, upto])
-    warehouse.run(_scalars_sql("journey_properties", "properties"), [done, upto])
-    warehouse.run(_scalars_sql("journey_traits", _TRAITS), [done, upto])
+    warehouse.run(scalars_sql("journey_properties", "properties"), [done, upto])
+    warehouse.run(scalars_sql("journey_traits", _TRAITS), [done, upto])
     return int(
         warehouse.scalar(
             "SELECT count(*) FROM journey_events WHERE seq > ? AND seq <= ?", [done, upto]
@@ -132,8 +132,9 @@ _EVENTS_SQL = f"""
 _TRAITS = "coalesce(traits, json_extract(context, '$.traits'))"
 
 
-def _scalars_sql(table: str, document: str) -> str:
-    """Each top-level scalar of ``document`` (a JSON object per event), one row each."""
+def scalars_sql(table: str, document: str, among: str = "TRUE") -> str:
+    """Each top-level scalar of ``document`` (a JSON object per event) of the events with
+    ``seq > ? AND seq <= ?`` that pass ``among`` (SQL over ``events``), one row each."""
     return f"""
         INSERT INTO {table} (seq, key, text_value, number_value)
         SELECT seq, key, json_extract_string(doc, path),
@@ -143,7 +144,10 @@ def _scalars_sql(table: str, document: str) -> str:
             SELECT seq, doc, key, '$."' || key || '"' AS path
             FROM (
                 SELECT seq, doc, unnest(json_keys(doc)) AS key
-                FROM (SELECT seq, {document} AS doc FROM events WHERE seq > ? AND seq <= ?)
+                FROM (
+                    SELECT seq, {document} AS doc FROM events
+                    WHERE seq > ? AND seq <= ? AND ({among})
+                )
                 WHERE doc IS NOT NULL AND json_type(doc) = 'OBJECT'
             )
             WHERE NOT contains(key, '"') AND NOT contains(key, '\\')

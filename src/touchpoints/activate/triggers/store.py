@@ -13,8 +13,20 @@ from typing import Any
 
 import duckdb
 
+from touchpoints.journeys.store import scalars_sql
 from touchpoints.warehouse import Warehouse, run_sql
 
+WINDOW = "_tp_trigger_window"  # (low, high): the event seqs a dispatch reads
+BATCH_EVENTS = "_tp_trigger_events"  # the window's events of an event trigger's names
+BATCH_PROPERTIES = "_tp_trigger_properties"  # and their properties
+# The journey tables' narrow copy of an event (journeys/store.py), for the events that matter.
+_BATCH_EVENTS_SQL = f"""
+    CREATE OR REPLACE TEMP TABLE {BATCH_EVENTS} AS
+    SELECT e.seq, e.timestamp AS ts, coalesce(e.event, e.name, e.type) AS event, e.channel
+    FROM events e
+    WHERE e.seq > ? AND e.seq <= ?
+      AND coalesce(e.event, e.name, e.type) IN (SELECT unnest(?::VARCHAR[]))
+"""
 _DEFINITION = "id, key, name, definition, enabled, created_at, changed_at"
 _FIRING = (
     "f.id, t.key, f.person, f.cause, f.fired_at, f.state, f.steps_done, f.detail, f.changed_at"
@@ -82,6 +94,31 @@ class TriggerStore:
             facts = run_sql(cursor, "SELECT max(seq) FROM journey_events").fetchone()
         changes = run_sql(cursor, "SELECT max(seq) FROM audience_changes").fetchone()
         return int((facts or (0,))[0] or 0), int((changes or (0,))[0] or 0)
+
+    def batch(
+        self,
+        window: tuple[int, int],
+        names: list[str],
+        properties: bool,
+        cursor: duckdb.DuckDBPyConnection,
+    ) -> None:
+        """The temporary tables an event trigger's query reads: :data:`WINDOW` (low, high],
+        the window's events named ``names`` (:data:`BATCH_EVENTS`) and, with
+        ``properties``, their properties (:data:`BATCH_PROPERTIES`, else empty)."""
+        run_sql(
+            cursor,
+            f"CREATE OR REPLACE TEMP TABLE {WINDOW} AS SELECT ?::BIGINT AS low, ?::BIGINT AS high",
+            list(window),
+        )
+        run_sql(cursor, _BATCH_EVENTS_SQL, [*window, names])
+        run_sql(
+            cursor,
+            f"CREATE OR REPLACE TEMP TABLE {BATCH_PROPERTIES} "
+            "(seq BIGINT, key VARCHAR, text_value VARCHAR, number_value DOUBLE)",
+        )
+        if properties:
+            among = f"seq IN (SELECT seq FROM {BATCH_EVENTS})"
+            run_sql(cursor, scalars_sql(BATCH_PROPERTIES, "properties", among), list(window))
 
     def applied(self) -> int:
         """The last event the identity map has applied (the journey facts follow it)."""
