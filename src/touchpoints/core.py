@@ -346,6 +346,7 @@ class Touchpoints:
             fsync_interval_ms=self.settings.wal_fsync_interval_ms,
             after_write=self.identity.catch_up,
             spools=self.spools,
+            watch_spools=bool(self.settings.collectors),
         )
         self.writer.start()
         if self.settings.collectors:

@@ -4,6 +4,7 @@ the keys they verify against (hashes only, revocations followed)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from touchpoints.collect.spool import (
     spool_root,
     write_keys,
 )
-from touchpoints.collect.writer import Backpressure, log_lines
+from touchpoints.collect.writer import Backpressure, BufferedWriter, log_lines
 from touchpoints.core import Touchpoints
 from touchpoints.events import Problem
 
@@ -71,6 +72,41 @@ def test_a_collector_process_hands_its_segments_over_and_the_owner_loads_each_on
         assert stored == [(own.source, own.type, own.event)]
     finally:
         writer.stop()
+
+
+@pytest.mark.parametrize("watch", [True, False])
+def test_the_owner_takes_a_handed_over_file_at_once_while_collector_processes_run(
+    tp: Touchpoints, watch: bool
+) -> None:
+    """With collector processes the owner's writer looks for their files between its own
+    batches (every 20 ms), so their events need not wait for its next turn as well: here
+    a turn a minute away. Without them (``watch_spools`` off) it keeps to its turns."""
+    owner = BufferedWriter(
+        tp.store,
+        tp.settings.wal_dir,
+        flush_interval_ms=60_000,
+        spools=tp.spools,
+        watch_spools=watch,
+        after_write=tp.identity.catch_up,
+    )
+    process = CollectorProcess(tp.settings, 1, share=1)
+    owner.start()
+    process.writer.start()
+    try:
+        time.sleep(0.2)  # the owner's first turn is over: the next is a minute away
+        outcome = process.judge(batch(["w1", "w2"]), "batch", source="web")
+        process.write_rows(outcome.rows)
+        process.writer.flush()  # handed over
+        deadline = time.monotonic() + 3
+        while not stored_ids(tp) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stored_ids(tp) == (["w1", "w2"] if watch else [])
+        if watch:  # and its persons known, as after any batch
+            assert tp.profiles.resolve("user_id:u") is not None
+    finally:
+        process.writer.stop()
+        owner.stop()
+    assert stored_ids(tp) == ["w1", "w2"]  # at the latest when the owner stops
 
 
 def test_the_owner_behind_is_answered_429_and_taken_again_once_it_loads(

@@ -219,6 +219,15 @@ class Spools:
             )
         return found
 
+    def ready(self) -> bool:
+        """Whether a collector process has handed a file over that is not loaded yet."""
+        if not self.root.is_dir():
+            return False
+        for directory in self.root.iterdir():
+            if directory.is_dir() and any(p.suffix == _READY for p in directory.iterdir()):
+                return True
+        return False
+
     def load(self, after_write: Callable[[], object] | None = None) -> int:
         """Load every ready file (rows first, then refusals); return the rows read."""
         return self._load(self._files((_READY,)), after_write)

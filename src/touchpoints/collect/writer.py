@@ -242,11 +242,15 @@ class WriteAheadLog:
         # (benchmarks/triggers.py, RESULTS.md).
         started = time.monotonic()
         while not self._stopping.is_set():
-            self._wake.wait(max(0.0, self._interval - (time.monotonic() - started)))
+            self._wait(started + self._interval)
             self._wake.clear()
             started = time.monotonic()
             self._write_pending()
         self._write_pending()
+
+    def _wait(self, until: float) -> None:
+        """Until ``until`` (monotonic), or sooner when woken."""
+        self._wake.wait(max(0.0, until - time.monotonic()))
 
     def _write_pending(self) -> None:
         with self._writing:
@@ -301,6 +305,9 @@ class WriteAheadLog:
         self._sync_waiters = still
 
 
+_SPOOL_POLL = 0.02  # seconds between looks for collector processes' files (a directory listing)
+
+
 class BufferedWriter(WriteAheadLog):
     """Owns the server's write-ahead log and buffer; one thread writes batches to the
     warehouse, then loads what collector processes handed over (``spools``)."""
@@ -317,6 +324,7 @@ class BufferedWriter(WriteAheadLog):
         fsync_interval_ms: float = 2.0,
         after_write: Callable[[], object] | None = None,
         spools: Spools | None = None,
+        watch_spools: bool = False,
     ) -> None:
         super().__init__(
             wal_dir,
@@ -329,8 +337,23 @@ class BufferedWriter(WriteAheadLog):
         self._store = store
         self._after_write = after_write  # e.g. the identity map catching up, in this thread
         self.spools = spools
+        self._watch = watch_spools  # collector processes run: look for their files often
+        self._spools_failed = False
         self.inserted = 0
         self.duplicates = 0
+
+    def _wait(self, until: float) -> None:
+        """Until ``until``, or sooner when woken or when a collector process has handed a
+        file over: looked for every ``_SPOOL_POLL`` seconds, so a collector's events wait for
+        its own hand-over only, not for this writer's turn as well (half an interval on
+        average: 125 ms by default, measured in benchmarks/triggers.py --collectors 1)."""
+        if self.spools is None or not self._watch or self._spools_failed:
+            super()._wait(until)
+            return
+        while not self._stopping.is_set():
+            left = until - time.monotonic()
+            if left <= 0 or self._wake.wait(min(left, _SPOOL_POLL)) or self.spools.ready():
+                return
 
     @property
     def pending(self) -> int:
@@ -343,8 +366,10 @@ class BufferedWriter(WriteAheadLog):
             if self.spools is not None:
                 try:
                     self.spools.load(self._after_write)
+                    self._spools_failed = False
                 except Exception:  # noqa: BLE001 - the files stay; loaded at the next turn
                     self.failures += 1
+                    self._spools_failed = True  # the next try after a whole interval
                     log.exception("loading the collector processes' logs failed")
 
     def _write_pending_now(self) -> None:
