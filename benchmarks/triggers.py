@@ -7,18 +7,24 @@ process (both on loopback), makes a webhook destination and a trigger on the eve
 ``benchmarks/ingest.py`` does (single events, 32 connections, every event unique; they
 match no trigger but every batch is dispatched), it sends probes, alternating:
 
-- **trigger**: a ``Probe Sent`` event to ``/v1/track`` (a write key of its own, so the
-  load's per-key rate does not hold it back): the time from sending it to the receiver
-  getting the trigger's call (collector, write-ahead log, writer's batch, identity map, the
-  trigger's Ibis query over the batch, outbox, delivery);
+- **trigger**: a ``Probe Sent`` event to ``/v1/track`` (a write key of its own): the time
+  from sending it to the receiver getting the trigger's call (collector, write-ahead log,
+  writer's batch, identity map, the trigger's Ibis query over the batch, outbox, delivery);
 - **baseline**: a message put straight in the same destination's outbox
   (``POST /v1/destinations/{id}/messages``, admin): the time to the receiver (outbox and
   delivery only).
+
+With ``--collectors N`` the server runs as ``touchpoints serve --collectors N``: the load
+and the probes go to the collector processes' port, and the server's process only writes,
+keeps identity, dispatches and delivers. As in ``benchmarks/ingest.py``, the per-key rate
+limit is off (``TOUCHPOINTS_RATE_LIMIT_COLLECT=0``): the load is as much as the collector
+takes, not the 5,000 requests a second one key may send by default.
 
 Prints p50/p95/p99/max of each, the load's requests/s (and, measured first for half as long,
 the same load's requests/s with no trigger defined) and the machine's load average.
 
     .venv/bin/python benchmarks/triggers.py [--seconds 40] [--connections 32] [--every 0.2]
+                                            [--collectors N]
 """
 
 from __future__ import annotations
@@ -113,6 +119,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=40, help="how long the load runs")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--every", type=float, default=0.2, help="seconds between probes")
+    parser.add_argument(
+        "--collectors",
+        type=int,
+        default=0,
+        help="collector processes beside the server (serve --collectors N): the load and the "
+        "probes go to them, the server writes, dispatches and delivers",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tp-bench-triggers-"))
@@ -121,6 +134,9 @@ def main() -> None:
         "TOUCHPOINTS_DATA_DIR": str(work / "data"),
         "TOUCHPOINTS_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
         "TOUCHPOINTS_DESTINATIONS_ALLOW_PRIVATE": "true",
+        # As in ingest.py: the load's one key would be held at its rate limit (5,000 a
+        # second by default), which would cap the load, not the collector.
+        "TOUCHPOINTS_RATE_LIMIT_COLLECT": "0",
     }
 
     def cli(*command: str) -> str:
@@ -131,9 +147,8 @@ def main() -> None:
 
     cli("init")
     write_key, admin_key = cli("keys", "create", "write"), cli("keys", "create", "admin")
-    # The probes come from another source than the load, with a key of their own: the load
-    # alone may pass the per-key rate (rate_limit_collect, 5,000 a second), and a probe held
-    # back by the load's 429s would measure the limit, not the way to the webhook.
+    # The probes come from another source than the load, with a key of their own (with the
+    # rate limit on, the load alone may pass the key's rate and its 429s hold a probe back).
     probe_key = cli("keys", "create", "write", "--name", "probes")
     basic = f"Basic {base64.b64encode(f'{write_key}:'.encode()).decode()}"
     probe_basic = f"Basic {base64.b64encode(f'{probe_key}:'.encode()).decode()}"
@@ -141,18 +156,23 @@ def main() -> None:
     arrivals = Arrivals()
     receiver, hook_url = arrivals.serve()
 
-    port = free_port()
-    server = subprocess.Popen(touchpoints_cmd("serve", "--port", str(port)), env=env)
+    port, collect_port = free_port(), free_port()
+    command = ["serve", "--port", str(port)]
+    if args.collectors:
+        command += ["--collectors", str(args.collectors), "--collect-port", str(collect_port)]
+    server = subprocess.Popen(touchpoints_cmd(*command), env=env)
     url = f"http://127.0.0.1:{port}"
+    collect_url = f"http://127.0.0.1:{collect_port}" if args.collectors else url
     sent: dict[str, tuple[str, float]] = {}
     sent_wall: dict[str, float] = {}
     fired_at: dict[int, float] = {}
     try:
         wait_until_up(url, server)
+        wait_until_up(collect_url, server)
         admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"})
-        writer = httpx.Client(base_url=url, headers={"Authorization": probe_basic})
+        writer = httpx.Client(base_url=collect_url, headers={"Authorization": probe_basic})
         # The same load without any trigger first: what triggers cost the collector.
-        bare = run_wrk(url, LUA_SINGLE, _wrk(args, args.seconds // 2), headers, work)
+        bare = run_wrk(collect_url, LUA_SINGLE, _wrk(args, args.seconds // 2), headers, work)
         made = admin.post(
             "/v1/destinations",
             json={"kind": "webhook", "name": "bench", "config": {"url": hook_url}},
@@ -175,7 +195,7 @@ def main() -> None:
         load: dict[str, object] = {}
         wrk = threading.Thread(
             target=lambda: load.update(
-                result=run_wrk(url, LUA_SINGLE, _wrk(args, args.seconds), headers, work)
+                result=run_wrk(collect_url, LUA_SINGLE, _wrk(args, args.seconds), headers, work)
             )
         )
         wrk.start()
