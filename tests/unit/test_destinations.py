@@ -414,6 +414,7 @@ def test_collected_events_are_forwarded_to_a_collector_with_consent(
     tp: Touchpoints, hook: Receiver
 ) -> None:
     _person(tp, "before", True)  # collected before the destination: not forwarded
+    assert tp.destinations.forward() == 0  # none forwards (kept in mind until one is made)
     made = tp.destinations.create(
         "segment",
         "rudder",
@@ -441,6 +442,13 @@ def test_collected_events_are_forwarded_to_a_collector_with_consent(
     assert tp.destinations.forward() == 0  # each event once
     found = tp.destinations.get(made.destination.id)
     assert (found.delivered, found.skipped) == (2, 2)
+    # Disabled, it forwards nothing; enabled again, what came meanwhile.
+    tp.destinations.disable(made.destination.id)
+    more = {"type": "track", "userId": "yes", "event": "Trip Booked", "messageId": "t-yes"}
+    tp.write_rows(tp.judge(more, "track", source="test").rows)
+    assert tp.destinations.forward() == 0
+    tp.destinations.enable(made.destination.id)
+    assert tp.destinations.forward() == 1
 
 
 def test_done_messages_and_their_attempts_leave_after_the_keep_days(

@@ -159,6 +159,9 @@ class Dispatch:
         self._parsed: dict[tuple[int, datetime], Trigger] = {}
         self._compiled: dict[tuple[Any, ...], str] = {}
         self._applied = -1  # the identity map's position at the last dispatch
+        # The definitions as last read, with the store's count of changes then: read again
+        # only after a change (the Triggers service changes them through this store).
+        self._definitions: tuple[int, list[Trigger]] | None = None
 
     def touched(self, persons: set[int] | None = None) -> None:
         """The identity map's listener: new events (or a merge) were committed."""
@@ -169,6 +172,9 @@ class Dispatch:
         self.wake.set()
 
     def triggers(self, cursor: Any = None) -> list[Trigger]:
+        changes = self.store.changes
+        if self._definitions is not None and self._definitions[0] == changes:
+            return self._definitions[1]
         found = []
         for row in self.store.definitions(cursor):
             key = (row[0], row[6])
@@ -176,6 +182,7 @@ class Dispatch:
                 definition = TriggerDefinition.model_validate(orjson.loads(row[3]))
                 self._parsed[key] = Trigger(row[0], row[1], row[2], definition, bool(row[4]))
             found.append(self._parsed[key])
+        self._definitions = (changes, found)  # a change meanwhile outdates it
         return found
 
     # -- new causes --------------------------------------------------------------------------------

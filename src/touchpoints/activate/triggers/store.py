@@ -36,6 +36,7 @@ _FIRING = (
 class TriggerStore:
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
+        self.changes = 0  # triggers added, changed or removed through this store (after each)
 
     # -- definitions -----------------------------------------------------------------------------
     def add(self, key: str, name: str, definition: str, enabled: bool, now: datetime) -> int:
@@ -46,6 +47,7 @@ class TriggerStore:
                 f"INSERT INTO triggers ({_DEFINITION}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [new_id, key, name, definition, enabled, now, now],
             )
+        self.changes += 1
         return int(new_id)
 
     def definitions(self, cursor: duckdb.DuckDBPyConnection | None = None) -> list[tuple[Any, ...]]:
@@ -64,6 +66,7 @@ class TriggerStore:
             "WHERE key = ?",
             [name, definition, enabled, now, key],
         )
+        self.changes += 1
 
     def remove(self, trigger_id: int) -> None:
         """The trigger, its firings and its delays."""
@@ -71,6 +74,7 @@ class TriggerStore:
             for table in ("trigger_delays", "trigger_firings"):
                 run_sql(cursor, f"DELETE FROM {table} WHERE trigger_id = ?", [trigger_id])
             run_sql(cursor, "DELETE FROM triggers WHERE id = ?", [trigger_id])
+        self.changes += 1
 
     # -- reading position ------------------------------------------------------------------------
     def position(self, cursor: duckdb.DuckDBPyConnection) -> tuple[int, int]:
