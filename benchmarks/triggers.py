@@ -20,11 +20,15 @@ keeps identity, dispatches and delivers. As in ``benchmarks/ingest.py``, the per
 limit is off (``TOUCHPOINTS_RATE_LIMIT_COLLECT=0``): the load is as much as the collector
 takes, not the 5,000 requests a second one key may send by default.
 
+With ``--rate R`` the load is held near R requests a second (wrk's ``delay`` hook: each
+connection waits ``connections / R`` seconds between requests), to find the load up to
+which one process keeps the target.
+
 Prints p50/p95/p99/max of each, the load's requests/s (and, measured first for half as long,
 the same load's requests/s with no trigger defined) and the machine's load average.
 
     .venv/bin/python benchmarks/triggers.py [--seconds 40] [--connections 32] [--every 0.2]
-                                            [--collectors N]
+                                            [--rate R] [--collectors N]
 """
 
 from __future__ import annotations
@@ -120,6 +124,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--every", type=float, default=0.2, help="seconds between probes")
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="hold the load near this many requests a second (each connection waits "
+        "connections/rate seconds between requests: wrk's delay hook); 0: as fast as it goes",
+    )
+    parser.add_argument(
         "--collectors",
         type=int,
         default=0,
@@ -156,6 +167,9 @@ def main() -> None:
     arrivals = Arrivals()
     receiver, hook_url = arrivals.serve()
 
+    lua = LUA_SINGLE
+    if args.rate:
+        lua += f"delay = function() return {1000 * args.connections / args.rate:.3f} end\n"
     port, collect_port = free_port(), free_port()
     command = ["serve", "--port", str(port)]
     if args.collectors:
@@ -172,7 +186,7 @@ def main() -> None:
         admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"})
         writer = httpx.Client(base_url=collect_url, headers={"Authorization": probe_basic})
         # The same load without any trigger first: what triggers cost the collector.
-        bare = run_wrk(collect_url, LUA_SINGLE, _wrk(args, args.seconds // 2), headers, work)
+        bare = run_wrk(collect_url, lua, _wrk(args, args.seconds // 2), headers, work)
         made = admin.post(
             "/v1/destinations",
             json={"kind": "webhook", "name": "bench", "config": {"url": hook_url}},
@@ -195,7 +209,7 @@ def main() -> None:
         load: dict[str, object] = {}
         wrk = threading.Thread(
             target=lambda: load.update(
-                result=run_wrk(collect_url, LUA_SINGLE, _wrk(args, args.seconds), headers, work)
+                result=run_wrk(collect_url, lua, _wrk(args, args.seconds), headers, work)
             )
         )
         wrk.start()
