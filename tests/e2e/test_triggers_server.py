@@ -15,7 +15,7 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from conftest import Server, start_server
+from conftest import Server, free_port, start_server
 from receiver import receiver
 
 pytestmark = pytest.mark.e2e
@@ -74,6 +74,52 @@ def test_an_event_reaches_the_receiver_signed_and_a_read_key_only_looks(tmp_path
                 assert [(f["state"], f["cause"]["about"]) for f in firings] == [
                     ("done", "Product Added")
                 ]
+        finally:
+            server.stop()
+
+
+def test_an_event_sent_to_a_collector_process_fires_the_trigger(tmp_path: Path) -> None:
+    """With ``serve --collectors 1`` (docs/scale.md, for high event rates) the event goes to
+    the collector process's port; the server loads its log, dispatches and delivers."""
+    collect_port = free_port()
+    with receiver() as hook:
+        server = start_server(
+            tmp_path / "data",
+            FAST,
+            serve_args=("--collectors", "1", "--collect-port", str(collect_port)),
+        )
+        try:
+            with server.client(server.admin_key()) as admin:
+                destination, secret = _webhook(admin, hook.url)
+                made = admin.post(
+                    "/v1/triggers",
+                    json={
+                        "key": "welcome",
+                        "name": "Welcome",
+                        "when": {"event": "Signed Up"},
+                        "steps": [{"send": destination}],
+                    },
+                )
+                assert made.status_code == 201, made.text
+                body = {"userId": "u9", "event": "Signed Up", "messageId": "c1"}
+                deadline = time.monotonic() + 30
+                while True:  # the collector process may still be starting
+                    try:
+                        answer = httpx.post(
+                            f"http://127.0.0.1:{collect_port}/v1/track",
+                            json=body,
+                            auth=(server.write_key, ""),
+                            timeout=5,
+                        )
+                        break
+                    except httpx.ConnectError:
+                        assert time.monotonic() < deadline, "the collector process did not start"
+                        time.sleep(0.2)
+                assert answer.status_code == 200, answer.text
+                (got,) = hook.wait_for(1)
+                call = Webhook(secret).verify(got.body, got.headers)
+                assert (call["event"], call["userId"]) == ("Welcome", "u9")
+                assert call["context"]["trigger"]["messageId"] == "c1"
         finally:
             server.stop()
 

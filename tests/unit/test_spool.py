@@ -25,6 +25,7 @@ from touchpoints.collect.spool import (
 from touchpoints.collect.writer import Backpressure, BufferedWriter, log_lines
 from touchpoints.core import Touchpoints
 from touchpoints.events import Problem
+from touchpoints.profiles.profile import ProfileNotFound
 
 
 def batch(ids: list[str], user: str = "u") -> dict[str, Any]:
@@ -97,12 +98,18 @@ def test_the_owner_takes_a_handed_over_file_at_once_while_collector_processes_ru
         outcome = process.judge(batch(["w1", "w2"]), "batch", source="web")
         process.write_rows(outcome.rows)
         process.writer.flush()  # handed over
-        deadline = time.monotonic() + 3
-        while not stored_ids(tp) and time.monotonic() < deadline:
+
+        def known() -> bool:  # stored, and the identity map caught up as after any batch
+            try:
+                return tp.profiles.resolve("user_id:u") > 0
+            except ProfileNotFound:
+                return False
+
+        deadline = time.monotonic() + (10 if watch else 1)
+        while not known() and time.monotonic() < deadline:
             time.sleep(0.02)
+        assert known() is watch
         assert stored_ids(tp) == (["w1", "w2"] if watch else [])
-        if watch:  # and its persons known, as after any batch
-            assert tp.profiles.resolve("user_id:u") is not None
     finally:
         process.writer.stop()
         owner.stop()
