@@ -221,12 +221,7 @@ class Spools:
 
     def ready(self) -> bool:
         """Whether a collector process has handed a file over that is not loaded yet."""
-        if not self.root.is_dir():
-            return False
-        for directory in self.root.iterdir():
-            if directory.is_dir() and any(p.suffix == _READY for p in directory.iterdir()):
-                return True
-        return False
+        return bool(self._files((_READY,)))
 
     def load(self, after_write: Callable[[], object] | None = None) -> int:
         """Load every ready file (rows first, then refusals); return the rows read."""
