@@ -156,7 +156,6 @@ class Dispatch:
         self.lock = threading.RLock()
         self.wake = threading.Event()  # set when events were written or audiences changed
         self.listeners: list[Callable[[Dispatched], None]] = []
-        self._parsed: dict[tuple[int, datetime], Trigger] = {}
         self._compiled: dict[tuple[Any, ...], str] = {}
         self._applied = -1  # the identity map's position at the last dispatch
         # The definitions as last read, with the store's count of changes then: read again
@@ -175,13 +174,16 @@ class Dispatch:
         changes = self.store.changes
         if self._definitions is not None and self._definitions[0] == changes:
             return self._definitions[1]
-        found = []
-        for row in self.store.definitions(cursor):
-            key = (row[0], row[6])
-            if key not in self._parsed:
-                definition = TriggerDefinition.model_validate(orjson.loads(row[3]))
-                self._parsed[key] = Trigger(row[0], row[1], row[2], definition, bool(row[4]))
-            found.append(self._parsed[key])
+        found = [
+            Trigger(
+                row[0],
+                row[1],
+                row[2],
+                TriggerDefinition.model_validate(orjson.loads(row[3])),
+                bool(row[4]),
+            )
+            for row in self.store.definitions(cursor)
+        ]
         self._definitions = (changes, found)  # a change meanwhile outdates it
         return found
 
