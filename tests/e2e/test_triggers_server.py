@@ -41,6 +41,15 @@ def _webhook(admin: httpx.Client, url: str) -> tuple[int, str]:
     return made.json()["destination"]["id"], made.json()["secrets"]["secret"]
 
 
+def _trigger(admin: httpx.Client, key: str, event: str, steps: list[dict[str, object]]) -> None:
+    """Make the trigger ``key`` on ``event`` through the API."""
+    made = admin.post(
+        "/v1/triggers",
+        json={"key": key, "name": key.title(), "when": {"event": event}, "steps": steps},
+    )
+    assert made.status_code == 201, made.text
+
+
 def test_an_event_reaches_the_receiver_signed_and_a_read_key_only_looks(tmp_path: Path) -> None:
     with receiver() as hook:
         server = start_server(tmp_path / "data", FAST)
@@ -91,16 +100,7 @@ def test_an_event_sent_to_a_collector_process_fires_the_trigger(tmp_path: Path) 
         try:
             with server.client(server.admin_key()) as admin:
                 destination, secret = _webhook(admin, hook.url)
-                made = admin.post(
-                    "/v1/triggers",
-                    json={
-                        "key": "welcome",
-                        "name": "Welcome",
-                        "when": {"event": "Signed Up"},
-                        "steps": [{"send": destination}],
-                    },
-                )
-                assert made.status_code == 201, made.text
+                _trigger(admin, "welcome", "Signed Up", [{"send": destination}])
                 body = {"userId": "u9", "event": "Signed Up", "messageId": "c1"}
                 deadline = time.monotonic() + 30
                 while True:  # the collector process may still be starting
@@ -131,16 +131,7 @@ def test_a_delay_survives_the_server_being_killed(tmp_path: Path) -> None:
         try:
             with server.client(server.admin_key()) as admin:
                 destination, secret = _webhook(admin, hook.url)
-                made = admin.post(
-                    "/v1/triggers",
-                    json={
-                        "key": "later",
-                        "name": "Later",
-                        "when": {"event": "Viewed"},
-                        "steps": [{"delay": "4s"}, {"send": destination}],
-                    },
-                )
-                assert made.status_code == 201, made.text
+                _trigger(admin, "later", "Viewed", [{"delay": "4s"}, {"send": destination}])
                 _track(server, "u1", "Viewed", 1)
                 deadline = time.monotonic() + 15
                 while admin.get("/v1/triggers/later").json()["waiting"] != 1:
