@@ -344,7 +344,7 @@ class Touchpoints:
             max_pending_events=self.settings.max_pending_events,
             fsync=self.settings.wal_fsync,
             fsync_interval_ms=self.settings.wal_fsync_interval_ms,
-            after_write=self.identity.catch_up,
+            after_write=self.catch_up,
             spools=self.spools,
             watch_spools=bool(self.settings.collectors),
         )
@@ -545,8 +545,13 @@ class Touchpoints:
             self.writer.submit(rows)
             return len(rows)
         inserted = self.store.append(rows).inserted
-        self.identity.catch_up()
+        self.catch_up()
         return inserted
+
+    def catch_up(self) -> object:
+        """The identity map caught up with what is stored, from the rows of the last append
+        where they are the next to apply (not read back)."""
+        return self.identity.catch_up(self.store.take_fresh())
 
     def _write_calls(self, calls: list[dict[str, Any]]) -> None:
         """Calls touchpoints makes itself (a trigger setting a trait), stored as collected

@@ -292,6 +292,41 @@ def test_a_registered_table_is_unregistered_after_an_exception(tmp_path: Path) -
         warehouse.close()
 
 
+def test_a_script_lands_whole_in_one_call_or_not_at_all(tmp_path: Path) -> None:
+    """Warehouse.script: its statements and registered tables in one transaction; a failing
+    statement undoes the ones before it, leaves no transaction open and no name behind."""
+    import pyarrow as pa
+
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    try:
+        warehouse.run("CREATE TABLE t (x BIGINT)")
+        warehouse.run("CREATE TABLE n (last BIGINT)")
+        warehouse.run("INSERT INTO n VALUES (0)")
+        rows = pa.table({"x": pa.array([1, 2, 3], pa.int64())})
+        warehouse.script(
+            ["INSERT INTO t SELECT x FROM _rows", "UPDATE n SET last = 3"], {"_rows": rows}
+        )
+        assert warehouse.fetchall("SELECT sum(x), (SELECT last FROM n) FROM t") == [(6, 3)]
+        with pytest.raises(WarehouseError, match="missing"):
+            warehouse.script(
+                [
+                    "INSERT INTO t SELECT x + 10 FROM _rows",
+                    "UPDATE n SET last = 13",
+                    "INSERT INTO missing SELECT x FROM _rows",
+                ],
+                {"_rows": rows},
+            )
+        assert warehouse.fetchall("SELECT sum(x), (SELECT last FROM n) FROM t") == [(6, 3)]
+        with pytest.raises(WarehouseError, match="_rows"):
+            warehouse.scalar("SELECT count(*) FROM _rows")
+        with warehouse.transaction() as cursor:  # no transaction was left open
+            warehouse.run("INSERT INTO t VALUES (4)", cursor=cursor)
+        warehouse.script(["UPDATE n SET last = 4"])  # and without tables
+        assert warehouse.fetchall("SELECT sum(x), (SELECT last FROM n) FROM t") == [(10, 4)]
+    finally:
+        warehouse.close()
+
+
 # -- EventStore.append ---------------------------------------------------------------------
 def test_append_dedups_within_a_batch_keeping_the_first(tp: Touchpoints) -> None:
     result = tp.store.append(

@@ -34,6 +34,7 @@ from touchpoints.identity.store import (
     Evidence,
     IdentityChanges,
     IdentityStore,
+    NewEvent,
     NewLink,
     ReplayRow,
 )
@@ -161,6 +162,7 @@ class IdentityResolver:
         """Drop the in-memory graph: the next use reloads it from the warehouse."""
         with self._lock:
             self._graph = None
+            self.store.forget_position()
             self._notify(None)
 
     def _publish(self, graph: IdentityGraph, touched: set[int], new_sids: list[int]) -> None:
@@ -209,21 +211,30 @@ class IdentityResolver:
         return self.store.processed_seq()
 
     # -- incremental -------------------------------------------------------------------------
-    def catch_up(self) -> CatchUp:
-        """Apply every stored event not yet applied, in seq order."""
+    def catch_up(self, fresh: Sequence[tuple[int, str, str]] = ()) -> CatchUp:
+        """Apply every stored event not yet applied, in seq order. ``fresh``: events just
+        stored, as (seq, messageId, the event as sent) in seq order (EventStore.take_fresh);
+        when they are the next ones to apply, they are taken as they are, not read back."""
         total = CatchUp()
         with self._lock:
             while True:
-                done = self._catch_up_chunk()
-                if done.events == 0:
-                    return total
+                done = self._catch_up_chunk(fresh)
+                fresh = ()
                 total.events += done.events
                 total.identifiers += done.identifiers
                 total.merges += done.merges
                 total.rejections += done.rejections
+                # A short chunk was the last: what is stored later is caught up after its
+                # own write (one read a batch, not two).
+                if done.events < _CHUNK:
+                    return total
 
-    def _catch_up_chunk(self) -> CatchUp:
-        events = self.store.events_after(self.processed_seq(), _CHUNK)
+    def _catch_up_chunk(self, fresh: Sequence[tuple[int, str, str]] = ()) -> CatchUp:
+        after = self.processed_seq()
+        if fresh and fresh[0][0] == after + 1 and len(fresh) <= _CHUNK:
+            events = [NewEvent(*row) for row in fresh]
+        else:
+            events = self.store.events_after(after, _CHUNK)
         if not events:
             return CatchUp()
         graph = self.graph()

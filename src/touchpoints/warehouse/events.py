@@ -25,6 +25,7 @@ _ARROW_SCHEMA = pa.schema(
         for name in COLUMNS
     ]
 )
+_CHOICES = "categoryPreferences"  # in every context the consent query reads (its LIKE)
 _INSERT_COLUMNS = ", ".join(f'"{name}"' for name in _ARROW_SCHEMA.names)
 
 
@@ -43,6 +44,7 @@ class EventStore:
         self._index: MessageIdIndex | None = None
         self._next_seq: int | None = None
         self._lock = threading.Lock()
+        self._fresh: list[tuple[int, str, str]] = []  # see take_fresh
         # Rows to keep of a batch (None: all); set by the core (privacy's suppressions).
         self.row_filter: Callable[[Sequence[EventRow]], list[EventRow]] | None = None
 
@@ -75,6 +77,14 @@ class EventStore:
                 return AppendResult(result.inserted, result.duplicates, dropped)
             return self._append(rows)
 
+    def take_fresh(self) -> list[tuple[int, str, str]]:
+        """What the last append stored, once: (seq, messageId, the event as sent) of each
+        event, in seq order. The identity map catches up from these rather than reading
+        them back (IdentityResolver.catch_up)."""
+        with self._lock:
+            fresh, self._fresh = self._fresh, []
+        return fresh
+
     def _append(self, rows: Sequence[EventRow]) -> AppendResult:
         index = self._load()
         unique: dict[str, EventRow] = {}
@@ -104,25 +114,21 @@ class EventStore:
             for name, values in zip(COLUMNS, zip(*fresh, strict=True), strict=True):
                 columns[name] = list(values)
             first = self._next_seq
-            with self._warehouse.transaction() as cursor:
-                self._warehouse.insert_arrow(
-                    "events",
-                    _INSERT_COLUMNS,
-                    pa.table(columns, schema=_ARROW_SCHEMA),
-                    cursor=cursor,
+            statements = [f"INSERT INTO events ({_INSERT_COLUMNS}) SELECT * FROM _arrow_batch"]
+            # The consent query's own first test, made here: most batches carry no choice.
+            if any(_CHOICES in (row.context or "") for row in fresh):
+                statements.append(
+                    f"INSERT INTO consent_choices {CONSENT_CHOICES_SQL} AND e.seq >= {int(first)}"
                 )
-                self._warehouse.run(
-                    f"INSERT INTO consent_choices {CONSENT_CHOICES_SQL} AND e.seq >= ?",
-                    [first],
-                    cursor=cursor,
-                )
-                self._warehouse.run(
-                    "UPDATE event_sequence SET last_seq = ?",
-                    [first + len(fresh) - 1],
-                    cursor=cursor,
-                )
+            statements.append(f"UPDATE event_sequence SET last_seq = {int(first + len(fresh) - 1)}")
+            # One call for the batch's transaction (Warehouse.script: each call waits for the
+            # interpreter under load).
+            self._warehouse.script(
+                statements, {"_arrow_batch": pa.table(columns, schema=_ARROW_SCHEMA)}
+            )
             self._next_seq += len(fresh)
             index.add(columns["id_hash"])
+            self._fresh = [(first + i, row.message_id, row.raw) for i, row in enumerate(fresh)]
         return AppendResult(inserted=len(keep), duplicates=len(rows) - len(keep))
 
 

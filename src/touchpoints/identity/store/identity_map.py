@@ -185,6 +185,11 @@ class IdentityStore:
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
+        # The last event applied, as committed: kept once read, since this store writes it
+        # (a rebuild, which writes it too, ends with forget_position). The writer asked for
+        # it twice a batch and the triggers once, each a statement that under full load
+        # waited ~8 ms for the interpreter (benchmarks/RESULTS.md, triggers).
+        self._processed: int | None = None
 
     # -- reads for the resolver --------------------------------------------------------------
     def identifiers(self) -> StoredIdentifiers:
@@ -194,7 +199,15 @@ class IdentityStore:
         return StoredIdentifiers(*(table[name].to_pylist() for name in StoredIdentifiers._fields))
 
     def processed_seq(self) -> int:
-        return int(self.warehouse.scalar("SELECT processed_seq FROM identity_state") or 0)
+        found = self._processed
+        if found is None:
+            found = int(self.warehouse.scalar("SELECT processed_seq FROM identity_state") or 0)
+            self._processed = found
+        return found
+
+    def forget_position(self) -> None:
+        """Read ``processed_seq`` again next time (something else wrote it)."""
+        self._processed = None
 
     def rules(self) -> str | None:
         """The fingerprint of the rules every stored event identifier was found by (None:
@@ -249,6 +262,9 @@ class IdentityStore:
         """Store one catch-up's (or one set of links') rows, all or nothing."""
         wh = self.warehouse
         now = utc_now()
+        if not (changes.links or changes.repoint or changes.merges or changes.rejections):
+            self._write_plain(changes)
+            return
         with wh.transaction() as cursor:
             if changes.links:
                 wh.insert_arrow(
@@ -262,14 +278,7 @@ class IdentityStore:
                     cursor,
                 )
             if changes.event_identifiers:
-                seqs, positions, sids = zip(*changes.event_identifiers, strict=True)
-                table = pa.table(
-                    {
-                        "seq": pa.array(seqs, pa.int64()),
-                        "pos": pa.array(positions, pa.int16()),
-                        "sid": pa.array(sids, pa.int64()),
-                    }
-                )
+                table = _event_identifiers(changes.event_identifiers)
                 wh.insert_arrow("event_identifiers", "seq, pos, sid", table, cursor)
             if changes.repoint:
                 self._repoint(changes.repoint, cursor)
@@ -287,6 +296,34 @@ class IdentityStore:
                     [changes.processed_seq],
                     cursor=cursor,
                 )
+        if changes.processed_seq is not None:
+            self._processed = changes.processed_seq  # committed
+
+    def _write_plain(self, changes: IdentityChanges) -> None:
+        """A catch-up that merged and refused nothing (most batches): its new identifiers,
+        its events' identifiers and how far it read, in one call (Warehouse.script)."""
+        statements: list[str] = []
+        tables: dict[str, pa.Table] = {}
+        if changes.identifiers:
+            tables["_tp_new_identifiers"] = _identifiers(changes.identifiers)
+            statements.append(
+                "INSERT INTO identifiers (sid, type, value, first_seq, person, detached) "
+                "SELECT * FROM _tp_new_identifiers"
+            )
+        if changes.event_identifiers:
+            tables["_tp_new_event_identifiers"] = _event_identifiers(changes.event_identifiers)
+            statements.append(
+                "INSERT INTO event_identifiers (seq, pos, sid) "
+                "SELECT * FROM _tp_new_event_identifiers"
+            )
+        if changes.processed_seq is not None:
+            statements.append(
+                f"UPDATE identity_state SET processed_seq = {int(changes.processed_seq)}"
+            )
+        if statements:
+            self.warehouse.script(statements, tables)
+        if changes.processed_seq is not None:
+            self._processed = changes.processed_seq  # committed
 
     def _repoint(self, persons: dict[int, int], cursor: duckdb.DuckDBPyConnection) -> None:
         """Every identifier of an absorbed person now belongs to the surviving one."""
@@ -468,6 +505,17 @@ def _identifiers(rows: Sequence[NewIdentifier]) -> pa.Table:
             "first_seq": pa.array(seqs, pa.int64()),
             "person": pa.array(persons, pa.int64()),
             "detached": pa.array([False] * len(sids), pa.bool_()),
+        }
+    )
+
+
+def _event_identifiers(rows: Sequence[EventIdentifier]) -> pa.Table:
+    seqs, positions, sids = zip(*rows, strict=True)
+    return pa.table(
+        {
+            "seq": pa.array(seqs, pa.int64()),
+            "pos": pa.array(positions, pa.int16()),
+            "sid": pa.array(sids, pa.int64()),
         }
     )
 
