@@ -256,7 +256,9 @@ class Touchpoints:
         )
         self.live: LiveAudiences | None = None
         # Triggers, dispatched as the writer commits events and as audiences change.
-        self.dispatch = Dispatch(self.warehouse, self.evaluation, self._write_calls)
+        self.dispatch = Dispatch(
+            self.warehouse, self.evaluation, self._write_calls, applied=self.identity.processed_seq
+        )
         self.identity.listeners.append(self.dispatch.touched)
         self.evaluation.listeners.append(self.dispatch.audiences_changed)
         self.triggers = Triggers(self.dispatch, self.audiences, self.profiles.resolve)

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from touchpoints.activate.audiences.conditions import DefinitionError
+from touchpoints.activate.triggers import dispatch as dispatch_module
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.errors import Conflict
@@ -167,6 +168,54 @@ def test_an_event_trigger_reads_the_new_events_itself(tmp_path: Path) -> None:
         # The journey tables' copy is the journeys' to make, when an analysis asks for it.
         assert tp.warehouse.scalar("SELECT count(*) FROM journey_events") == 0
         assert tp.dispatch.run().fired == 0
+
+
+def _saved(tp: Touchpoints) -> int:
+    """How far the triggers' reading position stands in the table."""
+    return int(tp.warehouse.scalar("SELECT events_seq FROM trigger_state"))
+
+
+def test_a_dispatch_that_finds_nothing_saves_its_place_later_and_fires_nothing_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The position is saved with each firing; a dispatch that finds nothing keeps it in
+    memory (saved at most a second later, or when the server stops). Closing without saving
+    (a crash) reads those events again and finds nothing again; and the position is saved
+    before other definitions are used, so a trigger made later never fires for an event
+    read before it existed, even after a crash."""
+    monkeypatch.setattr(dispatch_module, "_SAVE_EVERY", 3600.0)  # no save for the time alone
+    with _open(tmp_path) as tp:
+        hook = _hook(tp)
+        steps = [{"send": hook}]
+        tp.triggers.create(
+            {"key": "added", "name": "A", "when": {"event": "Added"}, "steps": steps}
+        )
+        _send(tp, _track("u1", "Added"))  # seq 1
+        assert tp.dispatch.run().fired == 1
+        assert _saved(tp) == 1  # with the firing
+        _send(tp, _track("u1", "Viewed"), _track("u2", "Viewed"))  # seqs 2, 3: no trigger
+        assert tp.dispatch.run().fired == 0
+        assert _saved(tp) == 1 and tp.dispatch.store.position(tp.warehouse.cursor()) == (3, 0)
+    with _open(tmp_path) as tp:  # closed without saving: read again, nothing fires twice
+        assert tp.dispatch.run().fired == 0
+        assert len(_outbox(tp)) == 1
+        tp.triggers.create(
+            {"key": "viewed", "name": "V", "when": {"event": "Viewed"}, "steps": steps}
+        )
+        assert tp.dispatch.run().fired == 0  # the Viewed events came before it
+        assert _saved(tp) == 3  # saved before the new definitions were used
+        _send(tp, _track("u3", "Viewed"), _track("u3", "Other"))  # seqs 4, 5
+        assert tp.dispatch.run().fired == 1
+        _send(tp, _track("u3", "Other"))  # seq 6
+        assert tp.dispatch.run().fired == 0 and _saved(tp) == 5
+        tp.dispatch.save()  # as the server does when it stops
+        assert _saved(tp) == 6
+        monkeypatch.setattr(dispatch_module, "_SAVE_EVERY", 0.0)  # the second has passed
+        _send(tp, _track("u3", "Other"))  # seq 7
+        assert tp.dispatch.run().fired == 0 and _saved(tp) == 7
+    with _open(tmp_path) as tp:
+        assert tp.dispatch.run().fired == 0
+        assert [c["properties"]["trigger"] for c in _outbox(tp)] == ["added", "viewed"]
 
 
 def test_consent_given_in_an_earlier_batch_lets_the_message_go(tmp_path: Path) -> None:

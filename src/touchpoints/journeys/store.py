@@ -132,9 +132,12 @@ _EVENTS_SQL = f"""
 _TRAITS = "coalesce(traits, json_extract(context, '$.traits'))"
 
 
-def scalars_sql(table: str, document: str, among: str = "TRUE") -> str:
-    """Each top-level scalar of ``document`` (a JSON object per event) of the events with
-    ``seq > ? AND seq <= ?`` that pass ``among`` (SQL over ``events``), one row each."""
+def scalars_sql(
+    table: str, document: str, among: str = "TRUE", window: str = "seq > ? AND seq <= ?"
+) -> str:
+    """Each top-level scalar of ``document`` (a JSON object per event) of the events in
+    ``window`` (by default two parameters) that pass ``among`` (SQL over ``events``), one
+    row each."""
     return f"""
         INSERT INTO {table} (seq, key, text_value, number_value)
         SELECT seq, key, json_extract_string(doc, path),
@@ -146,7 +149,7 @@ def scalars_sql(table: str, document: str, among: str = "TRUE") -> str:
                 SELECT seq, doc, unnest(json_keys(doc)) AS key
                 FROM (
                     SELECT seq, {document} AS doc FROM events
-                    WHERE seq > ? AND seq <= ? AND ({among})
+                    WHERE {window} AND ({among})
                 )
                 WHERE doc IS NOT NULL AND json_type(doc) = 'OBJECT'
             )

@@ -1,17 +1,25 @@
 """Firing triggers: what new events, audience changes and stage entries cause, and the
 steps each firing takes (send, set a trait, wait and check again).
 
-One dispatch is one transaction. It reads what is new since the last one (the events
-after ``trigger_state.events_seq`` that the identity map has applied, or for stage triggers
-the stage entries derived from them; the audiences' entries and exits after
-``audience_seq``), finds the persons each trigger fires for (an event trigger's filter is
-the audience language compiled by Ibis over the new events of its names only), holds back
-those over the trigger's frequency cap (counting the firings of every person merged into
-them), records each firing and takes its steps: a message in the outbox (consent to the
-destination's purposes checked, set-based), a delay kept in ``trigger_delays``; and moves
-its reading position. A crash before the commit leaves nothing done and nothing read; after it,
-nothing is done twice. Traits are set after the commit, through the writer (an identify
-call whose messageId is the firing's, so a second write is a duplicate).
+A dispatch reads what is new since the last one (the events after
+``trigger_state.events_seq`` that the identity map has applied, or for stage triggers the
+stage entries derived from them; the audiences' entries and exits after ``audience_seq``)
+and finds the persons each trigger fires for (an event trigger's filter is the audience
+language compiled by Ibis over the new events of its names only). If any trigger found
+some, one transaction holds back those over the trigger's frequency cap (counting the
+firings of every person merged into them), records each firing and takes its steps: a
+message in the outbox (consent to the destination's purposes checked, set-based), a delay
+kept in ``trigger_delays``; and moves the reading position. A crash before the commit
+leaves nothing done and nothing read; after it, nothing is done twice. Traits are set after
+the commit, through the writer (an identify call whose messageId is the firing's, so a
+second write is a duplicate).
+
+A dispatch that finds nothing moves the position in memory only; it is saved with the next
+firing, at most ``_SAVE_EVERY`` seconds later, when the server stops, and before other
+definitions than those it was read with are used. After a crash the part not saved is read
+again by the same definitions, and finds nothing again. (Each statement waits for the
+interpreter while the collector keeps it busy: a dispatch that finds nothing is one call to
+DuckDB, not seven; benchmarks/RESULTS.md, triggers.)
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ log = logging.getLogger("touchpoints.triggers")
 
 CHECKED = "_tp_trigger_checked"  # the persons a delay's condition is checked for
 _DELAYS_AT_ONCE = 1000
+_SAVE_EVERY = 1.0  # seconds: the longest the position moves in memory only
+_CHANGES_AT_LEAST = 5.0  # seconds: the longest the last audience change is taken as known
 
 
 @dataclass(frozen=True)
@@ -145,9 +155,13 @@ class Dispatch:
         evaluation: Evaluation,
         write_calls: Callable[[list[dict[str, Any]]], None] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        applied: Callable[[], int] | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.store = TriggerStore(warehouse)
+        # The last event the identity map has applied: the identity map's own count when
+        # given (no statement), else read from the warehouse.
+        self.applied = applied or self.store.applied
         self.evaluation = evaluation
         self.journeys = evaluation.journeys
         self.destinations = evaluation.destinations
@@ -161,6 +175,15 @@ class Dispatch:
         # The definitions as last read, with the store's count of changes then: read again
         # only after a change (the Triggers service changes them through this store).
         self._definitions: tuple[int, list[Trigger]] | None = None
+        # The last audience change, read again when the audiences have told of changes
+        # since (``_told`` counts their calls), and at least every _CHANGES_AT_LEAST
+        # seconds, should a change come some other way: (told then, read at, the change).
+        self._told = 0
+        # The position is saved with every firing, else at most _SAVE_EVERY seconds after
+        # the last save; and before definitions other than those it was read with are used.
+        self._saved_at = time.monotonic()
+        self._read_with = -1  # the store's count of changes of the definitions last used
+        self._changes_head: tuple[int, float, int] | None = None
 
     def touched(self, persons: set[int] | None = None) -> None:
         """The identity map's listener: new events (or a merge) were committed."""
@@ -168,6 +191,7 @@ class Dispatch:
 
     def audiences_changed(self, changes: Any) -> None:
         """The audiences' listener: persons entered or exited audiences."""
+        self._told += 1
         self.wake.set()
 
     def triggers(self, cursor: Any = None) -> list[Trigger]:
@@ -187,6 +211,11 @@ class Dispatch:
         self._definitions = (changes, found)  # a change meanwhile outdates it
         return found
 
+    def save(self) -> None:
+        """Save the reading position, if it moved in memory only (the server stopping)."""
+        with self.lock:
+            self.store.save()
+
     # -- new causes --------------------------------------------------------------------------------
     def run(self, now: datetime | None = None) -> Dispatched:
         """Fire the triggers for what is new since the last dispatch."""
@@ -194,30 +223,67 @@ class Dispatch:
         done = Dispatched()
         with self.lock:
             now = now or self.clock()  # the firings' moment: when the dispatch began
-            applied = self.store.applied()
+            applied = self.applied()
             triggers = [t for t in self.triggers() if t.enabled]
             stages = any(isinstance(t.definition.when, StageWhen) for t in triggers)
             if stages and applied != self._applied:
                 self.journeys.person_source()  # stage entries caught up with the events
-            with self.warehouse.transaction() as cursor:
-                events_seq, audience_seq = self.store.position(cursor)
-                facts_seq, changes_seq = self.store.heads(cursor, derived=stages)
-                if not stages:  # event triggers read what the identity map has applied
-                    facts_seq = max(facts_seq, applied)
-                new_events, new_changes = max(events_seq, facts_seq), max(audience_seq, changes_seq)
-                if (new_events, new_changes) == (events_seq, audience_seq):
-                    self._applied = applied
-                    return done
-                for trigger in triggers:
-                    causes = self._causes(
-                        trigger, (events_seq, new_events), (audience_seq, new_changes), cursor
-                    )
-                    if causes:
-                        self._fire(trigger, causes, now, cursor, done)
-                self.store.moved(new_events, new_changes, cursor)
+            told = self._told  # before the reads: a change after them tells again
+            try:
+                if self._definitions is not None and self._definitions[0] != self._read_with:
+                    # What was read with the definitions before is saved as read before
+                    # these are used (see the class's note on the position).
+                    self.store.save()
+                    self._read_with = self._definitions[0]
+                with self.warehouse.using():
+                    cursor = self.warehouse.cursor()
+                    events_seq, audience_seq = self.store.position(cursor)
+                    # Stage triggers read the derived entries; event triggers what the
+                    # identity map has applied.
+                    facts_seq = self.store.facts_head(cursor) if stages else applied
+                    changes_seq = self._changes(cursor, told)
+                    new_events = max(events_seq, facts_seq)
+                    new_changes = max(audience_seq, changes_seq)
+                    if (new_events, new_changes) == (events_seq, audience_seq):
+                        self._applied = applied
+                        return done
+                    found = [
+                        (trigger, causes)
+                        for trigger in triggers
+                        if (
+                            causes := self._causes(
+                                trigger,
+                                (events_seq, new_events),
+                                (audience_seq, new_changes),
+                                cursor,
+                            )
+                        )
+                    ]
+                if found or time.monotonic() - self._saved_at >= _SAVE_EVERY:
+                    with self.warehouse.transaction() as cursor:
+                        for trigger, causes in found:
+                            self._fire(trigger, causes, now, cursor, done)
+                        self.store.moved(new_events, new_changes, cursor)
+                    self._saved_at = time.monotonic()
+                else:
+                    self.store.passed(new_events, new_changes)
+            except BaseException:
+                self.store.forget()  # the position kept may be ahead of what was committed
+                self._changes_head = None
+                raise
             self._applied = applied
         self._after(done, started)
         return done
+
+    def _changes(self, cursor: Any, told: int) -> int:
+        """The last audience change: read when the audiences told of changes since the
+        last read (``told``: their count of calls before this transaction began), or
+        ``_CHANGES_AT_LEAST`` seconds after it."""
+        known, now = self._changes_head, time.monotonic()
+        if known is None or known[0] != told or now - known[1] > _CHANGES_AT_LEAST:
+            known = (told, now, self.store.changes_head(cursor))
+            self._changes_head = known
+        return known[2]
 
     def _causes(
         self,
@@ -240,10 +306,12 @@ class Dispatch:
             return [Cause(p, "journey_stage", s, when.journey_stage) for p, s in rows]
         assert isinstance(when, EventWhen)
         names = [when.event] if isinstance(when.event, str) else list(when.event)
-        self.store.batch(events, names, bool(when.where), cursor)
         what = ("trigger-event", when.model_dump_json(), "")
         select = self._compiled.get(what)
-        if select is None:  # compiled once per definition (an Ibis backend takes ~50 ms)
+        if select is not None:  # the batch's tables and the query, in one call
+            matched = self.store.batch(events, names, bool(when.where), cursor, select)
+        else:  # compiled once per definition, over the tables (an Ibis backend takes ~50 ms)
+            self.store.batch(events, names, bool(when.where), cursor)
             queries = Queries(
                 IbisGateway(self.warehouse, cursor),
                 lambda backend: expressions.World(_NewEvents(backend)),
@@ -251,7 +319,7 @@ class Dispatch:
                 self._compiled,
             )
             select = queries.sql(what[:2], lambda world: _matched(world, when))
-        matched: list[Any] = run_sql(cursor, select).fetchall()
+            matched = run_sql(cursor, select).fetchall()
         return [Cause(int(row[1]), "event", int(row[0]), str(row[2])) for row in matched]
 
     def _fire(

@@ -38,6 +38,10 @@ class LiveTriggers:
 
     def stop(self) -> None:
         self.job.stop()
+        try:
+            self.dispatch.save()
+        except Exception:  # noqa: BLE001 - read again after the restart, finding nothing again
+            log.exception("saving the triggers' reading position failed")
 
     def run_once(self) -> None:
         self.dispatch.wake.clear()  # what is committed from now on wakes the next turn

@@ -12,20 +12,22 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from touchpoints.journeys.store import scalars_sql
-from touchpoints.warehouse import Warehouse, run_sql
+from touchpoints.warehouse import Warehouse, registered, run_sql
 
 WINDOW = "_tp_trigger_window"  # (low, high): the event seqs a dispatch reads
 BATCH_EVENTS = "_tp_trigger_events"  # the window's events of an event trigger's names
 BATCH_PROPERTIES = "_tp_trigger_properties"  # and their properties
+_NAMES = "_tp_trigger_names"  # the names an event trigger is for, registered for a call
 # The journey tables' narrow copy of an event (journeys/store.py), for the events that matter.
 _BATCH_EVENTS_SQL = f"""
     CREATE OR REPLACE TEMP TABLE {BATCH_EVENTS} AS
     SELECT e.seq, e.timestamp AS ts, coalesce(e.event, e.name, e.type) AS event, e.channel
     FROM events e
-    WHERE e.seq > ? AND e.seq <= ?
-      AND coalesce(e.event, e.name, e.type) IN (SELECT unnest(?::VARCHAR[]))
+    WHERE e.seq > {{low}} AND e.seq <= {{high}}
+      AND coalesce(e.event, e.name, e.type) IN (SELECT name FROM {_NAMES})
 """
 _DEFINITION = "id, key, name, definition, enabled, created_at, changed_at"
 _FIRING = (
@@ -37,6 +39,14 @@ class TriggerStore:
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
         self.changes = 0  # triggers added, changed or removed through this store (after each)
+        # The earliest delay's due time, kept while only this store changes the delays
+        # (None: read it again; (None,): no delay waits). An erasure deleting a person's
+        # delays leaves it early at worst: a turn then finds nothing due and reads again.
+        self._next_due: tuple[datetime | None] | None = None
+        # What triggers have read up to, kept once read (only this store moves it), and
+        # what the table holds (the position is written with firings, else at times).
+        self._position: tuple[int, int] | None = None
+        self._saved: tuple[int, int] | None = None
 
     # -- definitions -----------------------------------------------------------------------------
     def add(self, key: str, name: str, definition: str, enabled: bool, now: datetime) -> int:
@@ -75,29 +85,59 @@ class TriggerStore:
                 run_sql(cursor, f"DELETE FROM {table} WHERE trigger_id = ?", [trigger_id])
             run_sql(cursor, "DELETE FROM triggers WHERE id = ?", [trigger_id])
         self.changes += 1
+        self._next_due = None
 
     # -- reading position ------------------------------------------------------------------------
     def position(self, cursor: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-        """(events_seq, audience_seq): what triggers have read up to."""
-        row = run_sql(cursor, "SELECT events_seq, audience_seq FROM trigger_state").fetchone()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        """(events_seq, audience_seq): what triggers have read up to (as committed)."""
+        if self._position is None:
+            # Fetched to the end: DuckDB 2 keeps a cursor busy until then.
+            rows = run_sql(cursor, "SELECT events_seq, audience_seq FROM trigger_state").fetchall()
+            self._position = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+            self._saved = self._position
+        return self._position
 
     def moved(self, events_seq: int, audience_seq: int, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Move the position, inside the dispatch's transaction (kept from now on: a
+        transaction that fails after this must call :meth:`forget`)."""
         run_sql(
             cursor,
             "UPDATE trigger_state SET events_seq = ?, audience_seq = ?",
             [events_seq, audience_seq],
         )
+        self._position = self._saved = (events_seq, audience_seq)
 
-    def heads(self, cursor: duckdb.DuckDBPyConnection, derived: bool) -> tuple[int, int]:
-        """(the last event the journey tables hold, the last audience change); with
-        ``derived``, the last event the derived facts and stage entries hold."""
-        if derived:
-            facts = run_sql(cursor, "SELECT max(facts_seq) FROM journey_state").fetchone()
-        else:
-            facts = run_sql(cursor, "SELECT max(seq) FROM journey_events").fetchone()
-        changes = run_sql(cursor, "SELECT max(seq) FROM audience_changes").fetchone()
-        return int((facts or (0,))[0] or 0), int((changes or (0,))[0] or 0)
+    def passed(self, events_seq: int, audience_seq: int) -> None:
+        """Move the position in memory only (see Dispatch.run: what has not been saved is
+        read again after a restart, and finds nothing to fire)."""
+        self._position = (events_seq, audience_seq)
+
+    def unsaved(self) -> bool:
+        """Whether the position has moved past what the table holds."""
+        return self._position is not None and self._position != self._saved
+
+    def save(self) -> None:
+        """Write the position to the table, if it moved past it."""
+        if self._position is not None and self._position != self._saved:
+            self.warehouse.run(
+                "UPDATE trigger_state SET events_seq = ?, audience_seq = ?", list(self._position)
+            )
+            self._saved = self._position
+
+    def forget(self) -> None:
+        """Read the position and the delays' next due time again (a transaction failed)."""
+        self._position = self._saved = None
+        self._next_due = None
+
+    def facts_head(self, cursor: duckdb.DuckDBPyConnection) -> int:
+        """The last event the derived facts and stage entries hold."""
+        facts = run_sql(cursor, "SELECT max(facts_seq) FROM journey_state").fetchall()
+        return int(facts[0][0] or 0) if facts else 0
+
+    def changes_head(self, cursor: duckdb.DuckDBPyConnection) -> int:
+        """The last audience change."""
+        changes = run_sql(cursor, "SELECT max(seq) FROM audience_changes").fetchall()
+        return int(changes[0][0] or 0) if changes else 0
 
     def batch(
         self,
@@ -105,24 +145,30 @@ class TriggerStore:
         names: list[str],
         properties: bool,
         cursor: duckdb.DuckDBPyConnection,
-    ) -> None:
+        select: str | None = None,
+    ) -> list[tuple[Any, ...]]:
         """The temporary tables an event trigger's query reads: :data:`WINDOW` (low, high],
         the window's events named ``names`` (:data:`BATCH_EVENTS`) and, with
-        ``properties``, their properties (:data:`BATCH_PROPERTIES`, else empty)."""
-        run_sql(
-            cursor,
-            f"CREATE OR REPLACE TEMP TABLE {WINDOW} AS SELECT ?::BIGINT AS low, ?::BIGINT AS high",
-            list(window),
-        )
-        run_sql(cursor, _BATCH_EVENTS_SQL, [*window, names])
-        run_sql(
-            cursor,
+        ``properties``, their properties (:data:`BATCH_PROPERTIES`, else empty); then the
+        rows of ``select`` over them, if given. All in one call to DuckDB: each call waits
+        for the interpreter under load (Warehouse.script)."""
+        low, high = int(window[0]), int(window[1])
+        statements = [
+            f"CREATE OR REPLACE TEMP TABLE {WINDOW} AS "
+            f"SELECT {low}::BIGINT AS low, {high}::BIGINT AS high",
+            _BATCH_EVENTS_SQL.format(low=low, high=high),
             f"CREATE OR REPLACE TEMP TABLE {BATCH_PROPERTIES} "
             "(seq BIGINT, key VARCHAR, text_value VARCHAR, number_value DOUBLE)",
-        )
+        ]
         if properties:
             among = f"seq IN (SELECT seq FROM {BATCH_EVENTS})"
-            run_sql(cursor, scalars_sql(BATCH_PROPERTIES, "properties", among), list(window))
+            bounds = f"seq > {low} AND seq <= {high}"
+            statements.append(scalars_sql(BATCH_PROPERTIES, "properties", among, bounds))
+        if select is not None:
+            statements.append(select)
+        with registered(cursor, _NAMES, pa.table({"name": pa.array(names, pa.string())})):
+            found = run_sql(cursor, ";\n".join(statements))
+            return found.fetchall() if select is not None else []
 
     def applied(self) -> int:
         """The last event the identity map has applied (the journey facts follow it)."""
@@ -222,6 +268,9 @@ class TriggerStore:
         """Rows of (firing_id, trigger_id, person, step, due_at)."""
         if rows:
             cursor.executemany("INSERT INTO trigger_delays VALUES (?, ?, ?, ?, ?)", rows)
+            if self._next_due is not None:  # earlier at worst, should the transaction fail
+                known = [d for d in (self._next_due[0], *(row[4] for row in rows)) if d]
+                self._next_due = (min(known),)
 
     def due_delays(
         self, now: datetime, limit: int, cursor: duckdb.DuckDBPyConnection
@@ -243,10 +292,14 @@ class TriggerStore:
             "DELETE FROM trigger_delays WHERE firing_id IN (SELECT unnest(?::BIGINT[]))",
             [list(firing_ids)],
         )
+        self._next_due = None
 
     def next_due(self) -> datetime | None:
-        found = self.warehouse.scalar("SELECT min(due_at) FROM trigger_delays")
-        return found if isinstance(found, datetime) else None
+        """When the earliest delay falls due (None: none waits)."""
+        if self._next_due is None:
+            found = self.warehouse.scalar("SELECT min(due_at) FROM trigger_delays")
+            self._next_due = (found if isinstance(found, datetime) else None,)
+        return self._next_due[0]
 
     def waiting(self) -> dict[int, int]:
         """Per trigger, how many delays are waiting."""
