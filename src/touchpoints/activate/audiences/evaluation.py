@@ -157,14 +157,14 @@ class Evaluation:
     def traits(self) -> list[Trait]:
         return [
             Trait(row[0], row[1], self._parse("computed_traits", row, ComputedTraitDefinition))
-            for row in self.store.definitions("computed_traits")
+            for row in self.store.current("computed_traits")
         ]
 
     def audiences(self) -> list[Audience]:
         """Every audience, those another names before it."""
         found = [
             Audience(row[0], row[1], self._parse("audiences", row, AudienceDefinition))
-            for row in self.store.definitions("audiences")
+            for row in self.store.current("audiences")
         ]
         return ordered(found)
 
@@ -179,7 +179,7 @@ class Evaluation:
         ``scope`` (None: everyone), compiled once per definition and context."""
         model = self.journeys.model
         traits = {trait.key: trait.definition for trait in self.traits()}
-        audiences = {row[1]: row[0] for row in self.store.definitions("audiences")}
+        audiences = {row[1]: row[0] for row in self.store.current("audiences")}
         stages = {stage.name: index for index, stage in enumerate(model.stages)}
         context = orjson.dumps(
             [

@@ -47,6 +47,11 @@ class MemberChanges:
 class AudienceStore:
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
+        # Definitions added, changed or removed through this store (after each), and the
+        # definitions as last read with that count: the live evaluation asks for them on
+        # every batch of events, a statement each that waits for the interpreter under load.
+        self.changes = 0
+        self._current: dict[str, tuple[int, list[tuple[Any, ...]]]] = {}
 
     # -- definitions ---------------------------------------------------------------------------
     def add(self, table: str, key: str, name: str, definition: str, now: datetime) -> int:
@@ -59,10 +64,22 @@ class AudienceStore:
                 f"INSERT INTO {table} ({_DEFINITION}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 [new_id, key, name, definition, now, now],
             )
+        self.changes += 1
         return int(new_id)
 
     def definitions(self, table: str) -> list[tuple[Any, ...]]:
         return self.warehouse.fetchall(f"SELECT {_DEFINITION} FROM {_table(table)} ORDER BY id")
+
+    def current(self, table: str) -> list[tuple[Any, ...]]:
+        """:meth:`definitions`, read again only after a change through this store (the
+        ``evaluated_at`` of each may then be older than the table's)."""
+        changes = self.changes
+        kept = self._current.get(table)
+        if kept is not None and kept[0] == changes:
+            return kept[1]
+        rows = self.definitions(table)
+        self._current[table] = (changes, rows)  # a change meanwhile outdates it
+        return rows
 
     def definition(self, table: str, key: str) -> tuple[Any, ...] | None:
         rows = self.warehouse.fetchall(
@@ -75,6 +92,7 @@ class AudienceStore:
             f"UPDATE {_table(table)} SET name = ?, definition = ?, changed_at = ? WHERE key = ?",
             [name, definition, now, key],
         )
+        self.changes += 1
 
     def evaluated(
         self, table: str, ids: Sequence[int], now: datetime, cursor: duckdb.DuckDBPyConnection
@@ -89,6 +107,7 @@ class AudienceStore:
         with self.warehouse.transaction() as cursor:
             run_sql(cursor, "DELETE FROM computed_trait_values WHERE trait_id = ?", [trait_id])
             run_sql(cursor, "DELETE FROM computed_traits WHERE id = ?", [trait_id])
+        self.changes += 1
 
     def remove_audience(self, audience_id: int) -> None:
         """The audience and everything kept about it: members, history, sizes, links."""
@@ -99,6 +118,7 @@ class AudienceStore:
                 cursor, "DELETE FROM audience_destinations WHERE audience_id = ?", [audience_id]
             )
             run_sql(cursor, "DELETE FROM audiences WHERE id = ?", [audience_id])
+        self.changes += 1
 
     # -- what changed since the last evaluation ------------------------------------------------
     def changed(self, cursor: duckdb.DuckDBPyConnection, everyone: bool = False) -> Changed:
