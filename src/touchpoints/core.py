@@ -349,6 +349,7 @@ class Touchpoints:
             after_write=self.catch_up,
             spools=self.spools,
             watch_spools=bool(self.settings.collectors),
+            urgent=self.dispatch.urgent,
         )
         self.writer.start()
         if self.settings.collectors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,39 @@ def test_flush_writes_the_buffer_and_counts_duplicates(tmp_path: Path) -> None:
         tp.writer.flush()
         assert (tp.writer.inserted, tp.writer.duplicates, tp.writer.failures) == (4, 1, 0)
         assert stored_ids(tp) == ["f1", "f2", "f3", "f4"]
+
+
+def test_an_event_a_trigger_waits_for_is_written_at_once_not_at_the_next_interval(
+    tmp_path: Path,
+) -> None:
+    """Rows an enabled event trigger fires on wake the writer (within _HURRY of its last
+    write); other rows wait for the interval (ten minutes here)."""
+    settings = load_settings(tmp_path / "data", flush_interval_ms=600_000)
+    with Touchpoints(settings) as tp:
+        tp.triggers.create(
+            {
+                "key": "abandoned",
+                "name": "Abandoned",
+                "when": {"event": "Cart Abandoned"},
+                "steps": [{"set_trait": "abandoned", "value": True}],
+            }
+        )
+        tp.start_writer()
+        assert tp.writer is not None
+        tp.writer.submit(rows_for(tp, ["h0"]))
+        tp.writer.flush()  # the dispatch that follows reads the definitions
+        deadline = time.monotonic() + 10
+        while not tp.dispatch.watched and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert tp.dispatch.watched == {"Cart Abandoned"}
+        tp.writer.submit(rows_for(tp, ["h1"]))  # Trip Completed: no trigger waits for it
+        time.sleep(0.5)
+        assert stored_ids(tp) == ["h0"]
+        awaited = {"type": "track", "userId": "u-h2", "event": "Cart Abandoned", "messageId": "h2"}
+        tp.writer.submit(tp.judge({"batch": [awaited]}, "batch", source="writer-test").rows)
+        while stored_ids(tp) != ["h0", "h1", "h2"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stored_ids(tp) == ["h0", "h1", "h2"]
 
 
 def test_a_clean_stop_writes_everything_buffered(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +54,7 @@ from touchpoints.activate.triggers.store import (
     TriggerStore,
 )
 from touchpoints.errors import NotFound
+from touchpoints.events import EventRow
 from touchpoints.times import iso
 from touchpoints.warehouse import Warehouse, run_sql, utc_now
 from touchpoints.warehouse.ibis_gateway import IbisGateway
@@ -106,6 +107,17 @@ class _Firing:
     state: str = "done"
     done: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+def _name(row: EventRow) -> str:
+    """An event's name as triggers match it (``coalesce(event, name, type)``)."""
+    if row.event is not None:
+        return row.event
+    return row.name if row.name is not None else row.type
+
+
+def _names(when: EventWhen) -> list[str]:
+    return [when.event] if isinstance(when.event, str) else list(when.event)
 
 
 class _NewEvents:
@@ -175,6 +187,7 @@ class Dispatch:
         # The definitions as last read, with the store's count of changes then: read again
         # only after a change (the Triggers service changes them through this store).
         self._definitions: tuple[int, list[Trigger]] | None = None
+        self.watched: frozenset[str] = frozenset()  # the names event triggers fire on
         # The last audience change, read again when the audiences have told of changes
         # since (``_told`` counts their calls), and at least every _CHANGES_AT_LEAST
         # seconds, should a change come some other way: (told then, read at, the change).
@@ -209,7 +222,20 @@ class Dispatch:
             for row in self.store.definitions(cursor)
         ]
         self._definitions = (changes, found)  # a change meanwhile outdates it
+        self.watched = frozenset(
+            name
+            for trigger in found
+            if trigger.enabled and isinstance(trigger.definition.when, EventWhen)
+            for name in _names(trigger.definition.when)
+        )
         return found
+
+    def urgent(self, rows: Sequence[EventRow]) -> bool:
+        """Whether an enabled event trigger waits for one of ``rows`` (the writer then
+        writes them soon, not at its next interval). The names are those of the definitions
+        the dispatch last read: a new trigger is known after the next batch."""
+        watched = self.watched
+        return bool(watched) and any(_name(row) in watched for row in rows)
 
     def save(self) -> None:
         """Save the reading position, if it moved in memory only (the server stopping)."""
@@ -305,7 +331,7 @@ class Dispatch:
             rows = self.store.stage_entries(when.journey_stage, *events, cursor)
             return [Cause(p, "journey_stage", s, when.journey_stage) for p, s in rows]
         assert isinstance(when, EventWhen)
-        names = [when.event] if isinstance(when.event, str) else list(when.event)
+        names = _names(when)
         what = ("trigger-event", when.model_dump_json(), "")
         select = self._compiled.get(what)
         if select is not None:  # the batch's tables and the query, in one call
