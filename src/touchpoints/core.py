@@ -55,7 +55,7 @@ from touchpoints.export import Exporter, ExportQuery, ExportRun, ExportsReached,
 from touchpoints.export.manifest import IdentityRules
 from touchpoints.identity.identifiers import IdentifierExtractor, IdentifierType, build_extractor
 from touchpoints.identity.linking import Linker
-from touchpoints.identity.resolver import IdentityResolver
+from touchpoints.identity.resolver import CatchUp, IdentityResolver
 from touchpoints.jobs import PeriodicJob
 from touchpoints.journeys.model import StageModelError, load_model
 from touchpoints.journeys.schedule import journeys_job
@@ -551,7 +551,7 @@ class Touchpoints:
         self.catch_up()
         return inserted
 
-    def catch_up(self) -> object:
+    def catch_up(self) -> CatchUp:
         """The identity map caught up with what is stored, from the rows of the last append
         where they are the next to apply (not read back)."""
         return self.identity.catch_up(self.store.take_fresh())

@@ -19,7 +19,7 @@ firing, at most ``_SAVE_EVERY`` seconds later, when the server stops, and before
 definitions than those it was read with are used. After a crash the part not saved is read
 again by the same definitions, and finds nothing again. (Each statement waits for the
 interpreter while the collector keeps it busy: a dispatch that finds nothing is one call to
-DuckDB, not seven; benchmarks/RESULTS.md, triggers.)
+DuckDB, not eleven; benchmarks/RESULTS.md, triggers.)
 """
 
 from __future__ import annotations
@@ -303,7 +303,7 @@ class Dispatch:
 
     def _changes(self, cursor: Any, told: int) -> int:
         """The last audience change: read when the audiences told of changes since the
-        last read (``told``: their count of calls before this transaction began), or
+        last read (``told``: their count of calls before this dispatch's reads), or
         ``_CHANGES_AT_LEAST`` seconds after it."""
         known, now = self._changes_head, time.monotonic()
         if known is None or known[0] != told or now - known[1] > _CHANGES_AT_LEAST:

@@ -89,7 +89,8 @@ class TriggerStore:
 
     # -- reading position ------------------------------------------------------------------------
     def position(self, cursor: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-        """(events_seq, audience_seq): what triggers have read up to (as committed)."""
+        """(events_seq, audience_seq): what triggers have read up to (the table may hold
+        an earlier position: see :meth:`passed`)."""
         if self._position is None:
             # Fetched to the end: DuckDB 2 keeps a cursor busy until then.
             rows = run_sql(cursor, "SELECT events_seq, audience_seq FROM trigger_state").fetchall()
@@ -112,17 +113,11 @@ class TriggerStore:
         read again after a restart, and finds nothing to fire)."""
         self._position = (events_seq, audience_seq)
 
-    def unsaved(self) -> bool:
-        """Whether the position has moved past what the table holds."""
-        return self._position is not None and self._position != self._saved
-
     def save(self) -> None:
         """Write the position to the table, if it moved past it."""
         if self._position is not None and self._position != self._saved:
-            self.warehouse.run(
-                "UPDATE trigger_state SET events_seq = ?, audience_seq = ?", list(self._position)
-            )
-            self._saved = self._position
+            with self.warehouse.using():
+                self.moved(*self._position, self.warehouse.cursor())
 
     def forget(self) -> None:
         """Read the position and the delays' next due time again (a transaction failed)."""

@@ -26,6 +26,8 @@ Evidence = tuple[str | None, int | None]
 NewIdentifier = tuple[int, str, str, int, int]
 # (seq, pos, sid): an event's identifiers, anchor (pos 0) first.
 EventIdentifier = tuple[int, int, int]
+_IDENTIFIER_COLUMNS = "sid, type, value, first_seq, person, detached"
+_EVENT_IDENTIFIER_COLUMNS = "seq, pos, sid"
 
 
 class NewLink(NamedTuple):
@@ -273,13 +275,13 @@ class IdentityStore:
             if changes.identifiers:
                 wh.insert_arrow(
                     "identifiers",
-                    "sid, type, value, first_seq, person, detached",
+                    _IDENTIFIER_COLUMNS,
                     _identifiers(changes.identifiers),
                     cursor,
                 )
             if changes.event_identifiers:
                 table = _event_identifiers(changes.event_identifiers)
-                wh.insert_arrow("event_identifiers", "seq, pos, sid", table, cursor)
+                wh.insert_arrow("event_identifiers", _EVENT_IDENTIFIER_COLUMNS, table, cursor)
             if changes.repoint:
                 self._repoint(changes.repoint, cursor)
             if changes.merges:
@@ -307,13 +309,12 @@ class IdentityStore:
         if changes.identifiers:
             tables["_tp_new_identifiers"] = _identifiers(changes.identifiers)
             statements.append(
-                "INSERT INTO identifiers (sid, type, value, first_seq, person, detached) "
-                "SELECT * FROM _tp_new_identifiers"
+                f"INSERT INTO identifiers ({_IDENTIFIER_COLUMNS}) SELECT * FROM _tp_new_identifiers"
             )
         if changes.event_identifiers:
             tables["_tp_new_event_identifiers"] = _event_identifiers(changes.event_identifiers)
             statements.append(
-                "INSERT INTO event_identifiers (seq, pos, sid) "
+                f"INSERT INTO event_identifiers ({_EVENT_IDENTIFIER_COLUMNS}) "
                 "SELECT * FROM _tp_new_event_identifiers"
             )
         if changes.processed_seq is not None:
