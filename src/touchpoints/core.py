@@ -44,9 +44,11 @@ from touchpoints.collect.process import build_normalizer, judge
 from touchpoints.collect.quarantine import Quarantine, ReplayResult
 from touchpoints.collect.spool import (
     KEYS_FILE,
+    WATCHED_FILE,
     Spools,
     spool_root,
     write_keys,
+    write_watched,
 )
 from touchpoints.collect.writer import Backpressure, BufferedWriter, replay_wal
 from touchpoints.config import ConfigError, Settings
@@ -333,6 +335,10 @@ class Touchpoints:
         """Write the keys that may send events where collector processes read them."""
         write_keys(self.settings.wal_dir, self.keys.snapshot())
 
+    def _publish_watched(self, names: frozenset[str]) -> None:
+        """Write the event names triggers fire on where collector processes read them."""
+        write_watched(self.settings.wal_dir, names)
+
     def start_writer(self) -> int:
         """Recover (see :meth:`recover`), then start the buffered writer, the scheduled
         jobs (retention, daily; scoring, predictions_score_interval_hours), the delivery
@@ -355,6 +361,10 @@ class Touchpoints:
         if self.settings.collectors:
             self.keys.on_change = self._publish_keys
             self._publish_keys()
+            # The event names triggers fire on, for the processes to hand such events over
+            # at once: written whenever the dispatch finds them changed, and now.
+            self.dispatch.on_watched = self._publish_watched
+            self._publish_watched(self.dispatch.watched)
         if not self.jobs:  # started once, however often the app starts (a second set
             # would run on unstopped when the first is replaced)
             jobs = (
@@ -504,7 +514,9 @@ class Touchpoints:
         self.writer = None
         if self.keys.on_change is not None:  # the collector processes have stopped
             self.keys.on_change = None
-            (spool_root(self.settings.wal_dir) / KEYS_FILE).unlink(missing_ok=True)
+            self.dispatch.on_watched = None
+            for name in (KEYS_FILE, WATCHED_FILE):
+                (spool_root(self.settings.wal_dir) / name).unlink(missing_ok=True)
         return pending
 
     def close(self) -> None:

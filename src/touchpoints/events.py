@@ -8,7 +8,7 @@ and all problems of an event are reported at once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -56,6 +56,19 @@ class EventRow(NamedTuple):
 COLUMNS: tuple[str, ...] = EventRow._fields
 
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+
+
+def event_name(row: EventRow) -> str:
+    """An event's name as journeys and triggers read it: ``coalesce(event, name, type)``
+    (a track's event, a page's or screen's name, else its type)."""
+    if row.event is not None:
+        return row.event
+    return row.name if row.name is not None else row.type
+
+
+def any_named(rows: Iterable[EventRow], names: frozenset[str]) -> bool:
+    """Whether one of ``rows`` bears one of ``names`` (see :func:`event_name`)."""
+    return bool(names) and any(event_name(row) in names for row in rows)
 
 
 @dataclass(frozen=True, slots=True)

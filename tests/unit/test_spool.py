@@ -16,13 +16,17 @@ from touchpoints.access.keys import KeyFile
 from touchpoints.collect.process import CollectorProcess
 from touchpoints.collect.spool import (
     KEYS_FILE,
+    WATCHED_FILE,
     HeldSpool,
     SpoolWriter,
+    WatchedNames,
     collector_dir,
     spool_root,
     write_keys,
+    write_watched,
 )
 from touchpoints.collect.writer import Backpressure, BufferedWriter, log_lines
+from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.events import Problem
 from touchpoints.profiles.profile import ProfileNotFound
@@ -204,6 +208,52 @@ def test_the_keys_file_holds_hashes_and_follows_revocations(tp: Touchpoints) -> 
     assert view.verify(secret) is None
     _, other = tp.keys.create("write")
     assert view.verify(other) is not None
+
+
+def test_a_collector_process_hands_an_event_a_trigger_waits_for_over_at_once(
+    tmp_path: Path,
+) -> None:
+    """The owner writes the names triggers fire on (at the writer's start, replacing what a
+    killed server left, and when the dispatch finds them changed); a collector process
+    hands an event of those names over at once, others at its interval (ten minutes
+    here); the file goes when the owner stops."""
+    settings = load_settings(tmp_path / "data", flush_interval_ms=600_000, collectors=1)
+    with Touchpoints(settings) as tp:
+        tp.triggers.create(
+            {
+                "key": "abandoned",
+                "name": "Abandoned",
+                "when": {"event": ["Cart Abandoned", "Home"]},
+                "steps": [{"set_trait": "abandoned", "value": True}],
+            }
+        )
+        path = spool_root(settings.wal_dir) / WATCHED_FILE
+        write_watched(settings.wal_dir, ["Stale"])  # left by a server that was killed
+        tp.start_writer()
+        tp.dispatch.run()  # the triggers' thread's first turn reads the definitions too
+        assert orjson.loads(path.read_bytes()) == ["Cart Abandoned", "Home"]
+        assert path.stat().st_mode & 0o777 == 0o600
+
+        process = CollectorProcess(settings, 1, share=1)  # its interval: ten minutes too
+        process.writer.start()
+        try:
+            outcome = process.judge(batch(["w1"]), "batch", source="web")  # Trip Completed
+            process.write_rows(outcome.rows)
+            time.sleep(0.5)
+            assert stored_ids(tp) == []  # still in the process's open segment
+            page = {"type": "page", "anonymousId": "a", "name": "Home", "messageId": "w2"}
+            process.write_rows(process.judge({"batch": [page]}, "batch", source="web").rows)
+            deadline = time.monotonic() + 10
+            while stored_ids(tp) != ["w1", "w2"] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert stored_ids(tp) == ["w1", "w2"]  # handed over together, and loaded
+        finally:
+            process.writer.stop()
+        write_watched(settings.wal_dir, [])
+        assert not WatchedNames(path).urgent(
+            outcome.rows + tp.judge({"batch": [page]}, "batch", source="web").rows
+        )
+    assert not path.exists()
 
 
 def test_the_collect_port_must_differ_from_the_servers(tmp_path: Path) -> None:

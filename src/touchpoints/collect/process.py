@@ -14,8 +14,10 @@ from touchpoints.channels import ChannelDetector
 from touchpoints.collect.ingest import Outcome, split_request
 from touchpoints.collect.spool import (
     KEYS_FILE,
+    WATCHED_FILE,
     HeldSpool,
     SpoolWriter,
+    WatchedNames,
     collector_dir,
     spool_root,
 )
@@ -67,6 +69,8 @@ class CollectorProcess:
         self.settings = settings
         self.normalizer = build_normalizer(settings)
         self.keys = KeyFile(spool_root(settings.wal_dir) / KEYS_FILE)
+        # Events a trigger fires on are handed over at once, not at the next interval.
+        self.watched = WatchedNames(spool_root(settings.wal_dir) / WATCHED_FILE)
         directory = collector_dir(settings.wal_dir, number)
         self.writer = SpoolWriter(
             directory,
@@ -75,6 +79,7 @@ class CollectorProcess:
             max_pending_events=max(1, settings.max_pending_events // share),
             fsync=settings.wal_fsync,
             fsync_interval_ms=settings.wal_fsync_interval_ms,
+            urgent=self.watched.urgent,
         )
         self.quarantine = HeldSpool(directory)
 

@@ -40,13 +40,14 @@ from touchpoints.collect.ingest import Rejected
 from touchpoints.collect.quarantine import held_body_row, held_event_rows
 from touchpoints.collect.store import HeldRow
 from touchpoints.collect.writer import WriteAheadLog, read_segment
-from touchpoints.events import EventRow, Problem
+from touchpoints.events import EventRow, Problem, any_named
 from touchpoints.warehouse import EventStore
 
 log = logging.getLogger("touchpoints.collectors")
 
 SPOOL_DIR = "collectors"
 KEYS_FILE = "keys.json"
+WATCHED_FILE = "watched.json"  # the event names triggers fire on (see WatchedNames)
 _SEGMENT = "segment-"
 _HELD = "held-"
 _LOG = ".log"
@@ -66,14 +67,64 @@ def collector_dir(wal_dir: Path, number: int) -> Path:
 def write_keys(wal_dir: Path, snapshot: bytes) -> None:
     """Replace the keys file collector processes verify against (only hashes; readable by
     the owner only)."""
-    root = spool_root(wal_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / KEYS_FILE
+    _replace(spool_root(wal_dir) / KEYS_FILE, snapshot)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """``path`` replaced whole by ``data`` (readable by the owner only): a reader sees the
+    old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(snapshot)
+        handle.write(data)
     os.replace(tmp, path)
+
+
+def write_watched(wal_dir: Path, names: Iterable[str]) -> None:
+    """Replace the file of event names that triggers fire on, which collector processes
+    read to hand such events over at once (:class:`WatchedNames`)."""
+    _replace(spool_root(wal_dir) / WATCHED_FILE, orjson.dumps(sorted(names)))
+
+
+class WatchedNames:
+    """The event names triggers fire on, for a collector process: read from the file the
+    owner writes (:func:`write_watched`) when it changes, looked at most once a
+    ``recheck_seconds``. :meth:`urgent` is the process's writer's test."""
+
+    def __init__(self, path: Path, recheck_seconds: float = 1.0) -> None:
+        self.path = path
+        self._recheck = recheck_seconds
+        self._checked = 0.0
+        self._seen: tuple[int, int, int] | None = None
+        self.names: frozenset[str] = frozenset()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the file again if it changed since it was last read (gone: no names)."""
+        self._checked = time.monotonic()
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._seen, self.names = None, frozenset()
+            return
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # replaced whole: a new inode
+        if seen == self._seen:
+            return
+        try:
+            found = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return  # caught mid-replace: read at the next look
+        if isinstance(found, list):
+            self.names = frozenset(str(name) for name in found)
+        self._seen = seen
+
+    def urgent(self, rows: Sequence[EventRow]) -> bool:
+        """Whether a trigger fires on one of ``rows`` (the writer then hands them over at
+        once, not at its next interval)."""
+        if time.monotonic() - self._checked >= self._recheck:
+            self.refresh()
+        return any_named(rows, self.names)
 
 
 def _number(path: Path) -> int:

@@ -54,7 +54,7 @@ from touchpoints.activate.triggers.store import (
     TriggerStore,
 )
 from touchpoints.errors import NotFound
-from touchpoints.events import EventRow
+from touchpoints.events import EventRow, any_named
 from touchpoints.times import iso
 from touchpoints.warehouse import Warehouse, run_sql, utc_now
 from touchpoints.warehouse.ibis_gateway import IbisGateway
@@ -107,13 +107,6 @@ class _Firing:
     state: str = "done"
     done: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-def _name(row: EventRow) -> str:
-    """An event's name as triggers match it (``coalesce(event, name, type)``)."""
-    if row.event is not None:
-        return row.event
-    return row.name if row.name is not None else row.type
 
 
 def _names(when: EventWhen) -> list[str]:
@@ -188,6 +181,8 @@ class Dispatch:
         # only after a change (the Triggers service changes them through this store).
         self._definitions: tuple[int, list[Trigger]] | None = None
         self.watched: frozenset[str] = frozenset()  # the names event triggers fire on
+        # Told the names whenever they change (collector processes read them from a file).
+        self.on_watched: Callable[[frozenset[str]], object] | None = None
         # The last audience change, read again when the audiences have told of changes
         # since (``_told`` counts their calls), and at least every _CHANGES_AT_LEAST
         # seconds, should a change come some other way: (told then, read at, the change).
@@ -222,20 +217,23 @@ class Dispatch:
             for row in self.store.definitions(cursor)
         ]
         self._definitions = (changes, found)  # a change meanwhile outdates it
-        self.watched = frozenset(
+        watched = frozenset(
             name
             for trigger in found
             if trigger.enabled and isinstance(trigger.definition.when, EventWhen)
             for name in _names(trigger.definition.when)
         )
+        if watched != self.watched:
+            self.watched = watched
+            if self.on_watched is not None:
+                self.on_watched(watched)
         return found
 
     def urgent(self, rows: Sequence[EventRow]) -> bool:
         """Whether an enabled event trigger waits for one of ``rows`` (the writer then
         writes them soon, not at its next interval). The names are those of the definitions
         the dispatch last read: a new trigger is known after the next batch."""
-        watched = self.watched
-        return bool(watched) and any(_name(row) in watched for row in rows)
+        return any_named(rows, self.watched)
 
     def save(self) -> None:
         """Save the reading position, if it moved in memory only (the server stopping)."""
