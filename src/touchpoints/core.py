@@ -336,8 +336,13 @@ class Touchpoints:
         write_keys(self.settings.wal_dir, self.keys.snapshot())
 
     def _publish_watched(self, names: frozenset[str]) -> None:
-        """Write the event names triggers fire on where collector processes read them."""
-        write_watched(self.settings.wal_dir, names)
+        """Write the event names triggers fire on where collector processes read them. A
+        failure costs only the early hand-over (the processes keep the names they had), so
+        it is logged and the dispatch goes on."""
+        try:
+            write_watched(self.settings.wal_dir, names)
+        except OSError as exc:
+            log.warning("could not write the names triggers fire on: %s", exc)
 
     def start_writer(self) -> int:
         """Recover (see :meth:`recover`), then start the buffered writer, the scheduled
