@@ -25,7 +25,6 @@ import hashlib
 import re
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +37,7 @@ from touchpoints.access.roles import KEY_PERMISSIONS, KEY_ROLES, KeyRole
 from touchpoints.access.store import ApiKeyTable, StoredKey
 from touchpoints.answers import Answer
 from touchpoints.errors import InvalidRequest, NotFound
+from touchpoints.followed import Followed
 from touchpoints.times import UtcTime
 from touchpoints.warehouse import Warehouse, utc_now
 
@@ -346,24 +346,19 @@ class KeyFile(KeyVerifier):
     def __init__(self, path: Path, recheck_seconds: float = 1.0) -> None:
         super().__init__()
         self.path = path
-        self._recheck = recheck_seconds
-        self._checked = 0.0
-        self._seen: tuple[int, int, int] | None = None
+        self._file = Followed(path, recheck_seconds)
         self.refresh()
 
     def refresh(self) -> None:
-        """Read the file again if it changed since it was last read."""
-        self._checked = time.monotonic()
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return  # not written yet: no key verifies
-        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # replaced whole: a new inode
-        if seen == self._seen:
+        """Read the file again if it changed since it was last read (not written yet: no
+        key verifies)."""
+        found = self._file.read()
+        if found is None:
             return
+        data, stamp = found
         try:
-            items = orjson.loads(self.path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
+            items = orjson.loads(data)
+        except orjson.JSONDecodeError:
             return  # caught mid-replace: read at the next check
         by_hash: dict[str, ApiKey] = {}
         ephemeral: dict[str, ApiKey] = {}
@@ -382,9 +377,9 @@ class KeyFile(KeyVerifier):
             self._by_hash, self._ephemeral = by_hash, ephemeral
             self._digests.clear()
             self._headers.clear()
-        self._seen = seen
+        self._file.taken(stamp)
 
     def verify(self, secret: str) -> ApiKey | None:
-        if time.monotonic() - self._checked >= self._recheck:
+        if self._file.due():
             self.refresh()
         return super().verify(secret)

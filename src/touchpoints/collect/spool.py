@@ -41,6 +41,7 @@ from touchpoints.collect.quarantine import held_body_row, held_event_rows
 from touchpoints.collect.store import HeldRow
 from touchpoints.collect.writer import WriteAheadLog, read_segment
 from touchpoints.events import EventRow, Problem, any_named
+from touchpoints.followed import Followed
 from touchpoints.warehouse import EventStore
 
 log = logging.getLogger("touchpoints.collectors")
@@ -93,36 +94,30 @@ class WatchedNames:
     ``recheck_seconds``. :meth:`urgent` is the process's writer's test."""
 
     def __init__(self, path: Path, recheck_seconds: float = 1.0) -> None:
-        self.path = path
-        self._recheck = recheck_seconds
-        self._checked = 0.0
-        self._seen: tuple[int, int, int] | None = None
+        self._file = Followed(path, recheck_seconds)
         self.names: frozenset[str] = frozenset()
         self.refresh()
 
     def refresh(self) -> None:
         """Read the file again if it changed since it was last read (gone: no names)."""
-        self._checked = time.monotonic()
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            self._seen, self.names = None, frozenset()
+        found = self._file.read()
+        if self._file.missing:
+            self.names = frozenset()
+        if found is None:
             return
-        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # replaced whole: a new inode
-        if seen == self._seen:
-            return
+        data, stamp = found
         try:
-            found = orjson.loads(self.path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
+            names = orjson.loads(data)
+        except orjson.JSONDecodeError:
             return  # caught mid-replace: read at the next look
-        if isinstance(found, list):
-            self.names = frozenset(str(name) for name in found)
-        self._seen = seen
+        if isinstance(names, list):
+            self.names = frozenset(str(name) for name in names)
+        self._file.taken(stamp)
 
     def urgent(self, rows: Sequence[EventRow]) -> bool:
         """Whether a trigger fires on one of ``rows`` (the writer then hands them over at
         once, not at its next interval)."""
-        if time.monotonic() - self._checked >= self._recheck:
+        if self._file.due():
             self.refresh()
         return any_named(rows, self.names)
 
