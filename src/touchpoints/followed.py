@@ -5,15 +5,21 @@ triggers fire on, which the server writes."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+T = TypeVar("T")
 
 Stamp = tuple[int, int, int]  # inode, modification time (ns), size: a replaced file differs
 
 
 class Followed:
     """``path``, looked at (one ``stat``) at most once a ``recheck_seconds``
-    (:meth:`due`); :meth:`read` gives its bytes when it differs from what was last
-    :meth:`taken`, so a reader parses it only after a change."""
+    (:meth:`due`); its JSON is given to the reader when it differs from what was last
+    parsed, so a reader parses it only after a change (:meth:`fresh`)."""
 
     def __init__(self, path: Path, recheck_seconds: float = 1.0) -> None:
         self.path = path
@@ -25,9 +31,10 @@ class Followed:
     def due(self) -> bool:
         return time.monotonic() - self._checked >= self._recheck
 
-    def read(self) -> tuple[bytes, Stamp] | None:
-        """(its bytes, its stamp) if it changed since the stamp last taken; None if it did
-        not, or cannot be read, or is not there (then :attr:`missing`)."""
+    def fresh(self, parse: Callable[[Any], T]) -> T | None:
+        """``parse`` of its JSON if it changed since it was last parsed; None if it did not,
+        or cannot be read or parsed now (read at the next look), or is not there (then
+        :attr:`missing`)."""
         self._checked = time.monotonic()
         try:
             stat = self.path.stat()
@@ -39,10 +46,9 @@ class Followed:
         if stamp == self._taken:
             return None
         try:
-            return self.path.read_bytes(), stamp
-        except OSError:
+            value = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
             return None  # replaced or removed meanwhile: read at the next look
-
-    def taken(self, stamp: Stamp) -> None:
-        """What :meth:`read` gave was used: read it again only after the next change."""
+        found = parse(value)
         self._taken = stamp
+        return found

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 from pydantic import Field
@@ -352,34 +353,33 @@ class KeyFile(KeyVerifier):
     def refresh(self) -> None:
         """Read the file again if it changed since it was last read (not written yet: no
         key verifies)."""
-        found = self._file.read()
+        found = self._file.fresh(_snapshot_keys)
         if found is None:
             return
-        data, stamp = found
-        try:
-            items = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return  # caught mid-replace: read at the next check
-        by_hash: dict[str, ApiKey] = {}
-        ephemeral: dict[str, ApiKey] = {}
-        for item in items:
-            key = ApiKey(
-                item["id"],
-                item["role"],
-                item["name"],
-                item["prefix"],
-                datetime.fromisoformat(item["created_at"]),
-                ephemeral=item["ephemeral"],
-                source=item["source"],
-            )
-            (ephemeral if key.ephemeral else by_hash)[item["hash"]] = key
         with self._lock:
-            self._by_hash, self._ephemeral = by_hash, ephemeral
+            self._by_hash, self._ephemeral = found
             self._digests.clear()
             self._headers.clear()
-        self._file.taken(stamp)
 
     def verify(self, secret: str) -> ApiKey | None:
         if self._file.due():
             self.refresh()
         return super().verify(secret)
+
+
+def _snapshot_keys(items: Any) -> tuple[dict[str, ApiKey], dict[str, ApiKey]]:
+    """A :meth:`KeyStore.snapshot`'s keys by hash: (kept, ephemeral)."""
+    by_hash: dict[str, ApiKey] = {}
+    ephemeral: dict[str, ApiKey] = {}
+    for item in items:
+        key = ApiKey(
+            item["id"],
+            item["role"],
+            item["name"],
+            item["prefix"],
+            datetime.fromisoformat(item["created_at"]),
+            ephemeral=item["ephemeral"],
+            source=item["source"],
+        )
+        (ephemeral if key.ephemeral else by_hash)[item["hash"]] = key
+    return by_hash, ephemeral

@@ -100,19 +100,13 @@ class WatchedNames:
 
     def refresh(self) -> None:
         """Read the file again if it changed since it was last read (gone: no names)."""
-        found = self._file.read()
+        found = self._file.fresh(
+            lambda names: frozenset(str(n) for n in names) if isinstance(names, list) else None
+        )
         if self._file.missing:
             self.names = frozenset()
-        if found is None:
-            return
-        data, stamp = found
-        try:
-            names = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return  # caught mid-replace: read at the next look
-        if isinstance(names, list):
-            self.names = frozenset(str(name) for name in names)
-        self._file.taken(stamp)
+        elif found is not None:
+            self.names = found
 
     def urgent(self, rows: Sequence[EventRow]) -> bool:
         """Whether a trigger fires on one of ``rows`` (the writer then hands them over at
