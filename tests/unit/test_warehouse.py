@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from touchpoints.config import Settings
@@ -212,6 +213,46 @@ def test_a_migration_merged_after_a_later_one_is_still_applied(
         warehouse.close()
 
 
+def test_events_stored_before_raw_was_compressed_are_copied_whole_and_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 26 remakes the events table with ``raw`` compressed by zstd: a file made
+    before it keeps every event, every column, and is stored in seq order."""
+    path = tmp_path / "w.duckdb"
+    before = tuple(m for m in MIGRATIONS if m.version < 26)
+    monkeypatch.setattr(connection, "MIGRATIONS", before)
+    warehouse = Warehouse(path)
+    try:
+        # Events 1-3 written in the order 3, 1, 2 (seq order is what the copy must keep).
+        for seq in (3, 1, 2):
+            warehouse.run(
+                "INSERT INTO events (seq, message_id, id_hash, type, event, user_id, properties, "
+                "timestamp, received_at, channel, source, raw) VALUES (?, ?, ?, 'track', ?, "
+                "'u1', '{\"a\": 1}', TIMESTAMP '2026-02-01 12:00:00', "
+                "TIMESTAMP '2026-02-01 12:00:01', 'web', 'test', ?)",
+                [seq, f"m{seq}", seq * 7, f"E{seq}", f'{{"messageId": "m{seq}", "n": {seq}}}'],
+            )
+        old = warehouse.fetchall("SELECT * FROM events ORDER BY seq")
+        assert "COMPRESSION" not in warehouse.scalar(
+            "SELECT sql FROM duckdb_tables() WHERE table_name = 'events'"
+        )
+    finally:
+        warehouse.close()
+    monkeypatch.setattr(connection, "MIGRATIONS", MIGRATIONS)
+    warehouse = Warehouse(path)
+    try:
+        assert warehouse.fetchall("SELECT * FROM events ORDER BY seq") == old
+        assert [seq for (seq,) in warehouse.fetchall("SELECT seq FROM events")] == [1, 2, 3]
+        assert "raw VARCHAR USING COMPRESSION ZSTD NOT NULL" in warehouse.scalar(
+            "SELECT sql FROM duckdb_tables() WHERE table_name = 'events'"
+        )
+        assert warehouse.fetchall(
+            "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'events%'"
+        ) == [("events",)]
+    finally:
+        warehouse.close()
+
+
 # -- transactions and registered Arrow tables ------------------------------------------------
 def test_a_transaction_commits_what_its_block_wrote(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "w.duckdb")
@@ -387,6 +428,32 @@ def test_ids_whose_hashes_collide_are_both_stored(
         ("delta", 42),
         ("epsilon", 42),
     ]
+
+
+def test_the_index_of_stored_ids_answers_as_a_set_does_through_runs_and_merges(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small runs and merge limit, so that 5,000 hashes pass through the set, many runs, the
+    size-tiered merges and the limit past which runs stay apart: every stored hash is a
+    candidate (no false negative, which would store an event twice), and a hash never added
+    is not (the runs hold exact hashes)."""
+    monkeypatch.setattr(dedup, "_RUN_AT", 64)
+    monkeypatch.setattr(dedup, "_MERGE_UP_TO", 1024)
+    rng = np.random.default_rng(7)
+    first = rng.integers(-(2**63), 2**63 - 1, 300, dtype=np.int64)
+    index = dedup.MessageIdIndex(first)
+    added = set(first.tolist())
+    for _ in range(70):
+        batch = rng.integers(-(2**63), 2**63 - 1, 71, dtype=np.int64).tolist()
+        index.add(batch)
+        added.update(batch)
+    assert len(index) == len(added) == 300 + 70 * 71
+    assert 3 <= index.runs <= 12  # merged, but not into one run past the limit
+    fresh = rng.integers(-(2**63), 2**63 - 1, 2000, dtype=np.int64).tolist()
+    absent = [h for h in fresh if h not in added]
+    probe = sorted(added) + absent
+    assert index.candidates(probe) == [h in added for h in probe]
+    assert sum(index.candidates(probe)) == len(added)
 
 
 def test_id_hash_is_stable_and_stored_with_each_event(tp: Touchpoints) -> None:
