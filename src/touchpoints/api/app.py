@@ -73,14 +73,26 @@ class Companions(Protocol):
     def stop(self) -> None: ...
 
 
+_FULL_AFTER = 100  # collections of the middle generation before a full one (Python: 10)
+
+
 def _freeze_startup_heap() -> None:
     """Leave what start-up made (the modules, Ibis's, pandas' and sqlglot's among them, and
     the core) out of the garbage collector's full collections, which otherwise walk all of
     it: 230-320 ms every 4-6 s in the server at the trigger benchmark's load, every thread
-    stopped meanwhile. Collected first, so no garbage is kept for good; what is made later
-    is collected as before (benchmarks/RESULTS.md, "Where the last percent waited")."""
+    stopped meanwhile, and the lookups' p99 of 140-150 ms. Collected first, so no garbage is
+    kept for good; what is made later is collected as before.
+
+    Frozen alone, it made decisions' p99 worse (25 ms instead of 6): Python makes a full
+    collection when the objects promoted since the last reach a quarter of those that
+    survived it, and with the start-up heap out of that count nearly every tenth collection
+    of the middle generation became a full one. A full one every hundredth instead: decide
+    p99 6.3-6.9 ms and lookups 11-12 ms (benchmarks/RESULTS.md, "Where the last percent
+    waited")."""
     gc.collect()
     gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, _FULL_AFTER)
     log.debug("%d objects of the start-up left out of collections", gc.get_freeze_count())
 
 
