@@ -135,7 +135,10 @@ class AudienceFiles:
 
     # -- runs ------------------------------------------------------------------------------------
     def link(self, audience_id: int, key: str, destination: int, schedule: Schedule) -> None:
-        """Link ``destination`` to the audience as a file link and run it at once."""
+        """Link ``destination`` to the audience as a file link and run it at once, with the
+        membership caught up first (as ``run_now`` and ``run_due`` do): else the first file
+        misses whoever the live evaluation has not reached yet."""
+        self.evaluation.catch_up()
         with self.evaluation.lock, self.store.warehouse.transaction() as cursor:
             now = self.evaluation.clock()
             self.store.link(audience_id, destination, "file", now, cursor, schedule.text())
