@@ -213,46 +213,6 @@ def test_a_migration_merged_after_a_later_one_is_still_applied(
         warehouse.close()
 
 
-def test_events_stored_before_raw_was_compressed_are_copied_whole_and_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Migration 26 remakes the events table with ``raw`` compressed by zstd: a file made
-    before it keeps every event, every column, and is stored in seq order."""
-    path = tmp_path / "w.duckdb"
-    before = tuple(m for m in MIGRATIONS if m.version < 26)
-    monkeypatch.setattr(connection, "MIGRATIONS", before)
-    warehouse = Warehouse(path)
-    try:
-        # Events 1-3 written in the order 3, 1, 2 (seq order is what the copy must keep).
-        for seq in (3, 1, 2):
-            warehouse.run(
-                "INSERT INTO events (seq, message_id, id_hash, type, event, user_id, properties, "
-                "timestamp, received_at, channel, source, raw) VALUES (?, ?, ?, 'track', ?, "
-                "'u1', '{\"a\": 1}', TIMESTAMP '2026-02-01 12:00:00', "
-                "TIMESTAMP '2026-02-01 12:00:01', 'web', 'test', ?)",
-                [seq, f"m{seq}", seq * 7, f"E{seq}", f'{{"messageId": "m{seq}", "n": {seq}}}'],
-            )
-        old = warehouse.fetchall("SELECT * FROM events ORDER BY seq")
-        assert "COMPRESSION" not in warehouse.scalar(
-            "SELECT sql FROM duckdb_tables() WHERE table_name = 'events'"
-        )
-    finally:
-        warehouse.close()
-    monkeypatch.setattr(connection, "MIGRATIONS", MIGRATIONS)
-    warehouse = Warehouse(path)
-    try:
-        assert warehouse.fetchall("SELECT * FROM events ORDER BY seq") == old
-        assert [seq for (seq,) in warehouse.fetchall("SELECT seq FROM events")] == [1, 2, 3]
-        assert "raw VARCHAR USING COMPRESSION ZSTD NOT NULL" in warehouse.scalar(
-            "SELECT sql FROM duckdb_tables() WHERE table_name = 'events'"
-        )
-        assert warehouse.fetchall(
-            "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'events%'"
-        ) == [("events",)]
-    finally:
-        warehouse.close()
-
-
 # -- transactions and registered Arrow tables ------------------------------------------------
 def test_a_transaction_commits_what_its_block_wrote(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "w.duckdb")

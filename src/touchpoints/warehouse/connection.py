@@ -324,7 +324,7 @@ class Warehouse:
         for migration in MIGRATIONS:
             if migration.version in done:  # by number: a version merged late still comes
                 continue
-            if done:  # an existing file: some copy a table (26: 1.5 s at 300,000 events)
+            if done:  # an existing file: a migration that copies a table takes a while
                 log.info("applying migration %d: %s", migration.version, migration.name)
             with self.transaction() as cursor:
                 for statement in migration.statements:

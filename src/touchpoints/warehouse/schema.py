@@ -18,13 +18,6 @@ CONSENT_CHOICES_SQL = """
 """
 
 
-_EVENT_COLUMNS = (
-    "seq, message_id, id_hash, type, event, name, user_id, anonymous_id, previous_id, "
-    "group_id, properties, traits, context, integrations, timestamp, original_timestamp, "
-    "sent_at, received_at, channel, source, raw"
-)
-
-
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -961,48 +954,6 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
             # Empty until derived: the next refresh derives every person again.
             "DELETE FROM journey_state",
-        ),
-    ),
-    Migration(
-        26,
-        "events keep the event as sent (raw) compressed with zstd",
-        (
-            # DuckDB's automatic checkpoint runs inside the commit that fills its log, so the
-            # writer waits for it; a full row group of events (122,880) took 207 ms to
-            # checkpoint on an idle core, 109 of them compressing ``raw`` (FSST chosen), and
-            # 0.8-1.3 s at the trigger benchmark's load. With zstd: 29 ms for that column, the
-            # file 9.2 MB instead of 28.6 for 245,760 events, reading raw twice as fast
-            # (benchmarks/RESULTS.md, "Where the last percent waited"). A column's compression
-            # is fixed when its table is made (DuckDB 2.0 has no ALTER for it): the events are
-            # copied once into a table that has it, in seq order.
-            """
-            CREATE TABLE events_zstd (
-                seq BIGINT NOT NULL,
-                message_id VARCHAR NOT NULL,
-                id_hash BIGINT NOT NULL,
-                type VARCHAR NOT NULL,
-                event VARCHAR,
-                name VARCHAR,
-                user_id VARCHAR,
-                anonymous_id VARCHAR,
-                previous_id VARCHAR,
-                group_id VARCHAR,
-                properties VARCHAR,
-                traits VARCHAR,
-                context VARCHAR,
-                integrations VARCHAR,
-                timestamp TIMESTAMP NOT NULL,
-                original_timestamp TIMESTAMP,
-                sent_at TIMESTAMP,
-                received_at TIMESTAMP NOT NULL,
-                channel VARCHAR NOT NULL,
-                source VARCHAR NOT NULL,
-                raw VARCHAR NOT NULL USING COMPRESSION zstd
-            )
-            """,
-            f"INSERT INTO events_zstd SELECT {_EVENT_COLUMNS} FROM events ORDER BY seq",
-            "DROP TABLE events",
-            "ALTER TABLE events_zstd RENAME TO events",
         ),
     ),
 )
