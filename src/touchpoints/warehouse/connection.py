@@ -324,8 +324,6 @@ class Warehouse:
         for migration in MIGRATIONS:
             if migration.version in done:  # by number: a version merged late still comes
                 continue
-            if done:  # an existing file: a migration that copies a table takes a while
-                log.info("applying migration %d: %s", migration.version, migration.name)
             with self.transaction() as cursor:
                 for statement in migration.statements:
                     self.run(statement, cursor=cursor)
