@@ -328,6 +328,54 @@ def test_a_script_lands_whole_in_one_call_or_not_at_all(tmp_path: Path) -> None:
         warehouse.close()
 
 
+def test_rows_are_written_in_row_groups_of_16384_from_every_thread_and_after_reopening(
+    tmp_path: Path,
+) -> None:
+    """The warehouse attaches its file with ROW_GROUP_SIZE 16384 (connection.py: shorter
+    checkpoints in the writer's commits). The option is not kept in the file, so opening it
+    again must set it again; and each thread's cursor must write into the attached file."""
+    import threading
+
+    path = tmp_path / "w.duckdb"
+    groups = (
+        "SELECT max(count) FROM pragma_storage_info('t') "
+        "WHERE column_id = 0 AND segment_type <> 'VALIDITY' GROUP BY row_group_id"
+    )
+
+    def sizes(warehouse: Warehouse) -> list[int]:
+        warehouse.run("CHECKPOINT")
+        return [rows for (rows,) in warehouse.fetchall(groups)]
+
+    warehouse = Warehouse(path)
+    try:
+        warehouse.run("CREATE TABLE t (x BIGINT, s VARCHAR)")
+        warehouse.run("INSERT INTO t SELECT range, range::VARCHAR FROM range(40000)")
+        failures: list[BaseException] = []
+
+        def other_thread() -> None:
+            try:
+                warehouse.run("INSERT INTO t SELECT range, 'b' FROM range(40000, 50000)")
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                failures.append(exc)
+
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        assert failures == []
+        first = sizes(warehouse)
+        assert sum(first) == 50000 and max(first) == 16384 and len(first) >= 4
+    finally:
+        warehouse.close()
+    warehouse = Warehouse(path)
+    try:
+        warehouse.run("INSERT INTO t SELECT range, 'c' FROM range(50000, 100000)")
+        again = sizes(warehouse)
+        assert sum(again) == 100000 and max(again) == 16384 and len(again) >= 7
+        assert warehouse.scalar("SELECT count(DISTINCT x) FROM t") == 100000
+    finally:
+        warehouse.close()
+
+
 # -- EventStore.append ---------------------------------------------------------------------
 def test_append_dedups_within_a_batch_keeping_the_first(tp: Touchpoints) -> None:
     result = tp.store.append(
