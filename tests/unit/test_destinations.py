@@ -236,14 +236,32 @@ def test_a_person_without_the_destinations_purposes_is_never_sent(
 def test_a_message_is_written_in_the_callers_transaction_or_not_at_all(
     tp: Touchpoints, hook: Receiver
 ) -> None:
+    """... and the delivery worker is woken once it is committed (woken before, it would
+    find nothing and wait for its next round)."""
     destination, _ = _webhook(tp, hook.url)
+    wake = tp.destinations.wake
+    wake.clear()
     with pytest.raises(RuntimeError), tp.warehouse.transaction() as cursor:
         tp.destinations.enqueue(destination, {"n": 1}, cursor=cursor)
         raise RuntimeError("the change that caused it failed")
     assert tp.destinations.messages(destination).messages == []
+    assert not wake.is_set()
     with tp.warehouse.transaction() as cursor:
         tp.destinations.enqueue(destination, {"n": 2}, cursor=cursor)
+        assert not wake.is_set()
+    assert wake.is_set()
     assert len(tp.destinations.messages(destination).messages) == 1
+    wake.clear()
+    with tp.warehouse.transaction() as cursor:
+        tp.destinations.enqueue_many(
+            destination, [(7, {"n": 3}, "m3")], consented={7}, cursor=cursor
+        )
+        assert not wake.is_set()
+    assert wake.is_set()
+    wake.clear()
+    tp.destinations.enqueue(destination, {"n": 4})  # in a transaction of its own
+    assert wake.is_set()
+    assert len(tp.destinations.messages(destination).messages) == 3
 
 
 def test_erasure_removes_the_persons_messages_and_attempts(tp: Touchpoints, hook: Receiver) -> None:

@@ -628,3 +628,30 @@ def test_a_file_held_by_another_process_raises_warehouse_locked(
     # Once the holder is gone the file opens again.
     with Touchpoints(settings) as tp:
         assert tp.warehouse.schema_version() == LATEST_VERSION
+
+
+def test_after_commit_runs_once_the_transaction_commits_and_never_after_a_rollback(
+    tmp_path: Path,
+) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    try:
+        warehouse.run("CREATE TABLE t (x BIGINT)")
+        seen: list[int] = []
+
+        def count() -> None:
+            seen.append(warehouse.scalar("SELECT count(*) FROM t"))
+
+        with warehouse.transaction() as cursor:
+            warehouse.run("INSERT INTO t VALUES (1)", cursor=cursor)
+            warehouse.after_commit(count)
+            assert seen == []
+        assert seen == [1]  # it sees what the transaction wrote
+        with pytest.raises(RuntimeError), warehouse.transaction() as cursor:
+            warehouse.run("INSERT INTO t VALUES (2)", cursor=cursor)
+            warehouse.after_commit(count)
+            raise RuntimeError("undone")
+        assert seen == [1]
+        warehouse.after_commit(count)  # no transaction open: at once
+        assert seen == [1, 1]
+    finally:
+        warehouse.close()

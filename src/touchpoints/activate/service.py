@@ -67,7 +67,7 @@ class Destinations:
         self.allows = allows
         self.first_delay = first_delay
         self.skipped: dict[int, int] = {}  # per destination, since start: persons without consent
-        self.wake = threading.Event()  # set when a message is written or replayed
+        self.wake = threading.Event()  # set when a message written is committed, or replayed
         # Held by whoever changes destinations or the outbox's states (the delivery worker
         # between sends, an operator, an erasure), so no two change the same rows at once: DuckDB
         # would fail one of them. Writing new messages needs no hold.
@@ -189,7 +189,7 @@ class Destinations:
         now = utc_now()
         due = now + timedelta(seconds=self.first_delay)
         self.store.enqueue([(message_id, destination_id, person, key, body)], now, due, cursor)
-        self.wake.set()
+        self.store.warehouse.after_commit(self.wake.set)
         return Enqueued(message_id=message_id)
 
     def enqueue_many(
@@ -217,7 +217,7 @@ class Destinations:
             now = utc_now()
             due = now + timedelta(seconds=self.first_delay)
             self.store.enqueue(rows, now, due, cursor)
-            self.wake.set()
+            self.store.warehouse.after_commit(self.wake.set)
         return len(rows)
 
     def purposes_of(

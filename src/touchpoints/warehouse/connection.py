@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -230,16 +230,33 @@ class Warehouse:
         with self._gate.shared():
             cursor = self.cursor()
             self.run("BEGIN TRANSACTION", cursor=cursor)
+            committed: list[Callable[[], object]] = []
+            self._local.after_commit = committed
             try:
-                yield cursor
-            except BaseException:
-                _rollback(cursor)
-                raise
-            try:
-                self.run("COMMIT", cursor=cursor)
-            except WarehouseError:
-                _rollback(cursor)  # a commit that fails leaves nothing open behind it
-                raise
+                try:
+                    yield cursor
+                except BaseException:
+                    _rollback(cursor)
+                    raise
+                try:
+                    self.run("COMMIT", cursor=cursor)
+                except WarehouseError:
+                    _rollback(cursor)  # a commit that fails leaves nothing open behind it
+                    raise
+            finally:
+                self._local.after_commit = None
+        for callback in committed:
+            callback()
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` when this thread's open :meth:`transaction` has committed (never,
+        if it rolls back), or now if none is open: whoever it wakes finds what was written
+        (a delivery worker woken before the commit found nothing, and waited for its next
+        round)."""
+        if getattr(self._local, "after_commit", None) is None:
+            callback()
+        else:
+            self._local.after_commit.append(callback)
 
     def script(
         self, statements: Sequence[str], tables: Mapping[str, pa.Table] | None = None
