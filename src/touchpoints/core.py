@@ -263,6 +263,7 @@ class Touchpoints:
         )
         self.identity.listeners.append(self.dispatch.touched)
         self.evaluation.listeners.append(self.dispatch.audiences_changed)
+        self.store.listeners.append(self.dispatch.appended)
         self.triggers = Triggers(self.dispatch, self.audiences, self.profiles.resolve)
         self.live_triggers: LiveTriggers | None = None
         try:

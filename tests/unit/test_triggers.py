@@ -170,6 +170,49 @@ def test_an_event_trigger_reads_the_new_events_itself(tmp_path: Path) -> None:
         assert tp.dispatch.run().fired == 0
 
 
+def test_batches_bearing_no_watched_name_are_not_queried_and_nothing_is_missed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event store tells the dispatch what it stored: a window of events that bear
+    none of the names event triggers watch is not queried. A named event, events stored
+    without telling it (a gap) and a trigger on a new name are queried, and fire."""
+    with _open(tmp_path) as tp:
+        hook = _hook(tp)
+        steps = [{"send": hook}]
+        tp.triggers.create(
+            {"key": "probe", "name": "P", "when": {"event": "Probe Sent"}, "steps": steps}
+        )
+        assert tp.dispatch.run().fired == 0  # the definitions read: the names known
+        queried: list[tuple[int, int]] = []
+        batch = tp.dispatch.store.batch
+
+        def counted(window: tuple[int, int], *args: Any, **kwargs: Any) -> Any:
+            queried.append(window)
+            return batch(window, *args, **kwargs)
+
+        monkeypatch.setattr(tp.dispatch.store, "batch", counted)
+        _send(tp, _track("u1", "Viewed"), _track("u2", "Other"))  # seqs 1, 2
+        _send(tp, _track("u2", "Viewed"))  # 3
+        assert tp.dispatch.run().fired == 0 and queried == []
+        _send(tp, _track("u1", "Viewed"), _track("u1", "Probe Sent"))  # 4, 5
+        assert tp.dispatch.run().fired == 1 and queried == [(3, 5)]
+        _send(tp, _track("u1", "Viewed"))  # 6
+        assert tp.dispatch.run().fired == 0 and queried == [(3, 5)]
+        tp.store.listeners.remove(tp.dispatch.appended)
+        _send(tp, _track("u3", "Probe Sent"))  # 7, not told
+        tp.store.listeners.append(tp.dispatch.appended)
+        _send(tp, _track("u3", "Viewed"))  # 8: told, bears no name, but after a gap
+        assert tp.dispatch.run().fired == 1 and queried[-1] == (6, 8)
+        tp.triggers.create(
+            {"key": "other", "name": "O", "when": {"event": "Other"}, "steps": steps}
+        )
+        # Stored before the dispatch read the new definition: told with the names before.
+        _send(tp, _track("u4", "Other"))  # 9
+        assert tp.dispatch.run().fired == 1 and queried[-1] == (8, 9)
+        fired = [(c["properties"]["trigger"], c["event"]) for c in _outbox(tp)]
+        assert [key for key, _ in fired] == ["probe", "probe", "other"]
+
+
 def _saved(tp: Touchpoints) -> int:
     """How far the triggers' reading position stands in the table."""
     return int(tp.warehouse.scalar("SELECT events_seq FROM trigger_state"))

@@ -47,6 +47,9 @@ class EventStore:
         self._fresh: list[tuple[int, str, str]] = []  # see take_fresh
         # Rows to keep of a batch (None: all); set by the core (privacy's suppressions).
         self.row_filter: Callable[[Sequence[EventRow]], list[EventRow]] | None = None
+        # Told of each append once committed: (the first seq given, the rows stored, which
+        # have that seq and the ones after it). Called under the store's lock: be quick.
+        self.listeners: list[Callable[[int, Sequence[EventRow]], None]] = []
 
     def _load(self) -> MessageIdIndex:
         if self._index is None:
@@ -129,6 +132,8 @@ class EventStore:
             self._next_seq += len(fresh)
             index.add(columns["id_hash"])
             self._fresh = [(first + i, row.message_id, row.raw) for i, row in enumerate(fresh)]
+            for listener in self.listeners:
+                listener(first, fresh)
         return AppendResult(inserted=len(keep), duplicates=len(rows) - len(keep))
 
 
