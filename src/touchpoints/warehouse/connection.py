@@ -109,11 +109,12 @@ class _Gate:
 _CATALOG = "touchpoints"
 # Rows per row group of what is written from now on (DuckDB's default: 122,880). A commit that
 # fills the log to `checkpoint_threshold` runs the checkpoint itself, and the checkpoint of a
-# full row group of events compresses every column of 122,880 events: 650-970 ms beside a
+# full row group of events compresses every column of 122,880 events: up to 970 ms beside a
 # writer on two cores (a checkpoint run from another thread holds the table against inserts
 # just as long in DuckDB 2.0). With 16,384 the longest commit of a writer appending 2,000
 # events at a time fell from 714-984 ms to 206 ms; in benchmarks/triggers.py (one process,
-# 180 s) the longest append from 749 to 294 ms and the trigger's p99 from 983 to 806 ms.
+# 180 s, one run each) the longest append from 749 to 294 ms, the trigger's p99 from 983 to
+# 806 ms (RESULTS.md, "Shorter checkpoints").
 # Scans lose nothing measurable: benchmarks/journeys.py at a million events answered each
 # analysis in the same median (within 0.03 s), and the file is as large (547 against 546 MB).
 # The size is an option of ATTACH and not kept in the file (a DuckDB that opens the file
