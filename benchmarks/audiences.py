@@ -148,14 +148,16 @@ def generate(data_dir: Path, persons: int) -> dict[str, int]:
         run(
             """
             INSERT INTO journey_stage_entries
-            SELECT person, 'awareness', 0, min(ts), min(seq), 'web', min(event) FROM generated
-            GROUP BY person
+            SELECT person, 'awareness', 0, min(ts), min(seq), 'web', min(event),
+                   NULL, NULL, false  -- one entry each: no next stage, never went on
+            FROM generated GROUP BY person
             """
         )
         run(
             """
             INSERT INTO churn_scores
-            SELECT p, 1, ?::TIMESTAMP, (hash(p, 9) % 1000) / 1000.0, 0.5, '{}', NULL, NULL
+            SELECT p, 1, ?::TIMESTAMP, (hash(p, 9) % 1000) / 1000.0, 0.5, '{}', NULL, NULL,
+                   NULL  -- no features kept: nothing asks for reasons here
             FROM range(1, ? + 1) t(p)
             """,
             [NOW, persons],
