@@ -376,6 +376,45 @@ def test_rows_are_written_in_row_groups_of_16384_from_every_thread_and_after_reo
         warehouse.close()
 
 
+def test_a_closed_warehouse_lets_go_of_its_file_even_while_something_holds_its_database(
+    tmp_path: Path,
+) -> None:
+    """Something that outlives close (here an Arrow reader not read to its end, of a
+    query that looks up nothing in the file) keeps the in-memory database alive; the file
+    must still be free to open again in this process, as a command run in process and then
+    the suite's own connection do (a CI failure: "Unique file handle conflict"), and after
+    a compaction swapped the file."""
+    import threading
+
+    import duckdb
+
+    path = tmp_path / "w.duckdb"
+    warehouse = Warehouse(path)
+    warehouse.run("CREATE TABLE t (x BIGINT)")
+    warehouse.run("INSERT INTO t SELECT range FROM range(10)")
+    held: list[Any] = []
+
+    def hold() -> None:  # on a thread of its own: the reader keeps its cursor busy
+        held.append(warehouse.cursor().sql("SELECT 1 AS x").to_arrow_reader(10))
+
+    for _ in range(2):
+        worker = threading.Thread(target=hold)
+        worker.start()
+        worker.join()
+        if len(held) == 1:
+            warehouse.compact()
+    warehouse.close()
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM t").fetchall() == [(10,)]
+    again = Warehouse(path)
+    try:
+        again.run("INSERT INTO t VALUES (10)")
+        assert again.scalar("SELECT count(*) FROM t") == 11
+    finally:
+        again.close()
+    assert len(held) == 2  # held to here on purpose
+
+
 # -- EventStore.append ---------------------------------------------------------------------
 def test_append_dedups_within_a_batch_keeping_the_first(tp: Touchpoints) -> None:
     result = tp.store.append(

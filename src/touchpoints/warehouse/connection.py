@@ -137,6 +137,21 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     return connection
 
 
+def _release(connection: duckdb.DuckDBPyConnection) -> None:
+    """Detach the file, then close. Closing alone leaves the file attached for as long as
+    anything still holds the in-memory database, and DuckDB refuses the next open of that
+    path in this process ("Unique file handle conflict"; seen once in CI, a command run in
+    process and then the file opened by the same process). What holds it was not found; a
+    detach frees the file unless a scan is still in flight (an Arrow reader not read to its
+    end keeps it attached until the reader is freed)."""
+    try:
+        with suppress(duckdb.Error):
+            connection.execute("USE memory")
+            connection.execute(f'DETACH "{_CATALOG}"')
+    finally:
+        connection.close()
+
+
 class Warehouse:
     """One DuckDB database; threads get their own cursor (DuckDB's rule for concurrency)."""
 
@@ -196,7 +211,7 @@ class Warehouse:
             finally:
                 run_sql(cursor, "DETACH _tp_compacted")
             os.chmod(fresh, 0o600)
-            self._connection.close()
+            _release(self._connection)
             os.replace(fresh, self.path)
             self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
             self._connection = _connect(self.path, False)
@@ -208,7 +223,7 @@ class Warehouse:
         if not self._closed:
             self._closed = True
             self.compiled.clear()
-            self._connection.close()
+            _release(self._connection)
 
     # -- the gateway -------------------------------------------------------------------------
     def run(
