@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -151,6 +152,65 @@ def test_keys_refusals_and_the_quarantine_work_as_on_the_server(tmp_path: Path) 
         assert sorted(item["kind"] for item in held) == ["body", "event"]
         server.wait_idle()
         assert server.count() == accepted  # the new key's Leads, each acknowledged once
+    finally:
+        assert server.stop() == 0
+
+
+def test_answers_on_the_wire_carry_their_headers_and_a_chunked_body_is_read_whole(
+    tmp_path: Path,
+) -> None:
+    """The collector answers with two ASGI messages of its own (no Starlette Response):
+    every answer, accepted or refused, has one Content-Length that is the body's, the JSON
+    type, any origin and the security headers; a preflight is 204 with the CORS headers; a
+    body sent in pieces (chunked) is read to its end."""
+    server, collect_url = _start(tmp_path, collectors=1)
+    try:
+        auth = (server.write_key, "")
+
+        def pieces() -> Iterator[bytes]:
+            body = b'{"userId": "chunked", "event": "Sent In Pieces"}'
+            yield from (body[:10], body[10:30], body[30:])
+
+        answers = {
+            "accepted": httpx.post(
+                f"{collect_url}/v1/track",
+                content=pieces(),
+                headers={"Content-Type": "application/json"},
+                auth=auth,
+            ),
+            "refused": httpx.post(f"{collect_url}/v1/track", json={"event": "E"}, auth=auth),
+            "no key": httpx.post(f"{collect_url}/v1/track", json={"userId": "a"}),
+            "wrong type": httpx.post(
+                f"{collect_url}/v1/track",
+                content=b"userId=a",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                auth=auth,
+            ),
+        }
+        assert {name: a.status_code for name, a in answers.items()} == {
+            "accepted": 200,
+            "refused": 400,
+            "no key": 401,
+            "wrong type": 415,
+        }
+        for name, answer in answers.items():
+            assert answer.headers.get_list("content-length") == [str(len(answer.content))], name
+            assert answer.headers["content-type"] == "application/json", name
+            assert answer.headers.get_list("access-control-allow-origin") == ["*"], name
+            assert answer.headers["x-content-type-options"] == "nosniff", name
+            assert answer.headers["cache-control"] == "no-store", name
+        assert answers["accepted"].json() == {"success": True}
+        preflight = httpx.request("OPTIONS", f"{collect_url}/v1/batch")
+        assert preflight.status_code == 204 and preflight.content == b""
+        assert preflight.headers["access-control-allow-methods"] == "POST, OPTIONS"
+        assert "Authorization" in preflight.headers["access-control-allow-headers"]
+        assert preflight.headers["access-control-allow-origin"] == "*"
+        assert httpx.get(f"{collect_url}/v1/track").status_code == 405
+        server.wait_idle()
+        assert server.count() == 1
+        with server.client() as api:
+            stored = api.get("/v1/events", params={"user_id": "chunked"}).json()["events"]
+        assert [event["event"] for event in stored] == ["Sent In Pieces"]
     finally:
         assert server.stop() == 0
 

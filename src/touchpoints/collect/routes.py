@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from touchpoints.access.keys import ApiKey, KeyVerifier
 from touchpoints.access.limits import RateLimiter
@@ -87,30 +87,54 @@ class CollectorHost(Protocol):
 log = logging.getLogger("touchpoints.collect")
 
 _OK = b'{"success":true}'
-_JSON = "application/json"
 _ACCEPTED_TYPES = ("application/json", "text/plain", "application/x-json")
 # Browsers (analytics.js) post from other origins; the write key, not the origin, authorises.
-_PREFLIGHT = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
-    "Access-Control-Max-Age": "86400",
-}
+_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
+_PREFLIGHT = [
+    _ANY_ORIGIN,
+    (b"access-control-allow-methods", b"POST, OPTIONS"),
+    (b"access-control-allow-headers", b"Content-Type, Authorization, Content-Encoding"),
+    (b"access-control-max-age", b"86400"),
+]
+_JSON_TYPE = (b"content-type", b"application/json")
+# The request headers the collector reads (uvicorn gives names in lower case).
+_READ = frozenset((b"authorization", b"content-type", b"content-encoding", b"content-length"))
 
 
-def _ok_response() -> Response:
-    return Response(_OK, media_type=_JSON)
+class _Reply:
+    """An answer as the two ASGI messages that send it: no Starlette ``Response`` (which
+    builds a header list and a ``MutableHeaders`` for each), nor its request wrapper."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+    async def __call__(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
-def _error(status: int, message: str, **extra: Any) -> Response:
+def _json_reply(status: int, body: bytes, *extra: tuple[bytes, bytes]) -> _Reply:
+    length = (b"content-length", str(len(body)).encode())
+    return _Reply(status, body, [length, _JSON_TYPE, _ANY_ORIGIN, *extra])
+
+
+def _ok_response() -> _Reply:
+    return _json_reply(200, _OK)
+
+
+def _error(status: int, message: str, *headers: tuple[bytes, bytes], **extra: Any) -> _Reply:
     body = {"success": False, "error": message, **extra}
-    return Response(orjson.dumps(body), status_code=status, media_type=_JSON)
+    return _json_reply(status, orjson.dumps(body), *headers)
 
 
 class _Answered(Exception):
     """A step of the collector has answered the request (a refusal, or backpressure)."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, response: _Reply) -> None:
         self.response = response
 
 
@@ -119,18 +143,31 @@ class _TooLarge(Exception):
         self.size = size
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request headers the collector reads, the first of each name."""
+    found: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in _READ and name not in found:
+            found[name] = value
+    return found
+
+
+async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge(int(declared))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()  # the guard lets it go unanswered
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge(size)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
@@ -165,29 +202,20 @@ class Collector:
         return paths
 
     def routes(self) -> list[Route]:
+        """Each path's route, answered by a plain ASGI endpoint (:class:`_Endpoint`)."""
         return [
-            Route(path, self._endpoint(route), methods=["POST", "OPTIONS"])
+            Route(path, _Endpoint(self, route), methods=["POST", "OPTIONS"])
             for path, route in self.paths().items()
         ]
 
-    def _endpoint(self, route: str) -> Any:
-        async def endpoint(request: Request) -> Response:
-            if request.method == "OPTIONS":  # CORS preflight from browsers
-                return Response(status_code=204, headers=_PREFLIGHT)
-            response = await self.handle(request, route)
-            response.headers["Access-Control-Allow-Origin"] = "*"
-            return response
-
-        endpoint.__name__ = f"collect_{route}"
-        return endpoint
-
-    async def handle(self, request: Request, route: str) -> Response:
+    async def handle(self, scope: Scope, receive: Receive, route: str) -> _Reply:
         """One request through the collector's steps, each of which may answer it at once
         (by raising :class:`_Answered`): the body, the key, the JSON, the events, storing."""
         received_at = now_micros()
+        headers = _headers(scope)
         try:
-            body = await self._body(request, route)
-            key = self._key_from_header(request.headers.get("authorization"))
+            body = await self._body(headers, receive, route)
+            key = self._key_from_header(headers.get(b"authorization"))
             payload = await self._payload(body, key, route)
             key = key or self._key_from_body(payload)
             if payload is None:
@@ -199,10 +227,10 @@ class Collector:
             return answered.response
         return await self._answer(outcome, key, route, stored)
 
-    async def _body(self, request: Request, route: str) -> bytes:
+    async def _body(self, headers: dict[bytes, bytes], receive: Receive, route: str) -> bytes:
         """The request's body, of an accepted type and size, gunzipped."""
         settings = self.tp.settings
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type = _text(headers.get(b"content-type")).split(";")[0].strip().lower()
         if content_type and content_type not in _ACCEPTED_TYPES:
             raise _Answered(
                 _error(415, f"content type {content_type!r} is not accepted; send application/json")
@@ -211,8 +239,8 @@ class Collector:
         limit = settings.max_batch_bytes if is_batch else settings.max_event_bytes
         what = "a batch" if is_batch else "a single event (use /v1/batch for more)"
         try:
-            body = await _read_body(request, limit)
-            encoding = request.headers.get("content-encoding", "").strip().lower()
+            body = await _read_body(receive, headers.get(b"content-length"), limit)
+            encoding = _text(headers.get(b"content-encoding")).strip().lower()
             if encoding == "gzip":
                 return _gunzip(body, limit)
             if encoding not in ("", "identity"):
@@ -231,12 +259,12 @@ class Collector:
         except ValueError as exc:
             raise _Answered(_error(400, str(exc))) from None
 
-    def _key_from_header(self, header: str | None) -> ApiKey | None:
+    def _key_from_header(self, header: bytes | None) -> ApiKey | None:
         """The live write key of the Authorization header; None without the header. A
         header that holds no key, or a key that is not valid, is answered 401."""
         if header is None:
             return None
-        secret = self.tp.keys.header_secret(header)
+        secret = self.tp.keys.header_secret(header.decode("latin-1"))
         if not secret:
             raise _Answered(
                 _error(
@@ -254,9 +282,8 @@ class Collector:
             raise _Answered(_error(401, "the write key is not valid (unknown or revoked)"))
         wait = self._limiter.wait(key)
         if wait:
-            response = _error(429, f"{self._limiter.message(wait)}; nothing was stored")
-            response.headers["Retry-After"] = str(wait)
-            raise _Answered(response)
+            message = f"{self._limiter.message(wait)}; nothing was stored"
+            raise _Answered(_error(429, message, _retry_after(wait)))
         return key
 
     async def _payload(self, body: bytes, key: ApiKey | None, route: str) -> Any:
@@ -308,22 +335,21 @@ class Collector:
         try:
             position = writer.submit(rows)
         except Backpressure as exc:
-            response = _error(429, f"the server is busy writing; retry in {exc.retry_after} s")
-            response.headers["Retry-After"] = str(exc.retry_after)
-            raise _Answered(response) from None
+            message = f"the server is busy writing; retry in {exc.retry_after} s"
+            raise _Answered(_error(429, message, _retry_after(exc.retry_after))) from None
         if writer.fsync:
             await writer.durable(position)
         return None
 
     async def _answer(
         self, outcome: Outcome, key: ApiKey, route: str, stored: int | None
-    ) -> Response:
+    ) -> _Reply:
         """200 with what was accepted; the refused events are quarantined and listed (400
         when none was accepted)."""
         if not outcome.rejected:
             if stored is None:
                 return _ok_response()
-            return Response(orjson.dumps({"success": True, "stored": stored}), media_type=_JSON)
+            return _json_reply(200, orjson.dumps({"success": True, "stored": stored}))
         await run_in_threadpool(
             self.tp.quarantine.hold_events,
             outcome.rejected,
@@ -346,7 +372,7 @@ class Collector:
         }
         if stored is not None:
             body_out["stored"] = stored
-        return Response(orjson.dumps(body_out), media_type=_JSON)
+        return _json_reply(200, orjson.dumps(body_out))
 
     async def _hold_body(
         self, body: bytes, problems: list[Problem], key: ApiKey, route: str
@@ -359,6 +385,32 @@ class Collector:
             route=route,
             received_at=utc_now(),
         )
+
+
+class _Endpoint:
+    """One path's plain ASGI endpoint. Starlette wraps a function endpoint in its request
+    and exception layers and builds a ``Request`` and a ``Response`` for each call; the
+    collector reads four headers and the body and sends two messages, so it takes the ASGI
+    call itself (a Starlette ``Route`` passes an object that is not a function as it is)."""
+
+    def __init__(self, collector: Collector, route: str) -> None:
+        self.collector = collector
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "OPTIONS":  # CORS preflight from browsers
+            await _Reply(204, b"", _PREFLIGHT)(send)
+            return
+        reply = await self.collector.handle(scope, receive, self.route)
+        await reply(send)
+
+
+def _text(value: bytes | None) -> str:
+    return "" if value is None else value.decode("latin-1")
+
+
+def _retry_after(seconds: int) -> tuple[bytes, bytes]:
+    return (b"retry-after", str(seconds).encode())
 
 
 def _summary(errors: list[dict[str, Any]]) -> str:
