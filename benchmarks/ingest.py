@@ -180,6 +180,26 @@ def touchpoints_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "touchpoints", *args]
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(pids: list[int], limit: float = 120) -> float:
+    """Wait until the processes use less than a tenth of a core (a second at a time): the
+    server's start-up work (the assistant's model trained, the journey tables derived) runs
+    in the background after /health answers, and measuring beside it measured that work
+    too (one collector process: 6,135 requests/s at once, 6,526 after 25 s, 2026-12-05).
+    Returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(1)
+        if sum(cpu_seconds(pid) for pid in pids) - before < 0.1:
+            break
+    return time.monotonic() - started
+
+
 def children_of(pid: int) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(line) for line in found.split()]
@@ -223,6 +243,8 @@ def run_touchpoints(
     label = f"touchpoints {collectors} collectors" if collectors else "touchpoints"
     try:
         wait_until_up(url, server)
+        waited = wait_quiet([server.pid, *children_of(server.pid)])
+        print(f"{label}: started, then {waited:.0f} s until its start-up work was done")
         single = run_wrk(target, LUA_SINGLE, args, headers, work)
         results[f"{label} single"] = single
         batch = run_wrk(target, LUA_BATCH, args, headers, work)
