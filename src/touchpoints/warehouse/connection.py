@@ -202,12 +202,11 @@ class Warehouse:
             for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
                 stale.unlink(missing_ok=True)
             cursor = self.cursor()
-            name = cursor.execute("SELECT current_database()").fetchall()[0][0]
             run_sql(cursor, "CHECKPOINT")
             before = self.path.stat().st_size  # with what the log held
             run_sql(cursor, f"ATTACH '{fresh}' AS _tp_compacted")
             try:
-                run_sql(cursor, f'COPY FROM DATABASE "{name}" TO _tp_compacted')
+                run_sql(cursor, f'COPY FROM DATABASE "{_CATALOG}" TO _tp_compacted')
             finally:
                 run_sql(cursor, "DETACH _tp_compacted")
             os.chmod(fresh, 0o600)
