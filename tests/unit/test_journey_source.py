@@ -162,3 +162,46 @@ def test_a_source_made_on_one_thread_reads_its_cache_on_its_own_cursor(
     thread.start()
     thread.join()
     assert found == [int(source.arrow(source.events().count()).as_py())]
+
+
+def test_a_cache_is_filled_in_any_order_and_the_cursor_keeps_its_order_after(
+    tp_journeys: Touchpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached table is filled without keeping the order of its rows (it has none to keep;
+    DuckDB writes it in parallel), and only that INSERT: the cursor's other queries, and the
+    rest of the database, keep insertion order, also when the INSERT fails."""
+    source = duckdb_source(tp_journeys.warehouse, DEFAULT)
+    cursor = source.gateway.cursor if source.gateway else None
+    assert cursor is not None
+    other = tp_journeys.warehouse.cursor()
+
+    def keeps_order(on: Any) -> bool:
+        rows = on.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+        return bool(rows[0][0])
+
+    import touchpoints.warehouse.ibis_gateway as gateway
+
+    filling: list[bool] = []
+    real_run = gateway.run_sql
+
+    def watched(on: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        if sql.startswith('INSERT INTO "_tp_cache_'):
+            filling.append(keeps_order(on))
+        return real_run(on, sql, *args, **kwargs)
+
+    monkeypatch.setattr(gateway, "run_sql", watched)
+    events = source.events()
+    seen: list[bool] = []
+
+    with source.cache(events.select("person", "seq")) as kept:
+        assert filling == [False]
+        # Inside the block the table is filled: the cursor reads in order again.
+        seen.append(keeps_order(cursor))
+        assert source.arrow(kept.count()).as_py() == source.arrow(events.count()).as_py()
+    assert seen == [True] and keeps_order(cursor) and keeps_order(other)
+
+    broken = events.select(n=ibis.literal("not a number").cast("int64"))
+    with pytest.raises(WarehouseError), source.cache(broken):
+        pass
+    assert filling == [False, False]
+    assert keeps_order(cursor) and keeps_order(other)

@@ -120,7 +120,16 @@ class IbisGateway:
         with self.warehouse.using():  # the temporary table lives on this connection
             run_sql(self.cursor, f'CREATE OR REPLACE TEMP TABLE "{name}" ({columns})')
             try:
-                run_sql(self.cursor, f'INSERT INTO "{name}" {select}', inline_values=True)
+                # A cached table has no order to keep: filled without keeping its rows'
+                # order, DuckDB writes it in parallel. Attribution's rows at 10.6 M events
+                # (10.2 M rows) took 0.54-0.73 s ordered, 0.29-0.30 s not (three runs each,
+                # alternately, 2026-12-05). For this cursor and this INSERT only (SESSION:
+                # a plain SET would change every connection of the database).
+                run_sql(self.cursor, "SET SESSION preserve_insertion_order = false")
+                try:
+                    run_sql(self.cursor, f'INSERT INTO "{name}" {select}', inline_values=True)
+                finally:
+                    run_sql(self.cursor, "RESET SESSION preserve_insertion_order")
                 yield ops.DatabaseTable(
                     name, schema=schema, source=self.backend, namespace=ops.Namespace()
                 ).to_expr()
