@@ -11,11 +11,13 @@ requests/s, events/s, latency p50/p99, the server's peak memory (VmHWM), and che
 warehouse holds exactly the events that were acknowledged with a 2xx.
 
     .venv/bin/python benchmarks/ingest.py [--seconds 15] [--connections 32] [--threads 2]
-                                          [--fsync] [--collectors 0,1,2]
+                                          [--fsync] [--collectors 0,1,2] [--rounds 1]
 
 ``--collectors 0,1,2`` measures the server alone, then ``touchpoints serve --collectors 1``
 and ``--collectors 2`` (wrk against the collector processes' port), each on a fresh data
-directory.
+directory. ``--rounds N`` measures the baseline and each configuration in turn N times
+(every server kept running, all of them quiet before each run) and gives each ratio to the
+same round's baseline, with the median.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +58,9 @@ BASELINE_APP = textwrap.dedent(
     """
 )
 
-# Every request carries fresh messageIds: wrk's lua counter per thread plus the thread id
-# (a global: setup() sets it in each thread's own Lua state).
+# Every request carries fresh messageIds: the run's id (RUN_ID, replaced for each run), wrk's
+# lua counter per thread and the thread id (a global: setup() sets it in each thread's own
+# Lua state).
 LUA_SINGLE = textwrap.dedent(
     """
     local counter = 0
@@ -64,7 +69,7 @@ LUA_SINGLE = textwrap.dedent(
     request = function()
       counter = counter + 1
       local body = '{"type":"track","event":"Configurator Opened","userId":"u' .. (counter % 5000)
-        .. '","messageId":"single-' .. tid .. '-' .. counter .. '",'
+        .. '","messageId":"single-RUN_ID-' .. tid .. '-' .. counter .. '",'
         .. '"properties":{"model":"EV3","step":2},'
         .. '"context":{"library":{"name":"analytics.js","version":"4.1.0"},'
         .. '"page":{"url":"https://example.com/configure"}}}'
@@ -83,7 +88,7 @@ LUA_BATCH = textwrap.dedent(
       for i = 1, 100 do
         counter = counter + 1
         parts[i] = '{"type":"track","event":"Configurator Opened","anonymousId":"a'
-          .. (counter % 20000) .. '","messageId":"batch-' .. tid .. '-' .. counter .. '",'
+          .. (counter % 20000) .. '","messageId":"batch-RUN_ID-' .. tid .. '-' .. counter .. '",'
           .. '"properties":{"model":"EV3","step":' .. (i % 7) .. '},'
           .. '"context":{"library":{"name":"analytics-python","version":"2.3.4"}}}'
       end
@@ -139,7 +144,8 @@ def run_wrk(
     url: str, lua: str, args: argparse.Namespace, headers: list[str], work: Path
 ) -> WrkResult:
     script = work / "script.lua"
-    script.write_text(lua)
+    # Every run its own messageIds: a repeated one is a duplicate, stored once.
+    script.write_text(lua.replace("RUN_ID", uuid.uuid4().hex[:12]))
     cmd = [
         "wrk",
         f"-t{args.threads}",
@@ -205,12 +211,47 @@ def children_of(pid: int) -> list[int]:
     return [int(line) for line in found.split()]
 
 
-def run_touchpoints(
-    work: Path, collectors: int, args: argparse.Namespace, results: dict[str, WrkResult]
-) -> tuple[int, int, float, float]:
-    """One configuration on a fresh data directory: wrk against the server (0 collectors)
-    or against its collector processes' port; return the events acknowledged and stored, the
-    server's peak memory and the collector processes' (MB)."""
+@dataclass
+class Running:
+    """A ``touchpoints serve`` started on a fresh data directory, kept for every round."""
+
+    label: str
+    server: subprocess.Popen
+    url: str  # the server's API
+    target: str  # where wrk sends events: the server, or its collector processes' port
+    headers: list[str]
+    read_key: str
+
+    def pids(self) -> list[int]:
+        return [self.server.pid, *children_of(self.server.pid)]
+
+    def stored(self) -> int:
+        answer = httpx.get(
+            self.url + "/v1/events/count", headers={"Authorization": f"Bearer {self.read_key}"}
+        )
+        return int(answer.json()["count"])
+
+    def loaded(self) -> None:
+        """Wait until everything acknowledged so far is loaded."""
+        deadline = time.monotonic() + 300
+        while httpx.get(self.url + "/health").json()["pending_events"]:
+            if time.monotonic() > deadline:
+                sys.exit(f"{self.label}: events still pending after 300 s")
+            time.sleep(0.2)
+
+
+def settle(servers: list[Running]) -> None:
+    """Before a run: every server has loaded what it acknowledged and all are quiet, so that
+    no server's work after its own run (loading, deriving the journey facts of the new
+    events) is measured in another's."""
+    for running in servers:
+        running.loaded()
+    wait_quiet([pid for running in servers for pid in running.pids()])
+
+
+def start_touchpoints(work: Path, collectors: int, args: argparse.Namespace) -> Running:
+    """``touchpoints serve`` (with ``collectors`` collector processes, 0: the server alone)
+    on a fresh data directory, up and done with its start-up work."""
     data_dir = work / f"data-{collectors}"
     env = {
         **os.environ,
@@ -232,38 +273,24 @@ def run_touchpoints(
     cli("init")
     write_key, read_key = cli("keys", "create", "write"), cli("keys", "create", "read")
     auth = f"Authorization: Basic {base64.b64encode(f'{write_key}:'.encode()).decode()}"
-    headers = ["Content-Type: application/json", auth]
     port, collect_port = free_port(), free_port()
     command = ["serve", "--port", str(port)]
     if collectors:
         command += ["--collectors", str(collectors), "--collect-port", str(collect_port)]
     server = subprocess.Popen(touchpoints_cmd(*command), env=env)
     url = f"http://127.0.0.1:{port}"
-    target = f"http://127.0.0.1:{collect_port}" if collectors else url
-    label = f"touchpoints {collectors} collectors" if collectors else "touchpoints"
-    try:
-        wait_until_up(url, server)
-        waited = wait_quiet([server.pid, *children_of(server.pid)])
-        print(f"{label}: started, then {waited:.0f} s until its start-up work was done")
-        single = run_wrk(target, LUA_SINGLE, args, headers, work)
-        results[f"{label} single"] = single
-        batch = run_wrk(target, LUA_BATCH, args, headers, work)
-        results[f"{label} batch"] = batch
-        collectors_mb = sum(vm_hwm_mb(pid) for pid in children_of(server.pid))
-        deadline = time.monotonic() + 300
-        while httpx.get(url + "/health").json()["pending_events"] and time.monotonic() < deadline:
-            time.sleep(0.2)
-        stored = int(
-            httpx.get(
-                url + "/v1/events/count", headers={"Authorization": f"Bearer {read_key}"}
-            ).json()["count"]
-        )
-        peak_mb = vm_hwm_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait()
-    acknowledged = (single.requests - single.non_2xx) + 100 * (batch.requests - batch.non_2xx)
-    return acknowledged, stored, peak_mb, collectors_mb
+    running = Running(
+        label=f"touchpoints {collectors} collectors" if collectors else "touchpoints",
+        server=server,
+        url=url,
+        target=f"http://127.0.0.1:{collect_port}" if collectors else url,
+        headers=["Content-Type: application/json", auth],
+        read_key=read_key,
+    )
+    wait_until_up(url, server)
+    waited = wait_quiet(running.pids())
+    print(f"{running.label}: started, then {waited:.0f} s until its start-up work was done")
+    return running
 
 
 def main() -> None:
@@ -279,18 +306,24 @@ def main() -> None:
         default="0",
         help="comma-separated collector process counts to measure (0: the server alone)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure everything this many times, the baseline and each configuration in "
+        "turn in each round; each ratio is to the same round's baseline",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("this benchmark needs wrk: apt-get install wrk")
+    if args.rounds < 1:
+        sys.exit("--rounds: give at least 1")
     counts = [int(part) for part in args.collectors.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="tp-bench-"))
     # The baseline reads the same headers (an Authorization header of a key's length).
     dummy = base64.b64encode(b"tp_write_" + b"0" * 32 + b":").decode()
-    headers = ["Content-Type: application/json", f"Authorization: Basic {dummy}"]
-    results: dict[str, WrkResult] = {}
-
-    # Baseline.
+    base_headers = ["Content-Type: application/json", f"Authorization: Basic {dummy}"]
     (work / "baseline_app.py").write_text(BASELINE_APP)
     port = free_port()
     baseline = subprocess.Popen(
@@ -307,37 +340,75 @@ def main() -> None:
         ],
         cwd=work,
     )
+    base_url = f"http://127.0.0.1:{port}"
+    servers: list[Running] = []
+    # rounds[r][name]: the wrk result of each run of round r
+    rounds: list[dict[str, WrkResult]] = []
     try:
-        base_url = f"http://127.0.0.1:{port}"
         wait_until_up(base_url, baseline, "/")
-        results["baseline single"] = run_wrk(base_url, LUA_SINGLE, args, headers, work)
-        results["baseline batch"] = run_wrk(base_url, LUA_BATCH, args, headers, work)
+        servers = [start_touchpoints(work, n, args) for n in counts]
+        # Each configuration is measured right after the baseline, round after round: the
+        # machine's speed moves by half between runs minutes apart (the baseline measured
+        # 12,743-20,900 single requests/s in one morning, 2026-12-05), so a ratio is taken
+        # to the baseline of its own round.
+        for r in range(args.rounds):
+            results: dict[str, WrkResult] = {}
+            for kind, lua in (("single", LUA_SINGLE), ("batch", LUA_BATCH)):
+                settle(servers)
+                results[f"baseline {kind}"] = run_wrk(base_url, lua, args, base_headers, work)
+                for running in servers:
+                    settle(servers)
+                    results[f"{running.label} {kind}"] = run_wrk(
+                        running.target, lua, args, running.headers, work
+                    )
+            rounds.append(results)
+            print(f"round {r + 1} of {args.rounds} done, load average {os.getloadavg()[0]:.1f}")
+        checks = []
+        settle(servers)
+        for running in servers:
+            collectors_mb = sum(vm_hwm_mb(pid) for pid in children_of(running.server.pid))
+            checks.append(
+                (
+                    running.label,
+                    running.stored(),
+                    vm_hwm_mb(running.server.pid),
+                    collectors_mb,
+                    len(children_of(running.server.pid)),
+                )
+            )
     finally:
-        baseline.terminate()
-        baseline.wait()
-
-    checks = {n: run_touchpoints(work, n, args, results) for n in counts}
+        for process in [baseline, *(running.server for running in servers)]:
+            process.terminate()
+            process.wait()
 
     print(
         f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, WAL fsync: {args.fsync}, "
-        f"load average {os.getloadavg()[0]:.1f}"
+        f"{args.rounds} round(s), load average {os.getloadavg()[0]:.1f}"
     )
     print(f"{'run':<36}{'req/s':>10}{'events/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-    for name, res in results.items():
-        per_request = 100 if "batch" in name else 1
-        print(
-            f"{name:<36}{res.rps:>10,.0f}{res.rps * per_request:>12,.0f}"
-            f"{res.p50_ms:>9.1f}{res.p99_ms:>9.1f}{res.non_2xx:>9}"
-        )
+    for r, results in enumerate(rounds, start=1):
+        for name, res in results.items():
+            per_request = 100 if "batch" in name else 1
+            shown = f"{name} (round {r})" if args.rounds > 1 else name
+            print(
+                f"{shown:<36}{res.rps:>10,.0f}{res.rps * per_request:>12,.0f}"
+                f"{res.p50_ms:>9.1f}{res.p99_ms:>9.1f}{res.non_2xx:>9}"
+            )
     lost = 0
-    for n, (acknowledged, stored, peak_mb, collectors_mb) in checks.items():
-        label = f"touchpoints {n} collectors" if n else "touchpoints"
+    for label, stored, peak_mb, collectors_mb, processes in checks:
         for kind in ("single", "batch"):
-            ours, base = results[f"{label} {kind}"], results[f"baseline {kind}"]
-            print(f"{label}/baseline {kind}: {ours.rps / base.rps:.2f}")
+            ratios = [res[f"{label} {kind}"].rps / res[f"baseline {kind}"].rps for res in rounds]
+            each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+            summary = f"{each}; median {statistics.median(ratios):.2f}" if len(ratios) > 1 else each
+            print(f"{label}/baseline {kind}: {summary}")
+        acknowledged = sum(
+            (res[f"{label} single"].requests - res[f"{label} single"].non_2xx)
+            + 100 * (res[f"{label} batch"].requests - res[f"{label} batch"].non_2xx)
+            for res in rounds
+        )
         memory = f"server peak memory (VmHWM) {peak_mb:,.0f} MB"
-        if n:
-            memory += f", its {n} collector processes {collectors_mb:,.0f} MB together"
+        if processes:
+            memory += f", its {processes} collector processes {collectors_mb:,.0f} MB together"
         print(f"{label}: {memory}; acknowledged events {acknowledged:,}, stored {stored:,}")
         # wrk counts requests whose responses it read; a request cut off at the end of the run
         # may have been acknowledged after wrk stopped listening, so stored may exceed it.
