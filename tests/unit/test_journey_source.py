@@ -12,6 +12,7 @@ import ibis
 import pytest
 from test_journey_funnels import SPEC, journeys
 
+import touchpoints.warehouse.ibis_gateway as gateway
 from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.journeys.funnels import funnel
@@ -179,8 +180,6 @@ def test_a_cache_is_filled_in_any_order_and_the_cursor_keeps_its_order_after(
         rows = on.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
         return bool(rows[0][0])
 
-    import touchpoints.warehouse.ibis_gateway as gateway
-
     filling: list[bool] = []
     real_run = gateway.run_sql
 
@@ -191,14 +190,12 @@ def test_a_cache_is_filled_in_any_order_and_the_cursor_keeps_its_order_after(
 
     monkeypatch.setattr(gateway, "run_sql", watched)
     events = source.events()
-    seen: list[bool] = []
-
     with source.cache(events.select("person", "seq")) as kept:
         assert filling == [False]
         # Inside the block the table is filled: the cursor reads in order again.
-        seen.append(keeps_order(cursor))
+        assert keeps_order(cursor) and keeps_order(other)
         assert source.arrow(kept.count()).as_py() == source.arrow(events.count()).as_py()
-    assert seen == [True] and keeps_order(cursor) and keeps_order(other)
+    assert keeps_order(cursor) and keeps_order(other)
 
     broken = events.select(n=ibis.literal("not a number").cast("int64"))
     with pytest.raises(WarehouseError), source.cache(broken):
