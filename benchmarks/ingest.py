@@ -216,6 +216,7 @@ class Running:
     """A ``touchpoints serve`` started on a fresh data directory, kept for every round."""
 
     label: str
+    collectors: int  # collector processes asked for (0: the server alone)
     server: subprocess.Popen
     url: str  # the server's API
     target: str  # where wrk sends events: the server, or its collector processes' port
@@ -281,6 +282,7 @@ def start_touchpoints(work: Path, collectors: int, args: argparse.Namespace) -> 
     url = f"http://127.0.0.1:{port}"
     running = Running(
         label=f"touchpoints {collectors} collectors" if collectors else "touchpoints",
+        collectors=collectors,
         server=server,
         url=url,
         target=f"http://127.0.0.1:{collect_port}" if collectors else url,
@@ -373,7 +375,7 @@ def main() -> None:
                     running.stored(),
                     vm_hwm_mb(running.server.pid),
                     collectors_mb,
-                    len(children_of(running.server.pid)),
+                    running.collectors,
                 )
             )
     finally:
