@@ -120,6 +120,10 @@ class _Reply:
         await send({"type": "http.response.body", "body": self.body})
 
 
+# The answer to every CORS preflight: the same, so made once.
+_PREFLIGHT_REPLY = _Reply(204, b"", _PREFLIGHT)
+
+
 def _json_reply(status: int, body: bytes, *extra: tuple[bytes, bytes]) -> _Reply:
     length = (b"content-length", str(len(body)).encode())
     return _Reply(status, body, [length, _JSON_TYPE, _ANY_ORIGIN, *extra])
@@ -402,7 +406,7 @@ class _Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "OPTIONS":  # CORS preflight from browsers
-            await _Reply(204, b"", _PREFLIGHT)(send)
+            await _PREFLIGHT_REPLY(send)
             return
         reply = await self.collector.handle(scope, receive, self.route)
         await reply(send)
