@@ -24,6 +24,7 @@ from touchpoints.journeys.attribution import (
     attribute,
     attribution_paths,
     markov_transitions,
+    removal_effects,
 )
 from touchpoints.journeys.model import load_model
 from touchpoints.journeys.source import duckdb_source
@@ -233,6 +234,10 @@ def test_the_exact_removal_effect_agrees_with_channel_attribution(tmp_path: Path
         patterns = path_patterns(source, "channel")
     assert ours.converting_paths == patterns.conversions.sum() > 30
     assert ours.null_paths == patterns.nulls.sum() > 100
+    # attribute() counts the null paths' moves without keeping their touches: the same
+    # chain as the one of every path in one table.
+    _base, effects_of_all = removal_effects(transitions.to_dict("records"))
+    assert {c.key: c.removal_effect for c in ours.credits} == pytest.approx(effects_of_all)
     with contextlib.redirect_stdout(io.StringIO()):
         # Simulated, but deterministic: a fixed seed, one thread; max_step far beyond the
         # longest path so that no simulated journey is cut short (it would count as null).

@@ -102,7 +102,7 @@ def attribution_rows(source: Source, *, conversion: str, by: str) -> ir.Table:
     return rows.filter(rows.is_conv | rows.key.notnull())
 
 
-def attribution_paths(
+def path_touches(
     source: Source,
     *,
     conversion: str = "Order Completed",
@@ -111,26 +111,21 @@ def attribution_paths(
     value_property: str | None = "revenue",
     rows: ir.Table | None = None,
     conversions: ir.Table | None = None,
-) -> ir.Table:
-    """Every touch of every path: (person, path, seq, ts, key, converted, end_ts, value,
-    first, last, from_state). ``path`` numbers a person's conversions (0 = the first) and a
-    touch's path is the conversion it leads to; ``converted`` is 1 on a converting path
-    (``end_ts``: the conversion's time, ``value`` its value), 0 on a null path (``end_ts``:
-    its last touch). ``first`` and ``last`` mark the path's first and last touch;
-    ``from_state`` is the key of the touch before on the path, or ``(start)``. ``rows``:
-    :func:`attribution_rows` of the same question, and ``conversions`` its conversions and
-    their values, when they are kept at hand.
+) -> tuple[ir.Table, ir.Table]:
+    """The touches of the converting paths and of the null paths, apart: each (person, path,
+    seq, ts, o, key, converted, end_ts, value). ``path`` numbers a person's conversions (0 =
+    the first) and a touch's path is the conversion it leads to; ``converted`` is 1 on a
+    converting path (``end_ts``: the conversion's time, ``value`` its value), 0 on a null
+    path (``end_ts``: its last touch). ``rows``: :func:`attribution_rows` of the same
+    question, and ``conversions`` its conversions and their values, when they are kept at
+    hand.
 
     A touch is put on its path by a join with the person's conversions (each bounded by the
-    one before, in the person's order) or, after the last one, with the person's span; the
-    lookback keeps a suffix of each path, so its first and last touches and each touch's
-    predecessor come from one window over the touches kept, partitioned by path.
-
-    One window over every event of a person who converted, and of the others every touch
-    within the lookback of their last one (a running count of conversions, the previous
-    and the next event), did this before: 6.06 M rows at 10.6 M events, 2.8 s of the
-    query's 3.8 s (DuckDB's profile). The joins find the paths with hash tables instead of
-    a sort, and the window sorts only the 4.9 M touches kept."""
+    one before, in the person's order) or, after the last one, with the person's span. One
+    window over every event of a person who converted, and of the others every touch within
+    the lookback of their last one, did this before: 6.06 M rows at 10.6 M events, 2.8 s of
+    the query's 3.8 s (DuckDB's profile); the joins find the paths with hash tables instead
+    of a sort."""
     _check(by, lookback_days, 1)
     if rows is None:
         rows = attribution_rows(source, conversion=conversion, by=by)
@@ -173,8 +168,8 @@ def attribution_paths(
     # Touches after a person's last conversion make the null path, which ends with the
     # person's last event (a touch: conversions come before it).
     # A count, not a sum: DuckDB sums integers into a 128-bit HUGEINT (Ibis takes it for
-    # int64 and leaves its cast out), which the union made the type of every path number,
-    # and partitioning the window by it was slower (1.24 s against 1.14 s at 10.6 M events).
+    # int64 and leaves its cast out), which made the type of every path number, and
+    # partitioning a window by it was slower (1.24 s against 1.14 s at 10.6 M events).
     spans = rows.group_by("person").agg(
         paths=rows.seq.count(where=rows.is_conv),
         last_ts=rows.ts.max(),
@@ -194,10 +189,19 @@ def attribution_paths(
         end_ts=open_.last_ts,
         value=ibis.literal(0.0),
     ).select(*columns)
-    paths = converting.union(open_)
-    along = ibis.window(group_by=[paths.person, paths.path], order_by=paths.o)
-    first = paths.o.lag().over(along).isnull()
-    return paths.select(
+    return converting, open_
+
+
+def along_paths(touches: ir.Table, *, one_per_person: bool = False) -> ir.Table:
+    """``touches`` (one half of :func:`path_touches`) with ``first`` and ``last``, the
+    path's first and last touch, and ``from_state``: the key of the touch before on the path,
+    or ``(start)``. The lookback keeps a suffix of each path, so these come from one window
+    over the touches kept, partitioned by path; by person alone when each person has one
+    path (the null paths)."""
+    group = [touches.person] if one_per_person else [touches.person, touches.path]
+    along = ibis.window(group_by=group, order_by=touches.o)
+    first = touches.o.lag().over(along).isnull()
+    return touches.select(
         "person",
         "path",
         "seq",
@@ -207,9 +211,30 @@ def attribution_paths(
         "end_ts",
         "value",
         first=first,
-        last=paths.o.lead().over(along).isnull(),
-        from_state=ibis.ifelse(first, ibis.literal(START), paths.key.lag().over(along)),
+        last=touches.o.lead().over(along).isnull(),
+        from_state=ibis.ifelse(first, ibis.literal(START), touches.key.lag().over(along)),
     )
+
+
+def attribution_paths(
+    source: Source,
+    *,
+    conversion: str = "Order Completed",
+    by: str = "channel",
+    lookback_days: float = 30,
+    value_property: str | None = "revenue",
+) -> ir.Table:
+    """Every touch of every path, converting and null, as one table: (person, path, seq,
+    ts, key, converted, end_ts, value, first, last, from_state) (see :func:`path_touches`
+    and :func:`along_paths`), for a closer look at what the models read."""
+    converting, open_ = path_touches(
+        source,
+        conversion=conversion,
+        by=by,
+        lookback_days=lookback_days,
+        value_property=value_property,
+    )
+    return along_paths(converting).union(along_paths(open_, one_per_person=True))
 
 
 def _heuristic_credits(paths: ir.Table, half_life_days: float) -> ir.Table:
@@ -307,33 +332,38 @@ def attribute(
     # builds the null paths' join on the persons' spans (601,088 rows at 10.6 M events), where
     # the filters' estimates had it build on the 10.2 M touches (1.7-2.0 s of CPU against
     # 0.5 s). The conversions are found among them once (each search of the events for them
-    # and of the properties for their values took 0.4-1.0 s of CPU), and the paths are
-    # computed once and read three times.
+    # and of the properties for their values took 0.4-1.0 s of CPU).
+    #
+    # The converting paths' touches are kept and read three times (totals, the rule-based
+    # models, the chain). The null paths are read by the chain only, so their touches go
+    # straight into its counts: at 10.6 M events they are 3.88 M of the paths' 4.92 M
+    # touches, and keeping them all took 1.53-1.59 s against 1.11-1.20 s for keeping the
+    # converting ones and counting the null ones' moves (the same SQL, alternately).
     with (
         source.cache(attribution_rows(source, conversion=conversion, by=by)) as rows,
         source.cache(_conversions(source, conversion, value_property, rows)) as conversions,
-        source.cache(
-            attribution_paths(
-                source,
-                conversion=conversion,
-                by=by,
-                lookback_days=lookback_days,
-                value_property=value_property,
-                rows=rows,
-                conversions=conversions,
-            )
-        ) as paths,
     ):
-        total = conversions.agg(n=conversions.conv_seq.count(), value=conversions.value.sum())
-        totals = source.rows(total)[0]
-        ends = paths.filter(paths.first)
-        ends = ends.group_by("converted").agg(n=ends.seq.count(), value=ends.value.sum())
-        by_end = {row["converted"]: row for row in source.rows(ends)}
-        heuristics = {
-            row["key"]: row for row in source.rows(_heuristic_credits(paths, half_life_days))
-        }
-        transitions = source.rows(markov_transitions(paths))
-    attributed = by_end.get(1, {"n": 0, "value": 0.0})
+        converting, open_ = path_touches(
+            source,
+            conversion=conversion,
+            by=by,
+            lookback_days=lookback_days,
+            value_property=value_property,
+            rows=rows,
+            conversions=conversions,
+        )
+        null_moves = source.rows(markov_transitions(along_paths(open_, one_per_person=True)))
+        with source.cache(along_paths(converting)) as paths:
+            total = conversions.agg(n=conversions.conv_seq.count(), value=conversions.value.sum())
+            totals = source.rows(total)[0]
+            firsts = paths.filter(paths.first)
+            attributed = source.rows(firsts.agg(n=firsts.seq.count(), value=firsts.value.sum()))[0]
+            heuristics = {
+                row["key"]: row for row in source.rows(_heuristic_credits(paths, half_life_days))
+            }
+            transitions = source.rows(markov_transitions(paths)) + null_moves
+    # Every path has one first touch, one move from (start).
+    null_paths = sum(move["count"] for move in null_moves if move["from_state"] == START)
     attributed_value = float(attributed["value"] or 0.0)
     _base, effects = removal_effects(transitions)
     effect_sum = sum(effects.values())
@@ -365,7 +395,7 @@ def attribute(
         unattributed_conversions=int(totals["n"]) - int(attributed["n"]),
         unattributed_value=value_total - attributed_value,
         converting_paths=int(attributed["n"]),
-        null_paths=int(by_end.get(0, {"n": 0})["n"]),
+        null_paths=int(null_paths),
         credits=credits,
     )
 
