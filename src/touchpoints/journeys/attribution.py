@@ -197,10 +197,13 @@ def along_paths(touches: ir.Table, *, one_per_person: bool = False) -> ir.Table:
     path's first and last touch, and ``from_state``: the key of the touch before on the path,
     or ``(start)``. The lookback keeps a suffix of each path, so these come from one window
     over the touches kept, partitioned by path; by person alone when each person has one
-    path (the null paths)."""
+    path (the null paths). A touch always has a key, so the one before has none only when
+    there is none: two window functions, not three (the null paths' moves alone at 10.6 M
+    events 0.75-0.79 s against 0.82-0.85 s with ``lag(o)`` for the first touch; attribution
+    as a whole within the noise)."""
     group = [touches.person] if one_per_person else [touches.person, touches.path]
     along = ibis.window(group_by=group, order_by=touches.o)
-    first = touches.o.lag().over(along).isnull()
+    before = touches.key.lag().over(along)
     return touches.select(
         "person",
         "path",
@@ -210,9 +213,9 @@ def along_paths(touches: ir.Table, *, one_per_person: bool = False) -> ir.Table:
         "converted",
         "end_ts",
         "value",
-        first=first,
+        first=before.isnull(),
         last=touches.o.lead().over(along).isnull(),
-        from_state=ibis.ifelse(first, ibis.literal(START), touches.key.lag().over(along)),
+        from_state=before.fill_null(START),
     )
 
 
