@@ -168,8 +168,9 @@ def path_touches(
     # Touches after a person's last conversion make the null path, which ends with the
     # person's last event (a touch: conversions come before it).
     # A count, not a sum: DuckDB sums integers into a 128-bit HUGEINT (Ibis takes it for
-    # int64 and leaves its cast out), which made the type of every path number, and
-    # partitioning a window by it was slower (1.24 s against 1.14 s at 10.6 M events).
+    # int64 and leaves its cast out), which a union with the converting paths made the type
+    # of every path number, and partitioning a window by it was slower (1.24 s against
+    # 1.14 s at 10.6 M events).
     spans = rows.group_by("person").agg(
         paths=rows.seq.count(where=rows.is_conv),
         last_ts=rows.ts.max(),
@@ -341,8 +342,8 @@ def attribute(
     #
     # The rows (10.3 M touches with a key, and conversions) are read where they are, not
     # kept first: writing them took 0.27-0.46 s, and each query reading the facts instead
-    # takes about 0.1 s longer (attribution 1.41-1.52 s against 1.60-1.72 s, and 10 % less
-    # CPU). When the paths were one query with one window, DuckDB built the null paths'
+    # takes up to 0.1 s longer (attribution 1.41-1.52 s against 1.60-1.72 s, and a tenth
+    # less CPU). When the paths were one query with one window, DuckDB built the null paths'
     # join on the 10.2 M touches unless the rows were a table of known size; the null
     # paths' moves now have it build on the persons' spans (601,088 rows) either way.
     rows = attribution_rows(source, conversion=conversion, by=by)
