@@ -240,13 +240,30 @@ class Running:
                 sys.exit(f"{self.label}: events still pending after 300 s")
             time.sleep(0.2)
 
+    def derived(self) -> None:
+        """The journey facts brought up to date with what is loaded: an analysis does this
+        first (the stages, the cheapest one), so the server's next timed refresh finds
+        nothing new."""
+        answer = httpx.get(
+            self.url + "/v1/journeys/stages",
+            headers={"Authorization": f"Bearer {self.read_key}"},
+            timeout=300,
+        )
+        answer.raise_for_status()
+
 
 def settle(servers: list[Running]) -> None:
-    """Before a run: every server has loaded what it acknowledged and all are quiet, so that
-    no server's work after its own run (loading, deriving the journey facts of the new
-    events) is measured in another's."""
+    """Before a run: every server has loaded what it acknowledged, derived the journey facts
+    of it, and all are quiet, so that no server's work after its own run is measured in
+    another's. Waiting for quiet alone missed the facts: a server derives them on a timer
+    (``journeys_refresh_seconds``, 60 s), which fired during other runs. The same server
+    with two collector processes measured alone took 15,763-17,377 single requests/s in
+    nine runs, and 11,343-16,723 in five rounds beside the others (2026-12-05); the
+    baseline's single requests fell to 13,711/s in one round against 20,386-20,812 in the
+    four others."""
     for running in servers:
         running.loaded()
+        running.derived()
     wait_quiet([pid for running in servers for pid in running.pids()])
 
 
