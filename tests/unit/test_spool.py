@@ -30,6 +30,7 @@ from touchpoints.config import load_settings
 from touchpoints.core import Touchpoints
 from touchpoints.events import Problem
 from touchpoints.profiles.profile import ProfileNotFound
+from touchpoints.warehouse.connection import WarehouseError
 
 
 def batch(ids: list[str], user: str = "u") -> dict[str, Any]:
@@ -165,6 +166,58 @@ def test_a_killed_collectors_open_segment_is_read_without_its_torn_line(
     assert [p.name for p in directory.iterdir()] == ["segment-000000007.ready"]
     assert tp.spools.load() == 2
     assert stored_ids(tp) == ["t1", "t2"]  # deduplicated by messageId
+
+
+def test_segments_are_loaded_in_one_append_and_the_identity_map_takes_their_rows_as_they_are(
+    tp: Touchpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Consecutive segments (two collectors' too) are one append, a commit of DuckDB's log
+    each; up to _LOAD_ROWS rows, each append followed by the identity map's catch-up from
+    the rows in hand (never read back). A messageId repeated in a later segment is stored
+    once, and a corrupt segment keeps itself and what follows, not what came before."""
+    for number, first in ((1, 0), (1, 3), (2, 6)):
+        directory = collector_dir(tp.settings.wal_dir, number)
+        directory.mkdir(parents=True, exist_ok=True)
+        ids = [f"s{i}" for i in range(first, first + 3)] + ["s0"]  # s0: a repeat
+        rows = tp.judge(batch(ids, user=f"user{first}"), "batch", source="web").rows
+        (directory / f"segment-{first + 1:09d}.ready").write_bytes(log_lines(rows))
+    appends: list[int] = []
+    append = tp.store.append
+    monkeypatch.setattr(tp.store, "append", lambda rows: appends.append(len(rows)) or append(rows))
+    read_back: list[int] = []
+    events_after = tp.identity.store.events_after
+    monkeypatch.setattr(
+        tp.identity.store,
+        "events_after",
+        lambda after, limit: read_back.append(after) or events_after(after, limit),
+    )
+    assert tp.spools.load(tp.catch_up) == 12
+    assert appends == [12]
+    assert read_back == []  # caught up from the rows in hand
+    assert stored_ids(tp) == [f"s{i}" for i in range(9)]
+    persons = tp.warehouse.fetchall(
+        "SELECT DISTINCT value FROM identifiers WHERE type = 'user_id' ORDER BY 1"
+    )
+    assert persons == [("user0",), ("user3",), ("user6",)]
+
+    # At most _LOAD_ROWS rows an append; a corrupt segment stops the load after the ones
+    # before it are stored, and stays (with those after it) for an operator to look at.
+    monkeypatch.setattr("touchpoints.collect.spool._LOAD_ROWS", 5)
+    appends.clear()
+    directory = collector_dir(tp.settings.wal_dir, 1)
+    for number, ids in ((20, ["t1", "t2", "t3"]), (21, ["t4", "t5", "t6"]), (22, ["t7"])):
+        rows = tp.judge(batch(ids), "batch", source="web").rows
+        (directory / f"segment-{number:09d}.ready").write_bytes(log_lines(rows))
+    (directory / "segment-000000023.ready").write_bytes(b'["not a row"]\n[1, 2]\n')
+    rows = tp.judge(batch(["t9"]), "batch", source="web").rows
+    (directory / "segment-000000024.ready").write_bytes(log_lines(rows))
+    with pytest.raises(WarehouseError, match="segment-000000023.ready line 1"):
+        tp.spools.load(tp.catch_up)
+    assert appends == [3, 4]
+    assert stored_ids(tp)[9:] == ["t1", "t2", "t3", "t4", "t5", "t6", "t7"]
+    left = sorted(p.name for p in directory.iterdir())
+    assert left == ["segment-000000023.ready", "segment-000000024.ready"]
+    assert read_back == []
 
 
 def test_refusals_are_held_as_the_server_holds_them(tp: Touchpoints) -> None:

@@ -54,6 +54,11 @@ _HELD = "held-"
 _LOG = ".log"
 _READY = ".ready"
 _TMP = ".tmp"
+# Rows of consecutive segments appended in one transaction at most. Each append is a commit
+# of DuckDB's own log, 4 ms here whatever its size: segments of 200 rows loaded one by one
+# cost the owner 38 µs an event, of 2,000 rows 24 µs (2026-12-05). The identity map takes
+# up to this many rows of an append as they are, without reading them back (its _CHUNK).
+_LOAD_ROWS = 50_000
 
 
 def spool_root(wal_dir: Path) -> Path:
@@ -276,18 +281,38 @@ class Spools:
         return self._load(self._files((_READY, _LOG)), None)
 
     def _load(self, files: list[Path], after_write: Callable[[], object] | None) -> int:
+        """Load ``files`` in order: consecutive segments' rows in one append (up to
+        :data:`_LOAD_ROWS`), each followed by ``after_write``; a held file as it comes."""
         total = 0
+        rows: list[EventRow] = []
+        taken: list[Path] = []
+
+        def append() -> None:
+            nonlocal total, rows, taken
+            if rows:
+                self._store.append(rows)
+                total += len(rows)
+                if after_write is not None:
+                    after_write()
+            for taken_path in taken:
+                taken_path.unlink()
+            rows, taken = [], []
+
         for path in files:
             if path.name.startswith(_SEGMENT):
-                rows: list[EventRow] = read_segment(path)
-                if rows:
-                    self._store.append(rows)
-                    total += len(rows)
+                try:
+                    segment = read_segment(path)
+                except Exception:
+                    append()  # what came before a corrupt segment is loaded all the same
+                    raise
+                if rows and len(rows) + len(segment) > _LOAD_ROWS:
+                    append()
+                rows.extend(segment)
+                taken.append(path)
             elif path.name.startswith(_HELD):
                 self._hold(read_held(path))
-            path.unlink()
-        if total and after_write is not None:
-            after_write()
+                path.unlink()
+        append()
         return total
 
     def pending(self) -> int:
