@@ -17,6 +17,7 @@ from touchpoints.core import Touchpoints
 from touchpoints.identity.identifiers import Identifier
 from touchpoints.identity.rebuild import rebuild
 from touchpoints.identity.resolver import LinkRequest
+from touchpoints.journeys.attribution import NULL_MOVES_COLUMNS, kept_null_moves
 from touchpoints.journeys.model import StageModel, load_model
 from touchpoints.journeys.source import duckdb_source
 from touchpoints.journeys.stages import (
@@ -24,6 +25,7 @@ from touchpoints.journeys.stages import (
     FACT_COLUMNS,
     computed_facts,
     computed_stage_entries,
+    ordered_events,
     with_progress,
 )
 from touchpoints.journeys.store import refresh
@@ -49,7 +51,13 @@ def kept(tp: Touchpoints) -> tuple[list[tuple[Any, ...]], ...]:
     facts = tp.warehouse.fetchall(f"SELECT {', '.join(FACT_COLUMNS)} FROM journey_facts")
     entries = tp.warehouse.fetchall(f"SELECT {', '.join(ENTRY_COLUMNS)} FROM journey_stage_entries")
     traits = tp.warehouse.fetchall(f"SELECT {', '.join(TRAIT_COLUMNS)} FROM journey_latest_traits")
-    return sorted(facts, key=repr), sorted(entries, key=repr), sorted(traits, key=repr)
+    moves = tp.warehouse.fetchall(f"SELECT {', '.join(NULL_MOVES_COLUMNS)} FROM journey_null_moves")
+    return (
+        sorted(facts, key=repr),
+        sorted(entries, key=repr),
+        sorted(traits, key=repr),
+        sorted(moves, key=repr),
+    )
 
 
 def computed(tp: Touchpoints, model: StageModel) -> tuple[list[tuple[Any, ...]], ...]:
@@ -59,10 +67,12 @@ def computed(tp: Touchpoints, model: StageModel) -> tuple[list[tuple[Any, ...]],
     facts = computed_facts(source, model).select(*FACT_COLUMNS).to_pyarrow().to_pylist()
     entries = with_progress(computed_stage_entries(source, model)).select(*ENTRY_COLUMNS)
     traits = source.latest_traits().select(*TRAIT_COLUMNS)
+    moves = kept_null_moves(ordered_events(source)).select(*NULL_MOVES_COLUMNS)
     return (
         sorted((tuple(r.values()) for r in facts), key=repr),
         sorted((tuple(r.values()) for r in entries.to_pyarrow().to_pylist()), key=repr),
         sorted((tuple(r.values()) for r in traits.to_pyarrow().to_pylist()), key=repr),
+        sorted((tuple(r.values()) for r in moves.to_pyarrow().to_pylist()), key=repr),
     )
 
 
@@ -124,13 +134,17 @@ def test_kept_facts_equal_computed_ones_through_merges_links_and_unmerges(
                 tp.identity.remove_link(links[0])
             done = refresh(tp.warehouse, MODEL)
             assert done.full == (round_ == 0)
-            facts, entries, traits = kept(tp)
-            assert (facts, entries, traits) == computed(tp, MODEL), f"round {round_}"
+            facts, entries, traits, moves = kept(tp)
+            assert (facts, entries, traits, moves) == computed(tp, MODEL), f"round {round_}"
             assert traits, f"round {round_}: no latest trait to compare"
             persons = len({row[FACT_COLUMNS.index("person")] for row in facts})
             if round_ > 0:  # only the persons that changed were derived again
                 assert 0 < done.persons <= persons
         assert len(facts) == n
+        # Null paths of both keys, begun from (start) and ended in (null), were compared.
+        begun = {(m[1], m[2]) for m in moves}
+        assert begun >= {("channel", "(start)"), ("campaign", "(start)")}, begun
+        assert "(null)" in {m[3] for m in moves}
         merges = dict(
             tp.warehouse.fetchall("SELECT kind, count(*) FROM identity_merges GROUP BY 1")
         )

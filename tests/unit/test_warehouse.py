@@ -76,6 +76,7 @@ def test_a_new_file_gets_every_table_and_the_latest_version(tmp_path: Path) -> N
             "journey_facts",
             "journey_stage_entries",
             "journey_latest_traits",
+            "journey_null_moves",
             "journey_persons",
             "journey_scratch",
             "journey_changed",

@@ -35,14 +35,19 @@ expressions (DuckDB and Spark agree); the chain itself (a few keys) is solved wi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 import numpy as np
 
+from touchpoints.journeys.queries import (
+    ATTRIBUTION_CONVERSION,
+    ATTRIBUTION_LOOKBACK_DAYS,
+    AttributionQuery,
+)
 from touchpoints.journeys.queries import ATTRIBUTION_KEYS as KEYS
-from touchpoints.journeys.queries import AttributionQuery
 from touchpoints.journeys.results import Attribution, Credit
 from touchpoints.journeys.source import Source
 from touchpoints.journeys.spec import AnalysisError
@@ -89,7 +94,11 @@ def _conversions(
 def attribution_rows(source: Source, *, conversion: str, by: str) -> ir.Table:
     """(person, seq, ts, o, key, is_conv): what a path is made of, in the person's order
     ``o``: the conversions and the touches that carry a key."""
-    events = ordered_events(source)
+    return _rows_of(ordered_events(source), conversion=conversion, by=by)
+
+
+def _rows_of(events: ir.Table, *, conversion: str, by: str) -> ir.Table:
+    """:func:`attribution_rows` of ``events`` in the person's order (``order_in_person``)."""
     events = events.filter(is_touch(events.type))
     rows = events.select(
         "person",
@@ -129,11 +138,27 @@ def path_touches(
     _check(by, lookback_days, 1)
     if rows is None:
         rows = attribution_rows(source, conversion=conversion, by=by)
+    if conversions is None:
+        conversions = _conversions(source, conversion, value_property, rows)
+    return _converting(rows, conversions, lookback_days), _open(rows, lookback_days)
+
+
+_COLUMNS = ["person", "path", "seq", "ts", "o", "key", "converted", "end_ts", "value"]
+
+
+def _within(lookback_days: float) -> Callable[[ir.Value, ir.Value], ir.BooleanValue]:
+    """Whether a touch at ``ts`` is within the lookback of a path's end at ``end``."""
     window = lookback_days * 86400
 
     def kept(ts: ir.Value, end: ir.Value) -> ir.BooleanValue:
         return end.epoch_seconds() - ts.epoch_seconds() <= window
 
+    return kept
+
+
+def _converting(rows: ir.Table, conversions: ir.Table, lookback_days: float) -> ir.Table:
+    """The converting paths' touches (see :func:`path_touches`)."""
+    kept = _within(lookback_days)
     # Each conversion with its number among the person's and the order of the one before:
     # the touches strictly between the two lead to it.
     ends = rows.filter(rows.is_conv)
@@ -146,11 +171,8 @@ def path_touches(
         path=ibis.row_number().over(person),
         after_o=ends.o.lag().over(person),
     )
-    if conversions is None:
-        conversions = _conversions(source, conversion, value_property, rows)
     ends = ends.join(conversions, "conv_seq")
     touches = rows.filter(~rows.is_conv)
-    columns = ["person", "path", "seq", "ts", "o", "key", "converted", "end_ts", "value"]
     converting = touches.join(
         ends,
         [
@@ -164,9 +186,16 @@ def path_touches(
         path=converting.path.cast("int64"),
         converted=ibis.literal(1, type="int64"),
         end_ts=converting.conv_ts,
-    ).select(*columns)
-    # Touches after a person's last conversion make the null path, which ends with the
-    # person's last event (a touch: conversions come before it).
+    )
+    return converting.select(*_COLUMNS)
+
+
+def _open(rows: ir.Table, lookback_days: float) -> ir.Table:
+    """The null paths' touches (see :func:`path_touches`): touches after a person's last
+    conversion make the null path, which ends with the person's last event (a touch:
+    conversions come before it)."""
+    kept = _within(lookback_days)
+    touches = rows.filter(~rows.is_conv)
     # A count, not a sum: DuckDB sums integers into a 128-bit HUGEINT (Ibis takes it for
     # int64 and leaves its cast out), which a union with the converting paths made the type
     # of every path number, and partitioning a window by it was slower (1.24 s against
@@ -189,8 +218,8 @@ def path_touches(
         converted=ibis.literal(0, type="int64"),
         end_ts=open_.last_ts,
         value=ibis.literal(0.0),
-    ).select(*columns)
-    return converting, open_
+    )
+    return open_.select(*_COLUMNS)
 
 
 def along_paths(touches: ir.Table, *, one_per_person: bool = False) -> ir.Table:
@@ -272,15 +301,66 @@ def _heuristic_credits(paths: ir.Table, half_life_days: float) -> ir.Table:
     return touches.group_by("key").agg(**sums)
 
 
-def markov_transitions(paths: ir.Table) -> ir.Table:
+def markov_transitions(paths: ir.Table, *per: str) -> ir.Table:
     """(from_state, to_state, count): the first-order chain of the paths, consecutive repeats
-    of a key collapsed, from ``(start)`` to ``(conversion)`` or ``(null)``. Collapsing runs
-    keeps exactly the steps between different keys, so those are the steps counted."""
-    steps = paths.filter(paths.from_state != paths.key).select("from_state", to_state="key")
+    of a key collapsed, from ``(start)`` to ``(conversion)`` or ``(null)``; counted apart for
+    each value of the columns ``per`` (e.g. each person) when given. Collapsing runs keeps
+    exactly the steps between different keys, so those are the steps counted."""
+    steps = paths.filter(paths.from_state != paths.key).select(*per, "from_state", to_state="key")
     end = ibis.cases((paths.converted == 1, CONVERSION), else_=NULL)
-    ends = paths.filter(paths["last"]).select(from_state=paths.key, to_state=end)
+    ends = paths.filter(paths["last"]).select(*per, from_state=paths.key, to_state=end)
     moves = steps.union(ends, distinct=False)
-    return moves.group_by(["from_state", "to_state"]).agg(count=moves.from_state.count())
+    return moves.group_by([*per, "from_state", "to_state"]).agg(count=moves.from_state.count())
+
+
+NULL_MOVES_COLUMNS = ("person", "by_key", "from_state", "to_state", "moves")
+
+
+def kept_null_moves(events: ir.Table) -> ir.Table:
+    """What the warehouse keeps with the journey facts (``journey_null_moves``): for each
+    person of ``events`` (with ``order_in_person``, as the facts have it) and each key
+    (``by_key``: channel, campaign), the moves of the person's null path under the question
+    asked unless told otherwise (:data:`ATTRIBUTION_CONVERSION`,
+    :data:`ATTRIBUTION_LOOKBACK_DAYS`).
+
+    Counting them at question time is one window over every null-path touch, the share of
+    attribution that no join or kept predecessor made cheaper (RESULTS.md: 0.75-0.86 s of
+    1.47 s at 10.6 M events); a person's null path changes only with the person's own
+    events, which the facts are derived again for. A person who converts after their null
+    path keeps a (shorter, or no) null path, derived with the new event."""
+    parts = []
+    for by in KEYS:
+        rows = _rows_of(events, conversion=ATTRIBUTION_CONVERSION, by=by)
+        moves = markov_transitions(
+            along_paths(_open(rows, ATTRIBUTION_LOOKBACK_DAYS), one_per_person=True), "person"
+        )
+        parts.append(
+            moves.select(
+                "person",
+                by_key=ibis.literal(by),
+                from_state=moves.from_state,
+                to_state=moves.to_state,
+                moves=moves["count"],
+            )
+        )
+    return ibis.union(*parts, distinct=False)
+
+
+def _null_moves(
+    source: Source, open_: ir.Table, *, conversion: str, by: str, lookback_days: float
+) -> list[dict[str, Any]]:
+    """(from_state, to_state, count) of the null paths: summed from the moves kept with the
+    facts for the question asked unless told otherwise, counted along ``open_`` for another."""
+    if (
+        source.derived_for is not None
+        and conversion == ATTRIBUTION_CONVERSION
+        and lookback_days == ATTRIBUTION_LOOKBACK_DAYS
+    ):
+        kept = source.kept("journey_null_moves")
+        kept = kept.filter(kept.by_key == by)
+        moves = kept.group_by(["from_state", "to_state"]).agg(count=kept.moves.sum())
+        return [{**move, "count": int(move["count"])} for move in source.rows(moves)]
+    return source.rows(markov_transitions(along_paths(open_, one_per_person=True)))
 
 
 def removal_effects(transitions: list[dict[str, Any]]) -> tuple[float, dict[str, float]]:
@@ -357,7 +437,9 @@ def attribute(
             rows=rows,
             conversions=conversions,
         )
-        null_moves = source.rows(markov_transitions(along_paths(open_, one_per_person=True)))
+        null_moves = _null_moves(
+            source, open_, conversion=conversion, by=by, lookback_days=lookback_days
+        )
         with source.cache(along_paths(converting)) as paths:
             total = conversions.agg(n=conversions.conv_seq.count(), value=conversions.value.sum())
             totals = source.rows(total)[0]

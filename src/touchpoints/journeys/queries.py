@@ -41,6 +41,10 @@ MAX_PATH_DEPTH = 20
 BREAKDOWNS = ("channel", "device_type", "age_group")
 STEP_KINDS = ("event", "channel")
 ATTRIBUTION_KEYS = ("channel", "campaign")
+# What an attribution asks unless told otherwise: the null paths' moves of this question are
+# kept with the journey facts (journeys.attribution.kept_null_moves).
+ATTRIBUTION_CONVERSION = "Order Completed"
+ATTRIBUTION_LOOKBACK_DAYS = 30
 # Offsets past this are no page anyone can reach; larger numbers overflow the engines' BIGINT.
 MAX_OFFSET = 1_000_000_000
 
@@ -289,9 +293,9 @@ class AttributionQuery(BaseModel, Answers[Attribution]):
 
     model_config = _FROZEN
     kind: Literal["attribution"] = "attribution"
-    conversion: str = Field("Order Completed", min_length=1)
+    conversion: str = Field(ATTRIBUTION_CONVERSION, min_length=1)
     by: Literal["channel", "campaign"] = "channel"
-    lookback_days: float = Field(30, gt=0, le=3650)
+    lookback_days: float = Field(ATTRIBUTION_LOOKBACK_DAYS, gt=0, le=3650)
     value_property: str | None = "revenue"
     half_life_days: float = Field(7, gt=0, le=3650)
 

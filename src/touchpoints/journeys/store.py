@@ -232,7 +232,7 @@ def _insert_derived(warehouse: Warehouse, model: StageModel) -> None:
 _COMPILED: dict[str, tuple[str, ...]] = {}
 _TRAITS_KEPT = "journey_latest_traits"
 # What is derived per person: emptied for the persons derived again, all of it in full.
-_KEPT = ("journey_facts", "journey_stage_entries", _TRAITS_KEPT)
+_KEPT = ("journey_facts", "journey_stage_entries", _TRAITS_KEPT, "journey_null_moves")
 _ENTRIES = "_tp_journey_entries"
 _PLACED = "_tp_journey_placed"
 
@@ -245,6 +245,7 @@ def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, ...]:
     The entries are kept in a table first: their progress reads them three times."""
     import ibis
 
+    from touchpoints.journeys.attribution import NULL_MOVES_COLUMNS, kept_null_moves
     from touchpoints.journeys.stages import (
         ENTRY_COLUMNS,
         FACT_COLUMNS,
@@ -267,6 +268,7 @@ def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, ...]:
     held = ibis.table(placed.schema(), name=_PLACED)
     columns = ", ".join(FACT_COLUMNS)
     traits = "person, key, text_value, number_value"
+    moves = ", ".join(NULL_MOVES_COLUMNS)
     compiled = (
         f"CREATE OR REPLACE TEMP TABLE {_ENTRIES} AS {gateway.compile(entries)}",
         f"INSERT INTO journey_stage_entries ({entry_columns}) "
@@ -276,6 +278,8 @@ def _derive_sql(warehouse: Warehouse, model: StageModel) -> tuple[str, ...]:
         f"CREATE OR REPLACE TEMP TABLE {_PLACED} AS {gateway.compile(placed)}",
         f"INSERT INTO journey_facts ({columns}) "
         f"SELECT {columns} FROM ({gateway.compile(marked_facts(held))})",
+        f"INSERT INTO journey_null_moves ({moves}) "
+        f"SELECT {moves} FROM ({gateway.compile(kept_null_moves(held))})",
     )
     _COMPILED[fingerprint] = compiled
     return compiled

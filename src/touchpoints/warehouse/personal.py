@@ -111,6 +111,12 @@ PERSONAL: tuple[PersonalTable, ...] = (
         "the latest value of each of the person's traits, as the analyses' breakdowns read it",
     ),
     PersonalTable(
+        "journey_null_moves",
+        "person",
+        ("person",),
+        "the steps between channels (campaigns) of the person's journey since their last order",
+    ),
+    PersonalTable(
         "journey_persons",
         "sid",
         ("sid",),
