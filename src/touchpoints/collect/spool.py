@@ -292,10 +292,10 @@ class Spools:
             if rows:
                 self._store.append(rows)
                 total += len(rows)
-                if after_write is not None:
-                    after_write()
             for taken_path in taken:
                 taken_path.unlink()
+            if rows and after_write is not None:
+                after_write()
             rows, taken = [], []
 
         for path in files:

@@ -114,9 +114,9 @@ def _rows_of(events: ir.Table, *, conversion: str, by: str) -> ir.Table:
 def path_touches(
     source: Source,
     *,
-    conversion: str = "Order Completed",
+    conversion: str = ATTRIBUTION_CONVERSION,
     by: str = "channel",
-    lookback_days: float = 30,
+    lookback_days: float = ATTRIBUTION_LOOKBACK_DAYS,
     value_property: str | None = "revenue",
     rows: ir.Table | None = None,
     conversions: ir.Table | None = None,
@@ -252,9 +252,9 @@ def along_paths(touches: ir.Table, *, one_per_person: bool = False) -> ir.Table:
 def attribution_paths(
     source: Source,
     *,
-    conversion: str = "Order Completed",
+    conversion: str = ATTRIBUTION_CONVERSION,
     by: str = "channel",
-    lookback_days: float = 30,
+    lookback_days: float = ATTRIBUTION_LOOKBACK_DAYS,
     value_property: str | None = "revenue",
 ) -> ir.Table:
     """Every touch of every path, converting and null, as one table: (person, path, seq,
@@ -403,9 +403,9 @@ def removal_effects(transitions: list[dict[str, Any]]) -> tuple[float, dict[str,
 def attribute(
     source: Source,
     *,
-    conversion: str = "Order Completed",
+    conversion: str = ATTRIBUTION_CONVERSION,
     by: str = "channel",
-    lookback_days: float = 30,
+    lookback_days: float = ATTRIBUTION_LOOKBACK_DAYS,
     value_property: str | None = "revenue",
     half_life_days: float = 7,
 ) -> Attribution:
