@@ -7,8 +7,9 @@ Starts, on loopback ports:
 
 Then drives each with ``wrk`` (Debian package ``wrk``) for single-event ``/v1/track`` requests
 and for ``/v1/batch`` requests of 100 events, every event with a unique messageId. Prints
-requests/s, events/s, latency p50/p99, the server's peak memory (VmHWM), and checks that the
-warehouse holds exactly the events that were acknowledged with a 2xx.
+requests/s, events/s (of the requests answered 2xx: a 429 takes nothing; the ratios to the
+baseline are of these), latency p50/p99, the server's peak memory (VmHWM), and checks that
+the warehouse holds exactly the events that were acknowledged with a 2xx.
 
     .venv/bin/python benchmarks/ingest.py [--seconds 15] [--connections 32] [--threads 2]
                                           [--fsync] [--collectors 0,1,2] [--rounds 1]
@@ -111,6 +112,13 @@ class WrkResult:
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def acknowledged_rps(self) -> float:
+        """Requests answered 2xx a second: what was taken. A 429 (the server behind) is an
+        answer too, but nothing taken; counting it as served made the two collector
+        processes' batches look 0.21-0.29 × the baseline where 0.11-0.15 × was taken."""
+        return (self.requests - self.non_2xx) / self.seconds
 
 
 def free_port() -> int:
@@ -404,19 +412,23 @@ def main() -> None:
         f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, WAL fsync: {args.fsync}, "
         f"{args.rounds} round(s), load average {os.getloadavg()[0]:.1f}"
     )
+    print("req/s: every answer; events/s: the events of the requests answered 2xx (taken)")
     print(f"{'run':<36}{'req/s':>10}{'events/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for r, results in enumerate(rounds, start=1):
         for name, res in results.items():
             per_request = 100 if "batch" in name else 1
             shown = f"{name} (round {r})" if args.rounds > 1 else name
             print(
-                f"{shown:<36}{res.rps:>10,.0f}{res.rps * per_request:>12,.0f}"
+                f"{shown:<36}{res.rps:>10,.0f}{res.acknowledged_rps * per_request:>12,.0f}"
                 f"{res.p50_ms:>9.1f}{res.p99_ms:>9.1f}{res.non_2xx:>9}"
             )
     lost = 0
     for label, stored, peak_mb, collectors_mb, processes in checks:
         for kind in ("single", "batch"):
-            ratios = [res[f"{label} {kind}"].rps / res[f"baseline {kind}"].rps for res in rounds]
+            ratios = [
+                res[f"{label} {kind}"].acknowledged_rps / res[f"baseline {kind}"].acknowledged_rps
+                for res in rounds
+            ]
             each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
             summary = f"{each}; median {statistics.median(ratios):.2f}" if len(ratios) > 1 else each
             print(f"{label}/baseline {kind}: {summary}")
