@@ -35,7 +35,6 @@ expressions (DuckDB and Spark agree); the chain itself (a few keys) is solved wi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import ibis
@@ -146,19 +145,13 @@ def path_touches(
 _COLUMNS = ["person", "path", "seq", "ts", "o", "key", "converted", "end_ts", "value"]
 
 
-def _within(lookback_days: float) -> Callable[[ir.Value, ir.Value], ir.BooleanValue]:
+def _within(ts: ir.Value, end: ir.Value, lookback_days: float) -> ir.BooleanValue:
     """Whether a touch at ``ts`` is within the lookback of a path's end at ``end``."""
-    window = lookback_days * 86400
-
-    def kept(ts: ir.Value, end: ir.Value) -> ir.BooleanValue:
-        return end.epoch_seconds() - ts.epoch_seconds() <= window
-
-    return kept
+    return end.epoch_seconds() - ts.epoch_seconds() <= lookback_days * 86400
 
 
 def _converting(rows: ir.Table, conversions: ir.Table, lookback_days: float) -> ir.Table:
     """The converting paths' touches (see :func:`path_touches`)."""
-    kept = _within(lookback_days)
     # Each conversion with its number among the person's and the order of the one before:
     # the touches strictly between the two lead to it.
     ends = rows.filter(rows.is_conv)
@@ -179,7 +172,7 @@ def _converting(rows: ir.Table, conversions: ir.Table, lookback_days: float) -> 
             touches.person == ends.person,
             touches.o < ends.conv_o,
             ends.after_o.isnull() | (touches.o > ends.after_o),
-            kept(touches.ts, ends.conv_ts),
+            _within(touches.ts, ends.conv_ts, lookback_days),
         ],
     )
     converting = converting.mutate(
@@ -194,7 +187,6 @@ def _open(rows: ir.Table, lookback_days: float) -> ir.Table:
     """The null paths' touches (see :func:`path_touches`): touches after a person's last
     conversion make the null path, which ends with the person's last event (a touch:
     conversions come before it)."""
-    kept = _within(lookback_days)
     touches = rows.filter(~rows.is_conv)
     # A count, not a sum: DuckDB sums integers into a 128-bit HUGEINT (Ibis takes it for
     # int64 and leaves its cast out), which a union with the converting paths made the type
@@ -210,7 +202,7 @@ def _open(rows: ir.Table, lookback_days: float) -> ir.Table:
         [
             touches.person == spans.person,
             spans.last_conv_o.isnull() | (touches.o > spans.last_conv_o),
-            kept(touches.ts, spans.last_ts),
+            _within(touches.ts, spans.last_ts, lookback_days),
         ],
     )
     open_ = open_.mutate(
