@@ -42,6 +42,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +168,7 @@ def measure(
     work: Path,
     collector: int,
     loader: int | None = None,
-    loaded: object = None,
+    loaded: Callable[[], None] | None = None,
 ) -> Run:
     """wrk against ``url``; the CPU of the ``collector`` process (and of the ``loader``,
     counted until it has loaded everything taken) per event taken."""
@@ -178,7 +179,7 @@ def measure(
     result = run_wrk(url, lua, args, headers, work)
     wrk_cpu = _children_cpu() - wrk_before
     collector_cpu = cpu_seconds(collector) - collector_before
-    if callable(loaded):
+    if loaded is not None:
         loaded()
     loader_cpu = cpu_seconds(loader) - loader_before if loader is not None else 0.0
     events = (result.requests - result.non_2xx) * per_request
