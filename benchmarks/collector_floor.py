@@ -37,7 +37,6 @@ import argparse
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -57,11 +56,10 @@ from ingest import (  # noqa: E402
     WrkResult,
     children_of,
     cpu_seconds,
-    free_port,
     run_wrk,
+    start_app,
     start_touchpoints,
     wait_quiet,
-    wait_until_up,
 )
 
 LOGGED_APP = textwrap.dedent(
@@ -196,30 +194,6 @@ def measure(
     )
 
 
-def start_app(work: Path, name: str) -> tuple[subprocess.Popen, str]:
-    directory = work / name
-    directory.mkdir()
-    (directory / f"{name}_app.py").write_text(APPS[name])
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            f"{name}_app:app",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=directory,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(url, process, "/")
-    return process, url
-
-
 # The normaliser's columns from each event of a batch, by DuckDB's JSON functions: the least a
 # vectorised loader does (no deduplication, no clock-skew correction, the channel by library
 # only). Each event is parsed once into a struct (json_transform): 3.1 µs an event here, where
@@ -318,7 +292,7 @@ def main() -> None:
     runs: list[Run] = []
     try:
         for name in APPS:
-            process, url = start_app(work, name)
+            process, url = start_app(work, name, APPS[name])
             try:
                 for kind in ("single", "batch"):
                     wait_quiet([process.pid])

@@ -140,6 +140,27 @@ def wait_until_up(url: str, process: subprocess.Popen, path: str = "/health") ->
     sys.exit(f"server at {url} did not start")
 
 
+def start_app(work: Path, name: str, source: str) -> tuple[subprocess.Popen, str]:
+    """One uvicorn worker serving the ``app`` of ``source`` (written to ``work/<name>/``, its
+    working directory) on a free loopback port, up; stopped again if it does not come up."""
+    directory = work / name
+    directory.mkdir()
+    (directory / f"{name}_app.py").write_text(source)
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", f"{name}_app:app", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--no-access-log", "--log-level", "warning"], cwd=directory
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process, "/")
+    except BaseException:
+        process.terminate()
+        process.wait()
+        raise
+    return process, url
+
+
 def _ms(text: str) -> float:
     match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
     if not match:
@@ -351,28 +372,11 @@ def main() -> None:
     # The baseline reads the same headers (an Authorization header of a key's length).
     dummy = base64.b64encode(b"tp_write_" + b"0" * 32 + b":").decode()
     base_headers = ["Content-Type: application/json", f"Authorization: Basic {dummy}"]
-    (work / "baseline_app.py").write_text(BASELINE_APP)
-    port = free_port()
-    baseline = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "baseline_app:app",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=work,
-    )
-    base_url = f"http://127.0.0.1:{port}"
+    baseline, base_url = start_app(work, "baseline", BASELINE_APP)
     servers: list[Running] = []
     # rounds[r][name]: the wrk result of each run of round r
     rounds: list[dict[str, WrkResult]] = []
     try:
-        wait_until_up(base_url, baseline, "/")
         servers = [start_touchpoints(work, n, args) for n in counts]
         # Each configuration is measured right after the baseline, round after round: the
         # machine's speed moves by half between runs minutes apart (the baseline measured
